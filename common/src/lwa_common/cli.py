@@ -1,0 +1,144 @@
+"""The shared CLI vocabulary of every lwa-pipe tool (click).
+
+Every tool is a click group whose subcommands take positional inputs, `-o/--output`,
+`--overwrite`, `--config`, `-v`, `--log-file`. `run_main` turns an `LwaError` (or an unreadable
+input) into one line on stderr and exit status 1; click's usage errors keep exit status 2.
+Logs go to stderr (and the log file); stdout carries only machine-readable results.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lwa_common.config import Config, config_to_dict, load_config
+from lwa_common.errors import LwaError
+from lwa_common.provenance import command_line
+
+__all__ = [
+    "common_options",
+    "output_option",
+    "overwrite_option",
+    "config_option",
+    "json_option",
+    "setup_logging",
+    "run_main",
+    "emit",
+    "ExistingPath",
+    "NewPath",
+]
+
+log = logging.getLogger(__name__)
+
+ExistingPath = click.Path(exists=True, path_type=Path)
+NewPath = click.Path(path_type=Path)
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
+    """Handlers for a CLI run: stderr always, and `log_file` when given (appended)."""
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+    stream.setLevel(level)
+    root.addHandler(stream)
+    root.setLevel(logging.DEBUG if log_file else level)
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(logging.Formatter(LOG_FORMAT))
+        fh.setLevel(logging.INFO if verbose < 2 else logging.DEBUG)
+        root.addHandler(fh)
+    for noisy in ("matplotlib", "PIL", "numba", "h5py", "asyncio", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _configure(ctx: click.Context, verbose: int, log_file: Path | None, config: Path | None) -> Config:
+    setup_logging(verbose, log_file)
+    cfg = load_config(config)
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = cfg
+    log.info("command: %s", command_line())
+    if config:
+        log.info("config file %s resolved to %s", config, json.dumps(config_to_dict(cfg), default=str))
+    return cfg
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`-v`, `--log-file`, `--config` on a subcommand; passes `cfg` (the resolved Config)."""
+
+    @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+    @click.option("--log-file", type=NewPath, default=None, help="Also append the log to this file.")
+    @click.option("--config", "config_file", type=ExistingPath, default=None,
+                  help="TOML file overriding pipeline defaults (unknown keys are errors).")
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx: click.Context, *args: Any, verbose: int, log_file: Path | None,
+                config_file: Path | None, **kwargs: Any) -> Any:
+        cfg = _configure(ctx, verbose, log_file, config_file)
+        t0 = time.perf_counter()
+        result = func(*args, cfg=cfg, **kwargs)
+        log.info("%s finished in %.1f s", ctx.command_path, time.perf_counter() - t0)
+        return result
+
+    return wrapper
+
+
+def output_option(required: bool = True, help: str = "Output path.", **kw: Any) -> Callable[..., Any]:
+    return click.option("-o", "--output", type=NewPath, required=required, help=help, **kw)
+
+
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+config_option = click.option("--config", "config_file", type=ExistingPath, default=None,
+                             help="TOML file overriding pipeline defaults.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+
+
+def emit(value: Any, *, as_json: bool = False) -> None:
+    """Machine-readable result on stdout: JSON, or one path per line."""
+    if as_json:
+        click.echo(json.dumps(value, indent=1, default=str))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            click.echo(str(item))
+    elif isinstance(value, dict):
+        for item in value.get("outputs", []):
+            click.echo(str(item))
+    elif value is not None:
+        click.echo(str(value))
+
+
+def run_main(group: click.Group, argv: list[str] | None = None) -> None:
+    """Entry point body: run `group`, map LwaError/OSError to one stderr line and exit 1."""
+    prog = Path(sys.argv[0]).name if sys.argv else group.name
+    try:
+        group.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo(f"{prog}: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except LwaError as err:
+        logging.getLogger(prog).debug("failure", exc_info=True)
+        click.echo(f"{prog}: error: {err}", err=True)
+        sys.exit(1)
+    except (OSError, RuntimeError, ValueError) as err:
+        logging.getLogger(prog).error("unexpected failure", exc_info=True)
+        click.echo(f"{prog}: error: {type(err).__name__}: {err}", err=True)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,295 @@
+"""Every default of the pipeline, held once, in frozen dataclasses.
+
+A TOML file may override any value; its tables mirror the dataclass fields::
+
+    [hot_baselines]
+    sigma_uv = 6.5
+
+    [imaging]
+    size = 1024
+
+Unknown tables or keys are errors with a "did you mean" hint, so a typo never silently falls
+back to a default. `load_config(None)` gives the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lwa_common.errors import LwaError
+
+__all__ = [
+    "Config",
+    "Site",
+    "Observation",
+    "HotBaselines",
+    "SnapshotQA",
+    "ImageConfiguration",
+    "Imaging",
+    "PrimaryBeam",
+    "Dewarp",
+    "Cutout",
+    "Transient",
+    "Stack",
+    "FluxScale",
+    "Peel",
+    "SCIENCE_CONFIGURATIONS",
+    "load_config",
+    "config_to_dict",
+]
+
+
+@dataclass(frozen=True)
+class Site:
+    """OVRO-LWA location (WGS84)."""
+
+    name: str = "OVRO-LWA"
+    lat_deg: float = 37.2398
+    lon_deg: float = -118.2817
+    height_m: float = 1222.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The shape of OVRO-LWA data: subbands, channels, integration time."""
+
+    subbands_mhz: tuple[int, ...] = (13, 18, 23, 27, 32, 36, 41, 46, 50, 55, 59, 64, 69, 73, 78, 82)
+    skip_subbands_mhz: tuple[int, ...] = (13,)
+    n_channels: int = 192
+    channel_width_hz: float = 23926.0
+    integration_s: float = 10.031
+
+
+@dataclass(frozen=True)
+class HotBaselines:
+    """Two-pass hot-baseline flagging (amplitude vs uv distance; cross-pol antenna heatmap)."""
+
+    window: int = 100
+    sigma_uv: float = 7.0
+    sigma_heatmap: float = 5.0
+    antenna_fraction: float = 0.25
+    min_uv_lambda: float = 4.0
+    dead_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class SnapshotQA:
+    """Pilot snapshots and bad-integration detection."""
+
+    size: int = 4096
+    scale_arcmin: float = 1.875
+    sigma: float = 5.0
+    low_ratio: float = 0.5
+    running_window: int = 11
+
+
+@dataclass(frozen=True)
+class ImageConfiguration:
+    """One of the science imaging configurations."""
+
+    name: str
+    stokes: str
+    span: str  # "deep" (whole MS) or "10min" (intervals-out)
+    robust: float
+    taper: bool
+    niter: int
+    multiscale: bool
+
+
+SCIENCE_CONFIGURATIONS: tuple[ImageConfiguration, ...] = (
+    ImageConfiguration("I-Deep-Taper-Robust-0.75", "I", "deep", -0.75, True, 500_000, True),
+    ImageConfiguration("I-Deep-Taper-Robust-0", "I", "deep", 0.0, True, 500_000, True),
+    ImageConfiguration("I-Deep-NoTaper-Robust-0.75", "I", "deep", -0.75, False, 150_000, True),
+    ImageConfiguration("I-Deep-NoTaper-Robust-0", "I", "deep", 0.0, False, 150_000, True),
+    ImageConfiguration("I-Taper-10min", "I", "10min", 0.0, True, 50_000, True),
+    ImageConfiguration("V-Taper-Deep", "V", "deep", 0.0, True, 0, False),
+    ImageConfiguration("V-Taper-10min", "V", "10min", 0.0, True, 0, False),
+)
+
+
+@dataclass(frozen=True)
+class Imaging:
+    """wsclean parameters shared by the science configurations."""
+
+    size: int = 4096
+    scale_deg: float = 0.03125
+    horizon_mask_deg: float = 10.0
+    multiscale_scale_bias: float = 0.8
+    auto_threshold: float = 0.5
+    auto_mask: float = 3.0
+    local_rms: bool = True
+    taper_inner_tukey_lambda: float = 30.0
+    intervals_out: int = 6
+    mgain: float = 0.8
+    threads: int = 0  # 0: let wsclean decide
+    configurations: tuple[ImageConfiguration, ...] = SCIENCE_CONFIGURATIONS
+
+
+@dataclass(frozen=True)
+class PrimaryBeam:
+    """Primary-beam correction."""
+
+    beam_file: str = ""  # empty: the analytic dipole beam shipped with lwa_common
+    min_elevation_deg: float = 10.0
+    min_response: float = 0.05
+
+
+@dataclass(frozen=True)
+class Dewarp:
+    """Ionospheric dewarping against a reference catalogue (VLSSr)."""
+
+    snr: float = 5.0
+    match_radius_arcmin: float = 5.0
+    min_anchors: int = 6
+    reference_freq_mhz: float = 73.8
+    spectral_index: float = -0.8
+    flux_ratio_max: float = 5.0
+    smoothing: float = 1.0
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """Target photometry."""
+
+    size_deg: float = 2.0
+    min_elevation_deg: float = 30.0
+    ionospheric_pad_arcsec_at_85mhz: float = 120.0
+    detection_sigma: float = 5.0
+    annulus_inner_beams: float = 3.0
+    annulus_outer_beams: float = 6.0
+
+
+@dataclass(frozen=True)
+class Transient:
+    """Blind transient search."""
+
+    v_sigma: float = 5.0
+    i_sigma: float = 7.0
+    rms_box_px: int = 32
+    v_mask_high_sigma: float = 500.0
+    v_mask_low_sigma: float = 100.0
+    i_mask_high_sigma: float = 100.0
+    i_mask_low_sigma: float = 30.0
+    v_ateam_radius_deg: tuple[float, float] = (3.0, 5.0)
+    i_ateam_radius_deg: tuple[float, float] = (10.0, 15.0)
+    bilobe_radius_arcmin: float = 30.0
+    bilobe_ratio: tuple[float, float] = (0.2, 5.0)
+    bilobe_sigma: tuple[float, float] = (3.0, 4.0)
+    catalog_match_arcmin: float = 2.0
+    max_cutouts: int = 5
+    warn_candidates: int = 10
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Wideband stacking."""
+
+    bands_mhz: tuple[tuple[str, float, float], ...] = (
+        ("Red", 18.0, 41.0),
+        ("Green", 41.0, 64.0),
+        ("Blue", 64.0, 85.0),
+    )
+    stretch_percentiles: tuple[float, float] = (0.5, 99.8)
+
+
+@dataclass(frozen=True)
+class FluxScale:
+    """Flux-scale check against Scaife & Heald 2012 / Perley & Butler 2017."""
+
+    min_elevation_deg: float = 20.0
+    calibrators: tuple[str, ...] = ("3C48", "3C147", "3C196", "3C286", "3C295", "3C380", "3C123")
+
+
+@dataclass(frozen=True)
+class Peel:
+    """Direction-dependent peeling with DP3."""
+
+    min_elevation_deg: float = 0.0
+    uv_min_lambda: float = 5.0
+    max_iterations: int = 5
+    tolerance: float = 1e-4
+
+
+@dataclass(frozen=True)
+class Config:
+    site: Site = field(default_factory=Site)
+    observation: Observation = field(default_factory=Observation)
+    hot_baselines: HotBaselines = field(default_factory=HotBaselines)
+    snapshot_qa: SnapshotQA = field(default_factory=SnapshotQA)
+    imaging: Imaging = field(default_factory=Imaging)
+    primary_beam: PrimaryBeam = field(default_factory=PrimaryBeam)
+    dewarp: Dewarp = field(default_factory=Dewarp)
+    cutout: Cutout = field(default_factory=Cutout)
+    transient: Transient = field(default_factory=Transient)
+    stack: Stack = field(default_factory=Stack)
+    flux_scale: FluxScale = field(default_factory=FluxScale)
+    peel: Peel = field(default_factory=Peel)
+
+
+def _unknown(key: str, known: list[str], where: str) -> LwaError:
+    hint = difflib.get_close_matches(key, known, n=1)
+    typo = f" (typo? did you mean '{hint[0]}')" if hint else ""
+    return LwaError(f"config: unknown key '{where}{key}'{typo}; known: {', '.join(sorted(known))}")
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise LwaError(f"config: '{where}' must be true or false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LwaError(f"config: '{where}' must be a number, got {value!r}")
+        return type(default)(value) if isinstance(default, float) or float(value).is_integer() else value
+    if isinstance(default, tuple):
+        if not isinstance(value, list):
+            raise LwaError(f"config: '{where}' must be a list, got {value!r}")
+        return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise LwaError(f"config: '{where}' must be a string, got {value!r}")
+    return value
+
+
+def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
+    names = [f.name for f in dataclasses.fields(obj)]
+    changes = {}
+    for key, value in overrides.items():
+        if key not in names:
+            raise _unknown(key, names, where)
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise LwaError(f"config: '{where}{key}' must be a table")
+            changes[key] = _apply(current, value, f"{where}{key}.")
+        elif key == "configurations":
+            changes[key] = tuple(ImageConfiguration(**c) for c in value)
+        else:
+            changes[key] = _coerce(value, current, f"{where}{key}")
+    return dataclasses.replace(obj, **changes)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file at `path` (if any), then `overrides` (same nesting)."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise LwaError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise LwaError(f"config file {path} is not valid TOML: {err}") from None
+        config = _apply(config, data, "")
+    if overrides:
+        config = _apply(config, overrides, "")
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain nested dict, for logging the resolved values."""
+    return dataclasses.asdict(config)

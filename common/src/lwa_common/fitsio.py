@@ -1,0 +1,168 @@
+"""FITS images that describe themselves.
+
+Tools choose images by header, never by parsing file names. The keywords (DESIGN.md):
+
+| key | meaning |
+|---|---|
+| STOKES | I / V / ... |
+| IMGCAT | deep / 10min / snapshot / diff / stack |
+| INTERVAL, NINTERVL | interval tag (t0001...) and how many intervals the hour has |
+| ROBUST, TAPER | Briggs robust; inner Tukey taper in lambda (0 = none) |
+| PBCOR, DEWARPED | primary-beam corrected? ionospherically dewarped? |
+| SUBBAND, FREQMHZ | subband label (55MHz) and centre frequency |
+| DATE-OBS, DATE-END, MJD-MID | time range of the data in the image |
+| BMAJ, BMIN, BPA | restoring beam (deg) |
+| LWAVER | lwa-pipe version that wrote the file |
+
+plus provenance HISTORY cards (`lwa_common.provenance`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from lwa_common.errors import LwaError
+from lwa_common.io import atomic_path
+from lwa_common.provenance import stamp_header, tool_version
+
+__all__ = [
+    "IMAGE_KEYWORDS",
+    "read_image",
+    "write_image",
+    "update_keywords",
+    "image_plane",
+    "celestial_wcs",
+    "ImageInfo",
+    "image_info",
+]
+
+IMAGE_KEYWORDS: dict[str, str] = {
+    "STOKES": "Stokes parameter of the image",
+    "IMGCAT": "image category: deep/10min/snapshot/diff/stack",
+    "INTERVAL": "interval tag (t0001...) or 'deep'",
+    "NINTERVL": "number of intervals in the span",
+    "ROBUST": "Briggs robust weighting",
+    "TAPER": "inner Tukey taper [lambda], 0 = none",
+    "PBCOR": "primary-beam corrected",
+    "DEWARPED": "ionospherically dewarped",
+    "SUBBAND": "OVRO-LWA subband label",
+    "FREQMHZ": "image centre frequency [MHz]",
+    "DATE-OBS": "start of the data (UTC)",
+    "DATE-END": "end of the data (UTC)",
+    "MJD-MID": "middle of the data (MJD, UTC)",
+    "LWAVER": "lwa-pipe version that wrote this file",
+}
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, fits.Header]:
+    """Primary HDU data (as float) and header; one-line error when unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise LwaError(f"image not found: {path}")
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            data = hdul[0].data
+            header = hdul[0].header.copy()
+    except (OSError, ValueError, TypeError) as err:
+        raise LwaError(f"cannot read FITS image {path}: {err}") from None
+    if data is None:
+        raise LwaError(f"FITS file {path} has no image data in its primary HDU")
+    return np.asarray(data, dtype=np.float32 if data.dtype.itemsize <= 4 else np.float64), header
+
+
+def update_keywords(header: fits.Header, keywords: dict[str, Any]) -> fits.Header:
+    for key, value in keywords.items():
+        if value is None:
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        header[key] = (value, IMAGE_KEYWORDS.get(key, ""))
+    return header
+
+
+def write_image(
+    path: str | Path,
+    data: np.ndarray,
+    header: fits.Header,
+    *,
+    tool: str,
+    keywords: dict[str, Any] | None = None,
+    argv: list[str] | None = None,
+    extra_history: list[str] | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Write `data` with `header` + `keywords` + provenance, atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise LwaError(f"output exists: {path} (use --overwrite to replace it)")
+    header = header.copy()
+    update_keywords(header, keywords or {})
+    header["LWAVER"] = (tool_version("lwa-common"), IMAGE_KEYWORDS["LWAVER"])
+    stamp_header(header, tool=tool, argv=argv, extra=extra_history)
+    hdu = fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32), header=header)
+    with atomic_path(path) as tmp:
+        hdu.writeto(tmp, output_verify="silentfix")
+    return path
+
+
+def image_plane(data: np.ndarray) -> np.ndarray:
+    """The 2-D sky plane of a (1, 1, ny, nx) wsclean-style cube."""
+    data = np.asarray(data)
+    while data.ndim > 2:
+        if data.shape[0] != 1:
+            raise LwaError(f"image has a non-degenerate axis of length {data.shape[0]}; expected one plane")
+        data = data[0]
+    return data
+
+
+def celestial_wcs(header: fits.Header) -> WCS:
+    return WCS(header).celestial
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a tool needs to choose an image: read from the header only."""
+
+    path: Path
+    stokes: str
+    category: str
+    interval: str
+    robust: float | None
+    taper: float
+    pbcor: bool
+    dewarped: bool
+    subband: str
+    freq_mhz: float
+    mjd_mid: float | None
+
+
+def image_info(path: str | Path) -> ImageInfo:
+    path = Path(path)
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError) as err:
+        raise LwaError(f"cannot read FITS header {path}: {err}") from None
+    freq = header.get("FREQMHZ")
+    if freq is None:
+        for i in range(1, header.get("NAXIS", 0) + 1):
+            if str(header.get(f"CTYPE{i}", "")).upper().startswith("FREQ"):
+                freq = header[f"CRVAL{i}"] / 1e6
+    return ImageInfo(
+        path=path,
+        stokes=str(header.get("STOKES", "")),
+        category=str(header.get("IMGCAT", "")),
+        interval=str(header.get("INTERVAL", "")),
+        robust=header.get("ROBUST"),
+        taper=float(header.get("TAPER", 0.0) or 0.0),
+        pbcor=bool(header.get("PBCOR", False)),
+        dewarped=bool(header.get("DEWARPED", False)),
+        subband=str(header.get("SUBBAND", "")),
+        freq_mhz=float(freq) if freq is not None else float("nan"),
+        mjd_mid=header.get("MJD-MID"),
+    )

@@ -1,0 +1,67 @@
+"""Names: OVRO-LWA MS file names and IAU-style J-names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from astropy.coordinates import SkyCoord
+from astropy.time import Time
+
+from lwa_common.errors import LwaError
+
+__all__ = ["MsName", "parse_ms_name", "format_ms_name", "jname", "jname_short", "subband_label"]
+
+_MS_RE = re.compile(r"^(\d{8})_(\d{6})_(\d+)MHz\.ms$")
+
+
+@dataclass(frozen=True)
+class MsName:
+    time: Time
+    subband_mhz: int
+
+    @property
+    def subband(self) -> str:
+        return subband_label(self.subband_mhz)
+
+
+def subband_label(mhz: int | float) -> str:
+    return f"{int(round(mhz))}MHz"
+
+
+def parse_ms_name(name: str) -> MsName:
+    """'20241220_103000_55MHz.ms' -> MsName(time, 55)."""
+    base = name.rstrip("/").rsplit("/", 1)[-1]
+    match = _MS_RE.match(base)
+    if not match:
+        raise LwaError(f"'{base}' is not an OVRO-LWA MS name (YYYYMMDD_HHMMSS_XXMHz.ms)")
+    stamp = datetime.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")
+    return MsName(Time(stamp, scale="utc"), int(match.group(3)))
+
+
+def format_ms_name(time: Time, subband_mhz: int | float) -> str:
+    return f"{time.utc.datetime.strftime('%Y%m%d_%H%M%S')}_{subband_label(subband_mhz)}.ms"
+
+
+def _parts(coord: SkyCoord) -> tuple[str, str]:
+    ra = coord.icrs.ra.hms
+    dec = coord.icrs.dec
+    sign = "-" if dec.deg < 0 else "+"
+    d, m, s = (abs(x) for x in dec.signed_dms[1:])
+    # truncate (IAU convention), never round up into 60
+    ra_txt = f"{int(ra.h):02d}{int(ra.m):02d}{int(ra.s):02d}"
+    dec_txt = f"{sign}{int(d):02d}{int(m):02d}{int(s):02d}"
+    return ra_txt, dec_txt
+
+
+def jname(coord: SkyCoord) -> str:
+    """Full J-name, e.g. J055312+312045."""
+    ra_txt, dec_txt = _parts(coord)
+    return f"J{ra_txt}{dec_txt}"
+
+
+def jname_short(coord: SkyCoord) -> str:
+    """Folder J-name, e.g. J0553+31 (hhmm, signed whole degrees)."""
+    ra_txt, dec_txt = _parts(coord)
+    return f"J{ra_txt[:4]}{dec_txt[:3]}"

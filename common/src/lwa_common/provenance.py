@@ -1,0 +1,117 @@
+"""Provenance: which tool, which version (and git hash), when, with which command line.
+
+`stamp_header` writes HISTORY cards into a FITS header and never duplicates them: a rerun of the
+same command replaces its own earlier stamp rather than adding another. `stamp_ms` appends one row
+to an MS HISTORY table (the casacore convention for recording what touched a MeasurementSet).
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from astropy.io import fits
+
+__all__ = ["tool_version", "git_hash", "command_line", "stamp_header", "read_stamp", "stamp_ms", "PROV_PREFIX"]
+
+PROV_PREFIX = "lwa-pipe"
+
+
+def tool_version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@functools.cache
+def git_hash() -> str:
+    """Short git hash of the lwa-pipe checkout this code runs from ('' when not in git)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    argv = sys.argv if argv is None else argv
+    if argv:
+        argv = [Path(argv[0]).name, *argv[1:]]
+    return shlex.join(argv)
+
+
+def _stamp_lines(tool: str, argv: list[str] | None, extra: list[str] | None) -> list[str]:
+    ver = tool_version(tool)
+    ghash = git_hash()
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    lines = [f"{ver}{' git ' + ghash if ghash else ''} {when}Z", f"cmd: {command_line(argv)}"]
+    return lines + list(extra or [])
+
+
+def _tag(tool: str) -> str:
+    return f"{PROV_PREFIX}[{tool}] "
+
+
+def stamp_header(
+    header: fits.Header,
+    *,
+    tool: str,
+    argv: list[str] | None = None,
+    extra: list[str] | None = None,
+) -> fits.Header:
+    """Add provenance HISTORY for `tool`, replacing an earlier stamp of the same tool.
+
+    Every card of a stamp starts with `lwa-pipe[<tool>] ` (long lines are cut into several cards,
+    each tagged), so other tools' stamps -- the chain of custody -- are kept in order and only this
+    tool's own previous cards go: writing the same product twice leaves one stamp per tool.
+    """
+    tag = _tag(tool)
+    kept = [str(card) for card in header.get("HISTORY", []) if not str(card).startswith(tag)]
+    while "HISTORY" in header:
+        del header["HISTORY"]
+    for text in kept:
+        header.add_history(text)
+    width = 72 - len(tag)
+    for line in _stamp_lines(tool, argv, extra):
+        for i in range(0, max(len(line), 1), width):
+            header.add_history(tag + line[i : i + width])
+    return header
+
+
+def read_stamp(header: fits.Header, tool: str) -> list[str]:
+    """The lines of `tool`'s stamp in `header` (long lines joined back)."""
+    tag = _tag(tool)
+    return [str(c)[len(tag):] for c in header.get("HISTORY", []) if str(c).startswith(tag)]
+
+
+def stamp_ms(ms: str | Path, *, tool: str, argv: list[str] | None = None, message: str = "") -> None:
+    """Append a row to the MS HISTORY subtable (if it exists) recording this command."""
+    from casacore.tables import table
+
+    hist = Path(ms) / "HISTORY"
+    if not hist.exists():
+        return
+    from astropy.time import Time
+
+    with table(str(hist), readonly=False, ack=False) as t:
+        row = t.nrows()
+        t.addrows(1)
+        t.putcell("TIME", row, Time.now().mjd * 86400.0)
+        t.putcell("MESSAGE", row, message or f"{tool} {tool_version(tool)}")
+        t.putcell("PRIORITY", row, "INFO")
+        t.putcell("ORIGIN", row, PROV_PREFIX)
+        t.putcell("APPLICATION", row, tool)
+        t.putcell("CLI_COMMAND", row, [command_line(argv)])
+        t.putcell("APP_PARAMS", row, [""])
+        t.putcell("OBJECT_ID", row, 0)
+        t.putcell("OBSERVATION_ID", row, -1)

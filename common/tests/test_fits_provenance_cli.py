@@ -1,0 +1,117 @@
+"""lwa_common: self-describing FITS, provenance without duplicates, the CLI error contract."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from lwa_common import LwaError
+from lwa_common.cli import common_options, run_main
+from lwa_common.fitsio import image_info, read_image, write_image
+from lwa_common.io import atomic_path, check_output
+from lwa_common.provenance import read_stamp, stamp_header
+
+
+def _header():
+    h = fits.Header()
+    h["CTYPE1"], h["CTYPE2"], h["CTYPE3"] = "RA---SIN", "DEC--SIN", "FREQ"
+    h["CRVAL3"] = 56.0e6
+    return h
+
+
+def test_write_image_keywords_and_single_stamp(tmp_path):
+    path = tmp_path / "a.fits"
+    data = np.arange(12, dtype=float).reshape(3, 4)
+    kw = {"STOKES": "V", "IMGCAT": "10min", "INTERVAL": "t0002", "ROBUST": 0.0, "TAPER": 30.0,
+          "PBCOR": False, "DEWARPED": True, "SUBBAND": "55MHz", "FREQMHZ": 56.0}
+    argv = ["lwa-image", "science", "--only", "V-Taper-10min", "x" * 150]
+    write_image(path, data, _header(), tool="lwa-common", keywords=kw, argv=argv)
+    arr, h = read_image(path)
+    assert arr.shape == (3, 4) and h["STOKES"] == "V" and h["DEWARPED"] is True
+    stamp = read_stamp(h, "lwa-common")
+    assert any("x" * 40 in line for line in stamp)
+    assert "".join(stamp).count("x") == 150  # long argv kept whole across cards
+    # rewrite the product (a rerun): still exactly one stamp of this tool
+    write_image(path, arr, h, tool="lwa-common", keywords=kw, argv=argv)
+    _, h2 = read_image(path)
+    assert len(read_stamp(h2, "lwa-common")) == len(stamp)
+    info = image_info(path)
+    assert (info.stokes, info.category, info.interval, info.freq_mhz, info.pbcor) == ("V", "10min", "t0002", 56.0, False)
+
+
+def test_stamp_keeps_other_tools(tmp_path):
+    h = fits.Header()
+    h.add_history("wsclean did this")
+    stamp_header(h, tool="lwa-image", argv=["lwa-image", "science"])
+    stamp_header(h, tool="lwa-dewarp", argv=["lwa-dewarp", "apply"])
+    stamp_header(h, tool="lwa-image", argv=["lwa-image", "science", "--only", "x"])
+    hist = [str(c) for c in h["HISTORY"]]
+    assert hist[0] == "wsclean did this"
+    assert sum("cmd: lwa-image science --only x" in c for c in hist) == 1
+    assert sum("cmd: lwa-image" in c for c in hist) == 1
+    assert sum("cmd: lwa-dewarp apply" in c for c in hist) == 1
+
+
+def test_read_image_errors(tmp_path):
+    with pytest.raises(LwaError, match="not found"):
+        read_image(tmp_path / "none.fits")
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not a fits file at all")
+    with pytest.raises(LwaError, match="cannot read FITS"):
+        read_image(bad)
+
+
+def test_atomic_path_keeps_old_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("good")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    with pytest.raises(LwaError, match="--overwrite"):
+        check_output(target, overwrite=False)
+
+
+@click.group()
+def _demo():
+    pass
+
+
+@_demo.command()
+@click.argument("what")
+@common_options
+def fail(what, cfg):
+    if what == "data":
+        raise LwaError("the data are bad")
+    click.echo(f"ok {cfg.imaging.size}")
+
+
+@pytest.mark.parametrize(("args", "code", "text"), [
+    (["fail", "data"], 1, "prog: error: the data are bad"),
+    (["fail"], 2, "Missing argument"),
+    (["fail", "fine"], 0, ""),
+])
+def test_run_main_exit_codes(args, code, text, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["prog"])
+    with pytest.raises(SystemExit) as exc:
+        run_main(_demo, args)
+    assert exc.value.code == code
+    err = capsys.readouterr().err
+    assert text in err
+    if code == 1:
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_config_option_is_applied(tmp_path, capsys, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[imaging]\nsize = 256\n")
+    monkeypatch.setattr("sys.argv", ["prog"])
+    with pytest.raises(SystemExit) as exc:
+        run_main(_demo, ["fail", "fine", "--config", str(cfg)])
+    assert exc.value.code == 0 and "ok 256" in capsys.readouterr().out

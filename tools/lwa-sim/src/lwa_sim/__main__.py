@@ -1,0 +1,3 @@
+from lwa_sim.cli import main
+
+main()

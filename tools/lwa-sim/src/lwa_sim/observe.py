@@ -1,0 +1,391 @@
+"""Simulate an OVRO-LWA observation: one MS per integration per subband, plus its truth.
+
+Visibilities come from a direct Fourier sum over the sky model (vectorised numpy, one
+integration at a time), so every pixel of the truth is exact. pyuvdata writes the MS.
+
+Conventions (checked by imaging with wsclean in the tests): we build MS-convention visibilities,
+V = sum S exp(-2 pi i (u l + v m + w (n - 1))), linear feeds XX = I + Q, YY = I - Q, XY = U + iV,
+YX = U - iV, antenna gains applied as g_i g_j^*; pyuvdata's data array holds the complex
+conjugate (it conjugates on write), so we store conj(V).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import astropy.units as u
+import h5py
+import numpy as np
+from astropy.coordinates import AltAz, SkyCoord
+from astropy.time import Time
+
+from lwa_common import LwaError
+from lwa_common.config import Site
+from lwa_common.io import atomic_path
+from lwa_common.naming import format_ms_name, subband_label
+from lwa_common.site import ovro_location
+from lwa_common.subbands import CHANNEL_WIDTH_HZ, subband_freqs
+from lwa_sim.array import Array, load_array
+from lwa_sim.spec import Source, TruthSpec
+
+__all__ = ["ObserveSettings", "observe", "apparent_sources"]
+
+log = logging.getLogger(__name__)
+
+C_M_S = 299_792_458.0
+
+
+@dataclass(frozen=True)
+class ObserveSettings:
+    start: Time
+    n_integrations: int
+    subbands_mhz: tuple[int, ...]
+    n_channels: int
+    n_antennas: int | None
+    system_cfg: Path
+    integration_s: float = 10.031
+    seed: int = 0
+    site: Site = Site()
+
+
+def _random_sources(cfg: dict, mid: Time, site: Site) -> list[Source]:
+    rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    count = int(cfg.get("count", 20))
+    lo, hi = cfg.get("flux_jy", [5.0, 50.0])
+    min_el = float(cfg.get("min_elevation_deg", 30.0))
+    loc = ovro_location(site)
+    out: list[Source] = []
+    frame = AltAz(obstime=mid, location=loc)
+    while len(out) < count:
+        # uniform on the cap above min_el
+        z = rng.uniform(np.sin(np.radians(min_el)), 1.0, size=count)
+        az = rng.uniform(0, 360, size=count)
+        coords = SkyCoord(alt=np.degrees(np.arcsin(z)) * u.deg, az=az * u.deg, frame=frame).icrs
+        flux = np.exp(rng.uniform(np.log(lo), np.log(hi), size=count))
+        for c, s in zip(coords, flux):
+            if len(out) < count:
+                out.append(Source(f"rnd{len(out):03d}", float(c.ra.deg), float(c.dec.deg), float(s),
+                                  ref_freq_mhz=73.8, spectral_index=float(cfg.get("spectral_index", -0.8)),
+                                  kind="random"))
+    return out
+
+
+def _ateam_sources(ateam: str | bool) -> list[Source]:
+    from lwa_common.catalogs import read_ttcal_sources
+
+    if ateam is True:
+        raise LwaError("spec: 'ateam: true' needs a path to a TTCal sources.json (e.g. ateam_sources.json)")
+    out = []
+    for src in read_ttcal_sources(ateam):
+        for comp in src.components or [src]:
+            ref = 60e6
+            s60 = float(comp.flux_at(ref))
+            # local power-law slope at 60 MHz from the log-polynomial
+            s70 = float(comp.flux_at(70e6))
+            alpha = float(np.log(s70 / s60) / np.log(70 / 60))
+            out.append(Source(f"{src.name}:{comp.name}" if comp is not src else src.name,
+                              comp.ra_deg, comp.dec_deg, s60, ref_freq_mhz=60.0, spectral_index=alpha,
+                              major_arcsec=comp.major_arcsec or 0.0, minor_arcsec=comp.minor_arcsec or 0.0,
+                              pa_deg=comp.pa_deg or 0.0, kind="ateam"))
+    return out
+
+
+def _iono_offsets(cfg: dict | None, sources: list[Source], mid: Time, site: Site) -> list[Source]:
+    """Add a smooth ionospheric offset field (a few random long-wavelength modes over the sky)."""
+    if not cfg:
+        return sources
+    rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    amp = float(cfg.get("amplitude_arcmin", 3.0))
+    scale = np.radians(float(cfg.get("scale_deg", 40.0)))
+    n_modes = 4
+    k = rng.normal(size=(2, n_modes, 2)) / scale
+    phase = rng.uniform(0, 2 * np.pi, size=(2, n_modes))
+    zen = SkyCoord(alt=90 * u.deg, az=0 * u.deg, frame=AltAz(obstime=mid, location=ovro_location(site))).icrs
+    out = []
+    for s in sources:
+        c = SkyCoord(s.ra_deg * u.deg, s.dec_deg * u.deg)
+        off = zen.spherical_offsets_to(c)
+        x, y = off[0].rad, off[1].rad
+        d = [np.sum(np.sin(k[j, :, 0] * x + k[j, :, 1] * y + phase[j])) / np.sqrt(n_modes) * amp for j in (0, 1)]
+        out.append(replace(s, offset_arcmin=(s.offset_arcmin[0] + d[0], s.offset_arcmin[1] + d[1])))
+    return out
+
+
+def apparent_sources(spec: TruthSpec, mid: Time, site: Site) -> list[Source]:
+    """Every sky source of the spec (field, random, A-team, transient), with ionospheric offsets."""
+    sources = list(spec.sources)
+    if spec.random_sources:
+        sources += _random_sources(spec.random_sources, mid, site)
+    if spec.ateam:
+        sources += _ateam_sources(spec.ateam)
+    sources += [t.source for t in spec.transients]
+    return _iono_offsets(spec.ionosphere, sources, mid, site)
+
+
+def _offset_position(s: Source) -> tuple[float, float]:
+    dra, ddec = s.offset_arcmin
+    dec = s.dec_deg + ddec / 60.0
+    ra = s.ra_deg + dra / 60.0 / max(np.cos(np.radians(s.dec_deg)), 1e-6)
+    return ra % 360.0, dec
+
+
+def _lmn(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, ...]:
+    """Direction cosines relative to the phase centre (all radians)."""
+    dra = ra - ra0
+    l = np.cos(dec) * np.sin(dra)
+    m = np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(dra)
+    n = np.sin(dec) * np.sin(dec0) + np.cos(dec) * np.cos(dec0) * np.cos(dra)
+    return l, m, n
+
+
+def _gaussian_uv(u_l: np.ndarray, v_l: np.ndarray, s: Source) -> np.ndarray | float:
+    """Visibility taper of an elliptical Gaussian (u, v in wavelengths)."""
+    if s.major_arcsec <= 0:
+        return 1.0
+    fwhm_to_sigma = 1.0 / np.sqrt(8 * np.log(2))
+    smaj = np.radians(s.major_arcsec / 3600.0) * fwhm_to_sigma
+    smin = np.radians((s.minor_arcsec or s.major_arcsec) / 3600.0) * fwhm_to_sigma
+    pa = np.radians(s.pa_deg)  # east of north
+    up = u_l * np.sin(pa) + v_l * np.cos(pa)  # along the major axis
+    vp = u_l * np.cos(pa) - v_l * np.sin(pa)
+    return np.exp(-2 * np.pi**2 * (smaj**2 * up**2 + smin**2 * vp**2))
+
+
+def _true_gains(spec: TruthSpec, n_ant: int, freqs: np.ndarray) -> np.ndarray:
+    """Complex gains [ant, pol(X, Y), chan]: smooth bandpass + XY phase on Y."""
+    g = np.ones((n_ant, 2, len(freqs)), dtype=np.complex128)
+    if spec.gains is None:
+        return g
+    rng = np.random.default_rng(spec.gains.seed)
+    x = (freqs - freqs.mean()) / max(np.ptp(freqs), 1.0)
+    for a in range(n_ant):
+        for p in range(2):
+            amp = 1 + spec.gains.amplitude_rms * rng.normal() + 0.5 * spec.gains.amplitude_rms * rng.normal() * x
+            ph = np.radians(spec.gains.phase_rms_deg) * (rng.normal() + rng.normal() * x)
+            g[a, p] = amp * np.exp(1j * ph)
+    g[:, 1, :] *= np.exp(1j * np.radians(spec.gains.xy_phase_deg))
+    return g
+
+
+def _beam_model(spec: TruthSpec):
+    if not spec.beam:
+        return None
+    from lwa_common.beam import BeamModel, default_beam_path
+
+    return BeamModel.from_h5(default_beam_path())
+
+
+def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
+    """Write the observation into `outdir` and return the truth (also written as truth.json)."""
+    from pyuvdata import Telescope, UVData
+
+    if settings.n_integrations < 1:
+        raise LwaError("--n-int must be at least 1")
+    freqs_by_subband = {sb: subband_freqs(sb, settings.n_channels) for sb in settings.subbands_mhz}
+    outdir.mkdir(parents=True, exist_ok=True)
+    site = settings.site
+    loc = ovro_location(site)
+    array = load_array(settings.system_cfg, n_antennas=settings.n_antennas, location=loc)
+    for a in spec.dead_antennas + tuple(x for p in spec.hot_pairs for x in p):
+        if not 0 <= a < array.n:
+            raise LwaError(f"spec: antenna index {a} outside 0..{array.n - 1}")
+    dt = settings.integration_s
+    n_int = settings.n_integrations
+    starts = [settings.start + (k * dt) * u.s for k in range(n_int)]
+    mid_obs = settings.start + (n_int * dt / 2) * u.s
+    sources = apparent_sources(spec, mid_obs, site)
+    beam = _beam_model(spec)
+    rng = np.random.default_rng(settings.seed)
+    transient_names = {t.source.name: t for t in spec.transients}
+
+    telescope = Telescope.new(
+        name="OVRO-LWA", instrument="OVRO-LWA", location=loc,
+        antenna_positions=array.ecef_rel_m, antenna_names=list(array.names),
+        antenna_numbers=np.arange(array.n), mount_type="alt-az",
+        feed_array=[["x", "y"]] * array.n, feed_angle=[[np.pi / 2, 0.0]] * array.n,
+    )
+    truth_subbands = []
+    for sb in settings.subbands_mhz:
+        freqs = freqs_by_subband[sb]
+        chan_width = CHANNEL_WIDTH_HZ * 192 / settings.n_channels
+        gains = _true_gains(spec, array.n, freqs)
+        sigma = spec.sigma_jy
+        if sigma is None:
+            sefd = spec.sefd_jy if spec.sefd_jy is not None else 6000.0
+            sigma = sefd / np.sqrt(2 * chan_width * dt)
+        files = []
+        hot_phase = {pair: rng.uniform(0, 2 * np.pi, size=4) for pair in spec.hot_pairs}
+        for k, t0 in enumerate(starts):
+            tmid = t0 + (dt / 2) * u.s
+            interval = min(k * spec.n_intervals // n_int, spec.n_intervals - 1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                uvd = UVData.new(
+                    freq_array=freqs, polarization_array=["xx", "xy", "yx", "yy"],
+                    times=np.array([tmid.jd]), telescope=telescope, integration_time=dt,
+                    channel_width=chan_width, empty=True, vis_units="Jy",
+                    antpairs=[(i, j) for i in range(array.n) for j in range(i, array.n)],
+                )
+                uvd.phase_to_time(tmid)
+            cat = next(iter(uvd.phase_center_catalog.values()))
+            ra0, dec0 = cat["cat_lon"], cat["cat_lat"]
+            uvw = uvd.uvw_array  # metres, (nbl, 3)
+            a1, a2 = uvd.ant_1_array, uvd.ant_2_array
+            cross = a1 != a2
+            vis = np.zeros((uvd.Nblts, len(freqs), 4), dtype=np.complex128)
+            scale = freqs[None, :] / C_M_S  # wavelengths per metre
+            u_l, v_l, w_l = (uvw[:, i, None] * scale for i in range(3))
+            frame = AltAz(obstime=tmid, location=loc)
+            total_auto = np.zeros(len(freqs))
+            for s in sources:
+                flux = s.flux_at(freqs)
+                if s.name in transient_names:
+                    tr = transient_names[s.name]
+                    if interval not in tr.intervals:
+                        continue
+                    i_flux = flux if tr.stokes == "I" else np.zeros_like(flux)
+                    v_flux = flux if tr.stokes == "V" else flux * s.v_frac
+                else:
+                    i_flux, v_flux = flux, flux * s.v_frac
+                ra, dec = _offset_position(s)
+                c = SkyCoord(ra * u.deg, dec * u.deg).transform_to(frame)
+                el, az = c.alt.deg, c.az.deg
+                if el <= 0:
+                    continue
+                b = beam.stokes_i(freqs, az, el) if beam is not None else np.ones_like(freqs)
+                l, m, n = _lmn(np.radians(ra), np.radians(dec), ra0, dec0)
+                fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1))) * _gaussian_uv(u_l, v_l, s)
+                vis[:, :, 0] += fringe * (i_flux * b)
+                vis[:, :, 3] += fringe * (i_flux * b)
+                vis[:, :, 1] += fringe * (1j * v_flux * b)
+                vis[:, :, 2] += fringe * (-1j * v_flux * b)
+                total_auto += i_flux * b
+            for e in spec.rfi_emitters:
+                if e.integrations is not None and k not in e.integrations:
+                    continue
+                c = SkyCoord(alt=e.el_deg * u.deg, az=e.az_deg * u.deg, frame=frame).icrs
+                l, m, n = _lmn(c.ra.rad, c.dec.rad, ra0, dec0)
+                fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1)))
+                chans = np.zeros(len(freqs), bool)
+                chans[list(e.channels) if e.channels is not None else slice(None)] = True
+                for p in (0, 3):
+                    vis[:, chans, p] += e.flux_jy * fringe[:, chans]
+            # antenna gains g_i g_j^*: pol index p = 2*pa + pb
+            for p, (pa, pb) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+                vis[:, :, p] *= gains[a1, pa, :] * np.conj(gains[a2, pb, :])
+            noise = sigma * (rng.standard_normal(vis.shape) + 1j * rng.standard_normal(vis.shape))
+            vis[cross] += noise[cross]
+            autos = ~cross
+            vis[autos, :, 0] = vis[autos, :, 3] = (total_auto + 3 * sigma * np.sqrt(2 * chan_width * dt))[None, :]
+            vis[autos, :, 1] = vis[autos, :, 2] = 0.0
+            for burst in spec.rfi_bursts:
+                if burst.integrations is not None and k not in burst.integrations:
+                    continue
+                chans = list(burst.channels) if burst.channels is not None else slice(None)
+                shape = vis[cross][:, chans].shape
+                spike = burst.amplitude_jy * (1 + rng.standard_normal(shape)) * np.exp(2j * np.pi * rng.random(shape))
+                sub = vis[cross]
+                sub[:, chans] += spike
+                vis[cross] = sub
+            for pair, ph in hot_phase.items():
+                sel = ((a1 == pair[0]) & (a2 == pair[1])) | ((a1 == pair[1]) & (a2 == pair[0]))
+                vis[sel] += spec.hot_amplitude_jy * np.exp(1j * ph)[None, None, :]
+            for dead in spec.dead_antennas:
+                sel = ((a1 == dead) | (a2 == dead)) & cross
+                vis[sel] = 0.01 * sigma * (rng.standard_normal(vis[sel].shape) + 1j * rng.standard_normal(vis[sel].shape))
+            uvd.data_array = np.conj(vis).astype(np.complex64)
+            uvd.nsample_array[:] = 1.0
+            name = format_ms_name(t0, sb)
+            with atomic_path(outdir / name, directory=True) as tmp, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                uvd.write_ms(str(tmp), clobber=True)
+            files.append(name)
+        truth_subbands.append({
+            "subband": subband_label(sb), "freqs_hz": freqs.tolist(), "channel_width_hz": chan_width,
+            "noise_sigma_jy": float(sigma), "files": files,
+        })
+        if spec.gains is not None:
+            _write_gains(outdir / f"true_gains_{subband_label(sb)}.h5", gains, freqs, array)
+    truth = _truth(spec, settings, array, sources, starts, mid_obs, beam, truth_subbands)
+    with atomic_path(outdir / "truth.json") as tmp:
+        tmp.write_text(json.dumps(truth, indent=1))
+    _write_catalog(outdir / "catalog.csv", sources)
+    log.info("wrote %d integrations x %d subbands to %s", n_int, len(settings.subbands_mhz), outdir)
+    return truth
+
+
+def _write_gains(path: Path, gains: np.ndarray, freqs: np.ndarray, array: Array) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f["gains"] = gains
+        f["freq_hz"] = freqs
+        f["antenna_names"] = np.array(array.names, dtype="S")
+        f.attrs["layout"] = "gains[antenna, pol (X, Y), channel]; visibility_ij = g_i g_j^* model_ij"
+
+
+def _write_catalog(path: Path, sources: list[Source]) -> None:
+    """True (unshifted) positions and 73.8 MHz fluxes: a VLSSr-like reference catalogue."""
+    lines = ["name,ra,dec,flux,major_arcsec,minor_arcsec,kind"]
+    for s in sources:
+        if s.kind == "transient":
+            continue
+        lines.append(f"{s.name},{s.ra_deg:.6f},{s.dec_deg:.6f},{s.flux_at(73.8e6):.4f},"
+                     f"{s.major_arcsec:.1f},{s.minor_arcsec:.1f},{s.kind}")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def _truth(spec, settings, array, sources, starts, mid_obs, beam, subbands) -> dict:
+    loc = ovro_location(settings.site)
+    frame = AltAz(obstime=mid_obs, location=loc)
+    out_sources = []
+    transients = {t.source.name: t for t in spec.transients}
+    for s in sources:
+        ra, dec = _offset_position(s)
+        c = SkyCoord(s.ra_deg * u.deg, s.dec_deg * u.deg).transform_to(frame)
+        entry = asdict(s)
+        entry.update({
+            "apparent_ra_deg": ra, "apparent_dec_deg": dec,
+            "el_deg_mid": float(c.alt.deg), "az_deg_mid": float(c.az.deg),
+            "flux_by_subband": {},
+        })
+        for sb in subbands:
+            f = np.mean(sb["freqs_hz"])
+            b = float(beam.stokes_i(np.array([f]), c.az.deg, c.alt.deg)[0]) if beam is not None and c.alt.deg > 0 else (
+                1.0 if beam is None else 0.0)
+            entry["flux_by_subband"][sb["subband"]] = {
+                "freq_hz": f, "intrinsic_jy": float(s.flux_at(f)), "beam_mid": b,
+                "apparent_jy": float(s.flux_at(f)) * b,
+            }
+        if s.name in transients:
+            t = transients[s.name]
+            entry["transient"] = {"stokes": t.stokes, "intervals": list(t.intervals)}
+        out_sources.append(entry)
+    dt = settings.integration_s
+    n = len(starts)
+    intervals = []
+    for j in range(spec.n_intervals):
+        ks = [k for k in range(n) if min(k * spec.n_intervals // n, spec.n_intervals - 1) == j]
+        if ks:
+            intervals.append({"index": j, "start": starts[ks[0]].isot, "end": (starts[ks[-1]] + dt * u.s).isot,
+                              "integrations": [ks[0], ks[-1]]})
+    return {
+        "software": "lwa-sim",
+        "observation": {
+            "start": settings.start.isot, "end": (starts[-1] + dt * u.s).isot, "mid": mid_obs.isot,
+            "n_integrations": n, "integration_s": dt, "n_channels": settings.n_channels,
+            "subbands": subbands, "intervals": intervals, "seed": settings.seed,
+        },
+        "antennas": [{"index": i, "name": nm, "corr_num": cn} for i, (nm, cn) in enumerate(zip(array.names, array.corr_nums))],
+        "sources": out_sources,
+        "rfi": {"bursts": [asdict(b) for b in spec.rfi_bursts], "emitters": [asdict(e) for e in spec.rfi_emitters]},
+        "hot_baselines": [{"ant1": a, "ant2": b, "names": [array.names[a], array.names[b]]} for a, b in spec.hot_pairs],
+        "hot_amplitude_jy": spec.hot_amplitude_jy,
+        "dead_antennas": [{"index": a, "name": array.names[a]} for a in spec.dead_antennas],
+        "gains": asdict(spec.gains) if spec.gains else None,
+        "beam": "lwa_common analytic dipole" if beam is not None else None,
+        "spec": spec.raw,
+    }
