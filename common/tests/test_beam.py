@@ -11,6 +11,7 @@ import pytest
 from astropy.coordinates import AltAz, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
+
 from lwa_common import beam as beam_mod
 from lwa_common.beam import (
     FIT_FREQ_RANGE_HZ,

@@ -1,0 +1,134 @@
+"""Pre-flight audit and run plan for the driver (bin/run_hour.sh).
+
+Before anything is submitted the driver asks: for each subband and LST hour, which MS files lie in
+the UTC range; are the calibration tables readable; are the target and catalogue files there; is
+there disk space; are the tools on PATH. Every problem goes into one table; the plan (MS lists per
+subband-hour) is written as JSON only when there are none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lwa_common.errors import LwaError
+from lwa_common.io import atomic_path
+from lwa_common.naming import parse_ms_name, subband_label
+from lwa_common.site import LstHour, split_lst_range
+
+__all__ = ["Problem", "Plan", "make_plan", "find_ms", "format_problems"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str
+    where: str
+    detail: str
+
+
+@dataclass
+class Plan:
+    hours: list[LstHour]
+    ms: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # subband -> hour label -> files
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "hours": [h.as_dict() for h in self.hours],
+            "ms": self.ms,
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+def find_ms(data: Path, subband_mhz: int) -> list[Path]:
+    """Every `*_XXMHz.ms` below `data` (any depth), sorted by time."""
+    label = subband_label(subband_mhz)
+    found = []
+    for p in sorted(data.rglob(f"*_{label}.ms")):
+        try:
+            found.append((parse_ms_name(p.name).time.mjd, p))
+        except LwaError:
+            continue
+    return [p for _, p in sorted(found)]
+
+
+def _table_readable(path: Path) -> str:
+    from casacore.tables import table
+
+    if not path.exists():
+        return "not found"
+    try:
+        with table(str(path), ack=False) as t:
+            if t.nrows() == 0:
+                return "table has no rows"
+    except RuntimeError as err:
+        return f"unreadable: {str(err).splitlines()[0] if str(err) else 'casacore error'}"
+    return ""
+
+
+def make_plan(
+    *,
+    data: Path,
+    subbands: list[int],
+    lst_range: str,
+    date: str,
+    workdir: Path,
+    tables: dict[str, Path | None] | None = None,
+    files: dict[str, Path | None] | None = None,
+    tools: list[str] | None = None,
+    min_free_gb: float = 1.0,
+    skip_subbands: tuple[int, ...] = (13,),
+) -> Plan:
+    hours = split_lst_range(lst_range, date)
+    plan = Plan(hours=hours)
+    if not data.is_dir():
+        plan.problems.append(Problem("data", str(data), "data folder not found"))
+    for sb in subbands:
+        label = subband_label(sb)
+        if sb in skip_subbands:
+            log.warning("subband %s is skipped by design", label)
+            continue
+        all_ms = find_ms(data, sb) if data.is_dir() else []
+        plan.ms[label] = {}
+        for h in hours:
+            t0, t1 = h.utc_start.mjd, h.utc_end.mjd
+            chosen = [str(p) for p in all_ms if t0 <= parse_ms_name(p.name).time.mjd < t1]
+            plan.ms[label][h.label] = chosen
+            if not chosen:
+                plan.problems.append(Problem("data", f"{label} LST {h.label}",
+                                             f"no MS between {h.utc_start.isot} and {h.utc_end.isot} UTC"))
+    for name, path in (tables or {}).items():
+        if path is None:
+            continue
+        why = _table_readable(Path(path))
+        if why:
+            plan.problems.append(Problem("table", f"{name} {path}", why))
+    for name, path in (files or {}).items():
+        if path is not None and not Path(path).is_file():
+            plan.problems.append(Problem("file", f"{name} {path}", "not found"))
+    for tool in tools or []:
+        if shutil.which(tool) is None:
+            plan.problems.append(Problem("tool", tool, "not on PATH"))
+    probe = workdir if workdir.exists() else workdir.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    if free_gb < min_free_gb:
+        plan.problems.append(Problem("disk", str(probe), f"{free_gb:.1f} GB free < {min_free_gb:.1f} GB"))
+    return plan
+
+
+def format_problems(problems: list[Problem]) -> str:
+    rows = [("what", "where", "problem")] + [(p.what, p.where, p.detail) for p in problems]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def write_plan(plan: Plan, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(plan.as_dict(), indent=1))
