@@ -1,0 +1,3 @@
+from lwa_peel.cli import main
+
+main()

@@ -1,0 +1,114 @@
+"""`lwa-peel`: subtract bright sky sources and terrestrial RFI from one MS (DP3 DDECal)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_peel.peel import MODES, TOOL_DEFAULTS, peel_ms
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def _shared(func):
+    """Options common to `sky` and `rfi` (defaults from the config's [peel] table)."""
+    options = [
+        click.argument("ms", type=ExistingPath),
+        click.option("--sources", "sources", type=ExistingPath, required=True,
+                     help="TTCal-format sources.json."),
+        click.option("-o", "--output", type=NewPath, default=None,
+                     help="Write the peeled data into this copy of MS (the input stays untouched)."),
+        click.option("--in-place", is_flag=True, help="Peel MS itself instead of a copy."),
+        click.option("--column", default="CORRECTED_DATA", show_default=True,
+                     help="Column receiving the peeled visibilities (created when missing)."),
+        click.option("--input-column", default=None,
+                     help="Column to peel  [default: CORRECTED_DATA, else DATA]."),
+        click.option("--uv-min-lambda", type=click.FloatRange(min=0), default=None,
+                     help="Ignore shorter baselines in the solve  [default: config peel.uv_min_lambda, 5]."),
+        click.option("--max-iterations", type=click.IntRange(min=1), default=None,
+                     help="DDECal iterations  [default: config peel.max_iterations]."),
+        click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="DDECal convergence tolerance  [default: config peel.tolerance, 1e-4]."),
+        click.option("--step-size", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+                     help=f"DDECal step size  [default: {TOOL_DEFAULTS['step_size']}]."),
+        click.option("--channels-per-solution", type=click.IntRange(min=0), default=None,
+                     help="Channels per gain solution; 0 = the whole band  [default: sky "
+                          f"{TOOL_DEFAULTS['channels_per_solution']}, rfi {TOOL_DEFAULTS['rfi_channels_per_solution']}]."),
+        click.option("--mode", type=click.Choice(MODES), default=None,
+                     help=f"DDECal solution type  [default: {TOOL_DEFAULTS['mode']}]."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing output MS and its side products."),
+        json_option,
+        common_options,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run(kind: str, ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg,
+         **settings) -> None:
+    if (output is None) == (not in_place):
+        raise click.UsageError("give either -o/--output OUT.ms or --in-place (not both)")
+    result = peel_ms(ms, sources, kind=kind, output=output, in_place=in_place, config=cfg, **settings)
+    if as_json:
+        emit(result.as_dict(), as_json=True)
+    else:
+        emit([p for p in (result.ms, result.solutions) if p is not None])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Peel bright sky sources and terrestrial RFI from OVRO-LWA visibilities with DP3."""
+
+
+@cli.command("sky")
+@_shared
+@click.option("--min-elevation-deg", type=float, default=None,
+              help="Skip sources below this elevation at the MS mid-time  [default: config peel.min_elevation_deg, 0].")
+@click.option("--beam/--no-beam", default=None,
+              help="Multiply the model by the Stokes I primary beam at each source  [default: --beam].")
+@click.option("--beam-file", type=ExistingPath, default=None,
+              help="Beam h5 for --beam  [default: config primary_beam.beam_file, else the analytic dipole].")
+def sky_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg, **settings) -> None:
+    """Peel the sky sources of a TTCal sources.json (e.g. the A-team) from MS.
+
+    Sources below the horizon (or --min-elevation-deg) at the MS mid-time are skipped with an
+    INFO line. Each source becomes one direction of a DP3 sky model (point / Gaussian components,
+    log-polynomial spectra, times the beam); DDECal solves one gain per antenna and direction over
+    the MS, ignoring baselines under --uv-min-lambda, and subtracts the corrupted model. Writes
+    OUT.ms (or MS with --in-place) plus NAME.peel-sky.{h5,skymodel,parset} beside it; prints the
+    paths written (MS, solutions) or a JSON summary with --json.
+
+    \b
+    Example:
+      lwa-peel sky 20241220_120000_55MHz.ms --sources ateam_sources.json \\
+          -o peeled/20241220_120000_55MHz.ms -v
+    """
+    _run("sky", ms, sources, output, in_place, as_json, cfg, **settings)
+
+
+@cli.command("rfi")
+@_shared
+def rfi_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg, **settings) -> None:
+    """Peel terrestrial RFI sources (TTCal lat/long/el entries with a tabulated spectrum) from MS.
+
+    Each emitter's direction is the az/el of the vector from the array centre to it (Earth
+    curvature included), turned into RA/Dec at the MS mid-time and treated as a far-field source;
+    emitters with no flux in the MS band are skipped with an INFO line. No elevation cut: these
+    sources sit near the horizon. Then the same DDECal solve-and-subtract as `sky`, writing
+    NAME.peel-rfi.{h5,skymodel,parset}.
+
+    \b
+    Example:
+      lwa-peel rfi 20241220_120000_55MHz.ms --sources rfi_sources.json --in-place -v
+    """
+    _run("rfi", ms, sources, output, in_place, as_json, cfg, **settings)
+
+
+def main() -> None:
+    run_main(cli)

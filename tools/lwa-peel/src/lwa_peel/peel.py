@@ -1,0 +1,429 @@
+"""Peel one MS: solve a direction-dependent gain per source with DP3 DDECal and subtract it.
+
+One DP3 call per MS: DDECal predicts every direction from the sky model (one patch per source),
+solves a diagonal (per-polarisation complex) gain per antenna per direction over the whole MS
+(`solint=0`; one integration per MS in OVRO-LWA data) and `channels_per_solution` channels (0: the
+whole band), ignoring baselines shorter than `uv_min_lambda` in the solve, and subtracts the
+gain-corrupted model of every direction from all baselines (`subtract=true`). The solutions
+(one h5parm direction per source), the sky model and the parset are kept next to the output.
+
+Output: a copy of the MS (`output`, written atomically) or the MS itself (`in_place`); the
+peeled visibilities go to `column` (CORRECTED_DATA by default) from `input_column`
+(CORRECTED_DATA, or DATA when there is none). The output column gets a keyword `LWA_PEEL`
+listing what was peeled ("sky", "rfi"): peeling an already peeled column again is skipped with
+a warning, so reruns are safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import EarthLocation
+from astropy.time import Time
+
+from lwa_common.catalogs import CatalogSource, RfiSource, read_ttcal_sources
+from lwa_common.config import Config, load_config
+from lwa_common.errors import LwaError
+from lwa_common.io import atomic_path, check_output
+from lwa_common.ms import check_ms, ms_time_range, open_table
+from lwa_common.provenance import stamp_ms, tool_version
+from lwa_peel.dp3 import Dp3Run, dp3_env, find_dp3, run_dp3, thread_count, write_parset
+from lwa_peel.model import Direction, Skipped, rfi_directions, sky_directions, write_skymodel
+
+__all__ = ["PeelResult", "MsInfo", "ms_info", "peel_ms", "product_paths", "resolve_settings", "TOOL_DEFAULTS"]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("sky", "rfi")
+MODES = ("diagonal", "scalar", "fulljones")
+MARKER = "LWA_PEEL"
+
+# Defaults that lwa_common.config.Peel does not (yet) carry; a config field of the same name wins.
+TOOL_DEFAULTS = {
+    "step_size": 0.5,  # DDECal's 0.2 needs ~3x more iterations for the same residual
+    "channels_per_solution": 0,  # sky: one solution per source over the whole band of the MS
+    "rfi_channels_per_solution": 1,  # rfi: per channel, the gains absorb the ragged measured spectra
+    "mode": "diagonal",
+    "beam": True,  # multiply the sky model by the Stokes I beam at each source's az/el
+}
+
+
+@dataclass(frozen=True)
+class MsInfo:
+    path: Path
+    freqs_hz: np.ndarray
+    time_mid: Time
+    centre: EarthLocation
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PeelResult:
+    """What `peel_ms` did: the MS written, the side products, the directions peeled and skipped."""
+
+    kind: str
+    ms: Path
+    input_column: str
+    column: str
+    peeled: tuple[Direction, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    solutions: Path | None = None
+    skymodel: Path | None = None
+    parset: Path | None = None
+    dp3: Dp3Run | None = None
+    note: str = ""
+    settings: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "ms": str(self.ms),
+            "input_column": self.input_column,
+            "column": self.column,
+            "solutions": str(self.solutions) if self.solutions else None,
+            "skymodel": str(self.skymodel) if self.skymodel else None,
+            "parset": str(self.parset) if self.parset else None,
+            "peeled": [
+                {"name": d.name, "patch": d.patch, "az_deg": round(d.az_deg, 4), "el_deg": round(d.el_deg, 4),
+                 "ra_deg": round(d.ra_deg, 6), "dec_deg": round(d.dec_deg, 6), "components": len(d.components),
+                 "flux_jy": round(d.flux_at(d.components[0].ref_freq_hz), 4)}
+                for d in self.peeled
+            ],
+            "skipped": [
+                {"name": s.name, "reason": s.reason, "az_deg": s.az_deg, "el_deg": s.el_deg}
+                for s in self.skipped
+            ],
+            "dp3_command": self.dp3.command_line if self.dp3 else None,
+            "dp3_seconds": round(self.dp3.seconds, 3) if self.dp3 else None,
+            "iterations": list(self.dp3.iterations) if self.dp3 else [],
+            "note": self.note,
+            "settings": self.settings,
+        }
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def ms_info(path: str | Path) -> MsInfo:
+    """Channel frequencies, mid-time and array centre (mean antenna position) of an MS."""
+    path = Path(path)
+    check_ms(path)
+    with open_table(path / "SPECTRAL_WINDOW") as sw:
+        if sw.nrows() != 1:
+            raise LwaError(f"{path}: {sw.nrows()} spectral windows; lwa-peel handles one per MS")
+        freqs = np.asarray(sw.getcell("CHAN_FREQ", 0), dtype=float)
+    with open_table(path / "ANTENNA") as at:
+        pos = np.asarray(at.getcol("POSITION"), dtype=float)
+    if pos.ndim != 2 or pos.shape[1] != 3 or not np.all(np.isfinite(pos)):
+        raise LwaError(f"{path}: ANTENNA POSITION is not a list of ITRF x, y, z")
+    centre_xyz = pos.mean(axis=0)
+    if np.linalg.norm(centre_xyz) < 6.0e6:
+        raise LwaError(f"{path}: antenna positions are not geocentric ITRF (|mean| < 6000 km)")
+    centre = EarthLocation.from_geocentric(*centre_xyz, unit=u.m)
+    start, end = ms_time_range(path)
+    with open_table(path) as t:
+        columns = tuple(t.colnames())
+    return MsInfo(path=path, freqs_hz=freqs, time_mid=start + (end - start) / 2, centre=centre, columns=columns)
+
+
+def _load_sources(sources, kind: str) -> tuple[list, str]:
+    if isinstance(sources, (str, Path)):
+        label = str(sources)
+        items = read_ttcal_sources(sources)
+    else:
+        label = "the given sources"
+        items = list(sources)
+    want = CatalogSource if kind == "sky" else RfiSource
+    other = RfiSource if kind == "sky" else CatalogSource
+    bad = [s for s in items if not isinstance(s, (CatalogSource, RfiSource))]
+    if bad:
+        raise LwaError(f"{label}: expected CatalogSource / RfiSource records, got {type(bad[0]).__name__}")
+    chosen = [s for s in items if isinstance(s, want)]
+    ignored = [s.name for s in items if isinstance(s, other)]
+    if not chosen:
+        what = "sky" if kind == "sky" else "RFI (lat/long/el)"
+        raise LwaError(f"{label}: no {what} sources in it")
+    if ignored:
+        hint = "lwa-peel rfi" if kind == "sky" else "lwa-peel sky"
+        log.warning("%s: ignoring %d %s source(s) (%s); peel them with %s",
+                    label, len(ignored), "RFI" if kind == "sky" else "sky", ", ".join(ignored), hint)
+    return chosen, label
+
+
+def _cfg_value(cfg: Config, name: str):
+    return getattr(cfg.peel, name, TOOL_DEFAULTS.get(name))
+
+
+def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -> dict:
+    """Peel settings: the given values, else the config (`[peel]`), else `TOOL_DEFAULTS`."""
+    cfg = cfg or load_config(None)
+    names = ("min_elevation_deg", "uv_min_lambda", "max_iterations", "tolerance", "step_size",
+             "channels_per_solution", "mode", "beam")
+    out = {name: given.get(name) if given.get(name) is not None else _cfg_value(cfg, name) for name in names}
+    if kind == "rfi":
+        out.pop("min_elevation_deg")
+        out.pop("beam")
+        if given.get("channels_per_solution") is None:
+            out["channels_per_solution"] = _cfg_value(cfg, "rfi_channels_per_solution")
+    if kind == "sky":
+        out["beam_file"] = given.get("beam_file") if given.get("beam_file") is not None else cfg.primary_beam.beam_file
+    if out["mode"] not in MODES:
+        raise LwaError(f"mode '{out['mode']}' is not one of {', '.join(MODES)}")
+    if int(out["max_iterations"]) < 1:
+        raise LwaError(f"max_iterations must be at least 1, got {out['max_iterations']}")
+    if not 0 < float(out["step_size"]) <= 1:
+        raise LwaError(f"step_size must be in (0, 1], got {out['step_size']}")
+    if float(out["tolerance"]) <= 0:
+        raise LwaError(f"tolerance must be positive, got {out['tolerance']}")
+    if int(out["channels_per_solution"]) < 0:
+        raise LwaError(f"channels_per_solution must be >= 0, got {out['channels_per_solution']}")
+    if float(out["uv_min_lambda"]) < 0:
+        raise LwaError(f"uv_min_lambda must be >= 0, got {out['uv_min_lambda']}")
+    return out
+
+
+def product_paths(ms: str | Path, kind: str) -> dict[str, Path]:
+    """Side products of peeling `ms`: NAME.peel-KIND.{h5,skymodel,parset} beside it."""
+    ms = Path(ms)
+    stem = ms.name[: -len(ms.suffix)] if ms.suffix else ms.name
+    base = ms.parent / f"{stem}.peel-{kind}"
+    return {"solutions": base.with_name(base.name + ".h5"), "skymodel": base.with_name(base.name + ".skymodel"),
+            "parset": base.with_name(base.name + ".parset")}
+
+
+def _markers(ms: Path, column: str) -> set[str]:
+    with open_table(ms) as t:
+        if column not in t.colnames():
+            return set()
+        value = t.getcolkeywords(column).get(MARKER, "")
+    return {k for k in str(value).split(",") if k}
+
+
+def _set_marker(ms: Path, column: str, kinds: set[str]) -> None:
+    with open_table(ms, readonly=False) as t:
+        t.putcolkeyword(column, MARKER, ",".join(k for k in KINDS if k in kinds))
+
+
+# --------------------------------------------------------------------------- main entry
+
+
+def peel_ms(
+    ms: str | Path,
+    sources: str | Path | Sequence[CatalogSource | RfiSource],
+    *,
+    kind: str = "sky",
+    output: str | Path | None = None,
+    in_place: bool = False,
+    column: str = "CORRECTED_DATA",
+    input_column: str | None = None,
+    overwrite: bool = False,
+    min_elevation_deg: float | None = None,
+    uv_min_lambda: float | None = None,
+    max_iterations: int | None = None,
+    tolerance: float | None = None,
+    step_size: float | None = None,
+    channels_per_solution: int | None = None,
+    mode: str | None = None,
+    beam: bool | None = None,
+    beam_file: str | Path | None = None,
+    config: Config | None = None,
+    argv: list[str] | None = None,
+) -> PeelResult:
+    """Peel the `kind` ("sky" or "rfi") sources of `sources` (a TTCal sources.json or records).
+
+    Writes a copy `output` (default) or, with `in_place`, the MS `ms` itself. Settings left None
+    come from `config.peel` (then `TOOL_DEFAULTS`). Returns what was done; raises `LwaError`
+    (one line) on bad input, before any output is written.
+    """
+    if kind not in KINDS:
+        raise LwaError(f"kind '{kind}' is not one of {', '.join(KINDS)}")
+    ms = Path(ms)
+    if (output is None) == (not in_place):
+        raise LwaError("give exactly one of an output MS (-o) or in_place")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
+        raise LwaError(f"column name '{column}' is not a valid casacore column name")
+    settings = resolve_settings(
+        config, kind=kind, min_elevation_deg=min_elevation_deg, uv_min_lambda=uv_min_lambda,
+        max_iterations=max_iterations, tolerance=tolerance, step_size=step_size,
+        channels_per_solution=channels_per_solution, mode=mode, beam=beam, beam_file=beam_file,
+    )
+    check_ms(ms)
+    if output is not None:
+        output = Path(output)
+        if output.resolve() == ms.resolve():
+            raise LwaError(f"output {output} is the input MS; use --in-place to peel it in place")
+        check_output(output, overwrite=overwrite)
+    chosen, label = _load_sources(sources, kind)
+    info = ms_info(ms)
+    in_col = input_column or ("CORRECTED_DATA" if "CORRECTED_DATA" in info.columns else "DATA")
+    if in_col not in info.columns:
+        raise LwaError(f"{ms}: no column {in_col} (has {', '.join(c for c in info.columns if 'DATA' in c)})")
+    target = (output if output is not None else ms).absolute()
+    paths = product_paths(target, kind)
+    log.info(
+        "peel %s: %s (%s -> %s of %s), %d %s source(s) from %s; settings %s",
+        kind, ms, in_col, column, "a copy " + str(output) if output else "the MS in place",
+        len(chosen), kind, label, settings,
+    )
+
+    already = kind in _markers(ms, in_col)
+    if already:
+        log.warning("%s column %s was already peeled (%s) by lwa-peel; not peeling it again", ms, in_col, kind)
+        directions: list[Direction] = []
+        skipped: list[Skipped] = []
+    elif kind == "sky":
+        beam_model = None
+        if settings["beam"]:
+            from lwa_common.beam import load_beam
+
+            beam_model = load_beam(settings["beam_file"] or None)
+        directions, skipped = sky_directions(
+            chosen, time=info.time_mid, location=info.centre, freqs_hz=info.freqs_hz,
+            min_elevation_deg=float(settings["min_elevation_deg"]), beam=beam_model,
+        )
+    else:
+        directions, skipped = rfi_directions(
+            chosen, time=info.time_mid, location=info.centre, freqs_hz=info.freqs_hz,
+        )
+    for d in directions:
+        log.info(
+            "peeling %s as %s: %d component(s), az %.2f el %.2f deg, %.1f Jy (model) at %.3f MHz",
+            d.name, d.patch, len(d.components), d.az_deg, d.el_deg,
+            d.flux_at(float(np.mean(info.freqs_hz))), float(np.mean(info.freqs_hz)) / 1e6,
+        )
+
+    markers = _markers(ms, in_col) | ({kind} if directions or already else set())
+    params = _parset(target, in_col, column, directions, paths, settings, len(info.freqs_hz))
+    same_column = in_col == column
+    comment = (
+        f"lwa-peel {tool_version('lwa-peel')} {kind}: "
+        + (", ".join(d.name for d in directions) or "nothing to peel")
+        + f"\nrerun by hand on {target}:\n  "
+        + " ".join(f"{k}={v}" for k, v in dp3_env().items())
+        + f" {find_dp3()} {paths['parset']}"
+        + ("\n(reads and writes the same column: a rerun subtracts the sources again)" if same_column else "")
+    )
+    need_dp3 = bool(directions) or not same_column
+    if directions:
+        write_skymodel(paths["skymodel"], directions,
+                       comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
+    if need_dp3:
+        write_parset(paths["parset"], params, comment=comment)
+
+    dp3: Dp3Run | None = None
+    note = ""
+    if not directions:
+        note = "already peeled" if already else f"no {kind} source to peel"
+        log.info("%s: %s; %s", ms, note, "copying the data" if not same_column or output else "nothing to do")
+
+    def process(ms_path: Path, h5_tmp: Path | None) -> Dp3Run | None:
+        run = None
+        if need_dp3:
+            overrides = [f"msin={ms_path.absolute()}"]
+            if h5_tmp is not None:
+                overrides.append(f"ddecal.h5parm={h5_tmp.absolute()}")
+            run = run_dp3(paths["parset"], overrides, what=f"DP3 peel {kind}" if directions else "DP3 copy")
+        _set_marker(ms_path, column, markers)
+        stamp_ms(ms_path, tool="lwa-peel", argv=argv,
+                 message=f"lwa-peel {kind}: {', '.join(d.name for d in directions) or note} "
+                         f"({in_col} -> {column})")
+        return run
+
+    if output is not None:
+        with atomic_path(output, directory=True) as tmp_ms:
+            shutil.copytree(ms, tmp_ms, symlinks=True)
+            if directions:
+                with atomic_path(paths["solutions"]) as h5_tmp:
+                    dp3 = process(tmp_ms, h5_tmp)
+            else:
+                dp3 = process(tmp_ms, None)
+    else:
+        if directions:
+            with atomic_path(paths["solutions"]) as h5_tmp:
+                dp3 = process(ms, h5_tmp)
+        elif not same_column:
+            dp3 = process(ms, None)
+
+    if dp3 is not None and directions:
+        _log_convergence(dp3, int(settings["max_iterations"]))
+        _log_solutions(paths["solutions"])
+    log.info("peel %s: %d peeled, %d skipped -> %s", kind, len(directions), len(skipped), target)
+    return PeelResult(
+        kind=kind, ms=target, input_column=in_col, column=column, peeled=tuple(directions),
+        skipped=tuple(skipped), solutions=paths["solutions"] if directions else None,
+        skymodel=paths["skymodel"] if directions else None, parset=paths["parset"] if need_dp3 else None,
+        dp3=dp3, note=note, settings=settings,
+    )
+
+
+def _parset(target: Path, in_col: str, column: str, directions: Sequence[Direction], paths: dict[str, Path],
+            settings: dict, n_channels: int) -> dict[str, object]:
+    params: dict[str, object] = {
+        "msin": str(target),
+        "msin.datacolumn": in_col,
+        "msout": ".",
+        "msout.datacolumn": column,
+        "numthreads": thread_count(),
+    }
+    if not directions:
+        params["steps"] = []
+        return params
+    nchan = int(settings["channels_per_solution"])
+    params.update({
+        "steps": ["ddecal"],
+        "ddecal.type": "ddecal",
+        "ddecal.sourcedb": str(paths["skymodel"]),
+        "ddecal.directions": [[d.patch] for d in directions],
+        "ddecal.h5parm": str(paths["solutions"]),
+        "ddecal.mode": settings["mode"],
+        "ddecal.solint": 0,
+        "ddecal.nchan": 0 if nchan >= n_channels else nchan,
+        "ddecal.maxiter": int(settings["max_iterations"]),
+        "ddecal.tolerance": float(settings["tolerance"]),
+        "ddecal.stepsize": float(settings["step_size"]),
+        "ddecal.uvlambdamin": float(settings["uv_min_lambda"]),
+        "ddecal.subtract": True,
+    })
+    return params
+
+
+def _log_convergence(run: Dp3Run, max_iterations: int) -> None:
+    if not run.iterations:
+        return
+    worst = max(run.iterations)
+    if worst > max_iterations:
+        log.warning(
+            "DDECal did not converge within %d iterations (took %s); raise --max-iterations for a deeper peel",
+            max_iterations, list(run.iterations),
+        )
+    else:
+        log.info("DDECal converged in %s iterations", list(run.iterations))
+
+
+def _log_solutions(path: Path) -> None:
+    """Median gain amplitude per direction (a beam-like factor near 1 means the model fits)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            amp = f["sol000/amplitude000/val"][()]
+            axes = f["sol000/amplitude000/val"].attrs["AXES"]
+            axes = (axes.decode() if isinstance(axes, bytes) else str(axes)).split(",")
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["sol000/amplitude000/dir"][()]]
+    except (OSError, KeyError) as err:
+        log.warning("cannot read solutions %s: %s", path, err)
+        return
+    if "dir" not in axes:
+        return
+    moved = np.moveaxis(amp, axes.index("dir"), 0).reshape(len(names), -1)
+    for name, values in zip(names, moved, strict=True):
+        good = values[np.isfinite(values) & (values > 0)]
+        if good.size:
+            log.info("solutions %s: median |g| %.3f (%.3f-%.3f)", name, np.median(good), good.min(), good.max())
