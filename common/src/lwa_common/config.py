@@ -38,6 +38,7 @@ __all__ = [
     "Stack",
     "FluxScale",
     "Peel",
+    "Report",
     "SCIENCE_CONFIGURATIONS",
     "load_config",
     "config_to_dict",
@@ -223,6 +224,16 @@ class Peel:
 
 
 @dataclass(frozen=True)
+class Report:
+    """Run report and its optional e-mail (the SMTP password only ever comes from LWA_SMTP_PASSWORD)."""
+
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    email_from: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     site: Site = field(default_factory=Site)
     observation: Observation = field(default_factory=Observation)
@@ -236,6 +247,7 @@ class Config:
     stack: Stack = field(default_factory=Stack)
     flux_scale: FluxScale = field(default_factory=FluxScale)
     peel: Peel = field(default_factory=Peel)
+    report: Report = field(default_factory=Report)
 
 
 def _unknown(key: str, known: list[str], where: str) -> LwaError:

@@ -1,0 +1,116 @@
+"""Benchmark lwa-stack's wideband stacking against the raw numpy weighted sum of the same arrays.
+
+Builds N synthetic all-sky subband images (NaN beyond the horizon, independent noise) in a temporary
+folder, then times, side by side in one run:
+
+1. `lwa_stack.stack_arrays` (NaN-aware inverse-variance mean) vs the plain numpy expression
+   nansum(w x) / sum(w finite(x)) on the same in-memory arrays;
+2. the whole `lwa_stack.wideband` step from FITS files (header selection, noise measurement, read,
+   stack, write) vs reading the same files with astropy and doing the numpy sum; once measuring the
+   noise and once reusing thermal_noise.csv.
+
+Prints the times and the ratios (lwa-stack / numpy; lower is better, 1.0 = parity).
+
+    /work/venv/bin/python bench/bench_stack.py [--size 2048] [--n 5] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import FITSFixedWarning
+
+from lwa_common.config import load_config
+from lwa_common.fitsio import write_image
+from lwa_common.subbands import subband_freqs
+from lwa_common.testing import allsky_header, synthetic_image
+from lwa_stack import bands_from_config, stack_arrays, wideband
+
+GREEN = (41, 46, 50, 55, 59, 18, 23, 27)
+
+
+def numpy_weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    cube = np.stack(arrays)
+    w = weights[:, None, None]
+    num = np.nansum(cube * w, axis=0)
+    den = np.sum(np.isfinite(cube) * w, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    warnings.simplefilter("ignore", FITSFixedWarning)  # astropy's 'datfix' notes on the synthetic headers
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--n", type=int, default=5, help="subbands (same band)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    subbands = GREEN[: args.n] if args.n <= 5 else GREEN[:5]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_stack_"))
+    try:
+        arrays, sigmas, paths = [], [], []
+        for i, sb in enumerate(subbands):
+            freq = float(subband_freqs(sb, 1)[0] / 1e6)
+            header = allsky_header(size=args.size, scale_deg=120.0 / args.size, freq_mhz=freq)
+            sigma = 0.5 + 0.25 * i
+            data = synthetic_image(header, [(151.0, 45.0, 50.0)], noise=sigma, seed=i)
+            path = tmp / "run" / f"{sb}MHz-V-deep.fits"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_image(path, data, header, tool="bench", keywords={
+                "STOKES": "V", "IMGCAT": "deep", "INTERVAL": "deep", "ROBUST": 0.0, "TAPER": 30.0, "PBCOR": False,
+                "DEWARPED": True, "SUBBAND": f"{sb}MHz", "FREQMHZ": freq})
+            arrays.append(data[0, 0])
+            sigmas.append(sigma)
+            paths.append(path)
+        weights = 1.0 / np.array(sigmas) ** 2
+        ours, _ = stack_arrays(arrays, list(weights))
+        ref = numpy_weighted_mean(arrays, weights)
+        assert np.allclose(ours, ref, equal_nan=True, rtol=1e-6, atol=1e-6), "results differ"
+
+        t_core = best_of(lambda: stack_arrays(arrays, list(weights)), args.repeat)
+        t_np = best_of(lambda: numpy_weighted_mean(arrays, weights), args.repeat)
+
+        bands = bands_from_config(load_config().stack.bands_mhz)
+        out = tmp / "wb"
+
+        def run_wideband():
+            wideband([tmp / "run"], outdir=out, bands=bands, overwrite=True)
+            (out / "thermal_noise.csv").unlink()  # measure the noise every time, like a first run
+
+        def run_numpy_files():
+            data = [fits.getdata(p)[0, 0] for p in paths]
+            numpy_weighted_mean(data, weights)
+
+        t_step = best_of(run_wideband, args.repeat)
+        wideband([tmp / "run"], outdir=out, bands=bands, overwrite=True)  # leaves thermal_noise.csv
+        t_cached = best_of(lambda: wideband([tmp / "run"], outdir=out, bands=bands, overwrite=True), args.repeat)
+        t_np_files = best_of(run_numpy_files, args.repeat)
+        print(f"{len(arrays)} images of {args.size}x{args.size} (NaN beyond the horizon)")
+        print(f"in memory : lwa_stack.stack_arrays {t_core:.3f} s   numpy nansum {t_np:.3f} s   "
+              f"ratio {t_core / t_np:.2f}")
+        print(f"from FITS : lwa_stack.wideband     {t_step:.3f} s   read + numpy {t_np_files:.3f} s   "
+              f"ratio {t_step / t_np_files:.2f}  (wideband also measures the noise and writes the stack)")
+        print(f"from FITS, noise from thermal_noise.csv: lwa_stack.wideband {t_cached:.3f} s   "
+              f"ratio {t_cached / t_np_files:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from lwa_stack.cli import main
+
+main()

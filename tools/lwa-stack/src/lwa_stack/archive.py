@@ -1,0 +1,259 @@
+"""Archive a run's products into three tiers under an archive root, with sha256 checksums.
+
+Tiers (all paths under ROOT; `{run}` is the run folder's name unless `run_name` is given):
+
+1. run-local: `runs/{run}/{path in the run}` -- every product file of the run (MS folders and hidden
+   files excluded unless asked for).
+2. samples: `samples/{sample}/{target}/{sb}/{file}` -- per target of the sample: its
+   `{target}_photometry.csv` and the files beside it whose names start with `{target}` (cutout FITS,
+   PNGs). `{sb}` is the file's FITS SUBBAND (a band name for wideband products), else the subband
+   column of the photometry table when it holds one value, else the run's single subband, else `all`.
+   Solar-system bodies (as classified by `lwa_stack.gather`) are not sample targets.
+3. detections: `detections/{kind}/{name}/{run}/{file}` for every gathered target or solar-system
+   detection (the photometry table and the target's files), and `detections/transient/{run}/{folder}`
+   -- the whole folder of every `candidates.csv` with at least one candidate (table, J-name folders,
+   PNGs), its path relative to the run kept.
+
+Every copy is written atomically (temporary file, then rename) and its sha256 is compared with the
+source's before the rename; `manifests/{run}.json` lists every source file with its checksum and
+copies, and `manifests/{run}.sha256` is a `sha256sum -c` file (run it from ROOT). A rerun is
+idempotent: a destination that already has the same checksum is left alone, one that differs is an
+error unless `overwrite`. Sources are never deleted, except with `move`, and then only after every
+copy of that file has been verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from astropy.io import fits
+
+from lwa_common.errors import LwaError
+from lwa_common.io import atomic_path
+from lwa_stack.gather import scan_run
+
+__all__ = ["sha256_file", "plan_archive", "archive_run", "verify_manifest", "ArchivePlan"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 4 * 1024 * 1024
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _safe(name: Any) -> str:
+    text = re.sub(r"[^A-Za-z0-9+\-_.]+", "_", str(name).strip()).strip("._")
+    return text or "unnamed"
+
+
+@dataclass
+class ArchivePlan:
+    run: str
+    rundir: Path
+    root: Path
+    copies: dict[Path, list[Path]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, src: Path, dst_rel: Path) -> None:
+        dst = self.root / dst_rel
+        if dst not in self.copies[src]:
+            self.copies[src].append(dst)
+
+
+def _product_files(rundir: Path, *, include_ms: bool, exclude: Iterable[Path]) -> list[Path]:
+    excluded = [e.resolve() for e in exclude]
+    out = []
+    for dirpath, dirnames, filenames in os.walk(rundir):
+        d = Path(dirpath)
+        keep = []
+        for name in sorted(dirnames):
+            sub = (d / name).resolve()
+            if name.startswith(".") or any(sub == e or e in sub.parents for e in excluded):
+                continue
+            if name.endswith(".ms") and not include_ms:
+                continue
+            keep.append(name)
+        dirnames[:] = keep
+        out += [d / f for f in sorted(filenames) if not f.startswith(".")]
+    return out
+
+
+def _fits_subband(path: Path) -> str | None:
+    if path.suffix.lower() not in (".fits", ".fit", ".fts"):
+        return None
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError):
+        return None
+    value = header.get("SUBBAND") or header.get("BAND")
+    return str(value) if value else None
+
+
+def _table_subband(path: Path) -> str | None:
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+    for col in ("subband", "Subband", "SUBBAND"):
+        if col in df.columns:
+            vals = df[col].dropna().astype(str).unique()
+            if len(vals) == 1:
+                return vals[0]
+    return None
+
+
+def _run_subband(files: list[Path]) -> str | None:
+    labels = set()
+    for p in files:
+        if p.suffix.lower() == ".fits":
+            sb = _fits_subband(p)
+            if sb and sb.endswith("MHz"):
+                labels.add(sb)
+    return labels.pop() if len(labels) == 1 else None
+
+
+def _target_files(csv_path: Path, target: str) -> list[Path]:
+    return sorted(p for p in csv_path.parent.iterdir()
+                  if p.is_file() and p.name.startswith(target) and not p.name.startswith("."))
+
+
+def plan_archive(rundir: str | Path, *, root: str | Path, sample: str, run_name: str | None = None,
+                 include_ms: bool = False) -> ArchivePlan:
+    """Every (source file -> destinations) of the three tiers; nothing is written."""
+    rundir = Path(rundir).resolve()
+    root = Path(root).resolve()
+    if not rundir.is_dir():
+        raise LwaError(f"run folder not found: {rundir}")
+    if rundir == root or root in rundir.parents:
+        raise LwaError(f"run folder {rundir} lies inside the archive root {root}")
+    run = _safe(run_name or rundir.name)
+    plan = ArchivePlan(run=run, rundir=rundir, root=root)
+    files = _product_files(rundir, include_ms=include_ms, exclude=[root])
+    if not files:
+        raise LwaError(f"run folder {rundir} holds no product files to archive")
+    for f in files:
+        plan.add(f, Path("runs") / run / f.relative_to(rundir))
+
+    detections, _ = scan_run(rundir)
+    run_sb = _run_subband(files)
+    solar = {Path(d["source_file"]).resolve() for d in detections if d["kind"] == "solar_system"}
+    for csv_path in (f for f in files if f.name.endswith("_photometry.csv")):
+        if csv_path.resolve() in solar:
+            continue
+        target = csv_path.name.removesuffix("_photometry.csv")
+        table_sb = _table_subband(csv_path)
+        for f in _target_files(csv_path, target):
+            sb = _fits_subband(f) or table_sb or run_sb or "all"
+            plan.add(f, Path("samples") / _safe(sample) / _safe(target) / _safe(sb) / f.name)
+
+    cand_dirs = set()
+    for det in detections:
+        src = Path(det["source_file"])
+        if det["kind"] == "transient":
+            cand_dirs.add(src.parent)
+            continue
+        target = src.name.removesuffix("_photometry.csv")
+        for f in _target_files(src, target):
+            plan.add(f, Path("detections") / det["kind"] / _safe(det["name"]) / run / f.name)
+    for d in sorted(cand_dirs):
+        for f in _product_files(d, include_ms=False, exclude=[root]):
+            plan.add(f, Path("detections") / "transient" / run / d.relative_to(rundir) / f.relative_to(d))
+    return plan
+
+
+def _copy_verified(src: Path, dst: Path, digest: str) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+        shutil.copystat(src, tmp)
+        got = sha256_file(tmp)
+        if got != digest:
+            raise LwaError(f"copy of {src} to {dst} does not verify (sha256 {got[:12]} != {digest[:12]})")
+
+
+def archive_run(rundir: str | Path, *, root: str | Path, sample: str, run_name: str | None = None,
+                move: bool = False, overwrite: bool = False, include_ms: bool = False) -> dict[str, Any]:
+    """Copy the run into the archive tiers, verify, write the manifests; return the manifest."""
+    plan = plan_archive(rundir, root=root, sample=sample, run_name=run_name, include_ms=include_ms)
+    digests = {src: sha256_file(src) for src in plan.copies}
+    conflicts = []
+    todo: list[tuple[Path, Path]] = []
+    for src, dsts in plan.copies.items():
+        for dst in dsts:
+            if dst.exists():
+                if dst.is_dir():
+                    raise LwaError(f"archive destination {dst} is a folder")
+                if sha256_file(dst) == digests[src]:
+                    continue
+                if not overwrite:
+                    conflicts.append(dst)
+                    continue
+            todo.append((src, dst))
+    if conflicts:
+        raise LwaError(f"{len(conflicts)} archive files differ from the run's (first: {conflicts[0]}); "
+                       "use --overwrite to replace them")
+    for src, dst in todo:
+        _copy_verified(src, dst, digests[src])
+    n_copies = sum(len(d) for d in plan.copies.values())
+    log.info("archived %d files of run %s: %d copies written, %d already present", len(plan.copies), plan.run,
+             len(todo), n_copies - len(todo))
+
+    manifest = {
+        "run": plan.run, "source": str(plan.rundir), "sample": sample, "root": str(plan.root),
+        "written": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "moved": move,
+        "files": [{"source": str(src.relative_to(plan.rundir)), "sha256": digests[src], "size": src.stat().st_size,
+                   "copies": [str(d.relative_to(plan.root)) for d in dsts]}
+                  for src, dsts in sorted(plan.copies.items())],
+    }
+    mdir = plan.root / "manifests"
+    with atomic_path(mdir / f"{plan.run}.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    lines = [f"{digests[src]}  {d.relative_to(plan.root)}" for src, dsts in sorted(plan.copies.items()) for d in dsts]
+    with atomic_path(mdir / f"{plan.run}.sha256") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+    if move:
+        bad = verify_manifest(plan.root / "manifests" / f"{plan.run}.json")
+        if bad:
+            raise LwaError(f"not moving: {len(bad)} archived copies do not verify (first: {bad[0]})")
+        for src in plan.copies:
+            src.unlink()
+        for dirpath, _, _ in sorted(os.walk(plan.rundir), key=lambda t: -len(t[0])):
+            d = Path(dirpath)
+            if d != plan.rundir and not any(d.iterdir()):
+                d.rmdir()
+        log.info("--move: removed %d verified source files from %s", len(plan.copies), plan.rundir)
+    return manifest
+
+
+def verify_manifest(manifest_path: str | Path) -> list[str]:
+    """Destinations (relative to the root) whose sha256 no longer matches the manifest."""
+    manifest_path = Path(manifest_path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as err:
+        raise LwaError(f"cannot read archive manifest {manifest_path}: {err}") from None
+    root = Path(manifest["root"])
+    bad = []
+    for entry in manifest["files"]:
+        for rel in entry["copies"]:
+            p = root / rel
+            if not p.is_file() or sha256_file(p) != entry["sha256"]:
+                bad.append(rel)
+    return bad

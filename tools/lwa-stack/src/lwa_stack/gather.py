@@ -1,0 +1,189 @@
+"""Gather every detection of one or more runs into one summary (CSV + JSON).
+
+What is scanned (recursively under each RUNDIR; hidden folders skipped):
+
+* `*_photometry.csv` (lwa-cutout): rows whose detection column -- `Detection`, else lwa-cutout's
+  `detected` -- is true (True/true/1/yes) are detections. The name comes from the first present of
+  `Target`, `target`, `common_name`, `name`, `source`, `id`, `body`, else from the file name
+  (`{name}_photometry.csv`). A file under a folder whose name contains "solar" (e.g. `SolarSystem/`), or
+  whose subject is a solar-system body (Sun, Moon, Mercury ... Neptune), gives `kind = solar_system`;
+  otherwise `kind = target`. A CSV without a detection column is reported and skipped.
+* `candidates.csv` (lwa-transient): every row is a transient candidate (`kind = transient`) except
+  those lwa-transient classed as bi-lobe PSF artefacts (`class = artefact`, counted in
+  `files.transient_artefacts`); a `Detection` column, when present, filters as above.
+
+Summary columns: `kind`, `run`, `name`, `subband`, `freq_mhz`, `stokes`, `flux_jy`, `snr`, `ra_deg`,
+`dec_deg`, `source_file`, then every other column of the inputs (union, blank where absent). Each is
+filled from the first present alias in `_ALIASES`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lwa_common.errors import LwaError
+from lwa_common.io import atomic_path
+
+__all__ = ["SUMMARY_COLUMNS", "SOLAR_BODIES", "DETECTION_COLUMNS", "detection_column", "scan_run", "gather", "truthy",
+           "write_summary"]
+
+log = logging.getLogger(__name__)
+
+SOLAR_BODIES = frozenset({"sun", "moon", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"})
+SUMMARY_COLUMNS = ("kind", "run", "name", "subband", "freq_mhz", "stokes", "flux_jy", "snr", "ra_deg",
+                   "dec_deg", "source_file")
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "name": ("Target", "target", "common_name", "name", "jname", "Jname", "source", "id", "body"),
+    "subband": ("subband", "Subband", "SUBBAND", "band", "BAND"),
+    "freq_mhz": ("freq_mhz", "Freq_MHz", "FREQMHZ", "frequency_mhz"),
+    "stokes": ("stokes", "Stokes", "STOKES", "detection_stokes"),
+    "flux_jy": ("flux_jy", "I_Src_Jy", "I_Flux_Jy", "peak_jy", "peak_flux_jy", "flux", "Flux_Jy", "I_peak_jy",
+                "V_peak_jy"),
+    "snr": ("snr", "SNR", "sigma", "significance", "I_snr", "V_snr"),
+    "ra_deg": ("ra_deg", "ra", "RA", "ra_current", "pos_ra_deg"),
+    "dec_deg": ("dec_deg", "dec", "DEC", "dec_current", "pos_dec_deg"),
+}
+DETECTION_COLUMNS = ("Detection", "detected")
+
+
+def truthy(value: Any) -> bool:
+    """True/1/yes (any case) or a true bool/number; everything else (NaN, blank) is false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return not math.isnan(value) and value != 0
+    return str(value).strip().lower() in ("true", "t", "1", "yes", "y")
+
+
+def detection_column(columns) -> str | None:
+    """The detection flag column of a photometry table (`Detection`, else `detected`), or None."""
+    return next((c for c in DETECTION_COLUMNS if c in columns), None)
+
+
+def _walk(root: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in root.rglob(pattern)
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def _is_solar(path: Path, root: Path, name: str) -> bool:
+    parts = [p.lower() for p in path.relative_to(root).parts[:-1]]
+    return any("solar" in p for p in parts) or name.strip().lower() in SOLAR_BODIES
+
+
+def _record(row: dict[str, Any], *, kind: str, run: str, source: Path, default_name: str) -> dict[str, Any]:
+    rec: dict[str, Any] = {"kind": kind, "run": run}
+    for col, aliases in _ALIASES.items():
+        rec[col] = next((row[a] for a in aliases if a in row and not _blank(row[a])), None)
+    if rec["name"] is None:
+        rec["name"] = default_name
+    rec["source_file"] = str(source)
+    for key, value in row.items():
+        if key not in rec:
+            rec[key] = value
+    return rec
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        log.warning("skipping unreadable %s: %s", path, err)
+        return None
+
+
+def scan_run(rundir: str | Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Detections of one run and counts of the files scanned."""
+    root = Path(rundir)
+    if not root.is_dir():
+        raise LwaError(f"run folder not found: {root}")
+    run = root.resolve().name
+    out: list[dict[str, Any]] = []
+    counts = Counter()
+    for path in _walk(root, "*_photometry.csv"):
+        df = _read_csv(path)
+        if df is None:
+            counts["unreadable"] += 1
+            continue
+        counts["photometry_files"] += 1
+        column = detection_column(df.columns)
+        if column is None:
+            log.warning("%s has no Detection/detected column; skipped", path)
+            counts["no_detection_column"] += 1
+            continue
+        default = path.name.removesuffix("_photometry.csv")
+        for row in df.to_dict("records"):
+            if not truthy(row[column]):
+                continue
+            name = next((str(row[a]) for a in _ALIASES["name"] if a in row and not _blank(row[a])), default)
+            kind = "solar_system" if _is_solar(path, root, name) else "target"
+            out.append(_record(row, kind=kind, run=run, source=path, default_name=default))
+    for path in _walk(root, "candidates.csv"):
+        df = _read_csv(path)
+        if df is None:
+            counts["unreadable"] += 1
+            continue
+        counts["candidate_files"] += 1
+        for row in df.to_dict("records"):
+            if "Detection" in row and not truthy(row["Detection"]):
+                continue
+            if str(row.get("class", "")).strip().lower() == "artefact":
+                counts["transient_artefacts"] += 1
+                continue
+            out.append(_record(row, kind="transient", run=run, source=path, default_name=path.parent.name))
+    return out, dict(counts)
+
+
+def gather(rundirs: Sequence[str | Path]) -> dict[str, Any]:
+    """Scan every run; the summary dict (`detections` is a list of records)."""
+    detections: list[dict[str, Any]] = []
+    files = Counter()
+    for rundir in rundirs:
+        recs, counts = scan_run(rundir)
+        detections.extend(recs)
+        files.update(counts)
+    by_kind = Counter(d["kind"] for d in detections)
+    log.info("gathered %d detections (%s) from %d photometry and %d candidate files", len(detections),
+             ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())) or "none",
+             files["photometry_files"], files["candidate_files"])
+    return {"runs": [str(Path(r)) for r in rundirs], "n_detections": len(detections),
+            "counts": dict(sorted(by_kind.items())), "files": dict(files), "detections": detections}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return _clean(value.item())
+    return value
+
+
+def write_summary(summary: dict[str, Any], outdir: str | Path, *, overwrite: bool = False,
+                  stem: str = "detections_summary") -> list[Path]:
+    """`{stem}.csv` and `{stem}.json` in `outdir` (atomic)."""
+    outdir = Path(outdir)
+    csv_path, json_path = outdir / f"{stem}.csv", outdir / f"{stem}.json"
+    for p in (csv_path, json_path):
+        if p.exists() and not overwrite:
+            raise LwaError(f"output exists: {p} (use --overwrite to replace it)")
+    records = [{k: _clean(v) for k, v in d.items()} for d in summary["detections"]]
+    extra: list[str] = []
+    for rec in records:
+        extra += [k for k in rec if k not in SUMMARY_COLUMNS and k not in extra]
+    df = pd.DataFrame(records, columns=[*SUMMARY_COLUMNS, *extra])
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps({**summary, "detections": records}, indent=1, default=str))
+    return [csv_path, json_path]

@@ -1,0 +1,208 @@
+"""Thermal noise of an image: a robust RMS of the source-free sky, and the `thermal_noise.csv` table.
+
+The RMS is measured in the inner part of the image (a centred box covering `inner_fraction` of each
+axis: the all-sky images are noisiest and most distorted towards the horizon), over finite pixels only
+(NaN-aware: wsclean's horizon mask and the primary-beam cut are NaN), with iterative sigma clipping so
+that sources and their sidelobes drop out: astropy's `sigma_clipped_stats` with the MAD-based standard
+deviation (`mad_std`), which is unbiased for Gaussian noise and ignores the few bright pixels the
+clipping leaves behind.
+
+`thermal_noise.csv` has one row per image (columns `NOISE_COLUMNS`); `rms_jy` is the measured noise.
+`size_bytes` and `mtime_ns` let a later run reuse a row only while the file is unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import image_info, image_plane, read_image
+from lwa_common.io import atomic_path
+
+__all__ = [
+    "NOISE_COLUMNS",
+    "NoiseRecord",
+    "robust_rms",
+    "measure_image",
+    "measure_images",
+    "find_images",
+    "read_noise_csv",
+    "write_noise_csv",
+]
+
+log = logging.getLogger(__name__)
+
+
+def robust_rms(data: np.ndarray, *, inner_fraction: float = 0.5, sigma: float = 3.0,
+               max_iter: int = 10) -> tuple[float, int]:
+    """Sigma-clipped MAD RMS of the finite pixels in the central `inner_fraction` box of a 2-D plane.
+
+    Returns (rms, number of finite pixels used); rms is NaN when fewer than 16 finite pixels exist.
+    """
+    plane = image_plane(data)
+    if not 0 < inner_fraction <= 1:
+        raise LwaError(f"inner fraction must be in (0, 1], got {inner_fraction}")
+    ny, nx = plane.shape
+    hy, hx = max(int(round(ny * inner_fraction / 2)), 1), max(int(round(nx * inner_fraction / 2)), 1)
+    cy, cx = ny // 2, nx // 2
+    box = np.asarray(plane[max(cy - hy, 0): cy + hy, max(cx - hx, 0): cx + hx], dtype=np.float64)
+    good = box[np.isfinite(box)]
+    if good.size < 16:
+        return float("nan"), int(good.size)
+    _, _, std = sigma_clipped_stats(good, sigma=sigma, maxiters=max_iter, stdfunc="mad_std")
+    return float(std), int(good.size)
+
+
+@dataclass(frozen=True)
+class NoiseRecord:
+    """One row of thermal_noise.csv."""
+
+    path: str
+    subband: str
+    freq_mhz: float
+    stokes: str
+    imgcat: str
+    interval: str
+    robust: float | None
+    taper: float
+    pbcor: bool
+    dewarped: bool
+    rms_jy: float
+    n_pix: int
+    size_bytes: int
+    mtime_ns: int
+
+    def matches_file(self) -> bool:
+        """Still describes the file on disk (same size and modification time)?"""
+        try:
+            st = Path(self.path).stat()
+        except OSError:
+            return False
+        return st.st_size == self.size_bytes and st.st_mtime_ns == self.mtime_ns
+
+
+NOISE_COLUMNS = tuple(f.name for f in fields(NoiseRecord))
+
+
+def measure_image(path: str | Path, *, inner_fraction: float = 0.5, sigma: float = 3.0) -> NoiseRecord:
+    """Measure one image (LwaError when unreadable or without finite pixels in the inner box)."""
+    path = Path(path).resolve()
+    info = image_info(path)
+    data, _ = read_image(path)
+    rms, n_pix = robust_rms(data, inner_fraction=inner_fraction, sigma=sigma)
+    if not math.isfinite(rms) or rms <= 0:
+        raise LwaError(f"image {path} has no usable pixels for a noise estimate (all NaN or constant)")
+    st = path.stat()
+    return NoiseRecord(
+        path=str(path), subband=info.subband, freq_mhz=info.freq_mhz, stokes=info.stokes,
+        imgcat=info.category, interval=info.interval,
+        robust=None if info.robust is None else float(info.robust), taper=info.taper,
+        pbcor=info.pbcor, dewarped=info.dewarped, rms_jy=rms, n_pix=n_pix,
+        size_bytes=st.st_size, mtime_ns=st.st_mtime_ns,
+    )
+
+
+def measure_images(paths: Iterable[str | Path], *, cache: dict[str, NoiseRecord] | None = None,
+                   inner_fraction: float = 0.5, sigma: float = 3.0
+                   ) -> tuple[list[NoiseRecord], list[tuple[Path, str]]]:
+    """Measure every image, reusing `cache` rows whose file is unchanged.
+
+    An image that cannot be measured is skipped and listed in the second return value as
+    (path, reason), for the caller to warn about: one broken subband never stops the others.
+    """
+    cache = cache or {}
+    records: list[NoiseRecord] = []
+    failed: list[tuple[Path, str]] = []
+    reused = 0
+    for p in paths:
+        key = str(Path(p).resolve())
+        cached = cache.get(key)
+        if cached is not None and cached.matches_file():
+            records.append(cached)
+            reused += 1
+            continue
+        try:
+            records.append(measure_image(p, inner_fraction=inner_fraction, sigma=sigma))
+        except LwaError as err:
+            log.debug("cannot measure %s: %s", p, err)
+            failed.append((Path(p), str(err)))
+    log.info("thermal noise: %d images (%d reused from thermal_noise.csv), %d failed",
+             len(records), reused, len(failed))
+    return records, failed
+
+
+def find_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """FITS files given directly, or found recursively under the given folders (hidden ones skipped)."""
+    out: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            for p in sorted(item.rglob("*.fits")):
+                rel = p.relative_to(item)
+                if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+                    continue
+                out.append(p)
+        elif item.is_file():
+            out.append(item)
+        else:
+            raise LwaError(f"input not found: {item}")
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        r = p.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(p)
+    return unique
+
+
+def _parse(column: str, text: str):
+    if column in ("freq_mhz", "taper", "rms_jy"):
+        return float(text) if text not in ("", "nan") else float("nan")
+    if column == "robust":
+        return None if text == "" else float(text)
+    if column in ("pbcor", "dewarped"):
+        return text.strip().lower() in ("true", "1", "yes")
+    if column in ("n_pix", "size_bytes", "mtime_ns"):
+        return int(text)
+    return text
+
+
+def read_noise_csv(path: str | Path) -> dict[str, NoiseRecord]:
+    """Rows of a thermal_noise.csv keyed by absolute image path."""
+    path = Path(path)
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in NOISE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise LwaError(f"{path} is not a thermal_noise.csv (missing columns {', '.join(missing)})")
+            rows = {}
+            for row in reader:
+                rec = NoiseRecord(**{c: _parse(c, row[c]) for c in NOISE_COLUMNS})
+                rows[rec.path] = rec
+            return rows
+    except (OSError, ValueError, KeyError) as err:
+        raise LwaError(f"cannot read noise table {path}: {err}") from None
+
+
+def write_noise_csv(path: str | Path, records: Iterable[NoiseRecord]) -> Path:
+    """Write (atomically) the table, sorted by frequency then path."""
+    path = Path(path)
+    rows = sorted(records, key=lambda r: (r.freq_mhz if math.isfinite(r.freq_mhz) else 1e9, r.path))
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(NOISE_COLUMNS))
+        writer.writeheader()
+        for rec in rows:
+            row = asdict(rec)
+            row["robust"] = "" if rec.robust is None else rec.robust
+            writer.writerow(row)
+    return path

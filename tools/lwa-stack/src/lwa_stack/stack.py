@@ -1,0 +1,526 @@
+"""Wideband stacks: inverse-variance weighted co-adds of per-subband images, per colour band.
+
+Images are chosen by header (never by file name) and grouped by band (FREQMHZ in
+`cfg.stack.bands_mhz`, lower edge inclusive: Red 18–41, Green 41–64, Blue 64–85 MHz), STOKES,
+IMGCAT, INTERVAL, ROBUST and taper. Two families are stacked, both from images that are NOT
+primary-beam corrected:
+
+* transient stacks: tapered (TAPER > 0), Briggs 0, Stokes I and V, the deep image and every 10 min
+  interval tag (one stack per tag), for the wideband transient search;
+* science stacks: untapered (TAPER = 0) deep Stokes I, Briggs 0 and -0.75, for the 3-colour images.
+
+Per subband the dewarped image (DEWARPED = T) is used when there is one; otherwise the undewarped
+image, with a warning (dewarping may legitimately have been skipped for lack of anchors).
+
+Stack: S = sum_i w_i x_i / sum_i w_i per pixel over the finite inputs only (a NaN pixel has weight 0,
+a pixel NaN in every input stays NaN), with w_i = 1 / sigma_i^2 and sigma_i the measured thermal noise
+(`lwa_stack.noise`). The expected noise sqrt(sum w_i^2 sigma_i^2) / sum w_i is written as STKRMS.
+Images on a different grid from the run's reference grid (the most common one) are regridded with
+`reproject.reproject_interp` (bilinear) first.
+
+Output names (for people; tools read the headers)::
+
+    Wideband_{Band}_{Pol}_{cat}_{Taper}_{Robust}[_{interval}].fits
+
+`Band` Red/Green/Blue; `Pol` I/V; `cat` the inputs' IMGCAT (`deep` or `10min`); `Taper` the literal
+`Taper` when TAPER > 0 else `NoTaper`; `Robust` `Robust-0`, `Robust-0.75` (`Robust-` and |robust| for
+robust <= 0, as in the science configuration names; `Robust+0.5` for positive values); `_interval`
+(`_t0001` ...) only for 10 min stacks. E.g. `Wideband_Red_V_10min_Taper_Robust-0_t0003.fits`,
+`Wideband_Blue_I_deep_NoTaper_Robust-0.75.fits`.
+
+Keywords written (besides the inputs' STOKES, ROBUST, TAPER, INTERVAL, NINTERVL): IMGCAT = `stack`,
+STKCAT (the inputs' IMGCAT), STKROLE (transient/science), BAND, BANDLO, BANDHI, SUBBAND (= the band
+name), SUBBANDS (contributing subbands), NSUBBAND, FREQMHZ (effective frequency, the weighted mean
+of the inputs' FREQMHZ; also CRVAL3), STKRMS, NREGRID, PBCOR = F, DEWARPED (all inputs dewarped),
+DATE-OBS / DATE-END (earliest / latest input), MJD-MID (mean), BMAJ/BMIN (weighted mean); HISTORY
+lists every input with its weight.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import ImageInfo, image_info, image_plane, read_image, write_image
+from lwa_stack.noise import (
+    NoiseRecord,
+    find_images,
+    measure_image,
+    measure_images,
+    read_noise_csv,
+    write_noise_csv,
+)
+
+__all__ = [
+    "Band",
+    "Candidate",
+    "StackPlan",
+    "StackResult",
+    "bands_from_config",
+    "band_of",
+    "robust_token",
+    "taper_token",
+    "stack_name",
+    "stack_role",
+    "plan_stacks",
+    "stack_arrays",
+    "regrid",
+    "grid_signature",
+    "celestial",
+    "wideband",
+    "SCIENCE_ROBUSTS",
+]
+
+log = logging.getLogger(__name__)
+
+TOOL = "lwa-stack"
+SCIENCE_ROBUSTS: tuple[float, ...] = (0.0, -0.75)
+_ROBUST_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Band:
+    """A colour band: [lo_mhz, hi_mhz)."""
+
+    name: str
+    lo_mhz: float
+    hi_mhz: float
+
+
+def bands_from_config(bands_mhz: Iterable[Sequence]) -> list[Band]:
+    """`cfg.stack.bands_mhz` ((name, lo, hi), ...) as Band objects, validated."""
+    out = []
+    for item in bands_mhz:
+        try:
+            name, lo, hi = item
+            band = Band(str(name), float(lo), float(hi))
+        except (TypeError, ValueError):
+            raise LwaError(f"stack.bands_mhz entry {item!r} is not (name, lo_mhz, hi_mhz)") from None
+        if not band.lo_mhz < band.hi_mhz:
+            raise LwaError(f"stack.bands_mhz band {band.name}: lower edge {lo} is not below {hi}")
+        out.append(band)
+    return out
+
+
+def band_of(freq_mhz: float, bands: Sequence[Band]) -> Band | None:
+    """The band holding `freq_mhz` (lower edge inclusive, upper exclusive), or None."""
+    if not math.isfinite(freq_mhz):
+        return None
+    for band in bands:
+        if band.lo_mhz <= freq_mhz < band.hi_mhz:
+            return band
+    return None
+
+
+def robust_token(robust: float) -> str:
+    """0 -> 'Robust-0', -0.75 -> 'Robust-0.75', 0.5 -> 'Robust+0.5'."""
+    if robust <= 0:
+        return f"Robust-{abs(robust):g}"
+    return f"Robust+{robust:g}"
+
+
+def taper_token(taper: float) -> str:
+    return "Taper" if taper > 0 else "NoTaper"
+
+
+def stack_name(band: str, stokes: str, imgcat: str, taper: float, robust: float, interval: str) -> str:
+    """`Wideband_{Band}_{Pol}_{cat}_{Taper}_{Robust}[_{interval}].fits` (interval only for 10 min)."""
+    suffix = f"_{interval}" if imgcat != "deep" and interval and interval != "deep" else ""
+    return f"Wideband_{band}_{stokes}_{imgcat}_{taper_token(taper)}_{robust_token(robust)}{suffix}.fits"
+
+
+def _is(value: float | None, target: float) -> bool:
+    return value is not None and abs(float(value) - target) < _ROBUST_TOL
+
+
+def stack_role(info: ImageInfo, *, science_robusts: Sequence[float] = SCIENCE_ROBUSTS) -> str | None:
+    """'transient', 'science' or None: which wideband family an image feeds (header only)."""
+    if info.pbcor or info.category not in ("deep", "10min"):
+        return None
+    if info.taper > 0 and info.stokes in ("I", "V") and _is(info.robust, 0.0):
+        return "transient"
+    if (info.taper == 0 and info.stokes == "I" and info.category == "deep"
+            and any(_is(info.robust, r) for r in science_robusts)):
+        return "science"
+    return None
+
+
+@dataclass
+class Candidate:
+    """An input image: its header description and grid."""
+
+    path: Path
+    info: ImageInfo
+    grid: tuple
+    rms_jy: float = float("nan")
+
+
+@dataclass
+class StackPlan:
+    """One wideband product and the per-subband images that go into it."""
+
+    name: str
+    role: str
+    band: Band
+    stokes: str
+    imgcat: str
+    interval: str
+    robust: float
+    taper: float
+    inputs: list[Candidate] = field(default_factory=list)
+
+
+@dataclass
+class StackResult:
+    path: Path
+    plan: StackPlan
+    used: list[tuple[Candidate, float]]
+    skipped: list[tuple[Path, str]]
+    freq_mhz: float
+    expected_rms_jy: float
+    n_regridded: int
+
+
+def celestial(header: fits.Header) -> WCS:
+    """The celestial WCS of a header, without astropy's 'datfix' chatter (MJD-OBS from DATE-OBS)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return WCS(header).celestial
+
+
+def grid_signature(header: fits.Header) -> tuple:
+    """What makes two images share a pixel grid: celestial WCS + shape (rounded)."""
+    w = celestial(header)
+    wcs = w.wcs
+    return (
+        int(header.get("NAXIS1", 0)), int(header.get("NAXIS2", 0)), tuple(wcs.ctype),
+        tuple(round(float(v), 7) for v in wcs.crval), tuple(round(float(v), 4) for v in wcs.crpix),
+        tuple(round(float(v), 10) for v in np.ravel(w.pixel_scale_matrix)),
+    )
+
+
+def _describe(path: Path) -> Candidate:
+    info = image_info(path)
+    try:
+        header = fits.getheader(path)
+        grid = grid_signature(header)
+    except (OSError, ValueError) as err:
+        raise LwaError(f"cannot read the WCS of {path}: {err}") from None
+    return Candidate(path=path, info=info, grid=grid)
+
+
+def _subband_key(info: ImageInfo) -> str:
+    return info.subband or f"{info.freq_mhz:.3f}MHz"
+
+
+def plan_stacks(candidates: Iterable[Candidate], bands: Sequence[Band], *,
+                science_robusts: Sequence[float] = SCIENCE_ROBUSTS) -> list[StackPlan]:
+    """Group images into the wideband products (one image per subband per product)."""
+    groups: dict[tuple, dict[str, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+    for cand in candidates:
+        info = cand.info
+        role = stack_role(info, science_robusts=science_robusts)
+        band = band_of(info.freq_mhz, bands)
+        if role is None or band is None:
+            continue
+        robust = float(info.robust)
+        interval = info.interval or ("deep" if info.category == "deep" else "")
+        key = (band.name, role, info.stokes, info.category, interval, round(robust, 4), info.taper > 0)
+        groups[key][_subband_key(info)].append(cand)
+    by_name = {b.name: b for b in bands}
+    plans = []
+    for key in sorted(groups, key=lambda k: ([b.name for b in bands].index(k[0]), k[1:])):
+        band_name, role, stokes, imgcat, interval, robust, _ = key
+        chosen = []
+        for subband, cands in sorted(groups[key].items(), key=lambda kv: kv[1][0].info.freq_mhz):
+            dewarped = [c for c in cands if c.info.dewarped]
+            pool = dewarped or cands
+            if not dewarped:
+                log.warning("%s %s %s %s: no dewarped image, using the undewarped %s",
+                            subband, stokes, imgcat, interval, pool[0].path)
+            if len(pool) > 1:
+                log.warning("%s: %d images with the same header keys (%s); using %s",
+                            subband, len(pool), ", ".join(str(c.path) for c in pool), pool[0].path)
+            chosen.append(pool[0])
+        taper = max(c.info.taper for c in chosen)
+        plan = StackPlan(
+            name=stack_name(band_name, stokes, imgcat, taper, robust, interval), role=role,
+            band=by_name[band_name], stokes=stokes, imgcat=imgcat, interval=interval, robust=float(robust),
+            taper=taper, inputs=chosen,
+        )
+        plans.append(plan)
+    names = Counter(p.name for p in plans)
+    clash = [n for n, k in names.items() if k > 1]
+    if clash:
+        raise LwaError(f"two different image groups map to the same stack name {clash[0]}")
+    return plans
+
+
+def stack_arrays(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware weighted mean of equal-shape arrays: (sum w x / sum w over finite x, sum w).
+
+    Pixels that are non-finite in every input (or have zero total weight) are NaN.
+    """
+    if len(arrays) != len(weights) or not arrays:
+        raise LwaError("stack needs as many weights as images, and at least one image")
+    shape = np.shape(arrays[0])
+    num = np.zeros(shape, dtype=np.float64)
+    den = np.zeros(shape, dtype=np.float64)
+    tmp = np.empty(shape, dtype=np.float64)
+    for arr, w in zip(arrays, weights, strict=True):
+        arr = np.asarray(arr)
+        if arr.shape != shape:
+            raise LwaError(f"stack inputs differ in shape: {arr.shape} vs {shape} (regrid them first)")
+        if not (math.isfinite(w) and w >= 0):
+            raise LwaError(f"stack weight must be finite and >= 0, got {w}")
+        finite = np.isfinite(arr)
+        np.copyto(tmp, arr)
+        tmp[~finite] = 0.0
+        tmp *= w
+        num += tmp
+        den += finite * w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return out, den
+
+
+def regrid(plane: np.ndarray, header: fits.Header, ref_header: fits.Header) -> np.ndarray:
+    """Bilinear reprojection of a 2-D plane onto the reference grid (NaN outside its footprint)."""
+    from reproject import reproject_interp
+
+    ref_wcs = celestial(ref_header)
+    shape = (int(ref_header["NAXIS2"]), int(ref_header["NAXIS1"]))
+    out, footprint = reproject_interp((np.asarray(plane, dtype=np.float64), celestial(header)), ref_wcs,
+                                      shape_out=shape, order="bilinear")
+    out[footprint <= 0] = np.nan
+    return out
+
+
+def _collect(images: Iterable[Path]) -> tuple[list[Candidate], list[tuple[Path, str]]]:
+    cands, failed = [], []
+    for p in images:
+        try:
+            cand = _describe(p)
+        except LwaError as err:
+            log.warning("skipping unreadable image: %s", err)
+            failed.append((p, str(err)))
+            continue
+        if cand.info.category == "stack":
+            continue
+        cands.append(cand)
+    return cands, failed
+
+
+def _noise_cache(paths: Iterable[Path]) -> dict[str, NoiseRecord]:
+    cache: dict[str, NoiseRecord] = {}
+    for p in paths:
+        if p.is_file():
+            try:
+                cache.update(read_noise_csv(p))
+            except LwaError as err:
+                log.warning("ignoring noise table: %s", err)
+    return cache
+
+
+def _v_deep_noise(cands: Sequence[Candidate], records: dict[str, NoiseRecord]) -> dict[str, float]:
+    """Per subband: the thermal noise of its deep, tapered, Briggs-0, non-PB Stokes V image."""
+    out: dict[str, float] = {}
+    for c in sorted(cands, key=lambda c: not c.info.dewarped):
+        i = c.info
+        if i.stokes == "V" and i.category == "deep" and not i.pbcor and i.taper > 0 and _is(i.robust, 0.0):
+            rec = records.get(str(c.path.resolve()))
+            if rec is not None:
+                out.setdefault(_subband_key(i), rec.rms_jy)
+    return out
+
+
+def _time_keywords(headers: Sequence[fits.Header]) -> dict:
+    starts = [str(h["DATE-OBS"]) for h in headers if h.get("DATE-OBS")]
+    ends = [str(h["DATE-END"]) for h in headers if h.get("DATE-END")]
+    mids = [float(h["MJD-MID"]) for h in headers if h.get("MJD-MID") is not None]
+    return {"DATE-OBS": min(starts) if starts else None, "DATE-END": max(ends) if ends else None,
+            "MJD-MID": statistics.fmean(mids) if mids else None}
+
+
+def _write_stack(plan: StackPlan, used: list[tuple[Candidate, np.ndarray, fits.Header, float]],
+                 ref_header: fits.Header, out_path: Path, n_regrid: int, *, argv: list[str] | None,
+                 overwrite: bool) -> StackResult:
+    weights = [w for *_, w in used]
+    stacked, _ = stack_arrays([a for _, a, _, _ in used], weights)
+    wsum = float(sum(weights))
+    freqs = [c.info.freq_mhz for c, *_ in used]
+    f_eff = float(np.dot(weights, freqs) / wsum)
+    expected = math.sqrt(sum(w * w * c.rms_jy**2 for (c, *_), w in zip(used, weights, strict=True))) / wsum
+    header = ref_header.copy()
+    while "HISTORY" in header:
+        del header["HISTORY"]
+    headers = [h for _, _, h, _ in used]
+    for key in ("BMAJ", "BMIN"):
+        vals = [(float(h[key]), w) for h, w in zip(headers, weights, strict=True) if h.get(key) is not None]
+        if vals:
+            header[key] = sum(v * w for v, w in vals) / sum(w for _, w in vals)
+    for i in range(1, int(header.get("NAXIS", 0)) + 1):
+        if str(header.get(f"CTYPE{i}", "")).upper().startswith("FREQ"):
+            header[f"CRVAL{i}"] = f_eff * 1e6
+            header[f"CDELT{i}"] = (plan.band.hi_mhz - plan.band.lo_mhz) * 1e6
+    subbands = [_subband_key(c.info) for c, *_ in used]
+    header["STKCAT"] = (plan.imgcat, "IMGCAT of the stacked per-subband images")
+    header["STKROLE"] = (plan.role, "wideband family: transient or science")
+    header["BAND"] = (plan.band.name, "wideband colour band")
+    header["BANDLO"] = (plan.band.lo_mhz, "band lower edge [MHz]")
+    header["BANDHI"] = (plan.band.hi_mhz, "band upper edge [MHz]")
+    header["NSUBBAND"] = (len(used), "number of stacked subbands")
+    header["SUBBANDS"] = (",".join(subbands), "stacked subbands")
+    header["STKRMS"] = (expected, "expected stack noise from input noise [Jy/beam]")
+    header["NREGRID"] = (n_regrid, "inputs regridded onto this grid")
+    ninterval = headers[0].get("NINTERVL")
+    keywords = {
+        "STOKES": plan.stokes, "IMGCAT": "stack", "INTERVAL": plan.interval, "NINTERVL": ninterval,
+        "ROBUST": plan.robust, "TAPER": plan.taper, "PBCOR": False,
+        "DEWARPED": all(c.info.dewarped for c, *_ in used), "SUBBAND": plan.band.name,
+        "FREQMHZ": round(f_eff, 4), **_time_keywords(headers),
+    }
+    history = [f"stack {plan.name}: {len(used)} subbands, f_eff {f_eff:.3f} MHz"]
+    history += [f"input {_subband_key(c.info)} w={w:.6g} rms={c.rms_jy:.6g} {c.path.name}" for c, _, _, w in used]
+    data = stacked[None, None] if int(ref_header.get("NAXIS", 2)) >= 4 else stacked
+    write_image(out_path, data, header, tool=TOOL, keywords=keywords, argv=argv, extra_history=history,
+                overwrite=overwrite)
+    log.info("wrote %s: %d subbands (%s), f_eff %.2f MHz, expected rms %.4g Jy/beam",
+             out_path.name, len(used), ",".join(subbands), f_eff, expected)
+    return StackResult(path=out_path, plan=plan, used=[(c, w) for c, _, _, w in used], skipped=[],
+                       freq_mhz=f_eff, expected_rms_jy=expected, n_regridded=n_regrid)
+
+
+def wideband(
+    inputs: Sequence[str | Path],
+    *,
+    outdir: str | Path,
+    bands: Sequence[Band],
+    noise_csv: str | Path | None = None,
+    weight_from: Literal["image", "v-deep"] = "image",
+    science_robusts: Sequence[float] = SCIENCE_ROBUSTS,
+    inner_fraction: float = 0.5,
+    clip_sigma: float = 3.0,
+    overwrite: bool = False,
+    argv: list[str] | None = None,
+) -> list[StackResult]:
+    """Make every wideband stack from the images under `inputs`; write them and thermal_noise.csv.
+
+    thermal_noise.csv in `outdir` lists the noise of every input image and of every stack written
+    (IMGCAT = stack; compare with the stack's STKRMS).
+
+    Weights are 1/rms^2 of each image (`weight_from='image'`) or of its subband's deep Stokes V image
+    (`'v-deep'`, falling back to the image itself). Noise comes from `noise_csv`, or the
+    thermal_noise.csv in `outdir` and in each input folder, when the row's file is unchanged; otherwise
+    it is measured. A subband whose image cannot be read or measured is skipped with a warning.
+    """
+    outdir = Path(outdir)
+    if weight_from not in ("image", "v-deep"):
+        raise LwaError(f"weight_from must be 'image' or 'v-deep', got {weight_from!r}")
+    explicit = read_noise_csv(noise_csv) if noise_csv is not None else None  # fail before work
+    images = find_images(inputs)
+    cands, unreadable = _collect(images)
+    plans = plan_stacks(cands, bands, science_robusts=science_robusts)
+    if not plans:
+        raise LwaError(f"no per-subband images to stack under {', '.join(map(str, inputs))} "
+                       "(need non-PB images with STOKES/IMGCAT/ROBUST/TAPER/FREQMHZ headers in a band)")
+    for plan in plans:
+        out = outdir / plan.name
+        if out.exists() and not overwrite:
+            raise LwaError(f"output exists: {out} (use --overwrite to replace it)")
+    log.info("%d images found, %d wideband products planned", len(cands), len(plans))
+
+    if explicit is not None:
+        cache = explicit
+    else:
+        cache = _noise_cache([outdir / "thermal_noise.csv"] + [Path(d) / "thermal_noise.csv" for d in inputs
+                                                               if Path(d).is_dir()])
+    needed = {c.path.resolve(): c for p in plans for c in p.inputs}
+    if weight_from == "v-deep":
+        for c in cands:
+            i = c.info
+            if i.stokes == "V" and i.category == "deep" and not i.pbcor and i.taper > 0:
+                needed.setdefault(c.path.resolve(), c)
+    records, failed = measure_images(list(needed), cache=cache, inner_fraction=inner_fraction, sigma=clip_sigma)
+    by_path = {r.path: r for r in records}
+    merged = {**{k: v for k, v in cache.items() if v.matches_file()}, **by_path}
+    bad = {str(p.resolve()): why for p, why in failed}
+    v_noise = _v_deep_noise(cands, by_path) if weight_from == "v-deep" else {}
+
+    ref_grid = _reference_grid(plans, by_path)
+    results: list[StackResult] = []
+    for plan in plans:
+        used, skipped, n_regrid = [], [], 0
+        ref_header = None
+        for cand in plan.inputs:
+            key = str(cand.path.resolve())
+            if key in bad:
+                log.warning("skipping %s in %s: %s", _subband_key(cand.info), plan.name, bad[key])
+                skipped.append((cand.path, bad[key]))
+                continue
+            cand.rms_jy = by_path[key].rms_jy
+            try:
+                data, header = read_image(cand.path)
+                plane = image_plane(data)
+            except LwaError as err:
+                log.warning("skipping %s in %s: %s", _subband_key(cand.info), plan.name, err)
+                skipped.append((cand.path, str(err)))
+                continue
+            if cand.grid != ref_grid.signature:
+                log.info("regridding %s onto the reference grid of %s", cand.path.name, ref_grid.path.name)
+                plane = regrid(plane, header, ref_grid.header)
+                n_regrid += 1
+            sigma_w = v_noise.get(_subband_key(cand.info), cand.rms_jy)
+            used.append((cand, plane, header, 1.0 / sigma_w**2))
+            ref_header = ref_grid.header
+        if not used:
+            log.warning("no usable subband for %s; not written", plan.name)
+            continue
+        result = _write_stack(plan, used, ref_header, outdir / plan.name, n_regrid, argv=argv, overwrite=True)
+        result.skipped = skipped
+        results.append(result)
+        try:
+            rec = measure_image(result.path, inner_fraction=inner_fraction, sigma=clip_sigma)
+        except LwaError as err:
+            log.warning("cannot measure the noise of %s: %s", result.path.name, err)
+        else:
+            merged[rec.path] = rec
+            log.info("%s: measured rms %.4g Jy/beam, expected %.4g (ratio %.2f)", result.path.name, rec.rms_jy,
+                     result.expected_rms_jy, rec.rms_jy / result.expected_rms_jy)
+    if not results:
+        raise LwaError(f"no wideband stack could be made: every input image failed ({len(failed)} failures)")
+    write_noise_csv(outdir / "thermal_noise.csv", merged.values())
+    if unreadable or failed:
+        log.warning("%d images skipped (unreadable or unmeasurable)", len(unreadable) + len(failed))
+    return results
+
+
+@dataclass
+class _RefGrid:
+    signature: tuple
+    path: Path
+    header: fits.Header
+
+
+def _reference_grid(plans: Sequence[StackPlan], measured: dict[str, NoiseRecord]) -> _RefGrid:
+    """The most common grid among the usable inputs (ties: the lowest-frequency image's)."""
+    usable = [c for p in plans for c in p.inputs if str(c.path.resolve()) in measured]
+    if not usable:
+        raise LwaError("no wideband stack could be made: no input image could be measured")
+    counts = Counter(c.grid for c in usable)
+    best = max(counts.values())
+    first = min((c for c in usable if counts[c.grid] == best), key=lambda c: (c.info.freq_mhz, str(c.path)))
+    header = fits.getheader(first.path)
+    return _RefGrid(signature=first.grid, path=first.path, header=header)
