@@ -1,0 +1,3 @@
+from lwa_image.cli import main
+
+main()

@@ -1,0 +1,134 @@
+"""Running wsclean safely and turning its products into self-describing lwa-pipe images.
+
+wsclean writes many files next to its ``-name`` prefix (dirty, psf, model, residual, reordering
+scratch). Each run therefore happens in a private temporary folder inside the output folder;
+only the finished products are rewritten (with `lwa_common.fitsio.write_image`, atomically) under
+their final names, and the folder is removed whatever happens. The exact command is logged at
+INFO and recorded in the HISTORY of every product it made.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import read_image, write_image
+
+__all__ = ["Timings", "wsclean_exe", "run_wsclean", "scratch_dir", "finalize_product", "product_name",
+           "check_products", "wsclean_date_obs"]
+
+log = logging.getLogger(__name__)
+
+TOOL = "lwa-image"
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds spent in external tools vs in total (filled by the run_* functions)."""
+
+    external_s: float = 0.0
+    total_s: float = 0.0
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def own_s(self) -> float:
+        return max(self.total_s - self.external_s, 0.0)
+
+
+def wsclean_exe() -> str:
+    exe = shutil.which("wsclean")
+    if exe is None:
+        raise LwaError("wsclean not found on PATH (Debian: apt-get install wsclean)")
+    return exe
+
+
+def product_name(subband: str, config: str, interval: int | None = None, suffix: str = "image") -> str:
+    """`{SUBBAND}-{CONFIG}[-t000N]-image.fits` (N 1-based)."""
+    tag = f"-t{interval:04d}" if interval is not None else ""
+    return f"{subband}-{config}{tag}-{suffix}.fits"
+
+
+def check_products(paths: Sequence[Path], *, overwrite: bool) -> None:
+    """Fail before any work when a product exists and --overwrite was not given."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise LwaError(f"output exists: {existing[0]}{more} (use --overwrite to replace)")
+
+
+@contextmanager
+def scratch_dir(outdir: Path, label: str) -> Iterator[Path]:
+    """A private temporary folder inside `outdir`, removed on exit."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".wsclean-{label}-", dir=outdir)).resolve()
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_wsclean(args: Sequence[str], *, workdir: Path, timings: Timings | None = None,
+                label: str = "wsclean", keep_log: Path | None = None) -> str:
+    """Run ``wsclean *args`` (output captured to workdir/wsclean.log); returns the command line.
+
+    A non-zero exit raises LwaError quoting wsclean's last message; the full log is copied to
+    `keep_log` (when given) so the user can read it after the scratch folder is gone.
+    """
+    cmd = [wsclean_exe(), *map(str, args)]
+    text = shlex.join(["wsclean", *cmd[1:]])
+    log.info("running: %s", text)
+    log_path = workdir / "wsclean.log"
+    t0 = time.perf_counter()
+    with open(log_path, "w") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=workdir, check=False)
+    dt = time.perf_counter() - t0
+    if timings is not None:
+        timings.external_s += dt
+        timings.commands.append(text)
+    output = log_path.read_text(errors="replace")
+    log.debug("wsclean output:\n%s", output)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+        quoted = [ln.lstrip("+> ").strip() for ln in lines if ln.startswith("+ >>>")]
+        errors = [ln for ln in lines if "error" in ln.lower() or "exception" in ln.lower()]
+        last = (quoted or errors or lines or ["no output"])[-1]
+        where = ""
+        if keep_log is not None:
+            shutil.copyfile(log_path, keep_log)
+            where = f"; log: {keep_log}"
+        raise LwaError(f"wsclean failed for {label} (exit {proc.returncode}): {last}{where}")
+    if keep_log is not None and keep_log.exists():
+        keep_log.unlink()  # a failed earlier attempt's log: this run succeeded
+    log.info("wsclean %s done in %.1f s", label, dt)
+    return text
+
+
+def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command: str,
+                     extra_history: Sequence[str] = ()) -> Path:
+    """Rewrite wsclean's `src` as `dst` with our keywords (wsclean's BMAJ/BMIN/BPA kept)."""
+    if not src.exists():
+        raise LwaError(f"wsclean did not write the expected product {src.name}")
+    data, header = read_image(src)
+    history = [f"wsclean: {command}", *extra_history]
+    write_image(dst, data, header, tool=TOOL, keywords=keywords, extra_history=history, overwrite=True)
+    log.info("wrote %s", dst)
+    return dst
+
+
+def wsclean_date_obs(path: Path) -> str | None:
+    try:
+        return str(fits.getheader(path).get("DATE-OBS", "")) or None
+    except OSError:
+        return None

@@ -1,0 +1,109 @@
+"""Primary-beam correction of lwa-pipe images with an OVRO-LWA h5 beam (`lwa_common.beam`).
+
+The Stokes I beam (zenith = 1) is evaluated on the image grid at the image frequency (FREQ axis
+or FREQMHZ) and the middle of its data (MJD-MID); pixels below `min_elevation_deg` or with a
+response below `min_response` become NaN. Stokes V images are divided by the same Stokes I beam
+(the first-order correction; the dipoles' leakage is not modelled). The product is
+``<name>-pbcorr.fits`` with PBCOR = T.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from lwa_common.beam import BeamModel, beam_for_image, load_beam
+from lwa_common.config import Config, load_config
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import image_plane, read_image, write_image
+from lwa_common.provenance import PROV_PREFIX
+
+__all__ = ["pbcor_name", "pbcor_image", "pbcor_images"]
+
+log = logging.getLogger(__name__)
+
+
+def pbcor_name(path: str | Path, outdir: str | Path | None = None) -> Path:
+    """`X-image.fits` -> `X-image-pbcorr.fits` (in `outdir` when given)."""
+    path = Path(path)
+    name = path.name.removesuffix(".fits").removesuffix(".fit") + "-pbcorr.fits"
+    return (Path(outdir) if outdir is not None else path.parent) / name
+
+
+def pbcor_image(image: str | Path, output: str | Path | None = None, *, beam: BeamModel | None = None,
+                min_elevation_deg: float = 10.0, min_response: float = 0.05, overwrite: bool = False,
+                beam_label: str = "") -> Path:
+    """Divide `image` by the primary beam; writes `output` (default `<image>-pbcorr.fits`)."""
+    image = Path(image)
+    output = Path(output) if output is not None else pbcor_name(image)
+    if output.exists() and not overwrite:
+        raise LwaError(f"output exists: {output} (use --overwrite to replace it)")
+    data, header = read_image(image)
+    if bool(header.get("PBCOR", False)):
+        raise LwaError(f"{image} is already primary-beam corrected (PBCOR = T)")
+    _keep_imaging_stamp(header)
+    plane = image_plane(data)
+    beam = beam if beam is not None else load_beam()
+    response = beam_for_image(header, beam=beam, min_elevation_deg=min_elevation_deg, min_response=min_response,
+                              shape=plane.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corrected = (plane / response).astype(np.float32)
+    out = corrected.reshape(data.shape)
+    valid = np.isfinite(corrected)
+    label = beam_label or getattr(beam, "source", "") or "default analytic dipole beam"
+    history = [f"pbcor: beam {label}; NaN below {min_elevation_deg:g} deg elevation or response < {min_response:g}"]
+    write_image(output, out, header, tool="lwa-image", keywords={"PBCOR": True}, extra_history=history,
+                overwrite=True)
+    log.info("wrote %s (%.1f %% of pixels valid)", output, 100.0 * valid.mean())
+    return output
+
+
+IMAGING_TAG = f"{PROV_PREFIX}[image-sci] "  # same length as the lwa-image tag: no re-wrapping
+
+
+def _keep_imaging_stamp(header: fits.Header) -> None:
+    """Retag the imaging step's stamp (wsclean command, MS) so that pbcor's own stamp keeps it."""
+    own = f"{PROV_PREFIX}[lwa-image] "
+    cards = [str(c) for c in header.get("HISTORY", [])]
+    if not any(c.startswith(own) for c in cards):
+        return
+    while "HISTORY" in header:
+        del header["HISTORY"]
+    for text in cards:
+        header.add_history(IMAGING_TAG + text[len(own):] if text.startswith(own) else text)
+
+
+def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = None, beam_file: str | Path | None = None,
+                 cfg: Config | None = None, min_elevation_deg: float | None = None,
+                 min_response: float | None = None, overwrite: bool = False) -> list[Path]:
+    """Primary-beam correct several images with one beam model; returns the outputs."""
+    cfg = cfg or load_config()
+    pb = cfg.primary_beam
+    min_el = pb.min_elevation_deg if min_elevation_deg is None else min_elevation_deg
+    min_resp = pb.min_response if min_response is None else min_response
+    beam_file = beam_file if beam_file not in (None, "") else (pb.beam_file or None)
+    outputs = [pbcor_name(p, outdir) for p in images]
+    existing = [o for o in outputs if o.exists()]
+    if existing and not overwrite:
+        raise LwaError(f"output exists: {existing[0]} (use --overwrite to replace it)")
+    if len(set(outputs)) != len(outputs):
+        raise LwaError("two inputs would write the same -pbcorr.fits; give them distinct names")
+    for img in images:
+        try:
+            header = fits.getheader(img)
+        except (OSError, ValueError) as err:
+            raise LwaError(f"cannot read FITS header {img}: {err}") from None
+        if bool(header.get("PBCOR", False)):
+            raise LwaError(f"{img} is already primary-beam corrected (PBCOR = T)")
+    beam = load_beam(beam_file)
+    log.info("primary beam %s: %d freqs %.1f-%.1f MHz", beam.source, beam.freqs_hz.size,
+             beam.freqs_hz[0] / 1e6, beam.freqs_hz[-1] / 1e6)
+    if outdir is not None:
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+    return [pbcor_image(img, out, beam=beam, min_elevation_deg=min_el, min_response=min_resp, overwrite=True,
+                        beam_label=str(beam_file or beam.source))
+            for img, out in zip(images, outputs)]

@@ -1,0 +1,193 @@
+"""The science images: the 7 configurations of DESIGN.md (17 images: 5 deep, 2 x 6 intervals) with wsclean.
+
+Every parameter comes from `lwa_common.config.Imaging` (``cfg.imaging``); the configurations
+themselves are ``cfg.imaging.configurations``. Each configuration is one wsclean run; its products
+are rewritten as self-describing images (STOKES, IMGCAT, INTERVAL, NINTERVL, CONFIG, ROBUST, TAPER,
+PBCOR, DEWARPED, SUBBAND, FREQMHZ and the time range of the data in each image).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from astropy.time import Time
+
+from lwa_common.config import Config, ImageConfiguration, Imaging, load_config
+from lwa_common.errors import LwaError
+from lwa_common.ms import data_column as pick_data_column
+from lwa_image._msinfo import MsTimes, TimeRange, ms_times
+from lwa_image._wsclean import (
+    Timings,
+    check_products,
+    finalize_product,
+    product_name,
+    run_wsclean,
+    scratch_dir,
+    wsclean_date_obs,
+)
+
+__all__ = ["select_configurations", "wsclean_science_args", "planned_products", "run_science", "Product"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Product:
+    """One image a configuration makes: where it goes and what its header says."""
+
+    path: Path
+    config: ImageConfiguration
+    interval: int | None  # 1-based, None for deep
+    n_intervals: int
+    times: TimeRange
+
+    def keywords(self, *, subband: str, freq_mhz: float, taper_lambda: float) -> dict[str, object]:
+        deep = self.interval is None
+        return {
+            "STOKES": self.config.stokes,
+            "IMGCAT": "deep" if deep else "10min",
+            "INTERVAL": "deep" if deep else f"t{self.interval:04d}",
+            "NINTERVL": 1 if deep else self.n_intervals,
+            "CONFIG": self.config.name,
+            "ROBUST": float(self.config.robust),
+            "TAPER": float(taper_lambda) if self.config.taper else 0.0,
+            "PBCOR": False,
+            "DEWARPED": False,
+            "SUBBAND": subband,
+            "FREQMHZ": round(freq_mhz, 6),
+            **self.times.keywords(),
+        }
+
+
+def select_configurations(imaging: Imaging, only: Sequence[str] | None) -> list[ImageConfiguration]:
+    """The configurations named in `only` (all when empty); unknown names are errors."""
+    known = {c.name: c for c in imaging.configurations}
+    if not only:
+        return list(imaging.configurations)
+    out = []
+    for name in only:
+        if name not in known:
+            hint = difflib.get_close_matches(name, list(known), n=1)
+            typo = f" (typo? did you mean '{hint[0]}')" if hint else ""
+            raise LwaError(f"--only: unknown configuration '{name}'{typo}; valid: {', '.join(known)}")
+        if known[name] not in out:
+            out.append(known[name])
+    return out
+
+
+def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: int, scale_deg: float,
+                         niter: int, intervals_out: int, data_column: str) -> list[str]:
+    """wsclean options (without -name and the MS) for one science configuration."""
+    args = ["-size", str(size), str(size), "-scale", f"{scale_deg:g}deg",
+            "-weight", "briggs", f"{conf.robust:g}", "-pol", conf.stokes,
+            "-horizon-mask", f"{imaging.horizon_mask_deg:g}deg",
+            "-data-column", data_column, "-no-update-model-required"]
+    if imaging.threads > 0:
+        args += ["-j", str(imaging.threads)]
+    if conf.taper:
+        args += ["-taper-inner-tukey", f"{imaging.taper_inner_tukey_lambda:g}"]
+    if conf.span == "10min":
+        args += ["-intervals-out", str(intervals_out)]
+    if niter > 0:
+        args += ["-niter", str(niter), "-mgain", f"{imaging.mgain:g}",
+                 "-auto-threshold", f"{imaging.auto_threshold:g}", "-auto-mask", f"{imaging.auto_mask:g}"]
+        if conf.multiscale:
+            args += ["-multiscale", "-multiscale-scale-bias", f"{imaging.multiscale_scale_bias:g}"]
+        if imaging.local_rms:
+            args += ["-local-rms"]
+            if conf.multiscale:  # wsclean 3.1 (Debian) aborts in the fast multiscale sub-minor loop with
+                args += ["-no-multiscale-fast-subminor"]  # -local-rms (free(): invalid size)
+    else:  # dirty: still fit a PSF so the header carries a restoring beam
+        args += ["-niter", "0", "-make-psf"]
+    return args
+
+
+def planned_products(confs: Sequence[ImageConfiguration], info: MsTimes, outdir: Path, *,
+                     intervals_out: int) -> list[Product]:
+    products = []
+    for conf in confs:
+        if conf.span == "deep":
+            products.append(Product(outdir / product_name(info.subband, conf.name), conf, None, 1, info.whole()))
+        elif conf.span == "10min":
+            for i, rng in enumerate(info.intervals(intervals_out), start=1):
+                products.append(Product(outdir / product_name(info.subband, conf.name, i), conf, i,
+                                        intervals_out, rng))
+        else:
+            raise LwaError(f"configuration {conf.name}: span must be 'deep' or '10min', got '{conf.span}'")
+    return products
+
+
+def _check_wsclean_time(src: Path, product: Product) -> None:
+    """wsclean's DATE-OBS is the centroid of the first time step it imaged: it must match ours."""
+    text = wsclean_date_obs(src)
+    if not text:
+        return
+    try:
+        theirs = Time(text, scale="utc")
+    except ValueError:
+        return
+    diff = abs((theirs - product.times.first_centroid).sec)
+    if diff > 1.0:
+        log.warning("%s: wsclean DATE-OBS %s differs from the expected first time step %s by %.1f s",
+                    src.name, text, product.times.first_centroid.isot, diff)
+
+
+def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None,
+                only: Sequence[str] | None = None, size: int | None = None, scale_deg: float | None = None,
+                niter_scale: float = 1.0, intervals_out: int | None = None, data_column: str | None = None,
+                subband: str | None = None, overwrite: bool = False,
+                timings: Timings | None = None) -> list[Path]:
+    """Image `ms` in the science configurations; returns the FITS written (in `outdir`).
+
+    `size`, `scale_deg`, `intervals_out` default to ``cfg.imaging``; `niter_scale` multiplies every
+    configuration's CLEAN iteration limit (tests use small values); `data_column` defaults to
+    CORRECTED_DATA when present, else DATA.
+    """
+    t_start = time.perf_counter()
+    cfg = cfg or load_config()
+    imaging = cfg.imaging
+    ms, outdir = Path(ms), Path(outdir)
+    confs = select_configurations(imaging, only)
+    size = int(size or imaging.size)
+    scale_deg = float(scale_deg or imaging.scale_deg)
+    intervals_out = int(intervals_out or imaging.intervals_out)
+    if size < 16 or scale_deg <= 0 or niter_scale < 0:
+        raise LwaError(f"bad imaging size/scale/niter-scale: {size}, {scale_deg}, {niter_scale}")
+    info = ms_times(ms, subband=subband)
+    products = planned_products(confs, info, outdir, intervals_out=intervals_out)
+    check_products([p.path for p in products], overwrite=overwrite)
+    column = data_column or pick_data_column(ms, "CORRECTED_DATA")
+    if column not in info.columns:
+        raise LwaError(f"{ms}: no column {column}")
+    log.info("science imaging of %s (%s, %.3f MHz, %d time steps, column %s): %s; %d px at %g deg",
+             ms, info.subband, info.freq_mhz, info.n_times, column, ", ".join(c.name for c in confs), size,
+             scale_deg)
+    written: list[Path] = []
+    for conf in confs:
+        niter = max(1, round(conf.niter * niter_scale)) if conf.niter > 0 else 0
+        args = wsclean_science_args(conf, imaging, size=size, scale_deg=scale_deg, niter=niter,
+                                    intervals_out=intervals_out, data_column=column)
+        mine = [p for p in products if p.config is conf]
+        with scratch_dir(outdir, conf.name) as tmp:
+            prefix = tmp / f"{info.subband}-{conf.name}"
+            args += ["-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())]
+            command = run_wsclean(args, workdir=tmp, timings=timings, label=conf.name,
+                                  keep_log=outdir / f"{info.subband}-{conf.name}-wsclean-failed.log")
+            for product in mine:
+                tag = f"-t{product.interval - 1:04d}" if product.interval is not None else ""
+                src = Path(f"{prefix}{tag}-image.fits")
+                if product.interval is not None:
+                    _check_wsclean_time(src, product)
+                keywords = product.keywords(subband=info.subband, freq_mhz=info.freq_mhz,
+                                            taper_lambda=imaging.taper_inner_tukey_lambda)
+                written.append(finalize_product(src, product.path, keywords=keywords, command=command,
+                                                extra_history=[f"ms: {ms.resolve()}"]))
+    if timings is not None:
+        timings.total_s += time.perf_counter() - t_start
+    log.info("science: %d images in %s", len(written), outdir)
+    return written

@@ -1,0 +1,81 @@
+"""Pilot snapshots: dirty Stokes I and V of every integration (one wsclean run, -intervals-out N).
+
+The snapshots feed the bad-integration detection (lwa-flag integrations) and the movies. They are
+dirty images (``-niter 0``) without a fitted PSF (BMAJ = 0): the QA needs only their RMS, and
+skipping the PSF halves the cost of 360 images of 4096^2.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from lwa_common.config import Config, load_config
+from lwa_common.errors import LwaError
+from lwa_common.ms import data_column as pick_data_column
+from lwa_image._msinfo import ms_times
+from lwa_image._wsclean import (
+    Timings,
+    check_products,
+    finalize_product,
+    product_name,
+    run_wsclean,
+    scratch_dir,
+)
+
+__all__ = ["SNAPSHOT_CONFIGS", "run_snapshots"]
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_CONFIGS = {"I": "I-Snapshot", "V": "V-Snapshot"}
+"""CONFIG keyword (and file-name part) of the snapshot images per Stokes."""
+
+
+def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None, size: int | None = None,
+                  scale_arcmin: float | None = None, robust: float = 0.0, data_column: str | None = None,
+                  subband: str | None = None, overwrite: bool = False,
+                  timings: Timings | None = None) -> list[Path]:
+    """Dirty I and V per time step of `ms`; returns the FITS written (I and V of t0001, t0002, ...)."""
+    t_start = time.perf_counter()
+    cfg = cfg or load_config()
+    ms, outdir = Path(ms), Path(outdir)
+    size = int(size or cfg.snapshot_qa.size)
+    scale_arcmin = float(scale_arcmin or cfg.snapshot_qa.scale_arcmin)
+    if size < 16 or scale_arcmin <= 0:
+        raise LwaError(f"bad snapshot size/scale: {size} px, {scale_arcmin} arcmin")
+    info = ms_times(ms, subband=subband)
+    n = info.n_times
+    ranges = info.intervals(n)
+    planned = [(outdir / product_name(info.subband, SNAPSHOT_CONFIGS[s], i), s, i)
+               for i in range(1, n + 1) for s in ("I", "V")]
+    check_products([p for p, _, _ in planned], overwrite=overwrite)
+    column = data_column or pick_data_column(ms, "CORRECTED_DATA")
+    if column not in info.columns:
+        raise LwaError(f"{ms}: no column {column}")
+    log.info("snapshots of %s: %d time steps, %d px at %g arcmin, column %s", ms, n, size, scale_arcmin, column)
+    args = ["-size", str(size), str(size), "-scale", f"{scale_arcmin:g}amin", "-weight", "briggs", f"{robust:g}",
+            "-pol", "I,V", "-niter", "0", "-intervals-out", str(n), "-data-column", column,
+            "-no-update-model-required", "-no-dirty"]
+    if cfg.imaging.threads > 0:
+        args += ["-j", str(cfg.imaging.threads)]
+    written: list[Path] = []
+    with scratch_dir(outdir, "snapshots") as tmp:
+        prefix = tmp / f"{info.subband}-snapshot"
+        args += ["-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())]
+        command = run_wsclean(args, workdir=tmp, timings=timings, label="snapshots",
+                              keep_log=outdir / f"{info.subband}-snapshots-wsclean-failed.log")
+        for path, stokes, i in planned:
+            src = Path(f"{prefix}-t{i - 1:04d}-{stokes}-image.fits")
+            keywords = {
+                "STOKES": stokes, "IMGCAT": "snapshot", "INTERVAL": f"t{i:04d}", "NINTERVL": n,
+                "CONFIG": SNAPSHOT_CONFIGS[stokes], "ROBUST": float(robust), "TAPER": 0.0,
+                "PBCOR": False, "DEWARPED": False, "SUBBAND": info.subband,
+                "FREQMHZ": round(info.freq_mhz, 6), **ranges[i - 1].keywords(),
+            }
+            written.append(finalize_product(src, path, keywords=keywords, command=command,
+                                            extra_history=[f"ms: {ms.resolve()}"]))
+    if timings is not None:
+        timings.total_s += time.perf_counter() - t_start
+    log.info("snapshots: %d images in %s", len(written), outdir)
+    return written
