@@ -1,0 +1,3 @@
+from lwa_transient.cli import main
+
+main()

@@ -1,0 +1,128 @@
+"""`lwa-transient`: blind Stokes V and Stokes I difference-image transient search (thin CLI)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.config import Cutout, Transient
+from lwa_transient.search import SearchParams, search_images
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger(__name__)
+
+_T = Transient()
+_PAIR = click.Tuple([float, float])
+
+
+def _default(text: str, value) -> str:
+    shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+    return f"{text} [default: {shown}, from the config]"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Blind transient search on OVRO-LWA images (Stokes V direct, Stokes I 10 min − deep)."""
+
+
+@cli.command("search")
+@click.argument("inputs", nargs=-1, required=True, type=ExistingPath)
+@click.option("-o", "--output", type=NewPath, required=True,
+              help="Output folder: candidates.csv and J-name folders with cutouts and PNGs.")
+@click.option("--catalog", type=ExistingPath, default=None,
+              help="Reference catalogue to cross-match (CSV with ra/dec, VLSSr text, makesourcedb, TTCal JSON).")
+@click.option("--stokes", type=click.Choice(["both", "V", "I"]), default="both", show_default=True,
+              help="Which searches to run.")
+@click.option("--v-sigma", type=float, default=None, help=_default("V detection threshold (σ, both signs).", _T.v_sigma))
+@click.option("--i-sigma", type=float, default=None,
+              help=_default("I difference detection threshold (σ, positive).", _T.i_sigma))
+@click.option("--rms-box-px", type=int, default=None, help=_default("Local RMS block size (px).", _T.rms_box_px))
+@click.option("--rms-smooth-boxes", type=int, default=3, show_default=True,
+              help="Median over this many × this many neighbouring blocks (1 = none).")
+@click.option("--v-mask-sigma", type=_PAIR, default=None,
+              help=_default("Deep-I σ above which V is masked to 2 beams, then to 1 beam.",
+                            (_T.v_mask_high_sigma, _T.v_mask_low_sigma)))
+@click.option("--i-mask-sigma", type=_PAIR, default=None,
+              help=_default("Deep-I σ above which I is masked to 2 beams, then to 1 beam.",
+                            (_T.i_mask_high_sigma, _T.i_mask_low_sigma)))
+@click.option("--steady-ratio", type=float, default=2.0, show_default=True,
+              help="I: a deep-I source this many times brighter in a 10 min image is not masked there (0: off).")
+@click.option("--v-ateam-radius-deg", type=_PAIR, default=None,
+              help=_default("V exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", _T.v_ateam_radius_deg))
+@click.option("--i-ateam-radius-deg", type=_PAIR, default=None,
+              help=_default("I exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", _T.i_ateam_radius_deg))
+@click.option("--ateam-file", type=ExistingPath, default=None,
+              help="TTCal sources.json replacing the built-in A-team positions.")
+@click.option("--ateam-major-jy", type=float, default=5000.0, show_default=True,
+              help="With --ateam-file: sources at least this bright get the larger radius.")
+@click.option("--ateam/--no-ateam", "use_ateam", default=True, show_default=True, help="Mask the A-team zones.")
+@click.option("--bilobe/--no-bilobe", default=True, show_default=True, help="Run the bi-lobe partner test.")
+@click.option("--bilobe-radius-arcmin", type=float, default=None,
+              help=_default("Partner search radius (arcmin).", _T.bilobe_radius_arcmin))
+@click.option("--bilobe-ratio", type=_PAIR, default=None,
+              help=_default("Allowed |candidate|/|partner| flux ratio (min max).", _T.bilobe_ratio))
+@click.option("--bilobe-sigma", type=_PAIR, default=None,
+              help=_default("S/N of the partner, then of the candidate, for the test.", _T.bilobe_sigma))
+@click.option("--drop-bilobe", is_flag=True, help="Leave bi-lobe artefacts out of candidates.csv.")
+@click.option("--match-arcmin", type=float, default=None,
+              help=_default("Catalogue match radius (arcmin).", _T.catalog_match_arcmin))
+@click.option("--max-cutouts", type=int, default=None,
+              help=_default("Cutouts + PNGs per subband per Stokes (the brightest).", _T.max_cutouts))
+@click.option("--warn-candidates", type=int, default=None,
+              help=_default("Warn when a subband/Stokes has more candidates.", _T.warn_candidates))
+@click.option("--cutout-size-deg", type=float, default=None, help=_default("Cutout side (deg).", Cutout().size_deg))
+@click.option("--robust", type=float, default=0.0, show_default=True, help="ROBUST of the images to search.")
+@click.option("--products/--no-products", default=True, show_default=True, help="Write cutouts and PNGs.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing candidates.csv (and its products).")
+@json_option
+@common_options
+def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, stokes: str, v_sigma, i_sigma,
+               rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, steady_ratio, v_ateam_radius_deg, i_ateam_radius_deg,
+               ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_arcmin, bilobe_ratio, bilobe_sigma,
+               drop_bilobe, match_arcmin, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
+               overwrite, as_json, cfg) -> None:
+    """Search INPUTS (FITS images and/or folders of them) for transients.
+
+    Images are chosen by header: STOKES I/V, IMGCAT deep/10min, TAPER > 0, PBCOR = F, ROBUST =
+    --robust, grouped by SUBBAND; dewarped images are preferred. V images (deep and 10 min) are
+    searched directly for positive and negative peaks; for I, each 10 min image minus the deep
+    image is searched for positive peaks. Bright deep-I sources and A-team zones are masked. A
+    candidate with an opposite-sign partner (bi-lobe test) gets class `artefact`; one matching the
+    catalogue gets class `known`; the rest are `candidate`. Writes OUTPUT/candidates.csv (always,
+    header only when nothing is found) and, for the brightest candidates, OUTPUT/J0553+31/
+    J055312+312045_55MHz_V_t0002.{fits,png}. Prints the paths written.
+
+    \b
+    Example:
+      lwa-transient search images/55MHz/ -o transients/55MHz \\
+          --catalog vlssr.csv -v
+      lwa-transient search *-V-Taper-*.fits *-I-*Robust-0*.fits -o out \\
+          --v-sigma 6 --bilobe-ratio 0.25 4 --json
+    """
+    overrides = {
+        "v_sigma": v_sigma, "i_sigma": i_sigma, "rms_box_px": rms_box_px, "rms_smooth_boxes": rms_smooth_boxes,
+        "v_mask_sigma": v_mask_sigma, "i_mask_sigma": i_mask_sigma, "steady_ratio": steady_ratio, "v_ateam_radius_deg": v_ateam_radius_deg,
+        "i_ateam_radius_deg": i_ateam_radius_deg, "ateam_file": ateam_file, "ateam_major_jy": ateam_major_jy,
+        "bilobe": bilobe, "bilobe_radius_arcmin": bilobe_radius_arcmin, "bilobe_ratio": bilobe_ratio,
+        "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_arcmin": match_arcmin,
+        "max_cutouts": max_cutouts, "warn_candidates": warn_candidates, "cutout_size_deg": cutout_size_deg,
+        "robust": robust, "products": products,
+        "stokes": ("V", "I") if stokes == "both" else (stokes,),
+    }
+    if not use_ateam:
+        overrides["ateam"] = ()
+        overrides["ateam_file"] = None
+    params = SearchParams.from_config(cfg, **overrides)
+    result = search_images(list(inputs), output=output, params=params, catalog=catalog, overwrite=overwrite,
+                           argv=list(sys.argv))
+    summary = result.summary()
+    emit(summary if as_json else summary["outputs"], as_json=as_json)
+
+
+def main() -> None:
+    run_main(cli)

@@ -1,0 +1,663 @@
+"""The blind transient search (DESIGN.md, "Transients"), callable without click.
+
+Per subband, on tapered, non-primary-beam-corrected (dewarped when available) images chosen by
+header (`lwa_transient.select`):
+
+* **Stokes V** — every V image (deep and each 10 min interval) is searched directly: pixels with
+  |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
+  `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), and A-team caps.
+* **Stokes I** — each 10 min R0 image minus the deep R0 image, positive only, ≥ `i_sigma` × local
+  RMS of the difference; masks at `i_mask_sigma` (100σ → 2 beams, 30σ → 1 beam) and larger
+  A-team caps. A deep-I source that is `steady_ratio` (2) times brighter in the 10 min image is the
+  transient itself (diluted in the deep image) and is not masked in that interval.
+
+Images of a subband must have one shape (else `LwaError`); one on another pixel grid (another
+phase centre) is reprojected onto the deep I grid with `reproject_interp`, with a warning.
+
+Every candidate gets the bi-lobe partner test (`lwa_transient.detect`), a catalogue match,
+a J-name, and the brightest `max_cutouts` per subband per Stokes get a FITS cutout and a PNG in a
+`J0553+31`-style folder. `candidates.csv` is always written (header only when nothing is found).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+from lwa_common.catalogs import read_reference_catalog
+from lwa_common.config import Config
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import ImageInfo, celestial_wcs, image_info, image_plane, read_image
+from lwa_common.io import atomic_path, check_output
+from lwa_common.naming import jname, jname_short
+from lwa_transient.detect import BilobeRule, Island, Peak, bilobe_partner, find_peaks
+from lwa_transient.masks import (
+    ATEAM_J2000,
+    AteamSource,
+    BrightSource,
+    ateam_from_ttcal,
+    ateam_mask,
+    bright_source_mask,
+    bright_sources,
+    source_mask,
+)
+from lwa_transient.products import cutout, write_cutout, write_png
+from lwa_transient.rms import local_background_rms
+from lwa_transient.select import SubbandImages, collect_paths, select_images
+
+__all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_images", "read_candidates"]
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = (
+    "stokes", "interval", "ra", "dec", "jname", "peak_jy", "rms_jy", "snr", "sign", "bilobe", "class",
+    "catalog_match", "image", "subband", "freq_mhz", "x", "y", "partner_snr", "partner_ratio",
+    "partner_sep_arcmin", "catalog_sep_arcmin", "cutout", "png",
+)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Every knob of the search; `from_config` takes the defaults from `cfg.transient`.
+
+    Pairs: `*_mask_sigma` = (2-beam threshold, 1-beam threshold); `*_ateam_radius_deg` = (radius
+    around Vir A / Tau A and other A-team sources, radius around the major ones Cyg A / Cas A);
+    `bilobe_ratio` = (min, max) of |candidate| / |partner|; `bilobe_sigma` = (partner, candidate).
+    `steady_ratio`: in the I search, a deep-I source at least this many times brighter in the
+    10 min image than in the deep image is the transient itself and is not masked there (0: off).
+    `ateam` / `ateam_file` / `ateam_major_jy`: built-in J2000 A-team, or a TTCal sources.json whose
+    sources at least `ateam_major_jy` bright at the image frequency get the larger radius.
+    `stokes`: the searches to run; `products`: write cutouts and PNGs.
+    """
+
+    v_sigma: float = 5.0
+    i_sigma: float = 7.0
+    rms_box_px: int = 32
+    rms_smooth_boxes: int = 3
+    v_mask_sigma: tuple[float, float] = (500.0, 100.0)
+    i_mask_sigma: tuple[float, float] = (100.0, 30.0)
+    mask_beams: tuple[float, float] = (2.0, 1.0)
+    steady_ratio: float = 2.0
+    v_ateam_radius_deg: tuple[float, float] = (3.0, 5.0)
+    i_ateam_radius_deg: tuple[float, float] = (10.0, 15.0)
+    ateam: tuple[AteamSource, ...] = ATEAM_J2000
+    ateam_file: Path | None = None
+    ateam_major_jy: float = 5000.0
+    bilobe: bool = True
+    bilobe_radius_arcmin: float = 30.0
+    bilobe_ratio: tuple[float, float] = (0.2, 5.0)
+    bilobe_sigma: tuple[float, float] = (3.0, 4.0)
+    drop_bilobe: bool = False
+    catalog_match_arcmin: float = 2.0
+    max_cutouts: int = 5
+    warn_candidates: int = 10
+    cutout_size_deg: float = 2.0
+    robust: float = 0.0
+    stokes: tuple[str, ...] = ("V", "I")
+    products: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, **overrides: Any) -> SearchParams:
+        """Defaults from `cfg.transient` (and `cfg.cutout.size_deg`); `None` overrides are ignored."""
+        t = cfg.transient
+        base = cls(
+            v_sigma=t.v_sigma, i_sigma=t.i_sigma, rms_box_px=t.rms_box_px,
+            v_mask_sigma=(t.v_mask_high_sigma, t.v_mask_low_sigma),
+            i_mask_sigma=(t.i_mask_high_sigma, t.i_mask_low_sigma),
+            v_ateam_radius_deg=tuple(t.v_ateam_radius_deg), i_ateam_radius_deg=tuple(t.i_ateam_radius_deg),
+            bilobe_radius_arcmin=t.bilobe_radius_arcmin, bilobe_ratio=tuple(t.bilobe_ratio),
+            bilobe_sigma=tuple(t.bilobe_sigma), catalog_match_arcmin=t.catalog_match_arcmin,
+            max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
+        )
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise LwaError(f"unknown search parameter(s): {', '.join(sorted(unknown))}")
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    def check(self) -> None:
+        """Fail before work on impossible values."""
+        if self.v_sigma <= 0 or self.i_sigma <= 0:
+            raise LwaError("--v-sigma and --i-sigma must be positive")
+        if self.rms_box_px < 4:
+            raise LwaError(f"--rms-box-px must be at least 4, got {self.rms_box_px}")
+        if self.rms_smooth_boxes < 1:
+            raise LwaError(f"--rms-smooth-boxes must be at least 1, got {self.rms_smooth_boxes}")
+        lo, hi = self.bilobe_ratio
+        if not 0 < lo <= hi:
+            raise LwaError(f"--bilobe-ratio needs 0 < min <= max, got {lo:g} {hi:g}")
+        for name in ("v_mask_sigma", "i_mask_sigma"):
+            a, b = getattr(self, name)
+            if a < b:
+                raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
+        if self.cutout_size_deg <= 0:
+            raise LwaError("--cutout-size-deg must be positive")
+        if self.max_cutouts < 0:
+            raise LwaError("--max-cutouts must be >= 0")
+        if not set(self.stokes) <= {"I", "V"} or not self.stokes:
+            raise LwaError(f"--stokes must be I, V or both, got {self.stokes}")
+
+    @property
+    def rule(self) -> BilobeRule:
+        return BilobeRule(radius_arcmin=self.bilobe_radius_arcmin, ratio_min=self.bilobe_ratio[0],
+                          ratio_max=self.bilobe_ratio[1], partner_sigma=self.bilobe_sigma[0],
+                          candidate_sigma=self.bilobe_sigma[1])
+
+
+@dataclass
+class Candidate:
+    """One row of candidates.csv."""
+
+    stokes: str
+    interval: str
+    ra: float
+    dec: float
+    jname: str
+    peak_jy: float
+    rms_jy: float
+    snr: float
+    sign: int
+    bilobe: bool
+    klass: str
+    catalog_match: str
+    image: str
+    subband: str
+    freq_mhz: float
+    x: float
+    y: float
+    partner_snr: float = math.nan
+    partner_ratio: float = math.nan
+    partner_sep_arcmin: float = math.nan
+    catalog_sep_arcmin: float = math.nan
+    cutout: str = ""
+    png: str = ""
+    folder: str = ""  # J0553+31
+    reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
+
+    def row(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class"] = d.pop("klass")
+        return {k: _fmt(k, d[k]) for k in CSV_COLUMNS}
+
+
+_DECIMALS = {"ra": 6, "dec": 6, "x": 2, "y": 2, "snr": 2, "partner_snr": 2, "partner_ratio": 3,
+             "partner_sep_arcmin": 2, "catalog_sep_arcmin": 2, "freq_mhz": 4}
+
+
+def _fmt(key: str, value: Any) -> Any:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        return f"{value:.{_DECIMALS[key]}f}" if key in _DECIMALS else f"{value:.6g}"
+    return value
+
+
+@dataclass
+class SearchResult:
+    candidates: list[Candidate]
+    csv: Path
+    products: list[Path]
+    n_images: int
+    skipped: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        classes: dict[str, int] = {}
+        for c in self.candidates:
+            classes[c.klass] = classes.get(c.klass, 0) + 1
+        return {"csv": str(self.csv), "n_candidates": len(self.candidates), "by_class": classes,
+                "n_images": self.n_images, "skipped_images": self.skipped,
+                "outputs": [str(self.csv), *map(str, self.products)]}
+
+
+@dataclass
+class _Image:
+    info: ImageInfo
+    data: np.ndarray
+    header: fits.Header
+    wcs: WCS
+
+
+def _wcs(header: fits.Header) -> WCS:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return celestial_wcs(header)
+
+
+def _load(info: ImageInfo) -> _Image:
+    data, header = read_image(info.path)
+    return _Image(info, np.ascontiguousarray(image_plane(data), dtype=np.float32), header, _wcs(header))
+
+
+def _header_shape(path: Path) -> tuple[int, int]:
+    """(ny, nx) from the header; (0, 0) for a header without image data."""
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError) as err:
+        raise LwaError(f"cannot read FITS header {path}: {err}") from None
+    naxis = int(header.get("NAXIS", 0))
+    if naxis < 2:
+        return (0, 0)
+    return (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))
+
+
+def _is_empty(data: np.ndarray) -> bool:
+    finite = np.isfinite(data)
+    return data.size == 0 or not finite.any() or not np.any(data[finite] != 0)
+
+
+def _same_grid(img: _Image, ref: _Image) -> bool:
+    a, b = img.wcs.wcs, ref.wcs.wcs
+    return (list(a.ctype) == list(b.ctype) and np.allclose(a.crval, b.crval, rtol=0, atol=1e-7)
+            and np.allclose(a.crpix, b.crpix, rtol=0, atol=1e-4)
+            and np.allclose(img.wcs.pixel_scale_matrix, ref.wcs.pixel_scale_matrix, rtol=1e-7, atol=0))
+
+
+def _align(img: _Image, ref: _Image, *, warn: bool = True) -> _Image:
+    """`img` on the pixel grid of `ref`: same shape required; another phase centre is reprojected."""
+    if img.data.shape != ref.data.shape:
+        raise LwaError(
+            f"image shapes differ: {img.info.path} is {img.data.shape[1]}x{img.data.shape[0]}, "
+            f"{ref.info.path} is {ref.data.shape[1]}x{ref.data.shape[0]} (image them on the same grid)"
+        )
+    if _same_grid(img, ref):
+        return img
+    from reproject import reproject_interp
+
+    log.log(logging.WARNING if warn else logging.DEBUG,
+            "%s is on another pixel grid (CRVAL/CRPIX) than %s: reprojecting it (bilinear)",
+            img.info.path.name, ref.info.path.name)
+    data, _ = reproject_interp((img.data, img.wcs), ref.wcs, shape_out=ref.data.shape, order="bilinear")
+    return _Image(img.info, data.astype(np.float32), img.header, ref.wcs)
+
+
+def _pixel_arcmin(wcs: WCS) -> float:
+    return float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))) * 60.0
+
+
+def _beam_px(images: Sequence[_Image]) -> float:
+    for img in images:
+        bmaj = img.header.get("BMAJ")
+        if bmaj:
+            return float(bmaj) * 60.0 / _pixel_arcmin(img.wcs)
+    names = ", ".join(str(i.info.path) for i in images)
+    raise LwaError(f"no restoring beam (BMAJ) in the header of {names}: needed for the bright-source masks")
+
+
+def _ateam_sources(params: SearchParams, freq_mhz: float) -> tuple[AteamSource, ...]:
+    if params.ateam_file is None:
+        return params.ateam
+    freq = freq_mhz * 1e6 if math.isfinite(freq_mhz) else 60e6
+    return ateam_from_ttcal(params.ateam_file, freq_hz=freq, major_jy=params.ateam_major_jy)
+
+
+@dataclass
+class _SearchOutcome:
+    peaks: list[tuple[Peak, Any]]
+    residual: np.ndarray
+    rms: np.ndarray
+
+
+def _search_one(image: np.ndarray, *, params: SearchParams, mask: np.ndarray, threshold: float,
+                signs: tuple[int, ...], pixel_arcmin: float) -> _SearchOutcome:
+    bg, rms = local_background_rms(image, box=params.rms_box_px, smooth=params.rms_smooth_boxes)
+    residual = image - bg
+    peaks = []
+    for sign in signs:
+        for peak in find_peaks(residual, rms, threshold=threshold, sign=sign, mask=mask):
+            partner = (bilobe_partner(residual, rms, peak, rule=params.rule, pixel_arcmin=pixel_arcmin)
+                       if params.bilobe else None)
+            peaks.append((peak, partner))
+    return _SearchOutcome(peaks, residual, rms)
+
+
+def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: str, pixel_arcmin: float,
+                reference: str) -> list[Candidate]:
+    out = []
+    for peak, partner in outcome.peaks:
+        ra, dec = img.wcs.all_pix2world([[peak.x_sub, peak.y_sub]], 0)[0]
+        coord = SkyCoord(ra * u.deg, dec * u.deg)
+        out.append(Candidate(
+            stokes=stokes, interval=interval, ra=float(ra) % 360.0, dec=float(dec), jname=jname(coord),
+            peak_jy=peak.value, rms_jy=peak.rms, snr=peak.snr, sign=peak.sign, bilobe=partner is not None,
+            klass="artefact" if partner is not None else "candidate", catalog_match="",
+            image=str(img.info.path), subband=img.info.subband, freq_mhz=img.info.freq_mhz,
+            x=peak.x_sub, y=peak.y_sub,
+            partner_snr=partner.snr if partner else math.nan,
+            partner_ratio=partner.ratio if partner else math.nan,
+            partner_sep_arcmin=partner.sep_px * pixel_arcmin if partner else math.nan,
+            folder=jname_short(coord), reference=reference,
+        ))
+    return out
+
+
+@dataclass
+class _IMasks:
+    """The I-difference masks of a subband: deep-I sources (per-interval steadiness test) + A-team."""
+
+    sources: list[BrightSource]
+    islands: list[Island]
+    zone: np.ndarray
+    deep: np.ndarray  # deep I − background
+
+    def for_interval(self, diff: np.ndarray, steady_ratio: float, *, label: str, wcs: WCS) -> np.ndarray:
+        """Mask the steady sources only: a deep-I source whose 10 min flux (deep + diff) reaches
+        `steady_ratio` × its deep flux varied — it is the transient itself, diluted in the deep
+        image, and stays searchable (0 disables the test)."""
+        keep = []
+        for s in self.sources:
+            deep = float(self.deep[s.y, s.x])
+            if steady_ratio > 0 and deep > 0 and deep + float(diff[s.y, s.x]) >= steady_ratio * deep:
+                ra, dec = wcs.all_pix2world([[s.x, s.y]], 0)[0]
+                log.info("%s: deep-I source at RA %.3f Dec %+.3f is %.1f× brighter in this interval: not masked",
+                         label, ra, dec, (deep + float(diff[s.y, s.x])) / deep)
+                continue
+            keep.append(s)
+        return source_mask(diff.shape, keep, self.islands) | self.zone
+
+
+class _Catalog:
+    """A reference catalogue read once, for the 2′ cross-match."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sources = [src for src in read_reference_catalog(path) if src.has_position]
+        if not self.sources:
+            log.warning("catalogue %s holds no source with a position: no cross-match", path)
+        self.coords = SkyCoord([src.ra_deg for src in self.sources] * u.deg,
+                               [src.dec_deg for src in self.sources] * u.deg) if self.sources else None
+
+    def match(self, cands: list[Candidate], radius_arcmin: float) -> None:
+        if self.coords is None or not cands:
+            return
+        pos = SkyCoord([c.ra for c in cands] * u.deg, [c.dec for c in cands] * u.deg)
+        idx, sep, _ = pos.match_to_catalog_sky(self.coords)
+        for c, i, s in zip(cands, np.atleast_1d(idx), np.atleast_1d(sep.arcmin), strict=True):
+            if s <= radius_arcmin:
+                c.catalog_match = self.sources[int(i)].name
+                c.catalog_sep_arcmin = float(s)
+                if not c.bilobe:
+                    c.klass = "known"
+
+
+class _Search:
+    """One run: state shared by the subbands (params, output folder, catalogue, written products)."""
+
+    def __init__(self, params: SearchParams, output: Path, argv: list[str] | None, catalog: _Catalog | None):
+        self.params = params
+        self.output = output
+        self.argv = argv
+        self.catalog = catalog
+        self.products: list[Path] = []
+        self.skipped: list[str] = []
+        self.grid: _Image | None = None  # the subband's reference grid (deep I when there is one)
+        self._cache: dict[str, _Image] = {}
+        self._seen: set[str] = set()
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, info: ImageInfo | None) -> _Image | None:
+        """The image on the subband grid, or None (with a warning) when it holds no usable pixel."""
+        if info is None:
+            return None
+        key = str(info.path)
+        if key in self._cache:
+            return self._cache[key]
+        if 0 in _header_shape(info.path):
+            log.warning("%s holds no image data: skipped", info.path)
+            self.skipped.append(key)
+            return None
+        img = _load(info)
+        if _is_empty(img.data):
+            log.warning("%s has no finite non-zero pixel: skipped", info.path)
+            self.skipped.append(key)
+            return None
+        if self.grid is None:
+            self.grid = img
+        img = _align(img, self.grid, warn=key not in self._seen)
+        self._seen.add(key)
+        if len(self._cache) >= 3:
+            self._cache.clear()
+        self._cache[key] = img
+        return img
+
+    def _check_shapes(self, group: SubbandImages) -> None:
+        """Fail before work: every image of the subband has the same shape."""
+        shapes = {info.path: _header_shape(info.path) for info in group.all()}
+        sized = [path for path, shape in shapes.items() if 0 not in shape]
+        if not sized:
+            return
+        ref = group.deep_i.path if group.deep_i is not None and group.deep_i.path in sized else sized[0]
+        for path in sized:
+            a, b = shapes[path], shapes[ref]
+            if a != b:
+                raise LwaError(f"image shapes differ: {path} is {a[1]}x{a[0]}, {ref} is {b[1]}x{b[0]} "
+                               "(image them on the same grid)")
+
+    # ------------------------------------------------------------------ search
+
+    def subband(self, group: SubbandImages) -> list[Candidate]:
+        p = self.params
+        t0 = time.perf_counter()
+        label = group.subband or "subband ?"
+        self.grid = None
+        self._cache.clear()
+        self._check_shapes(group)
+        deep_i = self._load(group.deep_i)
+        v_mask = i_mask = None
+        if deep_i is not None:
+            v_mask, i_mask = self._masks(deep_i, label)
+        elif group.deep_i is None:
+            log.warning("%s: no deep I image: V search without bright-source masks, no I difference search", label)
+        cands: list[Candidate] = []
+        if "V" in p.stokes:
+            cands += self._search_v(group, v_mask, label)
+        if "I" in p.stokes:
+            cands += self._search_i(group, deep_i, i_mask, label)
+        if self.catalog is not None:
+            self.catalog.match(cands, p.catalog_match_arcmin)
+        if p.drop_bilobe:
+            dropped = sum(c.bilobe for c in cands)
+            cands = [c for c in cands if not c.bilobe]
+            if dropped:
+                log.info("%s: dropped %d bi-lobe candidate(s)", label, dropped)
+        self._products(cands, label)
+        log.info("%s: %d candidate(s) in %.1f s", label, len(cands), time.perf_counter() - t0)
+        self._cache.clear()
+        return cands
+
+    def _masks(self, deep_i: _Image, label: str) -> tuple[np.ndarray, _IMasks]:
+        p = self.params
+        beam = _beam_px([deep_i])
+        bg, rms = local_background_rms(deep_i.data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
+        sigma = float(np.nanmedian(rms[np.isfinite(deep_i.data)]))
+        snr = (deep_i.data - bg) / sigma
+        b2, b1 = p.mask_beams
+        v_bright, v_src = bright_source_mask(snr, beam_px=beam, levels=((p.v_mask_sigma[0], b2), (p.v_mask_sigma[1], b1)))
+        i_src, i_islands = bright_sources(snr, beam_px=beam, levels=((p.i_mask_sigma[0], b2), (p.i_mask_sigma[1], b1)))
+        ateam = _ateam_sources(p, deep_i.info.freq_mhz)
+        v_zone, v_names = ateam_mask(deep_i.wcs, deep_i.data.shape, ateam, p.v_ateam_radius_deg)
+        i_zone, i_names = ateam_mask(deep_i.wcs, deep_i.data.shape, ateam, p.i_ateam_radius_deg)
+        v_mask = v_bright | v_zone
+        i_masks = _IMasks(i_src, i_islands, i_zone, deep_i.data - bg)
+        log.info("%s: deep I σ = %.4g Jy/beam, beam %.2f px; V masks: %d bright source(s), A-team %s (%.1f%% "
+                 "masked); I masks: %d bright source(s), A-team %s", label, sigma, beam, len(v_src),
+                 ", ".join(v_names) or "none", 100 * v_mask.mean(), len(i_src), ", ".join(i_names) or "none")
+        return v_mask, i_masks
+
+    def _search_v(self, group: SubbandImages, mask: np.ndarray | None, label: str) -> list[Candidate]:
+        p = self.params
+        out = []
+        infos = ([group.deep_v] if group.deep_v else []) + [group.ten_v[k] for k in sorted(group.ten_v)]
+        for info in infos:
+            img = self._load(info)
+            if img is None:
+                continue
+            if mask is None:
+                mask = ateam_mask(img.wcs, img.data.shape, _ateam_sources(p, img.info.freq_mhz),
+                                  p.v_ateam_radius_deg)[0]
+            pix = _pixel_arcmin(img.wcs)
+            outcome = _search_one(img.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), pixel_arcmin=pix)
+            interval = "deep" if info.category == "deep" else info.interval
+            ref = (group.ten_i.get(interval) if interval != "deep" else None) or group.deep_i
+            found = _candidates(outcome, img, stokes="V", interval=interval, pixel_arcmin=pix,
+                                reference=str(ref.path) if ref else "")
+            log.info("%s V %s: %d candidate(s) at |S/N| >= %g", label, interval, len(found), p.v_sigma)
+            out += found
+        return out
+
+    def _search_i(self, group: SubbandImages, deep_i: _Image | None, masks: _IMasks | None,
+                  label: str) -> list[Candidate]:
+        p = self.params
+        out = []
+        if deep_i is None or masks is None:
+            if group.ten_i:
+                log.warning("%s: 10 min I images but no usable deep I: no difference search", label)
+            return out
+        for interval in sorted(group.ten_i):
+            img = self._load(group.ten_i[interval])
+            if img is None:
+                continue
+            diff = img.data - deep_i.data
+            mask = masks.for_interval(diff, p.steady_ratio, label=f"{label} I {interval}", wcs=img.wcs)
+            pix = _pixel_arcmin(img.wcs)
+            outcome = _search_one(diff, params=p, mask=mask, threshold=p.i_sigma, signs=(1,), pixel_arcmin=pix)
+            found = _candidates(outcome, img, stokes="I", interval=interval, pixel_arcmin=pix,
+                                reference=str(deep_i.info.path))
+            log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
+                     p.i_sigma, 100 * mask.mean())
+            out += found
+        return out
+
+    # ------------------------------------------------------------------ products
+
+    def _products(self, cands: list[Candidate], label: str) -> None:
+        p = self.params
+        for stokes in ("V", "I"):
+            members = [c for c in cands if c.stokes == stokes]
+            if len(members) > p.warn_candidates:
+                log.warning("%s Stokes %s: %d candidates (more than %d): check the images for artefacts",
+                            label, stokes, len(members), p.warn_candidates)
+            if not p.products or p.max_cutouts == 0:
+                continue
+            # real-looking candidates first, then the brightest
+            ranked = sorted(members, key=lambda c: (c.klass == "artefact", -abs(c.snr)))
+            for c in ranked[: p.max_cutouts]:
+                self._write_products(c)
+
+    def _write_products(self, c: Candidate) -> None:
+        p = self.params
+        img = self._load(image_info(c.image))
+        ref = self._load(image_info(c.reference)) if c.reference else None
+        coord = SkyCoord(c.ra * u.deg, c.dec * u.deg)
+        if c.stokes == "I":
+            searched = img.data - ref.data
+            left_title, keywords = "deep I (reference)", {"IMGCAT": "diff"}
+            right_title = f"I {c.interval} − deep"
+        else:
+            searched = img.data
+            left_title, keywords = f"I {ref.info.interval if ref else ''}".strip(), {}
+            right_title = f"V {c.interval}"
+        cut = cutout(searched, img.wcs, coord, p.cutout_size_deg)
+        if cut is None:
+            log.warning("candidate %s is off its image: no cutout", c.jname)
+            return
+        folder = self.output / c.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{c.jname}_{c.subband or 'sb'}_{c.stokes}_{c.interval}"
+        keywords.update({"CANDNAME": c.jname, "CANDRA": round(c.ra, 6), "CANDDEC": round(c.dec, 6),
+                         "CANDPEAK": float(f"{c.peak_jy:.6g}"), "CANDSNR": round(c.snr, 2)})
+        history = [f"cutout of {Path(c.image).name}" + (f" minus {Path(c.reference).name}" if c.stokes == "I" else "")]
+        fits_path = write_cutout(folder / f"{stem}.fits", cut, img.header, keywords=keywords, argv=self.argv,
+                                 extra_history=history)
+        left_cut = cutout(ref.data, ref.wcs, coord, p.cutout_size_deg) if ref is not None else None
+        png = write_png(
+            folder / f"{stem}.png", left=left_cut, right=cut, centre=coord, left_title=left_title or "I",
+            right_title=right_title, title=f"{c.jname}  {c.subband}  Stokes {c.stokes} {c.interval}  [{c.klass}]",
+            note=f"peak {c.peak_jy:+.3g} Jy/beam, S/N {c.snr:+.1f}, rms {c.rms_jy:.3g} Jy/beam"
+                 + (f", match {c.catalog_match}" if c.catalog_match else ""),
+            rms=c.rms_jy, size_deg=p.cutout_size_deg,
+        )
+        c.cutout, c.png = str(fits_path), str(png)
+        self.products += [fits_path, png]
+
+
+def _write_csv(path: Path, cands: Sequence[Candidate]) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for c in cands:
+        writer.writerow(c.row())
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+    return path
+
+
+def read_candidates(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a candidates.csv (strings), for tests and downstream tools."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def search_images(
+    inputs: Sequence[str | Path],
+    *,
+    output: str | Path,
+    params: SearchParams | None = None,
+    catalog: str | Path | None = None,
+    overwrite: bool = False,
+    argv: list[str] | None = None,
+) -> SearchResult:
+    """Run the search on `inputs` (FITS files and/or folders) and write `output`/candidates.csv.
+
+    Returns the candidates (sorted by subband, Stokes, interval, decreasing |S/N|), the CSV path and
+    the products written. Raises `LwaError` on unusable input (nothing selectable, shape mismatch).
+    """
+    params = params or SearchParams()
+    params.check()
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise LwaError(f"output {output} exists and is not a folder")
+    csv_path = check_output(output / "candidates.csv", overwrite=overwrite)
+    catalog = Path(catalog) if catalog is not None else None
+    if catalog is not None and not catalog.exists():
+        raise LwaError(f"catalogue not found: {catalog}")
+    if params.ateam_file is not None and not Path(params.ateam_file).exists():
+        raise LwaError(f"A-team file not found: {params.ateam_file}")
+    paths = collect_paths(inputs)
+    groups = select_images(paths, robust=params.robust)
+    cat = _Catalog(catalog) if catalog is not None else None
+    log.info("search parameters: %s", {k: v for k, v in asdict(params).items() if k != "ateam"})
+    output.mkdir(parents=True, exist_ok=True)
+    run = _Search(params, output, argv, cat)
+    cands: list[Candidate] = []
+    n_images = 0
+    for subband in sorted(groups):
+        n_images += len(groups[subband].all())
+        cands += run.subband(groups[subband])
+    order = {"V": 0, "I": 1}
+    cands.sort(key=lambda c: (c.subband, order.get(c.stokes, 2), c.interval != "deep", c.interval, -abs(c.snr)))
+    _write_csv(csv_path, cands)
+    counts: dict[str, int] = {}
+    for c in cands:
+        counts[c.klass] = counts.get(c.klass, 0) + 1
+    log.info("%d candidate(s) from %d image(s) (%s); wrote %s and %d product file(s)", len(cands), n_images,
+             ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none", csv_path, len(run.products))
+    if run.skipped:
+        log.warning("%d image(s) had no finite non-zero pixel and were skipped", len(run.skipped))
+    return SearchResult(cands, csv_path, run.products, n_images, run.skipped)

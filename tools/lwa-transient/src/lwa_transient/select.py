@@ -1,0 +1,120 @@
+"""Choose the images of the search by their headers (ARCHITECTURE.md), never by file name.
+
+An image takes part when STOKES is I or V, IMGCAT is `deep` or `10min`, PBCOR is false, TAPER > 0
+and ROBUST equals the wanted robust (0: the R0 configurations). Images are grouped by SUBBAND and,
+inside a subband, into deep I, deep V, and 10 min I / V per INTERVAL. A slot filled by both a
+dewarped and an undewarped image keeps the dewarped one; an undewarped image is used only when no
+dewarped one exists for its slot (logged as a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import ImageInfo, image_info
+
+__all__ = ["SubbandImages", "collect_paths", "select_images"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SubbandImages:
+    """The images of one subband that the search uses."""
+
+    subband: str
+    deep_i: ImageInfo | None = None
+    deep_v: ImageInfo | None = None
+    ten_i: dict[str, ImageInfo] = field(default_factory=dict)  # interval -> image
+    ten_v: dict[str, ImageInfo] = field(default_factory=dict)
+
+    def all(self) -> list[ImageInfo]:
+        out = [im for im in (self.deep_i, self.deep_v) if im is not None]
+        return out + [self.ten_i[k] for k in sorted(self.ten_i)] + [self.ten_v[k] for k in sorted(self.ten_v)]
+
+
+def collect_paths(inputs: Iterable[str | Path]) -> list[Path]:
+    """FITS files given directly, plus the `*.fits` files of given folders (not recursive)."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in (".fits", ".fit") and q.is_file()))
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise LwaError(f"input not found: {p}")
+    seen, unique = set(), []
+    for p in paths:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def _reject(info: ImageInfo, robust: float) -> str | None:
+    if info.stokes.upper() not in ("I", "V"):
+        return f"STOKES={info.stokes or '?'}"
+    if info.category not in ("deep", "10min"):
+        return f"IMGCAT={info.category or '?'}"
+    if info.pbcor:
+        return "primary-beam corrected"
+    if not info.taper > 0:
+        return "not tapered (TAPER=0)"
+    if info.robust is None or abs(float(info.robust) - robust) > 1e-6:
+        return f"ROBUST={info.robust} (want {robust:g})"
+    if info.category == "10min" and not info.interval:
+        return "10min image without INTERVAL"
+    return None
+
+
+def select_images(paths: Sequence[Path], *, robust: float = 0.0) -> dict[str, SubbandImages]:
+    """Group the usable images by subband (see the module docstring). Raises when none is usable."""
+    slots: dict[tuple[str, str, str], list[ImageInfo]] = {}
+    rejected: dict[str, int] = {}
+    for path in paths:
+        info = image_info(path)
+        why = _reject(info, robust)
+        if why:
+            log.debug("skip %s: %s", path, why)
+            rejected[why] = rejected.get(why, 0) + 1
+            continue
+        interval = "deep" if info.category == "deep" else info.interval
+        slots.setdefault((info.subband, info.stokes.upper(), interval), []).append(info)
+    if not slots:
+        reasons = "; ".join(f"{n} {why}" for why, n in sorted(rejected.items())) or "no FITS files"
+        raise LwaError(
+            f"no usable image among {len(paths)} input(s) (need STOKES I/V, IMGCAT deep/10min, PBCOR=F, TAPER>0, "
+            f"ROBUST={robust:g}): {reasons}"
+        )
+    groups: dict[str, SubbandImages] = {}
+    undewarped: dict[str, list[str]] = {}
+    for (subband, stokes, interval), infos in sorted(slots.items()):
+        dewarped = [i for i in infos if i.dewarped]
+        chosen = dewarped or infos
+        if len(chosen) > 1:
+            names = ", ".join(str(i.path) for i in chosen)
+            raise LwaError(f"several images for subband {subband or '?'} Stokes {stokes} {interval}: {names}")
+        if not dewarped:
+            undewarped.setdefault(subband, []).append(f"{stokes} {interval}")
+        group = groups.setdefault(subband, SubbandImages(subband))
+        info = chosen[0]
+        if interval == "deep":
+            setattr(group, "deep_i" if stokes == "I" else "deep_v", info)
+        else:
+            (group.ten_i if stokes == "I" else group.ten_v)[interval] = info
+    for subband, which in undewarped.items():
+        n_total = len(groups[subband].all())
+        log.warning("%s: no dewarped image for %s: using undewarped image(s)%s", subband or "subband ?",
+                    ", ".join(which),
+                    "" if len(which) == n_total else " next to dewarped ones (positions may not agree)")
+    for subband, group in groups.items():
+        log.info("%s: deep I %s, deep V %s, 10 min I %s, 10 min V %s", subband or "subband ?",
+                 group.deep_i.path.name if group.deep_i else "-", group.deep_v.path.name if group.deep_v else "-",
+                 ",".join(sorted(group.ten_i)) or "-", ",".join(sorted(group.ten_v)) or "-")
+    return groups

@@ -1,0 +1,587 @@
+"""lwa-transient on synthetic wsclean-like images (lwa_common.testing): recovery, false alarms,
+masks, bi-lobe rule, selection, products and the CLI contract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.wcs import WCS
+from scipy import ndimage
+
+from lwa_common.errors import LwaError
+from lwa_common.naming import jname_short
+from lwa_common.testing import allsky_header, run_cli, synthetic_image
+from lwa_transient import (
+    CSV_COLUMNS,
+    BilobeRule,
+    Peak,
+    SearchParams,
+    bilobe_partner,
+    cap_mask,
+    local_background_rms,
+    read_candidates,
+    search_images,
+)
+from lwa_transient.select import collect_paths, select_images
+
+KW = {"TAPER": 30.0, "ROBUST": 0.0, "PBCOR": False, "DEWARPED": True, "SUBBAND": "55MHz", "FREQMHZ": 56.0,
+      "NINTERVL": 6}
+SCALE, BEAM = 0.125, 0.375  # 7.5'/px, beam FWHM 3 px; the 30' bi-lobe radius is 4 px
+FAST = SearchParams(products=False)
+
+
+def header(stokes, cat="10min", interval="t0001", *, size=256, scale=SCALE, ra=151.0, dec=37.24, **kw):
+    keywords = {**KW, "STOKES": stokes, "IMGCAT": cat, "INTERVAL": "deep" if cat == "deep" else interval, **kw}
+    return allsky_header(size=size, scale_deg=scale, bmaj_deg=3 * scale, ra_deg=ra, dec_deg=dec,
+                         keywords=keywords)
+
+
+def wcs_of(h):
+    return WCS(h).celestial
+
+
+def correlated_noise(shape, beam_px, seed):
+    """Unit-RMS noise correlated over the beam, like a dirty image's."""
+    white = np.random.default_rng(seed).standard_normal(shape)
+    smooth = ndimage.gaussian_filter(white, beam_px / 2.3548 / math.sqrt(2), mode="wrap")
+    return (smooth / smooth.std()).astype(np.float32)
+
+
+def image(h, sources=(), *, noise=1.0, seed=0):
+    data = synthetic_image(h, list(sources), noise=0.0)
+    beam_px = h["BMAJ"] / abs(h["CDELT2"])
+    return data + noise * correlated_noise(data.shape[-2:], beam_px, seed)[None, None]
+
+
+def write(path, h, data):
+    fits.writeto(path, np.asarray(data, dtype=np.float32), h)
+    return path
+
+
+def positions(h, n, seed, *, margin=24, min_sep=16, avoid=()):
+    """n random sky positions (ra, dec) well inside the image and apart from each other and `avoid`."""
+    rng = np.random.default_rng(seed)
+    w = wcs_of(h)
+    size = h["NAXIS1"]
+    taken = [tuple(w.all_world2pix([[ra, dec]], 0)[0]) for ra, dec in avoid]
+    out = []
+    while len(out) < n:
+        x, y = rng.uniform(margin, size - margin, 2)
+        if all(math.hypot(x - a, y - b) >= min_sep for a, b in taken):
+            ra, dec = w.all_pix2world([[x, y]], 0)[0]
+            if np.isfinite(ra):
+                taken.append((x, y))
+                out.append((float(ra), float(dec)))
+    return out
+
+
+def sep_deg(ra1, dec1, ra2, dec2):
+    return SkyCoord(ra1, dec1, unit="deg").separation(SkyCoord(ra2, dec2, unit="deg")).deg
+
+
+def nearest(cands, ra, dec, **where):
+    pool = [c for c in cands if all(getattr(c, k) == v for k, v in where.items())]
+    if not pool:
+        return None, math.inf
+    seps = [sep_deg(c.ra, c.dec, ra, dec) for c in pool]
+    i = int(np.argmin(seps))
+    return pool[i], seps[i]
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- local RMS
+
+
+def test_local_rms_recovers_noise_offset_and_ignores_horizon():
+    h = header("V", size=256, scale=0.5)  # all-sky: NaN beyond the horizon
+    data = image(h, noise=2.5, seed=3)[0, 0] + 4.0
+    bg, rms = local_background_rms(data, box=32)
+    sky = np.isfinite(data)
+    assert (~sky).sum() > 5000
+    assert np.median(rms[sky]) == pytest.approx(2.5, rel=0.03)
+    assert np.median(bg[sky]) == pytest.approx(4.0, abs=0.1)
+    assert np.isfinite(rms[sky]).all() and (rms[sky] > 0).all()
+    # a gradient in the noise level is followed
+    ramp = np.random.default_rng(1).standard_normal((256, 256)) * np.linspace(1, 3, 256)[None, :]
+    _, rms = local_background_rms(ramp.astype(np.float32), box=32)
+    assert np.median(rms[:, 16:48]) == pytest.approx(1.25, rel=0.1)
+    assert np.median(rms[:, -48:-16]) == pytest.approx(2.75, rel=0.1)
+
+
+def test_local_rms_block_statistic_matches_astropy_mad_std():
+    from astropy.stats import mad_std
+
+    from lwa_transient.rms import block_statistics
+
+    data = np.random.default_rng(5).standard_normal((96, 64)).astype(np.float32) * 3
+    data[:10, :7] = np.nan
+    _, rms, count = block_statistics(data, box=32)
+    assert rms.shape == (3, 2) and count[0, 0] == 32 * 32 - 70
+    assert rms[0, 0] == pytest.approx(mad_std(data[:32, :32], ignore_nan=True), rel=1e-5)
+    assert rms[2, 1] == pytest.approx(mad_std(data[64:, 32:]), rel=1e-5)
+
+
+def test_nan_only_image_gives_nan_maps():
+    bg, rms = local_background_rms(np.full((64, 64), np.nan, dtype=np.float32))
+    assert np.isnan(bg).all() and np.isnan(rms).all()
+
+
+# --------------------------------------------------------------------------- A-team caps
+
+
+@pytest.mark.parametrize(("centre", "source", "radius"), [
+    ((151.0, 37.24), (171.0, 47.24), 15.0),
+    ((151.0, 37.24), (251.0, 37.24), 30.0),  # cap crossing the horizon
+    ((151.0, 37.24), (151.0, -62.76), 15.0),  # source below the horizon, cap reaching into view
+    ((300.0, 40.0), (299.868, 40.734), 5.0),
+])
+def test_cap_mask_matches_astropy_separation(centre, source, radius):
+    h = header("I", size=128, scale=1.0, ra=centre[0], dec=centre[1])
+    w = wcs_of(h)
+    yy, xx = np.mgrid[0:128, 0:128]
+    ra, dec = w.all_pix2world(xx, yy, 0)
+    good = np.isfinite(ra)
+    sep = np.full(ra.shape, np.inf)
+    sep[good] = sep_deg(ra[good], dec[good], *source)
+    mask = cap_mask(w, (128, 128), source[0], source[1], radius)
+    assert (mask == (sep <= radius)).all()
+    assert mask.sum() > 0
+
+
+# --------------------------------------------------------------------------- recovery and false alarms
+
+
+def _transient_set(tmp_path, seed, *, n=8, v_snr=8.0, i_snr=11.0):
+    """deep I/V + 10 min I/V; n V bursts (alternating sign) and n I transients in t0001."""
+    folder = tmp_path / f"seed{seed}"
+    folder.mkdir()
+    deep_noise, ten_noise = 0.4, 1.0
+    sigma_diff = math.hypot(deep_noise, ten_noise)
+    hv = header("V")
+    spots = positions(hv, 2 * n, seed)
+    bursts = [(ra, dec, v_snr * ten_noise * (1 if k % 2 == 0 else -1)) for k, (ra, dec) in enumerate(spots[:n])]
+    flashes = [(ra, dec, i_snr * sigma_diff) for ra, dec in spots[n:]]
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=deep_noise, seed=seed * 10 + 1))
+    write(folder / "deepV.fits", header("V", "deep"), image(header("V", "deep"), noise=deep_noise, seed=seed * 10 + 2))
+    write(folder / "tV.fits", hv, image(hv, bursts, noise=ten_noise, seed=seed * 10 + 3))
+    hi = header("I")
+    write(folder / "tI.fits", hi, image(hi, flashes, noise=ten_noise, seed=seed * 10 + 4))
+    return folder, bursts, flashes
+
+
+def test_injected_bursts_and_transients_are_recovered(tmp_path):
+    found_v = found_i = total = flagged = 0
+    offsets = []
+    for seed in range(1, 6):
+        folder, bursts, flashes = _transient_set(tmp_path, seed)
+        res = search_images([folder], output=tmp_path / f"out{seed}", params=FAST)
+        for ra, dec, peak in bursts:
+            c, sep = nearest(res.candidates, ra, dec, stokes="V", interval="t0001")
+            if c is not None and sep < 2 * SCALE and c.sign == np.sign(peak):
+                found_v += 1
+                flagged += c.bilobe
+                offsets.append(sep / SCALE)
+                assert abs(c.peak_jy - peak) < 3.0  # 3 noise units
+        for ra, dec, _ in flashes:
+            c, sep = nearest(res.candidates, ra, dec, stokes="I", interval="t0001")
+            found_i += c is not None and sep < 2 * SCALE and c.sign == 1
+        total += len(bursts)
+        assert not [c for c in res.candidates if c.interval == "deep"]  # nothing injected there
+    assert found_v / total >= 0.95, (found_v, total)
+    assert found_i / total >= 0.95, (found_i, total)
+    assert np.median(offsets) < 0.35  # pixels
+    assert flagged / max(found_v, 1) <= 0.1  # single PSFs rarely look bi-lobed
+
+
+def test_transient_free_images_give_at_most_one_false_candidate_per_ten(tmp_path):
+    n_v = n_i = 0
+    v_images = i_images = 0
+    for seed in range(10):
+        folder = tmp_path / f"n{seed}"
+        folder.mkdir()
+        scale = SCALE if seed % 2 else 0.5  # half of them all-sky with a NaN horizon
+        for stokes, cat, noise, k in (("I", "deep", 0.4, 1), ("V", "deep", 0.4, 2), ("I", "10min", 1.0, 3),
+                                      ("V", "10min", 1.0, 4)):
+            h = header(stokes, cat, scale=scale)
+            write(folder / f"{stokes}{cat}.fits", h, image(h, noise=noise, seed=100 + 10 * seed + k))
+        res = search_images([folder], output=tmp_path / f"o{seed}", params=FAST)
+        n_v += sum(c.stokes == "V" for c in res.candidates)
+        n_i += sum(c.stokes == "I" for c in res.candidates)
+        v_images += 2
+        i_images += 1
+    assert n_v <= v_images / 10, n_v
+    assert n_i <= max(1, i_images / 10), n_i
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def _bright_field(tmp_path, *, deep_sigma=0.4):
+    """Deep-I sources at 2000, 600, 150, 60 σ; their leakage in V and shifted/brighter copies in I."""
+    hd = header("I", "deep")
+    w = wcs_of(hd)
+    spots = positions(hd, 6, 7, margin=40, min_sep=40)
+    snrs = (2000.0, 600.0, 150.0, 60.0)
+    bright = [(ra, dec, s * deep_sigma) for (ra, dec), s in zip(spots[:4], snrs, strict=False)]
+    shift = 0.25 * BEAM  # a quarter beam of ionospheric shift between the deep and the 10 min image
+
+    def moved(ra, dec, d_px):
+        x, y = w.all_world2pix([[ra, dec]], 0)[0]
+        return tuple(w.all_pix2world([[x + d_px, y]], 0)[0])
+
+    leak_v = [  # leakage and PSF artefacts that would exceed 5σ in V without the masks
+        (*bright[0][:2], 0.012 * bright[0][2]), (*moved(*bright[0][:2], 4.0), -0.009 * bright[0][2]),
+        (*moved(*bright[1][:2], 1.5), -0.03 * bright[1][2]),
+        (*moved(*bright[2][:2], 0.9), 0.12 * bright[2][2]),
+    ]
+    burst = (*spots[4], 9.0)
+    flash = (*spots[5], 12.0)
+    ten_i = [(*moved(ra, dec, shift / SCALE), 1.04 * f) for ra, dec, f in bright] + [flash]
+    folder = tmp_path / "bright"
+    folder.mkdir()
+    write(folder / "deepI.fits", hd, image(hd, bright, noise=deep_sigma, seed=71))
+    write(folder / "deepV.fits", header("V", "deep"), image(header("V", "deep"), noise=deep_sigma, seed=72))
+    write(folder / "tV.fits", header("V"), image(header("V"), leak_v + [burst], noise=1.0, seed=73))
+    write(folder / "tI.fits", header("I"), image(header("I"), ten_i, noise=1.0, seed=74))
+    return folder, bright, burst, flash
+
+
+def test_bright_sources_are_masked_and_never_reported(tmp_path):
+    folder, bright, burst, flash = _bright_field(tmp_path)
+    res = search_images([folder], output=tmp_path / "out", params=FAST)
+    beam = BEAM
+    v_radius = (2 * beam, 2 * beam, 1 * beam, 0.0)  # > 500σ: 2 beams, > 100σ: 1 beam, else none
+    i_radius = (2 * beam, 2 * beam, 2 * beam, 1 * beam)  # > 100σ: 2 beams, > 30σ: 1 beam
+    for (ra, dec, _), rv, ri in zip(bright, v_radius, i_radius, strict=True):
+        for c in res.candidates:
+            sep = sep_deg(c.ra, c.dec, ra, dec)
+            assert not (c.stokes == "V" and sep <= rv), (c, sep)
+            assert not (c.stokes == "I" and sep <= ri), (c, sep)
+    assert nearest(res.candidates, burst[0], burst[1], stokes="V")[1] < 2 * SCALE
+    assert nearest(res.candidates, flash[0], flash[1], stokes="I")[1] < 2 * SCALE
+    # without the masks the same images do give candidates on the bright sources
+    off = SearchParams(products=False, v_mask_sigma=(1e9, 1e9), i_mask_sigma=(1e9, 1e9))
+    res = search_images([folder], output=tmp_path / "nomask", params=off)
+    near = [c for c in res.candidates if min(sep_deg(c.ra, c.dec, ra, dec) for ra, dec, _ in bright) <= 2 * beam]
+    assert {c.stokes for c in near} == {"V", "I"}
+
+
+def test_a_transient_bright_in_the_deep_image_is_not_masked_for_its_own_interval(tmp_path):
+    """A flash at 300σ of the 10 min image lands at 125σ in the deep image (diluted 6×, noise 2.5×
+    lower) and would be masked to 2 beams: it is no steady source, so its own interval keeps it."""
+    hd, hi = header("I", "deep"), header("I")
+    ra, dec = positions(hd, 1, 9)[0]
+    steady = positions(hd, 1, 10, avoid=[(ra, dec)])[0]
+    write(tmp_path / "deepI.fits", hd, image(hd, [(ra, dec, 300 / 6), (*steady, 40.0)], noise=0.4, seed=1))
+    write(tmp_path / "tI.fits", hi, image(hi, [(ra, dec, 300.0), (*steady, 40.0)], noise=1.0, seed=2))
+    res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+    c, sep = nearest(res.candidates, ra, dec, stokes="I")
+    assert sep < 2 * SCALE and c.snr > 150
+    assert nearest(res.candidates, *steady, stokes="I")[1] > 2 * BEAM
+    res = search_images([tmp_path], output=tmp_path / "o2", params=SearchParams(products=False, steady_ratio=0))
+    assert nearest(res.candidates, ra, dec, stokes="I")[1] > 2 * BEAM  # masked as a deep-I source
+
+
+@pytest.mark.parametrize(("name", "ra", "dec", "v_radius", "i_radius"), [
+    ("Cyg A", 299.868153, 40.733916, 5.0, 15.0),
+    ("Vir A", 187.705931, 12.391123, 3.0, 10.0),
+])
+def test_ateam_zones(tmp_path, name, ra, dec, v_radius, i_radius):
+    scale = 0.25  # a 64° field
+    kw = {"scale": scale, "ra": ra + 1.0, "dec": dec + 1.0}
+    hv, hi, hd = header("V", **kw), header("I", **kw), header("I", "deep", **kw)
+    w = wcs_of(hv)
+    x0, y0 = w.all_world2pix([[ra, dec]], 0)[0]
+
+    def at(dist_deg, angle_deg):
+        # walk along a pixel direction until the sky distance is reached
+        for r in np.arange(0.5, 200, 0.05):
+            x = x0 + r * math.cos(math.radians(angle_deg))
+            y = y0 + r * math.sin(math.radians(angle_deg))
+            p = w.all_pix2world([[x, y]], 0)[0]
+            if sep_deg(p[0], p[1], ra, dec) >= dist_deg:
+                return float(p[0]), float(p[1])
+        raise AssertionError("not in the field")
+
+    v_in, v_out = at(v_radius - 1.0, 30), at(v_radius + 1.5, 200)
+    i_in, i_out = at(i_radius - 1.5, 120), at(i_radius + 2.0, 300)
+    write(tmp_path / "deepI.fits", hd, image(hd, noise=0.4, seed=1))
+    write(tmp_path / "tV.fits", hv, image(hv, [(*v_in, 10.0), (*v_out, 10.0)], noise=1.0, seed=2))
+    write(tmp_path / "tI.fits", hi, image(hi, [(*i_in, 14.0), (*i_out, 14.0)], noise=1.0, seed=3))
+    res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+    assert nearest(res.candidates, *v_in, stokes="V")[1] > 1.0, name
+    assert nearest(res.candidates, *v_out, stokes="V")[1] < 2 * scale, name
+    assert nearest(res.candidates, *i_in, stokes="I")[1] > 1.0, name
+    assert nearest(res.candidates, *i_out, stokes="I")[1] < 2 * scale, name
+    res = search_images([tmp_path], output=tmp_path / "o2", params=SearchParams(products=False, ateam=()))
+    assert nearest(res.candidates, *v_in, stokes="V")[1] < 2 * scale
+    assert nearest(res.candidates, *i_in, stokes="I")[1] < 2 * scale
+
+
+def test_ateam_from_ttcal_file_matches_the_builtin_positions(shared_data):
+    from lwa_transient import ATEAM_J2000
+    from lwa_transient.masks import ateam_from_ttcal
+
+    got = {s.name: s for s in ateam_from_ttcal(shared_data / "sky" / "ateam_sources.json", freq_hz=55e6)}
+    assert set(got) == {"Cyg A", "Cas A", "Vir A"}
+    assert got["Cyg A"].major and got["Cas A"].major and not got["Vir A"].major
+    for ref in ATEAM_J2000:
+        if ref.name in got:
+            assert sep_deg(got[ref.name].ra_deg, got[ref.name].dec_deg, ref.ra_deg, ref.dec_deg) < 3 / 60
+            assert got[ref.name].major == ref.major
+
+
+# --------------------------------------------------------------------------- bi-lobe rule
+
+
+def _pair(amp_c, amp_p, sep_px, *, size=64):
+    yy, xx = np.mgrid[0:size, 0:size]
+    s = 3 / 2.3548
+    g = lambda x0, y0: np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * s * s))  # noqa: E731
+    res = amp_c * g(30, 30) + amp_p * g(30 + sep_px, 30)
+    peak = Peak(y=30, x=30, y_sub=30.0, x_sub=30.0, value=float(res[30, 30]), snr=float(res[30, 30]),
+                rms=1.0, sign=int(np.sign(amp_c)), npix=9)
+    return res.astype(np.float32), np.ones_like(res, dtype=np.float32), peak
+
+
+@pytest.mark.parametrize(("amp_c", "amp_p", "sep_px", "rule", "expected"), [  # 5'/px: 30' = 6 px
+    (12.0, -8.0, 3.5, BilobeRule(), True),  # comparable opposite-sign lobe within 30'
+    (-12.0, 8.0, 3.5, BilobeRule(), True),  # the same for a negative V candidate
+    (12.0, -8.0, 8.0, BilobeRule(), False),  # 40' away: beyond 30' (its flank inside does not count)
+    (12.0, -8.0, 8.0, BilobeRule(radius_arcmin=45.0), True),
+    (30.0, -4.0, 3.5, BilobeRule(), False),  # ratio 7.5 > 5: a weak dip near a bright source
+    (6.0, -40.0, 3.5, BilobeRule(), False),  # ratio 0.13 < 0.2: the candidate is the other's sidelobe
+    (6.0, -40.0, 3.5, BilobeRule(ratio_min=0.1), True),
+    (3.6, -3.4, 3.5, BilobeRule(), False),  # candidate below 4σ: not tested
+    (12.0, -2.5, 3.5, BilobeRule(), False),  # partner below 3σ
+    (12.0, 8.0, 3.5, BilobeRule(), False),  # same sign: no partner
+])
+def test_bilobe_rule(amp_c, amp_p, sep_px, rule, expected):
+    res, rms, peak = _pair(amp_c, amp_p, sep_px)
+    partner = bilobe_partner(res, rms, peak, rule=rule, pixel_arcmin=5.0)
+    assert (partner is not None) == expected
+    if partner is not None:
+        assert np.sign(partner.snr) == -peak.sign
+        assert partner.sep_px == pytest.approx(sep_px, abs=1.0)
+        assert rule.ratio_min <= partner.ratio <= rule.ratio_max
+
+
+def test_bilobe_pairs_are_flagged_kept_or_dropped(tmp_path):
+    hv = header("V")
+    (ra1, dec1), (ra2, dec2) = positions(hv, 2, 11, min_sep=30)
+    w = wcs_of(hv)
+    x, y = w.all_world2pix([[ra1, dec1]], 0)[0]
+    pra, pdec = w.all_pix2world([[x + 2.7, y]], 0)[0]  # 20' away
+    write(tmp_path / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    write(tmp_path / "tV.fits", hv, image(hv, [(ra1, dec1, 14.0), (pra, pdec, -10.0), (ra2, dec2, 14.0)],
+                                          noise=1.0, seed=5))
+    res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+    pos, _ = nearest(res.candidates, ra1, dec1)
+    neg, _ = nearest(res.candidates, pra, pdec)
+    lone, _ = nearest(res.candidates, ra2, dec2)
+    assert pos.bilobe and pos.klass == "artefact" and pos.sign == 1
+    assert neg.bilobe and neg.klass == "artefact" and neg.sign == -1
+    assert not lone.bilobe and lone.klass == "candidate"
+    assert pos.partner_sep_arcmin == pytest.approx(20, abs=8)
+    res = search_images([tmp_path], output=tmp_path / "o2", params=SearchParams(products=False, drop_bilobe=True))
+    assert nearest(res.candidates, ra1, dec1)[1] > 1.0 and nearest(res.candidates, pra, pdec)[1] > 1.0
+    assert nearest(res.candidates, ra2, dec2)[1] < 2 * SCALE
+    assert not any(c.bilobe for c in res.candidates)
+    res = search_images([tmp_path], output=tmp_path / "o3", params=SearchParams(products=False, bilobe=False))
+    assert {c.klass for c in res.candidates} == {"candidate"}
+    assert nearest(res.candidates, ra1, dec1)[1] < 2 * SCALE and nearest(res.candidates, pra, pdec)[1] < 2 * SCALE
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def test_selection_by_header_prefers_dewarped(tmp_path, caplog):
+    noise = image(header("I", "deep"), noise=1.0, seed=1)
+    write(tmp_path / "a.fits", header("I", "deep"), noise)
+    write(tmp_path / "b.fits", header("I", "deep", DEWARPED=False), noise)
+    write(tmp_path / "c.fits", header("I", "deep", PBCOR=True), noise)
+    write(tmp_path / "d.fits", header("I", "deep", TAPER=0.0), noise)
+    write(tmp_path / "e.fits", header("I", "deep", ROBUST=-0.75), noise)
+    write(tmp_path / "f.fits", header("V", "10min", "t0003", DEWARPED=False), noise)
+    write(tmp_path / "g.fits", header("I", "snapshot"), noise)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        groups = select_images(collect_paths([tmp_path]))
+    g = groups["55MHz"]
+    assert g.deep_i.path.name == "a.fits"
+    assert g.deep_v is None and not g.ten_i
+    assert list(g.ten_v) == ["t0003"] and g.ten_v["t0003"].path.name == "f.fits"
+    assert "no dewarped image for V t0003" in caplog.text
+    assert select_images(collect_paths([tmp_path]), robust=-0.75)["55MHz"].deep_i.path.name == "e.fits"
+    write(tmp_path / "h.fits", header("I", "deep"), noise)
+    with pytest.raises(LwaError, match="several images"):
+        select_images(collect_paths([tmp_path]))
+
+
+def test_images_on_another_grid_are_reprojected(tmp_path, caplog):
+    hd = header("I", "deep")
+    hv = header("V", ra=151.4, dec=37.5)  # another phase centre, same shape
+    ra, dec = positions(hv, 1, 3, margin=60)[0]
+    write(tmp_path / "deepI.fits", hd, image(hd, noise=0.4, seed=1))
+    write(tmp_path / "tV.fits", hv, image(hv, [(ra, dec, 12.0)], noise=1.0, seed=2))
+    with caplog.at_level(logging.WARNING):
+        res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+    assert "reprojecting" in caplog.text
+    c, sep = nearest(res.candidates, ra, dec, stokes="V")
+    assert sep < 0.5 * SCALE, sep
+
+
+# --------------------------------------------------------------------------- products, catalogue
+
+
+def test_cutouts_pngs_catalogue_and_limits(tmp_path, caplog):
+    hv, hi = header("V"), header("I")
+    spots = positions(hv, 14, 21)
+    bursts = [(ra, dec, 30.0 - 1.5 * k) for k, (ra, dec) in enumerate(spots[:12])]
+    flash = (*spots[12], 15.0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    write(folder / "tV.fits", hv, image(hv, bursts, noise=1.0, seed=2))
+    write(folder / "tI.fits", hi, image(hi, [flash], noise=1.0, seed=3))
+    catalog = tmp_path / "cat.csv"
+    ra0, dec0 = bursts[0][:2]
+    catalog.write_text(f"name,ra,dec,flux\nPSR_X,{ra0 + 1 / 60 / math.cos(math.radians(dec0)):.6f},{dec0:.6f},1\n"
+                       f"FAR,{bursts[1][0]:.6f},{bursts[1][1] + 5 / 60:.6f},1\n")
+    with caplog.at_level(logging.WARNING):
+        res = search_images([folder], output=tmp_path / "out", catalog=catalog)
+    assert "12 candidates (more than 10)" in caplog.text
+    v = [c for c in res.candidates if c.stokes == "V"]
+    assert len(v) == 12
+    top = nearest(res.candidates, ra0, dec0)[0]
+    assert top.catalog_match == "PSR_X" and top.klass == "known"
+    assert top.catalog_sep_arcmin == pytest.approx(1.0, abs=1.0)
+    assert nearest(res.candidates, *bursts[1][:2])[0].catalog_match == ""
+    with_cut = [c for c in v if c.cutout]
+    assert len(with_cut) == 5
+    assert sorted(abs(c.snr) for c in with_cut) == sorted(abs(c.snr) for c in v)[-5:]
+    c = top
+    assert c.png.endswith(".png") and (tmp_path / "out" / jname_short(SkyCoord(c.ra, c.dec, unit="deg"))).is_dir()
+    with fits.open(c.cutout) as hdul:
+        h, data = hdul[0].header, hdul[0].data
+    assert data.shape == (16, 16)  # 2° at 7.5'/px
+    assert h["STOKES"] == "V" and h["IMGCAT"] == "10min" and h["INTERVAL"] == "t0001"
+    assert h["SUBBAND"] == "55MHz" and h["CANDNAME"] == c.jname and h["BMAJ"] == pytest.approx(BEAM)
+    assert any("lwa-pipe[lwa-transient]" in str(card) for card in h["HISTORY"])
+    y, x = np.unravel_index(np.nanargmax(data), data.shape)
+    assert abs(y - 7.5) <= 1.5 and abs(x - 7.5) <= 1.5
+    assert np.nanmax(data) == pytest.approx(c.peak_jy, abs=1.0)
+    fi = [c for c in res.candidates if c.stokes == "I"]
+    assert len(fi) == 1 and fi[0].cutout
+    with fits.open(fi[0].cutout) as hdul:
+        assert hdul[0].header["IMGCAT"] == "diff" and hdul[0].header["STOKES"] == "I"
+    rows = read_candidates(res.csv)
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 13
+    assert rows[0]["jname"].startswith("J") and rows[0]["bilobe"] in ("True", "False")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli_set(folder, *, shape_i=256, nan=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    hv = header("V")
+    burst = positions(hv, 1, 4)[0]
+    paths = []
+    for name, h, sources in (("deepI", header("I", "deep", size=shape_i), []), ("deepV", header("V", "deep"), []),
+                             ("tV", hv, [(*burst, 12.0)]), ("tI", header("I"), [])):
+        data = image(h, sources, noise=1.0, seed=len(paths))
+        if nan:
+            data[:] = np.nan
+        paths.append(write(folder / f"{name}.fits", h, data))
+    return paths, burst
+
+
+def test_cli_search_writes_csv_and_products(tmp_path):
+    paths, burst = _cli_set(tmp_path / "in")
+    before = [md5(p) for p in paths]
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--json"])
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["n_candidates"] >= 1 and summary["csv"].endswith("candidates.csv")
+    rows = read_candidates(tmp_path / "out" / "candidates.csv")
+    best = max(rows, key=lambda r: abs(float(r["snr"])))
+    assert best["stokes"] == "V" and best["interval"] == "t0001"
+    assert sep_deg(float(best["ra"]), float(best["dec"]), *burst) < 2 * SCALE
+    assert best["cutout"] and best["png"] and best["cutout"] in summary["outputs"]
+    assert [md5(p) for p in paths] == before  # inputs untouched
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "out")])
+    assert res.returncode == 1 and "--overwrite" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run_cli(["lwa-transient", "search", *map(str, paths), "-o", str(tmp_path / "out"), "--overwrite",
+                   "--stokes", "I"])
+    assert res.returncode == 0 and res.stdout.splitlines()[0].endswith("candidates.csv")
+    assert all(r["stokes"] == "I" for r in read_candidates(tmp_path / "out" / "candidates.csv"))
+
+
+def test_cli_config_file_sets_the_thresholds(tmp_path):
+    _cli_set(tmp_path / "in")
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[transient]\nv_sigma = 40.0\n")
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--config",
+                   str(cfg), "--no-products"])
+    assert res.returncode == 0, res.stderr
+    assert read_candidates(tmp_path / "o" / "candidates.csv") == []
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--config",
+                   str(cfg), "--v-sigma", "5", "--no-products"])
+    assert len(read_candidates(tmp_path / "o2" / "candidates.csv")) >= 1  # the option wins
+
+
+def test_cli_nan_only_images_give_empty_csv_and_exit_0(tmp_path):
+    _cli_set(tmp_path / "in", nan=True)
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "out")])
+    assert res.returncode == 0, res.stderr
+    assert "no finite non-zero pixel" in res.stderr
+    text = (tmp_path / "out" / "candidates.csv").read_text()
+    assert text.strip() == ",".join(CSV_COLUMNS)
+
+
+def test_cli_shape_mismatch_fails_with_one_line(tmp_path):
+    _cli_set(tmp_path / "in", shape_i=128)
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "out")])
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "shapes differ" in lines[0] and "128x128" in lines[0]
+    assert not (tmp_path / "out" / "candidates.csv").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bilobe-ratio", "5", "1"], "--bilobe-ratio"),
+    (["--v-mask-sigma", "100", "500"], "2-beam threshold first"),
+    (["--robust", "-0.75"], "no usable image"),
+])
+def test_cli_bad_values_fail_with_one_line(tmp_path, args, message):
+    _cli_set(tmp_path / "in")
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *args])
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "missing.fits"), "-o", str(tmp_path / "o")])
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    res = run_cli(["lwa-transient", "search", str(tmp_path)])
+    assert res.returncode == 2 and "--output" in res.stderr
+    res = run_cli(["lwa-transient", "search", str(tmp_path), "-o", str(tmp_path / "o"), "--stokes", "Q"])
+    assert res.returncode == 2
+
+
+def test_cli_help_has_example():
+    res = run_cli(["lwa-transient", "search", "--help"])
+    assert res.returncode == 0
+    assert "Example:" in res.stdout and "lwa-transient search images/55MHz/" in res.stdout
