@@ -163,6 +163,7 @@ class Cutout:
     detection_sigma: float = 5.0
     annulus_inner_beams: float = 3.0
     annulus_outer_beams: float = 6.0
+    mask_radius_beams: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ class FluxScale:
     """Flux-scale check against Scaife & Heald 2012 / Perley & Butler 2017."""
 
     min_elevation_deg: float = 20.0
+    skymodel: str = ""  # Scaife & Heald 2012 makesourcedb file (lwa-cutout flux-check --skymodel)
     calibrators: tuple[str, ...] = ("3C48", "3C147", "3C196", "3C286", "3C295", "3C380", "3C123")
 
 

@@ -104,6 +104,8 @@ def synthetic_image(header, sources: list[tuple[float, float, float]], *, noise:
     yy, xx = np.mgrid[0:ny, 0:nx]
     for ra, dec, peak in sources:
         x, y = w.all_world2pix([[ra, dec]], 0)[0]
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue  # below the SIN horizon: not in this image
         img += peak * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma_px**2))
     lon, _ = w.all_pix2world(xx, yy, 0)
     img[~np.isfinite(lon)] = np.nan

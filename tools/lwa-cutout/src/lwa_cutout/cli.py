@@ -1,0 +1,220 @@
+"""`lwa-cutout`: target photometry, solar-system bodies and the flux-scale check (thin click layer)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.config import Config
+from lwa_common.errors import LwaError
+from lwa_cutout.fluxcheck import flux_check
+from lwa_cutout.photometry import PhotometrySettings
+from lwa_cutout.solar import BODIES, run_solar_system
+from lwa_cutout.targets import run_targets
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger(__name__)
+_D = Config()  # the defaults, for --help only: the values used come from cfg (--config may change them)
+
+images_option = click.option("--images", "image_dirs", type=ExistingPath, multiple=True,
+                             help="Folder (searched recursively) or FITS file with the images; repeatable.")
+fallback_option = click.option("--fallback-dir", "fallback_dirs", type=ExistingPath, multiple=True,
+                               help="Folder used for a role (deep I, t0003 V, ...) with no PB-corrected image in "
+                                    "--images; repeatable.")
+output_option = click.option("-o", "--output", type=NewPath, required=True, help="Output folder.")
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing photometry CSVs / outputs.")
+png_option = click.option("--png/--no-png", default=True, show_default=True, help="Write the 2-panel PNGs.")
+
+
+def measurement_options(func):
+    """Options shared by `targets` and `solar-system` (defaults from cfg.cutout)."""
+    c = _D.cutout
+    opts = [
+        click.option("--size-deg", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help=f"Cutout side [default: cutout.size_deg = {c.size_deg}]."),
+        click.option("--min-elevation-deg", type=click.FloatRange(-90, 90), default=None,
+                     help="Skip a subject below this elevation at the image mid-time "
+                          f"[default: cutout.min_elevation_deg = {c.min_elevation_deg}]."),
+        click.option("--pad-arcsec", type=click.FloatRange(min=0), default=None,
+                     help="Ionospheric padding of the search radius at 85 MHz, scaled by 85/nu "
+                          f"[default: cutout.ionospheric_pad_arcsec_at_85mhz = {c.ionospheric_pad_arcsec_at_85mhz}]."),
+        click.option("--detection-sigma", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help=f"Detection / fit threshold in local RMS [default: cutout.detection_sigma = "
+                          f"{c.detection_sigma}]."),
+        click.option("--annulus-beams", type=(float, float), default=None,
+                     help="Inner and outer radius of the RMS annulus in BMAJ [default: cutout.annulus_inner_beams, "
+                          f"annulus_outer_beams = {c.annulus_inner_beams} {c.annulus_outer_beams}]."),
+        click.option("--intervals", type=click.IntRange(min=0), default=None,
+                     help="Rows per set when there are no 10 min images [default: imaging.intervals_out = "
+                          f"{_D.imaging.intervals_out}]."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _settings(cfg: Config, size_deg, min_elevation_deg, pad_arcsec, detection_sigma, annulus_beams, png
+              ) -> PhotometrySettings:
+    if annulus_beams is not None and not 0 <= annulus_beams[0] < annulus_beams[1]:
+        raise click.BadParameter("the inner radius must be >= 0 and below the outer one", param_hint="--annulus-beams")
+    settings = PhotometrySettings.from_config(
+        cfg, size_deg=size_deg, min_elevation_deg=min_elevation_deg, pad_arcsec_at_85mhz=pad_arcsec,
+        detection_sigma=detection_sigma, annulus_beams=tuple(annulus_beams) if annulus_beams else None, png=png,
+    )
+    log.info("photometry settings: %s", settings)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Photometry on self-describing OVRO-LWA images: targets, solar-system bodies, flux-scale check."""
+
+
+@cli.command("targets")
+@click.argument("target_files", metavar="TARGETS.csv...", nargs=-1, required=True, type=ExistingPath)
+@images_option
+@fallback_option
+@output_option
+@measurement_options
+@click.option("--confusing-catalog", type=ExistingPath, default=None,
+              help="Reference catalogue (makesourcedb, VLSSr, CSV, TTCal) to resolve confusing sources given by name.")
+@png_option
+@overwrite_option
+@json_option
+@common_options
+def targets_cmd(target_files, image_dirs, fallback_dirs, output, size_deg, min_elevation_deg, pad_arcsec,
+                detection_sigma, annulus_beams, intervals, confusing_catalog, png, overwrite, as_json, cfg) -> None:
+    """Photometry of every target of TARGETS.csv in the images of --images.
+
+    Per image set (subband + hour), chosen by header (PB-corrected and dewarped first, then
+    PB-corrected, then --fallback-dir), every target above --min-elevation-deg at the mid-time is
+    measured in deep I (confusing sources masked within 1 FWHM), deep V, each 10 min I minus the
+    deep I and each 10 min V. Writes OUTPUT/<target>/<target>_photometry.csv (1 + N rows per set,
+    input columns first), 2x2 deg FITS cutouts and a 2-panel PNG per row. Prints the CSV paths.
+
+    \b
+    Example:
+      lwa-cutout targets stars.csv pulsars.csv --images science/55MHz \\
+          --fallback-dir science/55MHz/raw -o photometry/ -v
+    """
+    if not image_dirs:
+        raise click.UsageError("give the images with --images DIR")
+    settings = _settings(cfg, size_deg, min_elevation_deg, pad_arcsec, detection_sigma, annulus_beams, png)
+    run = run_targets(target_files, images=image_dirs, fallback_dirs=fallback_dirs, output_dir=output,
+                      settings=settings, confusing_catalog=confusing_catalog,
+                      default_intervals=cfg.imaging.intervals_out if intervals is None else intervals,
+                      overwrite=overwrite)
+    summary = run.summary()
+    emit(summary if as_json else summary["csv"], as_json=as_json)
+
+
+@cli.command("solar-system")
+@click.argument("images", metavar="[IMAGES]...", nargs=-1, type=ExistingPath)
+@images_option
+@fallback_option
+@output_option
+@click.option("--bodies", default=",".join(BODIES), show_default=True,
+              help="Comma-separated bodies to measure.")
+@measurement_options
+@png_option
+@overwrite_option
+@json_option
+@common_options
+def solar_cmd(images, image_dirs, fallback_dirs, output, bodies, size_deg, min_elevation_deg, pad_arcsec,
+              detection_sigma, annulus_beams, intervals, png, overwrite, as_json, cfg) -> None:
+    """Photometry of the Moon and the planets (astropy built-in ephemeris) in IMAGES / --images.
+
+    Each body above --min-elevation-deg at the set's mid-time is placed at every image's mid-time
+    and measured like a target (Stokes I and V). Cutout headers carry BODY, BODYRA, BODYDEC,
+    BODYDIST (AU), BODYDIAM (arcsec) and BODYEL. Writes OUTPUT/<Body>/<Body>_photometry.csv,
+    cutouts and PNGs. Prints the CSV paths.
+
+    \b
+    Example:
+      lwa-cutout solar-system --images science/55MHz -o solar/ --bodies moon,jupiter
+    """
+    sources = [*images, *image_dirs]
+    if not sources:
+        raise click.UsageError("give images as arguments or with --images DIR")
+    names = [b.strip() for b in bodies.split(",") if b.strip()]
+    unknown = [b for b in names if b.lower() not in BODIES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown body {', '.join(unknown) or '(none)'}; known: {', '.join(BODIES)}",
+                                 param_hint="--bodies")
+    settings = _settings(cfg, size_deg, min_elevation_deg, pad_arcsec, detection_sigma, annulus_beams, png)
+    results = run_solar_system(images=sources, output_dir=output, fallback_dirs=fallback_dirs, bodies=names,
+                               settings=settings,
+                               default_intervals=cfg.imaging.intervals_out if intervals is None else intervals,
+                               overwrite=overwrite)
+    csvs = [str(r.csv) for r in results if r.rows]
+    summary = {
+        "measured": [r.subject.name for r in results if r.rows],
+        "skipped_elevation": {r.subject.name: r.skipped for r in results if r.skipped},
+        "detections": {r.subject.name: r.detected_rows for r in results if r.detected_rows},
+        "csv": csvs,
+        "outputs": [str(p) for r in results for p in r.outputs],
+    }
+    emit(summary if as_json else csvs, as_json=as_json)
+
+
+@cli.command("flux-check")
+@click.argument("images", metavar="[IMAGES]...", nargs=-1, type=ExistingPath)
+@images_option
+@click.option("--skymodel", type=ExistingPath, default=None,
+              help="Scaife & Heald 2012 calibrators in makesourcedb format (sky/scaife_heald_2012_calibrators.skymodel) "
+                   "[default: flux_scale.skymodel of --config].")
+@output_option
+@click.option("--calibrators", default=None,
+              help=f"Comma-separated calibrators [default: flux_scale.calibrators = {','.join(_D.flux_scale.calibrators)}].")
+@click.option("--min-elevation-deg", type=click.FloatRange(-90, 90), default=None,
+              help=f"Only calibrators above this elevation [default: flux_scale.min_elevation_deg = "
+                   f"{_D.flux_scale.min_elevation_deg}].")
+@click.option("--measure", type=click.Choice(["fit", "peak"]), default="fit", show_default=True,
+              help="Measured flux: integrated flux of the Gaussian fit, or the peak pixel.")
+@png_option
+@overwrite_option
+@json_option
+@common_options
+def flux_check_cmd(images, image_dirs, skymodel, output, calibrators, min_elevation_deg, measure, png, overwrite,
+                   as_json, cfg) -> None:
+    """Compare calibrator fluxes in PB-corrected deep I images with their models.
+
+    Scaife & Heald 2012 (3C48, 3C147, 3C196, 3C286, 3C295, 3C380, from --skymodel) and Perley &
+    Butler 2017 (3C123) at each image's FREQMHZ; calibrators above --min-elevation-deg at the
+    image mid-time. Writes OUTPUT/flux_check.csv and OUTPUT/flux_check.png (ratio vs frequency;
+    measured vs model) and prints their paths. Non-PB-corrected images are measured with a warning.
+
+    \b
+    Example:
+      lwa-cutout flux-check --images science/ -o qa/ \\
+          --skymodel ../shared/data/sky/scaife_heald_2012_calibrators.skymodel
+    """
+    if not images and not image_dirs:
+        raise click.UsageError("give images as arguments or with --images DIR")
+    skymodel = skymodel or (Path(cfg.flux_scale.skymodel) if cfg.flux_scale.skymodel else None)
+    if skymodel is None:
+        raise click.UsageError("give --skymodel (or flux_scale.skymodel in --config)")
+    if not skymodel.is_file():
+        raise LwaError(f"flux_scale.skymodel not found: {skymodel}")
+    names = [c.strip() for c in calibrators.split(",") if c.strip()] if calibrators else list(cfg.flux_scale.calibrators)
+    result = flux_check(
+        images=images, image_dirs=image_dirs, skymodel=skymodel, output_dir=output, calibrators=names,
+        min_elevation_deg=cfg.flux_scale.min_elevation_deg if min_elevation_deg is None else min_elevation_deg,
+        pad_arcsec_at_85mhz=cfg.cutout.ionospheric_pad_arcsec_at_85mhz,
+        annulus_beams=(cfg.cutout.annulus_inner_beams, cfg.cutout.annulus_outer_beams),
+        detection_sigma=cfg.cutout.detection_sigma, measure=measure, site=cfg.site, overwrite=overwrite, png=png,
+    )
+    summary = result.summary()
+    emit(summary if as_json else summary["outputs"], as_json=as_json)
+
+
+def main() -> None:
+    run_main(cli)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,398 @@
+"""Photometry of one sky position in an all-sky image.
+
+For a position (a catalogue target, a planet, a calibrator) `measure_position` reports
+
+- the **catalogue-position value**: the image bilinearly interpolated at the position (Jy/beam);
+- the **peak** within the search circle, radius = BMAJ + 120" x (85 / nu MHz) (the restoring
+  beam plus room for an ionospheric shift, which grows as nu^-2 but is padded linearly as in the
+  seed pipeline); Stokes I takes the largest value, Stokes V the largest |value| (with its sign);
+- the **local RMS**: 1.4826 x MAD in an annulus of 3-6 beams (`cfg.cutout`), NaN-aware, so
+  sources inside the annulus do not inflate it;
+- a **Gaussian fit** (astropy.modeling Gaussian2D + constant, trust-region least squares) around
+  the peak when the peak is above `detection_sigma` x RMS: peak, integrated flux, position, size.
+
+Pixels closer than `mask_radius_deg` (1 FWHM in the pipeline) to a confusing source are NaN for
+the peak search, the RMS and the fit, so a brighter neighbour can neither be taken for the peak
+nor enter the fit or RMS (the catalogue-position value is read from the unmasked image). The fitted
+centre is bounded to 0.5 beam of the peak pixel, so the wings of a masked neighbour cannot pull it.
+
+Why our own code instead of CASA imfit or photutils: all-sky SIN images have coarse pixels (a
+beam of 3-8 pixels) and non-uniform pixel sizes towards the horizon. imfit fails to converge on
+such undersampled beams; photutils' apertures work in flat pixel space. Here every distance
+(search circle, annulus, masks) is an angular separation computed per pixel, and the fit runs in
+pixel space where wsclean's PSF is shift-invariant, so the integrated flux is
+``peak x fitted area / restoring-beam area`` with both areas in pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+from lwa_common.errors import LwaError
+
+__all__ = [
+    "RestoringBeam",
+    "GaussianFit",
+    "Measurement",
+    "MEASUREMENT_COLUMNS",
+    "search_radius_deg",
+    "robust_rms",
+    "bilinear",
+    "angular_separation_deg",
+    "measure_position",
+]
+
+log = logging.getLogger(__name__)
+
+FWHM_PER_SIGMA = math.sqrt(8.0 * math.log(2.0))
+MAD_TO_SIGMA = 1.4826
+MIN_ANNULUS_PIXELS = 8
+FIT_HALF_BOX_BEAMS = 1.5  # the fit uses pixels within 1.5 BMAJ of the peak
+MAX_FIT_BOX_BEAMS = 4.0  # an extended source is refitted on a box up to 1.5 x 4 BMAJ
+FIT_CENTRE_BEAMS = 0.5  # the fitted centre stays within 0.5 BMAJ of the peak pixel
+
+
+@dataclass(frozen=True)
+class RestoringBeam:
+    """Restoring beam from BMAJ / BMIN / BPA (degrees; BPA east of north)."""
+
+    major_deg: float
+    minor_deg: float
+    pa_deg: float = 0.0
+
+    @classmethod
+    def from_header(cls, header: fits.Header, *, fallback: RestoringBeam | None = None,
+                    where: str = "image") -> RestoringBeam:
+        bmaj, bmin = header.get("BMAJ"), header.get("BMIN")
+        if bmaj is None or not np.isfinite(float(bmaj)) or float(bmaj) <= 0:
+            if fallback is not None:
+                return fallback
+            raise LwaError(f"{where} has no restoring beam (BMAJ missing or not positive)")
+        bmin = float(bmin) if bmin is not None and float(bmin) > 0 else float(bmaj)
+        return cls(float(bmaj), bmin, float(header.get("BPA", 0.0) or 0.0))
+
+
+@dataclass(frozen=True)
+class GaussianFit:
+    """A 2-D Gaussian fitted around the peak. Sizes are FWHM; PA east of north."""
+
+    peak_jy: float
+    flux_jy: float  # integrated: peak x fitted area / beam area
+    ra_deg: float
+    dec_deg: float
+    major_arcsec: float
+    minor_arcsec: float
+    pa_deg: float
+    x: float
+    y: float
+
+
+MEASUREMENT_COLUMNS: tuple[str, ...] = (
+    "image", "cat_jy", "peak_jy", "peak_ra_deg", "peak_dec_deg", "peak_offset_arcsec", "rms_jy", "snr",
+    "detected", "fit_peak_jy", "fit_flux_jy", "fit_ra_deg", "fit_dec_deg", "fit_major_arcsec",
+    "fit_minor_arcsec", "fit_pa_deg", "masked_px", "note",
+)
+"""CSV column suffixes of one measurement (prefixed by the Stokes parameter: I_peak_jy, ...)."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything measured at one position in one image (NaN where not measurable)."""
+
+    stokes: str
+    cat_jy: float
+    peak_jy: float
+    peak_ra_deg: float
+    peak_dec_deg: float
+    peak_offset_arcsec: float
+    rms_jy: float
+    snr: float
+    detected: bool
+    fit: GaussianFit | None
+    search_radius_arcsec: float
+    masked_px: int = 0
+    note: str = ""
+
+    @classmethod
+    def empty(cls, stokes: str, *, search_radius_arcsec: float = math.nan, note: str = "") -> Measurement:
+        nan = math.nan
+        return cls(stokes, nan, nan, nan, nan, nan, nan, nan, False, None, search_radius_arcsec, 0, note)
+
+    @property
+    def best_flux_jy(self) -> float:
+        """Integrated flux of the fit when there is one, else the peak value."""
+        return self.fit.flux_jy if self.fit is not None else self.peak_jy
+
+    def columns(self, prefix: str, image: str = "") -> dict[str, Any]:
+        """This measurement as CSV cells named `{prefix}_{MEASUREMENT_COLUMNS}`."""
+        fit = self.fit
+        values = {
+            "image": image,
+            "cat_jy": self.cat_jy,
+            "peak_jy": self.peak_jy,
+            "peak_ra_deg": self.peak_ra_deg,
+            "peak_dec_deg": self.peak_dec_deg,
+            "peak_offset_arcsec": self.peak_offset_arcsec,
+            "rms_jy": self.rms_jy,
+            "snr": self.snr,
+            "detected": self.detected,
+            "fit_peak_jy": fit.peak_jy if fit else math.nan,
+            "fit_flux_jy": fit.flux_jy if fit else math.nan,
+            "fit_ra_deg": fit.ra_deg if fit else math.nan,
+            "fit_dec_deg": fit.dec_deg if fit else math.nan,
+            "fit_major_arcsec": fit.major_arcsec if fit else math.nan,
+            "fit_minor_arcsec": fit.minor_arcsec if fit else math.nan,
+            "fit_pa_deg": fit.pa_deg if fit else math.nan,
+            "masked_px": self.masked_px,
+            "note": self.note,
+        }
+        return {f"{prefix}_{key}": values[key] for key in MEASUREMENT_COLUMNS}
+
+
+def search_radius_deg(beam_major_deg: float, freq_mhz: float, *, pad_arcsec_at_85mhz: float = 120.0) -> float:
+    """BMAJ + pad x (85 / nu): the beam plus an ionospheric allowance (DESIGN.md)."""
+    if not freq_mhz or not np.isfinite(freq_mhz) or freq_mhz <= 0:
+        raise LwaError(f"image frequency {freq_mhz!r} MHz is not usable for the search radius")
+    return float(beam_major_deg) + pad_arcsec_at_85mhz * (85.0 / freq_mhz) / 3600.0
+
+
+def robust_rms(values: np.ndarray) -> float:
+    """1.4826 x median absolute deviation of the finite values (NaN when too few)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < MIN_ANNULUS_PIXELS:
+        return math.nan
+    return float(MAD_TO_SIGMA * np.median(np.abs(v - np.median(v))))
+
+
+def bilinear(image: np.ndarray, x: float, y: float) -> float:
+    """Bilinear interpolation at pixel (x, y) (0-based); NaN outside or next to a NaN pixel."""
+    ny, nx = image.shape
+    if not (np.isfinite(x) and np.isfinite(y)) or x < 0 or y < 0 or x > nx - 1 or y > ny - 1:
+        return math.nan
+    x0, y0 = min(int(math.floor(x)), nx - 2) if nx > 1 else 0, min(int(math.floor(y)), ny - 2) if ny > 1 else 0
+    fx, fy = x - x0, y - y0
+    x1, y1 = min(x0 + 1, nx - 1), min(y0 + 1, ny - 1)
+    v00, v10, v01, v11 = image[y0, x0], image[y0, x1], image[y1, x0], image[y1, x1]
+    value = (1 - fx) * (1 - fy) * v00 + fx * (1 - fy) * v10 + (1 - fx) * fy * v01 + fx * fy * v11
+    return float(value)
+
+
+def angular_separation_deg(ra1: Any, dec1: Any, ra2: Any, dec2: Any) -> np.ndarray:
+    """Great-circle separation (Vincenty formula, stable at all distances), degrees; arrays broadcast."""
+    l1, b1, l2, b2 = (np.radians(np.asarray(a, dtype=float)) for a in (ra1, dec1, ra2, dec2))
+    dl = l2 - l1
+    sdl, cdl = np.sin(dl), np.cos(dl)
+    sb1, cb1, sb2, cb2 = np.sin(b1), np.cos(b1), np.sin(b2), np.cos(b2)
+    num = np.hypot(cb2 * sdl, cb1 * sb2 - sb1 * cb2 * cdl)
+    den = sb1 * sb2 + cb1 * cb2 * cdl
+    return np.degrees(np.arctan2(num, den))
+
+
+def _pixel_scale_deg(wcs: WCS) -> tuple[float, float]:
+    sx, sy = proj_plane_pixel_scales(wcs)
+    return float(sx), float(sy)
+
+
+def _x_axis_east(wcs: WCS) -> bool:
+    """True when RA increases with x (CDELT1 > 0): the beam PA then turns the other way."""
+    try:
+        return bool(wcs.pixel_scale_matrix[0, 0] > 0)
+    except (AttributeError, IndexError):
+        return False
+
+
+def _fit_gaussian(
+    box: np.ndarray, xp: int, yp: int, *, beam: RestoringBeam, scale_deg: float, x_east: bool,
+    masked: np.ndarray | None = None, half_box_px: int | None = None,
+) -> tuple[dict[str, float], bool] | None:
+    """Fit Gaussian2D + Const2D to the finite pixels near (xp, yp) of `box`; pixel units.
+
+    When masked pixels fall in the fit box the shape is fixed to the restoring beam: the unmasked
+    wings of a neighbour would otherwise widen the Gaussian.
+    """
+    from astropy.modeling import fitting, models
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    sig_maj = beam.major_deg / scale_deg / FWHM_PER_SIGMA
+    sig_min = beam.minor_deg / scale_deg / FWHM_PER_SIGMA
+    half = half_box_px or max(2, int(math.ceil(FIT_HALF_BOX_BEAMS * beam.major_deg / scale_deg)))
+    ny, nx = box.shape
+    y_lo, y_hi = max(yp - half, 0), min(yp + half + 1, ny)
+    x_lo, x_hi = max(xp - half, 0), min(xp + half + 1, nx)
+    cut = box[y_lo:y_hi, x_lo:x_hi]
+    yy, xx = np.mgrid[y_lo:y_hi, x_lo:x_hi]
+    good = np.isfinite(cut)
+    if good.sum() < 7:
+        return None
+    amp0 = float(box[yp, xp])
+    theta0 = math.radians(90.0 - beam.pa_deg) if x_east else math.radians(90.0 + beam.pa_deg)
+    lo_sig, hi_sig = 0.3 * sig_min, 6.0 * sig_maj
+    reach = max(1.0, FIT_CENTRE_BEAMS * beam.major_deg / scale_deg)
+    gauss = models.Gaussian2D(
+        amplitude=amp0, x_mean=xp, y_mean=yp, x_stddev=sig_maj, y_stddev=sig_min, theta=theta0,
+        bounds={"x_mean": (xp - reach, xp + reach), "y_mean": (yp - reach, yp + reach),
+                "x_stddev": (lo_sig, hi_sig), "y_stddev": (lo_sig, hi_sig)},
+    )
+    if masked is not None and masked[y_lo:y_hi, x_lo:x_hi].any():
+        for name in ("x_stddev", "y_stddev", "theta"):
+            getattr(gauss, name).fixed = True
+    model = gauss + models.Const2D(amplitude=0.0)
+    converged = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AstropyUserWarning)
+        try:
+            fitted = fitting.TRFLSQFitter()(model, xx[good], yy[good], cut[good], maxiter=400)
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+            log.debug("Gaussian fit failed: %s", err)
+            return None
+        if any(issubclass(w.category, AstropyUserWarning) for w in caught):
+            converged = False
+    g = fitted[0]
+    values = {
+        "amplitude": float(g.amplitude.value), "x": float(g.x_mean.value), "y": float(g.y_mean.value),
+        "sx": abs(float(g.x_stddev.value)), "sy": abs(float(g.y_stddev.value)), "theta": float(g.theta.value),
+    }
+    if not all(np.isfinite(v) for v in values.values()) or values["amplitude"] * amp0 <= 0:
+        return None
+    return values, converged
+
+
+def measure_position(
+    image: np.ndarray,
+    wcs: WCS,
+    ra_deg: float,
+    dec_deg: float,
+    *,
+    beam: RestoringBeam,
+    freq_mhz: float,
+    stokes: str = "I",
+    mask: Sequence[tuple[float, float]] = (),
+    mask_radius_deg: float | None = None,
+    pad_arcsec_at_85mhz: float = 120.0,
+    annulus_beams: tuple[float, float] = (3.0, 6.0),
+    detection_sigma: float = 5.0,
+    fit: bool = True,
+) -> Measurement:
+    """Measure the source at (ra_deg, dec_deg) in a 2-D `image` with celestial `wcs`.
+
+    `stokes` "V" looks for the largest |value| (sign kept), anything else for the largest value.
+    `mask` lists (ra, dec) of confusing sources whose pixels within `mask_radius_deg` (default:
+    BMAJ) are ignored. Returns a `Measurement`; nothing here raises for a position off the image.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise LwaError(f"measure_position needs a 2-D image, got shape {image.shape}")
+    signed_abs = stokes.upper() == "V"
+    radius = search_radius_deg(beam.major_deg, freq_mhz, pad_arcsec_at_85mhz=pad_arcsec_at_85mhz)
+    radius_arcsec = radius * 3600.0
+    inner, outer = (a * beam.major_deg for a in annulus_beams)
+    if not 0 <= inner < outer:
+        raise LwaError(f"annulus {annulus_beams} beams: the inner radius must be below the outer one")
+    mask_radius = beam.major_deg if mask_radius_deg is None else mask_radius_deg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        x0, y0 = (float(v) for v in wcs.world_to_pixel_values(ra_deg, dec_deg))
+    ny, nx = image.shape
+    if not (np.isfinite(x0) and np.isfinite(y0)) or not (-0.5 <= x0 < nx - 0.5 and -0.5 <= y0 < ny - 0.5):
+        return Measurement.empty(stokes, search_radius_arcsec=radius_arcsec, note="outside image")
+
+    sx, sy = _pixel_scale_deg(wcs)
+    scale = math.sqrt(sx * sy)
+    reach = max(outer, radius + FIT_HALF_BOX_BEAMS * beam.major_deg)
+    half = int(math.ceil(reach / min(sx, sy))) + 2
+    xlo, xhi = max(int(math.floor(x0)) - half, 0), min(int(math.ceil(x0)) + half + 1, nx)
+    ylo, yhi = max(int(math.floor(y0)) - half, 0), min(int(math.ceil(y0)) + half + 1, ny)
+    raw = np.array(image[ylo:yhi, xlo:xhi], dtype=float)
+    yy, xx = np.mgrid[ylo:yhi, xlo:xhi]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pra, pdec = wcs.pixel_to_world_values(xx.astype(float), yy.astype(float))
+    sep = angular_separation_deg(ra_deg, dec_deg, pra, pdec)
+    on_sky = np.isfinite(sep)
+    raw[~on_sky] = np.nan
+    box = raw.copy()
+
+    masked = np.zeros(box.shape, dtype=bool)
+    for mra, mdec in mask:
+        msep = angular_separation_deg(mra, mdec, pra, pdec)
+        masked |= np.isfinite(msep) & (msep < mask_radius)
+    box[masked] = np.nan
+    in_search = on_sky & (sep <= radius)
+    n_masked = int((masked & in_search).sum())
+    notes = []
+    if mask and masked[int(round(y0)) - ylo, int(round(x0)) - xlo]:
+        notes.append("position masked")
+
+    cat = bilinear(raw, x0 - xlo, y0 - ylo)  # the catalogue value ignores the masks
+    rms = robust_rms(box[on_sky & (sep >= inner) & (sep <= outer)])
+
+    search_vals = np.where(in_search & np.isfinite(box), box, np.nan)
+    if not np.isfinite(search_vals).any():
+        notes.append("no finite pixel in the search circle")
+        return Measurement(stokes, cat, math.nan, math.nan, math.nan, math.nan, rms, math.nan, False, None,
+                           radius_arcsec, n_masked, "; ".join(notes))
+    flat = np.abs(search_vals) if signed_abs else search_vals
+    iy, ix = np.unravel_index(int(np.nanargmax(flat)), box.shape)
+    peak = float(box[iy, ix])
+    peak_ra, peak_dec = float(pra[iy, ix]), float(pdec[iy, ix])
+    peak_offset = float(sep[iy, ix]) * 3600.0
+    snr = peak / rms if np.isfinite(rms) and rms > 0 else math.nan
+    level = abs(snr) if signed_abs else snr
+    detected = bool(np.isfinite(level) and level >= detection_sigma)
+
+    gfit = None
+    if fit and np.isfinite(level) and level >= detection_sigma:
+        result = _fit_gaussian(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs), masked=masked)
+        if result is not None:  # an extended source: refit on a box matched to its size
+            fwhm_px = max(result[0]["sx"], result[0]["sy"]) * FWHM_PER_SIGMA
+            beam_px = beam.major_deg / scale
+            if fwhm_px > 1.2 * beam_px:
+                half = int(math.ceil(FIT_HALF_BOX_BEAMS * min(fwhm_px, MAX_FIT_BOX_BEAMS * beam_px)))
+                result = _fit_gaussian(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs),
+                                       masked=masked, half_box_px=half) or result
+        if result is None:
+            notes.append("Gaussian fit failed")
+        else:
+            values, converged = result
+            if not converged:
+                notes.append("Gaussian fit may not have converged")
+            gfit = _fit_result(values, beam=beam, wcs=wcs, xlo=xlo, ylo=ylo, scale=scale, sx=sx, sy=sy)
+    return Measurement(stokes, cat, peak, peak_ra, peak_dec, peak_offset, rms, snr, detected, gfit, radius_arcsec,
+                       n_masked, "; ".join(notes))
+
+
+def _fit_result(values: dict[str, float], *, beam: RestoringBeam, wcs: WCS, xlo: int, ylo: int, scale: float,
+                sx: float, sy: float) -> GaussianFit:
+    major_px, minor_px, theta = values["sx"], values["sy"], values["theta"]
+    if minor_px > major_px:
+        major_px, minor_px, theta = minor_px, major_px, theta + math.pi / 2
+    beam_area_px = math.pi / (4.0 * math.log(2.0)) * beam.major_deg * beam.minor_deg / (sx * sy)
+    fit_area_px = 2.0 * math.pi * major_px * minor_px
+    x, y = values["x"] + xlo, values["y"] + ylo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ra, dec = (float(v) for v in wcs.pixel_to_world_values(x, y))
+    pa = (math.degrees(theta) - 90.0) % 180.0 if not _x_axis_east(wcs) else (90.0 - math.degrees(theta)) % 180.0
+    return GaussianFit(
+        peak_jy=values["amplitude"],
+        flux_jy=values["amplitude"] * fit_area_px / beam_area_px,
+        ra_deg=ra,
+        dec_deg=dec,
+        major_arcsec=major_px * FWHM_PER_SIGMA * scale * 3600.0,
+        minor_arcsec=minor_px * FWHM_PER_SIGMA * scale * 3600.0,
+        pa_deg=pa,
+        x=x,
+        y=y,
+    )
