@@ -1,0 +1,3 @@
+from lwa_flag.cli import main
+
+main()

@@ -1,0 +1,210 @@
+"""MeasurementSet plumbing shared by every lwa-flag command.
+
+Where flags go (a copy at `-o`, or the input with `--in-place`), the flagged fraction before and
+after, chunked reads of the main table, OR-ing flags into rows, antenna names, and the JSON flag
+summary. All reads of the main table are chunked (an hour of OVRO-LWA data does not fit in memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lwa_common.errors import LwaError
+from lwa_common.io import atomic_copytree, atomic_path, check_output
+from lwa_common.ms import LINEAR_POLS, check_ms, open_table
+from lwa_common.provenance import command_line, stamp_ms, tool_version
+
+__all__ = [
+    "TOOL",
+    "validate_ms",
+    "flag_target",
+    "flagged_fraction",
+    "antenna_names",
+    "normalise_antenna_name",
+    "chunk_rows",
+    "flag_rows",
+    "write_summary",
+    "default_summary_path",
+    "stamp",
+]
+
+log = logging.getLogger(__name__)
+
+TOOL = "lwa-flag"
+# Rows per chunk are chosen so that one chunk of visibilities stays near this many bytes.
+CHUNK_BYTES = 128 * 1024**2
+
+
+def validate_ms(path: str | Path, *, need_data: bool = True) -> Path:
+    """Fail before work: the MS exists, has rows, XX XY YX YY, and (optionally) a data column."""
+    path = Path(path)
+    if not path.exists():
+        raise LwaError(f"MS not found: {path}")
+    if not (path / "table.dat").exists():
+        raise LwaError(f"{path} is not a casacore table (no table.dat)")
+    if need_data:
+        check_ms(path, need_pols=LINEAR_POLS)
+    else:
+        with open_table(path) as t:
+            if t.nrows() == 0:
+                raise LwaError(f"{path}: MS has no rows")
+    with open_table(path) as t:
+        if "FLAG" not in t.colnames():
+            raise LwaError(f"{path}: MS has no FLAG column")
+    return path
+
+
+def default_summary_path(ms: Path, command: str) -> Path:
+    """`<folder>/<ms stem>.flag-<command>.json`, next to the flagged MS."""
+    ms = Path(ms)
+    return ms.parent / f"{ms.stem}.flag-{command}.json"
+
+
+@contextlib.contextmanager
+def flag_target(ms: Path, *, output: Path | None, in_place: bool, overwrite: bool) -> Iterator[Path]:
+    """Yield the MS to write flags into.
+
+    In place: `ms` itself. Otherwise `ms` is first copied to `output` atomically (a partial copy
+    never appears under that name), then the copy is flagged; if flagging fails the copy is
+    removed again, so a failed run leaves no half-flagged product. The input is never opened for
+    writing.
+    """
+    if in_place:
+        yield Path(ms)
+        return
+    if output is None:
+        raise LwaError("give -o/--output (a copy to flag) or --in-place")
+    output = Path(output)
+    if output.resolve() == Path(ms).resolve():
+        raise LwaError(f"-o {output} is the input MS; use --in-place to flag it in place")
+    check_output(output, overwrite=overwrite)
+    atomic_copytree(ms, output)
+    try:
+        yield output
+    except BaseException:
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
+def chunk_rows(path: Path, *, n_chan: int | None = None, n_pol: int = 4, itemsize: int = 8) -> int:
+    """Rows per chunk so that a chunk of `n_chan` x `n_pol` visibilities is about CHUNK_BYTES."""
+    if n_chan is None:
+        with open_table(Path(path) / "SPECTRAL_WINDOW") as sw:
+            n_chan = int(np.asarray(sw.getcell("CHAN_FREQ", 0)).size)
+    return max(1024, CHUNK_BYTES // max(1, n_chan * n_pol * itemsize))
+
+
+def flagged_fraction(path: Path) -> float:
+    """Fraction of FLAG elements set (all rows, channels, polarisations); FLAG_ROW counts too."""
+    flagged = 0
+    total = 0
+    with open_table(path) as t:
+        n = t.nrows()
+        step = chunk_rows(path, itemsize=1)
+        for start in range(0, n, step):
+            nrow = min(step, n - start)
+            f = t.getcol("FLAG", startrow=start, nrow=nrow)
+            if "FLAG_ROW" in t.colnames():
+                fr = t.getcol("FLAG_ROW", startrow=start, nrow=nrow)
+                f = f | fr[:, None, None]
+            flagged += int(np.count_nonzero(f))
+            total += f.size
+    return flagged / total if total else 0.0
+
+
+_NAME_RE = re.compile(r"^\s*(?:LWA)?[-_ ]?0*(\d+)([AB])?\s*$", re.IGNORECASE)
+
+
+def normalise_antenna_name(name: str) -> str | None:
+    """'LWA266', 'LWA-266', 'lwa-266B', '266A' -> 'LWA-266' (None when not an LWA antenna name)."""
+    match = _NAME_RE.match(str(name))
+    if not match:
+        return None
+    return f"LWA-{int(match.group(1)):03d}"
+
+
+def antenna_names(path: Path) -> list[str]:
+    """NAME column of the ANTENNA table (row index = MS antenna index)."""
+    with open_table(Path(path) / "ANTENNA") as at:
+        return [str(n) for n in at.getcol("NAME")]
+
+
+def flag_rows(path: Path, select, *, description: str = "") -> int:
+    """OR full-row flags into the rows for which `select(chunk_dict) -> bool[nrow]` is true.
+
+    `select` gets a dict with ANTENNA1, ANTENNA2 and TIME of the chunk. Returns rows flagged.
+    """
+    n_flagged = 0
+    with open_table(path, readonly=False) as t:
+        n = t.nrows()
+        step = chunk_rows(path, itemsize=1)
+        has_flag_row = "FLAG_ROW" in t.colnames()
+        for start in range(0, n, step):
+            nrow = min(step, n - start)
+            cols = {c: t.getcol(c, startrow=start, nrow=nrow) for c in ("ANTENNA1", "ANTENNA2", "TIME")}
+            rows = np.asarray(select(cols), dtype=bool)
+            if not rows.any():
+                continue
+            f = t.getcol("FLAG", startrow=start, nrow=nrow)
+            f[rows] = True
+            t.putcol("FLAG", f, startrow=start, nrow=nrow)
+            if has_flag_row:
+                fr = t.getcol("FLAG_ROW", startrow=start, nrow=nrow)
+                fr[rows] = True
+                t.putcol("FLAG_ROW", fr, startrow=start, nrow=nrow)
+            n_flagged += int(rows.sum())
+    if description:
+        log.info("%s: flagged %d rows (%s)", path, n_flagged, description)
+    return n_flagged
+
+
+def stamp(path: Path, message: str) -> None:
+    """Record this command in the MS HISTORY table."""
+    try:
+        stamp_ms(path, tool=TOOL, message=message)
+    except RuntimeError as err:  # a HISTORY table we cannot write is not worth failing the run
+        log.warning("%s: could not append to HISTORY: %s", path, str(err).splitlines()[0])
+
+
+def write_summary(path: Path, *, command: str, inputs: list[str], output: list[str] | str, in_place: bool,
+                  before: float, after: float, flagged: dict[str, Any], extra: dict[str, Any] | None = None
+                  ) -> Path:
+    """The small JSON flag summary: % flagged before/after and what was flagged."""
+    summary = {
+        "tool": TOOL,
+        "version": tool_version(TOOL),
+        "command": command,
+        "command_line": command_line(),
+        "time_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "input": inputs,
+        "output": output,
+        "in_place": in_place,
+        "flagged_percent_before": round(100.0 * before, 4),
+        "flagged_percent_after": round(100.0 * after, 4),
+        "flagged": flagged,
+    }
+    if extra:
+        summary.update(extra)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
+    return Path(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

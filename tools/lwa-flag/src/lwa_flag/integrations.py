@@ -1,0 +1,206 @@
+"""Bad integrations from the pilot Stokes V snapshots (one dirty image per 10 s integration).
+
+Stokes V is nearly empty at these frequencies, so its RMS follows the data quality: an integration
+with RFI, a correlator glitch or missing data shows a V RMS far from its neighbours'. Per frame we
+take a robust, NaN-aware RMS (1.4826 x MAD of the finite pixels; the horizon mask is NaN), compare
+it with the running median over `window` frames, and flag frames whose deviation exceeds `sigma`
+times the robust scatter of all deviations, or whose RMS is below `low_ratio` x the running median
+(an integration with most of its data missing). Those times are then flagged in the MS -- one
+concatenated MS holding every integration, or a list of per-integration MS -- matching the MS TIME
+within half an integration.
+
+Frame times come from the header: MJD-MID when present (our snapshots), else the middle of
+DATE-OBS..DATE-END, else DATE-OBS (wsclean writes the centre of the first time step there).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.time import Time
+
+from lwa_common.config import SnapshotQA
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import image_plane, read_image
+from lwa_common.io import atomic_path
+from lwa_common.ms import open_table
+from lwa_flag._ms import flag_rows
+from lwa_flag._stats import MAD_TO_SIGMA, rolling_median
+
+__all__ = ["Frame", "IntegrationResult", "frame_time", "frame_rms", "read_frames",
+           "find_bad_integrations", "match_times", "flag_times", "write_frames_csv"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS = SnapshotQA()
+
+
+@dataclass
+class Frame:
+    path: str
+    mjd: float
+    rms: float
+    time_source: str
+    running_median: float = float("nan")
+    score: float = float("nan")
+    bad: bool = False
+    reason: str = ""
+    ms_matches: list[str] = field(default_factory=list)
+
+    @property
+    def isot(self) -> str:
+        return Time(self.mjd, format="mjd", scale="utc").isot
+
+
+@dataclass
+class IntegrationResult:
+    frames: list[Frame]
+    sigma: float
+    low_ratio: float
+    window: int
+    scatter: float  # robust sigma of (rms - running median)
+
+    @property
+    def bad_frames(self) -> list[Frame]:
+        return [f for f in self.frames if f.bad]
+
+    def summary(self) -> dict:
+        return {
+            "n_frames": len(self.frames), "sigma": self.sigma, "low_ratio": self.low_ratio,
+            "window": self.window, "scatter_jy": self.scatter,
+            "bad_frames": [{**asdict(f), "time_utc": f.isot} for f in self.bad_frames],
+        }
+
+
+def frame_time(header, path: str | Path = "") -> tuple[float, str]:
+    """(MJD of the frame's middle, which keyword gave it)."""
+    if header.get("MJD-MID") is not None:
+        return float(header["MJD-MID"]), "MJD-MID"
+    obs, end = header.get("DATE-OBS"), header.get("DATE-END")
+    try:
+        if obs and end:
+            t0, t1 = Time(obs, scale="utc"), Time(end, scale="utc")
+            return float((t0.mjd + t1.mjd) / 2), "DATE-OBS/DATE-END"
+        if obs:
+            return float(Time(obs, scale="utc").mjd), "DATE-OBS"
+    except ValueError:
+        raise LwaError(f"{path}: cannot read DATE-OBS/DATE-END '{obs}'/'{end}'") from None
+    raise LwaError(f"{path}: no MJD-MID or DATE-OBS in the header; cannot place the snapshot in time")
+
+
+def frame_rms(image: np.ndarray) -> float:
+    """Robust RMS of the finite pixels: 1.4826 x median |x - median| (NaN-aware)."""
+    v = np.asarray(image, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    med = np.median(v)
+    return float(MAD_TO_SIGMA * np.median(np.abs(v - med)))
+
+
+def read_frames(paths: list[str | Path], *, require_stokes_v: bool = True) -> list[Frame]:
+    """RMS and time of every snapshot, sorted by time. Non-V images (STOKES=I) are an error."""
+    frames = []
+    for p in paths:
+        data, header = read_image(p)
+        stokes = str(header.get("STOKES", "")).strip().upper()
+        if not stokes:  # wsclean's own header: the STOKES axis
+            for i in range(1, int(header.get("NAXIS", 0)) + 1):
+                if str(header.get(f"CTYPE{i}", "")).upper() == "STOKES":
+                    stokes = {1: "I", 2: "Q", 3: "U", 4: "V"}.get(int(round(header.get(f"CRVAL{i}", 0))), "")
+        if require_stokes_v and stokes and stokes != "V":
+            raise LwaError(f"{p}: a Stokes {stokes} image; the integration QA needs Stokes V snapshots")
+        cat = str(header.get("IMGCAT", "")).strip()
+        if cat and cat != "snapshot":
+            log.warning("%s: IMGCAT=%s, not snapshot", p, cat)
+        mjd, source = frame_time(header, p)
+        rms = frame_rms(image_plane(data))
+        if not np.isfinite(rms):
+            raise LwaError(f"{p}: image has no finite pixels")
+        frames.append(Frame(path=str(p), mjd=mjd, rms=rms, time_source=source))
+    frames.sort(key=lambda f: f.mjd)
+    times = np.array([f.mjd for f in frames])
+    dup = np.flatnonzero(np.diff(times) * 86400.0 < 1e-3)
+    if dup.size:
+        raise LwaError(f"{frames[dup[0]].path} and {frames[dup[0] + 1].path} have the same time")
+    return frames
+
+
+def find_bad_integrations(
+    frames: list[Frame],
+    *,
+    sigma: float = _DEFAULTS.sigma,
+    low_ratio: float = _DEFAULTS.low_ratio,
+    window: int = _DEFAULTS.running_window,
+) -> IntegrationResult:
+    """Mark frames deviating > sigma from the running median, or below low_ratio x it."""
+    if len(frames) < 3:
+        raise LwaError(f"need at least 3 snapshots for a running median, got {len(frames)}")
+    if window < 3:
+        raise LwaError(f"--window must be at least 3 frames, got {window}")
+    rms = np.array([f.rms for f in frames])
+    w = min(window, len(frames))
+    run = rolling_median(rms, w)
+    resid = rms - run
+    scatter = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
+    floor = 1e-3 * float(np.median(rms))  # identical frames: do not divide by zero
+    scatter_used = max(scatter, floor)
+    for f, r, s in zip(frames, run, resid / scatter_used):
+        f.running_median, f.score = float(r), float(s)
+        reasons = []
+        if abs(s) > sigma:
+            reasons.append(f"{'high' if s > 0 else 'low'} rms {abs(s):.1f} sigma from running median")
+        if f.rms < low_ratio * r:
+            reasons.append(f"rms {f.rms / r:.2f} x running median < {low_ratio:g}")
+        f.bad, f.reason = bool(reasons), "; ".join(reasons)
+    n_bad = sum(f.bad for f in frames)
+    log.info("snapshot QA: %d frames, running median over %d, scatter %.4g Jy/beam; %d bad frames%s",
+             len(frames), w, scatter_used, n_bad,
+             (": " + ", ".join(f.isot[11:19] for f in frames if f.bad)) if n_bad else "")
+    return IntegrationResult(frames=frames, sigma=sigma, low_ratio=low_ratio, window=w, scatter=scatter_used)
+
+
+def _ms_times(ms: Path) -> tuple[np.ndarray, float]:
+    with open_table(ms) as t:
+        times = np.unique(t.getcol("TIME"))
+        interval = float(np.median(t.getcol("INTERVAL")))
+    return times, interval
+
+
+def match_times(mjds: list[float], ms_list: list[Path]) -> dict[float, list[tuple[Path, float]]]:
+    """For each frame time, the (MS, TIME in s) within half an integration; nearest one per MS."""
+    out: dict[float, list[tuple[Path, float]]] = {m: [] for m in mjds}
+    for ms in ms_list:
+        times, interval = _ms_times(ms)
+        if times.size == 0:
+            continue
+        tol = 0.5 * interval * 1.001 + 1e-3
+        for m in mjds:
+            sec = m * 86400.0
+            k = int(np.argmin(np.abs(times - sec)))
+            if abs(times[k] - sec) <= tol:
+                out[m].append((ms, float(times[k])))
+    return out
+
+
+def flag_times(ms: Path, times_s: list[float]) -> int:
+    """Flag every row whose TIME is one of `times_s` (exact MS TIME values)."""
+    if not times_s:
+        return 0
+    wanted = np.array(sorted(times_s))
+    return flag_rows(ms, lambda c: np.isin(c["TIME"], wanted), description=f"{len(wanted)} bad integrations")
+
+
+def write_frames_csv(path: str | Path, result: IntegrationResult) -> Path:
+    """bad_integrations.csv: every frame with its time, RMS, running median, score and verdict."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["time_utc", "mjd", "rms", "running_median", "score", "bad", "reason", "file"])
+        for f in result.frames:
+            w.writerow([f.isot, f"{f.mjd:.8f}", f"{f.rms:.6g}", f"{f.running_median:.6g}", f"{f.score:.3f}",
+                        int(f.bad), f.reason, f.path])
+    return Path(path)

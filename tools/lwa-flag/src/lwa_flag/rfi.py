@@ -1,0 +1,143 @@
+"""RFI flagging with AOFlagger (the Debian `aoflagger` command) and a Lua strategy.
+
+We ship an OVRO-LWA strategy (`strategies/ovro-lwa.lua`, written for AOFlagger 3.1's Lua API; its
+header explains the tuning) and accept any user strategy. AOFlagger needs several time steps and
+channels to work well: on a single-integration MS only frequency-direction detection is possible
+(narrow-band RFI is found, broadband RFI filling a whole integration is not); our strategy switches
+time-direction detection off itself when there are fewer than four time steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+import time
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from lwa_common.errors import LwaError
+from lwa_common.ms import open_table
+from lwa_flag._ms import chunk_rows
+
+__all__ = ["default_strategy", "aoflagger_command", "run_aoflagger", "flag_profile", "pick_rfi_column"]
+
+log = logging.getLogger(__name__)
+
+
+def default_strategy() -> Path:
+    """Path of the OVRO-LWA strategy shipped with lwa-flag."""
+    path = Path(str(files("lwa_flag") / "strategies" / "ovro-lwa.lua"))
+    if not path.exists():
+        raise LwaError(f"the shipped AOFlagger strategy is missing: {path} (broken install?)")
+    return path
+
+
+def pick_rfi_column(ms: str | Path, column: str | None = None) -> str:
+    """`column` if given (must exist); else CORRECTED_DATA when present, else DATA."""
+    with open_table(ms) as t:
+        cols = t.colnames()
+    if column:
+        if column not in cols:
+            raise LwaError(f"{ms}: no column {column} (has {', '.join(c for c in cols if c.endswith('DATA'))})")
+        return column
+    for name in ("CORRECTED_DATA", "DATA"):
+        if name in cols:
+            return name
+    raise LwaError(f"{ms}: MS has neither CORRECTED_DATA nor DATA")
+
+
+def aoflagger_command(ms: str | Path, *, strategy: str | Path, column: str = "DATA", threads: int | None = None,
+                      preamble: tuple[str, ...] = (), executable: str = "aoflagger") -> list[str]:
+    """The aoflagger command line (logged verbatim so that it can be rerun by hand)."""
+    cmd = [executable]
+    if threads:
+        cmd += ["-j", str(int(threads))]
+    cmd += ["-column", column, "-strategy", str(strategy)]
+    for statement in preamble:
+        cmd += ["-preamble", statement]
+    cmd.append(str(ms))
+    return cmd
+
+
+def _error_line(stderr: str, stdout: str) -> str:
+    lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    for ln in lines:
+        if ".lua:" in ln or "rror" in ln:
+            return ln
+    if lines:
+        return lines[-1]
+    out = [ln.strip() for ln in (stdout or "").splitlines() if ln.strip()]
+    return out[-1] if out else "no output"
+
+
+def run_aoflagger(ms: str | Path, *, strategy: str | Path | None = None, column: str | None = None,
+                  threads: int | None = None, preamble: tuple[str, ...] = (),
+                  executable: str = "aoflagger", timeout_s: float | None = None) -> dict:
+    """Run AOFlagger on `ms` (flags written into `ms` itself); returns the command and timing.
+
+    Raises LwaError (one line) when aoflagger is missing, the strategy is unreadable or the run fails.
+    """
+    ms = Path(ms)
+    exe = shutil.which(executable)
+    if exe is None:
+        raise LwaError(f"'{executable}' not found on PATH (install the Debian package aoflagger)")
+    strategy = Path(strategy) if strategy else default_strategy()
+    try:
+        text = strategy.read_text()
+    except OSError as err:
+        raise LwaError(f"cannot read AOFlagger strategy {strategy}: {err.strerror}") from None
+    if "function execute" not in text:
+        raise LwaError(f"{strategy} is not an AOFlagger Lua strategy (no 'function execute')")
+    column = pick_rfi_column(ms, column)
+    cmd = aoflagger_command(ms, strategy=strategy, column=column, threads=threads, preamble=preamble,
+                            executable=executable)
+    log.info("running: %s", shlex.join(cmd))
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise LwaError(f"aoflagger timed out after {timeout_s} s on {ms}") from None
+    elapsed = time.perf_counter() - t0
+    for line in proc.stdout.splitlines():
+        log.debug("aoflagger: %s", line)
+    if proc.returncode != 0:
+        raise LwaError(f"aoflagger failed (exit {proc.returncode}) on {ms}: {_error_line(proc.stderr, proc.stdout)}")
+    log.info("aoflagger finished in %.1f s", elapsed)
+    return {"command": shlex.join(cmd), "strategy": str(strategy), "column": column, "seconds": round(elapsed, 2)}
+
+
+def flag_profile(ms: str | Path, *, cross_only: bool = True) -> dict:
+    """Flagged fraction per channel and per time step (cross-correlations by default)."""
+    ms = Path(ms)
+    per_chan = None
+    n_chan_rows = 0
+    times: dict[float, list[float]] = {}
+    with open_table(ms) as t:
+        n = t.nrows()
+        step = chunk_rows(ms, itemsize=1)
+        for start in range(0, n, step):
+            nrow = min(step, n - start)
+            f = t.getcol("FLAG", startrow=start, nrow=nrow)
+            a1 = t.getcol("ANTENNA1", startrow=start, nrow=nrow)
+            a2 = t.getcol("ANTENNA2", startrow=start, nrow=nrow)
+            tm = t.getcol("TIME", startrow=start, nrow=nrow)
+            sel = a1 != a2 if cross_only else np.ones(nrow, bool)
+            f, tm = f[sel], tm[sel]
+            frac_row = f.mean(axis=(1, 2)) if f.size else np.zeros(0)
+            chan = f.any(axis=2).sum(axis=0)
+            per_chan = chan if per_chan is None else per_chan + chan
+            n_chan_rows += f.shape[0]
+            for tv in np.unique(tm):
+                m = tm == tv
+                acc = times.setdefault(float(tv), [0.0, 0.0])
+                acc[0] += float(frac_row[m].sum())
+                acc[1] += float(m.sum())
+    per_time = [[tv, acc[0] / acc[1]] for tv, acc in sorted(times.items()) if acc[1]]
+    return {
+        "per_channel_percent": [round(100.0 * c / max(n_chan_rows, 1), 3) for c in (per_chan if per_chan is not None else [])],
+        "per_time_percent": [[round(tv, 3), round(100.0 * fr, 3)] for tv, fr in per_time],
+    }

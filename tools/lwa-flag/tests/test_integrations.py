@@ -1,0 +1,120 @@
+"""Bad integrations from synthetic pilot Stokes V snapshots, flagged in simulated MS."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.time import Time
+from casacore.tables import table
+
+from lwa_common.errors import LwaError
+from lwa_common.testing import allsky_header, run_cli, synthetic_image
+from lwa_flag import concat_ms, find_bad_integrations
+from lwa_flag.integrations import Frame
+
+BAD = {2: 3.0, 6: 0.3}  # frame index -> noise factor (one noisy integration, one nearly empty)
+
+
+def _ms_times(files) -> list[float]:
+    out = []
+    for ms in files:
+        with table(str(ms), ack=False) as t:
+            out.append(float(t.getcol("TIME")[0]))
+    return out
+
+
+def _snapshots(folder, times_s, *, ours: bool) -> list:
+    """One Stokes V snapshot per integration; noise drifts slowly, BAD frames are off."""
+    rng = np.random.default_rng(7)
+    paths = []
+    for k, t in enumerate(times_s):
+        mid = Time(t / 86400.0, format="mjd", scale="utc")
+        if ours:  # written by lwa-pipe: IMGCAT, STOKES, MJD-MID
+            keywords = {"STOKES": "V", "IMGCAT": "snapshot", "MJD-MID": mid.mjd,
+                        "DATE-OBS": (mid - 5.0155 / 86400).isot}
+            date_obs = keywords["DATE-OBS"]
+        else:  # a bare wsclean image: DATE-OBS is the centre of the time step, to 0.1 s; STOKES axis = V
+            keywords = {}
+            date_obs = mid.isot[:21]
+        header = allsky_header(size=96, scale_deg=2.0, date_obs=date_obs, keywords=keywords)
+        if not ours:
+            header["CRVAL4"] = 4
+        noise = 0.8 * (1 + 0.02 * k) * (1 + 0.01 * rng.standard_normal()) * BAD.get(k, 1.0)
+        data = synthetic_image(header, [], noise=noise, seed=k)
+        path = folder / f"snap-{k:04d}-V-image.fits"
+        fits.writeto(path, data, header)
+        paths.append(path)
+    return paths
+
+
+def test_per_integration_ms_list(small_sim, tmp_path, digest, flags_of):
+    files, _ = small_sim
+    times = _ms_times(files)
+    snaps = _snapshots(tmp_path, times, ours=True)
+    digests = [digest(f) for f in files]
+    out = tmp_path / "flagged"
+    args = ["lwa-flag", "integrations", *map(str, snaps), "-o", str(out), "--json"]
+    for f in files:
+        args += ["--ms", str(f)]
+    res = run_cli(args)
+    assert res.returncode == 0, res.stderr
+    assert [digest(f) for f in files] == digests  # inputs untouched
+    summary = json.loads(res.stdout)
+    bad = summary["flagged"]["bad_frames"]
+    assert [b["path"] for b in bad] == [str(snaps[k]) for k in sorted(BAD)]
+    assert "low rms" in bad[1]["reason"] and "x running median" in bad[1]["reason"]
+    for k, f in enumerate(files):
+        flags, *_ = flags_of(out / f.name)
+        assert flags.all() if k in BAD else not flags.any(), f"integration {k}"
+    assert summary["flagged_percent_after"] == pytest.approx(100 * len(BAD) / len(files))
+    qa = out / "QA"
+    assert (qa / "snapshot_rms.png").read_bytes()[:4] == b"\x89PNG"
+    with open(qa / "bad_integrations.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(files) and [int(r["bad"]) for r in rows] == [int(k in BAD) for k in range(len(files))]
+    assert (out / "flag-integrations.json").exists()
+
+
+def test_concatenated_ms_wsclean_headers(small_sim, tmp_path, flags_of):
+    files, _ = small_sim
+    times = _ms_times(files)
+    cat = concat_ms(files, tmp_path / "cat.ms")
+    snaps = _snapshots(tmp_path, times, ours=False)
+    res = run_cli(["lwa-flag", "integrations", *map(str, snaps), "--ms", str(cat), "--in-place", "--json"])
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert {b["time_source"] for b in summary["flagged"]["bad_frames"]} == {"DATE-OBS"}
+    flags, _, _, t = flags_of(cat)
+    bad_times = [times[k] for k in BAD]
+    row_bad = np.isin(t, bad_times)
+    assert flags[row_bad].all() and not flags[~row_bad].any()
+    assert summary["flagged"]["ms"][0]["times_mjd"] == pytest.approx([x / 86400 for x in bad_times])
+    assert (tmp_path / "cat.flag-integrations.json").exists()
+
+
+def test_core_running_median_edges_and_errors():
+    rms = [5.0, 1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97, 0.4, 1.0, 1.01]
+    frames = [Frame(path=f"f{k}", mjd=60664.5 + k * 10 / 86400, rms=r, time_source="MJD-MID")
+              for k, r in enumerate(rms)]
+    result = find_bad_integrations(frames, sigma=5.0, low_ratio=0.5, window=11)
+    assert [f.path for f in result.bad_frames] == ["f0", "f9"]  # a bad first frame is caught too
+    assert result.frames[0].score > 5 and result.frames[9].rms < 0.5 * result.frames[9].running_median
+    with pytest.raises(LwaError, match="at least 3"):
+        find_bad_integrations(frames[:2])
+
+
+def test_stokes_i_snapshot_is_refused(small_sim, tmp_path, digest):
+    files, _ = small_sim
+    header = allsky_header(size=32, scale_deg=6.0, keywords={"STOKES": "I", "IMGCAT": "snapshot"})
+    path = tmp_path / "i.fits"
+    fits.writeto(path, synthetic_image(header, [], noise=1.0), header)
+    before = digest(files[0])
+    res = run_cli(["lwa-flag", "integrations", str(path), str(path), str(path), "--ms", str(files[0]),
+                   "-o", str(tmp_path / "o.ms")])
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "Stokes I" in res.stderr and not (tmp_path / "o.ms").exists()
+    assert digest(files[0]) == before
