@@ -1,0 +1,3 @@
+from lwa_calib.cli import main
+
+main()
