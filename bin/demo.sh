@@ -13,14 +13,7 @@ if [ ! -f "$work/sim/truth.json" ]; then
         > "$work/sim_files.txt"
 fi
 echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim (truth: $work/sim/truth.json)" >&2
-if [ -x "$here/bin/run_hour.sh" ]; then
-    exec "$here/bin/run_hour.sh" --workdir "$work/run" --data "$work/sim" --subbands 55 \
-        --date 2024-12-20 --range 10h-11h --catalog "$work/sim/catalog.csv"
-fi
-# No driver yet: image the first integration so the observation can be checked by eye.
-mkdir -p "$work/image"
-first=$(head -1 "$work/sim_files.txt")
-echo "demo: wsclean -size 512 512 -scale 0.25 -pol I,V -niter 1000 $first" >&2
-wsclean -quiet -size 512 512 -scale 0.25 -pol I,V -niter 1000 -auto-threshold 3 \
-    -name "$work/image/first" "$first" >&2
-ls "$work/image"/*.fits
+# The whole chain, locally, at demo size (768 px of 10 arcmin, 2 % of the CLEAN iterations).
+exec "$here/bin/run_hour.sh" --range 10h-11h --date 2024-12-20 --subbands 55 --data "$work/sim" \
+    --workdir "$work/run" --targets "$here/docs/examples/demo_targets.csv" --catalog "$work/sim/catalog.csv" \
+    --hot-baselines --image-size 768 --image-scale-deg 0.1667 --niter-scale 0.02

@@ -8,7 +8,6 @@ cd "$here"
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 apt_pkgs=(wsclean aoflagger casacore-tools casacore-data ffmpeg python3-venv)
-[ "${LWA_WITH_SLURM:-0}" = "1" ] && apt_pkgs+=(slurm-wlm slurmctld slurmd munge)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,6 +40,7 @@ __all__ = [
     "celestial_wcs",
     "ImageInfo",
     "image_info",
+    "sky_mask",
 ]
 
 IMAGE_KEYWORDS: dict[str, str] = {
@@ -166,3 +167,21 @@ def image_info(path: str | Path) -> ImageInfo:
         freq_mhz=float(freq) if freq is not None else float("nan"),
         mjd_mid=header.get("MJD-MID"),
     )
+
+
+def sky_mask(header: fits.Header) -> np.ndarray:
+    """(ny, nx) boolean: True where the pixel lies on the sky (inside the projection's horizon).
+
+    An all-sky SIN image has pixels beyond the horizon circle that wsclean still fills with
+    numbers; nothing found there is real. For SIN (wsclean's projection) this is exact and fast;
+    other projections fall back to astropy's pixel -> world conversion (NaN off the sky).
+    """
+    ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
+    ctype1 = str(header.get("CTYPE1", ""))
+    if ctype1.endswith("-SIN") and not any(k.startswith("PV") for k in header):
+        dx = np.radians(float(header["CDELT1"])) * (np.arange(nx) + 1 - float(header["CRPIX1"]))
+        dy = np.radians(float(header["CDELT2"])) * (np.arange(ny) + 1 - float(header["CRPIX2"]))
+        return dy[:, None] ** 2 + dx[None, :] ** 2 <= 1.0
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    lon, lat = celestial_wcs(header).wcs_pix2world(xx, yy, 0)
+    return np.isfinite(lon) & np.isfinite(lat)

@@ -104,7 +104,8 @@ def _iono_offsets(cfg: dict | None, sources: list[Source], mid: Time, site: Site
     n_modes = 4
     k = rng.normal(size=(2, n_modes, 2)) / scale
     phase = rng.uniform(0, 2 * np.pi, size=(2, n_modes))
-    zen = SkyCoord(alt=90 * u.deg, az=0 * u.deg, frame=AltAz(obstime=mid, location=ovro_location(site))).icrs
+    zen_icrs = SkyCoord(alt=90 * u.deg, az=0 * u.deg, frame=AltAz(obstime=mid, location=ovro_location(site))).icrs
+    zen = SkyCoord(zen_icrs.ra, zen_icrs.dec, frame="icrs")  # plain ICRS, comparable with the sources
     out = []
     for s in sources:
         c = SkyCoord(s.ra_deg * u.deg, s.dec_deg * u.deg)

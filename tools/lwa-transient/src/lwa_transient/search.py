@@ -41,7 +41,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from lwa_common.catalogs import read_reference_catalog
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import ImageInfo, celestial_wcs, image_info, image_plane, read_image
+from lwa_common.fitsio import ImageInfo, celestial_wcs, image_info, image_plane, read_image, sky_mask
 from lwa_common.io import atomic_path, check_output
 from lwa_common.naming import jname, jname_short
 from lwa_transient.detect import BilobeRule, Island, Peak, bilobe_partner, find_peaks
@@ -241,7 +241,9 @@ def _wcs(header: fits.Header) -> WCS:
 
 def _load(info: ImageInfo) -> _Image:
     data, header = read_image(info.path)
-    return _Image(info, np.ascontiguousarray(image_plane(data), dtype=np.float32), header, _wcs(header))
+    plane = np.ascontiguousarray(image_plane(data), dtype=np.float32)
+    plane[~sky_mask(header)] = np.nan  # beyond the horizon of an all-sky image: nothing is real
+    return _Image(info, plane, header, _wcs(header))
 
 
 def _header_shape(path: Path) -> tuple[int, int]:

@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# run_hour.sh — the lwa-pipe driver: one LST range (split into LST hours) for a set of subbands.
+#
+# It only sequences the tools; every step is a tool command you can rerun by hand (each is logged
+# to <workdir>/<hour>/<subband>/logs/ with the exact command line).
+#
+#   bin/run_hour.sh --range 10h-11h --date 2024-12-20 --subbands 55,73 --data /lustre/night \
+#       --bp-table bp.B --xy-table xy.Xf --targets targets.csv --catalog FullVLSSCatalog.text \
+#       [--health ants.csv] [--hot-baselines] [--peel-sky ateam.json] [--peel-rfi rfi.json] \
+#       [--resume-science --run-label prev] [--slurm] --workdir run/ [--archive /archive]
+#
+# Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, in this
+# process tree. With --slurm it submits per subband a Setup job, a Peel array job (one task per MS,
+# at most 4 at once) and an Image job chained with afterok; the Image job ids go to a dependency
+# file and one aggregation job waits on all of them with afterany (a failed subband does not block
+# the aggregation of the others; the aggregation reports what is missing).
+# Run state: <workdir>/state.json (plain JSON).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} MPLBACKEND=Agg
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "run_hour: error: $*" >&2; exit 1; }
+
+# ---- arguments ------------------------------------------------------------------------------
+range="" date="" subbands="" data="" workdir="" archive="" bp="" xy="" catalog="" health=""
+peel_sky="" peel_rfi="" hot=0 slurm=0 resume=0 run_label="" config="" stage="" stage_sb="" stage_hour=""
+targets=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
+orig_args=("$@")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --range) range=$2; shift 2 ;;
+        --date) date=$2; shift 2 ;;
+        --subbands|--subband) subbands=${subbands:+$subbands,}$2; shift 2 ;;
+        --data) data=$2; shift 2 ;;
+        --workdir) workdir=$2; shift 2 ;;
+        --archive) archive=$2; shift 2 ;;
+        --bp-table) bp=$2; shift 2 ;;
+        --xy-table) xy=$2; shift 2 ;;
+        --targets) targets+=("$2"); shift 2 ;;
+        --catalog) catalog=$2; shift 2 ;;
+        --health) health=$2; shift 2 ;;
+        --hot-baselines) hot=1; shift ;;
+        --peel-sky) peel_sky=$2; shift 2 ;;
+        --peel-rfi) peel_rfi=$2; shift 2 ;;
+        --resume-science) resume=1; shift ;;
+        --run-label) run_label=$2; shift 2 ;;
+        --config) config=$2; shift 2 ;;
+        --image-size) size=$2; shift 2 ;;
+        --image-scale-deg) scale_deg=$2; shift 2 ;;
+        --flux-skymodel) flux_skymodel=$2; shift 2 ;;
+        --sample) sample=$2; shift 2 ;;
+        --niter-scale) niter_scale=$2; shift 2 ;;
+        --slurm) slurm=1; shift ;;
+        --cpus) cpus=$2; shift 2 ;;
+        --mem) mem=$2; shift 2 ;;
+        --partition) partition=$2; shift 2 ;;
+        --stage) stage=$2; stage_hour=$3; stage_sb=$4; shift 4 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run_hour: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+for req in range date subbands data workdir; do
+    [ -n "${!req}" ] || { echo "run_hour: --$req is required (see --help)" >&2; exit 2; }
+done
+mkdir -p "$workdir"
+workdir=$(cd "$workdir" && pwd)
+data=$(cd "$data" 2>/dev/null && pwd) || die "--data folder not found: $data"
+IFS=, read -r -a subband_list <<< "$subbands"
+for i in "${!subband_list[@]}"; do s=${subband_list[$i]%MHz}; subband_list[$i]="${s}MHz"; done
+state="$workdir/state.json"
+plan="$workdir/plan.json"
+cfg_opt=()
+[ -n "$config" ] && cfg_opt=(--config "$config")
+
+# ---- helpers -----------------------------------------------------------------------------------
+# step NAME CMD...: run one tool command, logging the exact command line and its output to
+# $logs/NAME.log; a step whose done-marker exists is skipped (reruns are safe and cheap).
+step() {
+    local name=$1; shift
+    local log="$logs/$name.log" marker="$logs/.$name.done"
+    if [ -f "$marker" ]; then echo "run_hour: [$tag] $name: done before, skipped" >&2; return 0; fi
+    local line="$*"
+    [ ${#line} -le 400 ] || line="${line:0:400} ... (full command in $log)"
+    echo "run_hour: [$tag] $name: $line" >&2
+    { printf '$'; printf ' %q' "$@"; printf '\n'; } > "$log"
+    if "$@" >> "$log" 2>&1; then
+        touch "$marker"
+    else
+        local rc=$?
+        echo "run_hour: [$tag] $name FAILED (exit $rc); log: $log" >&2
+        tail -n 3 "$log" | sed 's/^/    /' >&2
+        note_state "subbands.$tag.failed=$name"
+        return $rc
+    fi
+}
+
+# note_state KEY=VALUE...: record progress in the run-state JSON (never fatal)
+note_state() { lwa-common state "$state" "$@" || echo "run_hour: could not update $state" >&2; }
+
+# optional STEP: a failure is reported but the chain goes on (QA and science extras)
+optional() { step "$@" || echo "run_hour: [$tag] $1 failed; continuing without it" >&2; }
+
+subband_dirs() {  # HOUR SB -> sets dir, logs, tag
+    local hour=$1 sb=$2
+    dir="$workdir/$hour/$sb"
+    logs="$dir/logs"
+    tag="$hour/$sb"
+    mkdir -p "$logs"
+}
+
+ms_list() {  # HOUR SB -> the plan's MS files, one per line
+    python3 - "$plan" "$2" "$1" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))
+print("\n".join(plan["ms"].get(sys.argv[2], {}).get(sys.argv[3], [])))
+PY
+}
+
+hours_of_plan() {
+    python3 -c 'import json,sys; print(" ".join(h["label"] for h in json.load(open(sys.argv[1]))["hours"]))' "$plan"
+}
+
+lst_of_hour() {  # HOUR -> lst_start_h lst_end_h
+    python3 -c 'import json,sys; h=[h for h in json.load(open(sys.argv[1]))["hours"] if h["label"]==sys.argv[2]][0]; print(h["lst_start_h"], h["lst_end_h"])' "$plan" "$1"
+}
+
+# ---- stages ------------------------------------------------------------------------------------
+# Image-size knobs (defaults: the science parameters of lwa_common.config) for quick runs.
+img_opts=() snap_opts=()
+[ -n "$size" ] && img_opts+=(--size "$size") && snap_opts+=(--size "$size")
+[ -n "$scale_deg" ] && img_opts+=(--scale-deg "$scale_deg") \
+    && snap_opts+=(--scale-arcmin "$(python3 -c "print($scale_deg * 60)")")
+[ -n "$niter_scale" ] && img_opts+=(--niter-scale "$niter_scale")
+
+stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's MS; inputs never touched
+    subband_dirs "$1" "$2"
+    mapfile -t files < <(ms_list "$1" "$2")
+    [ ${#files[@]} -gt 0 ] || { echo "run_hour: [$tag] no MS in the plan" >&2; return 1; }
+    mkdir -p "$dir/ms"
+    if [ -n "$bp" ]; then
+        step calibrate lwa-calib apply "${files[@]}" --bp-table "$bp" ${xy:+--xy-table "$xy"} \
+            -o "$dir/ms" --overwrite "${cfg_opt[@]}"
+    else
+        local f
+        for f in "${files[@]}"; do  # plain working copies, renamed into place when complete
+            [ -e "$dir/ms/$(basename "$f")" ] && continue
+            cp -a "$f" "$dir/ms/.$(basename "$f").part" && mv "$dir/ms/.$(basename "$f").part" "$dir/ms/$(basename "$f")"
+        done
+        echo "run_hour: [$tag] copied ${#files[@]} MS into $dir/ms" >&2
+    fi
+    note_state "subbands.$tag.setup=done"
+}
+
+stage_peel() {  # HOUR SB [INDEX]: peel one working MS (array task) or all of them
+    subband_dirs "$1" "$2"
+    mapfile -t files < <(ms_list "$1" "$2")
+    local idx=${3:-${SLURM_ARRAY_TASK_ID:-all}} i
+    for i in "${!files[@]}"; do
+        [ "$idx" = all ] || [ "$idx" = "$i" ] || continue
+        local ms="$dir/ms/$(basename "${files[$i]}")"
+        [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" --in-place "${cfg_opt[@]}"
+        [ -n "$peel_rfi" ] && step "peel-rfi-$i" lwa-peel rfi "$ms" --sources "$peel_rfi" --in-place "${cfg_opt[@]}"
+    done
+    [ "$idx" = all ] && note_state "subbands.$tag.peel=done"
+    return 0
+}
+
+stage_image() {  # HOUR SB: concat at the LST-hour meridian, flag, QA, science images, science steps
+    subband_dirs "$1" "$2"
+    local hour=$1 sb=$2 lst ms="$dir/$2-$1.ms" img="$dir/images"
+    read -r lst _ < <(lst_of_hour "$hour")
+    if [ "$resume" -eq 0 ]; then
+        step concat lwa-image concat "$dir"/ms/*.ms -o "$ms" --lst-hour "$lst" --overwrite "${cfg_opt[@]}"
+        [ -n "$health" ] && step flag-antennas lwa-flag antennas "$ms" "$health" --in-place "${cfg_opt[@]}"
+        step flag-rfi lwa-flag rfi "$ms" --in-place "${cfg_opt[@]}"
+        if [ "$hot" -eq 1 ]; then
+            step flag-hot lwa-flag hot-baselines "$ms" --in-place --qa-dir "$dir/qa" "${cfg_opt[@]}"
+        fi
+        step snapshots lwa-image snapshots "$ms" -o "$dir/snapshots" "${snap_opts[@]}" --overwrite "${cfg_opt[@]}"
+        optional flag-integrations lwa-flag integrations "$dir"/snapshots/*-V-*.fits --ms "$ms" --in-place \
+            --qa-dir "$dir/qa" "${cfg_opt[@]}"
+        step science lwa-image science "$ms" -o "$img" --subband "$sb" "${img_opts[@]}" --overwrite "${cfg_opt[@]}"
+    else
+        ls "$img"/*-image.fits >/dev/null 2>&1 || { echo "run_hour: [$tag] --resume-science: no images in $img" >&2; return 1; }
+        rm -f "$logs"/.pbcor.done "$logs"/.dewarp-*.done "$logs"/.targets.done "$logs"/.solar.done \
+            "$logs"/.transients.done "$logs"/.movie.done
+    fi
+    science_steps "$hour" "$sb"
+    note_state "subbands.$tag.image=done"
+}
+
+science_steps() {  # HOUR SB: everything after imaging (rerun by --resume-science)
+    local img="$dir/images"
+    step pbcor lwa-image pbcor "$img"/*-image.fits --overwrite "${cfg_opt[@]}"
+    local deep="$img/$2-I-Deep-Taper-Robust-0-image.fits"
+    if [ -n "$catalog" ] && [ -f "$deep" ]; then
+        step dewarp-fit lwa-dewarp fit "$deep" --catalog "$catalog" -o "$dir/dewarp/screen.fits" --overwrite "${cfg_opt[@]}"
+        if [ -f "$dir/dewarp/screen.fits" ]; then
+            step dewarp-apply lwa-dewarp apply "$img"/*-image.fits "$img"/*-image-pbcorr.fits \
+                --screen "$dir/dewarp/screen.fits" -o "$img" --overwrite "${cfg_opt[@]}"
+        else
+            echo "run_hour: [$tag] too few dewarp anchors: continuing undewarped" >&2
+        fi
+    fi
+    if [ ${#targets[@]} -gt 0 ]; then
+        optional targets lwa-cutout targets "${targets[@]}" --images "$img" -o "$dir/photometry" --overwrite "${cfg_opt[@]}"
+    fi
+    optional solar lwa-cutout solar-system --images "$img" -o "$dir/solar" --overwrite "${cfg_opt[@]}"
+    optional transients lwa-transient search "$img" -o "$dir/transients" ${catalog:+--catalog "$catalog"} \
+        --overwrite "${cfg_opt[@]}"
+    [ -d "$dir/snapshots" ] && optional movie lwa-image movie "$dir/snapshots" -o "$dir/movies" --overwrite "${cfg_opt[@]}"
+    return 0
+}
+
+stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, colour, search, gather, report
+    local hour=$1
+    dir="$workdir/$hour"; logs="$dir/logs"; tag="$hour/all"; mkdir -p "$logs"
+    local imgs=() s
+    for s in "$dir"/*MHz/images; do [ -d "$s" ] && imgs+=("$s"); done
+    for s in "${subband_list[@]}"; do
+        [ -f "$workdir/$hour/$s/logs/.science.done" ] || echo "run_hour: [$tag] subband $s has no images (failed or not run); aggregating the others" >&2
+    done
+    [ ${#imgs[@]} -gt 0 ] || { echo "run_hour: [$tag] no subband produced images" >&2; return 1; }
+    [ -n "$flux_skymodel" ] && optional flux-check lwa-cutout flux-check --images "${imgs[@]}" \
+        --skymodel "$flux_skymodel" -o "$dir/qa" --overwrite "${cfg_opt[@]}"
+    optional wideband lwa-stack wideband "${imgs[@]}" -o "$dir/Wideband" --overwrite "${cfg_opt[@]}"
+    if [ -d "$dir/Wideband" ]; then
+        optional color lwa-stack color "$dir/Wideband" -o "$dir/Wideband" --overwrite "${cfg_opt[@]}"
+        optional wideband-search lwa-stack search "$dir/Wideband" -o "$dir/Wideband/transients" \
+            ${catalog:+--catalog "$catalog"} --overwrite "${cfg_opt[@]}"
+    fi
+    step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
+    step report lwa-stack report "$dir" -o "$dir/report.html" --overwrite "${cfg_opt[@]}"
+    [ -n "$archive" ] && step archive lwa-stack archive "$dir" --archive-root "$archive" \
+        --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$hour" "${cfg_opt[@]}"
+    note_state "hours.$hour.aggregate=done"
+}
+
+# ---- one stage (how Slurm jobs call back into this script) --------------------------------------
+if [ -n "$stage" ]; then
+    case "$stage" in
+        setup) stage_setup "$stage_hour" "$stage_sb" ;;
+        peel) stage_peel "$stage_hour" "$stage_sb" ;;
+        image) stage_image "$stage_hour" "$stage_sb" ;;
+        aggregate) stage_aggregate "$stage_hour" ;;
+        *) die "unknown stage '$stage'" ;;
+    esac
+    exit $?
+fi
+
+# ---- pre-flight audit: everything missing in one table, exit 1 before any work -----------------
+audit_args=(--data "$data" --subbands "$subbands" --range "$range" --date "$date" --workdir "$workdir")
+[ -n "$bp" ] && audit_args+=(--bp-table "$bp")
+[ -n "$xy" ] && audit_args+=(--xy-table "$xy")
+for f in "${targets[@]}" "$catalog" "$health" "$peel_sky" "$peel_rfi" "$flux_skymodel"; do
+    [ -n "$f" ] && audit_args+=(--file "$f")
+done
+for t in wsclean aoflagger lwa-image lwa-flag lwa-dewarp lwa-cutout lwa-transient lwa-stack; do audit_args+=(--tool "$t"); done
+[ -n "$bp" ] && audit_args+=(--tool lwa-calib)
+{ [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; } && audit_args+=(--tool lwa-peel --tool DP3.py)
+[ "$slurm" -eq 1 ] && audit_args+=(--tool sbatch)
+lwa-common audit "${audit_args[@]}" -o "$plan" "${cfg_opt[@]}" >/dev/null || exit 1
+read -r -a hours <<< "$(hours_of_plan)"
+self_args=()
+for a in "${orig_args[@]}"; do [ "$a" = "--slurm" ] || self_args+=("$a"); done
+note_state "range=$range" "date=$date" "subband_labels=$subbands" "mode=$([ "$slurm" -eq 1 ] && echo slurm || echo local)"
+
+if [ "$slurm" -eq 0 ]; then
+    # ---- local: Setup -> Peel -> Image per subband, then the aggregation ----------------------
+    # Each stage runs as its own process of this script, exactly as the Slurm jobs do.
+    run_subband() {
+        local me="$here/bin/run_hour.sh"
+        if [ "$resume" -eq 0 ]; then
+            "$me" "${self_args[@]}" --stage setup "$1" "$2" || return 1
+            if [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; then
+                "$me" "${self_args[@]}" --stage peel "$1" "$2" || return 1
+            fi
+        fi
+        "$me" "${self_args[@]}" --stage image "$1" "$2"
+    }
+    for hour in "${hours[@]}"; do
+        for sb in "${subband_list[@]}"; do
+            [ -n "$(ms_list "$hour" "$sb")" ] || continue
+            run_subband "$hour" "$sb" || { echo "run_hour: subband $sb, LST $hour failed; going on with the others" >&2
+                note_state "subbands.$hour/$sb.status=failed"; }
+        done
+        "$here/bin/run_hour.sh" "${self_args[@]}" --stage aggregate "$hour" - || \
+            echo "run_hour: aggregation of LST $hour failed" >&2
+    done
+    echo "$workdir"
+    exit 0
+fi
+
+# ---- Slurm: Setup -> Peel array (%4) -> Image per subband (afterok); aggregation afterany -------
+jobs_dir="$workdir/jobs"; mkdir -p "$jobs_dir"
+sb_opts=(--parsable --cpus-per-task="$cpus" --mem="$mem")
+[ -n "$partition" ] && sb_opts+=(--partition="$partition")
+
+job_script() {  # NAME STAGE HOUR SB -> path of a job script that runs one stage of this driver
+    local f="$jobs_dir/$1.sh"
+    {
+        echo "#!/usr/bin/env bash"
+        printf 'exec %q' "$here/bin/run_hour.sh"
+        printf ' %q' "${self_args[@]}" --stage "$2" "$3" "$4"
+        echo
+    } > "$f"
+    chmod +x "$f"
+    echo "$f"
+}
+
+submit() {  # NAME [sbatch options...] -- SCRIPT
+    local name=$1; shift
+    sbatch "${sb_opts[@]}" -J "lwa-$name" -o "$jobs_dir/$name-%A_%a.out" "$@"
+}
+
+for hour in "${hours[@]}"; do
+    dep_file="$workdir/$hour/image_jobs.dep"
+    mkdir -p "$workdir/$hour"; : > "$dep_file"
+    for sb in "${subband_list[@]}"; do
+        n=$(ms_list "$hour" "$sb" | grep -c . || true)
+        [ "$n" -gt 0 ] || continue
+        last=""
+        if [ "$resume" -eq 0 ]; then
+            last=$(submit "setup-$hour-$sb" "$(job_script "setup-$hour-$sb" setup "$hour" "$sb")")
+            if [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; then
+                last=$(submit "peel-$hour-$sb" --array="0-$((n - 1))%4" --dependency="afterok:$last" \
+                    "$(job_script "peel-$hour-$sb" peel "$hour" "$sb")")
+            fi
+        fi
+        image=$(submit "image-$hour-$sb" ${last:+--dependency="afterok:$last"} \
+            "$(job_script "image-$hour-$sb" image "$hour" "$sb")")
+        echo "$image" >> "$dep_file"
+        note_state "subbands.$hour/$sb.image_job=$image" ${last:+"subbands.$hour/$sb.previous_job=$last"}
+        echo "run_hour: submitted $hour/$sb: image job $image" >&2
+    done
+    deps=$(paste -sd: "$dep_file")
+    [ -n "$deps" ] || continue
+    agg=$(submit "aggregate-$hour" --dependency="afterany:$deps" "$(job_script "aggregate-$hour" aggregate "$hour" -)")
+    note_state "hours.$hour.aggregate_job=$agg"
+    echo "run_hour: submitted aggregation of $hour: job $agg (after $deps)" >&2
+    echo "$agg"
+done
