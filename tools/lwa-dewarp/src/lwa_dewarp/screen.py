@@ -1,0 +1,359 @@
+"""The offset screen: a smooth 2-D field of pixel offsets (observed minus true) over an image grid.
+
+Fitting is scipy's `RBFInterpolator`: a smoothing thin-plate spline with a degree-1 polynomial
+term, in pixel coordinates normalised by the image half-size. Each anchor's smoothing is
+`smoothing` times its squared position error over the squared RMS offset (a noise-to-signal
+ratio), so the value means the same on a 512 px test image and a 4096 px science image, and
+faint anchors pull less. Anchors whose leave-one-out residual exceeds `clip_sigma` robust sigmas
+are dropped and the spline refitted (a wrong match must not bend the screen); the leave-one-out
+residuals come from one matrix inverse (Rippa's formula), which scipy does not offer. The
+linear term makes the screen extrapolate linearly outside the anchors' convex hull rather than
+fall to zero; there its length is capped at the largest anchor offset so that a far corner (the
+horizon) cannot run away.
+
+The screen is sampled on a grid that is the image grid, or a coarser one (integer factor) for big
+images: the field varies on degree scales, and a 4096^2 screen would cost 128 MB per file.
+
+FITS layout (written with `lwa_common.fitsio.write_image`)::
+
+    data[0] = dx, data[1] = dy      offsets in pixels of the REFERENCE image grid
+    celestial WCS                   of the (possibly coarse) screen grid, ds9 overlays it on the sky
+    SCRFACT                         coarse factor f: screen pixel i covers reference pixels f*i..f*i+f-1
+    REFNAX1, REFNAX2                reference image size
+    FREQMHZ, DATE-OBS, MJD-MID ...  of the image the screen was fitted on
+    IMGCAT = 'screen', BUNIT = 'pixel'
+
+The convention: a source whose true (catalogue) position is at reference pixel p appears at
+p + d(p). Dewarping pulls the dewarped value at p from the observed image at p + d(p).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+from scipy.interpolate import RBFInterpolator
+from scipy.ndimage import map_coordinates
+from scipy.spatial import Delaunay, QhullError, cKDTree
+from scipy.spatial.distance import cdist
+
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import write_image
+from lwa_dewarp.extract import celestial_wcs
+
+__all__ = ["Screen", "OffsetModel", "fit_offset_model", "sample_screen", "read_screen", "write_screen",
+           "reference_wcs", "coarse_wcs"]
+
+log = logging.getLogger(__name__)
+
+TOOL = "lwa-dewarp"
+_COPY_KEYS = ("FREQMHZ", "SUBBAND", "DATE-OBS", "DATE-END", "MJD-MID", "BMAJ", "BMIN", "BPA", "INTERVAL",
+              "NINTERVL", "CONFIG", "ROBUST", "TAPER", "PBCOR", "TELESCOP", "RADESYS", "EQUINOX")
+
+
+def coarse_wcs(wcs: WCS, factor: int) -> WCS:
+    """WCS of a grid whose pixel i spans pixels factor*i .. factor*i+factor-1 of `wcs`'s grid."""
+    out = wcs.deepcopy()
+    out.wcs.crpix = (np.asarray(wcs.wcs.crpix) - 0.5) / factor + 0.5
+    if out.wcs.has_cd():
+        out.wcs.cd = np.asarray(wcs.wcs.cd) * factor
+    else:
+        out.wcs.cdelt = np.asarray(wcs.wcs.cdelt) * factor
+    out.wcs.set()
+    return out
+
+
+def reference_wcs(wcs: WCS, factor: int) -> WCS:
+    """Inverse of `coarse_wcs`."""
+    out = wcs.deepcopy()
+    out.wcs.crpix = (np.asarray(wcs.wcs.crpix) - 0.5) * factor + 0.5
+    if out.wcs.has_cd():
+        out.wcs.cd = np.asarray(wcs.wcs.cd) / factor
+    else:
+        out.wcs.cdelt = np.asarray(wcs.wcs.cdelt) / factor
+    out.wcs.set()
+    return out
+
+
+@dataclass(frozen=True)
+class OffsetModel:
+    """The fitted smooth offset field d(x, y) in pixels (callable on arrays of pixel coordinates)."""
+
+    rbf: RBFInterpolator
+    centre: tuple[float, float]
+    scale: float
+    hull: Delaunay | None
+    max_offset_px: float
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        pts = np.column_stack([(x.ravel() - self.centre[0]) / self.scale, (y.ravel() - self.centre[1]) / self.scale])
+        d = self.rbf(pts)
+        outside = self.hull.find_simplex(pts) < 0 if self.hull is not None else np.ones(len(pts), dtype=bool)
+        length = np.hypot(d[:, 0], d[:, 1])
+        cap = outside & (length > self.max_offset_px)
+        d[cap] *= (self.max_offset_px / length[cap])[:, None]
+        return d[:, 0].reshape(x.shape), d[:, 1].reshape(x.shape)
+
+
+def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, centre, scale, smoothing: float
+           ) -> OffsetModel:
+    norm = (points - np.asarray(centre)) / scale
+    spread = np.linalg.svd(norm - norm.mean(axis=0), compute_uv=False) if len(norm) >= 3 else np.zeros(2)
+    if spread[-1] <= 1e-2 * max(spread[0], 1e-12):
+        raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen")
+    try:
+        rbf = RBFInterpolator(norm, offsets, kernel="thin_plate_spline", degree=1, smoothing=smoothing * weights)
+    except (ValueError, np.linalg.LinAlgError):
+        raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen") from None
+    try:
+        hull = Delaunay(norm)
+    except (QhullError, ValueError):  # collinear or too few anchors: cap everywhere
+        hull = None
+    max_offset = float(np.max(np.hypot(offsets[:, 0], offsets[:, 1]))) if len(offsets) else 0.0
+    return OffsetModel(rbf, tuple(centre), scale, hull, max_offset)
+
+
+def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact leave-one-out residuals of the smoothing thin-plate spline (Rippa 1999): with A the
+    upper-left block of the inverse of the spline's system matrix, e_i = (A y)_i / A_ii. One
+    matrix inversion instead of n refits; the same system RBFInterpolator solves. Also returns
+    A_ii: read as kriging, 1 / A_ii is the LOO prediction variance up to a common factor, large
+    where an anchor has no close neighbours (the hull's edge), small in a crowd."""
+    n = len(norm)
+    r = cdist(norm, norm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kernel = np.where(r > 0, r**2 * np.log(r), 0.0)
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = kernel + np.diag(smoothing)
+    system[:n, n:] = np.column_stack([np.ones(n), norm])
+    system[n:, :n] = system[:n, n:].T
+    try:
+        a = np.linalg.inv(system)[:n, :n]
+    except np.linalg.LinAlgError:
+        raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen") from None
+    diag = np.diag(a).copy()
+    if not np.all(diag > 0):
+        raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen")
+    return (a @ offsets) / diag[:, None], diag
+
+
+def fit_offset_model(
+    points: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    smoothing: float,
+    pos_err: np.ndarray | None = None,
+    clip_sigma: float = 4.0,
+    clip_floor_px: float = 0.0,
+    min_points: int = 3,
+) -> tuple[OffsetModel, np.ndarray, np.ndarray]:
+    """Fit d(points) = offsets (pixels, shape (n, 2)) with outlier clipping.
+
+    The thin-plate spline minimises sum_i |d_i - f(x_i)|^2 / s_i + (bending energy of f) with
+    s_i = smoothing * (pos_err_i / rms offset)^2: a noise-to-signal ratio, so `smoothing` does not
+    depend on the pixel scale, and noisier anchors weigh less.
+
+    Outliers are judged on leave-one-out residuals (a nearly interpolating spline passes through
+    a wrong anchor, so its in-sample residual says nothing), standardised by their prediction
+    error sqrt(1 / A_ii) so that a lone anchor at the edge of the hull, whose neighbours cannot
+    predict it well, is not mistaken for a wrong match. An anchor is dropped when its standardised
+    residual exceeds `clip_sigma` robust sigmas, its LOO residual exceeds `clip_floor_px`, and it
+    is the worst among its five nearest anchors (a bad anchor also spoils its neighbours' LOO
+    residuals); repeat.
+
+    Returns the model, the boolean mask of the anchors kept, and the cross-validated residual
+    vectors of every anchor (leave-one-out for kept anchors, the final model's prediction error
+    for rejected ones): the honest accuracy of the screen at places it was not told about.
+    """
+    points = np.asarray(points, dtype=float)
+    offsets = np.asarray(offsets, dtype=float)
+    n = len(points)
+    if n < 3:
+        raise LwaError(f"need at least 3 anchors to fit a screen, got {n}")
+    if smoothing < 0:
+        raise LwaError(f"smoothing must be >= 0, got {smoothing}")
+    ny, nx = shape
+    centre = ((nx - 1) / 2.0, (ny - 1) / 2.0)
+    scale = max(nx, ny) / 2.0
+    norm = (points - np.asarray(centre)) / scale
+    _build(points, offsets, np.ones(n), centre=centre, scale=scale, smoothing=smoothing)  # degenerate? fail early
+    rms = float(np.sqrt(np.mean(np.sum(offsets**2, axis=1)) / 2.0))
+    if pos_err is None:
+        sigma = np.full(n, 0.01 * rms if rms > 0 else 1.0)
+    else:
+        sigma = np.asarray(pos_err, dtype=float)
+        if not (np.all(np.isfinite(sigma)) and np.all(sigma > 0)):
+            raise LwaError("anchor position errors must be positive and finite")
+    # noise-to-signal: smoothing * (sigma_i / rms offset)^2, the same on any pixel scale
+    weights = (sigma / max(rms, float(np.median(sigma)))) ** 2
+    keep = np.ones(n, dtype=bool)
+    cv = np.full((n, 2), np.nan)
+    while True:
+        idx = np.flatnonzero(keep)
+        loo, diag = _loo_residuals(norm[idx], offsets[idx], smoothing * weights[idx])
+        cv[idx] = loo
+        length = np.hypot(loo[:, 0], loo[:, 1])
+        z = length * np.sqrt(diag)
+        # the median length of a 2-D Gaussian residual vector is 1.1774 sigma (per axis)
+        z_limit = clip_sigma * float(np.median(z)) / 1.1774
+        bad = np.flatnonzero((z > z_limit) & (length > clip_floor_px))
+        if not len(bad):
+            break
+        near = cKDTree(norm[idx]).query(norm[idx][bad], k=min(6, len(idx)))[1]
+        drop = [i for i, nb in zip(bad, near, strict=True) if z[i] >= z[nb].max()]
+        if len(idx) - len(drop) < min_points:
+            break
+        keep[idx[drop]] = False
+    model = _build(points[keep], offsets[keep], weights[keep], centre=centre, scale=scale, smoothing=smoothing)
+    rejected = np.flatnonzero(~keep)
+    if len(rejected):
+        px, py = model(points[rejected, 0], points[rejected, 1])
+        cv[rejected, 0] = offsets[rejected, 0] - px
+        cv[rejected, 1] = offsets[rejected, 1] - py
+    if len(rejected):
+        log.info("dropped %d outlier anchors (standardised leave-one-out residual > %.1f sigma)", len(rejected),
+                 clip_sigma)
+    return model, keep, cv
+
+
+@dataclass
+class Screen:
+    """Pixel offsets (observed minus true) sampled on a grid tied to a reference image grid."""
+
+    dx: np.ndarray
+    dy: np.ndarray
+    factor: int
+    ref_shape: tuple[int, int]  # (ny, nx)
+    ref_wcs: WCS
+    freq_mhz: float = math.nan
+    header: fits.Header = field(default_factory=fits.Header)
+    _cols: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+    _rows: tuple[np.ndarray, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def grid_wcs(self) -> WCS:
+        return coarse_wcs(self.ref_wcs, self.factor)
+
+    def offsets_at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear interpolation of the screen at reference-grid pixel coordinates (0-based)."""
+        f = self.factor
+        coords = np.array([(np.asarray(y, dtype=float) - (f - 1) / 2.0) / f,
+                           (np.asarray(x, dtype=float) - (f - 1) / 2.0) / f])
+        dx = map_coordinates(self.dx.astype(float), coords, order=1, mode="nearest")
+        dy = map_coordinates(self.dy.astype(float), coords, order=1, mode="nearest")
+        return dx, dy
+
+    def full_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """dx, dy at every pixel of the reference grid (separable bilinear upsampling)."""
+        yx = self.rows(0, self.ref_shape[0])
+        return yx[1], yx[0]
+
+    def rows(self, y0: int, y1: int, *, out: np.ndarray | None = None, scale: float = 1.0,
+             work: np.ndarray | None = None) -> np.ndarray:
+        """(dy, dx) * scale on reference rows y0..y1-1, every column, as one array (2, rows, nx):
+        the layout of `map_coordinates` coordinates, so block-wise resampling fills them in place
+        (`out`, and `work` of shape (rows, nx), are reused buffers: fresh pages cost more than the
+        arithmetic)."""
+        nx = self.ref_shape[1]
+        if out is None:
+            out = np.empty((2, y1 - y0, nx))
+        if self.factor == 1:
+            np.multiply(self.dy[y0:y1], scale, out=out[0])
+            np.multiply(self.dx[y0:y1], scale, out=out[1])
+            return out
+        if self._cols is None:  # interpolate along x once, on the coarse rows: small
+            x0, x1, wx = _axis_weights(nx, self.dx.shape[1], self.factor)
+            self._cols = tuple(np.ascontiguousarray(np.asarray(c, dtype=float)[:, x0] * (1.0 - wx)
+                                                    + np.asarray(c, dtype=float)[:, x1] * wx)
+                               for c in (self.dy, self.dx))
+            self._rows = _axis_weights(self.ref_shape[0], self.dx.shape[0], self.factor)
+        lo, hi, w = (a[y0:y1] for a in self._rows)
+        tmp = work if work is not None else np.empty((y1 - y0, nx))
+        for plane, cols in zip(out, self._cols, strict=True):
+            np.take(cols, lo, axis=0, out=plane, mode="clip")  # whole-row gathers; "clip": unbuffered
+            plane *= ((1.0 - w) * scale)[:, None]
+            np.take(cols, hi, axis=0, out=tmp, mode="clip")
+            tmp *= (w * scale)[:, None]
+            plane += tmp
+        return out
+
+
+def _axis_weights(n_fine: int, n_coarse: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pos = np.clip((np.arange(n_fine) - (factor - 1) / 2.0) / factor, 0.0, n_coarse - 1.0)
+    lo = np.minimum(np.floor(pos).astype(int), max(n_coarse - 2, 0))
+    hi = np.minimum(lo + 1, n_coarse - 1)
+    return lo, hi, pos - lo
+
+
+def sample_screen(model: OffsetModel, *, shape: tuple[int, int], wcs: WCS, max_grid_px: int = 512,
+                  freq_mhz: float = math.nan, header: fits.Header | None = None) -> Screen:
+    """Evaluate `model` on the reference grid (or a grid coarser by an integer factor so that
+    neither side exceeds `max_grid_px`)."""
+    ny, nx = shape
+    factor = max(1, math.ceil(max(nx, ny) / max_grid_px))
+    gy, gx = -(-ny // factor), -(-nx // factor)
+    yy, xx = np.mgrid[0:gy, 0:gx].astype(float)
+    xx = xx * factor + (factor - 1) / 2.0
+    yy = yy * factor + (factor - 1) / 2.0
+    dx, dy = model(xx, yy)
+    return Screen(dx=dx.astype(np.float32), dy=dy.astype(np.float32), factor=factor, ref_shape=(ny, nx),
+                  ref_wcs=wcs.celestial, freq_mhz=freq_mhz, header=header if header is not None else fits.Header())
+
+
+def write_screen(path: str | Path, screen: Screen, *, cards: dict[str, tuple] | None = None,
+                 argv: list[str] | None = None, extra_history: list[str] | None = None, overwrite: bool = True
+                 ) -> Path:
+    """Write `screen` as a FITS cube (2, ny, nx) with the layout of this module's docstring;
+    `cards` are extra header keywords {key: (value, comment)}."""
+    header = fits.Header()
+    header.update(screen.grid_wcs.to_header())
+    header["CTYPE3"], header["CRPIX3"], header["CRVAL3"], header["CDELT3"] = "DWPLANE", 1.0, 1.0, 1.0
+    for key in _COPY_KEYS:
+        if key in screen.header:
+            header[key] = (screen.header[key], screen.header.comments[key])
+    header["BUNIT"] = ("pixel", "offsets in pixels of the reference image grid")
+    header["IMGCAT"] = ("screen", "ionospheric offset screen (lwa-dewarp)")
+    header["PLANE1"] = ("DX", "observed - true x [reference pixels]")
+    header["PLANE2"] = ("DY", "observed - true y [reference pixels]")
+    header["SCRFACT"] = (screen.factor, "screen pixel = SCRFACT^2 reference pixels")
+    header["REFNAX1"] = (screen.ref_shape[1], "reference image NAXIS1")
+    header["REFNAX2"] = (screen.ref_shape[0], "reference image NAXIS2")
+    if math.isfinite(screen.freq_mhz):
+        header["FREQMHZ"] = (screen.freq_mhz, "frequency of the fitted image [MHz]")
+    for key, (value, comment) in (cards or {}).items():
+        if value is not None:
+            header[key] = (value, comment)
+    data = np.stack([screen.dx, screen.dy]).astype(np.float32)
+    return write_image(path, data, header, tool=TOOL, argv=argv, extra_history=extra_history, overwrite=overwrite)
+
+
+def read_screen(path: str | Path) -> Screen:
+    """Read a screen written by `write_screen`; LwaError naming the file when it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise LwaError(f"screen not found: {path}")
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            data = hdul[0].data
+            header = hdul[0].header.copy()
+    except (OSError, ValueError, TypeError) as err:
+        raise LwaError(f"cannot read screen {path}: {err}") from None
+    if header.get("IMGCAT") != "screen" or data is None or data.ndim != 3 or data.shape[0] != 2:
+        raise LwaError(f"{path} is not an lwa-dewarp screen (expected IMGCAT='screen' and 2 planes dx, dy)")
+    try:
+        factor = int(header["SCRFACT"])
+        ref_shape = (int(header["REFNAX2"]), int(header["REFNAX1"]))
+    except (KeyError, ValueError):
+        raise LwaError(f"screen {path} lacks SCRFACT/REFNAX1/REFNAX2") from None
+    wcs = reference_wcs(celestial_wcs(header), factor)
+    return Screen(dx=np.asarray(data[0], dtype=np.float32), dy=np.asarray(data[1], dtype=np.float32), factor=factor,
+                  ref_shape=ref_shape, ref_wcs=wcs, freq_mhz=float(header.get("FREQMHZ", math.nan)),
+                  header=header)

@@ -1,0 +1,353 @@
+"""Unit tests on synthetic all-sky images with a known analytic warp (fast, no wsclean)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from lwa_common.catalogs import CatalogSource
+from lwa_common.errors import LwaError
+from lwa_common.fitsio import image_plane
+from lwa_common.testing import allsky_header, fit_point_source, synthetic_image
+from lwa_dewarp import (
+    Screen,
+    apply_screen,
+    find_compact_sources,
+    fit_offset_model,
+    fit_screen,
+    read_screen,
+    resample_nan_aware,
+    write_fit_products,
+)
+from lwa_dewarp.apply import offset_scale, sample_coordinates
+from lwa_dewarp.extract import celestial_wcs
+from lwa_dewarp.match import expected_flux
+
+RADIUS = 300.0  # arcmin: the synthetic offsets are 1-2.5 beams of 90'
+
+
+def _hull_points(sky, step=4):
+    """Grid points (x, y) inside the convex hull of the true source positions."""
+    from scipy.spatial import Delaunay
+
+    ny, nx = image_plane(sky.image).shape
+    yy, xx = np.mgrid[0:ny:step, 0:nx:step]
+    pts = np.column_stack([xx.ravel(), yy.ravel()]).astype(float)
+    return pts[Delaunay(sky.true_xy).find_simplex(pts) >= 0]
+
+
+def _constant_screen(header, dx, dy, *, freq_mhz=56.0):
+    ny, nx = header["NAXIS2"], header["NAXIS1"]
+    return Screen(dx=np.full((ny, nx), dx, np.float32), dy=np.full((ny, nx), dy, np.float32), factor=1,
+                  ref_shape=(ny, nx), ref_wcs=celestial_wcs(header), freq_mhz=freq_mhz, header=header)
+
+
+def test_detection_finds_every_source_with_accurate_positions(warped_sky):
+    det = find_compact_sources(image_plane(warped_sky.image), warped_sky.header, snr=5.0)
+    assert det["compact"].sum() == len(warped_sky.catalog)
+    d = np.hypot(det["x"].to_numpy()[:, None] - warped_sky.obs_xy[:, 0],
+                 det["y"].to_numpy()[:, None] - warped_sky.obs_xy[:, 1])
+    assert np.all(d.min(axis=1) < 0.1)  # pixels; beam 3 px
+    k = d.argmin(axis=1)
+    assert det["peak_jy"].to_numpy() == pytest.approx(warped_sky.peaks[k], rel=0.05)
+
+
+def test_extended_sources_are_not_compact():
+    header = allsky_header(size=128, scale_deg=0.5, bmaj_deg=1.5)
+    point = synthetic_image(header, [(151.0, 37.24, 20.0)], noise=0.1)
+    wide = header.copy()
+    wide["BMAJ"] = wide["BMIN"] = 4.0  # draw a 4-degree blob but declare a 1.5-degree beam
+    blob = synthetic_image(wide, [(140.0, 50.0, 20.0)], noise=0.0)
+    det = find_compact_sources(image_plane(point + blob), header, snr=5.0)
+    assert len(det) == 2
+    by_ra = det.sort_values("ra_deg")
+    assert list(by_ra["compact"]) == [False, True]
+
+
+def test_fit_recovers_the_analytic_warp(warped_sky):
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_arcmin=RADIUS)
+    assert res.status == "ok"
+    s = res.summary
+    assert s["n_anchors"] == len(warped_sky.catalog) == 30
+    assert s["median_offset_before_beams"] >= 1.0
+    assert s["median_offset_after_cv_beams"] <= 0.1
+    pts = _hull_points(warped_sky)
+    true_dx, true_dy = warped_sky.warp(pts[:, 0], pts[:, 1])
+    got_dx, got_dy = res.screen.offsets_at(pts[:, 0], pts[:, 1])
+    err = np.hypot(got_dx - true_dx, got_dy - true_dy)
+    assert np.median(err) < 0.1 * warped_sky.beam_px
+    assert np.percentile(err, 95) < 0.3 * warped_sky.beam_px
+
+
+def test_dewarp_puts_held_out_sources_back_and_keeps_flux(warped_sky):
+    """Fit on half of the catalogue, judge on the other half (sources the screen never saw)."""
+    fit_half = warped_sky.catalog[0::2]
+    res = fit_screen((warped_sky.image, warped_sky.header), fit_half, match_radius_arcmin=RADIUS, min_anchors=6)
+    assert res.status == "ok"
+    out = apply_screen(warped_sky.image, warped_sky.header, res.screen)
+    assert out.shape == warped_sky.image.shape
+    before, after, ratio = [], [], []
+    plane, dewarped = image_plane(warped_sky.image), image_plane(out)
+    for i in range(1, len(warped_sky.catalog), 2):
+        (xt, yt), (xo, yo) = warped_sky.true_xy[i], warped_sky.obs_xy[i]
+        f0 = fit_point_source(plane, float(xo), float(yo))
+        f1 = fit_point_source(dewarped, float(xt), float(yt))
+        before.append(math.hypot(f0["x"] - xt, f0["y"] - yt))
+        after.append(math.hypot(f1["x"] - xt, f1["y"] - yt))
+        ratio.append(f1["peak"] / f0["peak"])
+    beam = warped_sky.beam_px
+    assert np.median(before) >= 1.0 * beam
+    assert np.median(after) <= 0.2 * beam
+    assert np.abs(np.array(ratio) - 1).max() < 0.03
+
+
+def test_too_few_anchors_gives_no_screen(warped_sky):
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog[:4], match_radius_arcmin=RADIUS)
+    assert res.status == "too_few_anchors" and res.screen is None
+    assert res.summary["n_anchors"] == 4 and res.summary["screen"] is None
+
+
+def test_too_few_anchors_removes_a_stale_screen(warped_sky, tmp_path):
+    screen = tmp_path / "s.fits"
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_arcmin=RADIUS)
+    write_fit_products(res, screen_path=screen, qa_dir=tmp_path / "qa", plots=False)
+    assert screen.exists()
+    few = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog[:3], match_radius_arcmin=RADIUS)
+    write_fit_products(few, screen_path=screen, qa_dir=tmp_path / "qa", plots=False, overwrite=True)
+    assert not screen.exists()
+
+
+def test_wrong_matches_are_rejected_and_do_not_bend_the_screen(make_sky):
+    """Three catalogue positions wrong by 0.7-1.1 beams: dropped, and the screen stays right."""
+    sky = make_sky(seed=3)
+    bad = list(sky.catalog)
+    for k, shift in ((5, 1.6), (9, -1.2), (17, 1.0)):
+        s = bad[k]
+        bad[k] = CatalogSource(name=s.name, ra_deg=s.ra_deg, dec_deg=s.dec_deg + shift, flux_jy=s.flux_jy,
+                               ref_freq_hz=s.ref_freq_hz)
+    res = fit_screen((sky.image, sky.header), bad, match_radius_arcmin=RADIUS)
+    a = res.anchors
+    assert sorted(a.loc[~a["used"], "name"]) == ["src05", "src09", "src17"]
+    assert res.summary["n_rejected_outliers"] == 3 and res.summary["n_anchors"] == 27
+    pts = _hull_points(sky)
+    tdx, tdy = sky.warp(pts[:, 0], pts[:, 1])
+    gdx, gdy = res.screen.offsets_at(pts[:, 0], pts[:, 1])
+    assert np.median(np.hypot(gdx - tdx, gdy - tdy)) < 0.1 * sky.beam_px
+
+
+def test_flux_check_rejects_a_wrong_counterpart(warped_sky):
+    cat = list(warped_sky.catalog)
+    s = cat[0]
+    cat[0] = CatalogSource(name=s.name, ra_deg=s.ra_deg, dec_deg=s.dec_deg, flux_jy=s.flux_jy * 20,
+                           ref_freq_hz=s.ref_freq_hz)
+    res = fit_screen((warped_sky.image, warped_sky.header), cat, match_radius_arcmin=RADIUS)
+    assert res.summary["n_rejected_flux"] == 1 and s.name not in set(res.anchors["name"])
+
+
+def test_screen_extrapolates_a_uniform_shift_beyond_the_anchors(make_sky):
+    """Anchors only near the centre; a uniform shift must continue to the corners, not fall to 0."""
+    sky = make_sky(warp=lambda x, y: (np.full(np.shape(x), 3.0), np.full(np.shape(y), -2.0)), max_radius=0.4,
+                   n=12, min_sep_px=10.0, seed=5)
+    res = fit_screen((sky.image, sky.header), sky.catalog, match_radius_arcmin=RADIUS)
+    corners = np.array([[5.0, 5.0], [250.0, 5.0], [5.0, 250.0], [250.0, 250.0]])
+    dx, dy = res.screen.offsets_at(corners[:, 0], corners[:, 1])
+    assert dx == pytest.approx(3.0, abs=0.15) and dy == pytest.approx(-2.0, abs=0.15)
+
+
+def test_extrapolation_is_capped_at_the_largest_anchor_offset(make_sky):
+    sky = make_sky(warp=lambda x, y: (0.05 * (np.asarray(x) - 128.0), np.zeros(np.shape(y))), max_radius=0.3,
+                   n=10, min_sep_px=8.0, seed=6)
+    res = fit_screen((sky.image, sky.header), sky.catalog, match_radius_arcmin=RADIUS)
+    a = res.anchors[res.anchors["used"]]
+    biggest = float(np.hypot(a["dx_px"], a["dy_px"]).max())
+    length = np.hypot(res.screen.dx, res.screen.dy)
+    assert length.max() <= biggest * 1.001
+    assert length[128, 0] > 0.5 * biggest  # linear growth towards the edge, then the cap
+
+
+def test_offset_model_weights_noisy_anchors_less():
+    rng = np.random.default_rng(2)
+    pts = rng.uniform(20, 230, (60, 2))
+    truth = np.column_stack([0.01 * pts[:, 0], -0.02 * pts[:, 1] + 1])
+    err = np.full(60, 0.05)
+    err[:10] = 2.0
+    noisy = truth + rng.normal(size=truth.shape) * err[:, None]
+    model, keep, cv = fit_offset_model(pts, noisy, shape=(256, 256), smoothing=1.0, pos_err=err,
+                                       clip_sigma=1e9)
+    dx, dy = model(pts[10:, 0], pts[10:, 1])
+    assert np.median(np.hypot(dx - truth[10:, 0], dy - truth[10:, 1])) < 0.1
+    assert keep.all() and np.isfinite(cv).all()
+
+
+def test_offset_model_needs_three_anchors():
+    with pytest.raises(LwaError, match="at least 3 anchors"):
+        fit_offset_model(np.zeros((2, 2)), np.zeros((2, 2)), shape=(10, 10), smoothing=1.0)
+
+
+def test_resample_keeps_nan_regions_nan_without_bleeding():
+    rng = np.random.default_rng(0)
+    ny, nx = 80, 90
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    plane = np.sin(xx / 7.0) + np.cos(yy / 5.0) + 0.01 * rng.standard_normal((ny, nx))
+    plane[30:45, 40:60] = np.nan
+    shift = (2.0, -3.0)  # (dy, dx): output p samples input p + shift
+    coords = np.array([yy + shift[0], xx + shift[1]], dtype=float)
+    for order in (1, 3):
+        out = resample_nan_aware(plane, coords, order=order)
+        expect_nan = np.zeros((ny, nx), bool)
+        expect_nan[28:43, 43:63] = True  # the hole, moved by -shift
+        expect_nan[-2:, :] = True  # sampled beyond the top edge
+        expect_nan[:, :3] = True  # ... and beyond the left edge
+        assert np.array_equal(np.isnan(out), expect_nan), order
+        ref = np.roll(np.roll(plane, -2, axis=0), 3, axis=1)
+        good = ~expect_nan
+        assert np.nanmax(np.abs(out[good] - ref[good])) < 1e-6
+    # fractional shift next to the hole: finite, no spill of fill values beyond a small error
+    coords = np.array([yy + 0.5, xx + 0.5], dtype=float)
+    out = resample_nan_aware(plane, coords, order=3)
+    truth = np.sin((xx + 0.5) / 7.0) + np.cos((yy + 0.5) / 5.0)
+    ring = np.zeros((ny, nx), bool)
+    ring[27:48, 37:63] = True
+    ok = ring & np.isfinite(out)
+    assert ok.sum() > 150
+    assert np.abs(out[ok] - truth[ok]).max() < 0.08
+    assert np.isnan(out[31:43, 41:58]).all()
+
+
+def test_apply_makes_edges_nan_and_keeps_horizon_nan(warped_sky):
+    screen = _constant_screen(warped_sky.header, 5.0, 0.0)
+    out = image_plane(apply_screen(warped_sky.image, warped_sky.header, screen))
+    plane = image_plane(warped_sky.image)
+    assert np.isnan(out[:, -5:]).all()
+    assert np.array_equal(np.isnan(out[:, :-6]), np.isnan(plane[:, 5:-1]))  # horizon moved by 5 px, no growth
+
+
+def test_flux_preserved_cubic_peak_and_bilinear_integral():
+    """A sub-pixel shift of a 3-pixel beam: cubic keeps the fitted peak, both keep the integral."""
+    header = allsky_header(size=96, scale_deg=0.2, bmaj_deg=0.6)
+    img = synthetic_image(header, [(151.0, 37.24, 10.0)])
+    plane = image_plane(img).astype(float)
+    ny, nx = plane.shape
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    coords = np.array([yy + 0.5, xx + 0.5])
+    cubic = resample_nan_aware(plane, coords, order=3)
+    linear = resample_nan_aware(plane, coords, order=1)
+    x0, y0 = 47.5, 47.5  # the source (pixel 48, 48) seen from output pixels shifted by half a pixel
+    f_cubic, f_linear = fit_point_source(cubic, x0, y0), fit_point_source(linear, x0, y0)
+    assert f_cubic["peak"] == pytest.approx(10.0, rel=0.01)
+    assert (f_cubic["x"], f_cubic["y"]) == pytest.approx((x0, y0), abs=0.01)
+    assert f_linear["peak"] < 0.95 * 10.0  # bilinear smooths: why cubic is the default
+    assert np.nansum(linear) == pytest.approx(np.nansum(plane), rel=0.005)
+    assert np.nansum(cubic) == pytest.approx(np.nansum(plane), rel=0.005)
+
+
+def test_screen_fits_roundtrip_and_coarse_grid(warped_sky, tmp_path):
+    full = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_arcmin=RADIUS)
+    coarse = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_arcmin=RADIUS,
+                        max_grid_px=64)
+    assert full.screen.factor == 1 and coarse.screen.factor == 4
+    write_fit_products(coarse, screen_path=tmp_path / "c.fits", qa_dir=tmp_path / "qa", argv=["lwa-dewarp", "x"])
+    back = read_screen(tmp_path / "c.fits")
+    assert back.factor == 4 and back.ref_shape == (256, 256) and back.freq_mhz == pytest.approx(56.0)
+    assert np.allclose(back.ref_wcs.wcs.crpix, celestial_wcs(warped_sky.header).wcs.crpix)
+    assert np.allclose(back.ref_wcs.wcs.cdelt, celestial_wcs(warped_sky.header).wcs.cdelt)
+    dx_full, dy_full = full.screen.full_grid()
+    dx_c, dy_c = back.full_grid()
+    assert dx_c.shape == (256, 256)
+    inside = np.isfinite(image_plane(warped_sky.image))
+    assert np.abs(dx_c - dx_full)[inside].max() < 0.05 and np.abs(dy_c - dy_full)[inside].max() < 0.05
+    h = fits.getheader(tmp_path / "c.fits")
+    assert h["IMGCAT"] == "screen" and h["NANCHOR"] == 30 and h["NAXIS3"] == 2 and "STOKES" not in h
+    assert h["OFFMED0"] > 60 and h["OFFMEDCV"] < 9
+    assert any("lwa-pipe[lwa-dewarp]" in str(c) for c in h["HISTORY"])
+    for name in ("anchors.csv", "detections.csv", "summary.json", "offsets.png", "screen.png", "residuals.png"):
+        assert (tmp_path / "qa" / name).stat().st_size > 0
+
+
+def test_other_grid_goes_through_the_sky(warped_sky):
+    """A coarser image of the same sky on another grid: sources still land on their true positions."""
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_arcmin=RADIUS)
+    other = allsky_header(size=200, scale_deg=0.65, bmaj_deg=1.5, ra_deg=152.0, dec_deg=36.5,
+                          keywords={"FREQMHZ": 56.0})
+    wcs_main, wcs_other = celestial_wcs(warped_sky.header), celestial_wcs(other)
+    ra, dec = wcs_main.pixel_to_world_values(warped_sky.obs_xy[:, 0], warped_sky.obs_xy[:, 1])
+    img = synthetic_image(other, list(zip(ra, dec, warped_sky.peaks, strict=True)), noise=0.0)
+    coords, same, _ = sample_coordinates(res.screen, other, (200, 200))
+    assert not same
+    out = image_plane(apply_screen(img, other, res.screen))
+    tra, tdec = wcs_main.pixel_to_world_values(warped_sky.true_xy[:, 0], warped_sky.true_xy[:, 1])
+    tx, ty = wcs_other.world_to_pixel_values(tra, tdec)
+    errs = []
+    for x, y in zip(tx, ty, strict=True):
+        f = fit_point_source(out, float(x), float(y))
+        errs.append(math.hypot(f["x"] - x, f["y"] - y))
+    assert np.median(errs) < 0.2 * 1.5 / 0.65
+
+
+def test_offsets_scale_with_frequency_squared(warped_sky):
+    screen = _constant_screen(warped_sky.header, 4.0, -2.0, freq_mhz=56.0)
+    hi = warped_sky.header.copy()
+    hi["FREQMHZ"] = 79.2
+    assert offset_scale(screen, hi) == pytest.approx((56.0 / 79.2) ** 2)
+    assert offset_scale(screen, hi, freq_scaling=False) == 1.0
+    coords, same, scale = sample_coordinates(screen, hi, (256, 256))
+    assert same
+    assert coords[1, 10, 10] - 10 == pytest.approx(4.0 * scale) and coords[0, 10, 10] - 10 == pytest.approx(-2 * scale)
+
+
+def test_expected_flux_scaling():
+    vlssr = CatalogSource(name="a", ra_deg=1, dec_deg=2, flux_jy=10.0, ref_freq_hz=73.8e6)
+    assert expected_flux(vlssr, 55e6, ref_freq_hz=73.8e6, alpha=-0.8) == pytest.approx(10 * (55 / 73.8) ** -0.8)
+    own = CatalogSource(name="b", ra_deg=1, dec_deg=2, flux_jy=10.0, ref_freq_hz=60e6, spectral_index=(-0.5,))
+    assert expected_flux(own, 30e6, ref_freq_hz=73.8e6, alpha=-0.8) == pytest.approx(10 * 0.5**-0.5)
+    unknown = CatalogSource(name="c", ra_deg=1, dec_deg=2, flux_jy=10.0, ref_freq_hz=math.nan)
+    assert expected_flux(unknown, 73.8e6 / 2, ref_freq_hz=73.8e6, alpha=-1.0) == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"STOKES": "V"}, "Stokes V"),
+    ({"DEWARPED": True}, "already dewarped"),
+    ({"BMAJ": None}, "no restoring beam"),
+])
+def test_fit_refuses_unsuitable_images(warped_sky, change, message):
+    header = warped_sky.header.copy()
+    for key, value in change.items():
+        if value is None:
+            del header[key]
+        else:
+            header[key] = value
+    with pytest.raises(LwaError, match=message):
+        fit_screen((warped_sky.image, header), warped_sky.catalog)
+
+
+def test_fit_rejects_bad_settings(warped_sky):
+    with pytest.raises(LwaError, match="snr"):
+        fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, snr=0)
+    with pytest.raises(LwaError, match="min anchors"):
+        fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, min_anchors=2)
+
+
+def test_fit_reads_a_vlssr_text_catalogue(warped_sky, tmp_path, write_vlssr):
+    """The distributed VLSSr text format (73.8 MHz, scaled with alpha = -0.8) gives the same anchors."""
+    path = tmp_path / "FullVLSSCatalog.text"
+    write_vlssr(path, warped_sky.catalog)
+    res = fit_screen((warped_sky.image, warped_sky.header), path, match_radius_arcmin=RADIUS)
+    assert res.status == "ok" and res.summary["n_anchors"] == 30
+    assert res.anchors["flux_ratio"].to_numpy() == pytest.approx(1.0, abs=0.1)
+    assert res.anchors["name"].str.startswith("VLSSr J").all()
+
+
+def test_collinear_anchors_are_too_few_not_a_crash():
+    header = allsky_header(size=128, scale_deg=0.5, bmaj_deg=1.5, keywords={"STOKES": "I", "FREQMHZ": 56.0})
+    wcs = celestial_wcs(header)
+    xs = np.linspace(8, 120, 7)  # 9 deg apart: no blends within the 5 deg match radius
+    ra, dec = wcs.pixel_to_world_values(xs, np.full(7, 64.0))
+    ora, odec = wcs.pixel_to_world_values(xs + 2.0, np.full(7, 64.0))
+    img = synthetic_image(header, list(zip(ora, odec, np.full(7, 20.0), strict=True)), noise=0.1)
+    cat = [CatalogSource(name=f"c{i}", ra_deg=float(ra[i]), dec_deg=float(dec[i]), flux_jy=20.0 * (73.8 / 56) ** -0.8,
+                         ref_freq_hz=73.8e6) for i in range(7)]
+    res = fit_screen((img, header), cat, match_radius_arcmin=RADIUS)
+    assert res.status == "too_few_anchors" and res.screen is None and res.summary["n_anchors"] == 7
