@@ -147,7 +147,7 @@ stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's M
         local f
         for f in "${files[@]}"; do  # plain working copies, renamed into place when complete
             [ -e "$dir/ms/$(basename "$f")" ] && continue
-            cp -a "$f" "$dir/ms/.$(basename "$f").part" && mv "$dir/ms/.$(basename "$f").part" "$dir/ms/$(basename "$f")"
+            cp -r --dereference --preserve=timestamps "$f" "$dir/ms/.$(basename "$f").part" && mv "$dir/ms/.$(basename "$f").part" "$dir/ms/$(basename "$f")"
         done
         echo "run_hour: [$tag] copied ${#files[@]} MS into $dir/ms" >&2
     fi

@@ -87,6 +87,9 @@ class SnapshotQA:
     sigma: float = 5.0
     low_ratio: float = 0.5
     running_window: int = 11
+    # The frame-to-frame scatter of snapshot RMS is taken as at least this fraction of the median
+    # RMS: on very stable data a tiny scatter would flag any change, bright transients included.
+    min_scatter_fraction: float = 0.05
 
 
 @dataclass(frozen=True)

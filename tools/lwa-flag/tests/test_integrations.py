@@ -118,3 +118,19 @@ def test_stokes_i_snapshot_is_refused(small_sim, tmp_path, digest):
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
     assert "Stokes I" in res.stderr and not (tmp_path / "o.ms").exists()
     assert digest(files[0]) == before
+
+
+def test_scatter_floor_keeps_a_modest_change_on_stable_data():
+    """On very stable frames a 6 % RMS rise (a bright transient) is not an RFI-broken integration,
+    unless the scatter floor is switched off; a 3x rise is flagged either way."""
+    from lwa_flag.integrations import Frame, find_bad_integrations
+
+    def frames(values):
+        return [Frame(path=f"f{i}.fits", mjd=60664.5 + i * 10 / 86400, rms=v, time_source="test")
+                for i, v in enumerate(values)]
+
+    stable = [1.0, 1.001, 0.999, 1.0, 1.06, 1.0, 0.999, 1.001, 3.0, 1.0, 1.0]
+    default = find_bad_integrations(frames(stable))
+    assert [f.bad for f in default.frames] == [i == 8 for i in range(11)]
+    strict = find_bad_integrations(frames(stable), min_scatter_fraction=0.0)
+    assert strict.frames[4].bad and strict.frames[8].bad

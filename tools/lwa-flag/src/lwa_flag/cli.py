@@ -321,13 +321,17 @@ def hot_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
               help=_cfg_help("Also flag frames with RMS below this x the running median.", "snapshot_qa", "low_ratio"))
 @click.option("--window", type=int, default=None,
               help=_cfg_help("Running-median window (frames).", "snapshot_qa", "running_window"))
+@click.option("--min-scatter-fraction", type=float, default=None,
+              help=_cfg_help("Floor of the RMS scatter, as a fraction of the median RMS.", "snapshot_qa",
+                             "min_scatter_fraction"))
 @click.option("--qa-dir", type=NewPath, default=None,
               help="Folder for snapshot_rms.png and bad_integrations.csv [default: <output folder>/QA].")
 @json_option
 @common_options
 def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], output: Path | None, in_place: bool,
                      overwrite: bool, summary_path: Path | None, sigma: float | None, low_ratio: float | None,
-                     window: int | None, qa_dir: Path | None, as_json: bool, cfg) -> None:
+                     window: int | None, min_scatter_fraction: float | None, qa_dir: Path | None, as_json: bool,
+                     cfg) -> None:
     """Flag integrations whose pilot Stokes V snapshot RMS is an outlier.
 
     SNAPSHOTS are Stokes V FITS images, one per integration (IMGCAT=snapshot; time from
@@ -355,6 +359,8 @@ def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], out
     sigma = sq.sigma if sigma is None else sigma
     low_ratio = sq.low_ratio if low_ratio is None else low_ratio
     window = sq.running_window if window is None else window
+    min_scatter_fraction = sq.min_scatter_fraction if min_scatter_fraction is None else min_scatter_fraction
+    _positive("--min-scatter-fraction", min_scatter_fraction, allow_zero=True)
     _positive("--sigma", sigma)
     _positive("--low-ratio", low_ratio, allow_zero=True)
     if window < 3:
@@ -386,7 +392,8 @@ def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], out
     _check_outputs([summary_path, *qa.values(), *([] if in_place else finals)], overwrite=overwrite)
 
     frames = read_frames(list(snapshots))
-    result = find_bad_integrations(frames, sigma=sigma, low_ratio=low_ratio, window=window)
+    result = find_bad_integrations(frames, sigma=sigma, low_ratio=low_ratio, window=window,
+                                   min_scatter_fraction=min_scatter_fraction)
     bad_mjd = [f.mjd for f in result.bad_frames]
     matches = match_times([f.mjd for f in frames], ms_paths)
     unmatched = [f for f in frames if not matches[f.mjd]]

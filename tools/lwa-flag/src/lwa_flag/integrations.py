@@ -136,8 +136,14 @@ def find_bad_integrations(
     sigma: float = _DEFAULTS.sigma,
     low_ratio: float = _DEFAULTS.low_ratio,
     window: int = _DEFAULTS.running_window,
+    min_scatter_fraction: float = _DEFAULTS.min_scatter_fraction,
 ) -> IntegrationResult:
-    """Mark frames deviating > sigma from the running median, or below low_ratio x it."""
+    """Mark frames deviating > sigma from the running median, or below low_ratio x it.
+
+    The scatter is at least `min_scatter_fraction` x the median RMS, so that on very stable data a
+    frame must change by more than `sigma` x that fraction to be flagged (a bright transient in an
+    otherwise quiet snapshot is not an RFI-broken integration).
+    """
     if len(frames) < 3:
         raise LwaError(f"need at least 3 snapshots for a running median, got {len(frames)}")
     if window < 3:
@@ -147,7 +153,7 @@ def find_bad_integrations(
     run = rolling_median(rms, w)
     resid = rms - run
     scatter = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
-    floor = 1e-3 * float(np.median(rms))  # identical frames: do not divide by zero
+    floor = max(min_scatter_fraction, 1e-3) * float(np.median(rms))
     scatter_used = max(scatter, floor)
     for f, r, s in zip(frames, run, resid / scatter_used):
         f.running_median, f.score = float(r), float(s)

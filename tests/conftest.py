@@ -1,0 +1,40 @@
+"""Fixtures of the cross-tool tests: a real single-node Slurm on localhost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _slurm_up() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False, timeout=30)
+    return out.returncode == 0 and any(s.startswith(("idle", "mix", "alloc")) for s in out.stdout.split())
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running Slurm: the one on this machine, or one brought up by bin/slurm-localhost.sh (root).
+
+    In CI (CI=true) failing to bring it up is a test failure, not a skip.
+    """
+    if _slurm_up():
+        return
+    if os.geteuid() == 0:
+        res = subprocess.run(["bash", str(REPO / "bin" / "slurm-localhost.sh")], capture_output=True, text=True,
+                             check=False, timeout=600)
+        if res.returncode == 0 and _slurm_up():
+            return
+        why = f"bin/slurm-localhost.sh failed: {res.stderr.strip()[-500:]}"
+    else:
+        why = "Slurm is not running and starting it needs root (bin/slurm-localhost.sh)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(why)
+    pytest.skip(why)
