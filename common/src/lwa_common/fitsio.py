@@ -123,7 +123,14 @@ def image_plane(data: np.ndarray) -> np.ndarray:
 
 
 def celestial_wcs(header: fits.Header) -> WCS:
-    return WCS(header).celestial
+    """The RA/Dec part of an image's WCS (astropy's 'datfix' notes about MJD cards silenced)."""
+    import warnings
+
+    from astropy.wcs import FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return WCS(header).celestial
 
 
 @dataclass(frozen=True)

@@ -81,17 +81,45 @@ def stamp_header(
         del header["HISTORY"]
     for text in kept:
         header.add_history(text)
-    width = 72 - len(tag)
     for line in _stamp_lines(tool, argv, extra):
-        for i in range(0, max(len(line), 1), width):
-            header.add_history(tag + line[i : i + width])
+        for piece in _pieces(line, 72 - len(tag) - 1):
+            header.add_history(tag + piece)
     return header
 
 
+def _pieces(line: str, width: int) -> list[str]:
+    """Cut `line` into card-sized pieces; continuation pieces start with '+'.
+
+    FITS drops trailing blanks of a card, so a cut never leaves a blank at the end of a piece: it
+    moves to the start of the next one, where it survives behind the '+'.
+    """
+    pieces, rest, first = [], line, True
+    while True:
+        cut = min(width, len(rest))
+        while 0 < cut < len(rest) and rest[cut - 1] == " ":
+            cut -= 1
+        if cut == 0:
+            cut = min(width, len(rest))
+        pieces.append(("" if first else "+") + rest[:cut])
+        rest, first = rest[cut:], False
+        if not rest:
+            return pieces
+
+
 def read_stamp(header: fits.Header, tool: str) -> list[str]:
-    """The lines of `tool`'s stamp in `header` (long lines joined back)."""
+    """The lines of `tool`'s stamp in `header`, long lines joined back whole."""
     tag = _tag(tool)
-    return [str(c)[len(tag):] for c in header.get("HISTORY", []) if str(c).startswith(tag)]
+    lines: list[str] = []
+    for card in header.get("HISTORY", []):
+        text = str(card)
+        if not text.startswith(tag):
+            continue
+        piece = text[len(tag):]
+        if piece.startswith("+") and lines:
+            lines[-1] += piece[1:]
+        else:
+            lines.append(piece)
+    return lines
 
 
 def stamp_ms(ms: str | Path, *, tool: str, argv: list[str] | None = None, message: str = "") -> None:

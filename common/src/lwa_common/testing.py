@@ -47,7 +47,7 @@ def fit_point_source(image: np.ndarray, x0: float, y0: float, *, box: int = 7) -
     """
     from astropy.modeling import fitting, models
 
-    ny, nx = image.shape
+    x0, y0 = float(x0), float(y0)
     xi, yi = int(round(x0)), int(round(y0))
     h = box // 2
     sub = image[max(yi - h, 0): yi + h + 1, max(xi - h, 0): xi + h + 1]
