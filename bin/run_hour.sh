@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# run_hour.sh — the lwa-pipe driver: one LST range (split into LST hours) for a set of subbands.
+# run_hour.sh — the lwa-pipe driver: an LST range (split into LST hours) for a set of subbands.
 #
 # It only sequences the tools; every step is a tool command you can rerun by hand (each is logged
-# to <workdir>/<hour>/<subband>/logs/ with the exact command line).
+# to <workdir>/<hour>/<subband>/logs/<step>.log, first line the exact command).
 #
 #   bin/run_hour.sh --range 10h-11h --date 2024-12-20 --subbands 55,73 --data /lustre/night \
-#       --bp-table bp.B --xy-table xy.Xf --targets targets.csv --catalog FullVLSSCatalog.text \
-#       [--health ants.csv] [--hot-baselines] [--peel-sky ateam.json] [--peel-rfi rfi.json] \
-#       [--resume-science --run-label prev] [--slurm] --workdir run/ [--archive /archive]
+#       --workdir run/ [--bp-table bp.B --xy-table xy.Xf] [--targets a.csv ...] \
+#       [--catalog FullVLSSCatalog.text] [--health badants.yml] [--hot-baselines] \
+#       [--peel-sky ateam.json] [--peel-rfi rfi.json] [--flux-skymodel sh2012.skymodel] \
+#       [--resume-science] [--run-label NAME] [--archive ROOT --sample NAME] [--config FILE] \
+#       [--image-size N --image-scale-deg D --niter-scale F] \
+#       [--slurm [--cpus N --mem 8G --partition P]]
 #
-# Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, in this
-# process tree. With --slurm it submits per subband a Setup job, a Peel array job (one task per MS,
-# at most 4 at once) and an Image job chained with afterok; the Image job ids go to a dependency
-# file and one aggregation job waits on all of them with afterany (a failed subband does not block
-# the aggregation of the others; the aggregation reports what is missing).
-# Run state: <workdir>/state.json (plain JSON).
+# Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, each stage as
+# its own process of this script. With --slurm it submits per subband a Setup job, a Peel array
+# job (one task per MS, at most 4 at once) and an Image job chained with afterok; the Image job ids
+# go to <workdir>/<hour>/image_jobs.dep and one aggregation job per hour waits on all of them with
+# afterany (a failed subband does not block the aggregation of the others; it is reported).
+# A pre-flight audit (lwa-common audit) lists everything missing and exits 1 before any work.
+# Run state: <workdir>/state.json (plain JSON). Finished steps are skipped on a rerun.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} MPLBACKEND=Agg
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "run_hour: error: $*" >&2; exit 1; }
 
 # ---- arguments ------------------------------------------------------------------------------

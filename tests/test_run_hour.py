@@ -197,3 +197,10 @@ def test_slurm_run_matches_local_run(slurm, local_run, hour_data, tmp_path):
         a, b = fits.getdata(local[rel]), fits.getdata(remote[rel])
         assert np.nanmax(np.abs(a - b)) <= 1e-3 * np.nanmax(np.abs(a)), rel
     assert shutil.which("sbatch")
+
+
+def test_help_lists_the_options():
+    res = _run(["--help"])
+    assert res.returncode == 0
+    for option in ("--range", "--slurm", "--resume-science", "--peel-sky", "--archive", "--config"):
+        assert option in res.stdout
