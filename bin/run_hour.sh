@@ -136,7 +136,7 @@ lst_of_hour() {  # HOUR -> lst_start_h lst_end_h
 img_opts=() snap_opts=()
 [ -n "$size" ] && img_opts+=(--size "$size") && snap_opts+=(--size "$size")
 [ -n "$scale_deg" ] && img_opts+=(--scale-deg "$scale_deg") \
-    && snap_opts+=(--scale-arcmin "$(python3 -c "print($scale_deg * 60)")")
+    && snap_opts+=(--scale-arcmin "$(python3 -c "print(round($scale_deg * 60, 6))")")
 [ -n "$niter_scale" ] && img_opts+=(--niter-scale "$niter_scale")
 
 stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's MS; inputs never touched

@@ -39,6 +39,7 @@ from lwa_common.catalogs import CatalogSource, RfiSource, read_ttcal_sources
 from lwa_common.config import Site
 from lwa_common.errors import LwaError
 from lwa_common.ms import open_table
+from lwa_common.sky import direction_cosines, gaussian_visibility
 
 __all__ = [
     "Component",
@@ -53,7 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 C_M_S = 299_792_458.0
-_FWHM_TO_SIGMA = 1.0 / math.sqrt(8.0 * math.log(2.0))
 # casacore Stokes enumeration of the correlations we can predict
 _CORR = {5: "RR", 6: "RL", 7: "LR", 8: "LL", 9: "XX", 10: "XY", 11: "YX", 12: "YY"}
 
@@ -107,26 +107,6 @@ def load_components(path: str | Path, *, names: Sequence[str] | None = None) -> 
     return comps
 
 
-def _lmn(ra: float, dec: float, ra0: float, dec0: float) -> tuple[float, float, float]:
-    dra = ra - ra0
-    l = math.cos(dec) * math.sin(dra)
-    m = math.sin(dec) * math.cos(dec0) - math.cos(dec) * math.sin(dec0) * math.cos(dra)
-    n = math.sin(dec) * math.sin(dec0) + math.cos(dec) * math.cos(dec0) * math.cos(dra)
-    return l, m, n
-
-
-def _gaussian_taper(u_l: np.ndarray, v_l: np.ndarray, comp: Component) -> np.ndarray | float:
-    """Visibility of a unit-flux elliptical Gaussian (position angle east of north)."""
-    if comp.major_arcsec <= 0:
-        return 1.0
-    smaj = math.radians(comp.major_arcsec / 3600.0) * _FWHM_TO_SIGMA
-    smin = math.radians((comp.minor_arcsec or comp.major_arcsec) / 3600.0) * _FWHM_TO_SIGMA
-    pa = math.radians(comp.pa_deg)
-    along = u_l * math.sin(pa) + v_l * math.cos(pa)
-    across = u_l * math.cos(pa) - v_l * math.sin(pa)
-    return np.exp(-2.0 * math.pi**2 * (smaj**2 * along**2 + smin**2 * across**2))
-
-
 def _stokes_to_corr(corr_types: Sequence[int], s: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Correlation products from Stokes (each an array over channels)."""
     i, q, u, v = s["I"], s["Q"], s["U"], s["V"]
@@ -176,8 +156,9 @@ def predict_visibilities(
     for comp, gain in zip(components, beam_gain):
         if not np.any(gain > 0):
             continue
-        l, m, n = _lmn(math.radians(comp.ra_deg), math.radians(comp.dec_deg), ra0, dec0)
-        fringe = np.exp(2j * math.pi * (u_l * l + v_l * m + w_l * (n - 1.0))) * _gaussian_taper(u_l, v_l, comp)
+        l, m, n = direction_cosines(math.radians(comp.ra_deg), math.radians(comp.dec_deg), ra0, dec0)
+        fringe = np.exp(2j * math.pi * (u_l * l + v_l * m + w_l * (n - 1.0))) * gaussian_visibility(
+            u_l, v_l, major_arcsec=comp.major_arcsec, minor_arcsec=comp.minor_arcsec, pa_deg=comp.pa_deg)
         stokes = {k: v * gain for k, v in comp.stokes_at(freqs_hz).items()}
         for k, spec in enumerate(_stokes_to_corr(corr_types, stokes)):
             out[:, :, k] += fringe * spec[None, :]

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from lwa_common.antpos import read_system_cfg
 from lwa_common.errors import LwaError
 from lwa_flag._ms import normalise_antenna_name
 
@@ -35,14 +34,7 @@ class Wiring:
 def load_wiring(system_cfg: str | Path) -> dict[str, Wiring]:
     """Normalised antenna name -> wiring, for every antenna in `system_cfg`."""
     path = Path(system_cfg)
-    try:
-        cfg = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except OSError as err:
-        raise LwaError(f"cannot read system config {path}: {err.strerror}") from None
-    except yaml.YAMLError:
-        raise LwaError(f"system config {path} is not valid YAML") from None
-    if not isinstance(cfg, dict):
-        raise LwaError(f"system config {path} is not a mapping of antennas")
+    cfg = read_system_cfg(path)
     out: dict[str, Wiring] = {}
     for key, row in cfg.items():
         if not isinstance(row, dict):

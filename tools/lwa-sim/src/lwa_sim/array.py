@@ -7,10 +7,10 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-import yaml
 from astropy.coordinates import EarthLocation
 
 from lwa_common import LwaError
+from lwa_common.antpos import read_system_cfg
 
 __all__ = ["Array", "load_array"]
 
@@ -30,18 +30,11 @@ class Array:
 def load_array(system_cfg: str | Path, *, n_antennas: int | None, location: EarthLocation) -> Array:
     """Antennas in correlator order (= MS ANTENNA order); a subset of `n_antennas` is spread
     evenly over the correlator list so that it samples the core and the outriggers alike."""
+    cfg = read_system_cfg(system_cfg)
     path = Path(system_cfg)
-    try:
-        cfg = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except OSError as err:
-        raise LwaError(f"cannot read system config {path}: {err.strerror}") from None
-    except yaml.YAMLError:
-        raise LwaError(f"system config {path} is not valid YAML") from None
-    if not isinstance(cfg, dict):
-        raise LwaError(f"system config {path} is not a mapping of antennas")
     rows = [
         v for v in cfg.values()
-        if isinstance(v, dict) and v.get("used") and int(v.get("corr_num", -1)) >= 0
+        if v.get("used") and int(v.get("corr_num", -1)) >= 0
         and abs(float(v.get("elevation", 0))) < 10000
     ]
     if not rows:

@@ -28,6 +28,7 @@ from lwa_common.config import Site
 from lwa_common.io import atomic_path
 from lwa_common.naming import format_ms_name, subband_label
 from lwa_common.site import ovro_location
+from lwa_common.sky import direction_cosines, gaussian_visibility
 from lwa_common.subbands import CHANNEL_WIDTH_HZ, subband_freqs
 from lwa_sim.array import Array, load_array
 from lwa_sim.spec import Source, TruthSpec
@@ -134,28 +135,6 @@ def _offset_position(s: Source) -> tuple[float, float]:
     return ra % 360.0, dec
 
 
-def _lmn(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, ...]:
-    """Direction cosines relative to the phase centre (all radians)."""
-    dra = ra - ra0
-    l = np.cos(dec) * np.sin(dra)
-    m = np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(dra)
-    n = np.sin(dec) * np.sin(dec0) + np.cos(dec) * np.cos(dec0) * np.cos(dra)
-    return l, m, n
-
-
-def _gaussian_uv(u_l: np.ndarray, v_l: np.ndarray, s: Source) -> np.ndarray | float:
-    """Visibility taper of an elliptical Gaussian (u, v in wavelengths)."""
-    if s.major_arcsec <= 0:
-        return 1.0
-    fwhm_to_sigma = 1.0 / np.sqrt(8 * np.log(2))
-    smaj = np.radians(s.major_arcsec / 3600.0) * fwhm_to_sigma
-    smin = np.radians((s.minor_arcsec or s.major_arcsec) / 3600.0) * fwhm_to_sigma
-    pa = np.radians(s.pa_deg)  # east of north
-    up = u_l * np.sin(pa) + v_l * np.cos(pa)  # along the major axis
-    vp = u_l * np.cos(pa) - v_l * np.sin(pa)
-    return np.exp(-2 * np.pi**2 * (smaj**2 * up**2 + smin**2 * vp**2))
-
-
 def _true_gains(spec: TruthSpec, n_ant: int, freqs: np.ndarray) -> np.ndarray:
     """Complex gains [ant, pol(X, Y), chan]: smooth bandpass + XY phase on Y."""
     g = np.ones((n_ant, 2, len(freqs)), dtype=np.complex128)
@@ -258,8 +237,9 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
                 if el <= 0:
                     continue
                 b = beam.stokes_i(freqs, az, el) if beam is not None else np.ones_like(freqs)
-                l, m, n = _lmn(np.radians(ra), np.radians(dec), ra0, dec0)
-                fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1))) * _gaussian_uv(u_l, v_l, s)
+                l, m, n = direction_cosines(np.radians(ra), np.radians(dec), ra0, dec0)
+                fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1))) * gaussian_visibility(
+                    u_l, v_l, major_arcsec=s.major_arcsec, minor_arcsec=s.minor_arcsec, pa_deg=s.pa_deg)
                 vis[:, :, 0] += fringe * (i_flux * b)
                 vis[:, :, 3] += fringe * (i_flux * b)
                 vis[:, :, 1] += fringe * (1j * v_flux * b)
@@ -269,7 +249,7 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
                 if e.integrations is not None and k not in e.integrations:
                     continue
                 c = SkyCoord(alt=e.el_deg * u.deg, az=e.az_deg * u.deg, frame=frame).icrs
-                l, m, n = _lmn(c.ra.rad, c.dec.rad, ra0, dec0)
+                l, m, n = direction_cosines(c.ra.rad, c.dec.rad, ra0, dec0)
                 fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1)))
                 chans = np.zeros(len(freqs), bool)
                 chans[list(e.channels) if e.channels is not None else slice(None)] = True
