@@ -13,6 +13,7 @@ Tools choose images by header, never by parsing file names. The keywords (DESIGN
 | DATE-OBS, DATE-END, MJD-MID | time range of the data in the image |
 | BMAJ, BMIN, BPA | restoring beam (deg) |
 | LWAVER | lwa-pipe version that wrote the file |
+| BEAMREF | restoring beam: `fitted`, or the deep image whose beam restored this one |
 
 plus provenance HISTORY cards (`lwa_common.provenance`).
 """
@@ -58,6 +59,7 @@ IMAGE_KEYWORDS: dict[str, str] = {
     "DATE-END": "end of the data (UTC)",
     "MJD-MID": "middle of the data (MJD, UTC)",
     "LWAVER": "lwa-pipe version that wrote this file",
+    "BEAMREF": "restoring beam: 'fitted' or the deep image's",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
 import time
 
 import numpy as np
@@ -134,6 +136,18 @@ def test_science_refuses_existing_outputs_then_overwrites(science_run, hour_ms, 
     assert "--overwrite" in "".join(stamp)
     assert np.allclose(fits.getdata(copy), fits.getdata(deep), atol=1e-3)
     assert sorted(p.name for p in target.iterdir()) == [deep.name]
+    # the stamped wsclean command reruns as it stands (-name = output prefix, no scratch -temp-dir) and
+    # writes the file the HISTORY names (wsclean's own, without our keywords: it replaces the product)
+    text = "\n".join(stamp).replace("\n+", "")  # undo the card cuts
+    command = next(line for line in text.splitlines() if line.startswith("wsclean: "))[len("wsclean: "):]
+    assert f"wsclean product: {deep.name}" in text.splitlines()
+    args = shlex.split(command)
+    assert "-temp-dir" not in args and ".wsclean-" not in command
+    assert args[args.index("-name") + 1] == str(target.resolve() / f"{SB}-V-Taper-Deep")
+    ours = fits.getdata(copy)
+    subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
+    assert "CONFIG" not in fits.getheader(copy)
+    assert np.allclose(fits.getdata(copy), ours, atol=1e-4)
 
 
 @pytest.mark.slow
@@ -199,3 +213,58 @@ def test_python_overhead_is_small(science_run):
     assert 0 < timings.external_s <= timings.total_s
     assert os.path.basename(timings.commands[0].split()[0]) == "wsclean"
     assert json.dumps(timings.commands)
+
+
+def _stamp_text(header) -> str:
+    """lwa-image's stamp with the card cuts undone (continuation pieces start with '+')."""
+    return "\n".join(read_stamp(header, "lwa-image")).replace("\n+", "")
+
+
+@pytest.mark.slow
+def test_10min_i_restored_with_the_deep_beam_so_steady_sources_cancel(science_run, main_sim, measure):
+    """10-min I images carry the deep robust-0 I beam exactly; mean(10 min) - deep < 1 % at A, B, C.
+
+    With each image's own fitted beam (before BEAMREF) this difference was 4.2-4.9 % of the flux.
+    """
+    load, _ = measure
+    paths, _ = science_run
+    _, truth = main_sim
+    deep = next(p for p in paths if p.name == f"{SB}-I-Deep-Taper-Robust-0-image.fits")
+    tens = [p for p in paths if fits.getheader(p)["CONFIG"] == "I-Taper-10min"]
+    assert len(tens) == 6
+    d, dh, wcs = load(deep)
+    assert dh["BEAMREF"] == "fitted" and dh["BMAJ"] > 0.1
+    for p in tens:
+        h = fits.getheader(p)
+        assert (h["BMAJ"], h["BMIN"], h["BPA"]) == (dh["BMAJ"], dh["BMIN"], dh["BPA"]), p.name
+        assert h["BEAMREF"] == deep.name
+        assert "-beam-shape" in _stamp_text(h)
+    for p in paths:  # deep and V images keep wsclean's fit of their own PSF
+        if fits.getheader(p)["CONFIG"] != "I-Taper-10min":
+            assert fits.getheader(p)["BEAMREF"] == "fitted", p.name
+    diff = np.mean([load(p)[0] for p in tens], axis=0) - d
+    for name in ("A", "B", "C"):
+        src = _source(truth, name)
+        x, y = (int(round(v)) for v in wcs.all_world2pix([[src["apparent_ra_deg"], src["apparent_dec_deg"]]], 0)[0])
+        worst = np.abs(diff[y - 3: y + 4, x - 3: x + 4]).max()
+        assert worst < 0.01 * src["flux_by_subband"][SB]["apparent_jy"], (name, worst)
+
+
+@pytest.mark.slow
+def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, tmp_path, caplog):
+    """--only I-Taper-10min: the deep robust-0 image already in the output folder gives the beam."""
+    from lwa_image import run_science
+
+    paths, _ = science_run
+    deep = next(p for p in paths if p.name == f"{SB}-I-Deep-Taper-Robust-0-image.fits")
+    (tmp_path / deep.name).write_bytes(deep.read_bytes())
+    dh = fits.getheader(deep)
+    with caplog.at_level("INFO"):
+        made = run_science(hour_ms, tmp_path, only=["I-Taper-10min"], size=128, scale_deg=0.07,
+                           niter_scale=0.001)
+    assert len(made) == 6 and not [r for r in caplog.records if r.levelname == "WARNING" and "beam" in r.message]
+    for p in made:
+        h = fits.getheader(p)
+        assert (h["BMAJ"], h["BMIN"], h["BPA"], h["BEAMREF"]) == (dh["BMAJ"], dh["BMIN"], dh["BPA"], deep.name)
+    assert (tmp_path / deep.name).read_bytes() == deep.read_bytes()  # the deep image was only read
+

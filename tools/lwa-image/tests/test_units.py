@@ -16,7 +16,13 @@ from lwa_image._msinfo import interval_bounds
 from lwa_image.movie import choose_frames
 from lwa_image.pbcor import pbcor_image, pbcor_name
 from lwa_image.rephase import C_M_S, lst_hour_centre, parse_centre, rephase_visibilities, uvw_frame
-from lwa_image.science import select_configurations, wsclean_science_args
+from lwa_image.science import (
+    RestoringBeam,
+    beam_reference,
+    read_restoring_beam,
+    select_configurations,
+    wsclean_science_args,
+)
 
 
 def test_interval_bounds_follow_wsclean_split():
@@ -146,3 +152,36 @@ def test_usage_errors_exit_2(tmp_path):
     assert res.returncode == 2 and "does not exist" in res.stderr
     res = run_cli(["lwa-image", "pbcor"])
     assert res.returncode == 2
+
+
+def test_beam_reference_order_and_fallbacks(tmp_path, caplog):
+    """I-Taper-10min is restored with the I-Deep-Taper-Robust-0 beam; that deep image runs first."""
+    from lwa_image._msinfo import MsTimes
+    from lwa_image.science import _order_references_first, _restoring_beam
+
+    imaging = Config().imaging
+    by = {c.name: c for c in imaging.configurations}
+    assert beam_reference(by["I-Taper-10min"], imaging) is by["I-Deep-Taper-Robust-0"]
+    assert beam_reference(by["V-Taper-10min"], imaging) is None  # dirty: keeps its own fit
+    assert beam_reference(by["I-Deep-Taper-Robust-0"], imaging) is None
+    confs = select_configurations(imaging, ["V-Taper-10min", "I-Taper-10min", "I-Deep-Taper-Robust-0"])
+    assert [c.name for c in _order_references_first(confs, imaging)] == [
+        "I-Deep-Taper-Robust-0", "V-Taper-10min", "I-Taper-10min"]
+    beam = RestoringBeam(922.0 / 3600, 0.2, 70.25, "x.fits")
+    assert beam.wsclean_args() == ["-beam-shape", "922.0asec", "720.0asec", "70.25deg"]
+    # the beam read back from an image; unusable images are refused (warning)
+    path = tmp_path / "55MHz-I-Deep-Taper-Robust-0-image.fits"
+    header = fits.Header({"CONFIG": "I-Deep-Taper-Robust-0", "BMAJ": 0.256, "BMIN": 0.25, "BPA": -12.5})
+    fits.writeto(path, np.zeros((4, 4), np.float32), header)
+    assert read_restoring_beam(path, config="I-Deep-Taper-Robust-0") == RestoringBeam(0.256, 0.25, -12.5, path.name)
+    assert read_restoring_beam(path, config="I-Deep-NoTaper-Robust-0") is None
+    fits.writeto(tmp_path / "zero.fits", np.zeros((4, 4), np.float32), fits.Header({"BMAJ": 0.0, "BMIN": 0.0,
+                                                                                    "BPA": 0.0}))
+    assert read_restoring_beam(tmp_path / "zero.fits") is None
+    # neither run now nor in the output folder: wsclean's fitted beam (None) and a warning
+    info = MsTimes(path=tmp_path / "x.ms", times_s=np.array([0.0]), exposure_s=np.array([10.0]),
+                   freqs_hz=np.array([55e6]), subband="55MHz", columns=("DATA",))
+    caplog.clear()
+    assert _restoring_beam(by["I-Taper-10min"], imaging, {}, tmp_path / "empty", info) is None
+    assert any(r.levelname == "WARNING" and "fitted restoring beam" in r.message for r in caplog.records)
+    assert _restoring_beam(by["V-Taper-10min"], imaging, {}, tmp_path / "empty", info) is None

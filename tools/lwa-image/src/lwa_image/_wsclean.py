@@ -4,7 +4,9 @@ wsclean writes many files next to its ``-name`` prefix (dirty, psf, model, resid
 scratch). Each run therefore happens in a private temporary folder inside the output folder;
 only the finished products are rewritten (with `lwa_common.fitsio.write_image`, atomically) under
 their final names, and the folder is removed whatever happens. The exact command is logged at
-INFO and recorded in the HISTORY of every product it made.
+INFO as run. The HISTORY of every product records a rerunnable form of it (`rerun_command`: the
+same options with ``-name`` pointing at the output folder and the scratch ``-temp-dir`` dropped)
+and the name wsclean gave that image, so a user can rerun it and find the file.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from astropy.io import fits
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 
-__all__ = ["Timings", "wsclean_exe", "run_wsclean", "scratch_dir", "finalize_product", "product_name",
-           "check_products", "wsclean_date_obs"]
+__all__ = ["Timings", "wsclean_exe", "run_wsclean", "rerun_command", "scratch_dir", "finalize_product",
+           "product_name", "check_products", "wsclean_date_obs"]
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +117,32 @@ def run_wsclean(args: Sequence[str], *, workdir: Path, timings: Timings | None =
     return text
 
 
+def rerun_command(args: Sequence[str], *, prefix: Path, ms: Path) -> str:
+    """The command a user can rerun: ``wsclean ARGS -name PREFIX MS`` (no scratch ``-temp-dir``).
+
+    `args` are the options without ``-temp-dir``/``-name``/MS; `prefix` is the final output
+    prefix (output folder / ``{SB}-{CONFIG}``), so the rerun writes wsclean's own file names
+    (0-based ``-t000N``, plus its side products) into the output folder.
+    """
+    return shlex.join(["wsclean", *map(str, args), "-name", str(prefix), str(ms)])
+
+
 def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command: str,
-                     extra_history: Sequence[str] = ()) -> Path:
-    """Rewrite wsclean's `src` as `dst` with our keywords (wsclean's BMAJ/BMIN/BPA kept)."""
+                     extra_history: Sequence[str] = (), cards: dict[str, tuple[Any, str]] | None = None) -> Path:
+    """Rewrite wsclean's `src` as `dst` with our keywords (wsclean's BMAJ/BMIN/BPA kept unless in `cards`).
+
+    `command` (the rerunnable one, `rerun_command`) is recorded as ``wsclean: <command>``, followed
+    by ``wsclean product: <src name> (renamed <dst name>)``, the file that command writes; wsclean's
+    own HISTORY (the command as run, in the scratch folder) stays above it. `cards` are extra
+    header cards (value, comment) set before the keywords.
+    """
     if not src.exists():
         raise LwaError(f"wsclean did not write the expected product {src.name}")
     data, header = read_image(src)
-    history = [f"wsclean: {command}", *extra_history]
+    for key, card in (cards or {}).items():
+        header[key] = card
+    renamed = f" (renamed {dst.name})" if src.name != dst.name else ""
+    history = [f"wsclean: {command}", f"wsclean product: {src.name}{renamed}", *extra_history]
     write_image(dst, data, header, tool=TOOL, keywords=keywords, extra_history=history, overwrite=True)
     log.info("wrote %s", dst)
     return dst

@@ -153,7 +153,9 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
     """The science images of MS: the 7 configurations (5 deep + 2 x 6 interval images), self-describing FITS.
 
     Writes OUTPUT/{SUBBAND}-{CONFIG}[-t000N]-image.fits and prints them. The wsclean command of
-    each configuration is logged and recorded in the HISTORY of its images.
+    each configuration is logged as run and recorded, rerunnable (-name = OUTPUT prefix), in the
+    HISTORY of its images. The 10-min I images are restored with the beam of the deep robust-0 I
+    image (run first, or read from OUTPUT when --only skips it; header BEAMREF).
 
     \b
     Example:

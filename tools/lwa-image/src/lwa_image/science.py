@@ -3,7 +3,17 @@
 Every parameter comes from `lwa_common.config.Imaging` (``cfg.imaging``); the configurations
 themselves are ``cfg.imaging.configurations``. Each configuration is one wsclean run; its products
 are rewritten as self-describing images (STOKES, IMGCAT, INTERVAL, NINTERVL, CONFIG, ROBUST, TAPER,
-PBCOR, DEWARPED, SUBBAND, FREQMHZ and the time range of the data in each image).
+PBCOR, DEWARPED, SUBBAND, FREQMHZ, BEAMREF and the time range of the data in each image).
+
+Restoring beam: the 10-min images are compared with the deep image of the same weighting
+(lwa-cutout measures 10 min − deep, lwa-transient searches the difference), so a cleaned 10-min
+configuration is restored with the beam of its deep counterpart (`beam_reference`: same Stokes,
+robust and taper; I-Taper-10min -> I-Deep-Taper-Robust-0) through wsclean's ``-beam-shape``,
+not with the beam fitted to its own PSF: two slightly different Gaussians leave a residual of a
+few per cent of every steady source in the difference. The deep configuration therefore runs
+first; when ``--only`` leaves it out, its image in the output folder is read instead; without it
+wsclean's fitted beam is kept (warning). ``BEAMREF`` names the image the beam came from
+(``fitted``: wsclean's fit of this image's own PSF).
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from astropy.io import fits
 from astropy.time import Time
 
 from lwa_common.config import Config, ImageConfiguration, Imaging, load_config
@@ -26,12 +38,14 @@ from lwa_image._wsclean import (
     check_products,
     finalize_product,
     product_name,
+    rerun_command,
     run_wsclean,
     scratch_dir,
     wsclean_date_obs,
 )
 
-__all__ = ["select_configurations", "wsclean_science_args", "planned_products", "run_science", "Product"]
+__all__ = ["select_configurations", "wsclean_science_args", "planned_products", "run_science", "Product",
+           "RestoringBeam", "beam_reference", "read_restoring_beam"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +76,93 @@ class Product:
             "FREQMHZ": round(freq_mhz, 6),
             **self.times.keywords(),
         }
+
+
+@dataclass(frozen=True)
+class RestoringBeam:
+    """A restoring beam (FWHM, degrees; BPA as in the FITS header) and the image it was read from."""
+
+    bmaj_deg: float
+    bmin_deg: float
+    bpa_deg: float
+    source: str  # file name of the image it comes from
+
+    def wsclean_args(self) -> list[str]:
+        """wsclean 3.1: ``-beam-shape <maj> <min> <pa>`` (FWHM, arcsec by default; PA in degrees)."""
+        return ["-beam-shape", f"{self.bmaj_deg * 3600!r}asec", f"{self.bmin_deg * 3600!r}asec",
+                f"{self.bpa_deg!r}deg"]  # repr: the shortest text that reads back as the same float
+
+    def cards(self) -> dict[str, tuple[object, str]]:
+        return {"BMAJ": (self.bmaj_deg, "[deg] restoring beam FWHM, major axis"),
+                "BMIN": (self.bmin_deg, "[deg] restoring beam FWHM, minor axis"),
+                "BPA": (self.bpa_deg, "[deg] restoring beam position angle"),
+                "BEAMREF": (self.source, "image the beam is from")}
+
+
+FITTED = "fitted"  # BEAMREF of an image restored with the fit of its own PSF
+
+
+def beam_reference(conf: ImageConfiguration, imaging: Imaging) -> ImageConfiguration | None:
+    """The deep configuration whose restoring beam a cleaned 10-min configuration uses (or None).
+
+    Same Stokes, robust and taper, cleaned; the first in ``imaging.configurations`` order.
+    Dirty configurations (V) keep their own fitted beam: their pixels do not depend on it.
+    """
+    if conf.span != "10min" or conf.niter <= 0:
+        return None
+    for ref in imaging.configurations:
+        if (ref.span == "deep" and ref.niter > 0 and ref.stokes == conf.stokes and ref.robust == conf.robust
+                and ref.taper == conf.taper):
+            return ref
+    return None
+
+
+def read_restoring_beam(path: Path, *, config: str | None = None) -> RestoringBeam | None:
+    """BMAJ/BMIN/BPA of an lwa-image product; None (with a warning) when unusable."""
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError) as err:
+        log.warning("cannot read the restoring beam of %s: %s", path, err)
+        return None
+    if config is not None and header.get("CONFIG") != config:
+        log.warning("%s: CONFIG is %r, not %r: its restoring beam is not used", path, header.get("CONFIG"), config)
+        return None
+    try:
+        bmaj, bmin, bpa = (float(header[k]) for k in ("BMAJ", "BMIN", "BPA"))
+    except (KeyError, TypeError, ValueError):
+        log.warning("%s has no valid BMAJ/BMIN/BPA: its restoring beam is not used", path)
+        return None
+    if not (np.isfinite([bmaj, bmin, bpa]).all() and bmaj > 0 and bmin > 0):
+        log.warning("%s: BMAJ/BMIN = %g/%g deg: its restoring beam is not used", path, bmaj, bmin)
+        return None
+    return RestoringBeam(bmaj, bmin, bpa, Path(path).name)
+
+
+def _order_references_first(confs: list[ImageConfiguration], imaging: Imaging) -> list[ImageConfiguration]:
+    """Run every selected beam-reference configuration before the configurations that use it."""
+    refs = {id(r) for c in confs if (r := beam_reference(c, imaging)) is not None}
+    return sorted(confs, key=lambda c: 0 if id(c) in refs else 1)  # stable: otherwise the given order
+
+
+def _existing_reference_beam(ref: ImageConfiguration, path: Path, info: MsTimes) -> RestoringBeam | None:
+    """The beam of a deep image made by an earlier run (``--only`` skipped it this time)."""
+    if not path.exists():
+        return None
+    beam = read_restoring_beam(path, config=ref.name)
+    if beam is None:
+        return None
+    header = fits.getheader(path)
+    whole = info.whole()
+    try:
+        off = max(abs((Time(header["DATE-OBS"]) - whole.start).sec), abs((Time(header["DATE-END"]) - whole.end).sec))
+    except (KeyError, ValueError):
+        off = float("inf")
+    if off > 1.0:
+        log.warning("%s does not cover the same time range as %s (made from another MS?); its restoring beam "
+                    "is used anyway", path, info.path)
+    log.info("restoring beam from the existing %s: %.1f x %.1f arcsec, PA %.2f deg", path, beam.bmaj_deg * 3600,
+             beam.bmin_deg * 3600, beam.bpa_deg)
+    return beam
 
 
 def select_configurations(imaging: Imaging, only: Sequence[str] | None) -> list[ImageConfiguration]:
@@ -137,6 +238,37 @@ def _check_wsclean_time(src: Path, product: Product) -> None:
                     src.name, text, product.times.first_centroid.isot, diff)
 
 
+def _restoring_beam(conf: ImageConfiguration, imaging: Imaging, made: dict[str, Path], outdir: Path,
+                    info: MsTimes) -> RestoringBeam | None:
+    """The beam `conf` must be restored with (its deep reference's), or None for wsclean's fit."""
+    ref = beam_reference(conf, imaging)
+    if ref is None:
+        return None
+    if ref.name in made:
+        beam = read_restoring_beam(made[ref.name], config=ref.name)
+        if beam is not None:
+            log.info("%s restored with the beam of %s: %.1f x %.1f arcsec, PA %.2f deg", conf.name, beam.source,
+                     beam.bmaj_deg * 3600, beam.bmin_deg * 3600, beam.bpa_deg)
+            return beam
+    else:
+        beam = _existing_reference_beam(ref, outdir / product_name(info.subband, ref.name), info)
+        if beam is not None:
+            return beam
+    log.warning("%s: no usable %s image in %s: its images keep wsclean's fitted restoring beam, which differs "
+                "slightly from the deep image's (10 min - deep differences will show steady sources)",
+                conf.name, ref.name, outdir)
+    return None
+
+
+def _check_beam_applied(src: Path, beam: RestoringBeam) -> None:
+    """wsclean must have written the beam it was given (the header then gets the exact reference values)."""
+    header = fits.getheader(src)
+    got = [float(header.get(k, 0.0)) for k in ("BMAJ", "BMIN", "BPA")]
+    want = [beam.bmaj_deg, beam.bmin_deg, beam.bpa_deg]
+    if not np.allclose(got, want, rtol=1e-6, atol=1e-6):
+        raise LwaError(f"wsclean restored {src.name} with BMAJ/BMIN/BPA {got}, not the -beam-shape {want}")
+
+
 def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None,
                 only: Sequence[str] | None = None, size: int | None = None, scale_deg: float | None = None,
                 niter_scale: float = 1.0, intervals_out: int | None = None, data_column: str | None = None,
@@ -152,7 +284,7 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
     cfg = cfg or load_config()
     imaging = cfg.imaging
     ms, outdir = Path(ms), Path(outdir)
-    confs = select_configurations(imaging, only)
+    confs = _order_references_first(select_configurations(imaging, only), imaging)
     size = int(size or imaging.size)
     scale_deg = float(scale_deg or imaging.scale_deg)
     intervals_out = int(intervals_out or imaging.intervals_out)
@@ -168,25 +300,36 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
              ms, info.subband, info.freq_mhz, info.n_times, column, ", ".join(c.name for c in confs), size,
              scale_deg)
     written: list[Path] = []
+    made: dict[str, Path] = {}  # configuration name -> its (deep) image written by this run
     for conf in confs:
         niter = max(1, round(conf.niter * niter_scale)) if conf.niter > 0 else 0
         args = wsclean_science_args(conf, imaging, size=size, scale_deg=scale_deg, niter=niter,
                                     intervals_out=intervals_out, data_column=column)
+        beam = _restoring_beam(conf, imaging, made, outdir, info)
+        if beam is not None:
+            args += beam.wsclean_args()
         mine = [p for p in products if p.config is conf]
         with scratch_dir(outdir, conf.name) as tmp:
             prefix = tmp / f"{info.subband}-{conf.name}"
-            args += ["-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())]
-            command = run_wsclean(args, workdir=tmp, timings=timings, label=conf.name,
-                                  keep_log=outdir / f"{info.subband}-{conf.name}-wsclean-failed.log")
+            run_wsclean([*args, "-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())], workdir=tmp,
+                        timings=timings, label=conf.name,
+                        keep_log=outdir / f"{info.subband}-{conf.name}-wsclean-failed.log")
+            command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
             for product in mine:
                 tag = f"-t{product.interval - 1:04d}" if product.interval is not None else ""
                 src = Path(f"{prefix}{tag}-image.fits")
                 if product.interval is not None:
                     _check_wsclean_time(src, product)
+                if beam is not None:
+                    _check_beam_applied(src, beam)
+                cards = beam.cards() if beam is not None else {
+                    "BEAMREF": (FITTED, "beam fitted to this image's PSF")}
                 keywords = product.keywords(subband=info.subband, freq_mhz=info.freq_mhz,
                                             taper_lambda=imaging.taper_inner_tukey_lambda)
                 written.append(finalize_product(src, product.path, keywords=keywords, command=command,
-                                                extra_history=[f"ms: {ms.resolve()}"]))
+                                                extra_history=[f"ms: {ms.resolve()}"], cards=cards))
+                if product.interval is None:
+                    made[conf.name] = product.path
     if timings is not None:
         timings.total_s += time.perf_counter() - t_start
     log.info("science: %d images in %s", len(written), outdir)

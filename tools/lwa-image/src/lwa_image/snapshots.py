@@ -20,6 +20,7 @@ from lwa_image._wsclean import (
     check_products,
     finalize_product,
     product_name,
+    rerun_command,
     run_wsclean,
     scratch_dir,
 )
@@ -62,9 +63,10 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = No
     written: list[Path] = []
     with scratch_dir(outdir, "snapshots") as tmp:
         prefix = tmp / f"{info.subband}-snapshot"
-        args += ["-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())]
-        command = run_wsclean(args, workdir=tmp, timings=timings, label="snapshots",
-                              keep_log=outdir / f"{info.subband}-snapshots-wsclean-failed.log")
+        run_wsclean([*args, "-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())], workdir=tmp,
+                    timings=timings, label="snapshots",
+                    keep_log=outdir / f"{info.subband}-snapshots-wsclean-failed.log")
+        command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
         for path, stokes, i in planned:
             src = Path(f"{prefix}-t{i - 1:04d}-{stokes}-image.fits")
             keywords = {
