@@ -154,6 +154,13 @@ class Dewarp:
     spectral_index: float = -0.8
     flux_ratio_max: float = 5.0
     smoothing: float = 1.0
+    max_size_beams: float = 1.5  # compact: fitted FWHM major axis <= this many restoring beams (BMAJ)
+    max_grid_px: int = 512  # screen grid side; bigger images get an integer coarsening factor
+    clip_sigma: float = 4.0  # anchors further than this many robust sigmas (leave-one-out) are outliers
+    clip_floor_beams: float = 0.25  # ... but never when they agree within this many beams
+    position_floor_beams: float = 0.02  # added in quadrature to the fitted position errors (CLEAN, sidelobes)
+    interp_order: int = 3  # apply: 3 cubic spline, 1 bilinear
+    freq_scaling: bool = True  # apply: scale offsets by (f_screen / f_image)^2
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,11 @@ class Transient:
     catalog_match_arcmin: float = 2.0
     max_cutouts: int = 5
     warn_candidates: int = 10
+    robust: float = 0.0  # ROBUST of the images searched (the R0 configurations)
+    rms_smooth_boxes: int = 3  # local RMS: median over this many x this many neighbouring boxes
+    steady_ratio: float = 2.0  # I: a deep-I source this many times brighter in 10 min is not masked (0: off)
+    ateam_major_jy: float = 5000.0  # TTCal A-team file: sources this bright get the larger radius
+    mask_beams: tuple[float, float] = (2.0, 1.0)  # mask radii (beams) above the high / low *_mask_sigma
 
 
 @dataclass(frozen=True)

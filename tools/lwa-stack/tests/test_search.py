@@ -8,9 +8,9 @@ import pytest
 
 from lwa_common.config import load_config
 from lwa_common.testing import run_cli
+from lwa_stack.search import search_wideband
 from lwa_stack.stack import bands_from_config, wideband
-
-pytest.importorskip("lwa_transient.search")
+from lwa_transient.search import SearchParams, search_images
 
 CFG = load_config()
 GREEN = (41, 46, 50, 55, 59)
@@ -28,14 +28,10 @@ def _run(synth, src):
 
 
 def test_wideband_v_transient_found_only_in_stack(synth, tmp_path):
-    from lwa_stack.search import search_wideband
-
     probe = synth.make(41, noise=0.0, name="probe.fits")
     src = synth.world_of(probe, 118, 131)
     probe.unlink()
     _run(synth, src)
-    from lwa_transient.search import SearchParams, search_images
-
     per_sb = search_images([synth.run / f"{sb}MHz" for sb in GREEN], output=tmp_path / "per_subband",
                            params=SearchParams.from_config(CFG, products=False))
     assert not [c for c in per_sb.candidates if c.stokes == "V" and abs(c.ra - src[0]) < 1 and abs(c.dec - src[1]) < 1]

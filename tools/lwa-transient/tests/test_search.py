@@ -428,6 +428,90 @@ def test_selection_by_header_prefers_dewarped(tmp_path, caplog):
         select_images(collect_paths([tmp_path]))
 
 
+def stack_header(stokes, interval, *, role="transient", taper=30.0, robust=0.0, **kw):
+    """The header lwa-stack gives a wideband stack of the Green band (lwa_stack.stack._write_stack)."""
+    cat = "deep" if interval == "deep" else "10min"
+    keywords = {"IMGCAT": "stack", "STKCAT": cat, "STKROLE": role, "BAND": "Green", "BANDLO": 41.0, "BANDHI": 64.0,
+                "SUBBAND": "Green", "SUBBANDS": "41MHz,46MHz,50MHz,55MHz,59MHz", "NSUBBAND": 5, "STKRMS": 0.4,
+                "NREGRID": 0, "FREQMHZ": 50.2, "NINTERVL": 1 if cat == "deep" else 6, "TAPER": taper,
+                "ROBUST": robust, **kw}
+    h = header(stokes, cat, interval, **keywords)
+    h["INTERVAL"] = interval
+    return h
+
+
+def test_wideband_stacks_are_selected_and_searched(tmp_path):
+    """lwa-stack's IMGCAT = stack images: deep by INTERVAL = deep, else 10 min, grouped by the band name."""
+    folder = tmp_path / "wb"
+    folder.mkdir()
+    hv = stack_header("V", "t0002")
+    burst = (*positions(hv, 1, 5)[0], -9.0)
+    for name, h, sources, noise in (
+            ("Wideband_Green_I_deep_Taper_Robust-0.fits", stack_header("I", "deep"), [], 0.4),
+            ("Wideband_Green_V_deep_Taper_Robust-0.fits", stack_header("V", "deep"), [], 0.4),
+            ("Wideband_Green_I_10min_Taper_Robust-0_t0002.fits", stack_header("I", "t0002"), [], 1.0),
+            ("Wideband_Green_V_10min_Taper_Robust-0_t0002.fits", hv, [burst], 1.0),
+            # the science family and a PB-corrected stack are not for the search
+            ("Wideband_Green_I_deep_NoTaper_Robust-0.75.fits",
+             stack_header("I", "deep", role="science", taper=0.0, robust=-0.75), [], 0.4),
+            ("pb.fits", stack_header("V", "t0003", PBCOR=True), [], 1.0)):
+        write(folder / name, h, image(h, sources, noise=noise, seed=len(name)))
+    # a per-subband image next to the stacks forms its own group
+    write(folder / "55MHz-V.fits", header("V", "10min", "t0004"), image(header("V"), noise=1.0, seed=9))
+    groups = select_images(collect_paths([folder]))
+    assert sorted(groups) == ["55MHz", "Green"]
+    g = groups["Green"]
+    assert g.deep_i.path.name == "Wideband_Green_I_deep_Taper_Robust-0.fits"
+    assert g.deep_v.path.name == "Wideband_Green_V_deep_Taper_Robust-0.fits"
+    assert list(g.ten_i) == ["t0002"] and list(g.ten_v) == ["t0002"]
+    assert g.ten_v["t0002"].path.name == "Wideband_Green_V_10min_Taper_Robust-0_t0002.fits"
+    assert list(groups["55MHz"].ten_v) == ["t0004"] and groups["55MHz"].deep_i is None
+    # a stack without INTERVAL is no deep stack and has no 10 min slot: not selectable alone
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    h = stack_header("V", "deep")
+    h["INTERVAL"] = ""
+    write(bare / "x.fits", h, image(h, noise=1.0, seed=3))
+    with pytest.raises(LwaError, match="stack image without INTERVAL"):
+        select_images(collect_paths([bare]))
+
+    res = search_images([folder], output=tmp_path / "out", params=SearchParams(products=True, max_cutouts=1))
+    green = [c for c in res.candidates if c.subband == "Green"]
+    c, sep = nearest(green, burst[0], burst[1], stokes="V")
+    assert sep < 2 * SCALE and c.interval == "t0002" and c.sign == -1
+    assert c.peak_jy == pytest.approx(burst[2], abs=3.0) and c.freq_mhz == pytest.approx(50.2)
+    assert not [c for c in green if c.interval == "deep"]  # nothing injected in the deep stacks
+    assert "Green_V_t0002" in c.cutout
+    with fits.open(c.cutout) as hdul:
+        assert hdul[0].header["IMGCAT"] == "stack" and hdul[0].header["CANDNAME"] == c.jname
+
+
+def test_config_sets_every_search_default(tmp_path):
+    """The [transient] table holds the tool's defaults (TOML lists become float pairs); options win."""
+    from lwa_common.config import load_config
+
+    cfg_file = tmp_path / "cfg.toml"
+    cfg_file.write_text("[transient]\nrobust = -0.75\nrms_smooth_boxes = 5\nsteady_ratio = 0\n"
+                        "ateam_major_jy = 100\nmask_beams = [3, 1]\n")
+    p = SearchParams.from_config(load_config(cfg_file))
+    assert (p.robust, p.rms_smooth_boxes, p.steady_ratio, p.ateam_major_jy) == (-0.75, 5, 0.0, 100.0)
+    assert p.mask_beams == (3.0, 1.0) and all(isinstance(v, float) for v in p.mask_beams)
+    assert SearchParams.from_config(load_config(cfg_file), robust=0.0).robust == 0.0
+    assert SearchParams() == SearchParams.from_config(load_config(None))
+    cfg_file.write_text("[transient]\nmask_beams = [3, 2, 1]\n")
+    with pytest.raises(LwaError, match="transient.mask_beams"):
+        SearchParams.from_config(load_config(cfg_file))
+    # the CLI takes --robust from the config: R0 images are then not searched; the option wins
+    _cli_set(tmp_path / "in")
+    cfg_file.write_text("[transient]\nrobust = -0.75\n")
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--config",
+                   str(cfg_file), "--no-products"])
+    assert res.returncode == 1 and "ROBUST=-0.75" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run_cli(["lwa-transient", "search", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--config",
+                   str(cfg_file), "--robust", "0", "--no-products"])
+    assert res.returncode == 0, res.stderr
+
+
 def test_images_on_another_grid_are_reprojected(tmp_path, caplog):
     hd = header("I", "deep")
     hv = header("V", ra=151.4, dec=37.5)  # another phase centre, same shape

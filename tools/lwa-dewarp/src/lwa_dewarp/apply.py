@@ -37,12 +37,12 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy.ndimage import map_coordinates, spline_filter
 
+from lwa_common.config import Config, Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 from lwa_common.io import check_output
-from lwa_dewarp.defaults import INTERP_ORDER
 from lwa_dewarp.extract import celestial_wcs
-from lwa_dewarp.fit import image_freq_mhz
+from lwa_dewarp.fit import _settings, image_freq_mhz
 from lwa_dewarp.screen import Screen, read_screen
 
 __all__ = ["apply_screen", "dewarp_images", "dewarped_path", "sample_coordinates", "resample_nan_aware",
@@ -56,7 +56,7 @@ BLOCK_PIXELS = 1 << 20  # output pixels per block of rows
 MAX_HOURS_APART = 1.0
 
 
-def offset_scale(screen: Screen, header: fits.Header, *, freq_scaling: bool = True) -> float:
+def offset_scale(screen: Screen, header: fits.Header, *, freq_scaling: bool = Dewarp.freq_scaling) -> float:
     """(f_screen / f_image)^2 when both frequencies are known and differ, else 1."""
     if not freq_scaling:
         return 1.0
@@ -124,7 +124,8 @@ class _Sampler:
         return coords
 
 
-def sample_coordinates(screen: Screen, header: fits.Header, shape: tuple[int, int], *, freq_scaling: bool = True
+def sample_coordinates(screen: Screen, header: fits.Header, shape: tuple[int, int], *,
+                       freq_scaling: bool = Dewarp.freq_scaling
                        ) -> tuple[np.ndarray, bool, float]:
     """Where each output pixel samples the input: array (2, ny, nx) of (y, x) input pixels.
 
@@ -232,7 +233,7 @@ class _Prepared:
         return out
 
 
-def resample_nan_aware(plane: np.ndarray, coords: np.ndarray, *, order: int = INTERP_ORDER) -> np.ndarray:
+def resample_nan_aware(plane: np.ndarray, coords: np.ndarray, *, order: int = Dewarp.interp_order) -> np.ndarray:
     """`map_coordinates` of `plane` at `coords` that keeps NaN regions NaN and makes edges NaN."""
     return _Prepared(np.asarray(plane), order).sample(coords)
 
@@ -258,11 +259,17 @@ def apply_screen(
     header: fits.Header,
     screen: Screen | str | Path,
     *,
-    order: int = INTERP_ORDER,
-    freq_scaling: bool = True,
+    order: int | None = None,
+    freq_scaling: bool | None = None,
+    cfg: Config | Dewarp | None = None,
 ) -> np.ndarray:
     """The dewarped image (float32): `data` (any leading axes, last two y, x) resampled with the
-    inverse warp of `screen` (a `Screen` or a screen FITS path)."""
+    inverse warp of `screen` (a `Screen` or a screen FITS path). Unset `order` / `freq_scaling`
+    come from `cfg.dewarp` (`interp_order`, `freq_scaling`)."""
+    d = _settings(cfg)
+    order = d.interp_order if order is None else order
+    freq_scaling = d.freq_scaling if freq_scaling is None else freq_scaling
+    _check_order(order)
     if not isinstance(screen, Screen):
         screen = read_screen(screen)
     data = np.asarray(data)
@@ -308,6 +315,12 @@ def _check_input(path: Path) -> fits.Header:
     return header
 
 
+def _check_order(order: int) -> None:
+    if order not in (1, 3):
+        raise LwaError(f"interpolation order (--order, dewarp.interp_order) must be 1 (bilinear) or 3 (cubic), "
+                       f"got {order}")
+
+
 def _time_check(path: Path, header: fits.Header, screen: Screen) -> None:
     a, b = header.get("MJD-MID"), screen.header.get("MJD-MID")
     if a is not None and b is not None and abs(float(a) - float(b)) * 24 > MAX_HOURS_APART:
@@ -321,15 +334,18 @@ def dewarp_images(
     screen: str | Path,
     output_dir: str | Path | None = None,
     overwrite: bool = False,
-    order: int = INTERP_ORDER,
-    freq_scaling: bool = True,
+    order: int | None = None,
+    freq_scaling: bool | None = None,
     argv: list[str] | None = None,
+    cfg: Config | Dewarp | None = None,
 ) -> list[DewarpedImage]:
     """Dewarp every image in `paths` with the screen FITS `screen`; writes `*_dewarped.fits`
     (DEWARPED = T, DWSCREEN = screen file name, provenance). Every input and output is checked
-    before the first image is resampled."""
-    if order not in (1, 3):
-        raise LwaError(f"--order must be 1 (bilinear) or 3 (cubic), got {order}")
+    before the first image is resampled. Unset `order` / `freq_scaling` come from `cfg.dewarp`."""
+    d = _settings(cfg)
+    order = d.interp_order if order is None else order
+    freq_scaling = d.freq_scaling if freq_scaling is None else freq_scaling
+    _check_order(order)
     screen_path = Path(screen)
     scr = read_screen(screen_path)
     out_dir = Path(output_dir) if output_dir is not None else None

@@ -12,7 +12,6 @@ from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_opt
 from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.io import check_output
-from lwa_dewarp.defaults import INTERP_ORDER, MAX_GRID_PX, MAX_SIZE_BEAMS, STATUS_OK
 
 __all__ = ["cli", "main"]
 
@@ -52,10 +51,10 @@ def cli() -> None:
 @click.option("--smoothing", type=click.FloatRange(min=0), default=None,
               help="Thin-plate spline smoothing, a noise-to-signal weight: 0 interpolates the anchors, "
                    f"larger is stiffer ({_default('smoothing')}).")
-@click.option("--max-size-beams", type=click.FloatRange(min=0, min_open=True), default=MAX_SIZE_BEAMS,
-              show_default=True, help="Compact: fitted FWHM at most this many restoring beams.")
-@click.option("--max-grid-px", type=click.IntRange(min=16), default=MAX_GRID_PX, show_default=True,
-              help="Largest side of the screen grid (bigger images get a coarser screen).")
+@click.option("--max-size-beams", type=click.FloatRange(min=0, min_open=True), default=None,
+              help=f"Compact: fitted FWHM at most this many restoring beams ({_default('max_size_beams')}).")
+@click.option("--max-grid-px", type=click.IntRange(min=16), default=None,
+              help=f"Largest side of the screen grid; bigger images get a coarser screen ({_default('max_grid_px')}).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the diagnostic PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing screen and diagnostics.")
 @json_option
@@ -63,7 +62,7 @@ def cli() -> None:
 def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: float | None,
             match_radius_arcmin: float | None, min_anchors: int | None, spectral_index: float | None,
             reference_freq_mhz: float | None, flux_ratio_max: float | None, smoothing: float | None,
-            max_size_beams: float, max_grid_px: int, plots: bool, overwrite: bool, as_json: bool, cfg) -> None:
+            max_size_beams: float | None, max_grid_px: int | None, plots: bool, overwrite: bool, as_json: bool, cfg) -> None:
     """Fit an ionospheric offset screen on IMAGE (deep Stokes I) against --catalog.
 
     Compact sources above --snr are matched to the catalogue within --match-radius-arcmin (with a
@@ -85,7 +84,7 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
     qa = qa_dir if qa_dir is not None else output.with_name(output.name[: -len(".fits")] + "_qa")
     check_output(output, overwrite=overwrite)
     check_output(qa / "summary.json", overwrite=overwrite)
-    from lwa_dewarp.fit import fit_screen, write_fit_products
+    from lwa_dewarp.fit import STATUS_OK, fit_screen, write_fit_products
 
     result = fit_screen(image, catalog, cfg=cfg, snr=snr, match_radius_arcmin=match_radius_arcmin,
                         min_anchors=min_anchors, spectral_index=spectral_index,
@@ -103,15 +102,16 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
 @click.option("--screen", type=ExistingPath, required=True, help="Screen FITS written by `lwa-dewarp fit`.")
 @click.option("-o", "--output", "output_dir", type=NewPath, default=None,
               help="Folder for the *_dewarped.fits [default: next to each input].")
-@click.option("--order", type=click.Choice(["1", "3"]), default=str(INTERP_ORDER), show_default=True,
-              help="Interpolation: 3 cubic spline (keeps peaks), 1 bilinear.")
-@click.option("--freq-scaling/--no-freq-scaling", default=True, show_default=True,
-              help="Scale offsets by (f_screen/f_image)^2 when the image frequency differs.")
+@click.option("--order", type=click.Choice(["1", "3"]), default=None,
+              help=f"Interpolation: 3 cubic spline (keeps peaks), 1 bilinear ({_default('interp_order')}).")
+@click.option("--freq-scaling/--no-freq-scaling", default=None,
+              help="Scale offsets by (f_screen/f_image)^2 when the image frequency differs "
+                   f"({_default('freq_scaling')}).")
 @click.option("--overwrite", is_flag=True, help="Replace existing *_dewarped.fits.")
 @json_option
 @common_options
-def apply_cmd(images: tuple[Path, ...], screen: Path, output_dir: Path | None, order: str, freq_scaling: bool,
-              overwrite: bool, as_json: bool, cfg) -> None:
+def apply_cmd(images: tuple[Path, ...], screen: Path, output_dir: Path | None, order: str | None,
+              freq_scaling: bool | None, overwrite: bool, as_json: bool, cfg) -> None:
     """Resample IMAGES (raw or PB-corrected, I or V) with the inverse warp of --screen.
 
     Writes X_dewarped.fits for every X.fits (next to it, or in --output), NaN-aware (NaN regions
@@ -125,8 +125,8 @@ def apply_cmd(images: tuple[Path, ...], screen: Path, output_dir: Path | None, o
     """
     from lwa_dewarp.apply import dewarp_images
 
-    results = dewarp_images(images, screen=screen, output_dir=output_dir, overwrite=overwrite, order=int(order),
-                            freq_scaling=freq_scaling)
+    results = dewarp_images(images, screen=screen, output_dir=output_dir, overwrite=overwrite,
+                            order=int(order) if order is not None else None, freq_scaling=freq_scaling, cfg=cfg)
     if as_json:
         emit({"screen": str(screen), "images": [dataclasses.asdict(r) for r in results]}, as_json=True)
     else:

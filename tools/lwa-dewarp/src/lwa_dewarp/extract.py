@@ -26,6 +26,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy.optimize import least_squares
 
+from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 
 __all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "find_compact_sources", "DETECTION_COLUMNS"]
@@ -160,7 +161,7 @@ def find_compact_sources(
     header: fits.Header,
     *,
     snr: float,
-    max_size_beams: float = 1.5,
+    max_size_beams: float = Dewarp.max_size_beams,
 ) -> pd.DataFrame:
     """Sources above `snr` x local RMS, each fitted with a Gaussian; `compact` marks beam-sized ones.
 

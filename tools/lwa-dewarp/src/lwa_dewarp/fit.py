@@ -23,23 +23,16 @@ from lwa_common.config import Config, Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.io import atomic_path
-from lwa_dewarp.defaults import (
-    CLIP_FLOOR_BEAMS,
-    CLIP_SIGMA,
-    MAX_GRID_PX,
-    MAX_SIZE_BEAMS,
-    POSITION_FLOOR_BEAMS,
-    STATUS_OK,
-    STATUS_TOO_FEW,
-)
 from lwa_dewarp.extract import Beam, beam_from_header, celestial_wcs, find_compact_sources
 from lwa_dewarp.match import match_catalog
 from lwa_dewarp.screen import Screen, fit_offset_model, sample_screen, write_screen
 
-__all__ = ["FitResult", "fit_screen", "write_fit_products", "image_freq_mhz"]
+__all__ = ["FitResult", "fit_screen", "write_fit_products", "image_freq_mhz", "STATUS_OK", "STATUS_TOO_FEW"]
 
 log = logging.getLogger(__name__)
 
+STATUS_OK = "ok"
+STATUS_TOO_FEW = "too_few_anchors"
 
 
 @dataclass
@@ -116,9 +109,9 @@ def fit_screen(
     reference_freq_mhz: float | None = None,
     flux_ratio_max: float | None = None,
     smoothing: float | None = None,
-    max_size_beams: float = MAX_SIZE_BEAMS,
-    max_grid_px: int = MAX_GRID_PX,
-    clip_sigma: float = CLIP_SIGMA,
+    max_size_beams: float | None = None,
+    max_grid_px: int | None = None,
+    clip_sigma: float | None = None,
 ) -> FitResult:
     """Fit an offset screen on a (deep, Stokes I) image against a reference catalogue.
 
@@ -135,10 +128,20 @@ def fit_screen(
     ref_mhz = d.reference_freq_mhz if reference_freq_mhz is None else reference_freq_mhz
     ratio_max = d.flux_ratio_max if flux_ratio_max is None else flux_ratio_max
     smoothing = d.smoothing if smoothing is None else smoothing
+    max_size_beams = d.max_size_beams if max_size_beams is None else max_size_beams
+    max_grid_px = d.max_grid_px if max_grid_px is None else max_grid_px
+    clip_sigma = d.clip_sigma if clip_sigma is None else clip_sigma
     for name, value, low in (("snr", snr, 0.0), ("match radius", radius, 0.0), ("flux ratio max", ratio_max, 1.0),
-                             ("reference frequency", ref_mhz, 0.0), ("max size", max_size_beams, 0.0)):
+                             ("reference frequency", ref_mhz, 0.0), ("max size", max_size_beams, 0.0),
+                             ("clip sigma", clip_sigma, 0.0)):
         if not (math.isfinite(value) and value > low):
             raise LwaError(f"{name} must be > {low:g}, got {value}")
+    for name, value in (("dewarp.clip_floor_beams", d.clip_floor_beams),
+                        ("dewarp.position_floor_beams", d.position_floor_beams)):
+        if not (math.isfinite(value) and value >= 0):
+            raise LwaError(f"{name} must be >= 0, got {value}")
+    if max_grid_px < 16:
+        raise LwaError(f"max grid px must be at least 16, got {max_grid_px}")
     if min_anchors < 3:
         raise LwaError(f"min anchors must be at least 3, got {min_anchors}")
     if smoothing < 0:
@@ -178,7 +181,8 @@ def fit_screen(
         "n_rejected_duplicate": counts["rejected_duplicate"], "min_anchors": min_anchors,
         "settings": {"snr": snr, "match_radius_arcmin": radius, "spectral_index": alpha,
                      "reference_freq_mhz": ref_mhz, "flux_ratio_max": ratio_max, "smoothing": smoothing,
-                     "max_size_beams": max_size_beams, "clip_sigma": clip_sigma},
+                     "max_size_beams": max_size_beams, "max_grid_px": max_grid_px, "clip_sigma": clip_sigma,
+                     "clip_floor_beams": d.clip_floor_beams, "position_floor_beams": d.position_floor_beams},
         "median_offset_before_arcmin": _median(anchors["sep_arcmin"]) if len(anchors) else None,
     }
     anchors = anchors.copy()
@@ -198,8 +202,8 @@ def fit_screen(
     try:
         model, keep, cv = fit_offset_model(points, offsets, shape=plane.shape, smoothing=smoothing,
                                            pos_err=np.hypot(anchors["pos_err_px"].to_numpy(),
-                                                            POSITION_FLOOR_BEAMS * beam_px),
-                                           clip_sigma=clip_sigma, clip_floor_px=CLIP_FLOOR_BEAMS * beam_px,
+                                                            d.position_floor_beams * beam_px),
+                                           clip_sigma=clip_sigma, clip_floor_px=d.clip_floor_beams * beam_px,
                                            min_points=min_anchors)
     except LwaError as err:  # collinear or coincident anchors: as good as too few
         return too_few(len(anchors), f"{len(anchors)} anchors, but {err}")

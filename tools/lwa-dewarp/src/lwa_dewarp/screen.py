@@ -42,6 +42,7 @@ from scipy.ndimage import map_coordinates
 from scipy.spatial import Delaunay, QhullError, cKDTree
 from scipy.spatial.distance import cdist
 
+from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import write_image
 from lwa_dewarp.extract import celestial_wcs
@@ -151,7 +152,7 @@ def fit_offset_model(
     shape: tuple[int, int],
     smoothing: float,
     pos_err: np.ndarray | None = None,
-    clip_sigma: float = 4.0,
+    clip_sigma: float = Dewarp.clip_sigma,
     clip_floor_px: float = 0.0,
     min_points: int = 3,
 ) -> tuple[OffsetModel, np.ndarray, np.ndarray]:
@@ -293,7 +294,7 @@ def _axis_weights(n_fine: int, n_coarse: int, factor: int) -> tuple[np.ndarray, 
     return lo, hi, pos - lo
 
 
-def sample_screen(model: OffsetModel, *, shape: tuple[int, int], wcs: WCS, max_grid_px: int = 512,
+def sample_screen(model: OffsetModel, *, shape: tuple[int, int], wcs: WCS, max_grid_px: int = Dewarp.max_grid_px,
                   freq_mhz: float = math.nan, header: fits.Header | None = None) -> Screen:
     """Evaluate `model` on the reference grid (or a grid coarser by an integer factor so that
     neither side exceeds `max_grid_px`)."""

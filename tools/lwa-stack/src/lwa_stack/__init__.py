@@ -3,7 +3,7 @@ detections, the run report and the archive of an OVRO-LWA run.
 
 The core functions take paths or arrays and keyword-only options; the `lwa-stack` CLI is a thin layer
 over them. Names are imported on first use (PEP 562), so the CLI starts without loading every module;
-`lwa_stack.search` (the wideband transient search) imports lwa-transient only when called.
+`lwa_stack.search` (the wideband transient search) runs lwa-transient's search core on the stacks.
 """
 
 from __future__ import annotations

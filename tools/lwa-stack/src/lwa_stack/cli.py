@@ -150,7 +150,7 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, ove
     """Wideband transient search on the transient stacks in INPUTS (lwa-transient's search core).
 
     Per band: Stokes V deep and each 10 min stack searched directly, Stokes I as (10 min - deep),
-    with the masks and thresholds of the config's [transient] table. Needs lwa-transient installed.
+    with the masks and thresholds of the config's [transient] table (lwa-transient's search core).
     Prints the paths written.
 
     \b

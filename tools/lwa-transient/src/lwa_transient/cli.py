@@ -42,24 +42,27 @@ def cli() -> None:
 @click.option("--i-sigma", type=float, default=None,
               help=_default("I difference detection threshold (σ, positive).", _T.i_sigma))
 @click.option("--rms-box-px", type=int, default=None, help=_default("Local RMS block size (px).", _T.rms_box_px))
-@click.option("--rms-smooth-boxes", type=int, default=3, show_default=True,
-              help="Median over this many × this many neighbouring blocks (1 = none).")
+@click.option("--rms-smooth-boxes", type=int, default=None,
+              help=_default("Median over this many × this many neighbouring blocks (1 = none).", _T.rms_smooth_boxes))
 @click.option("--v-mask-sigma", type=_PAIR, default=None,
               help=_default("Deep-I σ above which V is masked to 2 beams, then to 1 beam.",
                             (_T.v_mask_high_sigma, _T.v_mask_low_sigma)))
 @click.option("--i-mask-sigma", type=_PAIR, default=None,
               help=_default("Deep-I σ above which I is masked to 2 beams, then to 1 beam.",
                             (_T.i_mask_high_sigma, _T.i_mask_low_sigma)))
-@click.option("--steady-ratio", type=float, default=2.0, show_default=True,
-              help="I: a deep-I source this many times brighter in a 10 min image is not masked there (0: off).")
+@click.option("--mask-beams", type=_PAIR, default=None,
+              help=_default("Mask radius (restoring beams) above the first, then the second mask σ.", _T.mask_beams))
+@click.option("--steady-ratio", type=float, default=None,
+              help=_default("I: a deep-I source this many times brighter in a 10 min image is not masked there "
+                            "(0: off).", _T.steady_ratio))
 @click.option("--v-ateam-radius-deg", type=_PAIR, default=None,
               help=_default("V exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", _T.v_ateam_radius_deg))
 @click.option("--i-ateam-radius-deg", type=_PAIR, default=None,
               help=_default("I exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", _T.i_ateam_radius_deg))
 @click.option("--ateam-file", type=ExistingPath, default=None,
               help="TTCal sources.json replacing the built-in A-team positions.")
-@click.option("--ateam-major-jy", type=float, default=5000.0, show_default=True,
-              help="With --ateam-file: sources at least this bright get the larger radius.")
+@click.option("--ateam-major-jy", type=float, default=None,
+              help=_default("With --ateam-file: sources at least this bright get the larger radius.", _T.ateam_major_jy))
 @click.option("--ateam/--no-ateam", "use_ateam", default=True, show_default=True, help="Mask the A-team zones.")
 @click.option("--bilobe/--no-bilobe", default=True, show_default=True, help="Run the bi-lobe partner test.")
 @click.option("--bilobe-radius-arcmin", type=float, default=None,
@@ -76,20 +79,21 @@ def cli() -> None:
 @click.option("--warn-candidates", type=int, default=None,
               help=_default("Warn when a subband/Stokes has more candidates.", _T.warn_candidates))
 @click.option("--cutout-size-deg", type=float, default=None, help=_default("Cutout side (deg).", Cutout().size_deg))
-@click.option("--robust", type=float, default=0.0, show_default=True, help="ROBUST of the images to search.")
+@click.option("--robust", type=float, default=None, help=_default("ROBUST of the images to search.", _T.robust))
 @click.option("--products/--no-products", default=True, show_default=True, help="Write cutouts and PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing candidates.csv (and its products).")
 @json_option
 @common_options
 def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, stokes: str, v_sigma, i_sigma,
-               rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, steady_ratio, v_ateam_radius_deg, i_ateam_radius_deg,
-               ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_arcmin, bilobe_ratio, bilobe_sigma,
+               rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, mask_beams, steady_ratio, v_ateam_radius_deg,
+               i_ateam_radius_deg, ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_arcmin, bilobe_ratio, bilobe_sigma,
                drop_bilobe, match_arcmin, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
                overwrite, as_json, cfg) -> None:
     """Search INPUTS (FITS images and/or folders of them) for transients.
 
-    Images are chosen by header: STOKES I/V, IMGCAT deep/10min, TAPER > 0, PBCOR = F, ROBUST =
-    --robust, grouped by SUBBAND; dewarped images are preferred. V images (deep and 10 min) are
+    Images are chosen by header: STOKES I/V, IMGCAT deep/10min (or lwa-stack's wideband stacks,
+    IMGCAT stack, deep or 10 min by INTERVAL), TAPER > 0, PBCOR = F, ROBUST = --robust, grouped by
+    SUBBAND (a stack's band name); dewarped images are preferred. V images (deep and 10 min) are
     searched directly for positive and negative peaks; for I, each 10 min image minus the deep
     image is searched for positive peaks. Bright deep-I sources and A-team zones are masked. A
     candidate with an opposite-sign partner (bi-lobe test) gets class `artefact`; one matching the
@@ -106,8 +110,8 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
     """
     overrides = {
         "v_sigma": v_sigma, "i_sigma": i_sigma, "rms_box_px": rms_box_px, "rms_smooth_boxes": rms_smooth_boxes,
-        "v_mask_sigma": v_mask_sigma, "i_mask_sigma": i_mask_sigma, "steady_ratio": steady_ratio, "v_ateam_radius_deg": v_ateam_radius_deg,
-        "i_ateam_radius_deg": i_ateam_radius_deg, "ateam_file": ateam_file, "ateam_major_jy": ateam_major_jy,
+        "v_mask_sigma": v_mask_sigma, "i_mask_sigma": i_mask_sigma, "mask_beams": mask_beams,
+        "steady_ratio": steady_ratio, "v_ateam_radius_deg": v_ateam_radius_deg, "i_ateam_radius_deg": i_ateam_radius_deg, "ateam_file": ateam_file, "ateam_major_jy": ateam_major_jy,
         "bilobe": bilobe, "bilobe_radius_arcmin": bilobe_radius_arcmin, "bilobe_ratio": bilobe_ratio,
         "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_arcmin": match_arcmin,
         "max_cutouts": max_cutouts, "warn_candidates": warn_candidates, "cutout_size_deg": cutout_size_deg,

@@ -1,7 +1,7 @@
 """The blind transient search (DESIGN.md, "Transients"), callable without click.
 
 Per subband, on tapered, non-primary-beam-corrected (dewarped when available) images chosen by
-header (`lwa_transient.select`):
+header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per band the same way):
 
 * **Stokes V** — every V image (deep and each 10 min interval) is searched directly: pixels with
   |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
@@ -39,7 +39,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from lwa_common.catalogs import read_reference_catalog
-from lwa_common.config import Config
+from lwa_common.config import Config, Cutout, Transient
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import ImageInfo, celestial_wcs, image_info, image_plane, read_image, sky_mask
 from lwa_common.io import atomic_path, check_output
@@ -57,7 +57,7 @@ from lwa_transient.masks import (
 )
 from lwa_transient.products import cutout, write_cutout, write_png
 from lwa_transient.rms import local_background_rms
-from lwa_transient.select import SubbandImages, collect_paths, select_images
+from lwa_transient.select import SubbandImages, collect_paths, search_category, select_images
 
 __all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_images", "read_candidates"]
 
@@ -70,13 +70,29 @@ CSV_COLUMNS = (
 )
 
 
+_T = Transient()
+
+
+def _pair(t: Transient, name: str) -> tuple[float, float]:
+    """A two-number `[transient]` value as floats (TOML lists of integers included)."""
+    value = getattr(t, name)
+    try:
+        a, b = value
+        return float(a), float(b)
+    except (TypeError, ValueError):
+        raise LwaError(f"config: 'transient.{name}' must be two numbers, got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class SearchParams:
-    """Every knob of the search; `from_config` takes the defaults from `cfg.transient`.
+    """Every knob of the search; the defaults are those of `lwa_common.config.Transient` (and
+    `Cutout.size_deg`), and `from_config` takes them from a loaded config's `[transient]` table.
 
     Pairs: `*_mask_sigma` = (2-beam threshold, 1-beam threshold); `*_ateam_radius_deg` = (radius
     around Vir A / Tau A and other A-team sources, radius around the major ones Cyg A / Cas A);
-    `bilobe_ratio` = (min, max) of |candidate| / |partner|; `bilobe_sigma` = (partner, candidate).
+    `bilobe_ratio` = (min, max) of |candidate| / |partner|; `bilobe_sigma` = (partner, candidate);
+    `mask_beams` = (radius of the disks above the first `*_mask_sigma`, radius above the second),
+    in restoring beams. `robust`: the ROBUST of the images to search.
     `steady_ratio`: in the I search, a deep-I source at least this many times brighter in the
     10 min image than in the deep image is the transient itself and is not masked there (0: off).
     `ateam` / `ateam_file` / `ateam_major_jy`: built-in J2000 A-team, or a TTCal sources.json whose
@@ -84,29 +100,29 @@ class SearchParams:
     `stokes`: the searches to run; `products`: write cutouts and PNGs.
     """
 
-    v_sigma: float = 5.0
-    i_sigma: float = 7.0
-    rms_box_px: int = 32
-    rms_smooth_boxes: int = 3
-    v_mask_sigma: tuple[float, float] = (500.0, 100.0)
-    i_mask_sigma: tuple[float, float] = (100.0, 30.0)
-    mask_beams: tuple[float, float] = (2.0, 1.0)
-    steady_ratio: float = 2.0
-    v_ateam_radius_deg: tuple[float, float] = (3.0, 5.0)
-    i_ateam_radius_deg: tuple[float, float] = (10.0, 15.0)
+    v_sigma: float = _T.v_sigma
+    i_sigma: float = _T.i_sigma
+    rms_box_px: int = _T.rms_box_px
+    rms_smooth_boxes: int = _T.rms_smooth_boxes
+    v_mask_sigma: tuple[float, float] = (_T.v_mask_high_sigma, _T.v_mask_low_sigma)
+    i_mask_sigma: tuple[float, float] = (_T.i_mask_high_sigma, _T.i_mask_low_sigma)
+    mask_beams: tuple[float, float] = _T.mask_beams
+    steady_ratio: float = _T.steady_ratio
+    v_ateam_radius_deg: tuple[float, float] = _T.v_ateam_radius_deg
+    i_ateam_radius_deg: tuple[float, float] = _T.i_ateam_radius_deg
     ateam: tuple[AteamSource, ...] = ATEAM_J2000
     ateam_file: Path | None = None
-    ateam_major_jy: float = 5000.0
+    ateam_major_jy: float = _T.ateam_major_jy
     bilobe: bool = True
-    bilobe_radius_arcmin: float = 30.0
-    bilobe_ratio: tuple[float, float] = (0.2, 5.0)
-    bilobe_sigma: tuple[float, float] = (3.0, 4.0)
+    bilobe_radius_arcmin: float = _T.bilobe_radius_arcmin
+    bilobe_ratio: tuple[float, float] = _T.bilobe_ratio
+    bilobe_sigma: tuple[float, float] = _T.bilobe_sigma
     drop_bilobe: bool = False
-    catalog_match_arcmin: float = 2.0
-    max_cutouts: int = 5
-    warn_candidates: int = 10
-    cutout_size_deg: float = 2.0
-    robust: float = 0.0
+    catalog_match_arcmin: float = _T.catalog_match_arcmin
+    max_cutouts: int = _T.max_cutouts
+    warn_candidates: int = _T.warn_candidates
+    cutout_size_deg: float = Cutout().size_deg
+    robust: float = _T.robust
     stokes: tuple[str, ...] = ("V", "I")
     products: bool = True
 
@@ -115,13 +131,16 @@ class SearchParams:
         """Defaults from `cfg.transient` (and `cfg.cutout.size_deg`); `None` overrides are ignored."""
         t = cfg.transient
         base = cls(
-            v_sigma=t.v_sigma, i_sigma=t.i_sigma, rms_box_px=t.rms_box_px,
+            v_sigma=t.v_sigma, i_sigma=t.i_sigma, rms_box_px=t.rms_box_px, rms_smooth_boxes=t.rms_smooth_boxes,
             v_mask_sigma=(t.v_mask_high_sigma, t.v_mask_low_sigma),
-            i_mask_sigma=(t.i_mask_high_sigma, t.i_mask_low_sigma),
-            v_ateam_radius_deg=tuple(t.v_ateam_radius_deg), i_ateam_radius_deg=tuple(t.i_ateam_radius_deg),
-            bilobe_radius_arcmin=t.bilobe_radius_arcmin, bilobe_ratio=tuple(t.bilobe_ratio),
-            bilobe_sigma=tuple(t.bilobe_sigma), catalog_match_arcmin=t.catalog_match_arcmin,
+            i_mask_sigma=(t.i_mask_high_sigma, t.i_mask_low_sigma), mask_beams=_pair(t, "mask_beams"),
+            steady_ratio=t.steady_ratio,
+            v_ateam_radius_deg=_pair(t, "v_ateam_radius_deg"), i_ateam_radius_deg=_pair(t, "i_ateam_radius_deg"),
+            ateam_major_jy=t.ateam_major_jy,
+            bilobe_radius_arcmin=t.bilobe_radius_arcmin, bilobe_ratio=_pair(t, "bilobe_ratio"),
+            bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_arcmin=t.catalog_match_arcmin,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
+            robust=t.robust,
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -137,6 +156,14 @@ class SearchParams:
             raise LwaError(f"--rms-box-px must be at least 4, got {self.rms_box_px}")
         if self.rms_smooth_boxes < 1:
             raise LwaError(f"--rms-smooth-boxes must be at least 1, got {self.rms_smooth_boxes}")
+        for name in ("v_mask_sigma", "i_mask_sigma", "mask_beams", "v_ateam_radius_deg", "i_ateam_radius_deg",
+                     "bilobe_ratio", "bilobe_sigma"):
+            if len(getattr(self, name)) != 2:
+                raise LwaError(f"{name} takes two numbers, got {getattr(self, name)}")
+        if not min(self.mask_beams) > 0:
+            raise LwaError(f"--mask-beams must be positive, got {self.mask_beams}")
+        if self.steady_ratio < 0:
+            raise LwaError(f"--steady-ratio must be >= 0 (0: off), got {self.steady_ratio:g}")
         lo, hi = self.bilobe_ratio
         if not 0 < lo <= hi:
             raise LwaError(f"--bilobe-ratio needs 0 < min <= max, got {lo:g} {hi:g}")
@@ -515,7 +542,7 @@ class _Search:
                                   p.v_ateam_radius_deg)[0]
             pix = _pixel_arcmin(img.wcs)
             outcome = _search_one(img.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), pixel_arcmin=pix)
-            interval = "deep" if info.category == "deep" else info.interval
+            interval = "deep" if search_category(info) == "deep" else info.interval
             ref = (group.ten_i.get(interval) if interval != "deep" else None) or group.deep_i
             found = _candidates(outcome, img, stokes="V", interval=interval, pixel_arcmin=pix,
                                 reference=str(ref.path) if ref else "")

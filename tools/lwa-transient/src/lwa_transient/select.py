@@ -1,10 +1,14 @@
 """Choose the images of the search by their headers (ARCHITECTURE.md), never by file name.
 
-An image takes part when STOKES is I or V, IMGCAT is `deep` or `10min`, PBCOR is false, TAPER > 0
-and ROBUST equals the wanted robust (0: the R0 configurations). Images are grouped by SUBBAND and,
-inside a subband, into deep I, deep V, and 10 min I / V per INTERVAL. A slot filled by both a
-dewarped and an undewarped image keeps the dewarped one; an undewarped image is used only when no
-dewarped one exists for its slot (logged as a warning).
+An image takes part when STOKES is I or V, IMGCAT is `deep` or `10min` (or `stack`, below), PBCOR
+is false, TAPER > 0 and ROBUST equals the wanted robust (0: the R0 configurations). Images are
+grouped by SUBBAND and, inside a subband, into deep I, deep V, and 10 min I / V per INTERVAL. A slot
+filled by both a dewarped and an undewarped image keeps the dewarped one; an undewarped image is
+used only when no dewarped one exists for its slot (logged as a warning).
+
+Wideband stacks written by lwa-stack (IMGCAT = `stack`, SUBBAND = the band name Red/Green/Blue) are
+searched like the images they stack: a stack is deep when its INTERVAL is `deep` and 10 min
+otherwise (INTERVAL `t000N`), and it forms its own group under its band name.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import ImageInfo, image_info
 
-__all__ = ["SubbandImages", "collect_paths", "select_images"]
+__all__ = ["SubbandImages", "collect_paths", "search_category", "select_images"]
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +61,18 @@ def collect_paths(inputs: Iterable[str | Path]) -> list[Path]:
     return unique
 
 
+def search_category(info: ImageInfo) -> str:
+    """`deep` or `10min` for a searchable category (a wideband stack: by its INTERVAL), else IMGCAT."""
+    if info.category == "stack":
+        return "deep" if info.interval == "deep" else "10min"
+    return info.category
+
+
 def _reject(info: ImageInfo, robust: float) -> str | None:
     if info.stokes.upper() not in ("I", "V"):
         return f"STOKES={info.stokes or '?'}"
-    if info.category not in ("deep", "10min"):
+    category = search_category(info)
+    if category not in ("deep", "10min"):
         return f"IMGCAT={info.category or '?'}"
     if info.pbcor:
         return "primary-beam corrected"
@@ -68,8 +80,8 @@ def _reject(info: ImageInfo, robust: float) -> str | None:
         return "not tapered (TAPER=0)"
     if info.robust is None or abs(float(info.robust) - robust) > 1e-6:
         return f"ROBUST={info.robust} (want {robust:g})"
-    if info.category == "10min" and not info.interval:
-        return "10min image without INTERVAL"
+    if category == "10min" and not info.interval:
+        return f"{info.category} image without INTERVAL"
     return None
 
 
@@ -84,13 +96,13 @@ def select_images(paths: Sequence[Path], *, robust: float = 0.0) -> dict[str, Su
             log.debug("skip %s: %s", path, why)
             rejected[why] = rejected.get(why, 0) + 1
             continue
-        interval = "deep" if info.category == "deep" else info.interval
+        interval = "deep" if search_category(info) == "deep" else info.interval
         slots.setdefault((info.subband, info.stokes.upper(), interval), []).append(info)
     if not slots:
         reasons = "; ".join(f"{n} {why}" for why, n in sorted(rejected.items())) or "no FITS files"
         raise LwaError(
-            f"no usable image among {len(paths)} input(s) (need STOKES I/V, IMGCAT deep/10min, PBCOR=F, TAPER>0, "
-            f"ROBUST={robust:g}): {reasons}"
+            f"no usable image among {len(paths)} input(s) (need STOKES I/V, IMGCAT deep/10min/stack, PBCOR=F, "
+            f"TAPER>0, ROBUST={robust:g}): {reasons}"
         )
     groups: dict[str, SubbandImages] = {}
     undewarped: dict[str, list[str]] = {}
