@@ -235,6 +235,8 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
         optional color lwa-stack color "$dir/Wideband" -o "$dir/Wideband" --overwrite "${cfg_opt[@]}"
         optional wideband-search lwa-stack search "$dir/Wideband" -o "$dir/Wideband/transients" \
             ${catalog:+--catalog "$catalog"} --overwrite "${cfg_opt[@]}"
+        optional wideband-solar lwa-cutout solar-system --images "$dir/Wideband" -o "$dir/Wideband/solar" \
+            --overwrite "${cfg_opt[@]}"
     fi
     step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
     step report lwa-stack report "$dir" -o "$dir/report.html" --overwrite "${cfg_opt[@]}"

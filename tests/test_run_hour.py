@@ -113,6 +113,7 @@ def test_local_run_makes_every_product(local_run, hour_data):
     # aggregation ran on what exists; the broken subband is reported, not fatal
     assert (work / "10h" / "report.html").exists()
     assert list((work / "10h" / "Wideband").glob("Wideband_*.fits"))
+    assert list((work / "10h" / "Wideband" / "solar").glob("*/*_photometry.csv"))  # bodies on the stacks
     assert "subband 64MHz, LST 10h failed" in res.stderr
     state = json.loads((work / "state.json").read_text())
     assert state["subbands"]["10h/64MHz"]["status"] == "failed"

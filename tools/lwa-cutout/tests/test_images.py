@@ -97,3 +97,13 @@ def test_only_10min_images_make_a_set_without_deep(allsky, tmp_path):
              date_obs=f"2024-12-20T12:{10 * (k - 1):02d}:00")
     (image_set,) = find_sets([tmp_path / "o"])
     assert image_set.deep_i is None and sorted(image_set.ten_i) == ["t0001", "t0002", "t0003"]
+
+
+def test_wideband_stacks_are_measured_like_deep_and_10min_images(allsky, tmp_path):
+    """lwa-stack's stacks (IMGCAT stack, SUBBAND = band) are deep or 10-min by their INTERVAL."""
+    _img(allsky, "w/deep.fits", category="stack", keywords={"SUBBAND": "Green"})
+    _img(allsky, "w/t2.fits", category="stack", interval="t0002", keywords={"SUBBAND": "Green"})
+    records = {r.path.name: r for r in scan_images([tmp_path / "w"])}
+    assert (records["deep.fits"].category, records["deep.fits"].interval) == ("deep", "deep")
+    assert (records["t2.fits"].category, records["t2.fits"].interval) == ("10min", "t0002")
+    assert {r.subband for r in records.values()} == {"Green"}

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 DEEP_CLUSTER_DAYS = 10.0 / 1440.0  # deep images closer than 10 min in mid-time are one set
 ASSIGN_PAD_DAYS = 1.0 / 1440.0
 NEAREST_DEEP_DAYS = 1.0 / 24.0  # a 10 min image outside every span joins a deep image within 1 h
-SKIP_CATEGORIES = ("snapshot", "diff", "stack")
+SKIP_CATEGORIES = ("snapshot", "diff", "screen")
 _INTERVAL_RE = re.compile(r"^t?(\d+)$", re.IGNORECASE)
 
 
@@ -122,6 +122,8 @@ def read_record(path: str | Path, *, fallback: bool = False) -> ImageRecord | No
         return None
     if category in SKIP_CATEGORIES:
         return None
+    if category == "stack":  # a wideband stack (lwa-stack): deep or one 10-min interval, by INTERVAL
+        category = "deep" if str(header.get("INTERVAL", "deep")).strip().lower() == "deep" else "10min"
     if category not in ("deep", "10min"):
         log.debug("skipping %s: IMGCAT %s", path, category)
         return None
