@@ -24,19 +24,10 @@ from pathlib import Path
 
 from astropy.time import Time
 
-from lwa_common.testing import shared_data_dir, system_cfg_path
+from lwa_common.testing import best_of, shared_data_dir, system_cfg_path
 from lwa_peel import peel_ms
 from lwa_peel.dp3 import run_dp3, write_parset
 from lwa_sim import ObserveSettings, observe, parse_spec
-
-
-def _best(func, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -89,10 +80,10 @@ def main() -> None:
         def converged() -> None:
             peel_ms(work, ateam, in_place=True, input_column="DATA", column="PEELED_DATA", max_iterations=50)
 
-        t_peel = _best(peel, args.repeat)
-        t_inplace = _best(in_place, args.repeat)
-        t_converged = _best(converged, args.repeat)
-        t_predict = _best(predict, args.repeat)
+        t_peel = best_of(peel, args.repeat)
+        t_inplace = best_of(in_place, args.repeat)
+        t_converged = best_of(converged, args.repeat)
+        t_predict = best_of(predict, args.repeat)
         print(f"{'step':<40}{'seconds':>10}{'/ predict':>11}")
         for label, t in (("lwa-peel sky (copy, default)", t_peel), ("lwa-peel sky --in-place", t_inplace),
                          ("lwa-peel sky --in-place, 50 iterations", t_converged),

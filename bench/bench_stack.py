@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from astropy.wcs import FITSFixedWarning
 from lwa_common.config import load_config
 from lwa_common.fitsio import write_image
 from lwa_common.subbands import subband_freqs
-from lwa_common.testing import allsky_header, synthetic_image
+from lwa_common.testing import allsky_header, best_of, synthetic_image
 from lwa_stack import bands_from_config, stack_arrays, wideband
 
 GREEN = (41, 46, 50, 55, 59, 18, 23, 27)
@@ -43,15 +42,6 @@ def numpy_weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.nda
     den = np.sum(np.isfinite(cube) * w, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan)
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import argparse
 import logging
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from astropy.stats import mad_std
 from astropy.wcs import WCS, FITSFixedWarning
 from scipy import ndimage
 
-from lwa_common.testing import allsky_header
+from lwa_common.testing import allsky_header, best_of
 from lwa_transient import SearchParams, local_background_rms, search_images
 
 KW = {"TAPER": 30.0, "ROBUST": 0.0, "PBCOR": False, "DEWARPED": True, "SUBBAND": "55MHz", "FREQMHZ": 55.0}
@@ -57,15 +56,6 @@ def make_image(header: fits.Header, sources: list[tuple[float, float, float]], n
     r2 = ((xx - n / 2) ** 2 + (yy - n / 2) ** 2) * header["CDELT2"] ** 2
     img[r2 > np.degrees(1.0) ** 2 * 0.98] = np.nan  # beyond the SIN horizon
     return img[None, None]
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["shared_data_dir", "system_cfg_path", "run_cli", "fit_point_source", "allsky_header", "synthetic_image"]
+__all__ = [
+    "shared_data_dir", "system_cfg_path", "run_cli", "fit_point_source", "allsky_header", "synthetic_image",
+    "best_of",
+]
 
 
 def shared_data_dir() -> Path:
@@ -37,6 +40,18 @@ def run_cli(args: list[str], *, cwd: Path | None = None, env: dict | None = None
     cmd = [str(exe) if exe.exists() else args[0], *args[1:]]
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def best_of(fn, repeat: int) -> float:
+    """Best wall-clock time of `repeat` calls of `fn` (the benchmarks' timer)."""
+    import time
+
+    times = []
+    for _ in range(max(repeat, 1)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def fit_point_source(image: np.ndarray, x0: float, y0: float, *, box: int = 7) -> dict[str, float]:

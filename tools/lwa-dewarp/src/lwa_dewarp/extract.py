@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
 from astropy.stats import SigmaClip, sigma_clipped_stats
-from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy.optimize import least_squares
 
 from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
+from lwa_common.fitsio import celestial_wcs
 
 __all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "find_compact_sources", "DETECTION_COLUMNS"]
 
@@ -40,13 +39,6 @@ DETECTION_COLUMNS = [
     "x", "y", "ra_deg", "dec_deg", "peak_jy", "flux_jy", "rms_jy", "snr", "fwhm_maj_px", "fwhm_min_px",
     "pos_err_px", "compact",
 ]
-
-
-def celestial_wcs(header: fits.Header) -> WCS:
-    """Celestial WCS of a header, without astropy's 'datfix' chatter about MJD-OBS."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        return WCS(header).celestial
 
 
 class Beam:

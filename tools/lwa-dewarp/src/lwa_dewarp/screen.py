@@ -44,7 +44,7 @@ from scipy.spatial.distance import cdist
 
 from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import write_image
+from lwa_common.fitsio import read_image, write_image
 from lwa_dewarp.extract import celestial_wcs
 
 __all__ = ["Screen", "OffsetModel", "fit_offset_model", "sample_screen", "read_screen", "write_screen",
@@ -341,13 +341,8 @@ def read_screen(path: str | Path) -> Screen:
     path = Path(path)
     if not path.exists():
         raise LwaError(f"screen not found: {path}")
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            data = hdul[0].data
-            header = hdul[0].header.copy()
-    except (OSError, ValueError, TypeError) as err:
-        raise LwaError(f"cannot read screen {path}: {err}") from None
-    if header.get("IMGCAT") != "screen" or data is None or data.ndim != 3 or data.shape[0] != 2:
+    data, header = read_image(path)
+    if header.get("IMGCAT") != "screen" or data.ndim != 3 or data.shape[0] != 2:
         raise LwaError(f"{path} is not an lwa-dewarp screen (expected IMGCAT='screen' and 2 planes dx, dy)")
     try:
         factor = int(header["SCRFACT"])

@@ -41,7 +41,6 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -50,10 +49,9 @@ from typing import Literal
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
 
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import ImageInfo, image_info, image_plane, read_image, write_image
+from lwa_common.fitsio import ImageInfo, celestial_wcs, image_info, image_plane, read_image, write_image
 from lwa_stack.noise import (
     NoiseRecord,
     find_images,
@@ -78,7 +76,6 @@ __all__ = [
     "stack_arrays",
     "regrid",
     "grid_signature",
-    "celestial",
     "wideband",
     "SCIENCE_ROBUSTS",
 ]
@@ -193,16 +190,9 @@ class StackResult:
     n_regridded: int
 
 
-def celestial(header: fits.Header) -> WCS:
-    """The celestial WCS of a header, without astropy's 'datfix' chatter (MJD-OBS from DATE-OBS)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        return WCS(header).celestial
-
-
 def grid_signature(header: fits.Header) -> tuple:
     """What makes two images share a pixel grid: celestial WCS + shape (rounded)."""
-    w = celestial(header)
+    w = celestial_wcs(header)
     wcs = w.wcs
     return (
         int(header.get("NAXIS1", 0)), int(header.get("NAXIS2", 0)), tuple(wcs.ctype),
@@ -300,9 +290,9 @@ def regrid(plane: np.ndarray, header: fits.Header, ref_header: fits.Header) -> n
     """Bilinear reprojection of a 2-D plane onto the reference grid (NaN outside its footprint)."""
     from reproject import reproject_interp
 
-    ref_wcs = celestial(ref_header)
+    ref_wcs = celestial_wcs(ref_header)
     shape = (int(ref_header["NAXIS2"]), int(ref_header["NAXIS1"]))
-    out, footprint = reproject_interp((np.asarray(plane, dtype=np.float64), celestial(header)), ref_wcs,
+    out, footprint = reproject_interp((np.asarray(plane, dtype=np.float64), celestial_wcs(header)), ref_wcs,
                                       shape_out=shape, order="bilinear")
     out[footprint <= 0] = np.nan
     return out

@@ -26,7 +26,6 @@ import io
 import logging
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -36,7 +35,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 
 from lwa_common.catalogs import read_reference_catalog
 from lwa_common.config import Config, Cutout, Transient
@@ -260,17 +259,11 @@ class _Image:
     wcs: WCS
 
 
-def _wcs(header: fits.Header) -> WCS:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        return celestial_wcs(header)
-
-
 def _load(info: ImageInfo) -> _Image:
     data, header = read_image(info.path)
     plane = np.ascontiguousarray(image_plane(data), dtype=np.float32)
     plane[~sky_mask(header)] = np.nan  # beyond the horizon of an all-sky image: nothing is real
-    return _Image(info, plane, header, _wcs(header))
+    return _Image(info, plane, header, celestial_wcs(header))
 
 
 def _header_shape(path: Path) -> tuple[int, int]:
