@@ -8,11 +8,13 @@ from pathlib import Path
 import click
 
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
-from lwa_peel.peel import MODES, TOOL_DEFAULTS, peel_ms
+from lwa_common.config import Peel
+from lwa_peel.peel import MODES, peel_ms
 
 __all__ = ["cli", "main"]
 
 log = logging.getLogger(__name__)
+_D = Peel()  # defaults shown in --help
 
 
 def _shared(func):
@@ -35,12 +37,12 @@ def _shared(func):
         click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="DDECal convergence tolerance  [default: config peel.tolerance, 1e-4]."),
         click.option("--step-size", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
-                     help=f"DDECal step size  [default: {TOOL_DEFAULTS['step_size']}]."),
+                     help=f"DDECal step size  [default: config peel.step_size, {_D.step_size}]."),
         click.option("--channels-per-solution", type=click.IntRange(min=0), default=None,
                      help="Channels per gain solution; 0 = the whole band  [default: sky "
-                          f"{TOOL_DEFAULTS['channels_per_solution']}, rfi {TOOL_DEFAULTS['rfi_channels_per_solution']}]."),
+                          f"{_D.channels_per_solution}, rfi {_D.rfi_channels_per_solution} (config peel)]."),
         click.option("--mode", type=click.Choice(MODES), default=None,
-                     help=f"DDECal solution type  [default: {TOOL_DEFAULTS['mode']}]."),
+                     help=f"DDECal solution type  [default: config peel.mode, {_D.mode}]."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output MS and its side products."),
         json_option,
         common_options,

@@ -37,23 +37,13 @@ from lwa_common.provenance import stamp_ms, tool_version
 from lwa_peel.dp3 import Dp3Run, dp3_env, find_dp3, run_dp3, thread_count, write_parset
 from lwa_peel.model import Direction, Skipped, rfi_directions, sky_directions, write_skymodel
 
-__all__ = ["PeelResult", "MsInfo", "ms_info", "peel_ms", "product_paths", "resolve_settings", "TOOL_DEFAULTS"]
+__all__ = ["PeelResult", "MsInfo", "ms_info", "peel_ms", "product_paths", "resolve_settings"]
 
 log = logging.getLogger(__name__)
 
 KINDS = ("sky", "rfi")
 MODES = ("diagonal", "scalar", "fulljones")
 MARKER = "LWA_PEEL"
-
-# Defaults that lwa_common.config.Peel does not (yet) carry; a config field of the same name wins.
-TOOL_DEFAULTS = {
-    "step_size": 0.5,  # DDECal's 0.2 needs ~3x more iterations for the same residual
-    "channels_per_solution": 0,  # sky: one solution per source over the whole band of the MS
-    "rfi_channels_per_solution": 1,  # rfi: per channel, the gains absorb the ragged measured spectra
-    "mode": "diagonal",
-    "beam": True,  # multiply the sky model by the Stokes I beam at each source's az/el
-}
-
 
 @dataclass(frozen=True)
 class MsInfo:
@@ -157,21 +147,17 @@ def _load_sources(sources, kind: str) -> tuple[list, str]:
     return chosen, label
 
 
-def _cfg_value(cfg: Config, name: str):
-    return getattr(cfg.peel, name, TOOL_DEFAULTS.get(name))
-
-
 def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -> dict:
-    """Peel settings: the given values, else the config (`[peel]`), else `TOOL_DEFAULTS`."""
+    """Peel settings: the given values, else the config (`[peel]`)."""
     cfg = cfg or load_config(None)
     names = ("min_elevation_deg", "uv_min_lambda", "max_iterations", "tolerance", "step_size",
              "channels_per_solution", "mode", "beam")
-    out = {name: given.get(name) if given.get(name) is not None else _cfg_value(cfg, name) for name in names}
+    out = {name: given.get(name) if given.get(name) is not None else getattr(cfg.peel, name) for name in names}
     if kind == "rfi":
         out.pop("min_elevation_deg")
         out.pop("beam")
         if given.get("channels_per_solution") is None:
-            out["channels_per_solution"] = _cfg_value(cfg, "rfi_channels_per_solution")
+            out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
     if kind == "sky":
         out["beam_file"] = given.get("beam_file") if given.get("beam_file") is not None else cfg.primary_beam.beam_file
     if out["mode"] not in MODES:
@@ -239,7 +225,7 @@ def peel_ms(
     """Peel the `kind` ("sky" or "rfi") sources of `sources` (a TTCal sources.json or records).
 
     Writes a copy `output` (default) or, with `in_place`, the MS `ms` itself. Settings left None
-    come from `config.peel` (then `TOOL_DEFAULTS`). Returns what was done; raises `LwaError`
+    come from `config.peel`. Returns what was done; raises `LwaError`
     (one line) on bad input, before any output is written.
     """
     if kind not in KINDS:
