@@ -181,6 +181,8 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
     beam = _beam_model(spec)
     rng = np.random.default_rng(settings.seed)
     transient_names = {t.source.name: t for t in spec.transients}
+    positions = np.array([_offset_position(s) for s in sources]).reshape(-1, 2)  # apparent (ra, dec) deg
+    horizontal: dict[int, SkyCoord] = {}  # integration -> AltAz of every source
 
     telescope = Telescope.new(
         name="OVRO-LWA", instrument="OVRO-LWA", location=loc,
@@ -220,8 +222,10 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
             scale = freqs[None, :] / C_M_S  # wavelengths per metre
             u_l, v_l, w_l = (uvw[:, i, None] * scale for i in range(3))
             frame = AltAz(obstime=tmid, location=loc)
+            if k not in horizontal:  # one transform of every source per integration, shared by subbands
+                horizontal[k] = SkyCoord(positions[:, 0] * u.deg, positions[:, 1] * u.deg).transform_to(frame)
             total_auto = np.zeros(len(freqs))
-            for s in sources:
+            for s, (ra, dec), c in zip(sources, positions, horizontal[k]):
                 flux = s.flux_at(freqs)
                 if s.name in transient_names:
                     tr = transient_names[s.name]
@@ -231,8 +235,6 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
                     v_flux = flux if tr.stokes == "V" else flux * s.v_frac
                 else:
                     i_flux, v_flux = flux, flux * s.v_frac
-                ra, dec = _offset_position(s)
-                c = SkyCoord(ra * u.deg, dec * u.deg).transform_to(frame)
                 el, az = c.alt.deg, c.az.deg
                 if el <= 0:
                     continue
