@@ -63,6 +63,7 @@ while [ $# -gt 0 ]; do
         --partition) partition=$2; shift 2 ;;
         --stage) stage=$2; stage_hour=$3; stage_sb=$4; shift 4 ;;
         -h|--help) usage; exit 0 ;;
+        --version) echo "run_hour.sh $(lwa-common --version | cut -d" " -f2-)"; exit 0 ;;
         *) echo "run_hour: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -233,7 +234,7 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
     optional wideband lwa-stack wideband "${imgs[@]}" -o "$dir/Wideband" --overwrite "${cfg_opt[@]}"
     if [ -d "$dir/Wideband" ]; then
         optional color lwa-stack color "$dir/Wideband" -o "$dir/Wideband" --overwrite "${cfg_opt[@]}"
-        optional wideband-search lwa-stack search "$dir/Wideband" -o "$dir/Wideband/transients" \
+        optional wideband-search lwa-transient search "$dir/Wideband" -o "$dir/Wideband/transients" \
             ${catalog:+--catalog "$catalog"} --overwrite "${cfg_opt[@]}"
         optional wideband-solar lwa-cutout solar-system --images "$dir/Wideband" -o "$dir/Wideband/solar" \
             --overwrite "${cfg_opt[@]}"

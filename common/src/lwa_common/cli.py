@@ -21,7 +21,7 @@ import click
 
 from lwa_common.config import Config, config_to_dict, load_config
 from lwa_common.errors import LwaError
-from lwa_common.provenance import command_line
+from lwa_common.provenance import command_line, git_hash, tool_version
 
 __all__ = [
     "common_options",
@@ -31,6 +31,7 @@ __all__ = [
     "json_option",
     "setup_logging",
     "run_main",
+    "version_string",
     "emit",
     "ExistingPath",
     "NewPath",
@@ -120,9 +121,25 @@ def emit(value: Any, *, as_json: bool = False) -> None:
         click.echo(str(value))
 
 
+def version_string(distribution: str) -> str:
+    """`lwa-flag 0.2.0 (git 1a2b3c4)`: the installed version, plus the git hash from a checkout."""
+    ghash = git_hash()
+    return f"{distribution} {tool_version(distribution)}{f' (git {ghash})' if ghash else ''}"
+
+
+def _add_version_option(group: click.Command) -> None:
+    """`--version` on a tool's group, named after its package (lwa_flag -> lwa-flag)."""
+    if any("--version" in p.opts for p in group.params):
+        return
+    module = getattr(group.callback, "__module__", None) or "lwa_common"
+    distribution = module.split(".")[0].replace("_", "-")
+    click.version_option(message=version_string(distribution), help="Print the version and exit.")(group)
+
+
 def run_main(group: click.Group, argv: list[str] | None = None) -> None:
     """Entry point body: run `group`, map LwaError/OSError to one stderr line and exit 1."""
     prog = Path(sys.argv[0]).name if sys.argv else group.name
+    _add_version_option(group)
     try:
         group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Abort:

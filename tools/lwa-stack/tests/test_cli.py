@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from lwa_common.testing import run_cli
 
-COMMANDS = ("noise", "wideband", "color", "search", "gather", "report", "archive")
+COMMANDS = ("noise", "wideband", "color", "gather", "report", "archive")
 
 
 def _hashes(folder):
@@ -60,7 +60,6 @@ def test_noise_wideband_color_chain(synth, tmp_path):
         (["wideband", "{empty}", "-o", "{tmp}/wb"], "no per-subband images to stack"),
         (["noise", "{bad}", "-o", "{tmp}/n.csv"], "no image could be measured"),
         (["color", "{empty}", "-o", "{tmp}/c"], "no deep Stokes I wideband stacks"),
-        (["search", "{empty}", "-o", "{tmp}/s"], "no wideband transient stacks"),
         (["archive", "{empty}", "--archive-root", "{tmp}/a", "--sample", "x"], "holds no product files"),
         (["wideband", "{empty}", "-o", "{tmp}/wb", "--noise-csv", "{bad}"], "not a thermal_noise.csv"),
     ],

@@ -1,4 +1,7 @@
-"""Wideband transient search: a V transient too faint in every subband is found in the stack."""
+"""Wideband transient search: a V transient too faint in every subband is found in the stack.
+
+The search is `lwa-transient search` run on the stacks (it takes them by header); lwa-transient is a
+test dependency of lwa-stack, never an import of its package."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import pytest
 
 from lwa_common.config import load_config
 from lwa_common.testing import run_cli
-from lwa_stack.search import search_wideband
 from lwa_stack.stack import bands_from_config, wideband
 from lwa_transient.search import SearchParams, search_images
 
@@ -38,8 +40,9 @@ def test_wideband_v_transient_found_only_in_stack(synth, tmp_path):
 
     wb = tmp_path / "wb"
     wideband([synth.run], outdir=wb, bands=bands_from_config(CFG.stack.bands_mhz))
-    summary = search_wideband([wb], outdir=tmp_path / "search", cfg=CFG)
-    rows = pd.read_csv(summary["csv"])
+    res = run_cli(["lwa-transient", "search", str(wb), "-o", str(tmp_path / "search"), "--json"])
+    assert res.returncode == 0, res.stderr
+    rows = pd.read_csv(tmp_path / "search" / "candidates.csv")
     sep = np.hypot((rows["ra"] - src[0]) * np.cos(np.radians(src[1])), rows["dec"] - src[1])
     hit = rows[(rows["stokes"] == "V") & (sep < 0.6)]  # within a pixel
     assert len(hit) == 1, rows
@@ -48,5 +51,3 @@ def test_wideband_v_transient_found_only_in_stack(synth, tmp_path):
     assert len(rows[rows["stokes"] == "V"]) == 1  # no false V candidate
     png = hit.iloc[0]["png"]
     assert isinstance(png, str) and png.endswith(".png")
-    res = run_cli(["lwa-stack", "search", str(wb), "-o", str(tmp_path / "search2"), "--json"])
-    assert res.returncode == 0, res.stderr

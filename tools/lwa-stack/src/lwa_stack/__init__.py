@@ -1,9 +1,9 @@
-"""lwa-stack: wideband stacks, thermal noise, 3-colour PNGs, wideband transient search, gathered
+"""lwa-stack: wideband stacks, thermal noise, 3-colour PNGs, gathered
 detections, the run report and the archive of an OVRO-LWA run.
 
 The core functions take paths or arrays and keyword-only options; the `lwa-stack` CLI is a thin layer
-over them. Names are imported on first use (PEP 562), so the CLI starts without loading every module;
-`lwa_stack.search` (the wideband transient search) runs lwa-transient's search core on the stacks.
+over them. Names are imported on first use (PEP 562), so the CLI starts without loading every module.
+The wideband transient search is `lwa-transient search` run on the stacks (it takes them by header).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ _EXPORTS = {
     "noise": ("NoiseRecord", "find_images", "measure_image", "measure_images", "read_noise_csv", "robust_rms",
               "write_noise_csv"),
     "report": ("build_report", "qa_scores", "score_colour"),
-    "search": ("search_wideband",),
     "stack": ("Band", "bands_from_config", "plan_stacks", "regrid", "stack_arrays", "stack_name", "wideband"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

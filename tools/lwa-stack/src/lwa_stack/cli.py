@@ -138,32 +138,6 @@ def color_cmd(inputs: tuple[Path, ...], output: Path, percentiles: tuple[float, 
     emit({"outputs": [str(p) for p in written]} if as_json else [str(p) for p in written], as_json=as_json)
 
 
-@cli.command("search")
-@inputs_argument
-@click.option("-o", "--output", type=NewPath, required=True, help="Folder for candidates.csv, cutouts and PNGs.")
-@click.option("--catalog", type=ExistingPath, default=None, help="Reference catalogue CSV for candidate matching.")
-@overwrite_option
-@json_option
-@common_options
-def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, overwrite: bool, as_json: bool,
-               cfg) -> None:
-    """Wideband transient search on the transient stacks in INPUTS (lwa-transient's search core).
-
-    Per band: Stokes V deep and each 10 min stack searched directly, Stokes I as (10 min - deep),
-    with the masks and thresholds of the config's [transient] table (lwa-transient's search core).
-    Prints the paths written.
-
-    \b
-    Example:
-      lwa-stack search run/Wideband -o run/Wideband/transients --catalog sim/catalog.csv
-    """
-    from lwa_stack.search import search_wideband
-
-    result = search_wideband(inputs, outdir=output, cfg=cfg, catalog=catalog, overwrite=overwrite,
-                             argv=sys.argv)
-    emit(result if as_json else result.get("outputs", []), as_json=as_json)
-
-
 @cli.command("gather")
 @click.argument("rundirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=NewPath, required=True,
