@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +45,7 @@ ExistingPath = click.Path(exists=True, path_type=Path)
 NewPath = click.Path(path_type=Path)
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # ISO 8601, local time with its offset
 
 
 def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
@@ -52,14 +55,14 @@ def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+    stream.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
     stream.setLevel(level)
     root.addHandler(stream)
     root.setLevel(logging.DEBUG if log_file else level)
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file)
-        fh.setFormatter(logging.Formatter(LOG_FORMAT))
+        fh.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
         fh.setLevel(logging.INFO if verbose < 2 else logging.DEBUG)
         root.addHandler(fh)
     for noisy in ("matplotlib", "PIL", "numba", "h5py", "asyncio", "fontTools"):
@@ -136,26 +139,60 @@ def _add_version_option(group: click.Command) -> None:
     click.version_option(message=version_string(distribution), help="Print the version and exit.")(group)
 
 
+class Terminated(BaseException):
+    """SIGTERM (Slurm's scancel, a job time limit) as an exception, so cleanup runs on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
+
+
 def run_main(group: click.Group, argv: list[str] | None = None) -> None:
-    """Entry point body: run `group`, map LwaError/OSError to one stderr line and exit 1."""
+    """Entry point body: run `group`; every failure becomes one stderr line and a non-zero exit.
+
+    `LwaError` and unreadable/unwritable paths (OSError) exit 1 with `prog: error: ...`; click's usage
+    errors exit 2; SIGINT exits 130 and SIGTERM 143. On an interrupt the exception unwinds the stack,
+    so `subprocess.run` kills the external tool it waits on (wsclean, aoflagger, DP3, ffmpeg) and
+    `atomic_path` removes its partial output. An unexpected exception (a bug) is reported on one line
+    too; its traceback goes to the log at DEBUG (`-vv` or `--log-file`).
+    """
     prog = Path(sys.argv[0]).name if sys.argv else group.name
     _add_version_option(group)
+    logger = logging.getLogger(prog)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo(f"{prog}: aborted", err=True)
-        sys.exit(1)
+        click.echo(f"{prog}: interrupted", err=True)
+        sys.exit(130)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo(f"{prog}: interrupted", err=True)
+        sys.exit(130)
+    except Terminated as err:
+        click.echo(f"{prog}: terminated by signal {err.signum}", err=True)
+        sys.exit(128 + err.signum)
     except LwaError as err:
-        logging.getLogger(prog).debug("failure", exc_info=True)
+        logger.debug("failure", exc_info=True)
         click.echo(f"{prog}: error: {err}", err=True)
         sys.exit(1)
-    except (OSError, RuntimeError, ValueError) as err:
-        logging.getLogger(prog).error("unexpected failure", exc_info=True)
-        click.echo(f"{prog}: error: {type(err).__name__}: {err}", err=True)
+    except OSError as err:
+        logger.debug("failure", exc_info=True)
+        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        click.echo(f"{prog}: error: cannot use{where}: {err.strerror or err}", err=True)
+        sys.exit(1)
+    except Exception as err:  # a bug: still one line for the user, the traceback at DEBUG
+        logger.debug("unexpected failure", exc_info=True)
+        click.echo(f"{prog}: error: unexpected {type(err).__name__}: {err} (rerun with -vv for the traceback)",
+                   err=True)
         sys.exit(1)
     sys.exit(0)
