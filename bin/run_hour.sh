@@ -9,7 +9,7 @@
 #       [--catalog FullVLSSCatalog.text] [--health badants.yml] [--hot-baselines] \
 #       [--peel-sky ateam.json] [--peel-rfi rfi.json] [--flux-skymodel sh2012.skymodel] \
 #       [--resume-science] [--run-label NAME] [--archive ROOT --sample NAME] [--config FILE] \
-#       [--image-size N --image-scale-deg D --niter-scale F] \
+#       [--image-size N --image-scale-deg D --niter-scale F] [--force STEP] \
 #       [--slurm [--cpus N --mem 8G --partition P]]
 #
 # Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, each stage as
@@ -18,7 +18,9 @@
 # go to <workdir>/<hour>/image_jobs.dep and one aggregation job per hour waits on all of them with
 # afterany (a failed subband does not block the aggregation of the others; it is reported).
 # A pre-flight audit (lwa-common audit) lists everything missing and exits 1 before any work.
-# Run state: <workdir>/state.json (plain JSON). Finished steps are skipped on a rerun.
+# Run state: <workdir>/state.json (plain JSON; per step: status, start, exit, seconds). A finished
+# step is skipped on a rerun unless its command or an input file changed; --force STEP reruns it
+# and every step after it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +33,7 @@ die() { echo "run_hour: error: $*" >&2; exit 1; }
 # ---- arguments ------------------------------------------------------------------------------
 range="" date="" subbands="" data="" workdir="" archive="" bp="" xy="" catalog="" health=""
 peel_sky="" peel_rfi="" hot=0 slurm=0 resume=0 run_label="" config="" stage="" stage_sb="" stage_hour=""
-targets=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
+targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
 orig_args=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
         --bp-table) bp=$2; shift 2 ;;
         --xy-table) xy=$2; shift 2 ;;
         --targets) targets+=("$2"); shift 2 ;;
+        --force) force+=("$2"); shift 2 ;;
         --catalog) catalog=$2; shift 2 ;;
         --health) health=$2; shift 2 ;;
         --hot-baselines) hot=1; shift ;;
@@ -81,25 +84,67 @@ cfg_opt=()
 [ -n "$config" ] && cfg_opt=(--config "$config")
 
 # ---- helpers -----------------------------------------------------------------------------------
-# step NAME CMD...: run one tool command, logging the exact command line and its output to
-# $logs/NAME.log; a step whose done-marker exists is skipped (reruns are safe and cheap).
+# fingerprint CMD...: what a step's done-marker records: the exact command line, and the size and
+# modification time of every regular file among its arguments that is not its output (tables,
+# targets, catalogues, config, images). Measurement sets are named in the command; their content is
+# not hashed (flaggers change them in place).
+fingerprint() {
+    printf '%q ' "$@"; printf '\n'
+    local a prev=""
+    for a in "$@"; do
+        case "$prev" in -o|--output) prev=$a; continue ;; esac
+        [ -f "$a" ] && stat -c '%n %s %Y' -- "$a"
+        prev=$a
+    done
+    return 0
+}
+
+# step NAME CMD...: run one tool command, logging the exact command line, its start, end, duration and
+# exit status and its output to $logs/NAME.log. A step is skipped when its done-marker records the same
+# command and inputs; a changed command or input (or --force NAME) reruns it and every later step of
+# its subband (their markers are newer), and the hour's aggregation.
 step() {
     local name=$1; shift
-    local log="$logs/$name.log" marker="$logs/.$name.done"
-    if [ -f "$marker" ]; then echo "run_hour: [$tag] $name: done before, skipped" >&2; return 0; fi
+    set -- "$@" -v  # every tool at INFO: its progress and timings go to the step log
+    local log="$logs/$name.log" marker="$logs/.$name.done" want
+    want=$(fingerprint "$@")
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && ! forced "$name"; then
+        echo "run_hour: [$tag] $name: done before with the same command and inputs, skipped" >&2; return 0
+    fi
+    if [ -f "$marker" ]; then  # rerun: later steps of this subband and the hour's aggregation are stale
+        find "$logs" -maxdepth 1 -name '.*.done' -newer "$marker" -delete
+        rm -f "$marker"
+        [ "${tag#*/}" != all ] && rm -f "$dir/../logs"/.*.done
+    fi
     local line="$*"
     [ ${#line} -le 400 ] || line="${line:0:400} ... (full command in $log)"
     echo "run_hour: [$tag] $name: $line" >&2
     { printf '$'; printf ' %q' "$@"; printf '\n'; } > "$log"
-    if "$@" >> "$log" 2>&1; then
-        touch "$marker"
+    local t0 rc=0
+    t0=$(date +%s)
+    echo "# start $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"
+    note_state "steps.$tag/$name.status=running" "steps.$tag/$name.start=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    "$@" -v >> "$log" 2>&1 || rc=$?
+    local took=$(( $(date +%s) - t0 ))
+    echo "# end $(date -u +%Y-%m-%dT%H:%M:%SZ) exit $rc after ${took}s" >> "$log"
+    note_state "steps.$tag/$name.status=$([ $rc -eq 0 ] && echo done || echo failed)" \
+        "steps.$tag/$name.exit=$rc" "steps.$tag/$name.seconds=$took"
+    if [ $rc -eq 0 ]; then
+        fingerprint "$@" > "$marker"
+        echo "run_hour: [$tag] $name: done in ${took}s" >&2
     else
-        local rc=$?
-        echo "run_hour: [$tag] $name FAILED (exit $rc); log: $log" >&2
-        tail -n 3 "$log" | sed 's/^/    /' >&2
+        echo "run_hour: [$tag] $name FAILED (exit $rc after ${took}s); log: $log" >&2
+        grep -v '^# ' "$log" | tail -n 3 | sed 's/^/    /' >&2
         note_state "subbands.$tag.failed=$name"
         return $rc
     fi
+}
+
+# forced NAME: --force names this step (or its family: --force peel-sky matches peel-sky-3)
+forced() {
+    local f
+    for f in "${force[@]}"; do [ "$1" = "$f" ] || [ "${1%-[0-9]*}" = "$f" ] && return 0; done
+    return 1
 }
 
 # note_state KEY=VALUE...: record progress in the run-state JSON (never fatal)

@@ -127,9 +127,29 @@ def test_rerun_is_safe_and_skips_finished_steps(local_run, hour_data):
     before = {k: p.stat().st_mtime for k, p in _products(work).items() if "55MHz/images" in k}
     res = _run(_args(hour_data, work))
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "science: done before, skipped" in res.stderr
+    assert "science: done before with the same command and inputs, skipped" in res.stderr
     after = {k: p.stat().st_mtime for k, p in _products(work).items() if "55MHz/images" in k}
     assert before == after
+
+
+@pytest.mark.slow
+def test_force_reruns_a_step_and_everything_after(local_run, hour_data):
+    work, _ = local_run
+    images = work / "10h" / "55MHz" / "images"
+    deep = images / "55MHz-I-Deep-Taper-Robust-0-image.fits"
+    pbcorr = images / "55MHz-I-Deep-Taper-Robust-0-image-pbcorr.fits"
+    t_deep, t_pbcorr = deep.stat().st_mtime, pbcorr.stat().st_mtime
+    res = _run(_args(hour_data, work, "--force", "pbcor"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "[10h/55MHz] science: done before with the same command and inputs, skipped" in res.stderr
+    for later in ("pbcor", "targets", "transients", "gather"):  # the forced step, the ones after, the hour's
+        assert f"] {later}: lwa-" in res.stderr, later
+    assert deep.stat().st_mtime == t_deep and pbcorr.stat().st_mtime > t_pbcorr
+    log = (work / "10h" / "55MHz" / "logs" / "pbcor.log").read_text().splitlines()
+    assert log[0].startswith("$ lwa-image pbcor") and log[-1].startswith("# end ") and "exit 0 after" in log[-1]
+    assert any(" INFO " in line for line in log)  # tools run at INFO with ISO-8601 times
+    state = json.loads((work / "state.json").read_text())
+    assert state["steps"]["10h/55MHz/pbcor"]["status"] == "done"
 
 
 @pytest.mark.slow
