@@ -17,8 +17,7 @@ from typing import Any
 
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import image_info
-from lwa_stack.noise import find_images
+from lwa_common.images import ImageHints, scan_images
 from lwa_transient.search import SearchParams, search_images
 
 __all__ = ["find_transient_stacks", "search_wideband"]
@@ -26,34 +25,35 @@ __all__ = ["find_transient_stacks", "search_wideband"]
 log = logging.getLogger(__name__)
 
 
-def find_transient_stacks(inputs: Sequence[str | Path]) -> list[Path]:
-    """Wideband stacks under `inputs` that the transient search uses (tapered, R0, non-PB)."""
+def find_transient_stacks(inputs: Sequence[str | Path], hints: ImageHints | None = None) -> list[Path]:
+    """Wideband stacks under `inputs` that the transient search uses (tapered, R0, non-PB; a stack
+    whose header does not give TAPER / ROBUST is taken), plus plain images (no IMGCAT: a WSClean
+    image, searched as it is)."""
+    infos, _ = scan_images(inputs, hints)
     out = []
-    for path in find_images(inputs):
-        try:
-            info = image_info(path)
-        except LwaError as err:
-            log.warning("skipping unreadable %s: %s", path, err)
-            continue
-        if (info.category == "stack" and info.stokes in ("I", "V") and info.taper > 0 and not info.pbcor
-                and info.robust is not None and abs(float(info.robust)) < 1e-6):
-            out.append(path)
+    for info in infos:
+        if not info.labelled:
+            out.append(info.path)
+        elif (info.category == "stack" and info.stokes in ("I", "V") and info.taper != 0 and not info.pbcor
+                and (info.robust is None or abs(float(info.robust)) < 1e-6)):
+            out.append(info.path)
     return out
 
 
 def search_wideband(inputs: Sequence[str | Path], *, outdir: str | Path, cfg: Config,
                     catalog: str | Path | None = None, overwrite: bool = False, argv: list[str] | None = None,
-                    **overrides: Any) -> dict[str, Any]:
+                    hints: ImageHints | None = None, **overrides: Any) -> dict[str, Any]:
     """Search the transient stacks under `inputs`; write OUTDIR/candidates.csv + products.
 
     `overrides` go to `lwa_transient.SearchParams.from_config` (e.g. v_sigma=6). Returns the search
     summary (`SearchResult.summary()`: csv, n_candidates, by_class, outputs, ...).
     """
-    stacks = find_transient_stacks(inputs)
+    stacks = find_transient_stacks(inputs, hints)
     if not stacks:
         raise LwaError(f"no wideband transient stacks (IMGCAT=stack, TAPER>0, ROBUST 0, PBCOR=F) under "
                        f"{', '.join(map(str, inputs))}; run 'lwa-stack wideband' first")
     log.info("wideband transient search on %d stacks", len(stacks))
     params = SearchParams.from_config(cfg, **overrides)
-    result = search_images(stacks, output=outdir, params=params, catalog=catalog, overwrite=overwrite, argv=argv)
+    result = search_images(stacks, output=outdir, params=params, catalog=catalog, overwrite=overwrite, argv=argv,
+                           hints=hints)
     return result.summary()
