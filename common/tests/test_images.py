@@ -63,16 +63,15 @@ def test_plain_wsclean_image_is_a_deep_image_with_axis_stokes_and_frequency(tmp_
     assert info.robust is None and math.isnan(info.taper) and not info.pbcor and not info.labelled
 
 
-def test_our_keywords_win_and_the_frequency_rule_is_the_freq_axis(tmp_path):
+def test_our_keywords_win_also_for_the_frequency(tmp_path):
     h = plain_header(stokes_code=4, STOKES="I", IMGCAT="10min", INTERVAL="t0003", FREQMHZ=70.0, ROBUST=0.0,
                      TAPER=30.0, PBCOR=True)
     h["DATE-END"] = "2024-12-20T12:10:00"
     info = info_from_header("x.fits", h, ImageHints(kind="deep", interval="t0001", stokes="V", freq_mhz=80.0))
     assert (info.stokes, info.category, info.interval, info.robust, info.taper) == ("I", "10min", "t0003", 0.0, 30.0)
-    assert info.freq_mhz == pytest.approx(56.2)  # the FREQ axis, not FREQMHZ
+    assert info.freq_mhz == 70.0  # FREQMHZ before the FREQ axis
     assert info.mjd_mid == pytest.approx(Time(DATE).mjd + 5 / 1440)
-    two_d = info_from_header("x.fits", plain_header(four_d=False, FREQMHZ=70.0))
-    assert two_d.freq_mhz == 70.0  # no FREQ axis: FREQMHZ
+    assert info_from_header("x.fits", plain_header()).freq_mhz == pytest.approx(56.2)  # no FREQMHZ: the axis
 
 
 def test_hints_fill_what_the_header_lacks(tmp_path):

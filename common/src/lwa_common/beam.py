@@ -583,7 +583,7 @@ def _enu_to_azel(enu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _header_freq_hz(header: fits.Header) -> float | None:
-    """The image frequency by the one header rule of `lwa_common.images` (FREQ axis, else FREQMHZ)."""
+    """The image frequency by the one header rule of `lwa_common.images` (FREQMHZ, else the FREQ axis)."""
     from lwa_common.images import info_from_header
 
     freq = info_from_header("header", header).freq_mhz
@@ -613,7 +613,7 @@ def beam_for_image(
 
     `header_or_wcs` is a wsclean-style FITS header (any number of axes; the celestial ones are
     used) or an astropy WCS (then `shape` or the WCS's pixel shape gives the size). `freq_hz` and
-    `time` default to the header's FREQ axis / FREQMHZ and MJD-MID / middle of DATE-OBS..DATE-END.
+    `time` default to the header's FREQMHZ / FREQ axis and MJD-MID / middle of DATE-OBS..DATE-END.
     `beam` defaults to the shipped analytic dipole beam. Pixels off the sky, below
     `min_elevation_deg` or with a response below `min_response` are NaN.
     """

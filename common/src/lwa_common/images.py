@@ -11,7 +11,7 @@ user's `ImageHints`, the `--kind/--interval/--image-stokes/--freq-mhz/--duration
 | fact | read from (first that exists) |
 |---|---|
 | Stokes | `STOKES` keyword; the STOKES axis (CRVAL 1..4 = I Q U V, -1..-8 = RR LL RL LR XX YY XY YX); `--image-stokes` |
-| frequency | the FREQ axis (CRVAL, Hz: the centre of the imaged band for WSClean and for our stacks); `FREQMHZ`; `--freq-mhz` |
+| frequency | `FREQMHZ` (ours: a stack's weighted mean); the FREQ axis (CRVAL: WSClean's centre of the imaged band); `--freq-mhz` |
 | time | `DATE-OBS` .. `DATE-END`, `MJD-MID` (their middle when absent); without `DATE-END` the span is `--duration-s` long from `DATE-OBS`, or, when that is not given either, the image time is `DATE-OBS` (a snapshot) |
 | kind | `IMGCAT`; `--kind`; else `deep` (a lone image is a deep image) |
 | interval | `INTERVAL`; `deep` for a deep image; `--interval` (a 10 min image needs one) |
@@ -197,11 +197,11 @@ def _stokes(header: fits.Header, hints: ImageHints) -> str:
 
 
 def _freq_mhz(header: fits.Header, hints: ImageHints) -> float:
+    if header.get("FREQMHZ") is not None:
+        return float(header["FREQMHZ"])
     axis = _axis(header, "FREQ")
     if axis is not None and header.get(f"CRVAL{axis}") is not None:
         return float(header[f"CRVAL{axis}"]) / 1e6
-    if header.get("FREQMHZ") is not None:
-        return float(header["FREQMHZ"])
     return float(hints.freq_mhz) if hints.freq_mhz is not None else math.nan
 
 

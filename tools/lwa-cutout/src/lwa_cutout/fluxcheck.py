@@ -13,8 +13,8 @@ Models:
 
 Each calibrator above `min_elevation_deg` (20 deg) at the image mid-time is measured with
 `measure_position` (Gaussian fit; its integrated flux, or the peak when the fit fails) and
-compared with the model at the image frequency (`lwa_common.images`: the FREQ axis, else FREQMHZ). Images should be primary-beam
-corrected (`PBCOR = T`); others are measured with a warning (their fluxes are apparent).
+compared with the model at the image frequency (`lwa_common.images`: FREQMHZ, else the FREQ
+axis). Images should be primary-beam corrected (`PBCOR = T`); others are measured with a warning (their fluxes are apparent).
 Outputs: `flux_check.csv` (one row per image and calibrator) and `flux_check.png` (measured /
 model ratio against frequency; measured against model flux).
 """

@@ -51,7 +51,7 @@ class FitResult:
 
 
 def image_freq_mhz(header: fits.Header, hints: ImageHints | None = None) -> float:
-    """The image frequency by the one header rule of `lwa_common.images` (FREQ axis, else FREQMHZ); NaN if none."""
+    """The image frequency by the one header rule of `lwa_common.images` (FREQMHZ, else the FREQ axis); NaN if none."""
     return info_from_header("image", header, hints).freq_mhz
 
 

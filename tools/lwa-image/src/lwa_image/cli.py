@@ -187,7 +187,7 @@ def pbcor_cmd(images: tuple[Path, ...], output: Path | None, beam_file: Path | N
               hints, cfg: Config) -> None:
     """Primary-beam correct IMAGES at their frequency and mid-time: writes *-pbcorr.fits (PBCOR = T).
 
-    Frequency and time are read from each header (FREQ axis, else FREQMHZ; MJD-MID, else
+    Frequency and time are read from each header (FREQMHZ, else the FREQ axis; MJD-MID, else
     DATE-OBS..DATE-END, else DATE-OBS plus half of --duration-s), so a plain WSClean image works.
 
     \b

@@ -1,7 +1,7 @@
 """Primary-beam correction of lwa-pipe images with an OVRO-LWA h5 beam (`lwa_common.beam`).
 
 The Stokes I beam (zenith = 1) is evaluated on the image grid at the image frequency and the
-middle of its data, both read by `lwa_common.images` (FREQ axis, else FREQMHZ; MJD-MID, else the
+middle of its data, both read by `lwa_common.images` (FREQMHZ, else the FREQ axis; MJD-MID, else the
 middle of DATE-OBS..DATE-END, else DATE-OBS plus half of `--duration-s`); pixels below `min_elevation_deg` or with a
 response below `min_response` become NaN. Stokes V images are divided by the same Stokes I beam
 (the first-order correction; the dipoles' leakage is not modelled). The product is
