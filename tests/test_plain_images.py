@@ -119,14 +119,16 @@ def test_real_image_pbcor_and_flux_check(workspace):
     assert res.returncode == 0, res.stderr
     pbcor = workspace / "wsclean_allsky_68MHz-pbcorr.fits"
     assert image_info(pbcor).pbcor
+    # the peak: at 0.25 deg per pixel the beam spans ~1.2 px, too few for a Gaussian fit's integral
     res = run(["lwa-cutout", "flux-check", "wsclean_allsky_68MHz-pbcorr.fits", "--skymodel",
-               "scaife_heald_2012_calibrators.skymodel", "--min-elevation-deg", "30", "-o", "fc", "--json"], workspace)
+               "scaife_heald_2012_calibrators.skymodel", "--min-elevation-deg", "30", "--measure", "peak", "-o", "fc",
+               "--json"], workspace)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     ratios = {k: v for k, v in summary["ratios"].items() if v is not None and math.isfinite(v)}
     logging.getLogger(__name__).info("flux-check ratios on the real image: %s", json.dumps(summary["ratios"]))
-    assert ratios, "no calibrator above 30 deg measured"
-    assert 0.5 < summary["median_ratio"] < 2.0  # the flux scale of a real PB-corrected image within a factor 2
+    assert len(ratios) >= 2, "calibrators above 30 deg not measured"
+    assert all(0.5 < r < 2.0 for r in ratios.values()), ratios  # a real PB-corrected flux scale within 2x
 
 
 def _readme_examples() -> list[tuple[str, str]]:
@@ -145,10 +147,12 @@ def test_every_image_tool_readme_has_a_plain_wsclean_example():
     assert tools == set(TOOLS_WITH_IMAGES)
 
 
-@pytest.mark.parametrize(("tool", "command"), _readme_examples())
-def test_readme_example_runs(tool, command, workspace):
-    """The README line, run as written in a folder holding the files it names."""
-    if "pbcorr.fits" in command:
+@pytest.mark.parametrize("tool", TOOLS_WITH_IMAGES)
+def test_readme_examples_run(tool, workspace):
+    """The tool's README lines, run as written, in order, in a folder holding the files they name."""
+    commands = [c for t, c in _readme_examples() if t == tool]
+    if any("pbcorr.fits" in c for c in commands) and tool != "lwa-image":
         assert run(["lwa-image", "pbcor", "wsclean_allsky_68MHz.fits"], workspace).returncode == 0
-    res = run(shlex.split(command), workspace)
-    assert res.returncode == 0, f"{command}\n{res.stderr}"
+    for command in commands:
+        res = run(shlex.split(command), workspace)
+        assert res.returncode == 0, f"{command}\n{res.stderr}"
