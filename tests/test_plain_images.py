@@ -156,3 +156,27 @@ def test_readme_examples_run(tool, workspace):
     for command in commands:
         res = run(shlex.split(command), workspace)
         assert res.returncode == 0, f"{command}\n{res.stderr}"
+
+
+def test_missing_facts_name_the_option_that_supplies_them(workspace):
+    """A 2-D export without FREQ and STOKES axes: one-line errors naming --freq-mhz / --image-stokes."""
+    with fits.open(workspace / "wsclean_allsky_68MHz.fits") as hdul:
+        header, data = hdul[0].header.copy(), hdul[0].data[0, 0]
+    for key in [k for k in header if k[-1:] in "34" and k[:-1] in ("NAXIS", "CTYPE", "CRVAL", "CDELT", "CRPIX",
+                                                                     "CUNIT")]:
+        del header[key]
+    header["NAXIS"] = 2
+    fits.writeto(workspace / "casa2d.fits", data, header)
+    res = run(["lwa-image", "pbcor", "casa2d.fits"], workspace)
+    assert res.returncode == 1 and "--freq-mhz" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run(["lwa-image", "pbcor", "casa2d.fits", "--freq-mhz", "68.5114746"], workspace)  # CRVAL3 of the 4-D
+    assert res.returncode == 0, res.stderr
+    out = workspace / "casa2d-pbcorr.fits"
+    ref = run(["lwa-image", "pbcor", "wsclean_allsky_68MHz.fits"], workspace)
+    assert ref.returncode == 0
+    a, b = fits.getdata(out), fits.getdata(workspace / "wsclean_allsky_68MHz-pbcorr.fits")[0, 0]
+    assert np.allclose(a, b, equal_nan=True, rtol=1e-5)  # same correction once the frequency is given
+    res = run(["lwa-transient", "search", "casa2d.fits", "-o", "tr"], workspace)
+    assert res.returncode == 1 and "--image-stokes" in res.stderr
+    res = run(["lwa-cutout", "targets", "targets.csv", "--images", "casa2d.fits", "-o", "ph"], workspace)
+    assert res.returncode == 1 and "--image-stokes" in res.stderr

@@ -45,17 +45,29 @@ NEAREST_DEEP_DAYS = 1.0 / 24.0  # a 10 min image outside every span joins a deep
 NEEDED = ("stokes", "freq", "time")
 
 
-def _usable(info: ImageInfo) -> ImageInfo | None:
-    """`info` with a stack's category as deep/10min, or None (logged) when photometry cannot use it."""
-    if info.stokes not in ("I", "V") or info.kind not in ("deep", "10min"):
-        log.debug("skipping %s: Stokes %s, IMGCAT %s", info.path, info.stokes or "?", info.category)
-        return None
+def _why_not(info: ImageInfo) -> str:
+    """Why photometry cannot use `info` ("" when it can)."""
+    if info.stokes not in ("I", "V"):
+        return (f"Stokes {info.stokes} (photometry uses I and V)" if info.stokes else
+                "the Stokes parameter is unknown (no STOKES keyword or axis): give --image-stokes")
+    if info.kind not in ("deep", "10min"):
+        return f"IMGCAT {info.category} (photometry uses deep and 10 min images)"
     gaps = info.missing(*NEEDED, "interval")
     if gaps:
         try:
             info.require(*gaps)
         except LwaError as err:
-            log.warning("skipping %s", err)
+            return str(err).removeprefix(f"{info.path}: ")
+    return ""
+
+
+def _usable(info: ImageInfo, reasons: list[str] | None = None) -> ImageInfo | None:
+    """`info` with a stack's category as deep/10min, or None (logged, reason kept) when not usable."""
+    why = _why_not(info)
+    if why:
+        (log.warning if info.kind in ("deep", "10min") else log.debug)("skipping %s: %s", info.path, why)
+        if reasons is not None:
+            reasons.append(f"{info.path.name}: {why}")
         return None
     return dataclasses.replace(info, category=info.kind)
 
@@ -73,13 +85,14 @@ def read_record(path: str | Path, hints: ImageHints | None = None) -> ImageInfo 
 
 
 def scan_images(sources: Iterable[str | Path], hints: ImageHints | None = None, *,
-                exclude: Sequence[Path] = ()) -> list[ImageInfo]:
-    """Every usable image in `sources` (files or folders, searched recursively)."""
+                exclude: Sequence[Path] = (), reasons: list[str] | None = None) -> list[ImageInfo]:
+    """Every usable image in `sources` (files or folders, searched recursively); why the others
+    are not is appended to `reasons`."""
     for source in map(Path, sources):
         if not source.exists():
             raise LwaError(f"image folder not found: {source}")
     infos, _ = scan_fits(sources, hints, exclude=exclude)
-    return [u for u in map(_usable, infos) if u is not None]
+    return [u for u in (_usable(i, reasons) for i in infos) if u is not None]
 
 
 def _group(record: ImageInfo, fallback: frozenset[Path]) -> int:
@@ -234,10 +247,12 @@ def find_sets(images: Sequence[str | Path], *, fallback_dirs: Sequence[str | Pat
               exclude: Sequence[Path] = (), default_intervals: int = 6, hints: ImageHints | None = None
               ) -> list[ImageSet]:
     """Scan `images` (folders or files) and `fallback_dirs`, then `select_sets`; error when empty."""
-    records = scan_images(images, hints, exclude=exclude)
-    backups = scan_images(fallback_dirs, hints, exclude=exclude)
+    reasons: list[str] = []
+    records = scan_images(images, hints, exclude=exclude, reasons=reasons)
+    backups = scan_images(fallback_dirs, hints, exclude=exclude, reasons=reasons)
     if not records and not backups:
         where = ", ".join(str(p) for p in [*images, *fallback_dirs]) or "(nothing given)"
+        why = "; ".join(reasons[:3]) + (f"; ... ({len(reasons)} skipped)" if len(reasons) > 3 else "")
         raise LwaError(f"no usable images (Stokes I/V images with a frequency and a time; deep or 10 min) in {where}"
-                       " (the log says why each FITS file was skipped)")
+                       + (f": {why}" if why else ""))
     return select_sets(records + backups, fallback=[r.path for r in backups], default_intervals=default_intervals)

@@ -54,8 +54,10 @@ def search_category(info: ImageInfo) -> str:
 
 
 def _reject(info: ImageInfo, robust: float) -> str | None:
+    if not info.stokes:
+        return "Stokes unknown (no STOKES keyword or axis: give --image-stokes)"
     if info.stokes.upper() not in ("I", "V"):
-        return f"STOKES={info.stokes or '?'}"
+        return f"STOKES={info.stokes}"
     category = search_category(info)
     if category not in ("deep", "10min"):
         return f"IMGCAT={info.category or '?'}"
