@@ -249,7 +249,8 @@ def fluxes_at(sources: Sequence[CatalogSource], freq_hz: float, *, stokes: str =
 # --------------------------------------------------------------------------- shared helpers of the readers
 
 
-def _read_text(path: Path, what: str) -> str:
+def _read_text(path: Path, what: str, *, binary_ok: bool = False) -> str | None:
+    """The file as text; a binary file is an error, or None with `binary_ok` (a FITS table ...)."""
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -257,6 +258,8 @@ def _read_text(path: Path, what: str) -> str:
     except IsADirectoryError:
         raise LwaError(f"{what} {path} is a directory, not a file") from None
     except UnicodeDecodeError as err:
+        if binary_ok:
+            return None
         raise LwaError(f"{what} {path} is not UTF-8 text (byte {err.start})") from None
     except OSError as err:
         raise LwaError(f"cannot read {what} {path}: {err.strerror}") from None

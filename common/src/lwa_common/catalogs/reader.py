@@ -10,7 +10,7 @@ from pathlib import Path
 from lwa_common.catalogs.cambridge import _parse as _parse_cambridge
 from lwa_common.catalogs.cambridge import is_3c, is_4c
 from lwa_common.catalogs.makesourcedb import _FORMAT_RE, _parse_makesourcedb
-from lwa_common.catalogs.model import CatalogSource, _coeffs
+from lwa_common.catalogs.model import CatalogSource, _coeffs, _read_text
 from lwa_common.catalogs.table import _find_columns, _parse_reference_csv, read_astropy_table
 from lwa_common.catalogs.ttcal import _parse_ttcal
 from lwa_common.catalogs.vlssr import _VLSSR_RE, VLSSR_FREQ_HZ, _parse_vlssr
@@ -41,20 +41,6 @@ def _looks_like_csv(lines: Iterable[str]) -> bool:
     return False
 
 
-def _text_or_none(path: Path) -> str | None:
-    """The file as text, or None when it is binary (FITS tables, ...); LwaError when unreadable."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LwaError(f"reference catalogue not found: {path}") from None
-    except IsADirectoryError:
-        raise LwaError(f"reference catalogue {path} is a directory, not a file") from None
-    except UnicodeDecodeError:
-        return None
-    except OSError as err:
-        raise LwaError(f"cannot read reference catalogue {path}: {err.strerror}") from None
-
-
 def read_reference_catalog(
     path: str | Path,
     *,
@@ -70,7 +56,7 @@ def read_reference_catalog(
     `spectral_index` apply where the file gives none (3C/4C: 159 / 178 MHz).
     """
     path = Path(path)
-    text = _text_or_none(path)
+    text = _read_text(path, "reference catalogue", binary_ok=True)
     coeffs = _coeffs(spectral_index)
     lines = text.splitlines() if text is not None else []
     if text is None:

@@ -22,7 +22,7 @@ from lwa_common.beam import BeamModel, beam_for_image, load_beam
 from lwa_common.config import Config, load_config
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
-from lwa_common.images import ImageHints, image_info
+from lwa_common.images import ImageHints, image_info, info_from_header
 from lwa_common.provenance import PROV_PREFIX
 
 __all__ = ["pbcor_name", "pbcor_image", "pbcor_images"]
@@ -46,7 +46,7 @@ def pbcor_image(image: str | Path, output: str | Path | None = None, *, beam: Be
     if output.exists() and not overwrite:
         raise LwaError(f"output exists: {output} (use --overwrite to replace it)")
     data, header = read_image(image)
-    info = image_info(image, hints).require("freq", "time")
+    info = info_from_header(image, header, hints).require("freq", "time")
     if info.pbcor:
         raise LwaError(f"{image} is already primary-beam corrected (PBCOR = T)")
     _keep_imaging_stamp(header)

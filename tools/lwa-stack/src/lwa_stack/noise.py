@@ -25,7 +25,7 @@ from astropy.stats import sigma_clipped_stats
 
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
-from lwa_common.images import ImageHints, find_images, image_info
+from lwa_common.images import ImageHints, ImageInfo, find_images, image_info
 from lwa_common.io import atomic_path
 
 __all__ = [
@@ -93,11 +93,12 @@ class NoiseRecord:
 NOISE_COLUMNS = tuple(f.name for f in fields(NoiseRecord))
 
 
-def measure_image(path: str | Path, *, inner_fraction: float = 0.5, sigma: float = 3.0,
+def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = 0.5, sigma: float = 3.0,
                   hints: ImageHints | None = None) -> NoiseRecord:
-    """Measure one image (LwaError when unreadable or without finite pixels in the inner box)."""
-    path = Path(path).resolve()
-    info = image_info(path, hints)
+    """Measure one image, given by path or by its `ImageInfo` (then its header is not read again);
+    LwaError when unreadable or without finite pixels in the inner box."""
+    info = path if isinstance(path, ImageInfo) else image_info(path, hints)
+    path = Path(info.path).resolve()
     data, _ = read_image(path)
     rms, n_pix = robust_rms(data, inner_fraction=inner_fraction, sigma=sigma)
     if not math.isfinite(rms) or rms <= 0:
@@ -112,7 +113,7 @@ def measure_image(path: str | Path, *, inner_fraction: float = 0.5, sigma: float
     )
 
 
-def measure_images(paths: Iterable[str | Path], *, cache: dict[str, NoiseRecord] | None = None,
+def measure_images(paths: Iterable[str | Path | ImageInfo], *, cache: dict[str, NoiseRecord] | None = None,
                    inner_fraction: float = 0.5, sigma: float = 3.0, hints: ImageHints | None = None
                    ) -> tuple[list[NoiseRecord], list[tuple[Path, str]]]:
     """Measure every image, reusing `cache` rows whose file is unchanged.
@@ -125,7 +126,7 @@ def measure_images(paths: Iterable[str | Path], *, cache: dict[str, NoiseRecord]
     failed: list[tuple[Path, str]] = []
     reused = 0
     for p in paths:
-        key = str(Path(p).resolve())
+        key = str(Path(p.path if isinstance(p, ImageInfo) else p).resolve())
         cached = cache.get(key)
         if cached is not None and cached.matches_file():
             records.append(cached)
@@ -134,8 +135,8 @@ def measure_images(paths: Iterable[str | Path], *, cache: dict[str, NoiseRecord]
         try:
             records.append(measure_image(p, inner_fraction=inner_fraction, sigma=sigma, hints=hints))
         except LwaError as err:
-            log.debug("cannot measure %s: %s", p, err)
-            failed.append((Path(p), str(err)))
+            log.debug("cannot measure %s: %s", key, err)
+            failed.append((Path(key), str(err)))
     log.info("thermal noise: %d images (%d reused from thermal_noise.csv), %d failed",
              len(records), reused, len(failed))
     return records, failed

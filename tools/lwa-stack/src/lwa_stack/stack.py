@@ -441,7 +441,8 @@ def wideband(
             i = c.info
             if i.stokes == "V" and i.category == "deep" and not i.pbcor and i.taper > 0:
                 needed.setdefault(c.path.resolve(), c)
-    records, failed = measure_images(list(needed), cache=cache, inner_fraction=inner_fraction, sigma=clip_sigma)
+    records, failed = measure_images([c.info for c in needed.values()], cache=cache, inner_fraction=inner_fraction,
+                                     sigma=clip_sigma)
     by_path = {r.path: r for r in records}
     merged = {**{k: v for k, v in cache.items() if v.matches_file()}, **by_path}
     bad = {str(p.resolve()): why for p, why in failed}
