@@ -27,6 +27,8 @@ from astropy.io import fits
 
 from lwa_common.images import image_info
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 START = "2024-12-20T12:00:00"  # zenith near RA 151 deg, Dec +37.4 deg
 TARGET = {"name": "P", "ra": 155.0, "dec": 40.0, "flux_jy": 40.0, "spectral_index": 0.0}

@@ -340,8 +340,8 @@ def scan_images(inputs: Iterable[str | Path], hints: ImageHints | None = None, *
                 exclude: Sequence[str | Path] = ()) -> tuple[list[ImageInfo], list[tuple[Path, str]]]:
     """`image_info` of every sky image under `inputs`, plus (path, reason) of the files skipped.
 
-    Skipped: unreadable files, headers without a 2-D image, dewarp screens, and cutouts written by
-    lwa-cutout / lwa-transient (keywords CUTOUT / CANDNAME).
+    Skipped: unreadable files, headers without a 2-D image, dewarp screens, model images (BUNIT
+    JY/PIXEL) and cutouts written by lwa-cutout / lwa-transient (keywords CUTOUT / CANDNAME).
     """
     infos, skipped = [], []
     for path in find_images(inputs, exclude=exclude):
@@ -353,6 +353,7 @@ def scan_images(inputs: Iterable[str | Path], hints: ImageHints | None = None, *
             continue
         why = ("a dewarp screen" if info.category in _NOT_IMAGES else
                "a cutout" if any(k in info.header for k in _PRODUCT_KEYS) else
+               "a model image (BUNIT JY/PIXEL)" if str(info.header.get("BUNIT", "")).upper() == "JY/PIXEL" else
                "no 2-D image" if 0 in info.shape else "")
         if why:
             log.debug("skipping %s: %s", path, why)
