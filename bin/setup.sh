@@ -26,5 +26,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >&2
 pkgs=(-e common)
 for t in tools/*/; do pkgs+=(-e "$t"); done
-.venv/bin/python -m pip install -q "${pkgs[@]}" pytest pytest-timeout ruff uv >&2
+.venv/bin/python -m pip install -q "${pkgs[@]}" pytest pytest-timeout hypothesis ruff uv >&2
 echo "setup: ok ($(.venv/bin/python --version), wsclean $(wsclean -version 2>/dev/null | grep -o 'version [0-9.]*' | head -1))" >&2

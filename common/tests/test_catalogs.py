@@ -27,8 +27,9 @@ from lwa_common.catalogs import (
     source_coords,
 )
 from lwa_common.errors import LwaError
+from lwa_common.testing import shared_data_dir
 
-SKY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sky"
+SKY = shared_data_dir() / "sky"
 needs_sky = pytest.mark.skipif(not SKY.is_dir(), reason=f"shared reference data not found at {SKY}")
 
 
@@ -439,3 +440,56 @@ def test_reference_catalog_unknown_format(tmp_path):
 def test_reference_catalog_json_keeps_sky_sources():
     sources = read_reference_catalog(SKY / "ateam_sources.json")
     assert [s.name for s in sources] == ["Cyg A", "Cas A", "Vir A"]
+
+
+# --------------------------------------------------------------------------- 3C / 4C, astropy tables
+
+
+def test_b1950_precession_of_3c273():
+    """3C 273: B1950 12h26m33.35s +02d19m43.3s -> J2000 12h29m06.70s +02d03m08.6s (its VLBI position)."""
+    from lwa_common.catalogs import precess_b1950
+
+    ra, dec = precess_b1950([hms(12, 26, 33.35)], [dms(2, 19, 43.3)])
+    assert ra[0] == pytest.approx(hms(12, 29, 6.70), abs=1.5 / 3600)
+    assert dec[0] == pytest.approx(dms(2, 3, 8.6), abs=1.5 / 3600)
+
+
+@needs_sky
+def test_lsl_3c_and_4c_catalogues():
+    """The files shipped with LSL: read by content, B1950 precessed; Cyg A and Cas A where they are."""
+    c3 = read_reference_catalog(SKY / "3c.dat")
+    c4 = read_reference_catalog(SKY / "4c.dat")
+    assert len(c3) == 471 and len(c4) == 4844
+    assert {s.catalog for s in c3} == {"3c"} and c3[0].ref_freq_hz == 159e6 and c4[0].ref_freq_hz == 178e6
+    by_name = {s.name: s for s in c3}
+    cyg = source_coords([by_name["3C405"]])  # Cyg A, J2000 19h59m28.36s +40d44m02.1s
+    cas = source_coords([by_name["3C461"]])  # Cas A, J2000 23h23m24s +58d48m54s
+    from astropy.coordinates import SkyCoord
+
+    assert cyg.separation(SkyCoord("19h59m28.36s +40d44m02.1s"))[0].arcmin < 1.0
+    assert cas.separation(SkyCoord("23h23m24s +58d48m54s"))[0].arcmin < 2.0
+    assert by_name["3C405"].flux_jy > 5000
+    # the two catalogues agree on the sources they share (4C names them by their 3CR number, which is
+    # not always the 3C one) to the original 3C's positional accuracy of several arcmin
+    shared = [(s, by_name[s.patch]) for s in c4 if s.patch in by_name]
+    assert len(shared) > 100
+    seps = source_coords([a for a, _ in shared]).separation(source_coords([b for _, b in shared])).arcmin
+    assert np.median(seps) < 10.0 and np.percentile(seps, 25) < 5.0
+
+
+def test_astropy_tables_and_the_unknown_format_message(tmp_path):
+    import astropy.units as u
+    from astropy.table import Table
+
+    table = Table({"Name": ["a", "b"], "RAJ2000": [10.0, 20.0] * u.deg, "DEJ2000": [-5.0, 45.0] * u.deg,
+                   "S": [1500.0, 250.0] * u.mJy})
+    table.write(tmp_path / "ref.fits")
+    table.write(tmp_path / "ref.ecsv")
+    for name in ("ref.fits", "ref.ecsv"):
+        a, b = read_reference_catalog(tmp_path / name)
+        assert (a.name, a.ra_deg, a.dec_deg, a.flux_jy) == ("a", 10.0, -5.0, pytest.approx(1.5))
+        assert b.flux_jy == pytest.approx(0.25)
+    path = tmp_path / "what.txt"
+    path.write_text("hello\nworld\n")
+    with pytest.raises(LwaError, match=r"cannot tell the format.*accepted: .*CSV.*VLSSr.*makesourcedb.*TTCal.*3C"):
+        read_reference_catalog(path)

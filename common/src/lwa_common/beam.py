@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -582,23 +583,19 @@ def _enu_to_azel(enu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _header_freq_hz(header: fits.Header) -> float | None:
-    for i in range(1, int(header.get("NAXIS", 0)) + 1):
-        if str(header.get(f"CTYPE{i}", "")).upper().startswith("FREQ"):
-            return float(header[f"CRVAL{i}"])
-    if header.get("FREQMHZ") is not None:
-        return float(header["FREQMHZ"]) * 1e6
-    return None
+    """The image frequency by the one header rule of `lwa_common.images` (FREQMHZ, else the FREQ axis)."""
+    from lwa_common.images import info_from_header
+
+    freq = info_from_header("header", header).freq_mhz
+    return freq * 1e6 if math.isfinite(freq) else None
 
 
 def _header_time(header: fits.Header) -> Time | None:
-    if header.get("MJD-MID") is not None:
-        return Time(float(header["MJD-MID"]), format="mjd", scale="utc")
-    start = header.get("DATE-OBS")
-    if not start:
-        return None
-    t0 = _as_time(str(start))
-    end = header.get("DATE-END")
-    return t0 + (_as_time(str(end)) - t0) / 2 if end else t0
+    """The middle of the data by the one header rule of `lwa_common.images` (MJD-MID, DATE-OBS..DATE-END)."""
+    from lwa_common.images import info_from_header
+
+    mid = info_from_header("header", header).mjd_mid
+    return Time(mid, format="mjd", scale="utc") if mid is not None else None
 
 
 def beam_for_image(
@@ -616,7 +613,7 @@ def beam_for_image(
 
     `header_or_wcs` is a wsclean-style FITS header (any number of axes; the celestial ones are
     used) or an astropy WCS (then `shape` or the WCS's pixel shape gives the size). `freq_hz` and
-    `time` default to the header's FREQ axis / FREQMHZ and MJD-MID / middle of DATE-OBS..DATE-END.
+    `time` default to the header's FREQMHZ / FREQ axis and MJD-MID / middle of DATE-OBS..DATE-END.
     `beam` defaults to the shipped analytic dipole beam. Pixels off the sky, below
     `min_elevation_deg` or with a response below `min_response` are NaN.
     """

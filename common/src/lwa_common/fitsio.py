@@ -20,7 +20,6 @@ plus provenance HISTORY cards (`lwa_common.provenance`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,6 @@ __all__ = [
     "update_keywords",
     "image_plane",
     "celestial_wcs",
-    "ImageInfo",
-    "image_info",
     "sky_mask",
 ]
 
@@ -135,49 +132,6 @@ def celestial_wcs(header: fits.Header) -> WCS:
         return WCS(header).celestial
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    """What a tool needs to choose an image: read from the header only."""
-
-    path: Path
-    stokes: str
-    category: str
-    interval: str
-    robust: float | None
-    taper: float
-    pbcor: bool
-    dewarped: bool
-    subband: str
-    freq_mhz: float
-    mjd_mid: float | None
-
-
-def image_info(path: str | Path) -> ImageInfo:
-    path = Path(path)
-    try:
-        header = fits.getheader(path)
-    except (OSError, ValueError) as err:
-        raise LwaError(f"cannot read FITS header {path}: {err}") from None
-    freq = header.get("FREQMHZ")
-    if freq is None:
-        for i in range(1, header.get("NAXIS", 0) + 1):
-            if str(header.get(f"CTYPE{i}", "")).upper().startswith("FREQ"):
-                freq = header[f"CRVAL{i}"] / 1e6
-    return ImageInfo(
-        path=path,
-        stokes=str(header.get("STOKES", "")),
-        category=str(header.get("IMGCAT", "")),
-        interval=str(header.get("INTERVAL", "")),
-        robust=header.get("ROBUST"),
-        taper=float(header.get("TAPER", 0.0) or 0.0),
-        pbcor=bool(header.get("PBCOR", False)),
-        dewarped=bool(header.get("DEWARPED", False)),
-        subband=str(header.get("SUBBAND", "")),
-        freq_mhz=float(freq) if freq is not None else float("nan"),
-        mjd_mid=header.get("MJD-MID"),
-    )
-
-
 def sky_mask(header: fits.Header) -> np.ndarray:
     """(ny, nx) boolean: True where the pixel lies on the sky (inside the projection's horizon).
 
@@ -194,3 +148,12 @@ def sky_mask(header: fits.Header) -> np.ndarray:
     yy, xx = np.mgrid[0:ny, 0:nx]
     lon, lat = celestial_wcs(header).wcs_pix2world(xx, yy, 0)
     return np.isfinite(lon) & np.isfinite(lat)
+
+
+def __getattr__(name: str) -> Any:
+    """`ImageInfo` and `image_info` live in `lwa_common.images` (kept importable from here)."""
+    if name in ("ImageInfo", "image_info"):
+        from lwa_common import images
+
+        return getattr(images, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

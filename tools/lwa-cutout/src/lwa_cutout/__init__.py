@@ -6,7 +6,7 @@ Importable without click: `run_targets`, `run_solar_system`, `flux_check` (whole
 """
 
 from lwa_cutout.fluxcheck import Calibrator, FluxCheckResult, flux_check, load_calibrators, perley_butler_flux
-from lwa_cutout.images import ImageRecord, ImageSet, find_sets, scan_images, select_sets
+from lwa_cutout.images import ImageSet, find_sets, scan_images, select_sets
 from lwa_cutout.measure import GaussianFit, Measurement, RestoringBeam, measure_position, search_radius_deg
 from lwa_cutout.photometry import PhotometrySettings, Placement, Subject, SubjectResult, run_photometry
 from lwa_cutout.solar import BODIES, ephemeris, run_solar_system
@@ -17,7 +17,6 @@ __all__ = [
     "Calibrator",
     "FluxCheckResult",
     "GaussianFit",
-    "ImageRecord",
     "ImageSet",
     "Measurement",
     "PhotometrySettings",

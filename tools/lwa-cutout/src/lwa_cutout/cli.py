@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    image_hint_options,
+    json_option,
+    run_main,
+)
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
 from lwa_cutout.fluxcheck import flux_check
@@ -85,9 +93,11 @@ def cli() -> None:
 @png_option
 @overwrite_option
 @json_option
+@image_hint_options
 @common_options
 def targets_cmd(target_files, image_dirs, fallback_dirs, output, size_deg, min_elevation_deg, pad_arcsec,
-                detection_sigma, annulus_beams, intervals, confusing_catalog, png, overwrite, as_json, cfg) -> None:
+                detection_sigma, annulus_beams, intervals, confusing_catalog, png, overwrite, as_json, hints,
+                cfg) -> None:
     """Photometry of every target of TARGETS.csv in the images of --images.
 
     Per image set (subband + hour), chosen by header (PB-corrected and dewarped first, then
@@ -107,7 +117,7 @@ def targets_cmd(target_files, image_dirs, fallback_dirs, output, size_deg, min_e
     run = run_targets(target_files, images=image_dirs, fallback_dirs=fallback_dirs, output_dir=output,
                       settings=settings, confusing_catalog=confusing_catalog,
                       default_intervals=cfg.imaging.intervals_out if intervals is None else intervals,
-                      overwrite=overwrite)
+                      overwrite=overwrite, hints=hints)
     summary = run.summary()
     emit(summary if as_json else summary["csv"], as_json=as_json)
 
@@ -123,9 +133,10 @@ def targets_cmd(target_files, image_dirs, fallback_dirs, output, size_deg, min_e
 @png_option
 @overwrite_option
 @json_option
+@image_hint_options
 @common_options
 def solar_cmd(images, image_dirs, fallback_dirs, output, bodies, size_deg, min_elevation_deg, pad_arcsec,
-              detection_sigma, annulus_beams, intervals, png, overwrite, as_json, cfg) -> None:
+              detection_sigma, annulus_beams, intervals, png, overwrite, as_json, hints, cfg) -> None:
     """Photometry of the Moon and the planets (astropy built-in ephemeris) in IMAGES / --images.
 
     Each body above --min-elevation-deg at the set's mid-time is placed at every image's mid-time
@@ -149,7 +160,7 @@ def solar_cmd(images, image_dirs, fallback_dirs, output, bodies, size_deg, min_e
     results = run_solar_system(images=sources, output_dir=output, fallback_dirs=fallback_dirs, bodies=names,
                                settings=settings,
                                default_intervals=cfg.imaging.intervals_out if intervals is None else intervals,
-                               overwrite=overwrite)
+                               overwrite=overwrite, hints=hints)
     csvs = [str(r.csv) for r in results if r.rows]
     summary = {
         "measured": [r.subject.name for r in results if r.rows],
@@ -178,9 +189,10 @@ def solar_cmd(images, image_dirs, fallback_dirs, output, bodies, size_deg, min_e
 @png_option
 @overwrite_option
 @json_option
+@image_hint_options
 @common_options
 def flux_check_cmd(images, image_dirs, skymodel, output, calibrators, min_elevation_deg, measure, png, overwrite,
-                   as_json, cfg) -> None:
+                   as_json, hints, cfg) -> None:
     """Compare calibrator fluxes in PB-corrected deep I images with their models.
 
     Scaife & Heald 2012 (3C48, 3C147, 3C196, 3C286, 3C295, 3C380, from --skymodel) and Perley &
@@ -206,7 +218,7 @@ def flux_check_cmd(images, image_dirs, skymodel, output, calibrators, min_elevat
         min_elevation_deg=cfg.flux_scale.min_elevation_deg if min_elevation_deg is None else min_elevation_deg,
         pad_arcsec_at_85mhz=cfg.cutout.ionospheric_pad_arcsec_at_85mhz,
         annulus_beams=(cfg.cutout.annulus_inner_beams, cfg.cutout.annulus_outer_beams),
-        detection_sigma=cfg.cutout.detection_sigma, measure=measure, site=cfg.site, overwrite=overwrite, png=png,
+        detection_sigma=cfg.cutout.detection_sigma, measure=measure, site=cfg.site, overwrite=overwrite, png=png, hints=hints,
     )
     summary = result.summary()
     emit(summary if as_json else summary["outputs"], as_json=as_json)

@@ -13,8 +13,8 @@ Models:
 
 Each calibrator above `min_elevation_deg` (20 deg) at the image mid-time is measured with
 `measure_position` (Gaussian fit; its integrated flux, or the peak when the fit fails) and
-compared with the model at the image frequency (`FREQMHZ`). Images should be primary-beam
-corrected (`PBCOR = T`); others are measured with a warning (their fluxes are apparent).
+compared with the model at the image frequency (`lwa_common.images`: FREQMHZ, else the FREQ
+axis). Images should be primary-beam corrected (`PBCOR = T`); others are measured with a warning (their fluxes are apparent).
 Outputs: `flux_check.csv` (one row per image and calibrator) and `flux_check.png` (measured /
 model ratio against frequency; measured against model flux).
 """
@@ -35,8 +35,9 @@ from lwa_common.beam import radec_to_azel
 from lwa_common.catalogs import read_makesourcedb
 from lwa_common.config import Config, Site
 from lwa_common.errors import LwaError
+from lwa_common.images import ImageHints, ImageInfo, image_info
 from lwa_common.io import atomic_path, check_output
-from lwa_cutout.images import ImageRecord, find_sets, read_record
+from lwa_cutout.images import NEEDED, find_sets
 from lwa_cutout.measure import Measurement, measure_position
 from lwa_cutout.photometry import load_image, write_rows_csv
 
@@ -141,19 +142,17 @@ class FluxCheckResult:
         }
 
 
-def _images(images: Sequence[str | Path], image_dirs: Sequence[str | Path], exclude: Sequence[Path]
-            ) -> list[ImageRecord]:
+def _images(images: Sequence[str | Path], image_dirs: Sequence[str | Path], exclude: Sequence[Path],
+            hints: ImageHints | None) -> list[ImageInfo]:
     records = []
     for path in images:
-        record = read_record(path)
-        if record is None:
-            raise LwaError(f"{path}: not a usable image (needs STOKES, IMGCAT, a frequency and a time)")
+        record = image_info(path, hints).require(*NEEDED)
         if record.stokes != "I":
             log.warning("%s is Stokes %s: skipped (the flux check needs Stokes I)", path, record.stokes)
             continue
         records.append(record)
     if image_dirs:
-        for image_set in find_sets(image_dirs, exclude=exclude):
+        for image_set in find_sets(image_dirs, exclude=exclude, hints=hints):
             if image_set.deep_i is not None:
                 records.append(image_set.deep_i)
     if not records:
@@ -176,6 +175,7 @@ def flux_check(
     site: Site | None = None,
     overwrite: bool = False,
     png: bool = True,
+    hints: ImageHints | None = None,
 ) -> FluxCheckResult:
     """Measure the calibrators in deep I images and compare with their models (module doc)."""
     if measure not in ("fit", "peak"):
@@ -187,7 +187,7 @@ def flux_check(
         check_output(png_path, overwrite=overwrite)
     names = list(calibrators) if calibrators else list(Config().flux_scale.calibrators)
     cals = load_calibrators(skymodel, names)
-    records = _images(images, image_dirs, exclude=[output_dir])
+    records = _images(images, image_dirs, exclude=[output_dir], hints=hints)
     result = FluxCheckResult()
     for record in records:
         result.rows.extend(_check_image(record, cals, min_elevation_deg=min_elevation_deg,
@@ -207,7 +207,7 @@ def flux_check(
     return result
 
 
-def _check_image(record: ImageRecord, cals: Sequence[Calibrator], *, min_elevation_deg: float,
+def _check_image(record: ImageInfo, cals: Sequence[Calibrator], *, min_elevation_deg: float,
                  pad_arcsec_at_85mhz: float, annulus_beams: tuple[float, float], detection_sigma: float,
                  measure: str, site: Site | None) -> list[dict[str, Any]]:
     if not record.pbcor:

@@ -58,9 +58,10 @@ from lwa_common.beam import radec_to_azel
 from lwa_common.config import Config, Site
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
+from lwa_common.images import ImageInfo, regrid_onto, same_grid
 from lwa_common.io import atomic_path, check_output
 from lwa_cutout.cutouts import Cutout, PanelMarkers, make_cutout, plot_pair, safe_name, write_cutout
-from lwa_cutout.images import ImageRecord, ImageSet
+from lwa_cutout.images import ImageSet
 from lwa_cutout.measure import MEASUREMENT_COLUMNS, Measurement, RestoringBeam, measure_position
 
 __all__ = [
@@ -172,16 +173,18 @@ def output_column(name: str, inputs: Mapping[str, Any]) -> str:
 class LoadedImage:
     """An image plane in memory with its header, celestial WCS and restoring beam."""
 
-    record: ImageRecord
+    record: ImageInfo
     plane: np.ndarray
     header: fits.Header
     wcs: WCS
     beam: RestoringBeam
 
 
-def load_image(record: ImageRecord, *, beam_fallback: RestoringBeam | None = None) -> LoadedImage:
-    """Read the 2-D plane, header, WCS and beam (BMAJ/BMIN/BPA, else `beam_fallback`) of `record`."""
-    data, header = read_image(record.path)
+def load_image(record: ImageInfo, *, beam_fallback: RestoringBeam | None = None) -> LoadedImage:
+    """Read the 2-D plane of `record`; its header (read once, by `lwa_common.images`), WCS and beam
+    (BMAJ/BMIN/BPA, else `beam_fallback`)."""
+    data, _ = read_image(record.path)
+    header = record.header
     plane = np.asarray(image_plane(data), dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -192,27 +195,13 @@ def load_image(record: ImageRecord, *, beam_fallback: RestoringBeam | None = Non
     return LoadedImage(record, plane, header, wcs, beam)
 
 
-def _same_grid(a: LoadedImage, b: LoadedImage) -> bool:
-    if a.plane.shape != b.plane.shape:
-        return False
-    wa, wb = a.wcs.wcs, b.wcs.wcs
-    return (list(wa.ctype) == list(wb.ctype) and np.allclose(wa.crval, wb.crval, rtol=0, atol=1e-9)
-            and np.allclose(wa.crpix, wb.crpix, rtol=0, atol=1e-6)
-            and np.allclose(a.wcs.pixel_scale_matrix, b.wcs.pixel_scale_matrix, rtol=1e-9, atol=0))
-
-
 def _difference(ten: LoadedImage, deep: LoadedImage) -> np.ndarray:
     """10 min minus deep, the deep regridded onto the 10 min grid when the grids differ."""
-    if _same_grid(ten, deep):
+    a, b = (ten.wcs, ten.plane.shape), (deep.wcs, deep.plane.shape)
+    if same_grid(a, b):
         return ten.plane - deep.plane
-    from reproject import reproject_interp
-
     log.info("regridding %s onto the grid of %s for the difference", deep.record.path, ten.record.path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        on_grid = reproject_interp((deep.plane, deep.wcs), ten.wcs, shape_out=ten.plane.shape,
-                                   return_footprint=False)
-    return ten.plane - np.asarray(on_grid, dtype=np.float32)
+    return ten.plane - regrid_onto(deep.plane, b, a).astype(np.float32)
 
 
 def _fmt(value: Any) -> Any:
@@ -242,7 +231,7 @@ def write_rows_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Seque
 class _Cell:
     """One Stokes cell of one row: the measurement, its image and cutout."""
 
-    record: ImageRecord | None = None
+    record: ImageInfo | None = None
     measurement: Measurement | None = None
     placement: Placement | None = None
     cutout: Cutout | None = None
@@ -324,7 +313,7 @@ class _Run:
         time = Time(mjd, format="mjd", scale="utc")
         return radec_to_azel(np.asarray(ra, float), np.asarray(dec, float), time=time, site=self.settings.site)
 
-    def _try_load(self, record: ImageRecord | None, *, beam_fallback: RestoringBeam | None = None
+    def _try_load(self, record: ImageInfo | None, *, beam_fallback: RestoringBeam | None = None
                   ) -> LoadedImage | None:
         if record is None:
             return None
@@ -336,7 +325,7 @@ class _Run:
 
     def _measure_image(self, active: list[SubjectResult], cells: dict, key: tuple[str, str], loaded: LoadedImage,
                        plane: np.ndarray, *, image_set: ImageSet, mask: bool = False,
-                       diff_of: ImageRecord | None = None) -> None:
+                       diff_of: ImageInfo | None = None) -> None:
         s = self.settings
         tag, stokes = key
         mask_radius = s.mask_radius_beams * loaded.beam.major_deg

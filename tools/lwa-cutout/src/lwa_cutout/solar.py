@@ -25,6 +25,7 @@ from astropy.time import Time
 
 from lwa_common.config import Site
 from lwa_common.errors import LwaError
+from lwa_common.images import ImageHints
 from lwa_common.site import ovro_location
 from lwa_cutout.images import find_sets
 from lwa_cutout.photometry import PhotometrySettings, Placement, Subject, SubjectResult, run_photometry
@@ -136,12 +137,13 @@ def run_solar_system(
     settings: PhotometrySettings | None = None,
     default_intervals: int = 6,
     overwrite: bool = False,
+    hints: ImageHints | None = None,
     argv: list[str] | None = None,
 ) -> list[SubjectResult]:
     """Photometry of the solar-system `bodies` above the elevation limit in every image set."""
     settings = settings or PhotometrySettings()
     subjects = body_subjects(bodies, site=settings.site)
     sets = find_sets(images, fallback_dirs=fallback_dirs, exclude=[Path(output_dir)],
-                     default_intervals=default_intervals)
+                     default_intervals=default_intervals, hints=hints)
     return run_photometry(subjects, sets, output_dir=output_dir, settings=settings, overwrite=overwrite, argv=argv,
                           kind="body", extra_columns=BODY_COLUMNS)

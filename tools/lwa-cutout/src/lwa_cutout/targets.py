@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lwa_common.catalogs import CatalogSource, read_reference_catalog
+from lwa_common.images import ImageHints
 from lwa_common.targets import Target, TargetTable, read_targets
 from lwa_cutout.images import find_sets
 from lwa_cutout.photometry import PhotometrySettings, Subject, SubjectResult, run_photometry
@@ -99,6 +100,7 @@ def run_targets(
     confusing_catalog: str | Path | None = None,
     default_intervals: int = 6,
     overwrite: bool = False,
+    hints: ImageHints | None = None,
     argv: list[str] | None = None,
 ) -> TargetsRun:
     """Photometry of every target of `target_files` on the images under `images` (see module docs)."""
@@ -111,7 +113,7 @@ def run_targets(
         log.warning("no usable target in %s", ", ".join(str(p) for p in target_files))
         return run
     sets = find_sets(images, fallback_dirs=fallback_dirs, exclude=[output_dir],
-                     default_intervals=default_intervals)
+                     default_intervals=default_intervals, hints=hints)
     run.results = run_photometry(subjects, sets, output_dir=output_dir, settings=settings, overwrite=overwrite,
                                  argv=argv, kind="target")
     return run

@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 from scipy.ndimage import map_coordinates, spline_filter
 
 from lwa_common.config import Config, Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
+from lwa_common.images import ImageHints, image_info, same_grid
 from lwa_common.io import check_output
 from lwa_dewarp.extract import celestial_wcs
 from lwa_dewarp.fit import _settings, image_freq_mhz
@@ -56,11 +56,12 @@ BLOCK_PIXELS = 1 << 20  # output pixels per block of rows
 MAX_HOURS_APART = 1.0
 
 
-def offset_scale(screen: Screen, header: fits.Header, *, freq_scaling: bool = Dewarp.freq_scaling) -> float:
+def offset_scale(screen: Screen, header: fits.Header, *, freq_scaling: bool = Dewarp.freq_scaling,
+                 hints: ImageHints | None = None) -> float:
     """(f_screen / f_image)^2 when both frequencies are known and differ, else 1."""
     if not freq_scaling:
         return 1.0
-    f_img = image_freq_mhz(header)
+    f_img = image_freq_mhz(header, hints)
     f_scr = screen.freq_mhz
     if not (math.isfinite(f_img) and math.isfinite(f_scr) and f_img > 0 and f_scr > 0):
         return 1.0
@@ -68,27 +69,15 @@ def offset_scale(screen: Screen, header: fits.Header, *, freq_scaling: bool = De
     return 1.0 if abs(ratio - 1.0) < 1e-4 else ratio**2
 
 
-def _same_grid(screen: Screen, wcs: WCS, shape: tuple[int, int]) -> bool:
-    if tuple(shape) != tuple(screen.ref_shape):
-        return False
-    a, b = screen.ref_wcs, wcs
-    return (
-        [c.upper() for c in a.wcs.ctype] == [c.upper() for c in b.wcs.ctype]
-        and np.allclose(a.wcs.crval, b.wcs.crval, rtol=0, atol=1e-9)
-        and np.allclose(a.wcs.crpix, b.wcs.crpix, rtol=0, atol=1e-6)
-        and np.allclose(a.pixel_scale_matrix, b.pixel_scale_matrix, rtol=1e-7, atol=1e-13)
-        and sorted(a.wcs.get_pv()) == sorted(b.wcs.get_pv())
-    )
-
-
 class _Sampler:
     """Where output pixels sample the input, computed block by block of rows."""
 
-    def __init__(self, screen: Screen, header: fits.Header, shape: tuple[int, int], *, freq_scaling: bool) -> None:
+    def __init__(self, screen: Screen, header: fits.Header, shape: tuple[int, int], *, freq_scaling: bool,
+                 hints: ImageHints | None = None) -> None:
         self.screen, self.shape = screen, tuple(shape)
         self.wcs = celestial_wcs(header)
-        self.scale = offset_scale(screen, header, freq_scaling=freq_scaling)
-        self.same_grid = _same_grid(screen, self.wcs, self.shape)
+        self.scale = offset_scale(screen, header, freq_scaling=freq_scaling, hints=hints)
+        self.same_grid = same_grid((screen.ref_wcs, screen.ref_shape), (self.wcs, self.shape))
         if not self.same_grid:
             log.info("image grid differs from the screen grid: mapping through the sky")
         self._buffers: tuple[np.ndarray, np.ndarray] | None = None
@@ -299,16 +288,14 @@ def dewarped_path(path: Path, output_dir: Path | None) -> Path:
     return (output_dir if output_dir is not None else path.parent) / f"{stem}_dewarped.fits"
 
 
-def _check_input(path: Path) -> fits.Header:
-    try:
-        header = fits.getheader(path)
-    except (OSError, ValueError, TypeError) as err:
-        raise LwaError(f"cannot read FITS image {path}: {err}") from None
-    if str(header.get("IMGCAT", "")).strip() == "screen":
+def _check_input(path: Path, hints: ImageHints | None = None) -> fits.Header:
+    info = image_info(path, hints)
+    header = info.header
+    if info.category == "screen":
         raise LwaError(f"{path} is a dewarp screen, not an image")
-    if bool(header.get("DEWARPED", False)):
+    if info.dewarped:
         raise LwaError(f"{path} is already dewarped (DEWARPED = T)")
-    if int(header.get("NAXIS", 0)) < 2:
+    if 0 in info.shape:
         raise LwaError(f"{path} has no 2-D image in its primary HDU")
     if not celestial_wcs(header).has_celestial:
         raise LwaError(f"{path} has no celestial WCS")
@@ -338,6 +325,7 @@ def dewarp_images(
     freq_scaling: bool | None = None,
     argv: list[str] | None = None,
     cfg: Config | Dewarp | None = None,
+    hints: ImageHints | None = None,
 ) -> list[DewarpedImage]:
     """Dewarp every image in `paths` with the screen FITS `screen`; writes `*_dewarped.fits`
     (DEWARPED = T, DWSCREEN = screen file name, provenance). Every input and output is checked
@@ -354,7 +342,7 @@ def dewarp_images(
     plan: list[tuple[Path, Path, fits.Header]] = []
     seen: dict[Path, Path] = {}
     for p in map(Path, paths):
-        header = _check_input(p)
+        header = _check_input(p, hints)
         out = dewarped_path(p, out_dir)
         if out.resolve() in seen:
             raise LwaError(f"{p} and {seen[out.resolve()]} would both be written to {out}")
@@ -367,7 +355,7 @@ def dewarp_images(
     results = []
     for p, out, _ in plan:
         data, header = read_image(p)
-        sampler = _Sampler(scr, header, data.shape[-2:], freq_scaling=freq_scaling)
+        sampler = _Sampler(scr, header, data.shape[-2:], freq_scaling=freq_scaling, hints=hints)
         same, scale = sampler.same_grid, sampler.scale
         dewarped = _dewarp_planes(data.reshape(-1, *data.shape[-2:]), sampler, order).reshape(data.shape)
         header["DWSCREEN"] = (screen_path.name[:68], "lwa-dewarp screen applied")

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    image_hint_options,
+    json_option,
+    run_main,
+)
 from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.io import check_output
@@ -32,7 +40,8 @@ def cli() -> None:
 @cli.command("fit")
 @click.argument("image", type=ExistingPath)
 @click.option("--catalog", "catalog", type=NewPath, required=True,
-              help="Reference catalogue: VLSSr text, CSV with ra/dec/flux, makesourcedb or TTCal JSON.")
+              help="Reference catalogue: VLSSr text, CSV with ra/dec/flux, makesourcedb, TTCal JSON, the 3C/4C "
+                   "files shipped with LSL, or a table astropy reads (B1950 positions precessed).")
 @click.option("-o", "--output", type=NewPath, required=True, help="Screen FITS to write.")
 @click.option("--qa-dir", type=NewPath, default=None,
               help="Folder for the diagnostics [default: OUTPUT without .fits + '_qa'].")
@@ -58,11 +67,13 @@ def cli() -> None:
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the diagnostic PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing screen and diagnostics.")
 @json_option
+@image_hint_options
 @common_options
 def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: float | None,
             match_radius_arcmin: float | None, min_anchors: int | None, spectral_index: float | None,
             reference_freq_mhz: float | None, flux_ratio_max: float | None, smoothing: float | None,
-            max_size_beams: float | None, max_grid_px: int | None, plots: bool, overwrite: bool, as_json: bool, cfg) -> None:
+            max_size_beams: float | None, max_grid_px: int | None, plots: bool, overwrite: bool, as_json: bool, hints,
+            cfg) -> None:
     """Fit an ionospheric offset screen on IMAGE (deep Stokes I) against --catalog.
 
     Compact sources above --snr are matched to the catalogue within --match-radius-arcmin (with a
@@ -89,7 +100,7 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
     result = fit_screen(image, catalog, cfg=cfg, snr=snr, match_radius_arcmin=match_radius_arcmin,
                         min_anchors=min_anchors, spectral_index=spectral_index,
                         reference_freq_mhz=reference_freq_mhz, flux_ratio_max=flux_ratio_max, smoothing=smoothing,
-                        max_size_beams=max_size_beams, max_grid_px=max_grid_px)
+                        max_size_beams=max_size_beams, max_grid_px=max_grid_px, hints=hints)
     write_fit_products(result, screen_path=output, qa_dir=qa, overwrite=overwrite, plots=plots)
     if as_json:
         emit(result.summary, as_json=True)
@@ -109,9 +120,10 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
                    f"({_default('freq_scaling')}).")
 @click.option("--overwrite", is_flag=True, help="Replace existing *_dewarped.fits.")
 @json_option
+@image_hint_options
 @common_options
 def apply_cmd(images: tuple[Path, ...], screen: Path, output_dir: Path | None, order: str | None,
-              freq_scaling: bool | None, overwrite: bool, as_json: bool, cfg) -> None:
+              freq_scaling: bool | None, overwrite: bool, as_json: bool, hints, cfg) -> None:
     """Resample IMAGES (raw or PB-corrected, I or V) with the inverse warp of --screen.
 
     Writes X_dewarped.fits for every X.fits (next to it, or in --output), NaN-aware (NaN regions
@@ -126,7 +138,8 @@ def apply_cmd(images: tuple[Path, ...], screen: Path, output_dir: Path | None, o
     from lwa_dewarp.apply import dewarp_images
 
     results = dewarp_images(images, screen=screen, output_dir=output_dir, overwrite=overwrite,
-                            order=int(order) if order is not None else None, freq_scaling=freq_scaling, cfg=cfg)
+                            order=int(order) if order is not None else None, freq_scaling=freq_scaling, cfg=cfg,
+                            hints=hints)
     if as_json:
         emit({"screen": str(screen), "images": [dataclasses.asdict(r) for r in results]}, as_json=True)
     else:

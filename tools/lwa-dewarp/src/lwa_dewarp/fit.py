@@ -22,6 +22,7 @@ from lwa_common.catalogs import CatalogSource, read_reference_catalog
 from lwa_common.config import Config, Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
+from lwa_common.images import ImageHints, info_from_header
 from lwa_common.io import atomic_path
 from lwa_dewarp.extract import Beam, beam_from_header, celestial_wcs, find_compact_sources
 from lwa_dewarp.match import match_catalog
@@ -49,14 +50,9 @@ class FitResult:
     beam: Beam = field(repr=False)
 
 
-def image_freq_mhz(header: fits.Header) -> float:
-    """FREQMHZ, else the FREQ axis value (wsclean writes the centre frequency there); NaN if none."""
-    if "FREQMHZ" in header:
-        return float(header["FREQMHZ"])
-    for i in range(1, int(header.get("NAXIS", 0)) + 1):
-        if str(header.get(f"CTYPE{i}", "")).upper().startswith("FREQ"):
-            return float(header[f"CRVAL{i}"]) / 1e6
-    return math.nan
+def image_freq_mhz(header: fits.Header, hints: ImageHints | None = None) -> float:
+    """The image frequency by the one header rule of `lwa_common.images` (FREQMHZ, else the FREQ axis); NaN if none."""
+    return info_from_header("image", header, hints).freq_mhz
 
 
 def _settings(cfg: Config | Dewarp | None) -> Dewarp:
@@ -112,6 +108,7 @@ def fit_screen(
     max_size_beams: float | None = None,
     max_grid_px: int | None = None,
     clip_sigma: float | None = None,
+    hints: ImageHints | None = None,
 ) -> FitResult:
     """Fit an offset screen on a (deep, Stokes I) image against a reference catalogue.
 
@@ -148,15 +145,13 @@ def fit_screen(
         raise LwaError(f"smoothing must be >= 0, got {smoothing}")
 
     plane, header, image_name = _load_image(image)
-    stokes = str(header.get("STOKES", "I")).strip().upper()
-    if stokes not in ("I", ""):
-        raise LwaError(f"{image_name} is a Stokes {stokes} image; fit needs Stokes I")
-    if bool(header.get("DEWARPED", False)):
+    info = info_from_header(image_name, header, hints)  # the one reading of the header (lwa_common.images)
+    if info.stokes not in ("I", ""):
+        raise LwaError(f"{image_name} is a Stokes {info.stokes} image; fit needs Stokes I")
+    if info.dewarped:
         raise LwaError(f"{image_name} is already dewarped (DEWARPED = T); fit the screen on the original image")
     beam = beam_from_header(header, where=image_name)
-    freq_mhz = image_freq_mhz(header)
-    if not (math.isfinite(freq_mhz) and freq_mhz > 0):
-        raise LwaError(f"{image_name} has no frequency (FREQMHZ or a FREQ axis)")
+    freq_mhz = info.require("freq").freq_mhz
     wcs = celestial_wcs(header)
     if not wcs.has_celestial:
         raise LwaError(f"{image_name} has no celestial WCS")

@@ -12,6 +12,7 @@ from lwa_common.cli import (
     NewPath,
     common_options,
     emit,
+    image_hint_options,
     json_option,
     overwrite_option,
     run_main,
@@ -179,18 +180,24 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
               help=f"NaN where the beam is below this [default: {_DEFAULTS.primary_beam.min_response:g}].")
 @overwrite_option
 @json_option
+@image_hint_options
 @common_options
 def pbcor_cmd(images: tuple[Path, ...], output: Path | None, beam_file: Path | None,
               min_elevation_deg: float | None, min_response: float | None, overwrite: bool, as_json: bool,
-              cfg: Config) -> None:
+              hints, cfg: Config) -> None:
     """Primary-beam correct IMAGES at their frequency and mid-time: writes *-pbcorr.fits (PBCOR = T).
+
+    Frequency and time are read from each header (FREQMHZ, else the FREQ axis; MJD-MID, else
+    DATE-OBS..DATE-END, else DATE-OBS plus half of --duration-s), so a plain WSClean image works.
 
     \b
     Example:
       lwa-image pbcor images/55MHz-I-Deep-Taper-Robust-0-image.fits --beam OVRO-LWA_MROsoil_updatedheight.h5
+      lwa-image pbcor wsclean-image.fits -o pbcor/       # a plain WSClean image
     """
     paths = pbcor_images(list(images), outdir=output, beam_file=beam_file, cfg=cfg,
-                         min_elevation_deg=min_elevation_deg, min_response=min_response, overwrite=overwrite)
+                         min_elevation_deg=min_elevation_deg, min_response=min_response, overwrite=overwrite,
+                         hints=hints)
     emit([str(p) for p in paths], as_json=as_json)
 
 

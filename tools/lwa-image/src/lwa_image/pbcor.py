@@ -1,7 +1,8 @@
 """Primary-beam correction of lwa-pipe images with an OVRO-LWA h5 beam (`lwa_common.beam`).
 
-The Stokes I beam (zenith = 1) is evaluated on the image grid at the image frequency (FREQ axis
-or FREQMHZ) and the middle of its data (MJD-MID); pixels below `min_elevation_deg` or with a
+The Stokes I beam (zenith = 1) is evaluated on the image grid at the image frequency and the
+middle of its data, both read by `lwa_common.images` (FREQMHZ, else the FREQ axis; MJD-MID, else the
+middle of DATE-OBS..DATE-END, else DATE-OBS plus half of `--duration-s`); pixels below `min_elevation_deg` or with a
 response below `min_response` become NaN. Stokes V images are divided by the same Stokes I beam
 (the first-order correction; the dipoles' leakage is not modelled). The product is
 ``<name>-pbcorr.fits`` with PBCOR = T.
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.time import Time
 
 from lwa_common.beam import BeamModel, beam_for_image, load_beam
 from lwa_common.config import Config, load_config
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
+from lwa_common.images import ImageHints, image_info, info_from_header
 from lwa_common.provenance import PROV_PREFIX
 
 __all__ = ["pbcor_name", "pbcor_image", "pbcor_images"]
@@ -36,20 +39,22 @@ def pbcor_name(path: str | Path, outdir: str | Path | None = None) -> Path:
 
 def pbcor_image(image: str | Path, output: str | Path | None = None, *, beam: BeamModel | None = None,
                 min_elevation_deg: float = 10.0, min_response: float = 0.05, overwrite: bool = False,
-                beam_label: str = "") -> Path:
+                beam_label: str = "", hints: ImageHints | None = None) -> Path:
     """Divide `image` by the primary beam; writes `output` (default `<image>-pbcorr.fits`)."""
     image = Path(image)
     output = Path(output) if output is not None else pbcor_name(image)
     if output.exists() and not overwrite:
         raise LwaError(f"output exists: {output} (use --overwrite to replace it)")
     data, header = read_image(image)
-    if bool(header.get("PBCOR", False)):
+    info = info_from_header(image, header, hints).require("freq", "time")
+    if info.pbcor:
         raise LwaError(f"{image} is already primary-beam corrected (PBCOR = T)")
     _keep_imaging_stamp(header)
     plane = image_plane(data)
     beam = beam if beam is not None else load_beam()
     response = beam_for_image(header, beam=beam, min_elevation_deg=min_elevation_deg, min_response=min_response,
-                              shape=plane.shape)
+                              shape=plane.shape, freq_hz=info.freq_mhz * 1e6,
+                              time=Time(info.mjd_mid, format="mjd", scale="utc"))
     with np.errstate(invalid="ignore", divide="ignore"):
         corrected = (plane / response).astype(np.float32)
     out = corrected.reshape(data.shape)
@@ -79,7 +84,8 @@ def _keep_imaging_stamp(header: fits.Header) -> None:
 
 def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = None, beam_file: str | Path | None = None,
                  cfg: Config | None = None, min_elevation_deg: float | None = None,
-                 min_response: float | None = None, overwrite: bool = False) -> list[Path]:
+                 min_response: float | None = None, overwrite: bool = False,
+                 hints: ImageHints | None = None) -> list[Path]:
     """Primary-beam correct several images with one beam model; returns the outputs."""
     cfg = cfg or load_config()
     pb = cfg.primary_beam
@@ -92,12 +98,8 @@ def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = No
         raise LwaError(f"output exists: {existing[0]} (use --overwrite to replace it)")
     if len(set(outputs)) != len(outputs):
         raise LwaError("two inputs would write the same -pbcorr.fits; give them distinct names")
-    for img in images:
-        try:
-            header = fits.getheader(img)
-        except (OSError, ValueError) as err:
-            raise LwaError(f"cannot read FITS header {img}: {err}") from None
-        if bool(header.get("PBCOR", False)):
+    for img in images:  # fail before work
+        if image_info(img, hints).require("freq", "time").pbcor:
             raise LwaError(f"{img} is already primary-beam corrected (PBCOR = T)")
     beam = load_beam(beam_file)
     log.info("primary beam %s: %d freqs %.1f-%.1f MHz", beam.source, beam.freqs_hz.size,
@@ -105,5 +107,5 @@ def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = No
     if outdir is not None:
         Path(outdir).mkdir(parents=True, exist_ok=True)
     return [pbcor_image(img, out, beam=beam, min_elevation_deg=min_el, min_response=min_resp, overwrite=True,
-                        beam_label=str(beam_file or beam.source))
+                        beam_label=str(beam_file or beam.source), hints=hints)
             for img, out in zip(images, outputs)]

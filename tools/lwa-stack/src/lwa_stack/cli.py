@@ -9,7 +9,15 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    image_hint_options,
+    json_option,
+    run_main,
+)
 from lwa_common.errors import LwaError
 from lwa_common.io import check_output
 
@@ -37,9 +45,10 @@ def cli() -> None:
 @clip_option
 @overwrite_option
 @json_option
+@image_hint_options
 @common_options
 def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, clip_sigma: float, overwrite: bool,
-              as_json: bool, cfg) -> None:
+              as_json: bool, hints, cfg) -> None:
     """Measure the thermal noise (sigma-clipped robust RMS, NaN-aware) of every FITS image in INPUTS.
 
     INPUTS are FITS files or folders (searched recursively). Writes one row per image: path, SUBBAND,
@@ -49,6 +58,7 @@ def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, cli
     \b
     Example:
       lwa-stack noise run/55MHz run/73MHz -o run/Wideband/thermal_noise.csv
+      lwa-stack noise wsclean-image.fits -o noise.csv      # a plain WSClean image
     """
     from lwa_stack.noise import find_images, measure_images, read_noise_csv, write_noise_csv
 
@@ -57,7 +67,8 @@ def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, cli
     if not images:
         raise LwaError(f"no FITS images under {', '.join(map(str, inputs))}")
     cache = read_noise_csv(output) if output.exists() else {}
-    records, failed = measure_images(images, cache=cache, inner_fraction=inner_fraction, sigma=clip_sigma)
+    records, failed = measure_images(images, cache=cache, inner_fraction=inner_fraction, sigma=clip_sigma,
+                                     hints=hints)
     if not records:
         raise LwaError(f"no image could be measured ({len(failed)} failed; first: {failed[0][1]})")
     for path, why in failed:
@@ -79,14 +90,16 @@ def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, cli
 @clip_option
 @overwrite_option
 @json_option
+@image_hint_options
 @common_options
 def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None, weight_from: str,
-                 inner_fraction: float, clip_sigma: float, overwrite: bool, as_json: bool, cfg) -> None:
+                 inner_fraction: float, clip_sigma: float, overwrite: bool, as_json: bool, hints, cfg) -> None:
     """Inverse-variance weighted Red/Green/Blue stacks of the per-subband images under INPUTS.
 
     Images are chosen by header: transient stacks (TAPER>0, ROBUST 0, not PB-corrected, dewarped when
     available; Stokes I and V; deep and each 10 min INTERVAL) and science stacks (no taper, deep Stokes
-    I, ROBUST 0 and -0.75). Bands from the config's stack.bands_mhz. Writes
+    I, ROBUST 0 and -0.75). A plain WSClean image (no TAPER / ROBUST in its header) joins the
+    transient family, its stack named without those tokens. Bands from the config's stack.bands_mhz. Writes
     OUTPUT/Wideband_{Band}_{Pol}_{cat}_{Taper}_{Robust}[_{interval}].fits (IMGCAT=stack, BAND,
     SUBBANDS, effective FREQMHZ, STKRMS) and OUTPUT/thermal_noise.csv. A subband whose image is
     unreadable is skipped with a warning. Prints the stack paths.
@@ -94,6 +107,7 @@ def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None,
     \b
     Example:
       lwa-stack wideband run/*MHz -o run/Wideband
+      lwa-stack wideband wsclean-image.fits -o wideband/   # a plain WSClean image
     """
     from lwa_stack.stack import bands_from_config, wideband
 
@@ -101,7 +115,7 @@ def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None,
         raise LwaError(f"output {output} exists and is not a folder")
     results = wideband(inputs, outdir=output, bands=bands_from_config(cfg.stack.bands_mhz), noise_csv=noise_csv,
                        weight_from=weight_from, inner_fraction=inner_fraction, clip_sigma=clip_sigma,
-                       overwrite=overwrite, argv=sys.argv)
+                       overwrite=overwrite, argv=sys.argv, hints=hints)
     if as_json:
         emit({"outputs": [str(r.path) for r in results], "noise_csv": str(output / "thermal_noise.csv"),
               "stacks": [{"path": str(r.path), "band": r.plan.band.name, "freq_mhz": r.freq_mhz,

@@ -24,7 +24,8 @@ import numpy as np
 from astropy.stats import sigma_clipped_stats
 
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import image_info, image_plane, read_image
+from lwa_common.fitsio import image_plane, read_image
+from lwa_common.images import ImageHints, ImageInfo, find_images, image_info
 from lwa_common.io import atomic_path
 
 __all__ = [
@@ -92,10 +93,12 @@ class NoiseRecord:
 NOISE_COLUMNS = tuple(f.name for f in fields(NoiseRecord))
 
 
-def measure_image(path: str | Path, *, inner_fraction: float = 0.5, sigma: float = 3.0) -> NoiseRecord:
-    """Measure one image (LwaError when unreadable or without finite pixels in the inner box)."""
-    path = Path(path).resolve()
-    info = image_info(path)
+def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = 0.5, sigma: float = 3.0,
+                  hints: ImageHints | None = None) -> NoiseRecord:
+    """Measure one image, given by path or by its `ImageInfo` (then its header is not read again);
+    LwaError when unreadable or without finite pixels in the inner box."""
+    info = path if isinstance(path, ImageInfo) else image_info(path, hints)
+    path = Path(info.path).resolve()
     data, _ = read_image(path)
     rms, n_pix = robust_rms(data, inner_fraction=inner_fraction, sigma=sigma)
     if not math.isfinite(rms) or rms <= 0:
@@ -110,8 +113,8 @@ def measure_image(path: str | Path, *, inner_fraction: float = 0.5, sigma: float
     )
 
 
-def measure_images(paths: Iterable[str | Path], *, cache: dict[str, NoiseRecord] | None = None,
-                   inner_fraction: float = 0.5, sigma: float = 3.0
+def measure_images(paths: Iterable[str | Path | ImageInfo], *, cache: dict[str, NoiseRecord] | None = None,
+                   inner_fraction: float = 0.5, sigma: float = 3.0, hints: ImageHints | None = None
                    ) -> tuple[list[NoiseRecord], list[tuple[Path, str]]]:
     """Measure every image, reusing `cache` rows whose file is unchanged.
 
@@ -123,45 +126,20 @@ def measure_images(paths: Iterable[str | Path], *, cache: dict[str, NoiseRecord]
     failed: list[tuple[Path, str]] = []
     reused = 0
     for p in paths:
-        key = str(Path(p).resolve())
+        key = str(Path(p.path if isinstance(p, ImageInfo) else p).resolve())
         cached = cache.get(key)
         if cached is not None and cached.matches_file():
             records.append(cached)
             reused += 1
             continue
         try:
-            records.append(measure_image(p, inner_fraction=inner_fraction, sigma=sigma))
+            records.append(measure_image(p, inner_fraction=inner_fraction, sigma=sigma, hints=hints))
         except LwaError as err:
-            log.debug("cannot measure %s: %s", p, err)
-            failed.append((Path(p), str(err)))
+            log.debug("cannot measure %s: %s", key, err)
+            failed.append((Path(key), str(err)))
     log.info("thermal noise: %d images (%d reused from thermal_noise.csv), %d failed",
              len(records), reused, len(failed))
     return records, failed
-
-
-def find_images(inputs: Iterable[str | Path]) -> list[Path]:
-    """FITS files given directly, or found recursively under the given folders (hidden ones skipped)."""
-    out: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            for p in sorted(item.rglob("*.fits")):
-                rel = p.relative_to(item)
-                if any(part.startswith(".") for part in rel.parts) or not p.is_file():
-                    continue
-                out.append(p)
-        elif item.is_file():
-            out.append(item)
-        else:
-            raise LwaError(f"input not found: {item}")
-    seen: set[Path] = set()
-    unique = []
-    for p in out:
-        r = p.resolve()
-        if r not in seen:
-            seen.add(r)
-            unique.append(p)
-    return unique
 
 
 def _parse(column: str, text: str):

@@ -51,10 +51,10 @@ import numpy as np
 from astropy.io import fits
 
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import ImageInfo, celestial_wcs, image_info, image_plane, read_image, write_image
+from lwa_common.fitsio import image_plane, read_image, write_image
+from lwa_common.images import ImageHints, ImageInfo, grid_key, regrid_onto, same_grid, scan_images
 from lwa_stack.noise import (
     NoiseRecord,
-    find_images,
     measure_image,
     measure_images,
     read_noise_csv,
@@ -121,21 +121,28 @@ def band_of(freq_mhz: float, bands: Sequence[Band]) -> Band | None:
     return None
 
 
-def robust_token(robust: float) -> str:
-    """0 -> 'Robust-0', -0.75 -> 'Robust-0.75', 0.5 -> 'Robust+0.5'."""
+def robust_token(robust: float | None) -> str:
+    """0 -> 'Robust-0', -0.75 -> 'Robust-0.75', 0.5 -> 'Robust+0.5'; '' when unknown."""
+    if robust is None:
+        return ""
     if robust <= 0:
         return f"Robust-{abs(robust):g}"
     return f"Robust+{robust:g}"
 
 
 def taper_token(taper: float) -> str:
+    """'Taper' / 'NoTaper'; '' when unknown (NaN: a plain image's header does not say)."""
+    if not math.isfinite(taper):
+        return ""
     return "Taper" if taper > 0 else "NoTaper"
 
 
-def stack_name(band: str, stokes: str, imgcat: str, taper: float, robust: float, interval: str) -> str:
-    """`Wideband_{Band}_{Pol}_{cat}_{Taper}_{Robust}[_{interval}].fits` (interval only for 10 min)."""
+def stack_name(band: str, stokes: str, imgcat: str, taper: float, robust: float | None, interval: str) -> str:
+    """`Wideband_{Band}_{Pol}_{cat}_{Taper}_{Robust}[_{interval}].fits` (interval only for 10 min;
+    the taper and robust tokens left out when the inputs' headers do not say them)."""
     suffix = f"_{interval}" if imgcat != "deep" and interval and interval != "deep" else ""
-    return f"Wideband_{band}_{stokes}_{imgcat}_{taper_token(taper)}_{robust_token(robust)}{suffix}.fits"
+    tokens = "".join(f"_{t}" for t in (taper_token(taper), robust_token(robust)) if t)
+    return f"Wideband_{band}_{stokes}_{imgcat}{tokens}{suffix}.fits"
 
 
 def _is(value: float | None, target: float) -> bool:
@@ -143,10 +150,15 @@ def _is(value: float | None, target: float) -> bool:
 
 
 def stack_role(info: ImageInfo, *, science_robusts: Sequence[float] = SCIENCE_ROBUSTS) -> str | None:
-    """'transient', 'science' or None: which wideband family an image feeds (header only)."""
+    """'transient', 'science' or None: which wideband family an image feeds (header only).
+
+    A plain image whose header does not give TAPER / ROBUST joins the transient family (its
+    stack's name and header then leave them out too).
+    """
     if info.pbcor or info.category not in ("deep", "10min"):
         return None
-    if info.taper > 0 and info.stokes in ("I", "V") and _is(info.robust, 0.0):
+    taper_ok = info.taper > 0 or not math.isfinite(info.taper)
+    if taper_ok and info.stokes in ("I", "V") and (info.robust is None or _is(info.robust, 0.0)):
         return "transient"
     if (info.taper == 0 and info.stokes == "I" and info.category == "deep"
             and any(_is(info.robust, r) for r in science_robusts)):
@@ -174,7 +186,7 @@ class StackPlan:
     stokes: str
     imgcat: str
     interval: str
-    robust: float
+    robust: float | None
     taper: float
     inputs: list[Candidate] = field(default_factory=list)
 
@@ -190,25 +202,15 @@ class StackResult:
     n_regridded: int
 
 
-def grid_signature(header: fits.Header) -> tuple:
-    """What makes two images share a pixel grid: celestial WCS + shape (rounded)."""
-    w = celestial_wcs(header)
-    wcs = w.wcs
-    return (
-        int(header.get("NAXIS1", 0)), int(header.get("NAXIS2", 0)), tuple(wcs.ctype),
-        tuple(round(float(v), 7) for v in wcs.crval), tuple(round(float(v), 4) for v in wcs.crpix),
-        tuple(round(float(v), 10) for v in np.ravel(w.pixel_scale_matrix)),
-    )
+grid_signature = grid_key  # kept importable: a hashable key of the pixel grid (lwa_common.images)
 
 
-def _describe(path: Path) -> Candidate:
-    info = image_info(path)
+def _describe(info: ImageInfo) -> Candidate:
     try:
-        header = fits.getheader(path)
-        grid = grid_signature(header)
-    except (OSError, ValueError) as err:
-        raise LwaError(f"cannot read the WCS of {path}: {err}") from None
-    return Candidate(path=path, info=info, grid=grid)
+        grid = grid_key(info.header)
+    except (ValueError, KeyError) as err:
+        raise LwaError(f"cannot read the WCS of {info.path}: {err}") from None
+    return Candidate(path=info.path, info=info, grid=grid)
 
 
 def _subband_key(info: ImageInfo) -> str:
@@ -225,13 +227,14 @@ def plan_stacks(candidates: Iterable[Candidate], bands: Sequence[Band], *,
         band = band_of(info.freq_mhz, bands)
         if role is None or band is None:
             continue
-        robust = float(info.robust)
+        robust = None if info.robust is None else round(float(info.robust), 4)
         interval = info.interval or ("deep" if info.category == "deep" else "")
-        key = (band.name, role, info.stokes, info.category, interval, round(robust, 4), info.taper > 0)
+        tapered = info.taper > 0 if math.isfinite(info.taper) else None
+        key = (band.name, role, info.stokes, info.category, interval, robust, tapered)
         groups[key][_subband_key(info)].append(cand)
     by_name = {b.name: b for b in bands}
     plans = []
-    for key in sorted(groups, key=lambda k: ([b.name for b in bands].index(k[0]), k[1:])):
+    for key in sorted(groups, key=lambda k: ([b.name for b in bands].index(k[0]), str(k[1:]))):
         band_name, role, stokes, imgcat, interval, robust, _ = key
         chosen = []
         for subband, cands in sorted(groups[key].items(), key=lambda kv: kv[1][0].info.freq_mhz):
@@ -244,11 +247,12 @@ def plan_stacks(candidates: Iterable[Candidate], bands: Sequence[Band], *,
                 log.warning("%s: %d images with the same header keys (%s); using %s",
                             subband, len(pool), ", ".join(str(c.path) for c in pool), pool[0].path)
             chosen.append(pool[0])
-        taper = max(c.info.taper for c in chosen)
+        tapers = [c.info.taper for c in chosen if math.isfinite(c.info.taper)]
+        taper = max(tapers) if tapers else math.nan
         plan = StackPlan(
             name=stack_name(band_name, stokes, imgcat, taper, robust, interval), role=role,
-            band=by_name[band_name], stokes=stokes, imgcat=imgcat, interval=interval, robust=float(robust),
-            taper=taper, inputs=chosen,
+            band=by_name[band_name], stokes=stokes, imgcat=imgcat, interval=interval,
+            robust=None if robust is None else float(robust), taper=taper, inputs=chosen,
         )
         plans.append(plan)
     names = Counter(p.name for p in plans)
@@ -288,24 +292,17 @@ def stack_arrays(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> tupl
 
 def regrid(plane: np.ndarray, header: fits.Header, ref_header: fits.Header) -> np.ndarray:
     """Bilinear reprojection of a 2-D plane onto the reference grid (NaN outside its footprint)."""
-    from reproject import reproject_interp
-
-    ref_wcs = celestial_wcs(ref_header)
-    shape = (int(ref_header["NAXIS2"]), int(ref_header["NAXIS1"]))
-    out, footprint = reproject_interp((np.asarray(plane, dtype=np.float64), celestial_wcs(header)), ref_wcs,
-                                      shape_out=shape, order="bilinear")
-    out[footprint <= 0] = np.nan
-    return out
+    return regrid_onto(plane, header, ref_header)
 
 
-def _collect(images: Iterable[Path]) -> tuple[list[Candidate], list[tuple[Path, str]]]:
+def _collect(infos: Iterable[ImageInfo]) -> tuple[list[Candidate], list[tuple[Path, str]]]:
     cands, failed = [], []
-    for p in images:
+    for info in infos:
         try:
-            cand = _describe(p)
+            cand = _describe(info)
         except LwaError as err:
             log.warning("skipping unreadable image: %s", err)
-            failed.append((p, str(err)))
+            failed.append((info.path, str(err)))
             continue
         if cand.info.category == "stack":
             continue
@@ -378,7 +375,7 @@ def _write_stack(plan: StackPlan, used: list[tuple[Candidate, np.ndarray, fits.H
     ninterval = headers[0].get("NINTERVL")
     keywords = {
         "STOKES": plan.stokes, "IMGCAT": "stack", "INTERVAL": plan.interval, "NINTERVL": ninterval,
-        "ROBUST": plan.robust, "TAPER": plan.taper, "PBCOR": False,
+        "ROBUST": plan.robust, "TAPER": plan.taper if math.isfinite(plan.taper) else None, "PBCOR": False,
         "DEWARPED": all(c.info.dewarped for c, *_ in used), "SUBBAND": plan.band.name,
         "FREQMHZ": round(f_eff, 4), **_time_keywords(headers),
     }
@@ -405,6 +402,7 @@ def wideband(
     clip_sigma: float = 3.0,
     overwrite: bool = False,
     argv: list[str] | None = None,
+    hints: ImageHints | None = None,
 ) -> list[StackResult]:
     """Make every wideband stack from the images under `inputs`; write them and thermal_noise.csv.
 
@@ -420,12 +418,12 @@ def wideband(
     if weight_from not in ("image", "v-deep"):
         raise LwaError(f"weight_from must be 'image' or 'v-deep', got {weight_from!r}")
     explicit = read_noise_csv(noise_csv) if noise_csv is not None else None  # fail before work
-    images = find_images(inputs)
-    cands, unreadable = _collect(images)
+    infos, _ = scan_images(inputs, hints, exclude=[outdir])
+    cands, unreadable = _collect(infos)
     plans = plan_stacks(cands, bands, science_robusts=science_robusts)
     if not plans:
         raise LwaError(f"no per-subband images to stack under {', '.join(map(str, inputs))} "
-                       "(need non-PB images with STOKES/IMGCAT/ROBUST/TAPER/FREQMHZ headers in a band)")
+                       "(need non-PB Stokes I/V images with a frequency in a band; deep or 10 min)")
     for plan in plans:
         out = outdir / plan.name
         if out.exists() and not overwrite:
@@ -443,7 +441,8 @@ def wideband(
             i = c.info
             if i.stokes == "V" and i.category == "deep" and not i.pbcor and i.taper > 0:
                 needed.setdefault(c.path.resolve(), c)
-    records, failed = measure_images(list(needed), cache=cache, inner_fraction=inner_fraction, sigma=clip_sigma)
+    records, failed = measure_images([c.info for c in needed.values()], cache=cache, inner_fraction=inner_fraction,
+                                     sigma=clip_sigma)
     by_path = {r.path: r for r in records}
     merged = {**{k: v for k, v in cache.items() if v.matches_file()}, **by_path}
     bad = {str(p.resolve()): why for p, why in failed}
@@ -468,7 +467,7 @@ def wideband(
                 log.warning("skipping %s in %s: %s", _subband_key(cand.info), plan.name, err)
                 skipped.append((cand.path, str(err)))
                 continue
-            if cand.grid != ref_grid.signature:
+            if not same_grid(cand.info, ref_grid.header):
                 log.info("regridding %s onto the reference grid of %s", cand.path.name, ref_grid.path.name)
                 plane = regrid(plane, header, ref_grid.header)
                 n_regrid += 1
@@ -512,5 +511,5 @@ def _reference_grid(plans: Sequence[StackPlan], measured: dict[str, NoiseRecord]
     counts = Counter(c.grid for c in usable)
     best = max(counts.values())
     first = min((c for c in usable if counts[c.grid] == best), key=lambda c: (c.info.freq_mhz, str(c.path)))
-    header = fits.getheader(first.path)
+    header = first.info.header
     return _RefGrid(signature=first.grid, path=first.path, header=header)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    image_hint_options,
+    json_option,
+    run_main,
+)
 from lwa_common.config import Cutout, Transient
 from lwa_transient.search import SearchParams, search_images
 
@@ -83,17 +91,20 @@ def cli() -> None:
 @click.option("--products/--no-products", default=True, show_default=True, help="Write cutouts and PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing candidates.csv (and its products).")
 @json_option
+@image_hint_options
 @common_options
 def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, stokes: str, v_sigma, i_sigma,
                rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, mask_beams, steady_ratio, v_ateam_radius_deg,
                i_ateam_radius_deg, ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_arcmin, bilobe_ratio, bilobe_sigma,
                drop_bilobe, match_arcmin, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
-               overwrite, as_json, cfg) -> None:
+               overwrite, as_json, hints, cfg) -> None:
     """Search INPUTS (FITS images and/or folders of them) for transients.
 
-    Images are chosen by header: STOKES I/V, IMGCAT deep/10min (or lwa-stack's wideband stacks,
-    IMGCAT stack, deep or 10 min by INTERVAL), TAPER > 0, PBCOR = F, ROBUST = --robust, grouped by
-    SUBBAND (a stack's band name); dewarped images are preferred. V images (deep and 10 min) are
+    Images are chosen by header: Stokes I/V (STOKES keyword or axis), IMGCAT deep/10min (or
+    lwa-stack's wideband stacks, IMGCAT stack, deep or 10 min by INTERVAL; a plain WSClean image
+    is deep unless --kind/--interval say otherwise), not PB-corrected, and TAPER > 0 and ROBUST =
+    --robust when the header says; grouped by SUBBAND (a stack's band name, else the subband of
+    the frequency); dewarped images are preferred. V images (deep and 10 min) are
     searched directly for positive and negative peaks; for I, each 10 min image minus the deep
     image is searched for positive peaks. Bright deep-I sources and A-team zones are masked. A
     candidate with an opposite-sign partner (bi-lobe test) gets class `artefact`; one matching the
@@ -107,6 +118,7 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
           --catalog vlssr.csv -v
       lwa-transient search *-V-Taper-*.fits *-I-*Robust-0*.fits -o out \\
           --v-sigma 6 --bilobe-ratio 0.25 4 --json
+      lwa-transient search wsclean-V-image.fits wsclean-I-image.fits -o out   # plain WSClean images
     """
     overrides = {
         "v_sigma": v_sigma, "i_sigma": i_sigma, "rms_box_px": rms_box_px, "rms_smooth_boxes": rms_smooth_boxes,
@@ -123,7 +135,7 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
         overrides["ateam_file"] = None
     params = SearchParams.from_config(cfg, **overrides)
     result = search_images(list(inputs), output=output, params=params, catalog=catalog, overwrite=overwrite,
-                           argv=list(sys.argv))
+                           argv=list(sys.argv), hints=hints)
     summary = result.summary()
     emit(summary if as_json else summary["outputs"], as_json=as_json)
 

@@ -40,7 +40,8 @@ from astropy.wcs import WCS
 from lwa_common.catalogs import read_reference_catalog
 from lwa_common.config import Config, Cutout, Transient
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import ImageInfo, celestial_wcs, image_info, image_plane, read_image, sky_mask
+from lwa_common.fitsio import celestial_wcs, image_plane, read_image, sky_mask
+from lwa_common.images import ImageHints, ImageInfo, image_info, regrid_onto, same_grid
 from lwa_common.io import atomic_path, check_output
 from lwa_common.naming import jname, jname_short
 from lwa_transient.detect import BilobeRule, Island, Peak, bilobe_partner, find_peaks
@@ -260,34 +261,16 @@ class _Image:
 
 
 def _load(info: ImageInfo) -> _Image:
-    data, header = read_image(info.path)
+    data, _ = read_image(info.path)
+    header = info.header  # read once, by lwa_common.images
     plane = np.ascontiguousarray(image_plane(data), dtype=np.float32)
     plane[~sky_mask(header)] = np.nan  # beyond the horizon of an all-sky image: nothing is real
     return _Image(info, plane, header, celestial_wcs(header))
 
 
-def _header_shape(path: Path) -> tuple[int, int]:
-    """(ny, nx) from the header; (0, 0) for a header without image data."""
-    try:
-        header = fits.getheader(path)
-    except (OSError, ValueError) as err:
-        raise LwaError(f"cannot read FITS header {path}: {err}") from None
-    naxis = int(header.get("NAXIS", 0))
-    if naxis < 2:
-        return (0, 0)
-    return (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))
-
-
 def _is_empty(data: np.ndarray) -> bool:
     finite = np.isfinite(data)
     return data.size == 0 or not finite.any() or not np.any(data[finite] != 0)
-
-
-def _same_grid(img: _Image, ref: _Image) -> bool:
-    a, b = img.wcs.wcs, ref.wcs.wcs
-    return (list(a.ctype) == list(b.ctype) and np.allclose(a.crval, b.crval, rtol=0, atol=1e-7)
-            and np.allclose(a.crpix, b.crpix, rtol=0, atol=1e-4)
-            and np.allclose(img.wcs.pixel_scale_matrix, ref.wcs.pixel_scale_matrix, rtol=1e-7, atol=0))
 
 
 def _align(img: _Image, ref: _Image, *, warn: bool = True) -> _Image:
@@ -297,14 +280,12 @@ def _align(img: _Image, ref: _Image, *, warn: bool = True) -> _Image:
             f"image shapes differ: {img.info.path} is {img.data.shape[1]}x{img.data.shape[0]}, "
             f"{ref.info.path} is {ref.data.shape[1]}x{ref.data.shape[0]} (image them on the same grid)"
         )
-    if _same_grid(img, ref):
+    if same_grid((img.wcs, img.data.shape), (ref.wcs, ref.data.shape)):
         return img
-    from reproject import reproject_interp
-
     log.log(logging.WARNING if warn else logging.DEBUG,
             "%s is on another pixel grid (CRVAL/CRPIX) than %s: reprojecting it (bilinear)",
             img.info.path.name, ref.info.path.name)
-    data, _ = reproject_interp((img.data, img.wcs), ref.wcs, shape_out=ref.data.shape, order="bilinear")
+    data = regrid_onto(img.data, (img.wcs, img.data.shape), (ref.wcs, ref.data.shape))
     return _Image(img.info, data.astype(np.float32), img.header, ref.wcs)
 
 
@@ -430,6 +411,7 @@ class _Search:
         self.grid: _Image | None = None  # the subband's reference grid (deep I when there is one)
         self._cache: dict[str, _Image] = {}
         self._seen: set[str] = set()
+        self.infos: dict[str, ImageInfo] = {}  # path -> the selection's reading of the image
 
     # ------------------------------------------------------------------ loading
 
@@ -440,7 +422,7 @@ class _Search:
         key = str(info.path)
         if key in self._cache:
             return self._cache[key]
-        if 0 in _header_shape(info.path):
+        if 0 in info.shape:
             log.warning("%s holds no image data: skipped", info.path)
             self.skipped.append(key)
             return None
@@ -460,7 +442,7 @@ class _Search:
 
     def _check_shapes(self, group: SubbandImages) -> None:
         """Fail before work: every image of the subband has the same shape."""
-        shapes = {info.path: _header_shape(info.path) for info in group.all()}
+        shapes = {info.path: info.shape for info in group.all()}
         sized = [path for path, shape in shapes.items() if 0 not in shape]
         if not sized:
             return
@@ -584,8 +566,8 @@ class _Search:
 
     def _write_products(self, c: Candidate) -> None:
         p = self.params
-        img = self._load(image_info(c.image))
-        ref = self._load(image_info(c.reference)) if c.reference else None
+        img = self._load(self.infos.get(c.image) or image_info(c.image))
+        ref = self._load(self.infos.get(c.reference) or image_info(c.reference)) if c.reference else None
         coord = SkyCoord(c.ra * u.deg, c.dec * u.deg)
         if c.stokes == "I":
             searched = img.data - ref.data
@@ -644,8 +626,11 @@ def search_images(
     catalog: str | Path | None = None,
     overwrite: bool = False,
     argv: list[str] | None = None,
+    hints: ImageHints | None = None,
 ) -> SearchResult:
     """Run the search on `inputs` (FITS files and/or folders) and write `output`/candidates.csv.
+
+    `hints` say what the headers of plain (non-pipeline) images cannot (`lwa_common.images`).
 
     Returns the candidates (sorted by subband, Stokes, interval, decreasing |S/N|), the CSV path and
     the products written. Raises `LwaError` on unusable input (nothing selectable, shape mismatch).
@@ -661,12 +646,13 @@ def search_images(
         raise LwaError(f"catalogue not found: {catalog}")
     if params.ateam_file is not None and not Path(params.ateam_file).exists():
         raise LwaError(f"A-team file not found: {params.ateam_file}")
-    paths = collect_paths(inputs)
-    groups = select_images(paths, robust=params.robust)
+    paths = collect_paths(inputs, exclude=[output])
+    groups = select_images(paths, robust=params.robust, hints=hints)
     cat = _Catalog(catalog) if catalog is not None else None
     log.info("search parameters: %s", {k: v for k, v in asdict(params).items() if k != "ateam"})
     output.mkdir(parents=True, exist_ok=True)
     run = _Search(params, output, argv, cat)
+    run.infos = {str(i.path): i for g in groups.values() for i in g.all()}
     cands: list[Candidate] = []
     n_images = 0
     for subband in sorted(groups):

@@ -1,7 +1,9 @@
 """Choose the images of the search by their headers (ARCHITECTURE.md), never by file name.
 
-An image takes part when STOKES is I or V, IMGCAT is `deep` or `10min` (or `stack`, below), PBCOR
-is false, TAPER > 0 and ROBUST equals the wanted robust (0: the R0 configurations). Images are
+Each header is read once by `lwa_common.images` (`ImageInfo`). An image takes part when its Stokes
+is I or V, its kind `deep` or `10min` (or IMGCAT `stack`, below; a plain WSClean image without our
+keywords is deep unless `--kind` / `--interval` say otherwise), it is not PB-corrected, and, when
+the header says, TAPER > 0 and ROBUST equals the wanted robust (0: the R0 configurations). Images are
 grouped by SUBBAND and, inside a subband, into deep I, deep V, and 10 min I / V per INTERVAL. A slot
 filled by both a dewarped and an undewarped image keeps the dewarped one; an undewarped image is
 used only when no dewarped one exists for its slot (logged as a warning).
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import ImageInfo, image_info
+from lwa_common.images import ImageHints, ImageInfo, find_images, image_info
 
 __all__ = ["SubbandImages", "collect_paths", "search_category", "select_images"]
 
@@ -41,56 +43,42 @@ class SubbandImages:
         return out + [self.ten_i[k] for k in sorted(self.ten_i)] + [self.ten_v[k] for k in sorted(self.ten_v)]
 
 
-def collect_paths(inputs: Iterable[str | Path]) -> list[Path]:
-    """FITS files given directly, plus the `*.fits` files of given folders (not recursive)."""
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in (".fits", ".fit") and q.is_file()))
-        elif p.exists():
-            paths.append(p)
-        else:
-            raise LwaError(f"input not found: {p}")
-    seen, unique = set(), []
-    for p in paths:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
+def collect_paths(inputs: Iterable[str | Path], *, exclude: Sequence[str | Path] = ()) -> list[Path]:
+    """FITS files given directly, plus those found (recursively) under given folders (`lwa_common.images`)."""
+    return find_images(inputs, exclude=exclude)
 
 
 def search_category(info: ImageInfo) -> str:
     """`deep` or `10min` for a searchable category (a wideband stack: by its INTERVAL), else IMGCAT."""
-    if info.category == "stack":
-        return "deep" if info.interval == "deep" else "10min"
-    return info.category
+    return info.kind
 
 
 def _reject(info: ImageInfo, robust: float) -> str | None:
+    if not info.stokes:
+        return "Stokes unknown (no STOKES keyword or axis: give --image-stokes)"
     if info.stokes.upper() not in ("I", "V"):
-        return f"STOKES={info.stokes or '?'}"
+        return f"STOKES={info.stokes}"
     category = search_category(info)
     if category not in ("deep", "10min"):
         return f"IMGCAT={info.category or '?'}"
     if info.pbcor:
         return "primary-beam corrected"
-    if not info.taper > 0:
+    if info.taper == 0:
         return "not tapered (TAPER=0)"
-    if info.robust is None or abs(float(info.robust) - robust) > 1e-6:
+    if info.robust is not None and abs(float(info.robust) - robust) > 1e-6:
         return f"ROBUST={info.robust} (want {robust:g})"
     if category == "10min" and not info.interval:
-        return f"{info.category} image without INTERVAL"
+        return f"{info.category} image without INTERVAL (give --interval)"
     return None
 
 
-def select_images(paths: Sequence[Path], *, robust: float = 0.0) -> dict[str, SubbandImages]:
+def select_images(paths: Sequence[Path], *, robust: float = 0.0, hints: ImageHints | None = None
+                  ) -> dict[str, SubbandImages]:
     """Group the usable images by subband (see the module docstring). Raises when none is usable."""
     slots: dict[tuple[str, str, str], list[ImageInfo]] = {}
     rejected: dict[str, int] = {}
     for path in paths:
-        info = image_info(path)
+        info = image_info(path, hints)
         why = _reject(info, robust)
         if why:
             log.debug("skip %s: %s", path, why)
@@ -101,8 +89,8 @@ def select_images(paths: Sequence[Path], *, robust: float = 0.0) -> dict[str, Su
     if not slots:
         reasons = "; ".join(f"{n} {why}" for why, n in sorted(rejected.items())) or "no FITS files"
         raise LwaError(
-            f"no usable image among {len(paths)} input(s) (need STOKES I/V, IMGCAT deep/10min/stack, PBCOR=F, "
-            f"TAPER>0, ROBUST={robust:g}): {reasons}"
+            f"no usable image among {len(paths)} input(s) (need Stokes I/V, deep/10min/stack, not PB-corrected, "
+            f"TAPER>0 and ROBUST={robust:g} when the header says): {reasons}"
         )
     groups: dict[str, SubbandImages] = {}
     undewarped: dict[str, list[str]] = {}
