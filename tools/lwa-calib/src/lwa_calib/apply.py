@@ -200,6 +200,8 @@ def apply_tables(
     with casa_log(logfile):
         for src, dst in zip(ms_paths, targets):
             try:
+                if not src.is_dir():
+                    raise LwaError(f"not found: {src}" if not src.exists() else f"{src} is not an MS folder")
                 if in_place:
                     _calibrate(src, tables)
                 else:

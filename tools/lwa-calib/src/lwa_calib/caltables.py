@@ -126,7 +126,7 @@ def read_caltable(path: str | Path, *, expect: str | None = None, spw: int | Non
         col = "CPARAM" if "CPARAM" in t.colnames() else "FPARAM"
         try:
             ant = t.getcol("ANTENNA1")
-            spw = t.getcol("SPECTRAL_WINDOW_ID")
+            spw_ids = t.getcol("SPECTRAL_WINDOW_ID")
             times = t.getcol("TIME")
             vals = [np.asarray(t.getcell(col, r)) for r in range(t.nrows())]
             flg = [np.asarray(t.getcell("FLAG", r)) for r in range(t.nrows())]
@@ -140,7 +140,7 @@ def read_caltable(path: str | Path, *, expect: str | None = None, spw: int | Non
     with open_table(path / "ANTENNA") as at:
         all_names = list(at.getcol("NAME"))
     first = {}  # (antenna, spw) -> row of the earliest solution
-    for r, (a, s, tt) in enumerate(zip(ant, spw, times)):
+    for r, (a, s, tt) in enumerate(zip(ant, spw_ids, times)):
         key = (int(a), int(s))
         if key not in first or tt < times[first[key]]:
             first[key] = r
