@@ -282,7 +282,7 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
     step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
     step report lwa-stack report "$dir" -o "$dir/report.html" --overwrite "${cfg_opt[@]}"
     [ -n "$archive" ] && step archive lwa-stack archive "$dir" --archive-root "$archive" \
-        --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$hour" "${cfg_opt[@]}"
+        --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$date-$hour" "${cfg_opt[@]}"
     note_state "hours.$hour.aggregate=done"
 }
 
