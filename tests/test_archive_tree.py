@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from astropy.io import fits
 
 from lwa_common.datatree import find_ms, local_copies
 from lwa_common.naming import parse_ms_name
@@ -40,8 +41,9 @@ def _tar(ms: Path, tar: Path, *, arcname: str | None) -> None:
 @pytest.fixture(scope="module")
 def archive(sim_cache, tmp_path_factory):
     """55 MHz in hour folders (averaged, plain, tarred, a corrupt tar, strays), 73 MHz deeper and flat."""
-    data, _ = sim_cache("archive_tree", {"noise": {"sigma_jy": 1.0}}, start=START, n_int=4, subbands=(55, 73),
-                        n_channels=4, n_antennas=8)
+    spec = {"noise": {"sigma_jy": 1.0}, "sources": [
+        {"name": "bright", "ra": "10h05m00s", "dec": "+52d00m00s", "flux_jy": 300, "spectral_index": -0.8}]}
+    data, _ = sim_cache("archive_tree", spec, start=START, n_int=6, subbands=(55, 73), n_channels=4, n_antennas=40)
     root = tmp_path_factory.mktemp("archive")
     hour55 = root / "55MHz" / "2024-12-20" / "11"
     hour55.mkdir(parents=True)
@@ -51,6 +53,8 @@ def archive(sim_cache, tmp_path_factory):
     _tar(ms55[1], hour55 / f"{stem[1]}_averaged.ms.tar", arcname=f"{stem[1]}_averaged.ms")
     shutil.copytree(ms55[2], hour55 / f"{stem[2]}.ms")
     (hour55 / f"{stem[3]}_averaged.ms.tar").write_bytes(b"\x00not a tar at all" * 64)
+    _tar(ms55[4], hour55 / f"{stem[4]}_averaged.ms.tar", arcname=None)  # the MS's files at the top
+    shutil.copytree(ms55[5], hour55 / f"{stem[5]}_averaged.ms")
     (hour55 / "README.txt").write_text("stray file\n")
     (hour55 / "20241220_115600_55MHz.log").write_text("stray log\n")
     old = root / "55MHz" / "2024-06-01" / "03"  # another night: pruned by date
@@ -74,11 +78,12 @@ def test_find_ms_reads_every_form(archive):
     root, stem = archive
     found = find_ms(root, 55, dates=["2024-12-20"])
     assert [p.name for p in found] == [f"{stem[0]}_averaged.ms", f"{stem[1]}_averaged.ms.tar", f"{stem[2]}.ms",
-                                       f"{stem[3]}_averaged.ms.tar"]
-    assert [parse_ms_name(p.name).subband_mhz for p in found] == [55] * 4
+                                       f"{stem[3]}_averaged.ms.tar", f"{stem[4]}_averaged.ms.tar",
+                                       f"{stem[5]}_averaged.ms"]
+    assert [parse_ms_name(p.name).subband_mhz for p in found] == [55] * 6
     assert parse_ms_name(found[1].name).tarred and parse_ms_name(found[0].name).averaged
-    assert len(find_ms(root, 55)) == 5  # without a date filter the June night is found too
-    assert len(find_ms(root / "73MHz", 73)) == 4  # flat and three levels deep, tars with the MS at the top
+    assert len(find_ms(root, 55)) == 7  # without a date filter the June night is found too
+    assert len(find_ms(root / "73MHz", 73)) == 6  # flat and three levels deep, tars with the MS at the top
     assert find_ms(root, 82) == []
 
 
@@ -86,7 +91,8 @@ def test_unpack_into_work_never_into_the_archive(archive, tmp_path):
     root, stem = archive
     before = _snapshot(root)
     usable, failed = local_copies(find_ms(root, 55, dates=["2024-12-20"]), tmp_path / "work")
-    assert [p.name for p in usable] == [f"{stem[0]}_averaged.ms", f"{stem[1]}_averaged.ms", f"{stem[2]}.ms"]
+    assert [p.name for p in usable] == [f"{stem[0]}_averaged.ms", f"{stem[1]}_averaged.ms", f"{stem[2]}.ms",
+                                        f"{stem[4]}_averaged.ms", f"{stem[5]}_averaged.ms"]
     assert usable[1].parent == tmp_path / "work" and (usable[1] / "table.dat").is_file()
     assert [(f.name, "unreadable tar" in why) for f, why in failed] == [(f"{stem[3]}_averaged.ms.tar", True)]
     assert not [p for p in (tmp_path / "work").iterdir() if p.name.startswith(".")]  # nothing half-unpacked
@@ -129,8 +135,29 @@ def test_driver_on_the_archive_tree_pins_subbands_to_nodes(archive, tmp_path):
     res = _driver([*args, "--stage", "setup", "10h", "55MHz"])
     assert res.returncode == 0, res.stderr[-2000:]
     ms = sorted(p.name for p in (local / "10h" / "55MHz" / "ms").iterdir())
-    assert ms == [f"{stem[0]}_averaged.ms", f"{stem[1]}_averaged.ms", f"{stem[2]}.ms"]
+    assert ms == [f"{stem[0]}_averaged.ms", f"{stem[1]}_averaged.ms", f"{stem[2]}.ms", f"{stem[4]}_averaged.ms",
+                  f"{stem[5]}_averaged.ms"]
     assert f"{stem[3]}_averaged.ms.tar" in res.stderr and "unreadable tar" in res.stderr
     assert not (work / "10h" / "55MHz" / "ms").exists()  # working data only on the local disk
     assert (work / "10h" / "55MHz" / "logs" / "unpack.log").is_file()
     assert _snapshot(root) == before  # the archive was only read
+
+
+@pytest.mark.slow
+def test_local_run_on_the_archive_tree(archive, tmp_path):
+    """The whole chain, locally, on the archive as stored: images from the five usable MS."""
+    root, _ = archive
+    before = _snapshot(root)
+    config = tmp_path / "quick.toml"
+    config.write_text("[imaging]\nintervals_out = 3\n")
+    work = tmp_path / "run"
+    res = _driver(["--range", "10h-11h", "--date", "2024-12-20", "--subbands", "55", "--data", str(root / "55MHz"),
+                   "--workdir", str(work), "--local-workdir", str(tmp_path / "nvme"), "--config", str(config),
+                   "--image-size", "192", "--image-scale-deg", "0.6", "--niter-scale", "0.002"], timeout=1500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    images = sorted((work / "10h" / "55MHz" / "images").glob("55MHz-*-image.fits"))
+    assert len(images) == 4 + 1 + 3 + 3, images
+    assert fits.getheader(images[0])["DATE-OBS"].startswith("2024-12-20T11:5")
+    assert (tmp_path / "nvme" / "10h" / "55MHz" / "55MHz-10h.ms").is_dir()  # the hour's MS on the local disk
+    assert "unreadable tar" in (work / "10h" / "55MHz" / "logs" / "unpack.log").read_text()
+    assert _snapshot(root) == before
