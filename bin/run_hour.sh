@@ -9,8 +9,17 @@
 #       [--catalog FullVLSSCatalog.text] [--health badants.yml] [--hot-baselines] \
 #       [--peel-sky ateam.json] [--peel-rfi rfi.json] [--flux-skymodel sh2012.skymodel] \
 #       [--resume-science] [--run-label NAME] [--archive ROOT --sample NAME] [--config FILE] \
-#       [--image-size N --image-scale-deg D --niter-scale F] [--force STEP] \
-#       [--slurm [--cpus N --mem 8G --partition P]]
+#       [--image-size N --image-scale-deg D --niter-scale F] [--local-workdir DIR] [--force STEP] \
+#       [--slurm [--cpus N --mem 8G --partition P] [--remap SUBBAND=NODE ...] [--dry-run]]
+#
+# --data is a flat folder of MS, or the observatory's archive <root>/<XXMHz>/<YYYY-MM-DD>/<HH>/
+# holding YYYYMMDD_HHMMSS_XXMHz[_averaged].ms[.tar] (any depth works). The archive is only read:
+# tars are unpacked into the work folder, MS copied there. --local-workdir (config
+# cluster.local_workdir) puts the working MS (copies, unpacked tars, the hour's concatenation) on a
+# node-local disk; products and logs stay in --workdir. With --slurm, config cluster.nodes
+# ("SUBBAND=NODE" or "SUBBAND=partition:NAME"; --remap overrides one) pins a subband's Setup, Peel
+# and Image jobs to its node; --dry-run writes the sbatch commands to <workdir>/jobs/graph.tsv
+# (name, job id, options) without submitting anything.
 #
 # Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, each stage as
 # its own process of this script. With --slurm it submits per subband a Setup job, a Peel array
@@ -18,22 +27,23 @@
 # go to <workdir>/<hour>/image_jobs.dep and one aggregation job per hour waits on all of them with
 # afterany (a failed subband does not block the aggregation of the others; it is reported).
 # A pre-flight audit (lwa-common audit) lists everything missing and exits 1 before any work.
-# Run state: <workdir>/state.json (plain JSON; per step: status, start, exit, seconds). A finished
-# step is skipped on a rerun unless its command or an input file changed; --force STEP reruns it
-# and every step after it.
+# Run state: <workdir>/state.json (plain JSON, a view of one record per update in state.json.d/, so
+# concurrent jobs lose nothing; per step: status, start, exit, seconds). A finished step is skipped
+# on a rerun unless its command or an input file changed; --force STEP reruns it and every step
+# after it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} MPLBACKEND=Agg
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "run_hour: error: $*" >&2; exit 1; }
 
 # ---- arguments ------------------------------------------------------------------------------
 range="" date="" subbands="" data="" workdir="" archive="" bp="" xy="" catalog="" health=""
 peel_sky="" peel_rfi="" hot=0 slurm=0 resume=0 run_label="" config="" stage="" stage_sb="" stage_hour=""
-targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
+remaps=() local_workdir="" dry_run=0 targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
 orig_args=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -64,6 +74,9 @@ while [ $# -gt 0 ]; do
         --cpus) cpus=$2; shift 2 ;;
         --mem) mem=$2; shift 2 ;;
         --partition) partition=$2; shift 2 ;;
+        --remap) remaps+=("$2"); shift 2 ;;
+        --local-workdir) local_workdir=$2; shift 2 ;;
+        --dry-run) dry_run=1; shift ;;
         --stage) stage=$2; stage_hour=$3; stage_sb=$4; shift 4 ;;
         -h|--help) usage; exit 0 ;;
         --version) echo "run_hour.sh $(lwa-common --version | cut -d" " -f2-)"; exit 0 ;;
@@ -153,12 +166,26 @@ note_state() { lwa-common state "$state" "$@" || echo "run_hour: could not updat
 # optional STEP: a failure is reported but the chain goes on (QA and science extras)
 optional() { step "$@" || echo "run_hour: [$tag] $1 failed; continuing without it" >&2; }
 
-subband_dirs() {  # HOUR SB -> sets dir, logs, tag
-    local hour=$1 sb=$2
+subband_dirs() {  # HOUR SB -> sets dir (products), work (working MS: node-local when asked), logs, tag
+    local hour=$1 sb=$2 local_root
     dir="$workdir/$hour/$sb"
+    local_root=${local_workdir:-$(plan_value local_workdir)}
+    work="${local_root:-$workdir}/$hour/$sb"
     logs="$dir/logs"
     tag="$hour/$sb"
-    mkdir -p "$logs"
+    mkdir -p "$logs" "$work"
+}
+
+plan_value() {  # KEY -> a top-level string of the plan
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ""))' "$plan" "$1"
+}
+
+placement() {  # SB -> the sbatch option pinning the subband's jobs (--nodelist=N / --partition=P), or nothing
+    python3 - "$plan" "$1" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])).get("placement", {}).get(sys.argv[2], {})
+print("--nodelist=" + p["node"] if "node" in p else "--partition=" + p["partition"] if "partition" in p else "")
+PY
 }
 
 ms_list() {  # HOUR SB -> the plan's MS files, one per line
@@ -189,18 +216,30 @@ stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's M
     subband_dirs "$1" "$2"
     mapfile -t files < <(ms_list "$1" "$2")
     [ ${#files[@]} -gt 0 ] || { echo "run_hour: [$tag] no MS in the plan" >&2; return 1; }
-    mkdir -p "$dir/ms"
-    if [ -n "$bp" ]; then
-        step calibrate lwa-calib apply "${files[@]}" --bp-table "$bp" ${xy:+--xy-table "$xy"} \
-            -o "$dir/ms" --overwrite "${cfg_opt[@]}"
-    else
-        local f
-        for f in "${files[@]}"; do  # plain working copies, renamed into place when complete
-            [ -e "$dir/ms/$(basename "$f")" ] && continue
-            cp -r --dereference --preserve=timestamps "$f" "$dir/ms/.$(basename "$f").part" && mv "$dir/ms/.$(basename "$f").part" "$dir/ms/$(basename "$f")"
-        done
-        echo "run_hour: [$tag] copied ${#files[@]} MS into $dir/ms" >&2
+    mkdir -p "$work/ms"
+    local f tars=() plain=()
+    for f in "${files[@]}"; do
+        if [[ $f == *.ms.tar ]]; then tars+=("$f"); else plain+=("$f"); fi
+    done
+    if [ ${#tars[@]} -gt 0 ]; then  # unpacked into the work folder, never into the archive
+        optional unpack lwa-common unpack "${tars[@]}" -o "$work/unpacked" "${cfg_opt[@]}"
+        [ -s "$work/unpacked/unpack_failed.txt" ] && sed 's/^/    unusable: /' "$work/unpacked/unpack_failed.txt" >&2
+        for f in "$work"/unpacked/*.ms; do [ -d "$f" ] && plain+=("$f"); done
     fi
+    [ ${#plain[@]} -gt 0 ] || { echo "run_hour: [$tag] no usable MS" >&2; return 1; }
+    if [ -n "$bp" ]; then
+        step calibrate lwa-calib apply "${plain[@]}" --bp-table "$bp" ${xy:+--xy-table "$xy"} \
+            -o "$work/ms" --overwrite "${cfg_opt[@]}"
+    else
+        for f in "${plain[@]}"; do  # plain working copies, renamed into place when complete
+            local name; name=$(basename "$f")
+            [ -e "$work/ms/$name" ] && continue
+            if [[ $f == "$work"/unpacked/* ]]; then mv "$f" "$work/ms/$name"; continue; fi
+            cp -r --dereference --preserve=timestamps "$f" "$work/ms/.$name.part" && mv "$work/ms/.$name.part" "$work/ms/$name"
+        done
+        echo "run_hour: [$tag] ${#plain[@]} working MS in $work/ms" >&2
+    fi
+    [ -d "$work/unpacked" ] && find "$work/unpacked" -mindepth 1 -maxdepth 1 -name '*.ms' -exec rm -rf {} +
     note_state "subbands.$tag.setup=done"
 }
 
@@ -210,7 +249,9 @@ stage_peel() {  # HOUR SB [INDEX]: peel one working MS (array task) or all of th
     local idx=${3:-${SLURM_ARRAY_TASK_ID:-all}} i
     for i in "${!files[@]}"; do
         [ "$idx" = all ] || [ "$idx" = "$i" ] || continue
-        local ms="$dir/ms/$(basename "${files[$i]}")"
+        local name; name=$(basename "${files[$i]}"); name=${name%.tar}
+        local ms="$work/ms/$name"
+        [ -d "$ms" ] || continue  # an unusable input (reported by Setup)
         [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" --in-place "${cfg_opt[@]}"
         [ -n "$peel_rfi" ] && step "peel-rfi-$i" lwa-peel rfi "$ms" --sources "$peel_rfi" --in-place "${cfg_opt[@]}"
     done
@@ -220,10 +261,10 @@ stage_peel() {  # HOUR SB [INDEX]: peel one working MS (array task) or all of th
 
 stage_image() {  # HOUR SB: concat at the LST-hour meridian, flag, QA, science images, science steps
     subband_dirs "$1" "$2"
-    local hour=$1 sb=$2 lst ms="$dir/$2-$1.ms" img="$dir/images"
+    local hour=$1 sb=$2 lst ms="$work/$2-$1.ms" img="$dir/images"
     read -r lst _ < <(lst_of_hour "$hour")
     if [ "$resume" -eq 0 ]; then
-        step concat lwa-image concat "$dir"/ms/*.ms -o "$ms" --lst-hour "$lst" --overwrite "${cfg_opt[@]}"
+        step concat lwa-image concat "$work"/ms/*.ms -o "$ms" --lst-hour "$lst" --overwrite "${cfg_opt[@]}"
         [ -n "$health" ] && step flag-antennas lwa-flag antennas "$ms" "$health" --in-place "${cfg_opt[@]}"
         step flag-rfi lwa-flag rfi "$ms" --in-place "${cfg_opt[@]}"
         if [ "$hot" -eq 1 ]; then
@@ -287,7 +328,7 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
     step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
     step report lwa-stack report "$dir" -o "$dir/report.html" --overwrite "${cfg_opt[@]}"
     [ -n "$archive" ] && step archive lwa-stack archive "$dir" --archive-root "$archive" \
-        --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$hour" "${cfg_opt[@]}"
+        --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$date-$hour" "${cfg_opt[@]}"
     note_state "hours.$hour.aggregate=done"
 }
 
@@ -313,11 +354,12 @@ done
 for t in wsclean aoflagger lwa-image lwa-flag lwa-dewarp lwa-cutout lwa-transient lwa-stack; do audit_args+=(--tool "$t"); done
 [ -n "$bp" ] && audit_args+=(--tool lwa-calib)
 { [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; } && audit_args+=(--tool lwa-peel --tool DP3.py)
-[ "$slurm" -eq 1 ] && audit_args+=(--tool sbatch)
+[ "$slurm" -eq 1 ] && [ "$dry_run" -eq 0 ] && audit_args+=(--tool sbatch)
+for r in "${remaps[@]}"; do audit_args+=(--remap "$r"); done
 lwa-common audit "${audit_args[@]}" -o "$plan" "${cfg_opt[@]}" >/dev/null || exit 1
 read -r -a hours <<< "$(hours_of_plan)"
 self_args=()
-for a in "${orig_args[@]}"; do [ "$a" = "--slurm" ] || self_args+=("$a"); done
+for a in "${orig_args[@]}"; do [ "$a" = "--slurm" ] || [ "$a" = "--dry-run" ] || self_args+=("$a"); done
 note_state "range=$range" "date=$date" "subband_labels=$subbands" "mode=$([ "$slurm" -eq 1 ] && echo slurm || echo local)"
 
 if [ "$slurm" -eq 0 ]; then
@@ -363,9 +405,15 @@ job_script() {  # NAME STAGE HOUR SB -> path of a job script that runs one stage
     echo "$f"
 }
 
-submit() {  # NAME [sbatch options...] -- SCRIPT
-    local name=$1; shift
-    sbatch "${sb_opts[@]}" -J "lwa-$name" -o "$jobs_dir/$name-%A_%a.out" "$@"
+graph="$jobs_dir/graph.tsv"  # the job graph: name, job id, sbatch options (read by the tests)
+: > "$graph"
+fake_id=0
+submit() {  # NAME [sbatch options...] SCRIPT -> job id (--dry-run: a made-up one, nothing submitted)
+    local name=$1 id; shift
+    local cmd=(sbatch "${sb_opts[@]}" -J "lwa-$name" -o "$jobs_dir/$name-%A_%a.out" "$@")
+    if [ "$dry_run" -eq 1 ]; then fake_id=$((fake_id + 1)); id="dry$fake_id"; else id=$("${cmd[@]}"); fi
+    printf '%s\t%s\t%s\n' "$name" "$id" "${cmd[*]:1}" >> "$graph"
+    echo "$id"
 }
 
 for hour in "${hours[@]}"; do
@@ -375,14 +423,15 @@ for hour in "${hours[@]}"; do
         n=$(ms_list "$hour" "$sb" | grep -c . || true)
         [ "$n" -gt 0 ] || continue
         last=""
+        pin=$(placement "$sb")  # every job of the subband on its node: its working data stay there
         if [ "$resume" -eq 0 ]; then
-            last=$(submit "setup-$hour-$sb" "$(job_script "setup-$hour-$sb" setup "$hour" "$sb")")
+            last=$(submit "setup-$hour-$sb" ${pin:+"$pin"} "$(job_script "setup-$hour-$sb" setup "$hour" "$sb")")
             if [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; then
-                last=$(submit "peel-$hour-$sb" --array="0-$((n - 1))%4" --dependency="afterok:$last" \
+                last=$(submit "peel-$hour-$sb" ${pin:+"$pin"} --array="0-$((n - 1))%4" --dependency="afterok:$last" \
                     "$(job_script "peel-$hour-$sb" peel "$hour" "$sb")")
             fi
         fi
-        image=$(submit "image-$hour-$sb" ${last:+--dependency="afterok:$last"} \
+        image=$(submit "image-$hour-$sb" ${pin:+"$pin"} ${last:+--dependency="afterok:$last"} \
             "$(job_script "image-$hour-$sb" image "$hour" "$sb")")
         echo "$image" >> "$dep_file"
         note_state "subbands.$hour/$sb.image_job=$image" ${last:+"subbands.$hour/$sb.previous_job=$last"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -11,7 +10,7 @@ import click
 from lwa_common.cli import NewPath, common_options, run_main
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
-from lwa_common.plan import format_problems, make_plan, write_plan
+from lwa_common.plan import format_problems, make_plan, subband_placement, write_plan
 from lwa_common.site import split_lst_range
 
 __all__ = ["main", "cli"]
@@ -48,13 +47,18 @@ def lst_range(lst_range: str, date: str, cfg) -> None:
 @click.option("--file", "files", multiple=True, type=NewPath, help="Other input file that must exist (repeat).")
 @click.option("--tool", "tools", multiple=True, help="Command that must be on PATH (repeat).")
 @click.option("--min-free-gb", type=float, default=1.0, show_default=True)
+@click.option("--remap", "remaps", multiple=True, metavar="SUBBAND=NODE",
+              help="Run SUBBAND's jobs on NODE (or partition:NAME), over config cluster.nodes (repeat).")
 @click.option("-o", "--output", type=NewPath, required=True, help="Plan JSON (MS lists per subband and hour).")
 @common_options
-def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, tools, min_free_gb, output, cfg):
+def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, tools, min_free_gb, remaps, output,
+          cfg):
     """Pre-flight audit: data per subband and LST hour, tables, files, tools, disk; writes a plan.
 
     Prints one table of everything missing and exits 1 before anything is submitted; otherwise
-    writes the plan JSON (MS files per subband and LST hour) and prints its path.
+    writes the plan JSON (MS files per subband and LST hour, each subband's node, the node-local
+    work folder) and prints its path. DATA may be the observatory's archive
+    (<root>/<XXMHz>/<YYYY-MM-DD>/<HH>/<name>.ms[.tar]), a flat folder, or any depth in between.
 
     \b
     Example:
@@ -65,6 +69,7 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
         sbs = [int(s.strip().removesuffix("MHz")) for s in subbands.split(",") if s.strip()]
     except ValueError:
         raise LwaError(f"--subbands '{subbands}' must be a comma-separated list like 55,73") from None
+    placement = subband_placement(cfg.cluster.nodes, remaps, sbs)
     plan = make_plan(
         data=data, subbands=sbs, lst_range=lst_range, date=date, workdir=workdir,
         tables={"bandpass": bp_table, "xy-phase": xy_table},
@@ -74,35 +79,58 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
     if plan.problems:
         click.echo(format_problems(plan.problems), err=True)
         raise LwaError(f"pre-flight audit found {len(plan.problems)} problem(s); nothing was submitted")
+    plan.placement, plan.local_workdir = placement, cfg.cluster.local_workdir
     write_plan(plan, output)
     click.echo(str(output))
+
+
+@cli.command("unpack")
+@click.argument("files", nargs=-1, required=True, type=NewPath)
+@click.option("-o", "--output", type=NewPath, required=True, help="Work folder the tars are unpacked into.")
+@common_options
+def unpack(files: tuple[Path, ...], output: Path, cfg) -> None:
+    """Print the MS to work on: each MS of FILES as it is, each .ms.tar unpacked into OUTPUT.
+
+    The archive is only read. A tar unpacked before is reused. A file that cannot be used (an
+    unreadable tar, no MS in it, not an MS) is named in one warning line and in
+    OUTPUT/unpack_failed.txt ("path<TAB>reason"), and the rest go on; exit 1 only when none is usable.
+
+    \b
+    Example:
+      lwa-common unpack /lustre/archive/55MHz/2024-12-20/10/*_55MHz_averaged.ms.tar -o /local/run/10h/55MHz/ms
+    """
+    from lwa_common.datatree import local_copies
+
+    usable, failed = local_copies(files, output)
+    with atomic_path(output / "unpack_failed.txt") as tmp:
+        tmp.write_text("".join(f"{p}\t{why}\n" for p, why in failed))
+    for _, why in failed:
+        click.echo(f"lwa-common: warning: {why}", err=True)
+    if not usable:
+        raise LwaError(f"none of the {len(files)} files is a usable MS (first: {failed[0][1]})")
+    click.echo("\n".join(map(str, usable)))
 
 
 @cli.command("state")
 @click.argument("state_file", type=NewPath)
 @click.argument("assignments", nargs=-1)
 def state(state_file: Path, assignments: tuple[str, ...]) -> None:
-    """Update the run-state JSON: KEY=VALUE pairs (dotted keys nest), timestamped.
+    """Record KEY=VALUE pairs (dotted keys nest) in the run state; without pairs print the state.
+
+    Safe with any number of concurrent jobs on any nodes (Lustre, NFS): each call adds one record
+    to STATE_FILE.d/ and refreshes STATE_FILE, always a complete JSON document of every record.
 
     \b
     Example:
       lwa-common state run/state.json subbands.55MHz.image=done subbands.55MHz.image_job=1234
+      lwa-common state run/state.json
     """
-    data = json.loads(state_file.read_text()) if state_file.exists() else {}
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LwaError(f"state assignment '{item}' is not KEY=VALUE")
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise LwaError(f"state key '{key}' crosses a non-table value")
-        node[parts[-1]] = value
-    data["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
-    with atomic_path(state_file) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    from lwa_common.state import parse_assignments, read_state, update_state
+
+    if not assignments:
+        click.echo(json.dumps(read_state(state_file), indent=1, sort_keys=True))
+        return
+    update_state(state_file, parse_assignments(assignments))
 
 
 def main() -> None:

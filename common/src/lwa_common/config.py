@@ -39,6 +39,7 @@ __all__ = [
     "FluxScale",
     "Peel",
     "Report",
+    "Cluster",
     "SCIENCE_CONFIGURATIONS",
     "load_config",
     "config_to_dict",
@@ -251,6 +252,21 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """Data locality on the cluster (bin/run_hour.sh --slurm).
+
+    `nodes`: "SUBBAND=NODE" entries (e.g. "55=lwacalim05"; "55=partition:NAME" pins to a partition
+    instead): both jobs of a subband (Setup, Peel, Image) run there, so its working data never
+    leaves the node's local disk; `run_hour.sh --remap SUBBAND=NODE` overrides one entry.
+    `local_workdir`: node-local folder for the working MS copies, unpacked tars and the hour's
+    concatenated MS ("" = under the run's --workdir); products and logs stay in --workdir.
+    """
+
+    nodes: tuple[str, ...] = ()
+    local_workdir: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     site: Site = field(default_factory=Site)
     observation: Observation = field(default_factory=Observation)
@@ -265,6 +281,7 @@ class Config:
     flux_scale: FluxScale = field(default_factory=FluxScale)
     peel: Peel = field(default_factory=Peel)
     report: Report = field(default_factory=Report)
+    cluster: Cluster = field(default_factory=Cluster)
 
 
 def _unknown(key: str, known: list[str], where: str) -> LwaError:

@@ -11,15 +11,24 @@ from astropy.time import Time
 
 from lwa_common.errors import LwaError
 
-__all__ = ["MsName", "parse_ms_name", "format_ms_name", "jname", "jname_short", "subband_label"]
+__all__ = ["MsName", "MS_NAME_FORMS", "parse_ms_name", "format_ms_name", "jname", "jname_short", "subband_label"]
 
-_MS_RE = re.compile(r"^(\d{8})_(\d{6})_(\d+)MHz\.ms$")
+# the observatory's names: plain or frequency-averaged MS, either possibly tarred (older hours)
+_MS_RE = re.compile(r"^(\d{8})_(\d{6})_(\d+)MHz(_averaged)?\.ms(\.tar)?$")
+MS_NAME_FORMS = "YYYYMMDD_HHMMSS_XXMHz.ms, YYYYMMDD_HHMMSS_XXMHz_averaged.ms, either + .tar"
 
 
 @dataclass(frozen=True)
 class MsName:
     time: Time
     subband_mhz: int
+    averaged: bool = False
+    tarred: bool = False
+
+    @property
+    def ms_name(self) -> str:
+        """The MS folder's name (a tar's name without `.tar`)."""
+        return format_ms_name(self.time, self.subband_mhz, averaged=self.averaged)
 
     @property
     def subband(self) -> str:
@@ -31,17 +40,22 @@ def subband_label(mhz: int | float) -> str:
 
 
 def parse_ms_name(name: str) -> MsName:
-    """'20241220_103000_55MHz.ms' -> MsName(time, 55)."""
+    """'20241220_103000_55MHz.ms' -> MsName(time, 55); also `..._55MHz_averaged.ms` and `.ms.tar`."""
     base = name.rstrip("/").rsplit("/", 1)[-1]
     match = _MS_RE.match(base)
-    if not match:
-        raise LwaError(f"'{base}' is not an OVRO-LWA MS name (YYYYMMDD_HHMMSS_XXMHz.ms)")
-    stamp = datetime.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")
-    return MsName(Time(stamp, scale="utc"), int(match.group(3)))
+    try:
+        stamp = datetime.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S") if match else None
+    except ValueError:
+        stamp = None
+    if stamp is None:
+        raise LwaError(f"'{base}' is not an OVRO-LWA MS name ({MS_NAME_FORMS})")
+    return MsName(Time(stamp, scale="utc"), int(match.group(3)), averaged=bool(match.group(4)),
+                  tarred=bool(match.group(5)))
 
 
-def format_ms_name(time: Time, subband_mhz: int | float) -> str:
-    return f"{time.utc.datetime.strftime('%Y%m%d_%H%M%S')}_{subband_label(subband_mhz)}.ms"
+def format_ms_name(time: Time, subband_mhz: int | float, *, averaged: bool = False) -> str:
+    stamp = time.utc.datetime.strftime("%Y%m%d_%H%M%S")
+    return f"{stamp}_{subband_label(subband_mhz)}{'_averaged' if averaged else ''}.ms"
 
 
 def _parts(coord: SkyCoord) -> tuple[str, str]:

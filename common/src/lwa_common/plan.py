@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import astropy.units as u
+
+from lwa_common.datatree import find_ms
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.naming import parse_ms_name, subband_label
 from lwa_common.site import LstHour, split_lst_range
 
-__all__ = ["Problem", "Plan", "make_plan", "find_ms", "format_problems"]
+__all__ = ["Problem", "Plan", "make_plan", "find_ms", "format_problems", "subband_placement"]
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +40,47 @@ class Plan:
     hours: list[LstHour]
     ms: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # subband -> hour label -> files
     problems: list[Problem] = field(default_factory=list)
+    placement: dict[str, dict[str, str]] = field(default_factory=dict)  # subband -> {"node"|"partition": name}
+    local_workdir: str = ""
 
     def as_dict(self) -> dict:
         return {
             "hours": [h.as_dict() for h in self.hours],
             "ms": self.ms,
+            "placement": self.placement,
+            "local_workdir": self.local_workdir,
             "problems": [p.__dict__ for p in self.problems],
         }
 
 
-def find_ms(data: Path, subband_mhz: int) -> list[Path]:
-    """Every `*_XXMHz.ms` below `data` (any depth), sorted by time."""
-    label = subband_label(subband_mhz)
-    found = []
-    for p in sorted(data.rglob(f"*_{label}.ms")):
-        try:
-            found.append((parse_ms_name(p.name).time.mjd, p))
-        except LwaError:
-            continue
-    return [p for _, p in sorted(found)]
+def subband_placement(entries: Iterable[str], remaps: Iterable[str], subbands: Iterable[int]) -> dict[str, dict]:
+    """Where each subband's jobs run: config `cluster.nodes` entries, then `--remap` overrides.
+
+    Each entry is "SUBBAND=NODE" or "SUBBAND=partition:NAME" (SUBBAND as 55 or 55MHz). A remap of
+    a subband not run is an error (a typo would otherwise go unnoticed); config entries for other
+    subbands are ignored. Subbands without an entry run wherever Slurm puts them ({}).
+    """
+    labels = {subband_label(s) for s in subbands}
+    out: dict[str, dict[str, str]] = {}
+    for source, items in (("config cluster.nodes", entries), ("--remap", remaps)):
+        for item in items:
+            key, sep, value = str(item).partition("=")
+            try:
+                label = subband_label(int(key.strip().removesuffix("MHz")))
+            except ValueError:
+                label = None
+            value = value.strip()
+            if not sep or label is None or not value or value == "partition:":
+                raise LwaError(f"{source} entry '{item}' is not SUBBAND=NODE or SUBBAND=partition:NAME")
+            if label not in labels:
+                if source == "--remap":
+                    raise LwaError(f"--remap {item}: subband {label} is not among those run ({', '.join(sorted(labels))})")
+                continue
+            if value.startswith("partition:"):
+                out[label] = {"partition": value.removeprefix("partition:")}
+            else:
+                out[label] = {"node": value}
+    return {label: out[label] for label in sorted(out)}
 
 
 def _table_readable(path: Path) -> str:
@@ -86,6 +112,9 @@ def make_plan(
 ) -> Plan:
     hours = split_lst_range(lst_range, date)
     plan = Plan(hours=hours)
+    # date folders searched: the hours' UTC dates and a day either side (a folder may be dated locally)
+    dates = {(t + dt * u.day).utc.datetime.strftime("%Y-%m-%d")
+             for h in hours for t in (h.utc_start, h.utc_end) for dt in (-1, 0, 1)}
     if not data.is_dir():
         plan.problems.append(Problem("data", str(data), "data folder not found"))
     for sb in subbands:
@@ -93,7 +122,7 @@ def make_plan(
         if sb in skip_subbands:
             log.warning("subband %s is skipped by design", label)
             continue
-        all_ms = find_ms(data, sb) if data.is_dir() else []
+        all_ms = find_ms(data, sb, dates=dates) if data.is_dir() else []
         plan.ms[label] = {}
         for h in hours:
             t0, t1 = h.utc_start.mjd, h.utc_end.mjd

@@ -142,3 +142,91 @@ def test_apply_must_fail(sim_gains, true_tables, tmp_path, helpers):
     assert "nothere.ms" in (tmp_path / "out" / "failed.txt").read_text()
     assert not any((tmp_path / "out").glob("*.ms"))
     assert helpers.tree_digest(ms) == digest
+
+
+# ---- tables as the observatory makes them: several windows, finer channels -------------------------
+
+
+@pytest.fixture(scope="module")
+def window_tables(sim_gains, true_tables, tmp_path_factory, helpers):
+    """Own-window B + Xf tables of 55 and 41 MHz, and one B and one Xf table holding both (55 first)."""
+    from lwa_calib.caltables import merge_caltables
+
+    out, _ = sim_gains
+    folder = tmp_path_factory.mktemp("windows")
+    res = run_cli(["lwa-calib", "tables-from-gains", str(out / "true_gains_41MHz.h5"),
+                   "--template", str(helpers.ms_files(out, "41MHz")[0]), "-o", str(folder / "41MHz"),
+                   "--xy-phase-deg", str(helpers.GAINS["xy_phase_deg"])])
+    assert res.returncode == 0, res.stderr
+    own = {"55MHz": true_tables[:2], "41MHz": (folder / "41MHz" / "bandpass.B", folder / "41MHz" / "xyphase.Xf")}
+    both = (merge_caltables(folder / "both.B", [own["55MHz"][0], own["41MHz"][0]]),
+            merge_caltables(folder / "both.Xf", [own["55MHz"][1], own["41MHz"][1]]))
+    return own, both
+
+
+@pytest.mark.slow
+def test_multi_window_table_gives_its_own_windows_result(sim_gains, sim_model, window_tables, tmp_path, helpers):
+    from lwa_calib.caltables import table_windows
+
+    out, _ = sim_gains
+    own, both = window_tables
+    assert [w.spw for w in table_windows(both[0])] == [0, 1]
+    for sb in ("55MHz", "41MHz"):
+        ms = helpers.ms_files(out, sb)[0]
+        merged = apply_tables([ms], bp_table=both[0], xy_table=both[1], outdir=tmp_path / f"both-{sb}")
+        single = apply_tables([ms], bp_table=own[sb][0], xy_table=own[sb][1], outdir=tmp_path / f"own-{sb}")
+        assert not merged.failed and not single.failed, (merged.failed, single.failed)
+        a, b = _cross(merged.succeeded[0], "CORRECTED_DATA"), _cross(single.succeeded[0], "CORRECTED_DATA")
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+        assert np.abs(_cross(ms, "DATA") - b).max() / np.abs(b).max() > 0.1  # the tables really acted
+    model = _cross(helpers.ms_files(sim_model[0])[0], "DATA")
+    corrected = _cross(tmp_path / "both-55MHz" / helpers.ms_files(out)[0].name, "CORRECTED_DATA")
+    assert np.abs(corrected - model).max() / np.abs(model).max() < 1e-3
+
+
+@pytest.mark.slow
+def test_table_without_the_ms_window_is_refused(sim_gains, window_tables, tmp_path, helpers):
+    out, _ = sim_gains
+    own, _ = window_tables
+    ms = helpers.ms_files(out, "41MHz")[0]
+    res = run_cli(["lwa-calib", "apply", str(ms), "--bp-table", str(own["55MHz"][0]), "-o", str(tmp_path / "o")])
+    assert res.returncode == 1 and "not in any window" in res.stderr and "spw 0" in res.stderr, res.stderr
+    assert not (tmp_path / "o" / ms.name).exists()
+
+
+def _average_channels(ms, out, factor):
+    from lwa_peel.dp3 import run_dp3, write_parset
+
+    parset = write_parset(out.parent / f"{out.name}.parset", {
+        "msin": str(ms), "msout": str(out), "msout.overwrite": True, "steps": ["avg"],
+        "avg.type": "averager", "avg.freqstep": factor})
+    run_dp3(parset)
+    return out
+
+
+@pytest.mark.slow
+def test_averaged_ms_gets_the_mean_of_finer_solutions(sim_gains, sim_model, true_tables, tmp_path, helpers):
+    """An MS averaged 4 channels to 1 (as the archive's 48 of 192) against the full-resolution tables."""
+    from lwa_calib.caltables import write_caltable
+
+    out, _ = sim_gains
+    bp, xy, gains, _ = true_tables
+    name = helpers.ms_files(out)[0].name.replace(".ms", "_averaged.ms")
+    data_avg = _average_channels(helpers.ms_files(out)[0], tmp_path / name, 4)
+    model_avg = _average_channels(helpers.ms_files(sim_model[0])[0], tmp_path / "model_avg.ms", 4)
+    with table(str(data_avg / "SPECTRAL_WINDOW"), ack=False) as sw:
+        assert sw.getcell("CHAN_FREQ", 0).size == 2
+    res = run_cli(["lwa-calib", "apply", str(data_avg), "--bp-table", str(bp), "--xy-table", str(xy),
+                   "-o", str(tmp_path / "cal")])
+    assert res.returncode == 0, res.stderr
+    model = _cross(model_avg, "DATA")
+    err_mean = np.abs(_cross(tmp_path / "cal" / name, "CORRECTED_DATA") - model).max() / np.abs(model).max()
+    # what taking the nearest table channel (the first of each 4) would give
+    b, x = read_caltable(bp, expect="B"), read_caltable(xy, expect="Xf")
+    near = tmp_path / "near"
+    near.mkdir()
+    write_caltable(near / "near.B", template_ms=data_avg, kind="B", values=b.values[:, ::4])
+    write_caltable(near / "near.Xf", template_ms=data_avg, kind="Xf", values=x.values[:, ::4])
+    res = apply_tables([data_avg], bp_table=near / "near.B", xy_table=near / "near.Xf", outdir=tmp_path / "cal_near")
+    err_near = np.abs(_cross(res.succeeded[0], "CORRECTED_DATA") - model).max() / np.abs(model).max()
+    assert err_mean < 0.2 * err_near and err_mean < 0.05, (err_mean, err_near)

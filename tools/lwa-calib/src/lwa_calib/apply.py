@@ -3,26 +3,38 @@
 Each MS is calibrated on its own; one that fails (unreadable, its frequencies not covered by
 the tables, other antennas) is reported and listed in ``failed.txt`` while the rest go on. By
 default the MS is copied into the output folder and the copy gets CORRECTED_DATA (written under a
-temporary name, renamed when complete); ``in_place`` writes CORRECTED_DATA into the input MS.
+temporary name, renamed when complete); ``in_place`` writes CORRECTED_DATA into the input MS. The
+input is only ever read as files (copied first, every check made on the copy), so an MS in a
+read-only archive is neither written nor locked.
+
+Tables as the observatory makes them: a table may hold several spectral windows (one per subband).
+For each MS the window holding all its channels is chosen by frequency (a table none of whose
+windows holds them is refused for that MS, naming the windows), and its solutions are put on the
+MS's channel grid: a channel of the MS (e.g. one of 48 frequency-averaged channels) gets the mean of
+the unflagged solutions of the table channels whose centres lie in it (4 of a 192-channel table),
+never the nearest one; an MS channel holding no table channel centre (a coarser table) takes the
+table channel it lies in. For Xf tables the mean is normalised to unit modulus (a pure phase).
+The resampled one-window tables are written next to the work and applied with applycal.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lwa_calib.caltables import CalTable, antenna_key, read_caltable
+from lwa_calib.caltables import CalTable, CalWindow, antenna_key, read_caltable, table_windows, write_caltable
 from lwa_calib.casa_env import casa_log, run_task
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
 from lwa_common.ms import check_ms, open_table
 from lwa_common.provenance import stamp_ms
 
-__all__ = ["ApplyResult", "apply_tables", "check_tables_cover", "applycal"]
+__all__ = ["ApplyResult", "apply_tables", "check_tables_cover", "choose_window", "resample_solutions", "applycal"]
 
 log = logging.getLogger(__name__)
 
@@ -36,38 +48,99 @@ class ApplyResult:
     failed_list: Path | None = None
 
 
-def _freq_ranges(ms: Path) -> list[np.ndarray]:
+def _ms_window(ms: Path) -> tuple[np.ndarray, np.ndarray]:
     with open_table(ms / "SPECTRAL_WINDOW") as sw:
-        return [np.asarray(sw.getcell("CHAN_FREQ", r), dtype=float) for r in range(sw.nrows())]
+        if sw.nrows() != 1:
+            raise LwaError(f"{ms}: {sw.nrows()} spectral windows; lwa-calib apply takes one-subband MS")
+        return (np.asarray(sw.getcell("CHAN_FREQ", 0), dtype=float),
+                np.abs(np.asarray(sw.getcell("CHAN_WIDTH", 0), dtype=float)))
 
 
-def check_tables_cover(ms: str | Path, tables: list[CalTable]) -> None:
-    """Raise `LwaError` unless every table covers the MS's channels and has its antennas."""
+def choose_window(ms_freqs: np.ndarray, ms_widths: np.ndarray, windows: list[CalWindow], *, what: str) -> CalWindow:
+    """The window holding every channel of the MS (the narrowest when several do); LwaError if none."""
+    lo, hi = float(np.min(ms_freqs - ms_widths / 2)), float(np.max(ms_freqs + ms_widths / 2))
+    holding = []
+    for w in windows:
+        wlo, whi = w.edges_hz
+        tol = 1.0 + 1e-3 * float(np.min(np.abs(w.widths_hz))) if w.widths_hz.size else 1.0
+        if lo >= wlo - tol and hi <= whi + tol:
+            holding.append(w)
+    if not holding:
+        raise LwaError(f"its channels ({lo / 1e6:.3f}-{hi / 1e6:.3f} MHz) are not in any window of {what} "
+                       f"({'; '.join(w.describe() for w in windows)})")
+    return min(holding, key=lambda w: w.edges_hz[1] - w.edges_hz[0])
+
+
+def resample_solutions(tab: CalTable, ms_freqs: np.ndarray, ms_widths: np.ndarray, *,
+                       phase_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`tab`'s solutions on the MS's channels: values[ant, chan, pol] and flags (see the module doc)."""
+    n_ant, _, npol = tab.values.shape
+    values = np.zeros((n_ant, ms_freqs.size, npol), dtype=tab.values.dtype)
+    flags = np.ones((n_ant, ms_freqs.size, npol), dtype=bool)
+    tab_half = np.abs(np.diff(tab.freqs_hz)).min() / 2 if tab.freqs_hz.size > 1 else np.inf
+    for i, (f, w) in enumerate(zip(ms_freqs, ms_widths)):
+        inside = np.flatnonzero(np.abs(tab.freqs_hz - f) < w / 2 * (1 + 1e-9))
+        if inside.size == 0:
+            nearest = int(np.argmin(np.abs(tab.freqs_hz - f)))
+            if abs(tab.freqs_hz[nearest] - f) > tab_half * (1 + 1e-6):
+                raise LwaError(f"{tab.path.name}: no solution covers {f / 1e6:.4f} MHz")
+            inside = np.array([nearest])
+        v, good = tab.values[:, inside, :], ~tab.flags[:, inside, :]
+        n = good.sum(axis=1)
+        mean = np.where(n > 0, (v * good).sum(axis=1) / np.maximum(n, 1), 0)
+        if phase_only:
+            amp = np.abs(mean)
+            mean = np.divide(mean, amp, out=np.zeros_like(mean), where=amp > 0)
+        values[:, i, :] = mean
+        flags[:, i, :] = n == 0
+    return values, flags
+
+
+def check_tables_cover(ms: str | Path, tables: list[CalTable]) -> list[CalWindow]:
+    """The window of each table holding the MS's channels; `LwaError` if none does or antennas differ."""
     ms = Path(ms)
     check_ms(ms)
     with open_table(ms / "ANTENNA") as at:
         ms_names = [antenna_key(n) for n in at.getcol("NAME")]
+    freqs, widths = _ms_window(ms)
+    chosen = []
     for tab in tables:
-        lo, hi = tab.freqs_hz.min(), tab.freqs_hz.max()
-        df = np.min(np.diff(np.sort(tab.freqs_hz))) if tab.freqs_hz.size > 1 else 0.0
-        for spw, freqs in enumerate(_freq_ranges(ms)):
-            tol = max(df, np.min(np.abs(np.diff(freqs))) if freqs.size > 1 else 0.0) / 2 + 1.0
-            if freqs.min() < lo - tol or freqs.max() > hi + tol:
-                raise LwaError(
-                    f"{ms}: spw {spw} ({freqs.min() / 1e6:.3f}-{freqs.max() / 1e6:.3f} MHz) is not in "
-                    f"{tab.path.name} ({lo / 1e6:.3f}-{hi / 1e6:.3f} MHz)"
-                )
+        window = choose_window(freqs, widths, table_windows(tab.path), what=tab.path.name)
         with open_table(tab.path / "ANTENNA") as at:
             tab_names = [antenna_key(n) for n in at.getcol("NAME")]
         if tab_names != ms_names:
             raise LwaError(f"{ms}: its {len(ms_names)} antennas differ from the {len(tab_names)} of {tab.path.name}")
+        chosen.append(window)
+    return chosen
+
+
+def _tables_on_ms_grid(ms: Path, tables: list[CalTable], workdir: Path) -> list[Path]:
+    """One-window tables holding each table's solutions on `ms`'s channels (written into `workdir`)."""
+    windows = check_tables_cover(ms, tables)
+    freqs, widths = _ms_window(ms)
+    with open_table(ms / "ANTENNA") as at:
+        n_ant = at.nrows()
+    out = []
+    for tab, window in zip(tables, windows):
+        kind = "Xf" if tab.viscal.startswith("Xf") else "B"
+        sub = read_caltable(tab.path, expect=kind, spw=window.spw)
+        values, flags = resample_solutions(sub, freqs, widths, phase_only=kind == "Xf")
+        full_v = np.zeros((n_ant, freqs.size, values.shape[2]), dtype=values.dtype)
+        full_f = np.ones(full_v.shape, dtype=bool)
+        full_v[sub.antennas], full_f[sub.antennas] = values, flags
+        path = workdir / f"{tab.path.name}.spw{window.spw}"
+        write_caltable(path, template_ms=ms, kind=kind, values=full_v, flags=full_f, overwrite=True)
+        log.info("%s: %s window %s -> %d channels", ms.name, tab.path.name, window.describe(), freqs.size)
+        out.append(path)
+    return out
 
 
 def applycal(ms: str | Path, *, bp_table: str | Path, xy_table: str | Path | None) -> None:
     """casatasks.applycal of the B (+ Xf) table into CORRECTED_DATA of `ms` (no parallactic angle).
 
     Solutions are taken nearest in time (a bandpass holds one interval) and nearest in frequency
-    (tables and data share the channel grid); flagged solutions flag the data (calflag).
+    (`apply_tables` first puts the tables on the data's channel grid); flagged solutions flag the
+    data (calflag).
     """
     tables = [str(bp_table)] + ([str(xy_table)] if xy_table else [])
     kwargs = dict(vis=str(ms), gaintable=tables, interp=["nearest,nearest"] * len(tables),
@@ -76,6 +149,12 @@ def applycal(ms: str | Path, *, bp_table: str | Path, xy_table: str | Path | Non
     with open_table(ms) as t:
         if "CORRECTED_DATA" not in t.colnames():
             raise LwaError(f"{ms}: applycal wrote no CORRECTED_DATA (see the CASA log)")
+
+
+def _calibrate(ms: Path, tables: list[CalTable]) -> None:
+    with tempfile.TemporaryDirectory(prefix=".caltables.", dir=ms.parent) as work:
+        grid = _tables_on_ms_grid(ms, tables, Path(work))
+        applycal(ms, bp_table=grid[0], xy_table=grid[1] if len(grid) > 1 else None)
 
 
 def apply_tables(
@@ -121,13 +200,14 @@ def apply_tables(
     with casa_log(logfile):
         for src, dst in zip(ms_paths, targets):
             try:
-                check_tables_cover(src, tables)
+                if not src.is_dir():
+                    raise LwaError(f"not found: {src}" if not src.exists() else f"{src} is not an MS folder")
                 if in_place:
-                    applycal(src, bp_table=bp.path, xy_table=tables[1].path if len(tables) > 1 else None)
+                    _calibrate(src, tables)
                 else:
                     with atomic_path(dst, directory=True) as tmp:
-                        shutil.copytree(src, tmp, symlinks=True)
-                        applycal(tmp, bp_table=bp.path, xy_table=tables[1].path if len(tables) > 1 else None)
+                        shutil.copytree(src, tmp, symlinks=True)  # the input is only read, as files
+                        _calibrate(tmp, tables)
                 stamp_ms(dst, tool="lwa-calib", message=f"lwa-calib apply: {bp.path.name}"
                          + (f" + {tables[1].path.name}" if len(tables) > 1 else ""))
                 result.succeeded.append(dst)

@@ -31,6 +31,9 @@ from lwa_common.ms import open_table
 
 __all__ = [
     "CalTable",
+    "CalWindow",
+    "table_windows",
+    "merge_caltables",
     "read_caltable",
     "write_caltable",
     "update_caltable",
@@ -68,11 +71,44 @@ class CalTable:
     snr: np.ndarray | None = None
 
 
-def read_caltable(path: str | Path, *, expect: str | None = None) -> CalTable:
+@dataclass(frozen=True)
+class CalWindow:
+    """One spectral window of a calibration table: its id, channel centres and widths (Hz)."""
+
+    spw: int
+    freqs_hz: np.ndarray
+    widths_hz: np.ndarray
+
+    @property
+    def edges_hz(self) -> tuple[float, float]:
+        return float(np.min(self.freqs_hz - np.abs(self.widths_hz) / 2)), float(
+            np.max(self.freqs_hz + np.abs(self.widths_hz) / 2))
+
+    def describe(self) -> str:
+        lo, hi = self.edges_hz
+        return f"spw {self.spw}: {lo / 1e6:.3f}-{hi / 1e6:.3f} MHz, {self.freqs_hz.size} channels"
+
+
+def table_windows(path: str | Path) -> list[CalWindow]:
+    """The spectral windows a table has solutions for (a table may hold several subbands)."""
+    path = Path(path)
+    with open_table(path) as t:
+        used = sorted({int(s) for s in t.getcol("SPECTRAL_WINDOW_ID")}) if t.nrows() else []
+    with open_table(path / "SPECTRAL_WINDOW") as sw:
+        out = []
+        for s in used:
+            freqs = np.asarray(sw.getcell("CHAN_FREQ", s), dtype=float)
+            widths = np.asarray(sw.getcell("CHAN_WIDTH", s), dtype=float) if "CHAN_WIDTH" in sw.colnames() else (
+                np.full(freqs.size, np.min(np.abs(np.diff(freqs))) if freqs.size > 1 else 0.0))
+            out.append(CalWindow(spw=s, freqs_hz=freqs, widths_hz=widths))
+    return out
+
+
+def read_caltable(path: str | Path, *, expect: str | None = None, spw: int | None = None) -> CalTable:
     """Read a B / Xf / K / G table (one solution interval; spws joined in frequency order).
 
     `expect` ("B", "Xf", "K") checks the table's VisCal; a mismatch or an unreadable table raises
-    an `LwaError` naming `path`.
+    an `LwaError` naming `path`. `spw` reads that spectral window only.
     """
     path = Path(path)
     if not path.exists():
@@ -90,7 +126,7 @@ def read_caltable(path: str | Path, *, expect: str | None = None) -> CalTable:
         col = "CPARAM" if "CPARAM" in t.colnames() else "FPARAM"
         try:
             ant = t.getcol("ANTENNA1")
-            spw = t.getcol("SPECTRAL_WINDOW_ID")
+            spw_ids = t.getcol("SPECTRAL_WINDOW_ID")
             times = t.getcol("TIME")
             vals = [np.asarray(t.getcell(col, r)) for r in range(t.nrows())]
             flg = [np.asarray(t.getcell("FLAG", r)) for r in range(t.nrows())]
@@ -104,11 +140,16 @@ def read_caltable(path: str | Path, *, expect: str | None = None) -> CalTable:
     with open_table(path / "ANTENNA") as at:
         all_names = list(at.getcol("NAME"))
     first = {}  # (antenna, spw) -> row of the earliest solution
-    for r, (a, s, tt) in enumerate(zip(ant, spw, times)):
+    for r, (a, s, tt) in enumerate(zip(ant, spw_ids, times)):
         key = (int(a), int(s))
         if key not in first or tt < times[first[key]]:
             first[key] = r
     spws = sorted({s for _, s in first})
+    if spw is not None:
+        if spw not in spws:
+            raise LwaError(f"{path}: no solutions for spw {spw} (it has {', '.join(map(str, spws))})")
+        spws = [spw]
+        first = {k: r for k, r in first.items() if k[1] == spw}
     antennas = np.array(sorted({a for a, _ in first}))
     n_per_spw = {s: next(vals[r].shape[0] for (a, q), r in first.items() if q == s) for s in spws}
     npol = vals[0].shape[-1]
@@ -255,3 +296,35 @@ def read_true_gains(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]
     except (OSError, KeyError) as err:
         raise LwaError(f"{path}: not a gains file ({err})") from None
     return gains, freqs, names
+
+
+def merge_caltables(path: str | Path, tables: list[str | Path], *, overwrite: bool = False) -> Path:
+    """One table with one spectral window per input table (each a one-window table of one subband).
+
+    The kind of table the observatory makes (one B or Xf table for all subbands); the inputs must be
+    of one kind and share the antennas.
+    """
+    path = Path(path)
+    if not tables:
+        raise LwaError("no tables to merge")
+    if path.exists():
+        if not overwrite:
+            raise LwaError(f"output exists: {path} (use --overwrite to replace it)")
+        shutil.rmtree(path)
+    viscal = {str(read_caltable(t).viscal) for t in tables}
+    if len(viscal) != 1:
+        raise LwaError(f"tables of different kinds cannot be merged: {sorted(viscal)}")
+    shutil.copytree(tables[0], path)
+    with open_table(path, readonly=False) as out, open_table(path / "SPECTRAL_WINDOW", readonly=False) as sw:
+        for i, extra in enumerate(tables[1:], start=1):
+            with open_table(extra) as t, open_table(Path(extra) / "SPECTRAL_WINDOW") as esw:
+                if esw.nrows() != 1:
+                    raise LwaError(f"{extra}: merge takes one-window tables, it has {esw.nrows()}")
+                esw.copyrows(sw)
+                start = out.nrows()
+                t.copyrows(out)
+                out.putcol("SPECTRAL_WINDOW_ID", np.full(t.nrows(), sw.nrows() - 1, dtype=np.int32), startrow=start,
+                           nrow=t.nrows())
+            log.debug("merged %s as spw %d", extra, i)
+    log.info("merged %d tables into %s (%d spectral windows)", len(tables), path, len(tables))
+    return path

@@ -226,8 +226,9 @@ def report_cmd(rundir: Path, output: Path, max_transient_pngs: int, title: str |
 @cli.command("archive")
 @click.argument("rundir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--archive-root", type=NewPath, required=True, help="Root of the archive tree.")
-@click.option("--sample", required=True, help="Target sample name (samples/{sample}/{target}/{sb}).")
-@click.option("--run-name", default=None, help="Name of the run in the archive (default: RUNDIR's name).")
+@click.option("--sample", required=True, help="Target sample name (samples/{sample}/{target}/{sb}/{run}).")
+@click.option("--run-name", default=None,
+              help="Name of the run in the archive, e.g. with its date (default: RUNDIR's name).")
 @click.option("--move", is_flag=True, help="Delete the archived source files once every copy verifies.")
 @click.option("--include-ms", is_flag=True, help="Also archive MeasurementSet folders (*.ms).")
 @overwrite_option
@@ -235,15 +236,19 @@ def report_cmd(rundir: Path, output: Path, max_transient_pngs: int, title: str |
 @common_options
 def archive_cmd(rundir: Path, archive_root: Path, sample: str, run_name: str | None, move: bool, include_ms: bool,
                 overwrite: bool, as_json: bool, cfg) -> None:
-    """Copy RUNDIR's products into ARCHIVE_ROOT: runs/{run}/, samples/{sample}/{target}/{sb}/, detections/.
+    """Add RUNDIR's products to ARCHIVE_ROOT: runs/{run}/, samples/{sample}/{target}/{sb}/{run}/, detections/.
 
-    Every copy is sha256-verified; manifests/{run}.json and manifests/{run}.sha256 (sha256sum -c from
-    the root) list them. A rerun is idempotent. Sources are kept unless --move (then deleted only
-    after the copies verify). Prints the manifest path.
+    The archive accumulates: every file lies under a path naming the run, and the per-target tables
+    samples/{sample}/{target}/{target}_photometry.csv and detections/detections.csv merge every
+    run's rows. Every copy is sha256-verified; manifests/{run}.json and manifests/{run}.sha256
+    (sha256sum -c from the root) list them. Re-archiving a run is a no-op; --overwrite replaces only
+    that run's changed files; a run name already archived for another observation is refused.
+    Sources are kept unless --move (then deleted only after the copies verify). Prints the
+    manifest path.
 
     \b
     Example:
-      lwa-stack archive run/ --archive-root /lustre/archive --sample exoplanets
+      lwa-stack archive run/10h --archive-root /lustre/archive --sample exoplanets --run-name 2024-12-20-10h
     """
     from lwa_stack.archive import archive_run
 

@@ -32,7 +32,7 @@ import pandas as pd
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 
-__all__ = ["SUMMARY_COLUMNS", "SOLAR_BODIES", "DETECTION_COLUMNS", "detection_column", "scan_run", "gather", "truthy",
+__all__ = ["SUMMARY_COLUMNS", "SOLAR_BODIES", "is_solar", "DETECTION_COLUMNS", "detection_column", "scan_run", "gather", "truthy",
            "write_summary"]
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def _walk(root: Path, pattern: str) -> list[Path]:
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
-def _is_solar(path: Path, root: Path, name: str) -> bool:
+def is_solar(path: Path, root: Path, name: str) -> bool:
+    """A table of a solar-system body: under a `solar` folder of `root`, or named after a body."""
     parts = [p.lower() for p in path.relative_to(root).parts[:-1]]
     return any("solar" in p for p in parts) or name.strip().lower() in SOLAR_BODIES
 
@@ -127,7 +128,7 @@ def scan_run(rundir: str | Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
             if not truthy(row[column]):
                 continue
             name = next((str(row[a]) for a in _ALIASES["name"] if a in row and not _blank(row[a])), default)
-            kind = "solar_system" if _is_solar(path, root, name) else "target"
+            kind = "solar_system" if is_solar(path, root, name) else "target"
             out.append(_record(row, kind=kind, run=run, source=path, default_name=default))
     for path in _walk(root, "candidates.csv"):
         df = _read_csv(path)
