@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from lwa_common.testing import shared_data_dir
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The tools' console scripts live beside this interpreter (.venv/bin): tests run them by name, as a
+# user with the venv activated would, also when pytest is started as .venv/bin/pytest.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
