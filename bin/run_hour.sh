@@ -360,7 +360,7 @@ lwa-common audit "${audit_args[@]}" -o "$plan" "${cfg_opt[@]}" >/dev/null || exi
 read -r -a hours <<< "$(hours_of_plan)"
 self_args=()
 for a in "${orig_args[@]}"; do [ "$a" = "--slurm" ] || [ "$a" = "--dry-run" ] || self_args+=("$a"); done
-note_state "range=$range" "date=$date" "subband_labels=$subbands" "mode=$([ "$slurm" -eq 1 ] && echo slurm || echo local)"
+note_state "range=$range" "date=$date" "subband_labels=$subbands" "mode=$([ "$slurm" -eq 0 ] && echo local || { [ "$dry_run" -eq 1 ] && echo slurm-dry-run || echo slurm; })"
 
 if [ "$slurm" -eq 0 ]; then
     # ---- local: Setup -> Peel -> Image per subband, then the aggregation ----------------------

@@ -7,6 +7,7 @@ graph (a --dry-run) pins each subband's jobs to its node.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -125,6 +126,7 @@ def test_driver_on_the_archive_tree_pins_subbands_to_nodes(archive, tmp_path):
         want = {"55MHz": "--nodelist=lwacalim05", "73MHz": "--nodelist=lwacalim08"}.get(sb)
         nodes = [o for o in options.split() if o.startswith(("--nodelist", "--partition"))]
         assert nodes == ([want] if want else []), (name, options)
+    assert json.loads((work / "state.json").read_text())["mode"] == "slurm-dry-run"
     ids = {g[0]: g[1] for g in graph}
     assert f"--dependency=afterok:{ids['setup-10h-55MHz']}" in dict((g[0], g[2]) for g in graph)["peel-10h-55MHz"]
     # a remap of a subband not run is refused before anything

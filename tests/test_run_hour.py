@@ -73,7 +73,7 @@ def _products(workdir: Path) -> dict[str, Path]:
     out = {}
     for p in workdir.rglob("*"):
         rel = p.relative_to(workdir)
-        if p.is_dir() or any(part.endswith(".ms") or part in ("logs", "jobs", "ms") for part in rel.parts):
+        if p.is_dir() or any(part.endswith(".ms") or part in ("logs", "jobs", "ms", "state.json.d") for part in rel.parts):
             continue
         if p.suffix in (".fits", ".csv", ".png", ".mp4", ".html", ".json") and p.name not in ("state.json",):
             out[str(rel)] = p

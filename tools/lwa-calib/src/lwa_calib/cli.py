@@ -50,6 +50,10 @@ def apply_cmd(ms: tuple[Path, ...], bp_table: Path, xy_table: Path | None, outpu
     one MS was calibrated (failed.txt tells which were not), 1 when all failed or a table is
     missing or unreadable. Prints the calibrated MS paths.
 
+    A table may hold several spectral windows (one per subband): each MS gets the window holding
+    its channels, its solutions averaged over each MS channel (e.g. 4 of a 192-channel table for a
+    48-channel averaged MS). A table with no such window fails that MS.
+
     \b
     Example:
       lwa-calib apply 20240524_*_55MHz.ms --bp-table cal/bandpass.B \\
