@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,10 +17,27 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from lwa_common.errors import LwaError
 from lwa_common.testing import run_cli
 from lwa_db import lightcurve, open_database, scan_run, source_table, store_run, variable_sources
-from lwa_db.schema import SCHEMA_VERSION, associations, images, measurements, qa, runs, schema_version, sources
-from lwa_db.testing import THREE_NIGHTS, THREE_NIGHTS_BURST, THREE_NIGHTS_TARGETS, Night, write_night, write_nights
+from lwa_db.schema import (
+    SCHEMA_VERSION,
+    associations,
+    images,
+    measurements,
+    qa,
+    runs,
+    schema_version,
+    sources,
+)
+from lwa_db.testing import (
+    THREE_NIGHTS,
+    THREE_NIGHTS_BURST,
+    THREE_NIGHTS_TARGETS,
+    Night,
+    write_night,
+    write_nights,
+)
 
 TABLES = (runs, images, measurements, sources, associations, qa)
 
@@ -196,20 +214,8 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("truncated_fits", "truncated FITS file"),
-    ("bad_csv", "lacks column(s) peak_jy"),
-    ("short_csv_row", "wrong number of cells"),
-    ("writing", "unfinished atomic write"),
-    ("missing_image", "not found (partial run?)"),
-    ("no_keyword", "lacks header keyword(s) MJD-MID"),
-])
-def test_corrupt_run_is_refused_and_db_unchanged(db_url, tmp_path, cfg, damage, message):
-    good, bad = write_nights(tmp_path / "nights", seed=6)[:2]
-    engine = open_database(db_url)
-    ingest(engine, [good], cfg)
-    before = snapshot(engine)
-    sb = bad / "55MHz"
+def damage_run(run: Path, damage: str) -> None:
+    sb = run / "55MHz"
     cands = sb / "transients" / "candidates.csv"
     if damage == "truncated_fits":
         _truncate(next((sb / "images").glob("*V-Deep*.fits")))
@@ -228,9 +234,37 @@ def test_corrupt_run_is_refused_and_db_unchanged(db_url, tmp_path, cfg, damage, 
         path = next((sb / "images").glob("*I-Deep*.fits"))
         with fits.open(path, mode="update") as hdul:
             del hdul[0].header["MJD-MID"]
-    res = run_cli(["lwa-db", "ingest", str(good), str(bad), "--db", db_url])
+
+
+DAMAGES = {
+    "truncated_fits": "truncated FITS file",
+    "bad_csv": "lacks column(s) peak_jy",
+    "short_csv_row": "wrong number of cells",
+    "writing": "unfinished atomic write",
+    "missing_image": "not found (partial run?)",
+    "no_keyword": "lacks header keyword(s) MJD-MID",
+}
+
+
+def test_corrupt_run_is_refused_and_db_unchanged(db_url, tmp_path, cfg):
+    """Every kind of damage is refused with its message; with the CLI, a good run given alongside is not
+    ingested either (everything is validated before any write) and the database is unchanged."""
+    nights = write_nights(tmp_path / "nights", seed=6)
+    good = nights[0]
+    engine = open_database(db_url)
+    ingest(engine, [good], cfg)
+    before = snapshot(engine)
+    for k, (damage, message) in enumerate(DAMAGES.items()):
+        bad = tmp_path / f"bad{k}" / "10h"
+        shutil.copytree(nights[1], bad)
+        damage_run(bad, damage)
+        with pytest.raises(LwaError) as err:
+            ingest(engine, [bad], cfg)
+        assert message in str(err.value)
+        assert snapshot(engine) == before
+    res = run_cli(["lwa-db", "ingest", str(nights[2]), str(tmp_path / "bad0" / "10h"), "--db", db_url])
     assert res.returncode == 1
-    assert res.stderr.startswith("lwa-db: error: ") and message in res.stderr, res.stderr
+    assert res.stderr.startswith("lwa-db: error: truncated FITS file"), res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert snapshot(engine) == before
     engine.dispose()
@@ -267,8 +301,6 @@ def test_cli_three_nights_end_to_end(db_url, tmp_path):
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lc = list(csv.DictReader(open(csv_path)))
     assert {r["band"] for r in lc} == {"55MHz"} and sum(r["interval"] == "deep" for r in lc) == 3
-    assert run_cli(["lwa-db", "lightcurve", "Var Star", "--db", db_url, "-o", str(out), "--subband", "55"]
-                   ).returncode == 1  # exists without --overwrite
     res = run_cli(["lwa-db", "lightcurve", "No Such Star", "--db", db_url, "-o", str(out)])
     assert res.returncode == 1 and "no source named" in res.stderr
     res = run_cli(["lwa-db", "lightcurve", "Var Star", "--subband", "55", "--wideband", "--db", db_url, "-o",

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from lwa_common.errors import LwaError
-from lwa_db.associate import associate, mean_position, new_jname
+from lwa_db.associate import associate, mean_position, new_jnames
 from lwa_db.lightcurve import parse_position
 from lwa_db.schema import SCHEMA_VERSION, open_database
 from lwa_db.variability import eta_v
@@ -23,8 +23,10 @@ def test_eta_v_match_the_definitions():
     w = 1 / err**2
     wm = (w * flux).sum() / w.sum()
     assert n == 9 and wmean == pytest.approx(wm) and fmax == flux.max() and mean == pytest.approx(flux.mean())
-    assert eta == pytest.approx(((flux - wm) ** 2 * w).sum() / (n - 1))  # weighted reduced chi^2
-    assert v == pytest.approx(flux.std(ddof=1) / flux.mean())  # modulation index
+    # Swinbank et al. (2015) eqs. as written: eta = N/(N-1) (<w I^2> - <w I>^2 / <w>),
+    # V = (1/<I>) sqrt(N/(N-1) (<I^2> - <I>^2))
+    assert eta == pytest.approx(n / (n - 1) * ((w * flux**2).mean() - (w * flux).mean() ** 2 / w.mean()))
+    assert v == pytest.approx(np.sqrt(n / (n - 1) * ((flux**2).mean() - flux.mean() ** 2)) / flux.mean())
 
 
 def test_eta_v_edge_cases():
@@ -56,11 +58,22 @@ def test_new_sources_take_their_neighbours_brightest_first():
     assert res.new_sources[res.primary[1]] == pytest.approx((10.1, 0.0))  # seeded by the brightest
 
 
-def test_jnames_are_unique_and_positions_wrap():
+def test_jnames_are_unique_and_match_lwa_common_naming():
+    from astropy.coordinates import SkyCoord
+
+    from lwa_common.naming import jname
+
+    rng = np.random.default_rng(3)
+    ra, dec = rng.uniform(0, 360, 50), rng.uniform(-90, 90, 50)
+    ra[:3], dec[:3] = (83.63, 359.9999, 10.0), (22.01, -0.0001, -89.99)
+    names = new_jnames(ra, dec, set())
+    assert names == [jname(SkyCoord(r, d, unit="deg")) for r, d in zip(ra, dec)]
     taken: set[str] = set()
-    a = new_jname(83.63, 22.01, taken)
-    b = new_jname(83.63, 22.01, taken)
+    a, b = new_jnames([83.63, 83.63], [22.01, 22.01], taken)
     assert a == "J053431+220036" and b == a + "a"
+
+
+def test_mean_position_wraps():
     ra, dec = mean_position([359.9, 0.1], [10.0, 10.0])
     assert min(ra, 360 - ra) < 1e-6 and dec == pytest.approx(10.0, abs=1e-4)
 

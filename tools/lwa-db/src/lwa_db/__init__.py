@@ -15,12 +15,30 @@ Python use (e.g. the weblog reading a target's lightcurve)::
 
 from __future__ import annotations
 
-from lwa_db.ingest import store_run
-from lwa_db.lightcurve import lightcurve, write_lightcurve
-from lwa_db.query import source_table, variable_sources
-from lwa_db.scan import scan_run
-from lwa_db.schema import SCHEMA_VERSION, open_database
-from lwa_db.variability import eta_v
+import importlib
+from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "open_database", "scan_run", "store_run", "lightcurve", "write_lightcurve",
-           "source_table", "variable_sources", "eta_v"]
+_EXPORTS = {
+    "ingest": ("store_run",),
+    "lightcurve": ("lightcurve", "write_lightcurve"),
+    "query": ("source_table", "variable_sources"),
+    "scan": ("scan_run",),
+    "schema": ("SCHEMA_VERSION", "open_database"),
+    "variability": ("eta_v",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: the CLI starts without importing every module
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lwa_db' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lwa_db.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
-from lwa_db.associate import ASSOCIATED_KINDS, associate, mean_position, new_jname
+from lwa_db.associate import ASSOCIATED_KINDS, associate, mean_position, new_jnames
 from lwa_db.scan import RunRecords
 from lwa_db.schema import associations, images, lock_for_ingest, measurements, qa, runs, sources, variability
 from lwa_db.variability import eta_v
@@ -73,11 +73,15 @@ def store_run(engine: Engine, records: RunRecords, *, cfg: Config) -> IngestResu
                 touched |= _drop_run(conn, old.id)
             run_id = _insert_run(conn, records)
             image_ids = _insert_images(conn, run_id, records.images)
-            meas_ids = _insert_measurements(conn, run_id, records.measurements, image_ids)
+            n_new, links = _associate(conn, records.measurements, cfg=cfg)
+            primary = {lk["rec"]: lk["source_id"] for lk in links if lk["kind"] == "primary"}
+            meas_ids = _insert_measurements(conn, run_id, records.measurements, image_ids, primary)
+            if links:
+                conn.execute(associations.insert(), [{**{k: v for k, v in lk.items() if k != "rec"},
+                                                      "measurement_id": meas_ids[lk["rec"]]} for lk in links])
             if records.qa:
                 conn.execute(qa.insert(), [{**q, "run_id": run_id} for q in records.qa])
-            n_new, new_touched = _associate(conn, records.measurements, meas_ids, cfg=cfg)
-            touched |= new_touched
+            touched |= {lk["source_id"] for lk in links}
             refresh_sources(conn, touched)
     except SQLAlchemyError as err:
         raise LwaError(f"ingest of run {records.name} failed, nothing written: {getattr(err, 'orig', err)}") from None
@@ -120,25 +124,38 @@ def _insert_images(conn: Connection, run_id: int, recs: list[dict[str, Any]]) ->
         select(images.c.id, images.c.path).where(images.c.run_id == run_id))}
 
 
-def _insert_measurements(conn: Connection, run_id: int, recs: list[dict[str, Any]],
-                         image_ids: dict[str, int]) -> list[int]:
-    """Insert; the new ids in the order of `recs`."""
+def _insert_measurements(conn: Connection, run_id: int, recs: list[dict[str, Any]], image_ids: dict[str, int],
+                         primary: dict[int, int]) -> list[int]:
+    """Insert with their primary source; the new ids in the order of `recs`."""
     if not recs:
         return []
-    rows = [{**{k: v for k, v in r.items() if k != "image_path"}, "run_id": run_id, "source_id": None,
-             "image_id": image_ids.get(r.get("image_path") or "")} for r in recs]
+    rows = [{**{k: v for k, v in r.items() if k != "image_path"}, "run_id": run_id, "source_id": primary.get(i),
+             "image_id": image_ids.get(r.get("image_path") or "")} for i, r in enumerate(recs)]
     return _insert_ids(conn, measurements, rows)
 
 
 def _insert_ids(conn: Connection, table, rows: list[dict[str, Any]]) -> list[int]:
-    """executemany INSERT ... RETURNING id, ids in the order of `rows` (SQLite >= 3.35, PostgreSQL)."""
-    stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-    return [int(r[0]) for r in conn.execute(stmt, rows)]
+    """Insert `rows`; their ids in order.
+
+    PostgreSQL: INSERT ... RETURNING with SQLAlchemy's parameter-order guarantee. SQLite: a plain
+    executemany (several times faster), then the ids above the previous maximum -- SQLite gives a new
+    row max(rowid) + 1, and the write lock is ours for the whole transaction.
+    """
+    if conn.dialect.name != "sqlite":
+        stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        return [int(r[0]) for r in conn.execute(stmt, rows)]
+    before = conn.execute(select(func.max(table.c.id))).scalar() or 0
+    conn.execute(table.insert(), rows)
+    ids = [int(r[0]) for r in conn.execute(select(table.c.id).where(table.c.id > before).order_by(table.c.id))]
+    if len(ids) != len(rows):
+        raise LwaError(f"{table.name}: {len(rows)} rows inserted, {len(ids)} found (concurrent writer?)")
+    return ids
 
 
-def _associate(conn: Connection, recs: list[dict[str, Any]], meas_ids: list[int], *, cfg: Config
-               ) -> tuple[int, set[int]]:
-    """Associate the run's measurements; (new sources, touched source ids)."""
+def _associate(conn: Connection, recs: list[dict[str, Any]], *, cfg: Config) -> tuple[int, list[dict[str, Any]]]:
+    """Associate the run's measurements (new sources are inserted); (number of new sources, links).
+
+    A link is an `associations` row with `rec` (index in `recs`) in place of the measurement id."""
     radius = cfg.database.association_radius_beams
     fixed = [i for i, m in enumerate(recs)
              if m["kind"] in ASSOCIATED_KINDS and (m.get("klass") or "") != "artefact"
@@ -154,7 +171,6 @@ def _associate(conn: Connection, recs: list[dict[str, Any]], meas_ids: list[int]
         todo.append(i)
     links: list[dict[str, Any]] = []
     n_new = 0
-    touched: set[int] = set()
     taken = set()
     if todo:
         decs = [recs[i]["dec_deg"] for i in todo]
@@ -166,33 +182,27 @@ def _associate(conn: Connection, recs: list[dict[str, Any]], meas_ids: list[int]
         if result.new_sources:
             taken = {r[0] for r in conn.execute(select(sources.c.jname))}
         key_to_id: dict[Any, int] = {}
-        new_rows = []
-        for ra, dec in result.new_sources.values():
-            new_rows.append({"jname": new_jname(ra, dec, taken), "ra_deg": ra, "dec_deg": dec, "moving": False,
-                             "n_detections": 0, "n_measurements": 0})
+        seeds = list(result.new_sources.values())
+        names = new_jnames([p[0] for p in seeds], [p[1] for p in seeds], taken)
+        new_rows = [{"jname": nm, "ra_deg": ra, "dec_deg": dec, "moving": False, "n_detections": 0,
+                     "n_measurements": 0} for nm, (ra, dec) in zip(names, seeds)]
         if new_rows:
             key_to_id = dict(zip(result.new_sources, _insert_ids(conn, sources, new_rows)))
         n_new = len(new_rows)
         for k, i in enumerate(todo):
             sid = key_to_id.get(result.primary[k], result.primary[k])
             amb = result.ambiguous.get(k, [])
-            links.append({"measurement_id": meas_ids[i], "source_id": sid, "distance_beams": result.distance[k],
-                          "kind": "primary", "n_candidates": 1 + len(amb)})
+            links.append({"rec": i, "source_id": sid, "distance_beams": result.distance[k], "kind": "primary",
+                          "n_candidates": 1 + len(amb)})
             for key, dist in amb:
-                links.append({"measurement_id": meas_ids[i], "source_id": key_to_id.get(key, key),
-                              "distance_beams": dist, "kind": "ambiguous", "n_candidates": 1 + len(amb)})
-    n_new += _associate_moving(conn, recs, meas_ids, links)
-    if links:
-        conn.execute(associations.insert(), links)
-        primary = [{"mid": lk["measurement_id"], "sid": lk["source_id"]} for lk in links if lk["kind"] == "primary"]
-        conn.execute(update(measurements).where(measurements.c.id == bindparam("mid")).values(
-            source_id=bindparam("sid")), primary)
-        touched |= {lk["source_id"] for lk in links}
-    _name_sources(conn, recs, meas_ids, links)
-    return n_new, touched
+                links.append({"rec": i, "source_id": key_to_id.get(key, key), "distance_beams": dist,
+                              "kind": "ambiguous", "n_candidates": 1 + len(amb)})
+    n_new += _associate_moving(conn, recs, links)
+    _name_sources(conn, recs, links)
+    return n_new, links
 
 
-def _associate_moving(conn: Connection, recs, meas_ids, links) -> int:
+def _associate_moving(conn: Connection, recs, links) -> int:
     """Solar-system bodies: one source per body name."""
     bodies = sorted({m["name"] for m in recs if m["kind"] == "solar_system" and m.get("name")})
     if not bodies:
@@ -205,17 +215,16 @@ def _associate_moving(conn: Connection, recs, meas_ids, links) -> int:
         ids.update(dict(conn.execute(select(sources.c.jname, sources.c.id).where(sources.c.jname.in_(new))).all()))
     for i, m in enumerate(recs):
         if m["kind"] == "solar_system" and m.get("name"):
-            links.append({"measurement_id": meas_ids[i], "source_id": ids[m["name"]], "distance_beams": None,
-                          "kind": "primary", "n_candidates": 1})
+            links.append({"rec": i, "source_id": ids[m["name"]], "distance_beams": None, "kind": "primary",
+                          "n_candidates": 1})
     return len(new)
 
 
-def _name_sources(conn: Connection, recs, meas_ids, links) -> None:
+def _name_sources(conn: Connection, recs, links) -> None:
     """A source associated with a target row takes the target's name (when it has none yet)."""
-    by_mid = {mid: recs[i] for i, mid in enumerate(meas_ids)}
     names = {}
     for lk in links:
-        m = by_mid[lk["measurement_id"]]
+        m = recs[lk["rec"]]
         if lk["kind"] == "primary" and m["kind"] == "target" and m.get("name"):
             names.setdefault(lk["source_id"], m["name"])
     if names:

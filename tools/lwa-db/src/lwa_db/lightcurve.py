@@ -85,8 +85,12 @@ def find_source(conn: Connection, query: str, *, radius_beams: float) -> dict[st
     raise LwaError(f"no source within {radius_beams:g} beams of RA {ra:g}, Dec {dec:g}")
 
 
-def _iso(mjd: float | None) -> str:
-    return Time(mjd, format="mjd", scale="utc").isot[:19] if mjd is not None else ""
+def _set_times(rows: list[dict[str, Any]]) -> None:
+    """`time_utc` (ISO, to the second) of every row from its MJD, in one conversion."""
+    timed = [r for r in rows if r["mjd"] is not None]
+    if timed:
+        for r, iso in zip(timed, Time([r["mjd"] for r in timed], format="mjd", scale="utc").isot):
+            r["time_utc"] = iso[:19]
 
 
 def lightcurve(engine: Engine, query: str, *, cfg: Config, stokes: str = "I", subband: str | None = None,
@@ -104,13 +108,14 @@ def lightcurve(engine: Engine, query: str, *, cfg: Config, stokes: str = "I", su
         stmt = _band_filter(stmt, m, subband, wideband)
         meas = conn.execute(stmt).all()
         rows = [{"jname": src["jname"], "name": src["name"] or "", "stokes": stokes, "band": r.band,
-                 "wideband": bool(r.wideband), "run": r.run, "mjd": r.mjd, "time_utc": _iso(r.mjd),
+                 "wideband": bool(r.wideband), "run": r.run, "mjd": r.mjd, "time_utc": "",
                  "interval": r.interval, "kind": r.kind, "flux_jy": r.flux_jy, "flux_err_jy": r.flux_err_jy,
                  "snr": r.snr, "detected": bool(r.detected), "upper_limit_jy": r.upper_limit_jy,
                  "image": r.image or ""} for r in meas]
         if not src["moving"]:
             rows += _limits(conn, src, meas, cfg=cfg, stokes=stokes, subband=subband, wideband=wideband)
     rows.sort(key=lambda r: (r["mjd"] if r["mjd"] is not None else math.inf, r["band"] or ""))
+    _set_times(rows)
     log.info("lightcurve of %s (%s) Stokes %s: %d points, %d detections, %d limits", src["jname"],
              src["name"] or "-", stokes, len(rows), sum(r["detected"] for r in rows),
              sum(1 for r in rows if not r["detected"]))
@@ -159,7 +164,7 @@ def _limits(conn: Connection, src: dict[str, Any], meas: Sequence[Any], *, cfg: 
             best[slot] = c
     sigma = cfg.transient.v_sigma if stokes == "V" else cfg.transient.i_sigma
     return [{"jname": src["jname"], "name": src["name"] or "", "stokes": stokes, "band": c.band,
-             "wideband": bool(c.wideband), "run": c.run, "mjd": c.mjd_mid, "time_utc": _iso(c.mjd_mid),
+             "wideband": bool(c.wideband), "run": c.run, "mjd": c.mjd_mid, "time_utc": "",
              "interval": c.interval, "kind": "limit", "flux_jy": None, "flux_err_jy": c.rms_jy, "snr": None,
              "detected": False, "upper_limit_jy": sigma * c.rms_jy, "image": c.path} for c in best.values()]
 

@@ -23,6 +23,7 @@ folder holds no product at all.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -296,6 +297,8 @@ def _photometry_rows(path: Path, root: Path, cfg: Config) -> list[dict[str, Any]
 
 def _candidate_rows(path: Path, root: Path, image_index: dict[Path, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = _read_csv(path, CANDIDATE_NEEDS, "candidates table")
+    rel = str(path.relative_to(root))
+    extra_used = {*CANDIDATE_NEEDS, "jname", "class", "subband", "freq_mhz"}
     out = []
     headers: dict[Path, dict[str, Any]] = {}
     for i, row in enumerate(rows, start=2):
@@ -320,8 +323,7 @@ def _candidate_rows(path: Path, root: Path, image_index: dict[Path, dict[str, An
             "mjd": rec.get("mjd_mid"), "ra_deg": ra, "dec_deg": dec, "beam_deg": rec.get("bmaj_deg"),
             "flux_jy": _float(row["peak_jy"]), "flux_err_jy": _float(row["rms_jy"]), "snr": _float(row["snr"]),
             "detected": True, "upper_limit_jy": None, "klass": row.get("class", "").strip() or None,
-            "image_path": str(image), "source_file": str(path.relative_to(root)),
-            "extra": _extra(row, {*CANDIDATE_NEEDS, "jname", "class", "subband", "freq_mhz"}),
+            "image_path": str(image), "source_file": rel, "extra": _extra(row, extra_used),
         })
     return out
 
@@ -361,7 +363,9 @@ def _qa_json(path: Path, root: Path) -> list[dict[str, Any]]:
             for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
+@functools.lru_cache(maxsize=4096)
 def _resolve(value: str, csv_path: Path, root: Path) -> Path:
+    """An image path of a CSV cell: absolute, or relative to the CSV's folder, the run or the cwd."""
     p = Path(value)
     if p.is_absolute():
         return p.resolve()
@@ -418,8 +422,10 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
             qa_rows += _qa_json(path, root)
     if not image_recs and not meas:
         raise LwaError(f"run {root} holds no product (no lwa-pipe FITS image, photometry or candidates table)")
+    csv_paths = {str(p.relative_to(root)): p for p in csvs}
     for m in meas:
-        rec = index.get(Path(m.pop("image_path") or "/nonexistent").resolve()) if m.get("image_path") else None
+        cell = m.pop("image_path") or ""
+        rec = index.get(_resolve(cell, csv_paths[m["source_file"]], root)) if cell else None
         m["image_path"] = rec["path"] if rec else None
     dates = sorted(d for d in (r.get("date_obs") for r in image_recs) if d)
     if name is None:

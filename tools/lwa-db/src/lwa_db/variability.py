@@ -17,28 +17,26 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 __all__ = ["eta_v"]
 
 
 def eta_v(flux: Sequence[float], err: Sequence[float]) -> tuple[int, float | None, float | None, float | None,
                                                                  float | None, float | None]:
     """(N, eta, V, mean, weighted mean, max) of a lightcurve; NaN points and errors <= 0 are dropped."""
-    f = np.asarray(flux, float)
-    e = np.asarray(err, float)
-    good = np.isfinite(f) & np.isfinite(e) & (e > 0)
-    f, e = f[good], e[good]
-    n = int(f.size)
+    pts = [(float(f), float(e)) for f, e in zip(flux, err)
+           if math.isfinite(float(f)) and math.isfinite(float(e)) and float(e) > 0]
+    n = len(pts)
     if n == 0:
         return 0, None, None, None, None, None
-    w = 1.0 / e**2
-    mean = float(f.mean())
-    wmean = float((w * f).sum() / w.sum())
-    fmax = float(f.max())
+    w = [1.0 / e**2 for _, e in pts]
+    f = [x for x, _ in pts]
+    sw = math.fsum(w)
+    mean = math.fsum(f) / n
+    wmean = math.fsum(wi * fi for wi, fi in zip(w, f)) / sw
+    fmax = max(f)
     if n < 2:
         return n, None, None, mean, wmean, fmax
-    eta = float(n / (n - 1) * ((w * f**2).mean() - (w * f).mean() ** 2 / w.mean()))
-    var = n / (n - 1) * ((f**2).mean() - mean**2)
-    v = float(math.sqrt(max(var, 0.0)) / abs(mean)) if mean != 0 else None
-    return n, max(eta, 0.0), v, mean, wmean, fmax
+    eta = math.fsum(wi * (fi - wmean) ** 2 for wi, fi in zip(w, f)) / (n - 1)  # = N/(N-1) (<wI^2> - <wI>^2/<w>)
+    var = math.fsum((fi - mean) ** 2 for fi in f) / (n - 1)
+    v = math.sqrt(var) / abs(mean) if mean != 0 else None
+    return n, eta, v, mean, wmean, fmax
