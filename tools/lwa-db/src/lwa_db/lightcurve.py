@@ -21,6 +21,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +86,14 @@ def find_source(conn: Connection, query: str, *, radius_beams: float) -> dict[st
     raise LwaError(f"no source within {radius_beams:g} beams of RA {ra:g}, Dec {dec:g}")
 
 
+_MJD0 = datetime(1858, 11, 17)
+
+
 def _set_times(rows: list[dict[str, Any]]) -> None:
-    """`time_utc` (ISO, to the second) of every row from its MJD, in one conversion."""
-    timed = [r for r in rows if r["mjd"] is not None]
-    if timed:
-        for r, iso in zip(timed, Time([r["mjd"] for r in timed], format="mjd", scale="utc").isot):
-            r["time_utc"] = iso[:19]
+    """`time_utc` (ISO, to the second) of every row from its MJD (UTC days; plain date arithmetic)."""
+    for r in rows:
+        if r["mjd"] is not None:
+            r["time_utc"] = (_MJD0 + timedelta(days=r["mjd"])).isoformat(timespec="seconds")
 
 
 def lightcurve(engine: Engine, query: str, *, cfg: Config, stokes: str = "I", subband: str | None = None,
@@ -116,9 +119,9 @@ def lightcurve(engine: Engine, query: str, *, cfg: Config, stokes: str = "I", su
             rows += _limits(conn, src, meas, cfg=cfg, stokes=stokes, subband=subband, wideband=wideband)
     rows.sort(key=lambda r: (r["mjd"] if r["mjd"] is not None else math.inf, r["band"] or ""))
     _set_times(rows)
+    n_det = sum(1 for r in rows if r["detected"])
     log.info("lightcurve of %s (%s) Stokes %s: %d points, %d detections, %d limits", src["jname"],
-             src["name"] or "-", stokes, len(rows), sum(r["detected"] for r in rows),
-             sum(1 for r in rows if not r["detected"]))
+             src["name"] or "-", stokes, len(rows), n_det, len(rows) - n_det)
     return src, rows
 
 
