@@ -11,7 +11,7 @@ What is read, by content and never by file name alone:
 | `*_photometry.csv` (lwa-cutout targets / solar-system) | per row and Stokes: `{S}_fit_*`, `{S}_peak_jy`, `{S}_cat_jy`, `{S}_rms_jy`, `{S}_snr`, `{S}_detected` | `measurements` kind `target` / `solar_system` |
 | `candidates.csv` (lwa-transient, lwa-stack search) | `stokes`, `interval`, `ra`, `dec`, `peak_jy`, `rms_jy`, `snr`, `class`, `image` (its `MJD-MID`) | `measurements` kind `transient` |
 | `flux_check.csv` (lwa-cutout flux-check) | `calibrator`, `measured_jy`, `ratio`, `ratio_err` | `measurements` kind `flux_check` and `qa` |
-| `qa/*.json` | every top-level number | `qa` |
+| `qa/*.json`, lwa-flag's `*.flag-*.json` summaries | every top-level number (e.g. `flagged_percent_after`) | `qa` |
 | `state.json` of the work folder, the tools' HISTORY stamps, `LWAVER` | | `runs.provenance` |
 
 A run is refused (LwaError, nothing written) when a FITS file is unreadable or truncated, a
@@ -92,11 +92,22 @@ def _float(value: Any) -> float | None:
 
 
 def _walk(root: Path, suffix: str) -> list[Path]:
+    """Files ending in `suffix` under `root`; hidden entries and Measurement Sets (`*.ms`) skipped."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not d.endswith(".ms"))
         out += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(suffix) and not f.startswith(".")]
     return out
+
+
+def _unfinished(root: Path) -> Path | None:
+    """A `.<name>.<random>.tmp` folder of lwa_common.io.atomic_path: a write still in progress."""
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            if d.startswith(".") and d.endswith(".tmp"):
+                return Path(dirpath) / d
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not d.endswith(".ms")]
+    return None
 
 
 def run_folders(path: Path) -> list[Path]:
@@ -359,7 +370,8 @@ def _qa_json(path: Path, root: Path) -> list[dict[str, Any]]:
     if not isinstance(data, dict):
         return []
     subband = next((p for p in path.relative_to(root).parts if p.endswith("MHz")), None)
-    return [{"subband": subband, "kind": path.stem, "name": str(k), "value": float(v), "extra": None}
+    kind = path.stem.split(".", 1)[1] if ".flag-" in path.name else path.stem  # 55MHz-10h.flag-rfi -> flag-rfi
+    return [{"subband": subband, "kind": kind, "name": str(k), "value": float(v), "extra": None}
             for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
@@ -381,9 +393,9 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
     root = Path(folder).resolve()
     if not root.is_dir():
         raise LwaError(f"run folder not found: {folder}")
-    busy = [p for p in root.rglob(".*.tmp") if p.is_dir()]
-    if busy:
-        raise LwaError(f"run {root} is being written ({busy[0]} is an unfinished atomic write): "
+    busy = _unfinished(root)
+    if busy is not None:
+        raise LwaError(f"run {root} is being written ({busy} is an unfinished atomic write): "
                        "ingest it when its step has finished")
     digest = hashlib.sha256()
     image_recs: list[dict[str, Any]] = []
@@ -417,7 +429,7 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
             meas += m
             qa_rows += q
     for path in _walk(root, ".json"):
-        if "qa" in path.relative_to(root).parts[:-1]:
+        if "qa" in path.relative_to(root).parts[:-1] or ".flag-" in path.name:
             digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
             qa_rows += _qa_json(path, root)
     if not image_recs and not meas:
@@ -427,6 +439,8 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
         cell = m.pop("image_path") or ""
         rec = index.get(_resolve(cell, csv_paths[m["source_file"]], root)) if cell else None
         m["image_path"] = rec["path"] if rec else None
+        if rec is not None and rec["wideband"]:  # photometry on a stack: its band, not a subband
+            m["wideband"], m["band"] = True, rec["band"] or m["band"]
     dates = sorted(d for d in (r.get("date_obs") for r in image_recs) if d)
     if name is None:
         day = dates[0][:10].replace("-", "") if dates else None
