@@ -101,3 +101,21 @@ def test_sqlite_is_in_wal_mode(tmp_path):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_sqlite_readers_are_not_blocked_by_a_writer(tmp_path):
+    from sqlalchemy import func, select
+
+    from lwa_db.schema import runs, write_transaction
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    writer, reader = open_database(url), open_database(url)
+    with write_transaction(writer) as conn:
+        conn.execute(runs.insert().values(name="r", path="/r", content_hash="x", n_images=0, n_measurements=0,
+                                          ingested_utc="now"))
+        with reader.connect() as rconn:  # WAL: the committed snapshot, at once (no busy wait)
+            assert rconn.execute(select(func.count()).select_from(runs)).scalar_one() == 0
+    with reader.connect() as rconn:
+        assert rconn.execute(select(func.count()).select_from(runs)).scalar_one() == 1
+    writer.dispose()
+    reader.dispose()

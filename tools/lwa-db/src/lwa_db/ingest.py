@@ -28,7 +28,16 @@ from lwa_common.config import Config
 from lwa_common.errors import LwaError
 from lwa_db.associate import ASSOCIATED_KINDS, associate, mean_position, new_jnames
 from lwa_db.scan import RunRecords
-from lwa_db.schema import associations, images, lock_for_ingest, measurements, qa, runs, sources, variability
+from lwa_db.schema import (
+    associations,
+    images,
+    measurements,
+    qa,
+    runs,
+    sources,
+    variability,
+    write_transaction,
+)
 from lwa_db.variability import eta_v
 
 __all__ = ["IngestResult", "store_run", "refresh_sources", "VARIABILITY_KINDS"]
@@ -61,8 +70,7 @@ def store_run(engine: Engine, records: RunRecords, *, cfg: Config) -> IngestResu
     """Write one run (transactional); returns what happened."""
     t0 = time.perf_counter()
     try:
-        with engine.begin() as conn:
-            lock_for_ingest(conn)
+        with write_transaction(engine) as conn:
             old = conn.execute(select(runs.c.id, runs.c.content_hash).where(runs.c.name == records.name)).first()
             if old is not None and old.content_hash == records.content_hash:
                 log.info("run %s: unchanged since its last ingest; nothing to do", records.name)

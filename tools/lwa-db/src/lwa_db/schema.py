@@ -24,7 +24,8 @@ the missing ones in order, in one transaction, and refuses a database newer than
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -54,7 +55,7 @@ from lwa_common.errors import LwaError
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "metadata", "runs", "images", "measurements", "sources",
            "associations", "variability", "qa", "schema_version", "make_engine", "open_database",
-           "current_version", "lock_for_ingest"]
+           "current_version", "lock_for_ingest", "write_transaction"]
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def _sqlite_pragmas(dbapi_connection, _record, *, busy_ms: int) -> None:
-    # pysqlite's own transaction handling is off: SQLAlchemy's "begin" event emits BEGIN IMMEDIATE.
+    # pysqlite's own transaction handling is off: the "begin" event (_sqlite_begin) emits BEGIN.
     dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
     cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
@@ -227,6 +228,21 @@ def _sqlite_pragmas(dbapi_connection, _record, *, busy_ms: int) -> None:
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.execute("PRAGMA foreign_keys = ON")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # writers take the write lock up front (no deadlock on lock upgrade); readers keep WAL's snapshots
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("lwa_write") else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: SQLite BEGIN IMMEDIATE, PostgreSQL an advisory lock; committed on success."""
+    with engine.connect() as conn:
+        conn.execution_options(lwa_write=True)
+        with conn.begin():
+            lock_for_ingest(conn)
+            yield conn
 
 
 def make_engine(url: str, *, settings: Database | None = None) -> Engine:
@@ -239,7 +255,7 @@ def make_engine(url: str, *, settings: Database | None = None) -> Engine:
             busy_ms = int(settings.busy_timeout_s * 1000)
             engine = create_engine(url, connect_args={"timeout": settings.busy_timeout_s})
             event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, busy_ms=busy_ms))
-            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, ImportError) as err:
@@ -273,8 +289,7 @@ def open_database(url: str, *, settings: Database | None = None, create: bool = 
     """An engine on an up-to-date schema: creates the tables or migrates, in one transaction."""
     engine = make_engine(url, settings=settings)
     try:
-        with engine.begin() as conn:
-            lock_for_ingest(conn)
+        with write_transaction(engine) as conn:
             if conn.dialect.name == "postgresql":
                 schema_version.create(conn, checkfirst=True)
             version = current_version(conn)
