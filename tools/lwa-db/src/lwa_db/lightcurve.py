@@ -93,7 +93,7 @@ def _set_times(rows: list[dict[str, Any]]) -> None:
     """`time_utc` (ISO, to the second) of every row from its MJD (UTC days; plain date arithmetic)."""
     for r in rows:
         if r["mjd"] is not None:
-            r["time_utc"] = (_MJD0 + timedelta(days=r["mjd"])).isoformat(timespec="seconds")
+            r["time_utc"] = (_MJD0 + timedelta(days=r["mjd"], milliseconds=500)).isoformat(timespec="seconds")
 
 
 def lightcurve(engine: Engine, query: str, *, cfg: Config, stokes: str = "I", subband: str | None = None,

@@ -306,14 +306,33 @@ def _photometry_rows(path: Path, root: Path, cfg: Config) -> list[dict[str, Any]
     return out
 
 
+def _by_name(index: dict[Path, dict[str, Any]]) -> dict[str, Path]:
+    """File name -> path of the run's images whose name is unique in the run (for moved runs)."""
+    seen: dict[str, list[Path]] = {}
+    for p in index:
+        seen.setdefault(p.name, []).append(p)
+    return {name: paths[0] for name, paths in seen.items() if len(paths) == 1}
+
+
+def _locate(cell: str, csv_path: Path, root: Path, index: dict[Path, dict[str, Any]],
+            names: dict[str, Path]) -> Path:
+    """The image a CSV cell names: as written (absolute, or relative to the CSV, the run or the cwd),
+    else the run's image of that file name (a run moved or archived since, or run from another folder)."""
+    path = _resolve(cell, csv_path, root)
+    if path in index or path.exists():
+        return path
+    return names.get(Path(cell).name, path)
+
+
 def _candidate_rows(path: Path, root: Path, image_index: dict[Path, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = _read_csv(path, CANDIDATE_NEEDS, "candidates table")
+    names = _by_name(image_index)
     rel = str(path.relative_to(root))
     extra_used = {*CANDIDATE_NEEDS, "jname", "class", "subband", "freq_mhz"}
     out = []
     headers: dict[Path, dict[str, Any]] = {}
     for i, row in enumerate(rows, start=2):
-        image = _resolve(row["image"], path, root)
+        image = _locate(row["image"], path, root, image_index, names)
         rec = image_index.get(image) or headers.get(image)
         if rec is None:
             if not image.exists():
@@ -435,9 +454,10 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
     if not image_recs and not meas:
         raise LwaError(f"run {root} holds no product (no lwa-pipe FITS image, photometry or candidates table)")
     csv_paths = {str(p.relative_to(root)): p for p in csvs}
+    names = _by_name(index)
     for m in meas:
         cell = m.pop("image_path") or ""
-        rec = index.get(_resolve(cell, csv_paths[m["source_file"]], root)) if cell else None
+        rec = index.get(_locate(cell, csv_paths[m["source_file"]], root, index, names)) if cell else None
         m["image_path"] = rec["path"] if rec else None
         if rec is not None and rec["wideband"]:  # photometry on a stack: its band, not a subband
             m["wideband"], m["band"] = True, rec["band"] or m["band"]
