@@ -298,7 +298,7 @@ def _photometry_rows(path: Path, root: Path, cfg: Config) -> list[dict[str, Any]
                 "flux_jy": flux, "flux_err_jy": rms, "snr": _float(row.get(f"{stokes}_snr")),
                 "detected": detected,
                 "upper_limit_jy": None if detected or rms is None else cfg.cutout.detection_sigma * rms,
-                "klass": row.get(f"{stokes}_kind") or None, "image_path": row.get(f"{stokes}_image", ""),
+                "klass": None, "image_path": row.get(f"{stokes}_image", ""),
                 "source_file": str(path.relative_to(root)),
                 "extra": _extra(row, used | {"subband", "freq_mhz", "interval", "mjd_mid", "pos_ra_deg",
                                              "pos_dec_deg"}),
