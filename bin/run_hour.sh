@@ -9,7 +9,7 @@
 #       [--catalog FullVLSSCatalog.text] [--health badants.yml] [--hot-baselines] \
 #       [--peel-sky ateam.json] [--peel-rfi rfi.json] [--flux-skymodel sh2012.skymodel] \
 #       [--resume-science] [--run-label NAME] [--archive ROOT --sample NAME] [--config FILE] \
-#       [--image-size N --image-scale-deg D --niter-scale F] [--local-workdir DIR] [--force STEP] \
+#       [--image-size N --image-scale-deg D --niter-scale F] [--local-workdir DIR] [--force STEP] [--db URL] \
 #       [--slurm [--cpus N --mem 8G --partition P] [--remap SUBBAND=NODE ...] [--dry-run]]
 #
 # --data is a flat folder of MS, or the observatory's archive <root>/<XXMHz>/<YYYY-MM-DD>/<HH>/
@@ -43,7 +43,7 @@ die() { echo "run_hour: error: $*" >&2; exit 1; }
 # ---- arguments ------------------------------------------------------------------------------
 range="" date="" subbands="" data="" workdir="" archive="" bp="" xy="" catalog="" health=""
 peel_sky="" peel_rfi="" hot=0 slurm=0 resume=0 run_label="" config="" stage="" stage_sb="" stage_hour=""
-remaps=() local_workdir="" dry_run=0 targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
+db="" remaps=() local_workdir="" dry_run=0 targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
 orig_args=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -53,6 +53,7 @@ while [ $# -gt 0 ]; do
         --data) data=$2; shift 2 ;;
         --workdir) workdir=$2; shift 2 ;;
         --archive) archive=$2; shift 2 ;;
+        --db) db=$2; shift 2 ;;  # lwa-db: ingest each hour after its aggregation (SQLite file or URL)
         --bp-table) bp=$2; shift 2 ;;
         --xy-table) xy=$2; shift 2 ;;
         --targets) targets+=("$2"); shift 2 ;;
@@ -327,6 +328,7 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
     fi
     step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
     step report lwa-stack report "$dir" -o "$dir/report.html" --overwrite "${cfg_opt[@]}"
+    [ -n "$db" ] && step db-ingest lwa-db ingest "$dir" --db "$db" "${cfg_opt[@]}"
     [ -n "$archive" ] && step archive lwa-stack archive "$dir" --archive-root "$archive" \
         --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$date-$hour" "${cfg_opt[@]}"
     note_state "hours.$hour.aggregate=done"
@@ -356,6 +358,7 @@ for t in wsclean aoflagger lwa-image lwa-flag lwa-dewarp lwa-cutout lwa-transien
 { [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; } && audit_args+=(--tool lwa-peel --tool DP3.py)
 [ "$slurm" -eq 1 ] && [ "$dry_run" -eq 0 ] && audit_args+=(--tool sbatch)
 for r in "${remaps[@]}"; do audit_args+=(--remap "$r"); done
+[ -n "$db" ] && audit_args+=(--tool lwa-db)
 lwa-common audit "${audit_args[@]}" -o "$plan" "${cfg_opt[@]}" >/dev/null || exit 1
 read -r -a hours <<< "$(hours_of_plan)"
 self_args=()

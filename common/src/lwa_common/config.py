@@ -40,6 +40,7 @@ __all__ = [
     "Peel",
     "Report",
     "Cluster",
+    "Database",
     "SCIENCE_CONFIGURATIONS",
     "load_config",
     "config_to_dict",
@@ -267,6 +268,19 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Database:
+    """The products database (lwa-db): backend, association and variability defaults."""
+
+    url: str = "sqlite:///lwa-products.sqlite"  # --db / $LWA_DB_URL override it; postgresql+psycopg://...
+    busy_timeout_s: float = 120.0  # SQLite: wait this long for another process's write lock
+    association_radius_beams: float = 1.0  # TraP-style: a measurement joins sources within this many BMAJ
+    limit_sigma: float = 5.0  # upper limit = this many x the image RMS where a source is not detected
+    eta_min: float = 3.0  # lwa-db variables: weighted reduced chi^2 threshold (Swinbank et al. 2015)
+    v_min: float = 0.2  # lwa-db variables: modulation index threshold
+    min_points: int = 3  # variability needs at least this many flux points
+
+
+@dataclass(frozen=True)
 class Config:
     site: Site = field(default_factory=Site)
     observation: Observation = field(default_factory=Observation)
@@ -282,6 +296,7 @@ class Config:
     peel: Peel = field(default_factory=Peel)
     report: Report = field(default_factory=Report)
     cluster: Cluster = field(default_factory=Cluster)
+    database: Database = field(default_factory=Database)
 
 
 def _unknown(key: str, known: list[str], where: str) -> LwaError:

@@ -1,0 +1,3 @@
+from lwa_db.cli import main
+
+main()
