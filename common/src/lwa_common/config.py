@@ -147,8 +147,10 @@ class PrimaryBeam:
 class Dewarp:
     """Ionospheric dewarping against a reference catalogue (VLSSr)."""
 
+    # Every radius is in beams of the image's own header (geometric-mean FWHM of BMAJ, BMIN), so
+    # the same values hold on any grid and at any resolution.
     snr: float = 5.0
-    match_radius_arcmin: float = 5.0
+    match_radius_beams: float = 3.0  # ionospheric offsets of up to ~2.5 beams are matched
     min_anchors: int = 6
     reference_freq_mhz: float = 73.8
     spectral_index: float = -0.8
@@ -159,6 +161,15 @@ class Dewarp:
     clip_sigma: float = 4.0  # anchors further than this many robust sigmas (leave-one-out) are outliers
     clip_floor_beams: float = 0.25  # ... but never when they agree within this many beams
     position_floor_beams: float = 0.02  # added in quadrature to the fitted position errors (CLEAN, sidelobes)
+    # the screen is kept only when its leave-one-out residual beats the identity's (the raw
+    # offsets) on the anchors: RMS after <= cv_gain x RMS before; else the images stay undewarped
+    cv_gain: float = 0.9
+    max_degree: int = 3  # the screen's polynomial term (what extrapolates): degree 1..3, by leave-one-out
+    # offsets modelled as local (dRA cos Dec, dDec) ("radec", lwa-sim's and fits_warp's convention,
+    # singular at the celestial pole) or as shifts in the zenithal equidistant plane ("plane")
+    offset_frame: str = "radec"
+    background_box_beams: float = 8.0  # extraction: local background/RMS boxes
+    fit_box_beams: float = 1.2  # extraction: half-side of the Gaussian-fit box around each peak
     interp_order: int = 3  # apply: 3 cubic spline, 1 bilinear
     freq_scaling: bool = True  # apply: scale offsets by (f_screen / f_image)^2
 
