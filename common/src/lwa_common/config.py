@@ -245,8 +245,15 @@ class Peel:
     max_iterations: int = 50
     tolerance: float = 1e-4
     step_size: float = 0.5  # DDECal's own 0.2 needs ~3x more iterations for the same residual
-    channels_per_solution: int = 0  # sky: one solution per source over the whole band (0)
+    # sky: one solution per source and channel: the A-team power left falls 20-30x against one over
+    # the whole band (0), because the model's spectrum and structure are off (measured in lwa-peel's
+    # test_peel_mismatch.py); field sources near the A-team change less at worst (12 % vs 30-110 %)
+    channels_per_solution: int = 1
     rfi_channels_per_solution: int = 1  # rfi: per channel; the gains absorb the ragged spectra
+    # DDECal's smoothness constraint: per-channel solutions smoothed along frequency by a Gaussian
+    # kernel of this FWHM (MHz), so the gains follow the model's spectral error without the
+    # freedom to absorb field sources; 0 = off (sky only)
+    smoothness_mhz: float = 0.0
     mode: str = "diagonal"
     beam: bool = True  # multiply the sky model by the Stokes I beam at each source's az/el
 

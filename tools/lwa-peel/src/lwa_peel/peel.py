@@ -151,11 +151,12 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
     """Peel settings: the given values, else the config (`[peel]`)."""
     cfg = cfg or load_config(None)
     names = ("min_elevation_deg", "uv_min_lambda", "max_iterations", "tolerance", "step_size",
-             "channels_per_solution", "mode", "beam")
+             "channels_per_solution", "mode", "beam", "smoothness_mhz")
     out = {name: given.get(name) if given.get(name) is not None else getattr(cfg.peel, name) for name in names}
     if kind == "rfi":
         out.pop("min_elevation_deg")
         out.pop("beam")
+        out.pop("smoothness_mhz")
         if given.get("channels_per_solution") is None:
             out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
     if kind == "sky":
@@ -170,6 +171,8 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         raise LwaError(f"tolerance must be positive, got {out['tolerance']}")
     if int(out["channels_per_solution"]) < 0:
         raise LwaError(f"channels_per_solution must be >= 0, got {out['channels_per_solution']}")
+    if kind == "sky" and not float(out["smoothness_mhz"]) >= 0:
+        raise LwaError(f"smoothness_mhz must be >= 0, got {out['smoothness_mhz']}")
     if float(out["uv_min_lambda"]) < 0:
         raise LwaError(f"uv_min_lambda must be >= 0, got {out['uv_min_lambda']}")
     return out
@@ -219,6 +222,7 @@ def peel_ms(
     mode: str | None = None,
     beam: bool | None = None,
     beam_file: str | Path | None = None,
+    smoothness_mhz: float | None = None,
     config: Config | None = None,
     argv: list[str] | None = None,
 ) -> PeelResult:
@@ -239,6 +243,7 @@ def peel_ms(
         config, kind=kind, min_elevation_deg=min_elevation_deg, uv_min_lambda=uv_min_lambda,
         max_iterations=max_iterations, tolerance=tolerance, step_size=step_size,
         channels_per_solution=channels_per_solution, mode=mode, beam=beam, beam_file=beam_file,
+        smoothness_mhz=smoothness_mhz,
     )
     check_ms(ms)
     if output is not None:
@@ -377,6 +382,8 @@ def _parset(target: Path, in_col: str, column: str, directions: Sequence[Directi
         "ddecal.uvlambdamin": float(settings["uv_min_lambda"]),
         "ddecal.subtract": True,
     })
+    if float(settings.get("smoothness_mhz") or 0) > 0:
+        params["ddecal.smoothnessconstraint"] = float(settings["smoothness_mhz"]) * 1e6  # Hz
     return params
 
 
