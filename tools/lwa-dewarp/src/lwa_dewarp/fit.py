@@ -249,6 +249,16 @@ def _judge(used: pd.DataFrame, beam: Beam, d: Dewarp) -> dict[str, Any]:
             "screen_beats_identity": better}
 
 
+def _offset_summary(used: pd.DataFrame, beam: Beam) -> dict[str, float | None]:
+    return {
+        "median_offset_before_arcmin": _median(used["sep_arcmin"]),
+        "median_offset_after_arcmin": _median(used["after_arcmin"]),
+        "median_offset_after_cv_arcmin": _median(used["after_cv_arcmin"]),
+        "median_offset_before_beams": _median(used["sep_arcmin"] / beam.fwhm_arcmin),
+        "median_offset_after_cv_beams": _median(used["after_cv_arcmin"] / beam.fwhm_arcmin),
+    }
+
+
 def fit_screen(
     image: str | Path | tuple[np.ndarray, fits.Header],
     catalog: str | Path | Sequence[CatalogSource],
@@ -309,14 +319,7 @@ def fit_screen(
     screen = sample_screen(model, shape=inp.plane.shape, wcs=inp.wcs, max_grid_px=d.max_grid_px,
                            freq_mhz=inp.freq_mhz, header=inp.header)
     summary.update(verdict)
-    summary.update({
-        "median_offset_before_arcmin": _median(used["sep_arcmin"]),
-        "median_offset_after_arcmin": _median(used["after_arcmin"]),
-        "median_offset_after_cv_arcmin": _median(used["after_cv_arcmin"]),
-        "median_offset_before_beams": _median(used["sep_arcmin"] / inp.beam.fwhm_arcmin),
-        "median_offset_after_cv_beams": _median(used["after_cv_arcmin"] / inp.beam.fwhm_arcmin),
-        "screen_factor": screen.factor,
-    })
+    summary.update(_offset_summary(used, inp.beam), screen_factor=screen.factor)
     if not verdict["screen_beats_identity"]:
         screen = screen.identity()
         summary["max_screen_offset_px"] = 0.0
