@@ -82,7 +82,7 @@ def main() -> None:
     print(f"image {args.size}^2 at {scale * 60:.2f}'/px, {args.sources} sources "
           f"(built in {time.perf_counter() - t0:.1f} s); NaN fraction {np.mean(np.isnan(image)):.3f}")
     t0 = time.perf_counter()
-    fit = fit_screen((image, header), catalog, match_radius_arcmin=8 * scale * 60)
+    fit = fit_screen((image, header), catalog)
     t_fit = time.perf_counter() - t0
     s = fit.summary
     print(f"fit_screen: {t_fit:.2f} s, {s['n_anchors']} anchors, screen factor {fit.screen.factor}, "

@@ -149,8 +149,10 @@ class PrimaryBeam:
 class Dewarp:
     """Ionospheric dewarping against a reference catalogue (VLSSr)."""
 
+    # Every radius is in beams of the image's own header (geometric-mean FWHM of BMAJ, BMIN), so
+    # the same values hold on any grid and at any resolution.
     snr: float = 5.0
-    match_radius_arcmin: float = 5.0
+    match_radius_beams: float = 3.0  # ionospheric offsets of up to ~2.5 beams are matched
     min_anchors: int = 6
     reference_freq_mhz: float = 73.8
     spectral_index: float = -0.8
@@ -161,6 +163,15 @@ class Dewarp:
     clip_sigma: float = 4.0  # anchors further than this many robust sigmas (leave-one-out) are outliers
     clip_floor_beams: float = 0.25  # ... but never when they agree within this many beams
     position_floor_beams: float = 0.02  # added in quadrature to the fitted position errors (CLEAN, sidelobes)
+    # the screen is kept only when its leave-one-out residual beats the identity's (the raw
+    # offsets) on the anchors: RMS after <= cv_gain x RMS before; else the images stay undewarped
+    cv_gain: float = 0.9
+    max_degree: int = 3  # the screen's polynomial term (what extrapolates): degree 1..3, by leave-one-out
+    # offsets modelled as local (dRA cos Dec, dDec) ("radec", lwa-sim's and fits_warp's convention,
+    # singular at the celestial pole) or as shifts in the zenithal equidistant plane ("plane")
+    offset_frame: str = "radec"
+    background_box_beams: float = 8.0  # extraction: local background/RMS boxes
+    fit_box_beams: float = 1.2  # extraction: half-side of the Gaussian-fit box around each peak
     interp_order: int = 3  # apply: 3 cubic spline, 1 bilinear
     freq_scaling: bool = True  # apply: scale offsets by (f_screen / f_image)^2
 
@@ -236,8 +247,15 @@ class Peel:
     max_iterations: int = 50
     tolerance: float = 1e-4
     step_size: float = 0.5  # DDECal's own 0.2 needs ~3x more iterations for the same residual
-    channels_per_solution: int = 0  # sky: one solution per source over the whole band (0)
+    # sky: one solution per source and channel: the A-team power left falls 20-30x against one over
+    # the whole band (0), because the model's spectrum and structure are off (measured in lwa-peel's
+    # test_peel_mismatch.py); field sources near the A-team change less at worst (12 % vs 30-110 %)
+    channels_per_solution: int = 1
     rfi_channels_per_solution: int = 1  # rfi: per channel; the gains absorb the ragged spectra
+    # DDECal's smoothness constraint: per-channel solutions smoothed along frequency by a Gaussian
+    # kernel of this FWHM (MHz), so the gains follow the model's spectral error without the
+    # freedom to absorb field sources; 0 = off (sky only)
+    smoothness_mhz: float = 0.0
     mode: str = "diagonal"
     beam: bool = True  # multiply the sky model by the Stokes I beam at each source's az/el
 

@@ -11,6 +11,7 @@ from astropy.wcs import WCS
 
 from lwa_common.catalogs import CatalogSource
 from lwa_common.testing import allsky_header, synthetic_image
+from lwa_dewarp.screen import equidistant_wcs, offset_by
 
 FREQ_MHZ = 56.0
 ALPHA = -0.8
@@ -35,23 +36,44 @@ class WarpedSky:
         return self.header["BMAJ"] / abs(self.header["CDELT2"])
 
 
+def sky_warp(header: fits.Header, field):
+    """The pixel warp (x, y) -> (dx, dy) of a field of local sky offsets: `field(xp, yp)` gives
+    (dRA cos Dec, dDec) in image pixel units at pixel (xp, yp) of the equidistant plane (the
+    ionosphere is smooth on the sky, not in the SIN projection's squeezed pixels)."""
+    wcs = WCS(header).celestial
+    plane = equidistant_wcs(wcs)
+    unit = abs(header["CDELT2"]) * 60.0
+
+    def warp(x, y):
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        ra, dec = wcs.pixel_to_world_values(x, y)
+        fx, fy = (np.broadcast_to(f, x.shape) for f in field(*plane.world_to_pixel_values(ra, dec)))
+        x2, y2 = wcs.world_to_pixel_values(*offset_by(ra, dec, fx * unit, fy * unit))
+        return x2 - x, y2 - y
+
+    return warp
+
+
 def make_warped_sky(*, n: int = 30, size: int = 256, scale_deg: float = 0.5, bmaj_deg: float = 1.5,
-                    amplitude_px: float = 5.0, noise: float = 0.3, seed: int = 1, warp=None,
+                    amplitude_px: float = 5.0, noise: float = 0.3, seed: int = 1, warp=None, field=None,
                     max_radius: float = 0.85, min_sep_px: float = 20.0, keywords: dict | None = None) -> WarpedSky:
     """`n` sources at random true positions inside `max_radius` of the horizon circle (at least
-    `min_sep_px` apart), drawn at positions moved by a smooth analytic warp (default: sinusoids and
-    a gradient, ~`amplitude_px`)."""
+    `min_sep_px` apart), drawn at positions moved by a smooth analytic warp: `warp(x, y)` in
+    pixels, or `field` of sky offsets (`sky_warp`; default: sinusoids and a gradient,
+    ~`amplitude_px`)."""
     rng = np.random.default_rng(seed)
     header = allsky_header(size=size, scale_deg=scale_deg, bmaj_deg=bmaj_deg, freq_mhz=FREQ_MHZ,
                            keywords={"STOKES": "I", "IMGCAT": "deep", "FREQMHZ": FREQ_MHZ, **(keywords or {})})
     wcs = WCS(header).celestial
     c = (size - 1) / 2.0
     horizon_px = np.degrees(1.0) / scale_deg  # SIN: horizon at 1 radian of direction cosine
-    if warp is None:
-        def warp(x, y):
+    if warp is None and field is None:
+        def field(x, y):
             u, v = (np.asarray(x) - c) / size, (np.asarray(y) - c) / size
             return (amplitude_px * (0.8 * np.sin(2.2 * u + 0.4) + 0.5 * np.cos(3.0 * v) + 0.3 * v),
                     amplitude_px * (0.7 * np.cos(2.5 * (u + v) + 1.0) - 0.3 + 0.4 * u))
+    if warp is None:
+        warp = sky_warp(header, field)
     true_xy = []
     while len(true_xy) < n:
         r = max_radius * horizon_px * np.sqrt(rng.uniform())

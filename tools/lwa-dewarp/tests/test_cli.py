@@ -12,7 +12,7 @@ from astropy.io import fits
 
 from lwa_common.testing import run_cli
 
-RADIUS = "300"
+RADIUS = "3.4"  # beams
 
 
 def _md5(path) -> str:
@@ -50,7 +50,7 @@ def test_fit_then_apply_end_to_end(tmp_path, files, warped_sky, run_inprocess):
     before = {p: _md5(p) for p in (image, pbcor, catalog)}
     screen = tmp_path / "screen.fits"
     args = ["lwa-dewarp", "fit", str(image), "--catalog", str(catalog), "-o", str(screen),
-            "--match-radius-arcmin", RADIUS, "--json"]
+            "--match-radius-beams", RADIUS, "--json"]
     res = run_cli(args)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
@@ -109,7 +109,7 @@ def test_fit_with_too_few_anchors_warns_and_exits_0(tmp_path, files, warped_sky,
     write_csv(few, warped_sky.catalog[:4])
     screen = tmp_path / "s.fits"
     res = run_cli(["lwa-dewarp", "fit", str(image), "--catalog", str(few), "-o", str(screen),
-                   "--match-radius-arcmin", RADIUS, "--json"])
+                   "--match-radius-beams", RADIUS, "--json"])
     assert res.returncode == 0, res.stderr
     assert "only 4 anchors" in res.stderr and "WARNING" in res.stderr
     summary = json.loads(res.stdout)
@@ -117,7 +117,7 @@ def test_fit_with_too_few_anchors_warns_and_exits_0(tmp_path, files, warped_sky,
     assert not screen.exists() and (tmp_path / "s_qa" / "summary.json").exists()
     # without --json: nothing on stdout (no screen path), still exit 0
     code, out, _ = run_inprocess(["fit", image, "--catalog", few, "-o", screen, "--overwrite", "--min-anchors", "5",
-                                  "--match-radius-arcmin", RADIUS])
+                                  "--match-radius-beams", RADIUS])
     assert code == 0 and out == ""
 
 
@@ -178,7 +178,7 @@ def test_config_file_sets_the_defaults(tmp_path, files, run_inprocess):
     """[dewarp] values of --config are the defaults; an option on the command line wins."""
     image, _, catalog = files
     cfg = tmp_path / "cfg.toml"
-    cfg.write_text(f"[dewarp]\nmin_anchors = 40\nmatch_radius_arcmin = {RADIUS}\n")
+    cfg.write_text(f"[dewarp]\nmin_anchors = 40\nmatch_radius_beams = {RADIUS}\n")
     code, out, err = run_inprocess(["fit", image, "--catalog", catalog, "-o", tmp_path / "a.fits", "--config", cfg,
                                     "--json", "--no-plots"])
     assert code == 0, err

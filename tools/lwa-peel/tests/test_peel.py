@@ -123,7 +123,7 @@ def dd_field(sim_cache, tmp_path_factory):
 
 @SLOW
 def test_dd_peel_removes_bright_sources_and_keeps_faint_field(dd_field, tmp_path, caplog):
-    """10 kJy-class sources with direction-dependent gains go (>= 99 % of their power), 1 Jy stays (5 %)."""
+    """10 kJy-class sources with direction-dependent gains go (>= 99 % of their power), 1 Jy stays (7 %)."""
     caplog.set_level(logging.INFO, logger="lwa_peel")
     ms = dd_field["ms"]
     before = _read(ms)[0].copy()
@@ -154,7 +154,10 @@ def test_dd_peel_removes_bright_sources_and_keeps_faint_field(dd_field, tmp_path
     ra, dec = src["ra_deg"], src["dec_deg"]
     assert _dft_flux(dd_field["faint_ms"], "DATA", ra, dec) == pytest.approx(want, rel=0.01)  # the estimator
     assert abs(_dft_flux(out, "DATA", ra, dec) - want) > 2 * want  # buried under the bright sidelobes
-    assert _dft_flux(out, "CORRECTED_DATA", ra, dec) == pytest.approx(want, rel=0.05)
+    # one solution per channel (the default since the A-team model is known to be off in spectrum
+    # and structure) absorbs a little more of unmodelled flux than one per band: -6.1 % here,
+    # where the model is exact and the gains flat (whole-band solutions: within 5 %)
+    assert _dft_flux(out, "CORRECTED_DATA", ra, dec) == pytest.approx(want, rel=0.07)
 
     # per-source solutions beside the output, one direction each
     import h5py

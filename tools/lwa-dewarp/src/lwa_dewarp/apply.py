@@ -350,6 +350,9 @@ def dewarp_images(
         check_output(out, overwrite=overwrite)
         _time_check(p, header, scr)
         plan.append((p, out, header))
+    if scr.is_identity:
+        log.warning("screen %s is the identity (the fitted screen did not beat it on held-out anchors): "
+                    "the images are copied unchanged, with DWSTATUS = 'IDENTITY'", screen_path)
     log.info("apply: %d images, screen %s (%d anchors, %.2f MHz), order %d, frequency scaling %s", len(plan),
              screen_path, int(scr.header.get("NANCHOR", 0)), scr.freq_mhz, order, "on" if freq_scaling else "off")
     results = []
@@ -357,7 +360,12 @@ def dewarp_images(
         data, header = read_image(p)
         sampler = _Sampler(scr, header, data.shape[-2:], freq_scaling=freq_scaling, hints=hints)
         same, scale = sampler.same_grid, sampler.scale
-        dewarped = _dewarp_planes(data.reshape(-1, *data.shape[-2:]), sampler, order).reshape(data.shape)
+        if scr.is_identity:  # the fit found no gain over the identity: the pixels stay as they are
+            dewarped = data
+        else:
+            dewarped = _dewarp_planes(data.reshape(-1, *data.shape[-2:]), sampler, order).reshape(data.shape)
+        header["DWSTATUS"] = ("IDENTITY" if scr.is_identity else "SCREEN",
+                              "IDENTITY: screen did not beat identity, not resampled")
         header["DWSCREEN"] = (screen_path.name[:68], "lwa-dewarp screen applied")
         header["DWORDER"] = (order, "dewarp interpolation order (1 linear, 3 cubic)")
         header["DWSCALE"] = (round(scale, 6), "screen offsets scaled by (f_screen/f_image)^2")

@@ -46,8 +46,9 @@ def cli() -> None:
 @click.option("--qa-dir", type=NewPath, default=None,
               help="Folder for the diagnostics [default: OUTPUT without .fits + '_qa'].")
 @click.option("--snr", type=click.FloatRange(min=0, min_open=True), default=None, help=f"Detection threshold in local RMS ({_default('snr')}).")
-@click.option("--match-radius-arcmin", type=click.FloatRange(min=0, min_open=True), default=None,
-              help=f"Cross-match radius ({_default('match_radius_arcmin')}).")
+@click.option("--match-radius-beams", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Cross-match radius in restoring beams of IMAGE (geometric mean of BMAJ, BMIN) "
+                   f"({_default('match_radius_beams')}).")
 @click.option("--min-anchors", type=click.IntRange(min=3), default=None,
               help=f"Fewest anchors for a screen ({_default('min_anchors')}).")
 @click.option("--spectral-index", type=float, default=None,
@@ -64,24 +65,30 @@ def cli() -> None:
               help=f"Compact: fitted FWHM at most this many restoring beams ({_default('max_size_beams')}).")
 @click.option("--max-grid-px", type=click.IntRange(min=16), default=None,
               help=f"Largest side of the screen grid; bigger images get a coarser screen ({_default('max_grid_px')}).")
+@click.option("--cv-gain", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Keep the screen only when its leave-one-out RMS residual is at most this fraction of the "
+                   f"RMS offset; else write a zero (identity) screen ({_default('cv_gain')}).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the diagnostic PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing screen and diagnostics.")
 @json_option
 @image_hint_options
 @common_options
 def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: float | None,
-            match_radius_arcmin: float | None, min_anchors: int | None, spectral_index: float | None,
+            match_radius_beams: float | None, min_anchors: int | None, spectral_index: float | None,
             reference_freq_mhz: float | None, flux_ratio_max: float | None, smoothing: float | None,
-            max_size_beams: float | None, max_grid_px: int | None, plots: bool, overwrite: bool, as_json: bool, hints,
-            cfg) -> None:
+            max_size_beams: float | None, max_grid_px: int | None, cv_gain: float | None, plots: bool,
+            overwrite: bool, as_json: bool, hints, cfg) -> None:
     """Fit an ionospheric offset screen on IMAGE (deep Stokes I) against --catalog.
 
-    Compact sources above --snr are matched to the catalogue within --match-radius-arcmin (with a
+    Compact sources above --snr are matched to the catalogue within --match-radius-beams (with a
     spectral-index flux check); their offsets give a smooth thin-plate-spline screen, written to
     OUTPUT as FITS (planes dx, dy in pixels of IMAGE's grid) with diagnostics in --qa-dir
     (anchors.csv, detections.csv, summary.json, offsets.png, screen.png, residuals.png).
     With fewer than --min-anchors anchors: a warning, no screen, exit 0 (the pipeline continues
-    undewarped; --json reports "status": "too_few_anchors"). Prints the screen path.
+    undewarped; --json reports "status": "too_few_anchors"). When the screen's leave-one-out
+    residual does not beat the raw offsets (no ionosphere to correct): a warning and a zero
+    screen with DWSTATUS = 'IDENTITY' ("status": "identity"), which `apply` copies images with,
+    unchanged. Prints the screen path.
 
     \b
     Example:
@@ -95,16 +102,16 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
     qa = qa_dir if qa_dir is not None else output.with_name(output.name[: -len(".fits")] + "_qa")
     check_output(output, overwrite=overwrite)
     check_output(qa / "summary.json", overwrite=overwrite)
-    from lwa_dewarp.fit import STATUS_OK, fit_screen, write_fit_products
+    from lwa_dewarp.fit import fit_screen, write_fit_products
 
-    result = fit_screen(image, catalog, cfg=cfg, snr=snr, match_radius_arcmin=match_radius_arcmin,
+    result = fit_screen(image, catalog, cfg=cfg, snr=snr, match_radius_beams=match_radius_beams,
                         min_anchors=min_anchors, spectral_index=spectral_index,
                         reference_freq_mhz=reference_freq_mhz, flux_ratio_max=flux_ratio_max, smoothing=smoothing,
-                        max_size_beams=max_size_beams, max_grid_px=max_grid_px, hints=hints)
+                        max_size_beams=max_size_beams, max_grid_px=max_grid_px, cv_gain=cv_gain, hints=hints)
     write_fit_products(result, screen_path=output, qa_dir=qa, overwrite=overwrite, plots=plots)
     if as_json:
         emit(result.summary, as_json=True)
-    elif result.status == STATUS_OK:
+    elif result.screen is not None:
         emit([output])
 
 

@@ -1,12 +1,12 @@
 """Find compact sources in a restored image: photutils detection + a small Gaussian fit per peak.
 
 Detection is photutils: a local background and RMS from `Background2D` (sigma-clipped median and
-MAD-based RMS in boxes of about eight beams, with the NaN pixels outside the horizon excluded;
+MAD-based RMS in boxes of `background_box_beams` (8) beams, with the NaN pixels outside the horizon excluded;
 a global sigma-clipped estimate when the image is too small for boxes) and the local maxima above
 `snr` times the local RMS from `find_peaks`.
 
 Positions and sizes come from our own least-squares fit of an elliptical Gaussian plus a constant
-in a box of about two beams around each peak (`scipy.optimize.least_squares`), not from a segment
+in a box of 2 x `fit_box_beams` (1.2) beams around each peak (`scipy.optimize.least_squares`), not from a segment
 centroid: a moment centroid over a thresholded segment is biased by the segment boundary and by
 neighbouring emission, and the dewarp screen needs positions good to a small fraction of the beam.
 The fitted size decides whether a source is compact (close to the restoring beam BMAJ/BMIN).
@@ -154,11 +154,14 @@ def find_compact_sources(
     *,
     snr: float,
     max_size_beams: float = Dewarp.max_size_beams,
+    background_box_beams: float = Dewarp.background_box_beams,
+    fit_box_beams: float = Dewarp.fit_box_beams,
 ) -> pd.DataFrame:
     """Sources above `snr` x local RMS, each fitted with a Gaussian; `compact` marks beam-sized ones.
 
     `plane` is the 2-D image (Jy/beam; NaN = no data), `header` gives the WCS and the restoring
-    beam. Returns one row per fitted peak with columns `DETECTION_COLUMNS` (x, y 0-based pixels;
+    beam. Every aperture is in beams of that header: background boxes of `background_box_beams`,
+    Gaussian fits in a box of half-side `fit_box_beams` (BMAJ). Returns one row per fitted peak with columns `DETECTION_COLUMNS` (x, y 0-based pixels;
     flux_jy the Gaussian's integral; pos_err_px the expected 1-sigma position error).
     """
     from photutils.detection import find_peaks
@@ -168,7 +171,7 @@ def find_compact_sources(
     plane = np.asarray(plane, dtype=float)
     beam = beam_from_header(header)
     wcs = celestial_wcs(header)
-    box_px = max(16, int(round(8 * beam.bmaj_px)))
+    box_px = max(16, int(round(background_box_beams * beam.bmaj_px)))
     background, rms, method = estimate_background(plane, box_px=box_px)
     finite = np.isfinite(plane)
     subtracted = np.where(finite, plane - background, np.nan)
@@ -181,7 +184,7 @@ def find_compact_sources(
     if n_peaks >= MAX_PEAKS:
         log.warning("more than %d peaks above %.1f sigma: kept the brightest", MAX_PEAKS, snr)
     rows = []
-    half = max(3, int(math.ceil(1.2 * beam.bmaj_px)))
+    half = max(3, int(math.ceil(fit_box_beams * beam.bmaj_px)))
     for xp, yp, val in zip(table["x_peak"] if n_peaks else [], table["y_peak"] if n_peaks else [],
                            table["peak_value"] if n_peaks else [], strict=True):
         xp, yp = int(xp), int(yp)

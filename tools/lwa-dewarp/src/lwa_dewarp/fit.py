@@ -3,6 +3,7 @@ smooth screen (detection: `extract`, matching: `match`, spline: `screen`, plots:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -26,19 +27,30 @@ from lwa_common.images import ImageHints, info_from_header
 from lwa_common.io import atomic_path
 from lwa_dewarp.extract import Beam, beam_from_header, celestial_wcs, find_compact_sources
 from lwa_dewarp.match import match_catalog
-from lwa_dewarp.screen import Screen, fit_offset_model, sample_screen, write_screen
+from lwa_dewarp.screen import (
+    PlaneModel,
+    Screen,
+    equidistant_wcs,
+    fit_offset_model,
+    sample_screen,
+    write_screen,
+)
 
-__all__ = ["FitResult", "fit_screen", "write_fit_products", "image_freq_mhz", "STATUS_OK", "STATUS_TOO_FEW"]
+__all__ = ["FitResult", "fit_screen", "write_fit_products", "image_freq_mhz", "STATUS_OK", "STATUS_TOO_FEW", "STATUS_IDENTITY"]
 
 log = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
 STATUS_TOO_FEW = "too_few_anchors"
+STATUS_IDENTITY = "identity"  # a screen was fitted but does not beat the identity: zero screen
+OFFSET_FRAMES = ("radec", "plane")
+DWSTATUS = {STATUS_OK: "SCREEN", STATUS_IDENTITY: "IDENTITY"}  # the header keyword of each
 
 
 @dataclass
 class FitResult:
-    """What `fit_screen` found. `screen` is None when there were too few anchors."""
+    """What `fit_screen` found. `screen` is None when there were too few anchors, zero when
+    `status` is identity."""
 
     screen: Screen | None
     status: str
@@ -93,57 +105,50 @@ def _median(values: np.ndarray) -> float | None:
     return round(float(np.median(values)), 4) if len(values) else None
 
 
-def fit_screen(
-    image: str | Path | tuple[np.ndarray, fits.Header],
-    catalog: str | Path | Sequence[CatalogSource],
-    *,
-    cfg: Config | Dewarp | None = None,
-    snr: float | None = None,
-    match_radius_arcmin: float | None = None,
-    min_anchors: int | None = None,
-    spectral_index: float | None = None,
-    reference_freq_mhz: float | None = None,
-    flux_ratio_max: float | None = None,
-    smoothing: float | None = None,
-    max_size_beams: float | None = None,
-    max_grid_px: int | None = None,
-    clip_sigma: float | None = None,
-    hints: ImageHints | None = None,
-) -> FitResult:
-    """Fit an offset screen on a (deep, Stokes I) image against a reference catalogue.
+@dataclass
+class _Inputs:
+    """The image and catalogue of one fit, read and checked."""
 
-    `image` is a FITS path or (data, header); `catalog` a catalogue path (VLSSr text, CSV with
-    ra/dec/flux, makesourcedb, TTCal JSON) or `CatalogSource`s. Unset keyword values come from
-    `cfg.dewarp` (lwa_common.config.Dewarp). With fewer than `min_anchors` anchors the result has
-    `status == "too_few_anchors"` and no screen (not an error: the pipeline continues undewarped).
-    """
-    d = _settings(cfg)
-    snr = d.snr if snr is None else snr
-    radius = d.match_radius_arcmin if match_radius_arcmin is None else match_radius_arcmin
-    min_anchors = d.min_anchors if min_anchors is None else min_anchors
-    alpha = d.spectral_index if spectral_index is None else spectral_index
-    ref_mhz = d.reference_freq_mhz if reference_freq_mhz is None else reference_freq_mhz
-    ratio_max = d.flux_ratio_max if flux_ratio_max is None else flux_ratio_max
-    smoothing = d.smoothing if smoothing is None else smoothing
-    max_size_beams = d.max_size_beams if max_size_beams is None else max_size_beams
-    max_grid_px = d.max_grid_px if max_grid_px is None else max_grid_px
-    clip_sigma = d.clip_sigma if clip_sigma is None else clip_sigma
-    for name, value, low in (("snr", snr, 0.0), ("match radius", radius, 0.0), ("flux ratio max", ratio_max, 1.0),
-                             ("reference frequency", ref_mhz, 0.0), ("max size", max_size_beams, 0.0),
-                             ("clip sigma", clip_sigma, 0.0)):
+    plane: np.ndarray
+    header: fits.Header
+    name: str
+    beam: Beam
+    wcs: WCS
+    freq_mhz: float
+    sources: list[CatalogSource]
+    catalog_name: str
+
+    @property
+    def beam_px(self) -> float:
+        return math.sqrt(self.beam.bmaj_px * self.beam.bmin_px)
+
+
+def _resolve(cfg: Config | Dewarp | None, overrides: dict[str, Any]) -> Dewarp:
+    """The dewarp settings: `cfg.dewarp` with the given (not None) keyword values, validated."""
+    d = dataclasses.replace(_settings(cfg), **{k: v for k, v in overrides.items() if v is not None})
+    for name, low in (("snr", 0.0), ("match_radius_beams", 0.0), ("flux_ratio_max", 1.0),
+                      ("reference_freq_mhz", 0.0), ("max_size_beams", 0.0), ("clip_sigma", 0.0),
+                      ("cv_gain", 0.0), ("background_box_beams", 0.0), ("fit_box_beams", 0.0)):
+        value = getattr(d, name)
         if not (math.isfinite(value) and value > low):
-            raise LwaError(f"{name} must be > {low:g}, got {value}")
-    for name, value in (("dewarp.clip_floor_beams", d.clip_floor_beams),
-                        ("dewarp.position_floor_beams", d.position_floor_beams)):
+            raise LwaError(f"dewarp.{name} must be > {low:g}, got {value}")
+    for name in ("clip_floor_beams", "position_floor_beams", "smoothing"):
+        value = getattr(d, name)
         if not (math.isfinite(value) and value >= 0):
-            raise LwaError(f"{name} must be >= 0, got {value}")
-    if max_grid_px < 16:
-        raise LwaError(f"max grid px must be at least 16, got {max_grid_px}")
-    if min_anchors < 3:
-        raise LwaError(f"min anchors must be at least 3, got {min_anchors}")
-    if smoothing < 0:
-        raise LwaError(f"smoothing must be >= 0, got {smoothing}")
+            raise LwaError(f"dewarp.{name} must be >= 0, got {value}")
+    if d.max_grid_px < 16:
+        raise LwaError(f"max grid px must be at least 16, got {d.max_grid_px}")
+    if d.offset_frame not in OFFSET_FRAMES:
+        raise LwaError(f"dewarp.offset_frame must be one of {', '.join(OFFSET_FRAMES)}, got {d.offset_frame!r}")
+    if not 1 <= d.max_degree <= 3:
+        raise LwaError(f"dewarp.max_degree must be 1, 2 or 3, got {d.max_degree}")
+    if d.min_anchors < 3:
+        raise LwaError(f"min anchors must be at least 3, got {d.min_anchors}")
+    return d
 
+
+def _read_inputs(image: str | Path | tuple[np.ndarray, fits.Header],
+                 catalog: str | Path | Sequence[CatalogSource], d: Dewarp, hints: ImageHints | None = None) -> _Inputs:
     plane, header, image_name = _load_image(image)
     info = info_from_header(image_name, header, hints)  # the one reading of the header (lwa_common.images)
     if info.stokes not in ("I", ""):
@@ -155,84 +160,174 @@ def fit_screen(
     wcs = celestial_wcs(header)
     if not wcs.has_celestial:
         raise LwaError(f"{image_name} has no celestial WCS")
-    sources, catalog_name = _load_catalog(catalog, ref_freq_hz=ref_mhz * 1e6, alpha=alpha)
-    log.info("fit: %s (%.2f MHz, beam %.2f' = %.2f px) against %s (%d sources); snr %.1f, radius %.1f', "
-             "alpha %.2f, flux ratio <= %.1f, smoothing %.3g, >= %d anchors", image_name, freq_mhz,
-             beam.fwhm_arcmin, math.sqrt(beam.bmaj_px * beam.bmin_px), catalog_name, len(sources), snr, radius,
-             alpha, ratio_max, smoothing, min_anchors)
+    sources, catalog_name = _load_catalog(catalog, ref_freq_hz=d.reference_freq_mhz * 1e6, alpha=d.spectral_index)
+    return _Inputs(plane, header, image_name, beam, wcs, freq_mhz, sources, catalog_name)
 
-    detections = find_compact_sources(plane, header, snr=snr, max_size_beams=max_size_beams)
+
+def _find_anchors(inp: _Inputs, d: Dewarp) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """(detections, compact detections, anchors, match counts); the match radius is
+    `match_radius_beams` geometric-mean beams of the image's header."""
+    detections = find_compact_sources(inp.plane, inp.header, snr=d.snr, max_size_beams=d.max_size_beams,
+                                      background_box_beams=d.background_box_beams, fit_box_beams=d.fit_box_beams)
     compact = detections[detections["compact"]].reset_index(drop=True)
-    anchors, counts = match_catalog(compact, sources, wcs, np.isfinite(plane), freq_hz=freq_mhz * 1e6,
-                                    radius_arcmin=radius, flux_ratio_max=ratio_max, ref_freq_hz=ref_mhz * 1e6,
-                                    alpha=alpha)
-    beam_px = math.sqrt(beam.bmaj_px * beam.bmin_px)
-    summary: dict[str, Any] = {
-        "image": image_name, "catalog": catalog_name, "freq_mhz": round(freq_mhz, 4),
-        "beam_arcmin": round(beam.fwhm_arcmin, 4), "pixel_arcmin": round(beam.pixel_deg * 60, 4),
-        "n_detected": len(detections), "n_compact": len(compact), "n_catalog": counts["catalog"],
-        "n_catalog_in_field": counts["catalog_in_field"], "n_matched": counts["matched"],
-        "n_rejected_blend": counts["rejected_blend"], "n_rejected_flux": counts["rejected_flux"],
-        "n_rejected_duplicate": counts["rejected_duplicate"], "min_anchors": min_anchors,
-        "settings": {"snr": snr, "match_radius_arcmin": radius, "spectral_index": alpha,
-                     "reference_freq_mhz": ref_mhz, "flux_ratio_max": ratio_max, "smoothing": smoothing,
-                     "max_size_beams": max_size_beams, "max_grid_px": max_grid_px, "clip_sigma": clip_sigma,
-                     "clip_floor_beams": d.clip_floor_beams, "position_floor_beams": d.position_floor_beams},
-        "median_offset_before_arcmin": _median(anchors["sep_arcmin"]) if len(anchors) else None,
-    }
+    anchors, counts = match_catalog(compact, inp.sources, inp.wcs, np.isfinite(inp.plane),
+                                    freq_hz=inp.freq_mhz * 1e6, radius_arcmin=d.match_radius_beams * inp.beam.fwhm_arcmin,
+                                    flux_ratio_max=d.flux_ratio_max, ref_freq_hz=d.reference_freq_mhz * 1e6,
+                                    alpha=d.spectral_index)
     anchors = anchors.copy()
     for col in ("fit_dx_px", "fit_dy_px", "cv_dx_px", "cv_dy_px", "after_arcmin", "after_cv_arcmin"):
         anchors[col] = np.nan
     anchors["used"] = False
+    return detections, compact, anchors, counts
 
-    def too_few(n: int, why: str) -> FitResult:
-        log.warning("%s: no screen, the image stays undewarped", why)
-        summary.update({"status": STATUS_TOO_FEW, "n_anchors": n, "screen": None})
-        return FitResult(None, STATUS_TOO_FEW, anchors, detections, summary, plane, header, beam)
 
-    if len(anchors) < min_anchors:
-        return too_few(len(anchors), f"only {len(anchors)} anchors matched (need {min_anchors})")
-    points = anchors[["x_cat", "y_cat"]].to_numpy()
-    offsets = anchors[["dx_px", "dy_px"]].to_numpy()
-    try:
-        model, keep, cv = fit_offset_model(points, offsets, shape=plane.shape, smoothing=smoothing,
-                                           pos_err=np.hypot(anchors["pos_err_px"].to_numpy(),
-                                                            d.position_floor_beams * beam_px),
-                                           clip_sigma=clip_sigma, clip_floor_px=d.clip_floor_beams * beam_px,
-                                           min_points=min_anchors)
-    except LwaError as err:  # collinear or coincident anchors: as good as too few
-        return too_few(len(anchors), f"{len(anchors)} anchors, but {err}")
-    fx, fy = model(points[:, 0], points[:, 1])
+def _base_summary(inp: _Inputs, d: Dewarp, detections: pd.DataFrame, compact: pd.DataFrame,
+                  anchors: pd.DataFrame, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "image": inp.name, "catalog": inp.catalog_name, "freq_mhz": round(inp.freq_mhz, 4),
+        "beam_arcmin": round(inp.beam.fwhm_arcmin, 4), "pixel_arcmin": round(inp.beam.pixel_deg * 60, 4),
+        "match_radius_arcmin": round(d.match_radius_beams * inp.beam.fwhm_arcmin, 4),
+        "n_detected": len(detections), "n_compact": len(compact), "n_catalog": counts["catalog"],
+        "n_catalog_in_field": counts["catalog_in_field"], "n_matched": counts["matched"],
+        "n_rejected_blend": counts["rejected_blend"], "n_rejected_flux": counts["rejected_flux"],
+        "n_rejected_duplicate": counts["rejected_duplicate"], "min_anchors": d.min_anchors,
+        "settings": dataclasses.asdict(d),
+        "median_offset_before_arcmin": _median(anchors["sep_arcmin"]) if len(anchors) else None,
+    }
+
+
+def _fit_anchors(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> PlaneModel:
+    """Fit the screen on the anchors (outliers clipped) in the equidistant plane, filling the
+    anchors' fitted (image pixels), cross-validated (sky offsets in image pixel units) and
+    corrected columns;
+    LwaError when the anchors are degenerate."""
+    plane = equidistant_wcs(inp.wcs)
+    unit = inp.beam.pixel_deg * 60.0
+    ra, dec = anchors["cat_ra_deg"].to_numpy(), anchors["cat_dec_deg"].to_numpy()
+    points = np.column_stack(plane.world_to_pixel_values(ra, dec))
+    if d.offset_frame == "plane":
+        offsets = np.column_stack(plane.world_to_pixel_values(anchors["obs_ra_deg"].to_numpy(),
+                                                              anchors["obs_dec_deg"].to_numpy())) - points
+    else:
+        offsets = anchors[["dra_arcmin", "ddec_arcmin"]].to_numpy() / unit
+    inner, keep, cv = fit_offset_model(points, offsets, shape=inp.plane.shape, smoothing=d.smoothing,
+                                       pos_err=np.hypot(anchors["pos_err_px"].to_numpy(),
+                                                        d.position_floor_beams * inp.beam_px),
+                                       clip_sigma=d.clip_sigma, clip_floor_px=d.clip_floor_beams * inp.beam_px,
+                                       min_points=d.min_anchors, max_degree=d.max_degree)
+    model = PlaneModel(inner, inp.wcs, plane, unit, d.offset_frame)
+    fx, fy = model(anchors["x_cat"].to_numpy(), anchors["y_cat"].to_numpy())
     anchors["fit_dx_px"], anchors["fit_dy_px"] = fx, fy
     anchors["cv_dx_px"], anchors["cv_dy_px"] = cv[:, 0], cv[:, 1]
     anchors["used"] = keep
-    ra, dec = anchors["cat_ra_deg"].to_numpy(), anchors["cat_dec_deg"].to_numpy()
-    anchors["after_arcmin"] = _corrected_sep(wcs, points[:, 0] + offsets[:, 0] - fx, points[:, 1] + offsets[:, 1] - fy,
-                                             ra, dec)
-    anchors["after_cv_arcmin"] = _corrected_sep(wcs, points[:, 0] + cv[:, 0], points[:, 1] + cv[:, 1], ra, dec)
-    n_used = int(keep.sum())
-    summary["n_rejected_outliers"] = int((~keep).sum())
-    if n_used < min_anchors:
-        return too_few(n_used, f"only {n_used} anchors left after outlier rejection (need {min_anchors})")
-    used = anchors[anchors["used"]]
-    screen = sample_screen(model, shape=plane.shape, wcs=wcs, max_grid_px=max_grid_px, freq_mhz=freq_mhz,
-                           header=header)
-    length = np.hypot(screen.dx, screen.dy)
-    summary.update({
-        "status": STATUS_OK, "n_anchors": n_used,
+    anchors["after_arcmin"] = _corrected_sep(inp.wcs, anchors["x_obs"].to_numpy() - fx,
+                                             anchors["y_obs"].to_numpy() - fy, ra, dec)
+    if d.offset_frame == "plane":
+        anchors["after_cv_arcmin"] = _corrected_sep(plane, points[:, 0] + cv[:, 0], points[:, 1] + cv[:, 1], ra, dec)
+    else:
+        anchors["after_cv_arcmin"] = np.hypot(cv[:, 0], cv[:, 1]) * unit
+    return model
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values)))) if len(values) else math.nan
+
+
+def _judge(used: pd.DataFrame, beam: Beam, d: Dewarp) -> dict[str, Any]:
+    """Does the screen beat the identity on the anchors it was not told about? The identity's
+    residual is the offset itself; the screen's is its leave-one-out residual."""
+    before = _rms(used["sep_arcmin"].to_numpy()) / beam.fwhm_arcmin
+    after = _rms(used["after_cv_arcmin"].to_numpy()) / beam.fwhm_arcmin
+    better = bool(after <= d.cv_gain * before)
+    return {"rms_offset_before_beams": round(before, 4), "rms_offset_after_cv_beams": round(after, 4),
+            "screen_beats_identity": better}
+
+
+def _offset_summary(used: pd.DataFrame, beam: Beam) -> dict[str, float | None]:
+    return {
         "median_offset_before_arcmin": _median(used["sep_arcmin"]),
         "median_offset_after_arcmin": _median(used["after_arcmin"]),
         "median_offset_after_cv_arcmin": _median(used["after_cv_arcmin"]),
         "median_offset_before_beams": _median(used["sep_arcmin"] / beam.fwhm_arcmin),
         "median_offset_after_cv_beams": _median(used["after_cv_arcmin"] / beam.fwhm_arcmin),
-        "max_screen_offset_px": round(float(np.nanmax(length)), 4),
-        "screen_factor": screen.factor,
-    })
+    }
+
+
+def fit_screen(
+    image: str | Path | tuple[np.ndarray, fits.Header],
+    catalog: str | Path | Sequence[CatalogSource],
+    *,
+    cfg: Config | Dewarp | None = None,
+    snr: float | None = None,
+    match_radius_beams: float | None = None,
+    min_anchors: int | None = None,
+    spectral_index: float | None = None,
+    reference_freq_mhz: float | None = None,
+    flux_ratio_max: float | None = None,
+    smoothing: float | None = None,
+    max_size_beams: float | None = None,
+    max_grid_px: int | None = None,
+    clip_sigma: float | None = None,
+    cv_gain: float | None = None,
+    hints: ImageHints | None = None,
+) -> FitResult:
+    """Fit an offset screen on a (deep, Stokes I) image against a reference catalogue.
+
+    `image` is a FITS path or (data, header); `catalog` a catalogue path (VLSSr text, CSV with
+    ra/dec/flux, makesourcedb, TTCal JSON) or `CatalogSource`s. Unset keyword values come from
+    `cfg.dewarp` (lwa_common.config.Dewarp); every radius is in beams of the image's header.
+    With fewer than `min_anchors` anchors the result has `status == "too_few_anchors"` and no
+    screen; when the screen's cross-validated residual does not beat the identity's (the raw
+    offsets) by `cv_gain`, `status == "identity"` and the screen is zero (the images stay as
+    they are). Neither is an error: the pipeline continues undewarped.
+    """
+    d = _resolve(cfg, {"snr": snr, "match_radius_beams": match_radius_beams, "min_anchors": min_anchors,
+                       "spectral_index": spectral_index, "reference_freq_mhz": reference_freq_mhz,
+                       "flux_ratio_max": flux_ratio_max, "smoothing": smoothing, "max_size_beams": max_size_beams,
+                       "max_grid_px": max_grid_px, "clip_sigma": clip_sigma, "cv_gain": cv_gain})
+    inp = _read_inputs(image, catalog, d, hints)
+    log.info("fit: %s (%.2f MHz, beam %.2f' = %.2f px) against %s (%d sources); snr %.1f, radius %.2f beams, "
+             "alpha %.2f, flux ratio <= %.1f, smoothing %.3g, >= %d anchors", inp.name, inp.freq_mhz,
+             inp.beam.fwhm_arcmin, inp.beam_px, inp.catalog_name, len(inp.sources), d.snr, d.match_radius_beams,
+             d.spectral_index, d.flux_ratio_max, d.smoothing, d.min_anchors)
+    detections, compact, anchors, counts = _find_anchors(inp, d)
+    summary = _base_summary(inp, d, detections, compact, anchors, counts)
+
+    def result(screen: Screen | None, status: str, n: int, why: str = "") -> FitResult:
+        if why:
+            log.warning("%s: the image stays undewarped", why)
+        summary.update({"status": status, "n_anchors": n, "screen": None})
+        return FitResult(screen, status, anchors, detections, summary, inp.plane, inp.header, inp.beam)
+
+    if len(anchors) < d.min_anchors:
+        return result(None, STATUS_TOO_FEW, len(anchors), f"only {len(anchors)} anchors matched (need {d.min_anchors})")
+    try:
+        model = _fit_anchors(anchors, inp, d)
+    except LwaError as err:  # collinear or coincident anchors: as good as too few
+        return result(None, STATUS_TOO_FEW, len(anchors), f"{len(anchors)} anchors, but {err}")
+    used = anchors[anchors["used"]]
+    summary["n_rejected_outliers"] = int((~anchors["used"]).sum())
+    if len(used) < d.min_anchors:
+        return result(None, STATUS_TOO_FEW, len(used),
+                      f"only {len(used)} anchors left after outlier rejection (need {d.min_anchors})")
+    verdict = _judge(used, inp.beam, d)
+    screen = sample_screen(model, shape=inp.plane.shape, wcs=inp.wcs, max_grid_px=d.max_grid_px,
+                           freq_mhz=inp.freq_mhz, header=inp.header)
+    summary.update(verdict)
+    summary.update(_offset_summary(used, inp.beam), screen_factor=screen.factor)
+    if not verdict["screen_beats_identity"]:
+        screen = screen.identity()
+        summary["max_screen_offset_px"] = 0.0
+        return result(screen, STATUS_IDENTITY, len(used),
+                      f"the screen's cross-validated RMS residual ({verdict['rms_offset_after_cv_beams']:.3f} beam) "
+                      f"does not beat the raw offsets ({verdict['rms_offset_before_beams']:.3f} beam) by "
+                      f"{d.cv_gain:g}x: identity screen")
+    summary["max_screen_offset_px"] = round(float(np.nanmax(np.hypot(screen.dx, screen.dy))), 4)
     log.info("screen from %d anchors (%d outliers dropped): median offset %.2f' before, %.2f' after "
-             "(cross-validated %.2f'; beam %.2f')", n_used, summary["n_rejected_outliers"],
+             "(cross-validated %.2f'; beam %.2f')", len(used), summary["n_rejected_outliers"],
              summary["median_offset_before_arcmin"], summary["median_offset_after_arcmin"],
-             summary["median_offset_after_cv_arcmin"], beam.fwhm_arcmin)
-    return FitResult(screen, STATUS_OK, anchors, detections, summary, plane, header, beam)
+             summary["median_offset_after_cv_arcmin"], inp.beam.fwhm_arcmin)
+    return result(screen, STATUS_OK, len(used))
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -269,6 +364,9 @@ def write_fit_products(
             "OFFMED1": (s["median_offset_after_arcmin"], "median residual after (in-sample) [arcmin]"),
             "OFFMEDCV": (s["median_offset_after_cv_arcmin"], "median residual after (cross-valid.) [arcmin]"),
             "DWSMOOTH": (s["settings"]["smoothing"], "thin-plate spline smoothing"),
+            "DWSTATUS": (DWSTATUS[result.status], "SCREEN: fitted; IDENTITY: no gain, zero screen"),
+            "RMSOFF0": (s["rms_offset_before_beams"], "RMS anchor offset before [beams]"),
+            "RMSOFFCV": (s["rms_offset_after_cv_beams"], "RMS leave-one-out residual of screen [beams]"),
         }
         write_screen(screen_path, result.screen, cards=cards, argv=argv, overwrite=overwrite,
                      extra_history=[f"image: {s['image']}", f"catalog: {s['catalog']}"])

@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
@@ -47,7 +48,7 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 from lwa_dewarp.extract import celestial_wcs
 
-__all__ = ["Screen", "OffsetModel", "fit_offset_model", "sample_screen", "read_screen", "write_screen",
+__all__ = ["Screen", "OffsetModel", "PlaneModel", "equidistant_wcs", "fit_offset_model", "sample_screen", "read_screen", "write_screen",
            "reference_wcs", "coarse_wcs"]
 
 log = logging.getLogger(__name__)
@@ -103,14 +104,89 @@ class OffsetModel:
         return d[:, 0].reshape(x.shape), d[:, 1].reshape(x.shape)
 
 
-def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, centre, scale, smoothing: float
-           ) -> OffsetModel:
+def equidistant_wcs(wcs: WCS) -> WCS:
+    """The grid of `wcs` in the zenithal equidistant (ARC) projection: same centre, pixel size and
+    reference pixel, so its pixels match the image's near the centre. Ionospheric offsets vary
+    smoothly with angle on the sky; in the image's SIN projection the same field is squeezed
+    radially by cos(z) towards the horizon, so the screen is fitted in this plane instead."""
+    out = wcs.celestial.deepcopy()
+    out.wcs.ctype = [c[:5] + "ARC" if c[5:8] in ("SIN", "TAN", "ZEA", "STG", "ARC") else c
+                     for c in out.wcs.ctype]
+    out.wcs.set_pv([])
+    out.wcs.set()
+    return out
+
+
+@dataclass(frozen=True)
+class PlaneModel:
+    """An `OffsetModel` of sky offsets over the equidistant plane, called with image pixels.
+
+    The inner model maps a position in the plane of `plane` (pixels) to the offset there: with
+    `frame` "radec" the local (dRA cos Dec, dDec) in units of `unit_arcmin` (the image pixel
+    size, so that pixel-based tolerances keep their meaning), with "plane" the offset in plane
+    pixels. Called with pixels of `image` it returns image-pixel offsets: image pixel -> sky ->
+    plane -> offset -> sky -> image pixel. "radec" is the convention of lwa-sim's ionosphere
+    (and of fits_warp); it is singular at the celestial pole, where "plane" is not. Pixels beyond the
+    horizon of a SIN image take the offset of the horizon pixel in their direction from the
+    centre (so a coarse screen interpolates smoothly across it); other pixels without a sky
+    position get zero offsets."""
+
+    inner: OffsetModel
+    image: WCS
+    plane: WCS
+    unit_arcmin: float
+    frame: str = "radec"
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        xs, ys = self._inside_horizon(x, y)
+        dx, dy = self._offsets(xs, ys)
+        return dx, dy
+
+    def _inside_horizon(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not all(str(c).endswith("SIN") for c in list(self.image.wcs.ctype)[:2]) or self.image.wcs.get_pv():
+            return x, y
+        cx, cy = np.asarray(self.image.wcs.crpix[:2], dtype=float) - 1.0
+        horizon = 0.999 * np.degrees(1.0) / float(np.sqrt(np.abs(np.linalg.det(self.image.pixel_scale_matrix))))
+        r = np.hypot(x - cx, y - cy)
+        pull = np.minimum(1.0, horizon / np.maximum(r, 1e-12))
+        return cx + (x - cx) * pull, cy + (y - cy) * pull
+
+    def _offsets(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(invalid="ignore"):
+            ra, dec = self.image.pixel_to_world_values(x, y)
+            xp, yp = self.plane.world_to_pixel_values(ra, dec)
+            ok = np.isfinite(xp) & np.isfinite(yp)
+            d0, d1 = self.inner(np.where(ok, xp, 0.0), np.where(ok, yp, 0.0))
+            if self.frame == "plane":
+                ra_o, dec_o = self.plane.pixel_to_world_values(xp + d0, yp + d1)
+            else:
+                ra_o, dec_o = offset_by(np.where(ok, ra, 0.0), np.where(ok, dec, 0.0),
+                                        d0 * self.unit_arcmin, d1 * self.unit_arcmin)
+            xo, yo = self.image.world_to_pixel_values(ra_o, dec_o)
+        ok &= np.isfinite(xo) & np.isfinite(yo)
+        return np.where(ok, xo - x, 0.0), np.where(ok, yo - y, 0.0)
+
+
+def offset_by(ra_deg: np.ndarray, dec_deg: np.ndarray, dra_arcmin: np.ndarray, ddec_arcmin: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions moved by local offsets (dRA cos Dec, dDec; arcmin), as astropy's
+    `SkyCoord.spherical_offsets_by` (the inverse of `spherical_offsets_to`), on plain arrays."""
+    from astropy.coordinates import SkyCoord
+
+    moved = SkyCoord(ra_deg, dec_deg, unit="deg").spherical_offsets_by(dra_arcmin * u.arcmin, ddec_arcmin * u.arcmin)
+    return moved.ra.deg, moved.dec.deg
+
+
+def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, centre, scale, smoothing: float,
+           degree: int = 1) -> OffsetModel:
     norm = (points - np.asarray(centre)) / scale
     spread = np.linalg.svd(norm - norm.mean(axis=0), compute_uv=False) if len(norm) >= 3 else np.zeros(2)
     if spread[-1] <= 1e-2 * max(spread[0], 1e-12):
         raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen")
     try:
-        rbf = RBFInterpolator(norm, offsets, kernel="thin_plate_spline", degree=1, smoothing=smoothing * weights)
+        rbf = RBFInterpolator(norm, offsets, kernel="thin_plate_spline", degree=degree, smoothing=smoothing * weights)
     except (ValueError, np.linalg.LinAlgError):
         raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen") from None
     try:
@@ -121,7 +197,13 @@ def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, cent
     return OffsetModel(rbf, tuple(centre), scale, hull, max_offset)
 
 
-def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _monomials(norm: np.ndarray, degree: int) -> np.ndarray:
+    """The polynomial term's basis: x^i y^j with i + j <= degree (columns), as RBFInterpolator's."""
+    return np.column_stack([norm[:, 0] ** i * norm[:, 1] ** (t - i) for t in range(degree + 1) for i in range(t + 1)])
+
+
+def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, degree: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Exact leave-one-out residuals of the smoothing thin-plate spline (Rippa 1999): with A the
     upper-left block of the inverse of the spline's system matrix, e_i = (A y)_i / A_ii. One
     matrix inversion instead of n refits; the same system RBFInterpolator solves. Also returns
@@ -131,9 +213,11 @@ def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray)
     r = cdist(norm, norm)
     with np.errstate(divide="ignore", invalid="ignore"):
         kernel = np.where(r > 0, r**2 * np.log(r), 0.0)
-    system = np.zeros((n + 3, n + 3))
+    poly = _monomials(norm, degree)
+    m = poly.shape[1]
+    system = np.zeros((n + m, n + m))
     system[:n, :n] = kernel + np.diag(smoothing)
-    system[:n, n:] = np.column_stack([np.ones(n), norm])
+    system[:n, n:] = poly
     system[n:, :n] = system[:n, n:].T
     try:
         a = np.linalg.inv(system)[:n, :n]
@@ -143,6 +227,49 @@ def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray)
     if not np.all(diag > 0):
         raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen")
     return (a @ offsets) / diag[:, None], diag
+
+
+def _clip(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, *, degree: int, clip_sigma: float,
+          clip_floor_px: float, min_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The anchors kept by the outlier rejection of `fit_offset_model`, and their leave-one-out
+    residuals (NaN for the dropped)."""
+    n = len(norm)
+    keep = np.ones(n, dtype=bool)
+    cv = np.full((n, 2), np.nan)
+    while True:
+        idx = np.flatnonzero(keep)
+        loo, diag = _loo_residuals(norm[idx], offsets[idx], smoothing[idx], degree)
+        cv[:] = np.nan
+        cv[idx] = loo
+        length = np.hypot(loo[:, 0], loo[:, 1])
+        z = length * np.sqrt(diag)
+        # the median length of a 2-D Gaussian residual vector is 1.1774 sigma (per axis)
+        z_limit = clip_sigma * float(np.median(z)) / 1.1774
+        bad = np.flatnonzero((z > z_limit) & (length > clip_floor_px))
+        if not len(bad):
+            return keep, cv
+        near = cKDTree(norm[idx]).query(norm[idx][bad], k=min(6, len(idx)))[1]
+        drop = [i for i, nb in zip(bad, near, strict=True) if z[i] >= z[nb].max()]
+        if len(idx) - len(drop) < min_points:
+            return keep, cv
+        keep[idx[drop]] = False
+
+
+def _best_degree(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, max_degree: int) -> int:
+    """The degree of the spline's polynomial term (1 .. max_degree) with the smallest RMS
+    leave-one-out residual; a degree needs three anchors more than its polynomial has terms."""
+    best, best_rms = 1, math.inf
+    for degree in range(1, max_degree + 1):
+        if len(norm) < (degree + 1) * (degree + 2) // 2 + 3:
+            break
+        try:
+            loo, _ = _loo_residuals(norm, offsets, smoothing, degree)
+        except LwaError:
+            break
+        rms = float(np.sqrt(np.mean(np.sum(loo**2, axis=1))))
+        if rms < best_rms:
+            best, best_rms = degree, rms
+    return best
 
 
 def fit_offset_model(
@@ -155,12 +282,14 @@ def fit_offset_model(
     clip_sigma: float = Dewarp.clip_sigma,
     clip_floor_px: float = 0.0,
     min_points: int = 3,
+    max_degree: int = Dewarp.max_degree,
 ) -> tuple[OffsetModel, np.ndarray, np.ndarray]:
     """Fit d(points) = offsets (pixels, shape (n, 2)) with outlier clipping.
 
     The thin-plate spline minimises sum_i |d_i - f(x_i)|^2 / s_i + (bending energy of f) with
     s_i = smoothing * (pos_err_i / rms offset)^2: a noise-to-signal ratio, so `smoothing` does not
-    depend on the pixel scale, and noisier anchors weigh less.
+    depend on the pixel scale, and noisier anchors weigh less. Its polynomial term (degree 1 to
+    `max_degree`, chosen by leave-one-out residual) is what continues beyond the anchors' hull.
 
     Outliers are judged on leave-one-out residuals (a nearly interpolating spline passes through
     a wrong anchor, so its in-sample residual says nothing), standardised by their prediction
@@ -168,7 +297,8 @@ def fit_offset_model(
     predict it well, is not mistaken for a wrong match. An anchor is dropped when its standardised
     residual exceeds `clip_sigma` robust sigmas, its LOO residual exceeds `clip_floor_px`, and it
     is the worst among its five nearest anchors (a bad anchor also spoils its neighbours' LOO
-    residuals); repeat.
+    residuals); repeat. The clipping runs with a linear term, then again from all anchors with the
+    degree that predicts the kept ones best.
 
     Returns the model, the boolean mask of the anchors kept, and the cross-validated residual
     vectors of every anchor (leave-one-out for kept anchors, the final model's prediction error
@@ -195,33 +325,21 @@ def fit_offset_model(
             raise LwaError("anchor position errors must be positive and finite")
     # noise-to-signal: smoothing * (sigma_i / rms offset)^2, the same on any pixel scale
     weights = (sigma / max(rms, float(np.median(sigma)))) ** 2
-    keep = np.ones(n, dtype=bool)
-    cv = np.full((n, 2), np.nan)
-    while True:
-        idx = np.flatnonzero(keep)
-        loo, diag = _loo_residuals(norm[idx], offsets[idx], smoothing * weights[idx])
-        cv[idx] = loo
-        length = np.hypot(loo[:, 0], loo[:, 1])
-        z = length * np.sqrt(diag)
-        # the median length of a 2-D Gaussian residual vector is 1.1774 sigma (per axis)
-        z_limit = clip_sigma * float(np.median(z)) / 1.1774
-        bad = np.flatnonzero((z > z_limit) & (length > clip_floor_px))
-        if not len(bad):
-            break
-        near = cKDTree(norm[idx]).query(norm[idx][bad], k=min(6, len(idx)))[1]
-        drop = [i for i, nb in zip(bad, near, strict=True) if z[i] >= z[nb].max()]
-        if len(idx) - len(drop) < min_points:
-            break
-        keep[idx[drop]] = False
-    model = _build(points[keep], offsets[keep], weights[keep], centre=centre, scale=scale, smoothing=smoothing)
+    clip = {"clip_sigma": clip_sigma, "clip_floor_px": clip_floor_px, "min_points": min_points}
+    keep, cv = _clip(norm, offsets, smoothing * weights, degree=1, **clip)
+    degree = _best_degree(norm[keep], offsets[keep], smoothing * weights[keep], max_degree)
+    if degree > 1:
+        keep, cv = _clip(norm, offsets, smoothing * weights, degree=degree, **clip)
+    model = _build(points[keep], offsets[keep], weights[keep], centre=centre, scale=scale, smoothing=smoothing,
+                   degree=degree)
     rejected = np.flatnonzero(~keep)
     if len(rejected):
         px, py = model(points[rejected, 0], points[rejected, 1])
         cv[rejected, 0] = offsets[rejected, 0] - px
         cv[rejected, 1] = offsets[rejected, 1] - py
-    if len(rejected):
         log.info("dropped %d outlier anchors (standardised leave-one-out residual > %.1f sigma)", len(rejected),
                  clip_sigma)
+    log.info("screen: thin-plate spline with a degree-%d polynomial term", degree)
     return model, keep, cv
 
 
@@ -238,6 +356,18 @@ class Screen:
     header: fits.Header = field(default_factory=fits.Header)
     _cols: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
     _rows: tuple[np.ndarray, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def is_identity(self) -> bool:
+        """A screen that `fit` wrote because the fitted one did not beat the identity (or all zero)."""
+        if str(self.header.get("DWSTATUS", "")).strip().upper() == "IDENTITY":
+            return True
+        return not (np.any(self.dx) or np.any(self.dy))
+
+    def identity(self) -> Screen:
+        """The same grid with zero offsets (dewarping with it leaves an image unchanged)."""
+        return Screen(dx=np.zeros_like(self.dx), dy=np.zeros_like(self.dy), factor=self.factor,
+                      ref_shape=self.ref_shape, ref_wcs=self.ref_wcs, freq_mhz=self.freq_mhz, header=self.header)
 
     @property
     def grid_wcs(self) -> WCS:

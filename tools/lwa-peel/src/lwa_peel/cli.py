@@ -74,6 +74,9 @@ def cli() -> None:
               help="Skip sources below this elevation at the MS mid-time  [default: config peel.min_elevation_deg, 0].")
 @click.option("--beam/--no-beam", default=None,
               help="Multiply the model by the Stokes I primary beam at each source  [default: --beam].")
+@click.option("--smoothness-mhz", type=click.FloatRange(min=0), default=None,
+              help="DDECal smoothness constraint: Gaussian kernel FWHM along frequency for per-channel solutions; "
+                   f"0 = off  [default: config peel.smoothness_mhz, {_D.smoothness_mhz}].")
 @click.option("--beam-file", type=ExistingPath, default=None,
               help="Beam h5 for --beam  [default: config primary_beam.beam_file, else the analytic dipole].")
 def sky_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg, **settings) -> None:

@@ -16,6 +16,7 @@ a warning, so reruns are safe.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -151,11 +152,12 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
     """Peel settings: the given values, else the config (`[peel]`)."""
     cfg = cfg or load_config(None)
     names = ("min_elevation_deg", "uv_min_lambda", "max_iterations", "tolerance", "step_size",
-             "channels_per_solution", "mode", "beam")
+             "channels_per_solution", "mode", "beam", "smoothness_mhz")
     out = {name: given.get(name) if given.get(name) is not None else getattr(cfg.peel, name) for name in names}
     if kind == "rfi":
         out.pop("min_elevation_deg")
         out.pop("beam")
+        out.pop("smoothness_mhz")
         if given.get("channels_per_solution") is None:
             out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
     if kind == "sky":
@@ -170,6 +172,8 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         raise LwaError(f"tolerance must be positive, got {out['tolerance']}")
     if int(out["channels_per_solution"]) < 0:
         raise LwaError(f"channels_per_solution must be >= 0, got {out['channels_per_solution']}")
+    if kind == "sky" and not float(out["smoothness_mhz"]) >= 0:
+        raise LwaError(f"smoothness_mhz must be >= 0, got {out['smoothness_mhz']}")
     if float(out["uv_min_lambda"]) < 0:
         raise LwaError(f"uv_min_lambda must be >= 0, got {out['uv_min_lambda']}")
     return out
@@ -219,6 +223,7 @@ def peel_ms(
     mode: str | None = None,
     beam: bool | None = None,
     beam_file: str | Path | None = None,
+    smoothness_mhz: float | None = None,
     config: Config | None = None,
     argv: list[str] | None = None,
 ) -> PeelResult:
@@ -228,29 +233,18 @@ def peel_ms(
     come from `config.peel`. Returns what was done; raises `LwaError`
     (one line) on bad input, before any output is written.
     """
-    if kind not in KINDS:
-        raise LwaError(f"kind '{kind}' is not one of {', '.join(KINDS)}")
+    _check_request(kind, output, in_place, column)
     ms = Path(ms)
-    if (output is None) == (not in_place):
-        raise LwaError("give exactly one of an output MS (-o) or in_place")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
-        raise LwaError(f"column name '{column}' is not a valid casacore column name")
     settings = resolve_settings(
         config, kind=kind, min_elevation_deg=min_elevation_deg, uv_min_lambda=uv_min_lambda,
         max_iterations=max_iterations, tolerance=tolerance, step_size=step_size,
         channels_per_solution=channels_per_solution, mode=mode, beam=beam, beam_file=beam_file,
+        smoothness_mhz=smoothness_mhz,
     )
-    check_ms(ms)
-    if output is not None:
-        output = Path(output)
-        if output.resolve() == ms.resolve():
-            raise LwaError(f"output {output} is the input MS; use --in-place to peel it in place")
-        check_output(output, overwrite=overwrite)
+    output = _check_output(ms, output, overwrite)
     chosen, label = _load_sources(sources, kind)
     info = ms_info(ms)
-    in_col = input_column or ("CORRECTED_DATA" if "CORRECTED_DATA" in info.columns else "DATA")
-    if in_col not in info.columns:
-        raise LwaError(f"{ms}: no column {in_col} (has {', '.join(c for c in info.columns if 'DATA' in c)})")
+    in_col = _input_column(ms, info, input_column)
     target = (output if output is not None else ms).absolute()
     paths = product_paths(target, kind)
     log.info(
@@ -260,83 +254,26 @@ def peel_ms(
     )
 
     already = kind in _markers(ms, in_col)
-    if already:
-        log.warning("%s column %s was already peeled (%s) by lwa-peel; not peeling it again", ms, in_col, kind)
-        directions: list[Direction] = []
-        skipped: list[Skipped] = []
-    elif kind == "sky":
-        beam_model = None
-        if settings["beam"]:
-            from lwa_common.beam import load_beam
-
-            beam_model = load_beam(settings["beam_file"] or None)
-        directions, skipped = sky_directions(
-            chosen, time=info.time_mid, location=info.centre, freqs_hz=info.freqs_hz,
-            min_elevation_deg=float(settings["min_elevation_deg"]), beam=beam_model,
-        )
-    else:
-        directions, skipped = rfi_directions(
-            chosen, time=info.time_mid, location=info.centre, freqs_hz=info.freqs_hz,
-        )
-    for d in directions:
-        log.info(
-            "peeling %s as %s: %d component(s), az %.2f el %.2f deg, %.1f Jy (model) at %.3f MHz",
-            d.name, d.patch, len(d.components), d.az_deg, d.el_deg,
-            d.flux_at(float(np.mean(info.freqs_hz))), float(np.mean(info.freqs_hz)) / 1e6,
-        )
-
+    directions, skipped = _directions(chosen, kind, info, settings, ms=ms, in_col=in_col, already=already)
     markers = _markers(ms, in_col) | ({kind} if directions or already else set())
     params = _parset(target, in_col, column, directions, paths, settings, len(info.freqs_hz))
     same_column = in_col == column
-    comment = (
-        f"lwa-peel {tool_version('lwa-peel')} {kind}: "
-        + (", ".join(d.name for d in directions) or "nothing to peel")
-        + f"\nrerun by hand on {target}:\n  "
-        + " ".join(f"{k}={v}" for k, v in dp3_env().items())
-        + f" {find_dp3()} {paths['parset']}"
-        + ("\n(reads and writes the same column: a rerun subtracts the sources again)" if same_column else "")
-    )
     need_dp3 = bool(directions) or not same_column
     if directions:
         write_skymodel(paths["skymodel"], directions,
                        comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
     if need_dp3:
-        write_parset(paths["parset"], params, comment=comment)
-
-    dp3: Dp3Run | None = None
+        write_parset(paths["parset"], params, comment=_rerun_comment(kind, target, directions, paths, same_column))
     note = ""
     if not directions:
         note = "already peeled" if already else f"no {kind} source to peel"
         log.info("%s: %s; %s", ms, note, "copying the data" if not same_column or output else "nothing to do")
 
-    def process(ms_path: Path, h5_tmp: Path | None) -> Dp3Run | None:
-        run = None
-        if need_dp3:
-            overrides = [f"msin={ms_path.absolute()}"]
-            if h5_tmp is not None:
-                overrides.append(f"ddecal.h5parm={h5_tmp.absolute()}")
-            run = run_dp3(paths["parset"], overrides, what=f"DP3 peel {kind}" if directions else "DP3 copy")
-        _set_marker(ms_path, column, markers)
-        stamp_ms(ms_path, tool="lwa-peel", argv=argv,
-                 message=f"lwa-peel {kind}: {', '.join(d.name for d in directions) or note} "
-                         f"({in_col} -> {column})")
-        return run
-
-    if output is not None:
-        with atomic_path(output, directory=True) as tmp_ms:
-            shutil.copytree(ms, tmp_ms, symlinks=True)
-            if directions:
-                with atomic_path(paths["solutions"]) as h5_tmp:
-                    dp3 = process(tmp_ms, h5_tmp)
-            else:
-                dp3 = process(tmp_ms, None)
-    else:
-        if directions:
-            with atomic_path(paths["solutions"]) as h5_tmp:
-                dp3 = process(ms, h5_tmp)
-        elif not same_column:
-            dp3 = process(ms, None)
-
+    process = functools.partial(
+        _process, parset=paths["parset"] if need_dp3 else None, column=column, markers=markers, argv=argv,
+        what=f"DP3 peel {kind}" if directions else "DP3 copy",
+        message=f"lwa-peel {kind}: {', '.join(d.name for d in directions) or note} ({in_col} -> {column})")
+    dp3 = _execute(process, ms, output, paths["solutions"], peel=bool(directions), copy_only=not same_column)
     if dp3 is not None and directions:
         _log_convergence(dp3, int(settings["max_iterations"]))
         _log_solutions(paths["solutions"])
@@ -347,6 +284,106 @@ def peel_ms(
         skymodel=paths["skymodel"] if directions else None, parset=paths["parset"] if need_dp3 else None,
         dp3=dp3, note=note, settings=settings,
     )
+
+
+def _check_request(kind: str, output: str | Path | None, in_place: bool, column: str) -> None:
+    if kind not in KINDS:
+        raise LwaError(f"kind '{kind}' is not one of {', '.join(KINDS)}")
+    if (output is None) == (not in_place):
+        raise LwaError("give exactly one of an output MS (-o) or in_place")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
+        raise LwaError(f"column name '{column}' is not a valid casacore column name")
+
+
+def _check_output(ms: Path, output: str | Path | None, overwrite: bool) -> Path | None:
+    check_ms(ms)
+    if output is None:
+        return None
+    output = Path(output)
+    if output.resolve() == ms.resolve():
+        raise LwaError(f"output {output} is the input MS; use --in-place to peel it in place")
+    check_output(output, overwrite=overwrite)
+    return output
+
+
+def _input_column(ms: Path, info: MsInfo, input_column: str | None) -> str:
+    in_col = input_column or ("CORRECTED_DATA" if "CORRECTED_DATA" in info.columns else "DATA")
+    if in_col not in info.columns:
+        raise LwaError(f"{ms}: no column {in_col} (has {', '.join(c for c in info.columns if 'DATA' in c)})")
+    return in_col
+
+
+def _directions(chosen: list, kind: str, info: MsInfo, settings: dict, *, ms: Path, in_col: str, already: bool
+                ) -> tuple[list[Direction], list[Skipped]]:
+    """The directions to peel (none when the column was peeled already) and the sources skipped."""
+    if already:
+        log.warning("%s column %s was already peeled (%s) by lwa-peel; not peeling it again", ms, in_col, kind)
+        return [], []
+    if kind == "sky":
+        beam_model = None
+        if settings["beam"]:
+            from lwa_common.beam import load_beam
+
+            beam_model = load_beam(settings["beam_file"] or None)
+        directions, skipped = sky_directions(
+            chosen, time=info.time_mid, location=info.centre, freqs_hz=info.freqs_hz,
+            min_elevation_deg=float(settings["min_elevation_deg"]), beam=beam_model,
+        )
+    else:
+        directions, skipped = rfi_directions(chosen, time=info.time_mid, location=info.centre,
+                                             freqs_hz=info.freqs_hz)
+    for d in directions:
+        log.info(
+            "peeling %s as %s: %d component(s), az %.2f el %.2f deg, %.1f Jy (model) at %.3f MHz",
+            d.name, d.patch, len(d.components), d.az_deg, d.el_deg,
+            d.flux_at(float(np.mean(info.freqs_hz))), float(np.mean(info.freqs_hz)) / 1e6,
+        )
+    return directions, skipped
+
+
+def _rerun_comment(kind: str, target: Path, directions: Sequence[Direction], paths: dict[str, Path],
+                   same_column: bool) -> str:
+    return (
+        f"lwa-peel {tool_version('lwa-peel')} {kind}: "
+        + (", ".join(d.name for d in directions) or "nothing to peel")
+        + f"\nrerun by hand on {target}:\n  "
+        + " ".join(f"{k}={v}" for k, v in dp3_env().items())
+        + f" {find_dp3()} {paths['parset']}"
+        + ("\n(reads and writes the same column: a rerun subtracts the sources again)" if same_column else "")
+    )
+
+
+def _process(ms_path: Path, h5_tmp: Path | None, *, parset: Path | None, column: str, markers: set[str],
+             argv: list[str] | None, what: str, message: str) -> Dp3Run | None:
+    """Run the parset (if any) on `ms_path`, solutions to `h5_tmp`; mark the column, stamp HISTORY."""
+    run = None
+    if parset is not None:
+        overrides = [f"msin={ms_path.absolute()}"]
+        if h5_tmp is not None:
+            overrides.append(f"ddecal.h5parm={h5_tmp.absolute()}")
+        run = run_dp3(parset, overrides, what=what)
+    _set_marker(ms_path, column, markers)
+    stamp_ms(ms_path, tool="lwa-peel", argv=argv, message=message)
+    return run
+
+
+def _execute(process, ms: Path, output: Path | None, solutions: Path, *, peel: bool, copy_only: bool
+             ) -> Dp3Run | None:
+    """Run `process` on a copy written atomically to `output`, or on `ms` in place; the solutions
+    go to `solutions` atomically when there is something to peel."""
+    if output is not None:
+        with atomic_path(output, directory=True) as tmp_ms:
+            shutil.copytree(ms, tmp_ms, symlinks=True)
+            if peel:
+                with atomic_path(solutions) as h5_tmp:
+                    return process(tmp_ms, h5_tmp)
+            return process(tmp_ms, None)
+    if peel:
+        with atomic_path(solutions) as h5_tmp:
+            return process(ms, h5_tmp)
+    if copy_only:
+        return process(ms, None)
+    return None
 
 
 def _parset(target: Path, in_col: str, column: str, directions: Sequence[Direction], paths: dict[str, Path],
@@ -377,6 +414,8 @@ def _parset(target: Path, in_col: str, column: str, directions: Sequence[Directi
         "ddecal.uvlambdamin": float(settings["uv_min_lambda"]),
         "ddecal.subtract": True,
     })
+    if float(settings.get("smoothness_mhz") or 0) > 0:
+        params["ddecal.smoothnessconstraint"] = float(settings["smoothness_mhz"]) * 1e6  # Hz
     return params
 
 
