@@ -342,7 +342,12 @@ def scan_images(inputs: Iterable[str | Path], hints: ImageHints | None = None, *
 
     Skipped: unreadable files, headers without a 2-D image, dewarp screens, model images (BUNIT
     JY/PIXEL) and cutouts written by lwa-cutout / lwa-transient (keywords CUTOUT / CANDNAME).
+    When the inputs hold lwa-pipe images (IMGCAT), FITS files without IMGCAT found in folders are
+    WSClean's by-products next to them (dirty, psf, residual), not images; named as files, they
+    are used.
     """
+    inputs = list(inputs)
+    named = {Path(p).resolve() for p in inputs if Path(p).is_file()}
     infos, skipped = [], []
     for path in find_images(inputs, exclude=exclude):
         try:
@@ -360,6 +365,13 @@ def scan_images(inputs: Iterable[str | Path], hints: ImageHints | None = None, *
             skipped.append((path, why))
             continue
         infos.append(info)
+    if any(i.labelled for i in infos):
+        plain = [i for i in infos if not i.labelled and i.path.resolve() not in named]
+        for info in plain:
+            log.debug("skipping %s: no IMGCAT in a folder of lwa-pipe images (a WSClean by-product?)", info.path)
+            skipped.append((info.path, "no IMGCAT among lwa-pipe images (name it as a file to use it)"))
+        dropped = {i.path for i in plain}
+        infos = [i for i in infos if i.path not in dropped]
     return infos, skipped
 
 
