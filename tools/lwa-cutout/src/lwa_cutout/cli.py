@@ -89,7 +89,8 @@ def cli() -> None:
 @output_option
 @measurement_options
 @click.option("--confusing-catalog", type=ExistingPath, default=None,
-              help="Reference catalogue (makesourcedb, VLSSr, CSV, TTCal) to resolve confusing sources given by name.")
+              help="Reference catalogue (makesourcedb, VLSSr, CSV, TTCal, LSL's 3C/4C, an astropy table) to resolve "
+                   "confusing sources given by name.")
 @png_option
 @overwrite_option
 @json_option
