@@ -15,7 +15,7 @@ user's `ImageHints`, the `--kind/--interval/--image-stokes/--freq-mhz/--duration
 | time | `DATE-OBS` .. `DATE-END`, `MJD-MID` (their middle when absent); without `DATE-END` the span is `--duration-s` long from `DATE-OBS`, or, when that is not given either, the image time is `DATE-OBS` (a snapshot) |
 | kind | `IMGCAT`; `--kind`; else `deep` (a lone image is a deep image) |
 | interval | `INTERVAL`; `deep` for a deep image; `--interval` (a 10 min image needs one) |
-| restoring beam | `BMAJ`, `BMIN`, `BPA` (deg); None when absent (tools then use the PSF or say so) |
+| restoring beam | `BMAJ`, `BMIN`, `BPA` (deg); None when absent (each tool then says what it does) |
 | subband | `SUBBAND`; else the OVRO-LWA subband holding the frequency (`55MHz`) |
 | ROBUST, TAPER, PBCOR, DEWARPED, CONFIG, NINTERVL | our keywords; unknown robust is None, unknown taper NaN, PBCOR/DEWARPED false |
 
