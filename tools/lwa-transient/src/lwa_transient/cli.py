@@ -8,16 +8,9 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import (
-    ExistingPath,
-    NewPath,
-    common_options,
-    emit,
-    image_hint_options,
-    json_option,
-    run_main,
-)
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
 from lwa_common.config import Cutout, Transient
+from lwa_common.images import image_hint_options
 from lwa_transient.search import SearchParams, search_images
 
 __all__ = ["cli", "main"]
