@@ -137,3 +137,15 @@ def test_the_real_wsclean_image(shared_data):
     assert (info.stokes, info.kind, info.interval, info.labelled) == ("I", "deep", "deep", False)
     assert info.freq_mhz == pytest.approx(68.51, abs=0.01) and info.mjd_mid is not None
     assert info.beam_deg is not None and info.shape == (512, 512)
+
+
+def test_plain_files_beside_pipeline_images_are_by_products_unless_named(tmp_path):
+    """A folder of lwa-pipe images: WSClean's dirty/psf/residual there are not images; named, a plain one is."""
+    ours = write(tmp_path / "f" / "55MHz-I-Deep-image.fits", plain_header(IMGCAT="deep", STOKES="I"))
+    psf = write(tmp_path / "f" / "wsclean-psf.fits", plain_header())
+    infos, skipped = scan_images([tmp_path / "f"])
+    assert [i.path for i in infos] == [ours] and [p for p, _ in skipped] == [psf]
+    infos, _ = scan_images([tmp_path / "f", psf])
+    assert [i.path for i in infos] == [ours, psf]
+    alone, _ = scan_images([tmp_path / "f" / "wsclean-psf.fits"])
+    assert [i.path for i in alone] == [psf]

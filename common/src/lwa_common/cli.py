@@ -37,7 +37,6 @@ __all__ = [
     "emit",
     "ExistingPath",
     "NewPath",
-    "image_hint_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,37 +96,6 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         result = func(*args, cfg=cfg, **kwargs)
         log.info("%s finished in %.1f s", ctx.command_path, time.perf_counter() - t0)
         return result
-
-    return wrapper
-
-
-def image_hint_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """What the user says about images whose headers cannot tell (`lwa_common.images.ImageHints`).
-
-    Adds --kind, --interval, --image-stokes, --freq-mhz, --duration-s and passes `hints`. They
-    fill only facts the header lacks (a plain WSClean / CASA image); our keywords always win.
-    """
-    from lwa_common.images import HINT_OPTIONS, KINDS, ImageHints
-
-    @click.option(HINT_OPTIONS["kind"], "hint_kind", type=click.Choice(KINDS), default=None,
-                  help="Kind of the images without an IMGCAT keyword [default: deep].")
-    @click.option(HINT_OPTIONS["interval"], "hint_interval", default=None, metavar="TAG",
-                  help="Interval tag (e.g. t0003) of 10 min images without an INTERVAL keyword.")
-    @click.option(HINT_OPTIONS["stokes"], "hint_stokes", type=click.Choice(["I", "Q", "U", "V"]), default=None,
-                  help="Stokes of images with neither a STOKES keyword nor a STOKES axis.")
-    @click.option(HINT_OPTIONS["freq"], "hint_freq_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
-                  help="Frequency (MHz) of images with neither a FREQ axis nor FREQMHZ.")
-    @click.option(HINT_OPTIONS["time"], "hint_duration_s", type=click.FloatRange(min=0), default=None,
-                  help="Data span (s) from DATE-OBS of images without DATE-END [default: a snapshot at DATE-OBS].")
-    @functools.wraps(func)
-    def wrapper(*args: Any, hint_kind: str | None, hint_interval: str | None, hint_stokes: str | None,
-                hint_freq_mhz: float | None, hint_duration_s: float | None, **kwargs: Any) -> Any:
-        try:
-            hints = ImageHints(kind=hint_kind, interval=hint_interval, stokes=hint_stokes, freq_mhz=hint_freq_mhz,
-                               duration_s=hint_duration_s)
-        except LwaError as err:
-            raise click.BadParameter(str(err)) from None
-        return func(*args, hints=hints, **kwargs)
 
     return wrapper
 

@@ -15,7 +15,7 @@ user's `ImageHints`, the `--kind/--interval/--image-stokes/--freq-mhz/--duration
 | time | `DATE-OBS` .. `DATE-END`, `MJD-MID` (their middle when absent); without `DATE-END` the span is `--duration-s` long from `DATE-OBS`, or, when that is not given either, the image time is `DATE-OBS` (a snapshot) |
 | kind | `IMGCAT`; `--kind`; else `deep` (a lone image is a deep image) |
 | interval | `INTERVAL`; `deep` for a deep image; `--interval` (a 10 min image needs one) |
-| restoring beam | `BMAJ`, `BMIN`, `BPA` (deg); None when absent (tools then use the PSF or say so) |
+| restoring beam | `BMAJ`, `BMIN`, `BPA` (deg); None when absent (each tool then says what it does) |
 | subband | `SUBBAND`; else the OVRO-LWA subband holding the frequency (`55MHz`) |
 | ROBUST, TAPER, PBCOR, DEWARPED, CONFIG, NINTERVL | our keywords; unknown robust is None, unknown taper NaN, PBCOR/DEWARPED false |
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ __all__ = [
     "GRID_TOLERANCE",
     "FITS_SUFFIXES",
     "HINT_OPTIONS",
+    "image_hint_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,39 @@ class ImageHints:
             raise LwaError(f"{HINT_OPTIONS['freq']} must be positive, got {self.freq_mhz}")
         if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s >= 0):
             raise LwaError(f"{HINT_OPTIONS['time']} must be >= 0, got {self.duration_s}")
+
+
+def image_hint_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What the user says about images whose headers cannot tell (`lwa_common.images.ImageHints`).
+
+    Adds --kind, --interval, --image-stokes, --freq-mhz, --duration-s and passes `hints`. They
+    fill only facts the header lacks (a plain WSClean / CASA image); our keywords always win.
+    """
+    import functools
+
+    import click
+
+    @click.option(HINT_OPTIONS["kind"], "hint_kind", type=click.Choice(KINDS), default=None,
+                  help="Kind of the images without an IMGCAT keyword [default: deep].")
+    @click.option(HINT_OPTIONS["interval"], "hint_interval", default=None, metavar="TAG",
+                  help="Interval tag (e.g. t0003) of 10 min images without an INTERVAL keyword.")
+    @click.option(HINT_OPTIONS["stokes"], "hint_stokes", type=click.Choice(["I", "Q", "U", "V"]), default=None,
+                  help="Stokes of images with neither a STOKES keyword nor a STOKES axis.")
+    @click.option(HINT_OPTIONS["freq"], "hint_freq_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
+                  help="Frequency (MHz) of images with neither a FREQ axis nor FREQMHZ.")
+    @click.option(HINT_OPTIONS["time"], "hint_duration_s", type=click.FloatRange(min=0), default=None,
+                  help="Data span (s) from DATE-OBS of images without DATE-END [default: a snapshot at DATE-OBS].")
+    @functools.wraps(func)
+    def wrapper(*args: Any, hint_kind: str | None, hint_interval: str | None, hint_stokes: str | None,
+                hint_freq_mhz: float | None, hint_duration_s: float | None, **kwargs: Any) -> Any:
+        try:
+            hints = ImageHints(kind=hint_kind, interval=hint_interval, stokes=hint_stokes, freq_mhz=hint_freq_mhz,
+                               duration_s=hint_duration_s)
+        except LwaError as err:
+            raise click.BadParameter(str(err)) from None
+        return func(*args, hints=hints, **kwargs)
+
+    return wrapper
 
 
 def interval_tag(text: Any) -> str | None:
@@ -342,7 +376,12 @@ def scan_images(inputs: Iterable[str | Path], hints: ImageHints | None = None, *
 
     Skipped: unreadable files, headers without a 2-D image, dewarp screens, model images (BUNIT
     JY/PIXEL) and cutouts written by lwa-cutout / lwa-transient (keywords CUTOUT / CANDNAME).
+    When the inputs hold lwa-pipe images (IMGCAT), FITS files without IMGCAT found in folders are
+    WSClean's by-products next to them (dirty, psf, residual), not images; named as files, they
+    are used.
     """
+    inputs = list(inputs)
+    named = {Path(p).resolve() for p in inputs if Path(p).is_file()}
     infos, skipped = [], []
     for path in find_images(inputs, exclude=exclude):
         try:
@@ -360,6 +399,13 @@ def scan_images(inputs: Iterable[str | Path], hints: ImageHints | None = None, *
             skipped.append((path, why))
             continue
         infos.append(info)
+    if any(i.labelled for i in infos):
+        plain = [i for i in infos if not i.labelled and i.path.resolve() not in named]
+        for info in plain:
+            log.debug("skipping %s: no IMGCAT in a folder of lwa-pipe images (a WSClean by-product?)", info.path)
+            skipped.append((info.path, "no IMGCAT among lwa-pipe images (name it as a file to use it)"))
+        dropped = {i.path for i in plain}
+        infos = [i for i in infos if i.path not in dropped]
     return infos, skipped
 
 

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import (
-    ExistingPath,
-    NewPath,
-    common_options,
-    emit,
-    image_hint_options,
-    json_option,
-    run_main,
-)
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
+from lwa_common.images import image_hint_options
 from lwa_cutout.fluxcheck import flux_check
 from lwa_cutout.photometry import PhotometrySettings
 from lwa_cutout.solar import BODIES, run_solar_system
@@ -89,7 +82,8 @@ def cli() -> None:
 @output_option
 @measurement_options
 @click.option("--confusing-catalog", type=ExistingPath, default=None,
-              help="Reference catalogue (makesourcedb, VLSSr, CSV, TTCal) to resolve confusing sources given by name.")
+              help="Reference catalogue (makesourcedb, VLSSr, CSV, TTCal, LSL's 3C/4C, an astropy table) to resolve "
+                   "confusing sources given by name.")
 @png_option
 @overwrite_option
 @json_option

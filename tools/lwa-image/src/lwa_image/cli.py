@@ -12,12 +12,12 @@ from lwa_common.cli import (
     NewPath,
     common_options,
     emit,
-    image_hint_options,
     json_option,
     overwrite_option,
     run_main,
 )
 from lwa_common.config import Config
+from lwa_common.images import image_hint_options
 from lwa_image.concat import concat_ms
 from lwa_image.movie import make_movies
 from lwa_image.pbcor import pbcor_images

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.time import Time
 
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
+from lwa_common.images import find_images, image_info
 from lwa_common.io import atomic_path
 
 __all__ = ["MOVIE_KINDS", "find_snapshots", "choose_frames", "make_movies"]
@@ -47,31 +47,16 @@ class _Snapshot:
 
 def find_snapshots(inputs: Sequence[str | Path]) -> dict[str, list[_Snapshot]]:
     """Snapshot images among `inputs` (files, or folders searched for *.fits) by Stokes, in time order."""
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(item.glob("*.fits"))
-        elif item.exists():
-            files.append(item)
-        else:
-            raise LwaError(f"not found: {item}")
     out: dict[str, list[_Snapshot]] = {}
-    for f in files:
-        try:
-            h = fits.getheader(f)
-        except (OSError, ValueError) as err:
-            raise LwaError(f"cannot read FITS header {f}: {err}") from None
-        if str(h.get("IMGCAT", "")) != "snapshot":
+    for f in find_images(inputs):  # the one discovery rule and header reading (lwa_common.images)
+        info = image_info(f)
+        if info.category != "snapshot":
             continue
-        stokes = str(h.get("STOKES", ""))
-        if h.get("MJD-MID") is not None:
-            mjd = float(h["MJD-MID"])
-        elif h.get("DATE-OBS"):
-            mjd = float(Time(str(h["DATE-OBS"]), scale="utc").mjd)
-        else:
+        if info.mjd_mid is None:
             raise LwaError(f"{f}: snapshot without MJD-MID or DATE-OBS")
-        label = f"{h.get('SUBBAND', '')} {stokes} {h.get('INTERVAL', '')} {Time(mjd, format='mjd').isot[:19]}"
-        out.setdefault(stokes, []).append(_Snapshot(f, stokes, mjd, label, str(h.get("SUBBAND", ""))))
+        label = f"{info.subband} {info.stokes} {info.header.get('INTERVAL', '')} " \
+                f"{Time(info.mjd_mid, format='mjd').isot[:19]}"
+        out.setdefault(info.stokes, []).append(_Snapshot(f, info.stokes, info.mjd_mid, label, info.subband))
     for shots in out.values():
         shots.sort(key=lambda s: s.mjd)
     return out

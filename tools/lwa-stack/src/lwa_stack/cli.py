@@ -9,16 +9,9 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import (
-    ExistingPath,
-    NewPath,
-    common_options,
-    emit,
-    image_hint_options,
-    json_option,
-    run_main,
-)
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
 from lwa_common.errors import LwaError
+from lwa_common.images import image_hint_options
 from lwa_common.io import check_output
 
 __all__ = ["cli", "main"]

@@ -8,16 +8,9 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import (
-    ExistingPath,
-    NewPath,
-    common_options,
-    emit,
-    image_hint_options,
-    json_option,
-    run_main,
-)
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
 from lwa_common.config import Cutout, Transient
+from lwa_common.images import image_hint_options
 from lwa_transient.search import SearchParams, search_images
 
 __all__ = ["cli", "main"]
@@ -43,7 +36,8 @@ def cli() -> None:
 @click.option("-o", "--output", type=NewPath, required=True,
               help="Output folder: candidates.csv and J-name folders with cutouts and PNGs.")
 @click.option("--catalog", type=ExistingPath, default=None,
-              help="Reference catalogue to cross-match (CSV with ra/dec, VLSSr text, makesourcedb, TTCal JSON).")
+              help="Reference catalogue to cross-match (CSV with ra/dec, VLSSr text, makesourcedb, TTCal JSON, LSL's "
+                   "3C/4C, an astropy table).")
 @click.option("--stokes", type=click.Choice(["both", "V", "I"]), default="both", show_default=True,
               help="Which searches to run.")
 @click.option("--v-sigma", type=float, default=None, help=_default("V detection threshold (σ, both signs).", _T.v_sigma))

@@ -41,7 +41,7 @@ from lwa_common.catalogs import read_reference_catalog
 from lwa_common.config import Config, Cutout, Transient
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image, sky_mask
-from lwa_common.images import ImageHints, ImageInfo, image_info, regrid_onto, same_grid
+from lwa_common.images import ImageHints, ImageInfo, image_info, regrid_onto, same_grid, scan_images
 from lwa_common.io import atomic_path, check_output
 from lwa_common.naming import jname, jname_short
 from lwa_transient.detect import BilobeRule, Island, Peak, bilobe_partner, find_peaks
@@ -57,7 +57,7 @@ from lwa_transient.masks import (
 )
 from lwa_transient.products import cutout, write_cutout, write_png
 from lwa_transient.rms import local_background_rms
-from lwa_transient.select import SubbandImages, collect_paths, search_category, select_images
+from lwa_transient.select import SubbandImages, search_category, select_images
 
 __all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_images", "read_candidates"]
 
@@ -646,8 +646,8 @@ def search_images(
         raise LwaError(f"catalogue not found: {catalog}")
     if params.ateam_file is not None and not Path(params.ateam_file).exists():
         raise LwaError(f"A-team file not found: {params.ateam_file}")
-    paths = collect_paths(inputs, exclude=[output])
-    groups = select_images(paths, robust=params.robust, hints=hints)
+    infos, _ = scan_images(inputs, hints, exclude=[output])  # lwa_common.images: discovery + headers, once
+    groups = select_images(infos, robust=params.robust, hints=hints)
     cat = _Catalog(catalog) if catalog is not None else None
     log.info("search parameters: %s", {k: v for k, v in asdict(params).items() if k != "ateam"})
     output.mkdir(parents=True, exist_ok=True)

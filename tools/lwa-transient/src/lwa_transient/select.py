@@ -72,13 +72,14 @@ def _reject(info: ImageInfo, robust: float) -> str | None:
     return None
 
 
-def select_images(paths: Sequence[Path], *, robust: float = 0.0, hints: ImageHints | None = None
+def select_images(paths: Sequence[Path | ImageInfo], *, robust: float = 0.0, hints: ImageHints | None = None
                   ) -> dict[str, SubbandImages]:
-    """Group the usable images by subband (see the module docstring). Raises when none is usable."""
+    """Group the usable images (paths, or their `ImageInfo`) by subband (see the module docstring).
+    Raises when none is usable."""
     slots: dict[tuple[str, str, str], list[ImageInfo]] = {}
     rejected: dict[str, int] = {}
     for path in paths:
-        info = image_info(path, hints)
+        info = path if isinstance(path, ImageInfo) else image_info(path, hints)
         why = _reject(info, robust)
         if why:
             log.debug("skip %s: %s", path, why)
