@@ -9,7 +9,7 @@ What is read, by content and never by file name alone:
 |---|---|---|
 | FITS image, stack, snapshot, screen, cutout | the self-describing header (docs/ARCHITECTURE.md); science images and stacks also their robust RMS (MAD of the inner half) and footprint | `images` |
 | `*_photometry.csv` (lwa-cutout targets / solar-system) | per row and Stokes: `{S}_fit_*`, `{S}_peak_jy`, `{S}_cat_jy`, `{S}_rms_jy`, `{S}_snr`, `{S}_detected` | `measurements` kind `target` / `solar_system` |
-| `candidates.csv` (lwa-transient, lwa-stack search) | `stokes`, `interval`, `ra`, `dec`, `peak_jy`, `rms_jy`, `snr`, `class`, `image` (its `MJD-MID`) | `measurements` kind `transient` |
+| `candidates.csv` (lwa-transient search, per subband and wideband) | `stokes`, `interval`, `ra`, `dec`, `peak_jy`, `rms_jy`, `snr`, `class`, `image` (its `MJD-MID`) | `measurements` kind `transient` |
 | `flux_check.csv` (lwa-cutout flux-check) | `calibrator`, `measured_jy`, `ratio`, `ratio_err` | `measurements` kind `flux_check` and `qa` |
 | `qa/*.json`, lwa-flag's `*.flag-*.json` summaries | every top-level number (e.g. `flagged_percent_after`) | `qa` |
 | `state.json` of the work folder, the tools' HISTORY stamps, `LWAVER` | | `runs.provenance` |
