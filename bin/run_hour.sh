@@ -90,10 +90,12 @@ step() {
     [ ${#line} -le 400 ] || line="${line:0:400} ... (full command in $log)"
     echo "run_hour: [$tag] $name: $line" >&2
     { printf '$'; printf ' %q' "$@"; printf '\n'; } > "$log"
-    if "$@" >> "$log" 2>&1; then
+    local t0=$SECONDS rc=0
+    "$@" >> "$log" 2>&1 || rc=$?
+    echo "# lwa-pipe step $name: exit $rc after $((SECONDS - t0)) s" >> "$log"  # read by the weblog
+    if [ "$rc" -eq 0 ]; then
         touch "$marker"
     else
-        local rc=$?
         echo "run_hour: [$tag] $name FAILED (exit $rc); log: $log" >&2
         tail -n 3 "$log" | sed 's/^/    /' >&2
         note_state "subbands.$tag.failed=$name"
@@ -239,7 +241,7 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
             --overwrite "${cfg_opt[@]}"
     fi
     step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
-    step report lwa-stack report "$dir" -o "$dir/report.html" --overwrite "${cfg_opt[@]}"
+    step report lwa-stack report "$dir" -o "$dir/weblog" --overwrite "${cfg_opt[@]}"
     [ -n "$archive" ] && step archive lwa-stack archive "$dir" --archive-root "$archive" \
         --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$hour" "${cfg_opt[@]}"
     note_state "hours.$hour.aggregate=done"
