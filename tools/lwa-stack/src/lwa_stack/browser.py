@@ -43,7 +43,8 @@ _LINKS_JS = """(() => {
                                             + 'link[href], script[src], iframe[src]')) {
     for (const a of ['href', 'src', 'poster']) { if (e.getAttribute(a)) out.push(e[a] || e.getAttribute(a)); }
   }
-  const broken = [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src);
+  const broken = [...document.images].filter(i => i.getAttribute('src') && !i.src.startsWith('data:')
+                                          && i.complete && i.naturalWidth === 0).map(i => i.src);
   return JSON.stringify({links: out, text: document.body ? document.body.innerText.trim().length : 0,
                          page: document.body ? (document.body.dataset.page || '') : '', broken: broken,
                          title: document.title});

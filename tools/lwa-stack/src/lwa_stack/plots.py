@@ -154,7 +154,8 @@ def lightcurve_plot(rows: pd.DataFrame, out: Path, *, title: str, sigma: float =
         for sb, grp in df.groupby("subband"):
             grp = grp.sort_values("n")
             y = pd.to_numeric(grp[peak], errors="coerce").to_numpy(float)
-            e = pd.to_numeric(grp.get(rms, np.nan), errors="coerce").to_numpy(float)
+            e = (pd.to_numeric(grp[rms], errors="coerce").to_numpy(float) if rms in grp
+                 else np.full(len(y), np.nan))
             d = grp[det].astype(str).str.lower().isin(["true", "1"]).to_numpy() if det in grp else np.ones(len(y), bool)
             line = ax.errorbar(grp["n"][d], y[d], yerr=e[d], fmt="o-", ms=4, capsize=2, label=f"{sb}")
             if (~d).any():

@@ -6,7 +6,7 @@ aggregation's `logs/` beside them; `state.json` one folder up. Every step is `do
 without its done marker; state.json's `failed` key names it too), `skipped` (its log says so, e.g.
 `lwa-stack color` with one band) or `not run`.
 
-Scores (0-1; >= 0.9 green, >= 0.66 blue, >= 0.33 yellow, else red). A failed stage scores 0. A stage
+Scores (0-1; >= 0.9 green, >= 0.66 blue, >= 0.33 yellow, else red). A failed or incomplete stage scores 0. A stage
 that ran but has nothing to measure shows "done" without a score. Any *red item* (science lost: a
 mostly-flagged interval, a fit that did not converge, a restoring beam far from its expectation, a
 dewarp screen that worsens astrometry) caps its stage at 0.32 and names the cause. The thresholds
@@ -123,7 +123,7 @@ class Step:
     """One driver step: its log, exact command, status and wall time."""
 
     name: str
-    status: str  # done / failed / skipped / running
+    status: str  # done / failed / skipped / incomplete (killed or still running) / running (the report)
     log: Path
     command: str
     wall_s: float | None
@@ -146,7 +146,7 @@ class Score:
     @property
     def value(self) -> float | None:
         """The score with the failure and red-item rules applied."""
-        if self.status == "failed":
+        if self.status in ("failed", "incomplete"):
             return 0.0
         if self.score is None:
             return RED_CAP if self.items else None
@@ -158,8 +158,8 @@ class Score:
 
     @property
     def label(self) -> str:
-        if self.status == "failed":
-            return "FAILED"
+        if self.status in ("failed", "incomplete"):
+            return self.status.upper()
         if self.value is not None:
             return f"{self.value:.2f}"
         return {"done": "done", "skipped": "skipped"}.get(self.status, "not run")
@@ -210,11 +210,13 @@ def _read_step(logs: Path, name: str, failed_in_state: str | None) -> Step:
     if wall is None and (f := _FINISHED_RE.findall(text)):
         wall = float(f[-1])
     if done:
-        status = "skipped" if re.search(r"^\S+: skipped", text, re.MULTILINE) else "done"
+        status = "skipped" if "skipped: " in text else "done"
     elif name == "report":
         status = "running"
-    else:
-        status = "failed" if (m and m.group(1) != "0") or failed_in_state == name or text else "not run"
+    elif (m and m.group(1) != "0") or failed_in_state == name:
+        status = "failed"
+    else:  # a log without its done marker nor an exit line: killed, or still running
+        status = "incomplete"
     return Step(name, status, log_path, command, wall)
 
 
@@ -231,6 +233,8 @@ def _status(steps: list[Step]) -> str:
         return "not run"
     if any(s.status == "failed" for s in steps):
         return "failed"
+    if any(s.status == "incomplete" for s in steps):
+        return "incomplete"
     if all(s.status == "skipped" for s in steps):
         return "skipped"
     return "done"
@@ -430,7 +434,8 @@ def _beam_arcmin(h: fits.Header) -> float | None:
 
 
 def _score_imaging(sc: Score, ims: list[_Image], cfg: Config) -> None:
-    base = [im for im in ims if not im.info.pbcor and not im.info.dewarped]
+    base = [im for im in ims if not im.info.pbcor and not im.info.dewarped] or \
+        [im for im in ims if not im.info.pbcor]  # as imaged; the dewarped copies when only they are left
     if not base:
         return
     expected = _expected_keys(cfg)
@@ -472,7 +477,7 @@ def _score_imaging(sc: Score, ims: list[_Image], cfg: Config) -> None:
 def _score_counterpart(sc: Score, ims: list[_Image], attr: str) -> None:
     base = [im for im in ims if not im.info.pbcor and not im.info.dewarped]
     have = {_key(im.info) for im in ims if getattr(im.info, attr)}
-    if not base or not have:
+    if not base:
         return
     n = sum(_key(im.info) in have for im in base)
     sc.score = n / len(base)
@@ -698,9 +703,9 @@ def collect_run(rundir: str | Path, *, cfg: Config) -> RunQA:
                     movies = walk(sbdir / "movies", "*.mp4") if (sbdir / "movies").is_dir() else []
                     sc.score = 1.0 if movies else 0.0
                     sc.detail = f"{len(movies)} movies"
-            elif sc.status == "failed":
-                bad = next(s for s in sc.steps if s.status == "failed")
-                sc.detail = f"step {bad.name} failed: see its log"
+            elif sc.status in ("failed", "incomplete"):
+                bad = next(s for s in sc.steps if s.status == sc.status)
+                sc.detail = f"step {bad.name} {sc.status}: see its log"
             scores.append(sc)
     agg_logs = root / "logs"
     for stage, (title, pattern) in RUN_STAGES.items():
@@ -724,7 +729,7 @@ def collect_run(rundir: str | Path, *, cfg: Config) -> RunQA:
         elif sc.status == "skipped":
             sc.detail = next((ln for s in steps for ln in s.log.read_text(errors="replace").splitlines()
                               if ": skipped" in ln), "skipped")
-        elif sc.status == "failed":
-            sc.detail = f"step {next(s.name for s in steps if s.status == 'failed')} failed: see its log"
+        elif sc.status in ("failed", "incomplete"):
+            sc.detail = f"step {next(s.name for s in steps if s.status == sc.status)} {sc.status}: see its log"
         scores.append(sc)
     return RunQA(root, hour, subbands, scores, state, images, noise, intervals)
