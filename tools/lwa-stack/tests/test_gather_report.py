@@ -12,7 +12,6 @@ import threading
 import urllib.parse
 
 import numpy as np
-
 import pandas as pd
 import pytest
 from astropy.io import fits
@@ -90,6 +89,8 @@ def test_gather_finds_detections(rundir, tmp_path):
     assert target["kind"] == "target" and target["flux_jy"] == 1.5 and target["freq_mhz"] == 57.0
     c = next(d for d in summary["detections"] if d["name"] == "TargetC")  # lwa-cutout's columns
     assert (c["interval"], c["flux_jy"], c["snr"], c["ra_deg"], c["stokes"]) == ("t0001", 2.5, 9.5, 150.1, "I")
+    a = next(d for d in summary["detections"] if d["name"] == "J100012+451000")  # no position: blank
+    assert a["ra_deg"] is None
     assert {d["name"] for d in summary["detections"] if d["kind"] == "transient"} == {"J100012+451000",
                                                                                        "J101500+300000"}
     res = run_cli(["lwa-stack", "gather", str(rundir), "-o", str(tmp_path / "sum"), "--json"])
@@ -350,3 +351,14 @@ def test_counterpart_scores(synth):
     assert qa.get("pbcor", "55MHz").score == pytest.approx(0.5) and qa.get("pbcor", "55MHz").colour == "yellow"
     assert qa.get("pbcor", "59MHz").score == 0.0  # it ran and corrected nothing
     assert qa.get("imaging", "55MHz").status == "not run"  # no science log: not scored, not invented
+
+
+def test_gather_parses_coordinates_whatever_the_text():
+    from lwa_stack.gather import parse_angle_deg
+
+    assert parse_angle_deg("10h30m00s", ra=True) == 157.5 and parse_angle_deg("10:30:00", ra=True) == 157.5
+    assert parse_angle_deg("153.75", ra=True) == 153.75 and parse_angle_deg(153.75, ra=True) == 153.75
+    assert parse_angle_deg("09:40:00", ra=False) == pytest.approx(9 + 2 / 3)
+    assert parse_angle_deg("-05d30m00s", ra=False) == -5.5 and parse_angle_deg("+40:00:00", ra=False) == 40.0
+    assert parse_angle_deg("", ra=True) is None and parse_angle_deg("banana", ra=False) is None
+    assert parse_angle_deg("95.0", ra=False) is None

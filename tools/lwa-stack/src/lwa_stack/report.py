@@ -41,12 +41,11 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from lwa_common.catalogs import parse_dec_deg, parse_ra_deg
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
 from lwa_common.provenance import git_hash, tool_version
 from lwa_stack import qa as qa_mod
-from lwa_stack.gather import SOLAR_BODIES, gather
+from lwa_stack.gather import SOLAR_BODIES, gather, parse_angle_deg
 from lwa_stack.plots import image_preview, interval_flag_plot, lightcurve_plot, noise_plot
 from lwa_stack.qa import (
     RUN_STAGES,
@@ -109,13 +108,6 @@ def _sexagesimal(ra: float, dec: float) -> tuple[str, str]:
             c.dec.to_string(unit=u.deg, sep=":", precision=0, alwayssign=True, pad=True))
 
 
-def _coord(value: Any, parse) -> float | None:
-    try:
-        return float(parse(value))
-    except (LwaError, ValueError, TypeError):
-        return None
-
-
 def dedup_transients(root: Path) -> list[dict[str, Any]]:
     """Candidates of every candidates.csv under `root`, merged when the same Stokes and interval put
     them within one restoring beam (the larger BMAJ of their images) of each other."""
@@ -128,7 +120,7 @@ def dedup_transients(root: Path) -> list[dict[str, Any]]:
             continue
         where = "wideband" if "Wideband" in csv_path.relative_to(root).parts else "subband"
         for rec in df.to_dict("records"):
-            ra, dec = _coord(rec.get("ra"), parse_ra_deg), _coord(rec.get("dec"), parse_dec_deg)
+            ra, dec = parse_angle_deg(rec.get("ra"), ra=True), parse_angle_deg(rec.get("dec"), ra=False)
             if ra is None or dec is None:
                 continue
             img = str(rec.get("image", ""))
