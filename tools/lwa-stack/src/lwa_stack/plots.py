@@ -70,8 +70,9 @@ def image_preview(fits_path: Path, out: Path, *, max_px: int = 1024) -> Path:
     fig = plt.figure(figsize=(6.4, 5.4), dpi=100)
     ax = fig.add_subplot(projection=wcs)
     im = ax.imshow(plane, origin="lower", cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1)
-    ax.coords[0].set_axislabel("RA (ICRS)")
-    ax.coords[1].set_axislabel("Dec (ICRS)")
+    for coord, label in zip(ax.coords, ("RA (ICRS)", "Dec (ICRS)"), strict=False):
+        coord.set_axislabel(label)
+        coord.set_axislabel_visibility_rule("always")  # all-sky images: the frame may lie beyond the horizon
     ax.coords.grid(color="white", alpha=0.25, ls=":")
     unit = str(header.get("BUNIT", "")).strip() or "arbitrary"
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"Stokes {stokes} [{unit}]" if stokes else unit)
@@ -81,7 +82,7 @@ def image_preview(fits_path: Path, out: Path, *, max_px: int = 1024) -> Path:
         w, h = float(bmin) / cdelt, float(bmaj) / cdelt
         ny, nx = plane.shape
         pad = max(w, h) / 2 + 0.03 * min(nx, ny)
-        ax.add_patch(Ellipse((pad, pad), w, h, angle=float(header.get("BPA", 0) or 0), fc="none", ec="cyan", lw=1.5))
+        ax.add_patch(Ellipse((pad, pad), w, h, angle=float(header.get("BPA", 0) or 0), fc="none", ec="k" if cmap == "RdBu_r" else "cyan", lw=1.5))
         ax.set_title(f"{Path(fits_path).name}\nbeam {60 * float(bmaj):.1f}' x {60 * float(bmin):.1f}' "
                      f"(drawn lower left)", fontsize=8)
     else:
