@@ -248,7 +248,10 @@ def _inventory(root: Path) -> list[_Image]:
         if "weblog" in path.relative_to(root).parts:
             continue
         try:
-            out.append(_Image(path, image_info(path), fits.getheader(path)))
+            header = fits.getheader(path)
+            if "CUTOUT" in header or "CANDNAME" in header or "STOKES" not in header:
+                continue  # cutouts (lwa-cutout, lwa-transient) and screens are not science images
+            out.append(_Image(path, image_info(path), header))
         except (LwaError, OSError) as err:
             log.warning("qa: skipping unreadable %s: %s", path, err)
     return out

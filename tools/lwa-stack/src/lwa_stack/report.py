@@ -292,6 +292,7 @@ def build_weblog(rundir: str | Path, *, output: str | Path, cfg: Config, overwri
     title = title or f"lwa-pipe weblog: {root.parent.name}/{root.name}"
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a weblog is meant to be served and shared
     try:
         _write(run, summary, tmp, output, cfg, title)
         if output.exists():
