@@ -677,8 +677,8 @@ def collect_run(rundir: str | Path, *, cfg: Config) -> RunQA:
         for stage, (title, pattern) in SUBBAND_STAGES.items():
             steps = _steps(sbdir / "logs", pattern, failed)
             sc = Score(stage, sb, title, _status(steps), steps=steps)
-            if stage == "noise":
-                sc.status = "done" if not noise.empty else "not run"
+            if stage == "noise":  # measured by the aggregation (thermal_noise.csv), on this subband's images
+                sc.status = "done" if (noise["subband"].astype(str) == sb).any() else "not run"
             if sc.status in ("done", "skipped"):
                 if stage == "flag":
                     _score_flag(sc, sbdir, cfg, iv)
