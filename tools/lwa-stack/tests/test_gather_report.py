@@ -147,6 +147,7 @@ def test_weblog_scores_pages_and_links(logged_run, tmp_path):
     by = {(s.subband, s.stage): s for s in run.scores}
     # statuses come from the logs: nothing that ran shows "not run"
     assert by[("run", "color")].status == "skipped" and by[("run", "color")].label == "skipped"
+    assert by[("run", "color")].detail.startswith("skipped: a 3-colour image needs two bands")
     assert by[("run", "wideband-search")].label == "FAILED" and by[("run", "wideband-search")].colour == "red"
     assert by[("55MHz", "movie")].label == "not run" and by[("59MHz", "imaging")].status == "not run"
     # 2 of 17 expected science images: red; its beam is measured against its pixels
@@ -362,3 +363,26 @@ def test_gather_parses_coordinates_whatever_the_text():
     assert parse_angle_deg("-05d30m00s", ra=False) == -5.5 and parse_angle_deg("+40:00:00", ra=False) == 40.0
     assert parse_angle_deg("", ra=True) is None and parse_angle_deg("banana", ra=False) is None
     assert parse_angle_deg("95.0", ra=False) is None
+
+
+def test_dewarp_score_from_the_screen(synth):
+    """The cross-validated residual in beams scores the dewarp; a screen worse than the identity is red."""
+    synth.make(55, stokes="I", dewarped=False)  # deep I, taper, robust 0, BMAJ 2 deg
+    sb = synth.run / "55MHz"
+    _log(sb / "logs", "dewarp-fit", "lwa-dewarp fit ...")
+    (sb / "dewarp").mkdir()
+    screen = sb / "dewarp" / "screen.fits"
+    fits.PrimaryHDU(np.zeros((2, 4, 4), np.float32), header=fits.Header(
+        {"NANCHOR": 12, "OFFMED0": 30.0, "OFFMEDCV": 6.0})).writeto(screen)
+    sc = collect_run(synth.run, cfg=CFG).get("dewarp", "55MHz")
+    assert sc.inputs["R (beams)"] == pytest.approx(6.0 / 120.0) and sc.value == 1.0 and not sc.items
+    with fits.open(screen, mode="update") as h:
+        h[0].header["OFFMEDCV"] = 60.0  # 0.5 beam, and worse than before dewarping
+        h[0].header["OFFMED0"] = 40.0
+    sc = collect_run(synth.run, cfg=CFG).get("dewarp", "55MHz")
+    assert sc.score == pytest.approx(0.9 * 0.2 / 0.5)
+    assert sc.colour == "red" and "worsens astrometry" in sc.items[0]
+    screen.unlink()
+    (sb / "logs" / "dewarp-fit.log").write_text("$ lwa-dewarp fit ...\nonly 2 anchors matched (need 6)\n")
+    sc = collect_run(synth.run, cfg=CFG).get("dewarp", "55MHz")
+    assert sc.value == 0.5 and sc.inputs["anchors"] == "2" and "not dewarped" in sc.detail

@@ -730,8 +730,8 @@ def collect_run(rundir: str | Path, *, cfg: Config) -> RunQA:
                 _score_candidates(sc, walk(root / "Wideband" / "transients", "candidates.csv")
                                   if (root / "Wideband" / "transients").is_dir() else [], n_img, cfg)
         elif sc.status == "skipped":
-            sc.detail = next((ln for s in steps for ln in s.log.read_text(errors="replace").splitlines()
-                              if ": skipped" in ln), "skipped")
+            sc.detail = next((ln[ln.index("skipped: "):] for s in steps
+                              for ln in s.log.read_text(errors="replace").splitlines() if "skipped: " in ln), "skipped")
         elif sc.status in ("failed", "incomplete"):
             sc.detail = f"step {next(s.name for s in steps if s.status == sc.status)} {sc.status}: see its log"
         scores.append(sc)
