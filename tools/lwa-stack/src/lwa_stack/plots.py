@@ -74,6 +74,7 @@ def image_preview(fits_path: Path, out: Path, *, max_px: int = 1024) -> Path:
         coord.set_axislabel(label)
         coord.set_axislabel_visibility_rule("always")  # all-sky images: the frame may lie beyond the horizon
     ax.coords.grid(color="white", alpha=0.25, ls=":")
+    _label_grid_inside(ax, wcs, plane.shape)
     unit = str(header.get("BUNIT", "")).strip() or "arbitrary"
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"Stokes {stokes} [{unit}]" if stokes else unit)
     bmaj, bmin = header.get("BMAJ"), header.get("BMIN")
@@ -89,6 +90,35 @@ def image_preview(fits_path: Path, out: Path, *, max_px: int = 1024) -> Path:
         ax.set_title(Path(fits_path).name, fontsize=8)
     fig.tight_layout()
     return _save(fig, out)
+
+
+def _crossings(values: np.ndarray, target: float, *, wrap: bool) -> np.ndarray:
+    """Indices where `values` (degrees; NaN off-sky) pass through `target`."""
+    d = values - target
+    if wrap:
+        d = (d + 180.0) % 360.0 - 180.0
+    ok = np.isfinite(d[:-1]) & np.isfinite(d[1:]) & (np.abs(d[1:] - d[:-1]) < 90.0)
+    return np.flatnonzero(ok & (np.sign(d[:-1]) != np.sign(d[1:])))
+
+
+def _label_grid_inside(ax, wcs, shape: tuple[int, int]) -> None:
+    """All-sky images: the frame's corners lie beyond the horizon, so WCSAxes has no tick labels;
+    label the coordinate grid where it crosses the image's central row (RA) and column (Dec)."""
+    ny, nx = shape
+    with np.errstate(invalid="ignore"):
+        corner = wcs.pixel_to_world_values(0.0, 0.0)
+        if np.all(np.isfinite(corner)):
+            return
+        ys, xs = np.arange(ny, dtype=float), np.arange(nx, dtype=float)
+        _, dec_col = wcs.pixel_to_world_values(np.full(ny, nx / 2.0), ys)
+        ra_row, _ = wcs.pixel_to_world_values(xs, np.full(nx, ny / 2.0))
+    style = {"color": "white", "fontsize": 6, "ha": "center", "va": "center", "alpha": 0.8}
+    for dec in range(-80, 90, 20):
+        for i in _crossings(np.asarray(dec_col, float), dec, wrap=False):
+            ax.text(nx / 2.0, i, f"{dec:+d}°", **style)
+    for hour in range(0, 24, 2):
+        for i in _crossings(np.asarray(ra_row, float), 15.0 * hour, wrap=True):
+            ax.text(i, ny / 2.0, f"{hour}h", **style)
 
 
 def noise_plot(noise: pd.DataFrame, out: Path) -> Path | None:
