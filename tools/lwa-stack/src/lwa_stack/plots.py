@@ -182,15 +182,17 @@ def lightcurve_plot(rows: pd.DataFrame, out: Path, *, title: str, sigma: float =
         if peak not in df.columns:
             ax.text(0.5, 0.5, f"no Stokes {stokes} measurement", ha="center", transform=ax.transAxes)
             continue
-        for sb, grp in df.groupby("subband"):
+        for k, (sb, grp) in enumerate(df.groupby("subband")):
             grp = grp.sort_values("n")
             y = pd.to_numeric(grp[peak], errors="coerce").to_numpy(float)
             e = (pd.to_numeric(grp[rms], errors="coerce").to_numpy(float) if rms in grp
                  else np.full(len(y), np.nan))
             d = grp[det].astype(str).str.lower().isin(["true", "1"]).to_numpy() if det in grp else np.ones(len(y), bool)
-            line = ax.errorbar(grp["n"][d], y[d], yerr=e[d], fmt="o-", ms=4, capsize=2, label=f"{sb}")
+            colour = f"C{k % 10}"
+            if d.any():
+                ax.errorbar(grp["n"][d], y[d], yerr=e[d], fmt="o-", ms=4, capsize=2, color=colour, label=f"{sb}")
             if (~d).any():
-                ax.plot(grp["n"][~d], sigma * np.abs(e[~d]), "v", mfc="none", color=line[0].get_color(),
+                ax.plot(grp["n"][~d], sigma * np.abs(e[~d]), "v", mfc="none", color=colour,
                         label=f"{sb} {sigma:g}σ limit")
         ax.set_ylabel(f"Stokes {stokes} peak [Jy/beam]")
         ax.grid(alpha=0.3)
