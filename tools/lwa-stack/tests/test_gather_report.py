@@ -386,3 +386,22 @@ def test_dewarp_score_from_the_screen(synth):
     (sb / "logs" / "dewarp-fit.log").write_text("$ lwa-dewarp fit ...\nonly 2 anchors matched (need 6)\n")
     sc = collect_run(synth.run, cfg=CFG).get("dewarp", "55MHz")
     assert sc.value == 0.5 and sc.inputs["anchors"] == "2" and "not dewarped" in sc.detail
+
+
+def test_noise_plot_axes_have_no_offset_notation():
+    """One subband's images sit at one frequency (57.0270 MHz): the axis must not read 1e-5+5.7027e1."""
+    import matplotlib.pyplot as plt
+
+    from lwa_stack.plots import noise_figure
+
+    df = pd.DataFrame({"path": ["a", "b"], "subband": ["55MHz"] * 2, "freq_mhz": [57.027, 57.027],
+                       "stokes": ["I", "V"], "imgcat": ["deep"] * 2, "interval": ["deep"] * 2, "robust": [0.0, 0.0],
+                       "taper": [30.0, 30.0], "pbcor": [False, False], "dewarped": [False, False],
+                       "rms_jy": [0.0123, 0.0101], "n_pix": [100, 100]})
+    fig = noise_figure(df)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert ax.xaxis.get_major_formatter().get_offset() == ""
+        lo, hi = ax.get_xlim()
+        assert hi - lo >= 2.0  # a readable window around the one frequency
+    plt.close(fig)

@@ -13,7 +13,7 @@ import pandas as pd
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
 from lwa_common.io import atomic_path
 
-__all__ = ["image_preview", "noise_plot", "interval_flag_plot", "lightcurve_plot"]
+__all__ = ["image_preview", "noise_plot", "noise_figure", "interval_flag_plot", "lightcurve_plot"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,12 @@ def _label_grid_inside(ax, wcs, shape: tuple[int, int]) -> None:
 
 def noise_plot(noise: pd.DataFrame, out: Path) -> Path | None:
     """Thermal noise against frequency per image class (and the wideband stacks)."""
+    fig = noise_figure(noise)
+    return None if fig is None else _save(fig, out)
+
+
+def noise_figure(noise: pd.DataFrame):
+    """The figure of `noise_plot` (None without a measurable row)."""
     df = noise[np.isfinite(noise["rms_jy"]) & (noise["rms_jy"] > 0) & np.isfinite(noise["freq_mhz"])]
     if df.empty:
         return None
@@ -146,7 +152,7 @@ def noise_plot(noise: pd.DataFrame, out: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
 def interval_flag_plot(table: pd.DataFrame, out: Path, *, limit_percent: float) -> Path:
