@@ -141,6 +141,7 @@ step() {
     "$@" -v >> "$log" 2>&1 || rc=$?
     local took=$(( $(date +%s) - t0 ))
     echo "# end $(date -u +%Y-%m-%dT%H:%M:%SZ) exit $rc after ${took}s" >> "$log"
+    echo "# lwa-pipe step $name: exit $rc after $took s" >> "$log"  # read by the weblog
     note_state "steps.$tag/$name.status=$([ $rc -eq 0 ] && echo done || echo failed)" \
         "steps.$tag/$name.exit=$rc" "steps.$tag/$name.seconds=$took"
     if [ $rc -eq 0 ]; then
@@ -327,7 +328,7 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
             --overwrite "${cfg_opt[@]}"
     fi
     step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
-    step report lwa-stack report "$dir" -o "$dir/report.html" --overwrite "${cfg_opt[@]}"
+    step report lwa-stack report "$dir" -o "$dir/weblog" --overwrite "${cfg_opt[@]}"
     [ -n "$db" ] && step db-ingest lwa-db ingest "$dir" --db "$db" "${cfg_opt[@]}"
     [ -n "$archive" ] && step archive lwa-stack archive "$dir" --archive-root "$archive" \
         --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$date-$hour" "${cfg_opt[@]}"

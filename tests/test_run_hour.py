@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +113,7 @@ def test_local_run_makes_every_product(local_run, hour_data):
     near = cands[(np.hypot((cands.ra - 153.75) * np.cos(np.radians(36)), cands.dec - 36.0) < 1.0) & (cands.sign > 0)]
     assert set(near.interval) == {"t0002"}, cands[["interval", "ra", "dec", "snr"]]
     # aggregation ran on what exists; the broken subband is reported, not fatal
-    assert (work / "10h" / "report.html").exists()
+    assert (work / "10h" / "weblog" / "index.html").exists()
     assert list((work / "10h" / "Wideband").glob("Wideband_*.fits"))
     assert list((work / "10h" / "Wideband" / "solar").glob("*/*_photometry.csv"))  # bodies on the stacks
     assert "subband 64MHz, LST 10h failed" in res.stderr
@@ -119,6 +121,45 @@ def test_local_run_makes_every_product(local_run, hour_data):
     assert state["subbands"]["10h/64MHz"]["status"] == "failed"
     assert state["subbands"]["10h/55MHz"]["image"] == "done"
     assert state["hours"]["10h"]["aggregate"] == "done"
+
+
+@pytest.mark.slow
+def test_weblog_in_a_real_browser(local_run, tmp_path_factory):
+    """Headless Chromium opens the run's weblog, follows every link, sees no console error and no
+    blank page; one screenshot per page type is kept under the test's output."""
+    from lwa_common.config import load_config
+    from lwa_stack.browser import check_weblog, find_chromium
+    from lwa_stack.qa import collect_run
+
+    if find_chromium() is None and os.environ.get("CI"):
+        pytest.fail("chromium is not installed (bin/setup.sh installs it)")
+    if find_chromium() is None:
+        pytest.skip("chromium not installed")
+    work, _ = local_run
+    weblog = work / "10h" / "weblog"
+    shots = tmp_path_factory.mktemp("weblog_screenshots")
+    res = check_weblog(weblog / "index.html", shots)
+    assert res.ok, res.problems()
+    kinds = {"index", "stage", "images", "transients", "targets", "target", "noise", "files"}
+    assert kinds <= set(res.screenshots), res.screenshots
+    assert all(p.stat().st_size > 5000 for p in res.screenshots.values())
+    stage_pages = {p for p in res.pages if p.startswith("stages/")}
+    assert len(stage_pages) >= 3 * 10 + 6  # every stage of every subband, and the run-wide ones
+    # every product of the run is reachable from index.html within two clicks
+    index_links = set(re.findall(r'href="([^"#]+)"', (weblog / "index.html").read_text()))
+    one_click = {(weblog / urllib.parse.unquote(h)).resolve() for h in index_links}
+    two_clicks = set(one_click)
+    for page in [p for p in one_click if p.suffix == ".html"]:
+        for h in re.findall(r'(?:href|src)="([^"#]+)"', page.read_text()):
+            two_clicks.add((page.parent / urllib.parse.unquote(h)).resolve())
+    products = [p.resolve() for p in _products(work / "10h").values() if "weblog" not in p.parts]
+    missing = [str(p) for p in products if p not in two_clicks]
+    assert not missing, missing[:10]
+    # the failed subband shows as failed, not "not run"; color with one band per band is not "FAILED"
+    run = collect_run(work / "10h", cfg=load_config())
+    assert run.get("setup", "64MHz").label == "FAILED"
+    assert run.get("color", "run").label != "FAILED"
+    assert res.screenshots["index"].exists()
 
 
 @pytest.mark.slow

@@ -268,6 +268,13 @@ class Report:
     smtp_port: int = 25
     smtp_user: str = ""
     email_from: str = ""
+    # QA scores of the weblog (lwa_stack.qa documents each formula)
+    qa_flag_fraction: tuple[float, float, float] = (0.05, 0.2, 0.5)  # flagged fraction scoring 0.9, 0.66, 0.33
+    qa_interval_flagged_max: float = 0.5  # an interval flagged more than this is a red item
+    qa_beam_ratio_max: float = 1.5  # BMAJ this many times off its expectation is a red item
+    qa_min_pixels_per_beam: float = 3.0  # BMAJ below this many pixels: the PSF is undersampled (red)
+    qa_dewarp_max_beam: float = 0.2  # cross-validated dewarp residual (beams) scoring 0.9
+    qa_false_per_image: float = 0.1  # transient candidates (not artefact, not known) expected per image searched
 
 
 @dataclass(frozen=True)

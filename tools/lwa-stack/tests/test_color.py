@@ -10,6 +10,7 @@ import pytest
 
 from lwa_common.config import load_config
 from lwa_common.errors import LwaError
+from lwa_common.testing import run_cli
 from lwa_stack.color import color_images, rgb_composite, stretch
 from lwa_stack.stack import bands_from_config, wideband
 
@@ -75,5 +76,10 @@ def test_missing_band_is_black_with_warning(stacks, tmp_path, caplog):
     assert any("no Blue stack" in r.getMessage() for r in caplog.records)
     for p in wb.glob("Wideband_Green_*.fits"):
         p.unlink()
-    with pytest.raises(LwaError, match="no 3-colour image possible"):
-        color_images([wb], outdir=tmp_path / "png2", band_names=BAND_NAMES)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # one band left: skipped cleanly, nothing written, no error
+        assert color_images([wb], outdir=tmp_path / "png2", band_names=BAND_NAMES) == []
+    assert any(r.getMessage().startswith("skipped: ") for r in caplog.records)
+    assert not (tmp_path / "png2").exists()
+    res = run_cli(["lwa-stack", "color", str(wb), "-o", str(tmp_path / "png3")])
+    assert res.returncode == 0 and res.stdout.strip() == "" and "skipped: " in res.stderr, res.stderr

@@ -18,7 +18,8 @@ _EXPORTS = {
     "mail": ("SmtpSettings", "build_message", "send_message", "smtp_settings"),
     "noise": ("NoiseRecord", "find_images", "measure_image", "measure_images", "read_noise_csv", "robust_rms",
               "write_noise_csv"),
-    "report": ("build_report", "qa_scores", "score_colour"),
+    "report": ("build_report", "build_weblog", "qa_scores", "score_colour"),
+    "browser": ("check_weblog",),
     "stack": ("Band", "bands_from_config", "plan_stacks", "regrid", "stack_arrays", "stack_name", "wideband"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -172,11 +172,11 @@ def gather_cmd(rundirs: tuple[Path, ...], output: Path, overwrite: bool, as_json
 
 @cli.command("report")
 @click.argument("rundir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=NewPath, required=True, help="HTML file to write.")
-@click.option("--max-transient-pngs", type=click.IntRange(min=0), default=6, show_default=True,
-              help="How many transient cutout PNGs to show.")
-@click.option("--title", default=None, help="Page title (default: 'lwa-pipe report: RUNDIR').")
-@click.option("--email-to", multiple=True, help="Also e-mail the report to this address (repeat for several).")
+@click.option("-o", "--output", type=NewPath, required=True, help="Weblog folder to write (index.html and pages).")
+@click.option("--title", default=None, help="Page title (default: 'lwa-pipe weblog: RUN/HOUR').")
+@click.option("--weblog-url", default=None,
+              help="Address the weblog is published at, for the e-mail (default: its file:// address).")
+@click.option("--email-to", multiple=True, help="Also e-mail the summary and the weblog's address (repeatable).")
 @click.option("--email-from", default=None, help="Sender address (env LWA_SMTP_FROM).")
 @click.option("--smtp-host", default=None, help="SMTP server (env LWA_SMTP_HOST; default localhost).")
 @click.option("--smtp-port", type=click.IntRange(1, 65535), default=None, help="SMTP port (env LWA_SMTP_PORT; 25).")
@@ -185,34 +185,41 @@ def gather_cmd(rundirs: tuple[Path, ...], output: Path, overwrite: bool, as_json
 @overwrite_option
 @json_option
 @common_options
-def report_cmd(rundir: Path, output: Path, max_transient_pngs: int, title: str | None, email_to: tuple[str, ...],
+def report_cmd(rundir: Path, output: Path, title: str | None, weblog_url: str | None, email_to: tuple[str, ...],
                email_from: str | None, smtp_host: str | None, smtp_port: int | None, smtp_user: str | None,
                overwrite: bool, as_json: bool, cfg) -> None:
-    """HTML report of RUNDIR: QA scores per stage, detections, noise profile, images; optionally e-mailed.
+    """The weblog of RUNDIR (one LST hour of bin/run_hour.sh): a folder of static pages, browsable offline.
 
-    QA scores 0-1 are coloured as in the ALMA pipeline weblog (>= 0.9 green, >= 0.66 blue, >= 0.33
-    yellow, else red; grey: not run). Prints the HTML path.
+    index.html: the run, a subband x stage table of QA scores on ALMA's scale (>= 0.9 green, >= 0.66
+    blue, >= 0.33 yellow, else red) computed from measured quantities, the red items (science lost).
+    A page per stage and subband (formula, inputs, plots, exact commands, logs); image previews
+    linking to the FITS, movies; deduplicated transient candidates; a page per target; commands.sh.
+    Optionally e-mails the summary table and the weblog's address. Prints the index path.
 
     \b
     Example:
+      lwa-stack report run/10h -o run/10h/weblog
       LWA_SMTP_HOST=smtp.example.org LWA_SMTP_PORT=587 LWA_SMTP_USER=pipe LWA_SMTP_PASSWORD=... \\
-          lwa-stack report run/ -o run/report.html --email-to team@example.org
+          lwa-stack report run/10h -o run/10h/weblog --email-to team@example.org
     """
     from lwa_stack.mail import build_message, send_message, smtp_settings
-    from lwa_stack.report import build_report, text_summary
+    from lwa_stack.report import build_weblog, html_summary, text_summary
 
-    check_output(output, overwrite=overwrite)
+    if output.exists() and not overwrite:
+        raise LwaError(f"output exists: {output} (use --overwrite to replace it)")
     settings = smtp_settings(cfg, host=smtp_host, port=smtp_port, user=smtp_user, sender=email_from) if email_to \
         else None
-    path, scores, summary = build_report(rundir, output=output, cfg=cfg, max_transient_pngs=max_transient_pngs,
-                                         overwrite=overwrite, title=title)
+    index, run, summary = build_weblog(rundir, output=output, cfg=cfg, overwrite=overwrite, title=title)
     if settings is not None:
-        html = path.read_text(encoding="utf-8")
-        msg = build_message(html, subject=title or f"lwa-pipe report: {rundir.resolve().name}",
-                            sender=settings.sender, to=list(email_to), text=text_summary(scores, summary))
+        link = weblog_url.rstrip("/") + "/index.html" if weblog_url else index.resolve().as_uri()
+        subject = title or f"lwa-pipe weblog: {rundir.resolve().parent.name}/{rundir.resolve().name}"
+        msg = build_message(html_summary(run.scores, summary, link=link, title=subject), subject=subject,
+                            sender=settings.sender, to=list(email_to), text=text_summary(run.scores, summary, link=link))
         send_message(msg, settings)
-    emit({"outputs": [str(path)], "scores": {s.stage: s.score for s in scores},
-          "n_detections": summary["n_detections"], "emailed": list(email_to)} if as_json else [str(path)],
+    emit({"outputs": [str(index)], "overall": run.overall,
+          "scores": {f"{s.subband}/{s.stage}": s.value for s in run.scores},
+          "red_items": [f"{s.subband} {s.stage}: {it}" for s in run.scores for it in s.items],
+          "n_detections": summary["n_detections"], "emailed": list(email_to)} if as_json else [str(index)],
          as_json=as_json)
 
 

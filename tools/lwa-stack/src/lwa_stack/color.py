@@ -11,7 +11,8 @@ Three composites, each channel stretched on its own between its [0.5, 99.8] perc
 Channels are chosen by header (IMGCAT = stack, STKCAT = deep, STOKES = I, PBCOR = F, BAND), the
 untapered science stacks first and the tapered ones when no untapered stack exists, so the command
 works on any folder of wideband FITS. A composite with one channel missing is made with that channel
-black (warning); with two or more missing it is skipped. Channels on a different grid from the first
+black (warning); with two or more missing it is skipped. A run with a single band (one subband, say)
+has no 3-colour image: the command then logs "skipped: ..." and writes nothing (not an error). Channels on a different grid from the first
 channel are regridded onto it. The PNG has one pixel per image pixel, north up (FITS row 0 at the
 bottom).
 """
@@ -145,7 +146,10 @@ def color_images(inputs: Sequence[str | Path], *, outdir: str | Path, band_names
             log.warning("3-colour %s: fewer than two of the %s channels exist; skipped", comp.label,
                         "/".join(band_names))
     if not jobs:
-        raise LwaError("no 3-colour image possible: need at least two bands of the same robust")
+        bands = sorted({band for band, _, _ in found})
+        log.warning("skipped: a 3-colour image needs deep Stokes I stacks of two bands of the same robust; "
+                    "this run has %s (nothing written)", "/".join(bands) or "none")
+        return []
     for comp, tapered, _ in jobs:
         out = outdir / composite_name(comp, tapered=tapered)
         if out.exists() and not overwrite:

@@ -14,7 +14,8 @@ What is scanned (recursively under each RUNDIR; hidden folders skipped):
 
 Summary columns: `kind`, `run`, `name`, `subband`, `freq_mhz`, `stokes`, `flux_jy`, `snr`, `ra_deg`,
 `dec_deg`, `source_file`, then every other column of the inputs (union, blank where absent). Each is
-filled from the first present alias in `_ALIASES`.
+filled from the first present alias in `_ALIASES`; `ra_deg`/`dec_deg` are parsed to degrees whatever the
+input text (`10h30m00s`, `09:40:00`, `153.75`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import pandas as pd
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 
-__all__ = ["SUMMARY_COLUMNS", "SOLAR_BODIES", "is_solar", "DETECTION_COLUMNS", "detection_column", "scan_run", "gather", "truthy",
-           "write_summary"]
+__all__ = ["SUMMARY_COLUMNS", "SOLAR_BODIES", "is_solar", "DETECTION_COLUMNS", "detection_column", "scan_run", "gather",
+           "truthy", "write_summary", "parse_angle_deg"]
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,44 @@ def _record(row: dict[str, Any], *, kind: str, run: str, source: Path, default_n
         rec[col] = next((row[a] for a in aliases if a in row and not _blank(row[a])), None)
     if rec["name"] is None:
         rec["name"] = default_name
+    # positions as numbers whatever the input text was (`10h30m00s`, `09:40:00`, `153.75`)
+    rec["ra_deg"] = parse_angle_deg(rec["ra_deg"], ra=True)
+    rec["dec_deg"] = parse_angle_deg(rec["dec_deg"], ra=False)
     rec["source_file"] = str(source)
     for key, value in row.items():
         if key not in rec:
             rec[key] = value
     return rec
+
+
+def parse_angle_deg(value: Any, *, ra: bool) -> float | None:
+    """Degrees from a number or a text, parsed by astropy: `153.75` is degrees; sexagesimal RA
+    (`10h30m00s`, `10:30:00`, `10 30 00`) is hours unless it says `d`; Dec is degrees. None if blank or
+    unreadable (with a warning)."""
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    try:
+        if number is not None:
+            angle = Angle(number, unit=u.deg)
+        else:
+            hours = ra and "d" not in text.lower() and "°" not in text
+            angle = Angle(text, unit=u.hourangle if hours else u.deg)
+        deg = float(angle.wrap_at(360 * u.deg).deg if ra else angle.deg)
+    except (ValueError, TypeError, u.UnitsError) as err:
+        log.warning("unreadable %s %r (%s); left blank", "RA" if ra else "Dec", value, err)
+        return None
+    if not ra and not -90.0 <= deg <= 90.0:
+        log.warning("Dec %r is outside [-90, 90] deg; left blank", value)
+        return None
+    return round(deg, 6)
 
 
 def _blank(value: Any) -> bool:

@@ -1,44 +1,38 @@
-"""A one-file HTML report of a run, with per-stage QA scores coloured as in the ALMA pipeline weblog.
+"""The run's weblog: a folder of static HTML pages (jinja2 templates), browsable offline.
 
-The page is self-contained (plots and images embedded as base64 PNG, so it survives e-mail):
-per-stage QA scores, the thermal-noise profile (every thermal_noise.csv under the run), the gathered
-detections, the flux-check plot when one exists (`*flux_check*.png`), the 3-colour images
-(`*_3color.png`, downsized), and the first transient cutout PNGs (PNG files in and under the folders
-holding a `candidates.csv`).
+`build_weblog(RUNDIR, output=WEBLOG)` writes::
 
-QA scores (0-1; colour green >= 0.9, blue >= 0.66, yellow >= 0.33, else red; a stage with nothing to
-judge is "not run", grey). Each is a plain ratio of what the run holds, so a reader can recompute it:
+    WEBLOG/index.html          the run (date, LST range, subbands, software version + git hash, wall
+                               time per stage), the subband x stage table of QA scores, the red items
+    WEBLOG/stages/*.html       one page per stage and subband: score, its formula and inputs, tables,
+                               QA plots, every step's exact command, status, wall time and log
+    WEBLOG/images.html         a preview PNG of every science image (WCS axes, colour bar with units,
+                               restoring beam), each linking to its FITS; the movies (<video>)
+    WEBLOG/transients.html     candidates deduplicated across subbands and wideband stacks: paged,
+                               sortable, thumbnails (full size on click), decimal and sexagesimal
+                               coordinates, S/N, class, cutout FITS and PNG
+    WEBLOG/targets.html, WEBLOG/targets/*.html
+                               a page per target and solar-system body: photometry table, lightcurve
+    WEBLOG/noise.html          the thermal-noise profile
+    WEBLOG/files.html          every file of the run, linked
+    WEBLOG/commands.sh         the run's commands in order, to replay it step by step
 
-* imaging: per subband, the fraction of the expected science images present (one per deep
-  configuration, `imaging.intervals_out` per 10 min one, counted by header keys, non-PB), averaged.
-* pbcor / dewarp: the fraction of non-PB, non-dewarped per-subband images with a primary-beam corrected
-  (resp. dewarped) counterpart of the same keys.
-* noise: the mean of (a) the fraction of per-subband images whose RMS lies within a factor 2 of a power
-  law in frequency fitted (log-log) to their class (Stokes, category, robust, taper) -- outliers are
-  broken subbands -- and (b) for Stokes V, min(r, 1/r) with r the measured 10 min / deep RMS ratio over
-  its thermal expectation sqrt(NINTERVL).
-* wideband: the mean of (a) the fraction of the stacks the run's per-subband images allow
-  (`plan_stacks`) that exist and (b) median min(r, 1/r) of measured stack RMS over the expected STKRMS
-  (stacks listed in a thermal_noise.csv).
-* color: 3-colour PNGs present / 3.
-* photometry: the fraction of `*_photometry.csv` files that are readable with a Detection (or
-  lwa-cutout's `detected`) column.
-* transient: per candidates.csv, min(1, transient.warn_candidates / n_candidates), averaged (a flood
-  of candidates means artefacts).
-* flux_check: the fraction of calibrator rows of `*flux_check*.csv` whose flux ratio column (`ratio`,
-  `flux_ratio`, `Ratio`, `S_meas/S_model`) lies in [0.8, 1.25].
+Links are relative (the weblog moves with its run folder); no page loads anything from a network.
+QA scores and their formulas: `lwa_stack.qa`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
+import json
 import logging
 import math
+import os
+import re
+import shutil
+import tempfile
+import urllib.parse
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,395 +43,399 @@ from astropy.io import fits
 
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
-from lwa_common.fitsio import ImageInfo, image_info
-from lwa_common.io import atomic_path
-from lwa_stack.gather import detection_column, gather, truthy
-from lwa_stack.noise import NOISE_COLUMNS, find_images
-from lwa_stack.stack import Candidate, bands_from_config, grid_signature, plan_stacks
+from lwa_common.provenance import git_hash, tool_version
+from lwa_stack import qa as qa_mod
+from lwa_stack.gather import SOLAR_BODIES, gather, parse_angle_deg
+from lwa_stack.plots import image_preview, interval_flag_plot, lightcurve_plot, noise_plot
+from lwa_stack.qa import (
+    RUN_STAGES,
+    SCORE_COLOURS,
+    SUBBAND_STAGES,
+    RunQA,
+    Score,
+    collect_run,
+    score_colour,
+    walk,
+)
 
-__all__ = ["StageScore", "score_colour", "qa_scores", "build_report", "text_summary", "SCORE_COLOURS"]
+__all__ = ["build_weblog", "build_report", "text_summary", "html_summary", "score_colour", "qa_scores",
+           "dedup_transients", "SCORE_COLOURS", "stage_formulas"]
 
 log = logging.getLogger(__name__)
 
-SCORE_COLOURS = {"green": "#9ad29a", "blue": "#9ac6ec", "yellow": "#f5e37a", "red": "#f09a9a",
-                 "grey": "#dddddd"}
 
-
-def score_colour(score: float | None) -> str:
-    """ALMA weblog colour of a QA score: green >= 0.9, blue >= 0.66, yellow >= 0.33, red below."""
-    if score is None or not math.isfinite(score):
-        return "grey"
-    if score >= 0.9:
-        return "green"
-    if score >= 0.66:
-        return "blue"
-    if score >= 0.33:
-        return "yellow"
-    return "red"
-
-
-@dataclass(frozen=True)
-class StageScore:
-    stage: str
-    score: float | None
-    detail: str
-
-    @property
-    def colour(self) -> str:
-        return score_colour(self.score)
-
-
-@dataclass
-class _Image:
-    path: Path
-    info: ImageInfo
-    header: fits.Header
-
-
-def _walk(root: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in root.rglob(pattern)
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
-
-
-def _inventory(root: Path) -> list[_Image]:
-    out = []
-    for path in find_images([root]):
-        try:
-            out.append(_Image(path, image_info(path), fits.getheader(path)))
-        except (LwaError, OSError) as err:
-            log.warning("report: skipping unreadable %s: %s", path, err)
+def stage_formulas() -> dict[str, str]:
+    """Each stage's scoring rule, taken from the `lwa_stack.qa` docstring (one source for code and page)."""
+    out: dict[str, str] = {}
+    for block in re.split(r"\n\* ", qa_mod.__doc__ or "")[1:]:
+        names, _, text = block.partition(":")
+        text = " ".join(text.split())
+        for name in names.split("/"):
+            out[name.strip()] = text
     return out
 
 
-def _noise_table(root: Path) -> pd.DataFrame:
-    frames = []
-    for p in _walk(root, "thermal_noise.csv"):
+def qa_scores(rundir: str | Path, *, cfg: Config) -> list[Score]:
+    """Every stage's score of a run folder (see `lwa_stack.qa`)."""
+    return collect_run(rundir, cfg=cfg).scores
+
+
+# ---- links ---------------------------------------------------------------------------------------
+
+class _Linker:
+    def __init__(self, out: Path, final: Path) -> None:
+        self.out, self.final = out, final
+
+    def href(self, target: Path | str, page: str) -> str:
+        """Relative URL from the page (a path inside the weblog) to `target` (absolute, or in the weblog)."""
+        target = Path(target)
+        if not target.is_absolute():
+            target = self.final / target
+        elif target.is_relative_to(self.out):
+            target = self.final / target.relative_to(self.out)
+        page_dir = (self.final / page).parent
+        return urllib.parse.quote(os.path.relpath(target, page_dir))
+
+
+# ---- transients --------------------------------------------------------------------------------
+
+def _sexagesimal(ra: float, dec: float) -> tuple[str, str]:
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(ra * u.deg, dec * u.deg)
+    return (c.ra.to_string(unit=u.hourangle, sep=":", precision=1, pad=True),
+            c.dec.to_string(unit=u.deg, sep=":", precision=0, alwayssign=True, pad=True))
+
+
+def dedup_transients(root: Path) -> list[dict[str, Any]]:
+    """Candidates of every candidates.csv under `root`, merged when the same Stokes and interval put
+    them within one restoring beam (the larger BMAJ of their images) of each other."""
+    rows: list[dict[str, Any]] = []
+    beams: dict[str, float] = {}
+    for csv_path in walk(root, "candidates.csv"):
         try:
-            df = pd.read_csv(p)
-        except (OSError, ValueError) as err:
-            log.warning("report: unreadable %s: %s", p, err)
-            continue
-        if all(c in df.columns for c in NOISE_COLUMNS):
-            frames.append(df)
-    if not frames:
-        df = pd.DataFrame(columns=list(NOISE_COLUMNS))
-    else:
-        df = pd.concat(frames).drop_duplicates(subset="path", keep="last").reset_index(drop=True)
-    for col in ("freq_mhz", "robust", "taper", "rms_jy"):
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    return df
-
-
-def _key(info: ImageInfo) -> tuple:
-    robust = None if info.robust is None else round(float(info.robust), 3)
-    return (info.stokes, info.category, info.interval, robust, info.taper > 0)
-
-
-def _expected_keys(cfg: Config) -> set[tuple]:
-    keys = set()
-    for conf in cfg.imaging.configurations:
-        if conf.span == "deep":
-            keys.add((conf.stokes, "deep", "deep", round(conf.robust, 3), conf.taper))
-        else:
-            for i in range(1, cfg.imaging.intervals_out + 1):
-                keys.add((conf.stokes, "10min", f"t{i:04d}", round(conf.robust, 3), conf.taper))
-    return keys
-
-
-def _score_imaging(subband_images: list[_Image], cfg: Config) -> StageScore:
-    expected = _expected_keys(cfg)
-    per_sb: dict[str, set] = defaultdict(set)
-    for im in subband_images:
-        if not im.info.pbcor:
-            per_sb[im.info.subband or f"{im.info.freq_mhz:.1f}MHz"].add(_key(im.info))
-    if not per_sb:
-        return StageScore("imaging", None, "no per-subband images with lwa-pipe headers")
-    fracs = {sb: len(keys & expected) / len(expected) for sb, keys in per_sb.items()}
-    detail = ", ".join(f"{sb} {round(f * len(expected))}/{len(expected)}" for sb, f in sorted(fracs.items()))
-    return StageScore("imaging", float(np.mean(list(fracs.values()))), detail)
-
-
-def _score_counterpart(subband_images: list[_Image], stage: str, attr: str) -> StageScore:
-    base = [im for im in subband_images if not im.info.pbcor and not im.info.dewarped]
-    have = {(im.info.subband, _key(im.info)) for im in subband_images if getattr(im.info, attr)}
-    what = "primary-beam corrected" if attr == "pbcor" else "dewarped"
-    if not have:
-        return StageScore(stage, None, f"no {what} images")
-    if not base:
-        return StageScore(stage, None, f"{len(have)} {what} images, but no uncorrected images to compare with")
-    n = sum((im.info.subband, _key(im.info)) in have for im in base)
-    return StageScore(stage, n / len(base), f"{n}/{len(base)} images have a {stage} counterpart")
-
-
-def _score_noise(noise: pd.DataFrame) -> StageScore:
-    df = noise[(noise["imgcat"] != "stack") & np.isfinite(noise["rms_jy"]) & (noise["rms_jy"] > 0)]
-    if df.empty:
-        return StageScore("noise", None, "no thermal_noise.csv")
-    parts, details = [], []
-    good = total = 0
-    for _, grp in df.groupby(["stokes", "imgcat", "robust", "taper"], dropna=False):
-        freqs = grp["freq_mhz"].to_numpy(float)
-        rms = grp["rms_jy"].to_numpy(float)
-        if len(np.unique(freqs)) >= 3:
-            coef = np.polyfit(np.log(freqs), np.log(rms), 1)
-            resid = np.log(rms) - np.polyval(coef, np.log(freqs))
-        else:
-            resid = np.log(rms) - np.log(np.median(rms))
-        good += int(np.sum(np.abs(resid) <= math.log(2)))
-        total += len(rms)
-    parts.append(good / total)
-    details.append(f"{good}/{total} images within 2x of their class's noise-vs-frequency trend")
-    v = df[(df["stokes"] == "V") & ~df["pbcor"].map(truthy)]
-    ratios = []
-    for _sb, grp in v.groupby("subband"):
-        deep = grp[grp["imgcat"] == "deep"]["rms_jy"]
-        short = grp[grp["imgcat"] == "10min"]
-        if len(deep) and len(short):
-            n = max(short["interval"].nunique(), 1)
-            r = float(np.median(short["rms_jy"]) / np.median(deep)) / math.sqrt(n)
-            ratios.append(min(r, 1 / r))
-    if ratios:
-        parts.append(float(np.median(ratios)))
-        details.append(f"V 10min/deep noise vs sqrt(N) expectation {np.median(ratios):.2f}")
-    return StageScore("noise", float(np.mean(parts)), "; ".join(details))
-
-
-def _score_wideband(images: list[_Image], noise: pd.DataFrame, cfg: Config) -> StageScore:
-    stacks = [im for im in images if im.info.category == "stack"]
-    cands = [Candidate(im.path, im.info, grid_signature(im.header)) for im in images if im.info.category != "stack"]
-    try:
-        plans = plan_stacks(cands, bands_from_config(cfg.stack.bands_mhz))
-    except LwaError:
-        plans = []
-    if not plans and not stacks:
-        return StageScore("wideband", None, "no wideband stacks and no images to stack")
-    parts, details = [], []
-    names = {im.path.name for im in stacks}
-    if plans:
-        present = sum(p.name in names for p in plans)
-        parts.append(present / len(plans))
-        details.append(f"{present}/{len(plans)} possible stacks present")
-    by_path = {str(Path(p)): r for p, r in zip(noise["path"], noise["rms_jy"], strict=True)}
-    ratios = []
-    for im in stacks:
-        measured = by_path.get(str(im.path.resolve()))
-        expected = im.header.get("STKRMS")
-        if measured and expected and measured > 0 and expected > 0:
-            r = measured / expected
-            ratios.append(min(r, 1 / r))
-    if ratios:
-        parts.append(float(np.median(ratios)))
-        details.append(f"stack noise / expected: median agreement {np.median(ratios):.2f} ({len(ratios)} stacks)")
-    if not parts:
-        return StageScore("wideband", None, f"{len(stacks)} stacks, nothing to compare")
-    return StageScore("wideband", float(np.mean(parts)), "; ".join(details))
-
-
-def _score_flux(root: Path) -> StageScore:
-    rows = ok = 0
-    for p in _walk(root, "*flux_check*.csv"):
-        try:
-            df = pd.read_csv(p)
-        except (OSError, ValueError):
-            continue
-        col = next((c for c in ("ratio", "flux_ratio", "Ratio", "S_meas/S_model") if c in df.columns), None)
-        if col is None:
-            continue
-        r = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
-        r = r[np.isfinite(r)]
-        rows += len(r)
-        ok += int(np.sum((r >= 0.8) & (r <= 1.25)))
-    if not rows:
-        return StageScore("flux_check", None, "no flux-check table with a ratio column")
-    return StageScore("flux_check", ok / rows, f"{ok}/{rows} calibrator ratios within 0.8-1.25")
-
-
-def qa_scores(rundir: str | Path, *, cfg: Config, images: list[_Image] | None = None,
-              noise: pd.DataFrame | None = None) -> list[StageScore]:
-    """Per-stage QA scores of a run folder (see the module docstring for the definitions)."""
-    root = Path(rundir)
-    images = _inventory(root) if images is None else images
-    noise = _noise_table(root) if noise is None else noise
-    subband_images = [im for im in images if im.info.category in ("deep", "10min")]
-    scores = [
-        _score_imaging(subband_images, cfg),
-        _score_counterpart(subband_images, "pbcor", "pbcor"),
-        _score_counterpart(subband_images, "dewarp", "dewarped"),
-        _score_noise(noise),
-        _score_wideband(images, noise, cfg),
-    ]
-    pngs = _walk(root, "*_3color.png")
-    scores.append(StageScore("color", min(len(pngs), 3) / 3 if pngs else None, f"{len(pngs)} 3-colour PNGs"))
-    phot = _walk(root, "*_photometry.csv")
-    good = 0
-    for p in phot:
-        try:
-            good += detection_column(pd.read_csv(p, nrows=1).columns) is not None
-        except (OSError, ValueError):
-            pass
-    scores.append(StageScore("photometry", good / len(phot) if phot else None,
-                             f"{good}/{len(phot)} photometry tables usable"))
-    cand_files = _walk(root, "candidates.csv")
-    fr = []
-    n_total = 0
-    for p in cand_files:
-        try:
-            n = len(pd.read_csv(p))
+            df = pd.read_csv(csv_path)
         except (OSError, ValueError, pd.errors.EmptyDataError):
-            n = 0
-        n_total += n
-        fr.append(min(1.0, cfg.transient.warn_candidates / n) if n else 1.0)
-    scores.append(StageScore("transient", float(np.mean(fr)) if fr else None,
-                             f"{n_total} candidates in {len(cand_files)} tables"))
-    scores.append(_score_flux(root))
-    return scores
+            continue
+        where = "wideband" if "Wideband" in csv_path.relative_to(root).parts else "subband"
+        for rec in df.to_dict("records"):
+            ra, dec = parse_angle_deg(rec.get("ra"), ra=True), parse_angle_deg(rec.get("dec"), ra=False)
+            if ra is None or dec is None:
+                continue
+            img = str(rec.get("image", ""))
+            if img not in beams:
+                try:
+                    beams[img] = float(fits.getheader(img).get("BMAJ", 0) or 0)
+                except (OSError, ValueError):
+                    beams[img] = 0.0
+            for key in ("cutout", "png"):
+                p = rec.get(key)
+                if isinstance(p, str) and p and not Path(p).is_absolute():
+                    rec[key] = str(csv_path.parent / p)
+            rows.append({**rec, "ra_deg": ra, "dec_deg": dec, "beam_deg": beams[img], "where": where,
+                         "label": str(rec.get("subband", "")) or where})
+    rows.sort(key=lambda r: -float(r.get("snr") or 0))
+    groups: list[dict[str, Any]] = []
+    for r in rows:
+        for g in groups:
+            lead = g["lead"]
+            if (lead.get("stokes"), lead.get("interval")) != (r.get("stokes"), r.get("interval")):
+                continue
+            d = math.degrees(math.acos(min(1.0, math.sin(math.radians(lead["dec_deg"])) * math.sin(math.radians(
+                r["dec_deg"])) + math.cos(math.radians(lead["dec_deg"])) * math.cos(math.radians(r["dec_deg"]))
+                * math.cos(math.radians(lead["ra_deg"] - r["ra_deg"])))))
+            if d <= max(lead["beam_deg"], r["beam_deg"]) > 0:
+                g["members"].append(r)
+                break
+        else:
+            groups.append({"lead": r, "members": [r]})
+    out = []
+    for g in groups:
+        lead = g["lead"]
+        ra_s, dec_s = _sexagesimal(lead["ra_deg"], lead["dec_deg"])
+        out.append({**lead, "ra_hms": ra_s, "dec_dms": dec_s, "seen_in": sorted({m["label"] for m in g["members"]}),
+                    "members": g["members"]})
+    return out
 
 
-def _png_data_uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+# ---- targets -----------------------------------------------------------------------------------
+
+def _photometry_tables(root: Path) -> dict[str, list[Path]]:
+    by_name: dict[str, list[Path]] = defaultdict(list)
+    for p in walk(root, "*_photometry.csv"):
+        by_name[p.name.removesuffix("_photometry.csv")].append(p)
+    return dict(sorted(by_name.items()))
 
 
-def _thumbnail(path: Path, max_px: int) -> str:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        img.thumbnail((max_px, max_px))
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-    return _png_data_uri(buf.getvalue())
+_PHOT_SHOWN = ("subband", "freq_mhz", "interval", "stokes", "flux_jy", "snr", "detected", "I_peak_jy", "I_rms_jy",
+               "I_snr", "V_peak_jy", "V_rms_jy", "V_snr", "I_note", "V_note")
 
 
-def _noise_plot(noise: pd.DataFrame) -> str | None:
-    df = noise[np.isfinite(noise["rms_jy"]) & (noise["rms_jy"] > 0) & np.isfinite(noise["freq_mhz"])]
-    if df.empty:
-        return None
-    import matplotlib
+# ---- run facts ---------------------------------------------------------------------------------
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    per = df[df["imgcat"] != "stack"]
-    for (stokes, cat, robust, taper), grp in per.groupby(["stokes", "imgcat", "robust", "taper"], dropna=False):
-        grp = grp.sort_values("freq_mhz")
-        label = f"{stokes} {cat} R{robust:g} {'taper' if taper > 0 else 'no taper'}"
-        ax.plot(grp["freq_mhz"], grp["rms_jy"] * 1e3, "o-", ms=4, lw=1, label=label)
-    st = df[df["imgcat"] == "stack"]
-    if not st.empty:
-        ax.plot(st["freq_mhz"], st["rms_jy"] * 1e3, "k*", ms=10, label="wideband stacks")
-    ax.set_yscale("log")
-    ax.set_xlabel("frequency [MHz]")
-    ax.set_ylabel("thermal noise [mJy/beam]")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return _png_data_uri(buf.getvalue())
-
-
-_CSS = """
-body{font-family:sans-serif;margin:1.5em;max-width:1100px}
-table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #999;padding:3px 7px;font-size:90%}
-th{background:#eee}img{max-width:100%}.imgs img{max-width:32%;margin:2px}
-""" + "".join(f".qa-{k}{{background:{v}}}" for k, v in SCORE_COLOURS.items())
-
-_DET_COLUMNS = ("kind", "run", "name", "subband", "freq_mhz", "stokes", "flux_jy", "snr", "ra_deg", "dec_deg")
+def _run_facts(run: RunQA) -> dict[str, Any]:
+    plan = {}
+    for p in (run.root / "plan.json", run.root.parent / "plan.json"):
+        if p.is_file():
+            try:
+                plan = json.loads(p.read_text())
+            except (OSError, ValueError):
+                pass
+            break
+    hour = next((h for h in plan.get("hours", []) if h.get("label") == run.hour), None)
+    lst = (f"{hour['lst_start_h']:.3f} h - {hour['lst_end_h']:.3f} h" if hour and "lst_start_h" in hour
+           else run.state.get("range", run.hour))
+    dates = sorted(str(im.header.get("DATE-OBS", "")) for im in run.images if im.header.get("DATE-OBS"))
+    ends = sorted(str(im.header.get("DATE-END", "")) for im in run.images if im.header.get("DATE-END"))
+    ghash = git_hash()
+    return {"run": str(run.root), "hour": run.hour, "date": run.state.get("date", dates[0][:10] if dates else ""),
+            "lst": lst, "data_span": f"{dates[0]} - {ends[-1]}" if dates and ends else "",
+            "subbands": ", ".join(run.subbands) or "none", "mode": run.state.get("mode", ""),
+            "version": f"{tool_version('lwa-stack')}{' (git ' + ghash + ')' if ghash else ''}",
+            "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
     return str(value)
 
 
-def _detections_html(summary: dict[str, Any]) -> str:
-    dets = summary["detections"]
-    if not dets:
-        return "<p>No detections.</p>"
-    rows = ["<table class='detections'><tr>" + "".join(f"<th>{c}</th>" for c in _DET_COLUMNS) + "</tr>"]
-    for d in dets:
-        rows.append("<tr>" + "".join(f"<td>{html.escape(_fmt(d.get(c)))}</td>" for c in _DET_COLUMNS) + "</tr>")
-    rows.append("</table>")
-    return "\n".join(rows)
+def _commands(run: RunQA) -> str:
+    lines = ["#!/usr/bin/env bash", f"# Every step of the run {run.root} ({run.hour}) in order, as the driver ran it.",
+             "# Replay one step by hand by copying its line; each step's log is next to it.",
+             "# (Without --bp-table the driver copies the input MS into <subband>/ms/ first: cp -r.)",
+             "set -euo pipefail", ""]
+    for sb in run.subbands:
+        lines.append(f"# ---- {sb}")
+        for stage in SUBBAND_STAGES:
+            sc = run.get(stage, sb)
+            for st in sc.steps if sc else []:
+                if st.command:
+                    lines.append(f"# {st.name}: {st.status}" + (f", {st.wall_s:.0f} s" if st.wall_s is not None else ""))
+                    lines.append(st.command)
+        lines.append("")
+    lines.append("# ---- aggregation")
+    for stage in RUN_STAGES:
+        sc = run.get(stage, "run")
+        for st in sc.steps if sc else []:
+            if st.command:
+                lines.append(f"# {st.name}: {st.status}")
+                lines.append(st.command)
+    rep = run.root / "logs" / "report.log"
+    if rep.is_file() and (first := rep.read_text(errors="replace").splitlines()[:1]) and first[0].startswith("$ "):
+        lines += ["# report", first[0][2:]]
+    return "\n".join(lines) + "\n"
 
 
-def _transient_pngs(root: Path, limit: int) -> list[Path]:
-    out: list[Path] = []
-    for csv_path in _walk(root, "candidates.csv"):
-        for p in _walk(csv_path.parent, "*.png"):
-            if p not in out:
-                out.append(p)
-    return out[:limit]
+def _log_tail(path: Path, n: int = 150) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines if len(lines) <= n else [f"... ({len(lines) - n} lines above: open the log)", *lines[-n:]])
 
 
-def build_report(rundir: str | Path, *, output: str | Path, cfg: Config, max_transient_pngs: int = 6,
-                 thumbnail_px: int = 800, overwrite: bool = False, title: str | None = None
-                 ) -> tuple[Path, list[StageScore], dict[str, Any]]:
-    """Write the HTML report; return (path, QA scores, gathered detections)."""
-    root = Path(rundir)
+def _previews(run: RunQA, out: Path, old: Path | None) -> dict[Path, Path]:
+    """Preview PNG per science image (not snapshots); reused from the previous weblog when newer."""
+    done: dict[Path, Path] = {}
+    for im in run.images:
+        if im.info.category not in ("deep", "10min", "stack", "diff"):
+            continue
+        rel = im.path.relative_to(run.root)
+        name = Path("previews") / (str(rel.with_suffix("")).replace(os.sep, "__") + ".png")
+        target = out / name
+        prev = old / name if old else None
+        try:
+            if prev and prev.is_file() and prev.stat().st_mtime >= im.path.stat().st_mtime:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(prev, target)
+            else:
+                image_preview(im.path, target)
+            done[im.path] = target
+        except (OSError, ValueError, LwaError) as err:
+            log.warning("weblog: no preview of %s: %s", im.path, err)
+    return done
+
+
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("lwa_stack", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = _fmt
+    env.globals["colour"] = score_colour
+    env.globals["COLOURS"] = SCORE_COLOURS
+    return env
+
+
+def _page_name(sc: Score) -> str:
+    return f"stages/{sc.subband}_{sc.stage}.html"
+
+
+def build_weblog(rundir: str | Path, *, output: str | Path, cfg: Config, overwrite: bool = False,
+                 title: str | None = None) -> tuple[Path, RunQA, dict[str, Any]]:
+    """Write the weblog folder; return (index.html, the run's QA, the gathered detections)."""
+    root = Path(rundir).resolve()
     if not root.is_dir():
         raise LwaError(f"run folder not found: {root}")
-    output = Path(output)
+    output = Path(output).resolve()
     if output.exists() and not overwrite:
         raise LwaError(f"output exists: {output} (use --overwrite to replace it)")
-    images = _inventory(root)
-    noise = _noise_table(root)
-    scores = qa_scores(root, cfg=cfg, images=images, noise=noise)
+    if output.exists() and not (output / "index.html").exists() and any(output.iterdir()):
+        raise LwaError(f"{output} is a non-empty folder that is not a weblog; give another -o")
+    run = collect_run(root, cfg=cfg)
     summary = gather([root])
-    title = title or f"lwa-pipe report: {root.resolve().name}"
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
-             f"<p>Run folder <code>{html.escape(str(root.resolve()))}</code>; written "
-             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>"]
-    scored = [s.score for s in scores if s.score is not None]
-    overall = min(scored) if scored else None
-    parts.append("<h2>QA scores</h2><table class='qa'><tr><th>stage</th><th>score</th><th>detail</th></tr>")
-    for s in scores:
-        shown = "not run" if s.score is None else f"{s.score:.2f}"
-        parts.append(f"<tr><td>{s.stage}</td><td class='qa-{s.colour}'>{shown}</td>"
-                     f"<td>{html.escape(s.detail)}</td></tr>")
-    parts.append(f"<tr><th>overall (lowest)</th><td class='qa-{score_colour(overall)}'>"
-                 f"{'n/a' if overall is None else f'{overall:.2f}'}</td><td></td></tr></table>")
-    parts.append(f"<h2>Detections ({summary['n_detections']})</h2>")
-    parts.append(_detections_html(summary))
-    parts.append("<h2>Thermal noise</h2>")
-    plot = _noise_plot(noise)
-    parts.append(f"<img alt='thermal noise profile' src='{plot}'>" if plot else "<p>No thermal_noise.csv.</p>")
-    flux = _walk(root, "*flux_check*.png")
-    if flux:
-        parts.append("<h2>Flux-scale check</h2>")
-        parts += [f"<img alt='{html.escape(p.name)}' src='{_thumbnail(p, thumbnail_px)}'>" for p in flux]
-    color = _walk(root, "*_3color.png")
-    if color:
-        parts.append("<h2>3-colour images</h2><div class='imgs'>")
-        parts += [f"<figure><img alt='{html.escape(p.name)}' src='{_thumbnail(p, thumbnail_px)}'>"
-                  f"<figcaption>{html.escape(p.name)}</figcaption></figure>" for p in color]
-        parts.append("</div>")
-    trans = _transient_pngs(root, max_transient_pngs)
-    if trans:
-        parts.append("<h2>Transient candidates (first cutouts)</h2><div class='imgs'>")
-        parts += [f"<img alt='{html.escape(p.name)}' title='{html.escape(str(p.relative_to(root)))}' "
-                  f"src='{_thumbnail(p, thumbnail_px // 2)}'>" for p in trans]
-        parts.append("</div>")
-    parts.append("</body></html>")
-    with atomic_path(output) as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-    log.info("wrote %s: %d detections, QA %s", output, summary["n_detections"],
-             ", ".join(f"{s.stage} {'-' if s.score is None else f'{s.score:.2f}'}" for s in scores))
-    return output, scores, summary
+    title = title or f"lwa-pipe weblog: {root.parent.name}/{root.name}"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a weblog is meant to be served and shared
+    try:
+        _write(run, summary, tmp, output, cfg, title)
+        if output.exists():
+            trash = output.with_name(f".{output.name}.old")
+            shutil.rmtree(trash, ignore_errors=True)
+            output.rename(trash)
+            tmp.rename(output)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s: %d pages, overall QA %s, %d red items", output / "index.html",
+             len(list(output.rglob("*.html"))), _fmt(run.overall), sum(len(s.items) for s in run.scores))
+    return output / "index.html", run, summary
 
 
-def text_summary(scores: Sequence[StageScore], summary: dict[str, Any]) -> str:
-    """Plain-text part of the e-mail."""
-    lines = ["QA scores:"]
-    lines += [f"  {s.stage:<11} {'not run' if s.score is None else f'{s.score:.2f} ({s.colour})'}  {s.detail}"
-              for s in scores]
+def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Config, title: str) -> None:
+    env = _env()
+    link = _Linker(out, final)
+    formulas = stage_formulas()
+    facts = _run_facts(run)
+    previews = _previews(run, out, final if final.exists() else None)
+    common = {"title": title, "facts": facts}
+
+    def render(page: str, template: str, **ctx: Any) -> None:
+        depth = page.count("/")
+        html = env.get_template(template).render(**common, **ctx, page=page, root="../" * depth,
+                                                 href=lambda p, _page=page: link.href(p, _page))
+        (out / page).parent.mkdir(parents=True, exist_ok=True)
+        (out / page).write_text(html, encoding="utf-8")
+
+    # stage pages
+    sb_images = defaultdict(list)
+    for im in run.images:
+        if im.path in previews:
+            sub = im.path.relative_to(run.root).parts[0]
+            sb_images["run" if im.info.category == "stack" else sub].append(im)
+    for sc in run.scores:
+        plots = list(sc.plots)
+        if sc.stage == "flag" and sc.subband in run.intervals:
+            plots.insert(0, interval_flag_plot(run.intervals[sc.subband], out / "plots" / f"{sc.subband}_flag_intervals.png",
+                                               limit_percent=100 * cfg.report.qa_interval_flagged_max))
+        if sc.stage == "noise":
+            p = noise_plot(run.noise[run.noise["subband"].astype(str) == sc.subband], out / "plots" / f"{sc.subband}_noise.png")
+            plots += [p] if p else []
+        images = sb_images.get(sc.subband, []) if sc.stage in ("imaging", "pbcor", "dewarp", "wideband") else []
+        if sc.stage == "pbcor":
+            images = [im for im in images if im.info.pbcor]
+        elif sc.stage == "dewarp":
+            images = [im for im in images if im.info.dewarped]
+        elif sc.stage == "imaging":
+            images = [im for im in images if not im.info.pbcor and not im.info.dewarped]
+        movies = walk(run.root / sc.subband / "movies", "*.mp4") if sc.stage == "movie" and \
+            (run.root / sc.subband / "movies").is_dir() else []
+        render(_page_name(sc), "stage.html", sc=sc, formula=formulas.get(sc.stage, ""), plots=plots,
+               images=[(im, previews[im.path]) for im in images], movies=movies,
+               tables=[(t, df.to_dict("records"), list(df.columns)) for t, df in sc.tables],
+               logs={st.name: _log_tail(st.log) for st in sc.steps}, page_kind="stage")
+    # images and movies
+    groups = defaultdict(list)
+    for im in sorted(run.images, key=lambda i: str(i.path)):
+        if im.path in previews:
+            groups[im.path.relative_to(run.root).parts[0]].append((im, previews[im.path]))
+    movies = walk(run.root, "*.mp4")
+    render("images.html", "images.html", groups=dict(sorted(groups.items())), movies=movies, page_kind="images")
+    # transients
+    cands = dedup_transients(run.root)
+    render("transients.html", "transients.html", cands=cands, page_size=25, page_kind="transients")
+    # targets
+    tables = _photometry_tables(run.root)
+    tpages = []
+    for name, paths in tables.items():
+        frames = []
+        for p in paths:
+            try:
+                frames.append(pd.read_csv(p).assign(source_file=str(p)))
+            except (OSError, ValueError):
+                continue
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+        plot = lightcurve_plot(df, out / "plots" / f"lightcurve_{safe}.png", title=name) if len(df) else None
+        cols = [c for c in _PHOT_SHOWN if c in df.columns]
+        det = df["detected"].astype(str).str.lower().isin(["true", "1"]).sum() if "detected" in df.columns else 0
+        kind = "solar-system body" if name.lower() in SOLAR_BODIES or any(
+            "solar" in str(p).lower() for p in paths) else "target"
+        pngs = sorted({q for p in paths for q in p.parent.glob("*.png")})
+        page = f"targets/{safe}.html"
+        tpages.append({"name": name, "kind": kind, "page": page, "rows": len(df), "detected": int(det)})
+        render(page, "target.html", name=name, kind=kind, plot=plot, columns=cols, rows=df[cols].to_dict("records"),
+               csvs=paths, pngs=pngs, page_kind="target")
+    render("targets.html", "targets.html", targets=tpages, page_kind="targets")
+    # noise
+    nplot = noise_plot(run.noise, out / "plots" / "thermal_noise.png")
+    render("noise.html", "noise.html", plot=nplot, rows=run.noise.to_dict("records"), columns=list(run.noise.columns),
+           csvs=walk(run.root, "thermal_noise.csv"), page_kind="noise")
+    # every file
+    files = defaultdict(list)
+    for p in sorted(run.root.rglob("*")):
+        rel = p.relative_to(run.root)
+        if any(part.startswith(".") or part == final.name or part.endswith(".ms") or part == "ms"
+               for part in rel.parts[:-1]) or rel.parts[0] == final.name or p.name.startswith("."):
+            continue
+        if p.is_file() or p.suffix == ".ms":
+            files[str(rel.parent)].append(p)
+    render("files.html", "files.html", files=dict(files), page_kind="files")
+    (out / "commands.sh").write_text(_commands(run))
+    (out / "commands.sh").chmod(0o755)
+    # index
+    items = [(s, it) for s in run.scores for it in s.items]
+    walls = []
+    for stage, (stitle, _) in {**SUBBAND_STAGES, **RUN_STAGES}.items():
+        per = {s.subband: s.wall_s for s in run.scores if s.stage == stage and s.wall_s is not None}
+        if per:
+            walls.append({"stage": stage, "title": stitle, "per": per, "total": sum(per.values())})
+    render("index.html", "index.html", run=run, sub_stages=SUBBAND_STAGES, run_stages=RUN_STAGES,
+           page_for=_page_name, items=items, walls=walls, summary=summary, n_cands=len(cands),
+           n_targets=len(tpages), n_images=len(previews), n_movies=len(movies), overall=run.overall,
+           detections=[p for p in walk(run.root, "detections_summary.*")], page_kind="index")
+
+
+def build_report(rundir: str | Path, *, output: str | Path, cfg: Config, overwrite: bool = False,
+                 title: str | None = None) -> tuple[Path, list[Score], dict[str, Any]]:
+    """`build_weblog`, returning (index.html, the stage scores, the gathered detections)."""
+    index, run, summary = build_weblog(rundir, output=output, cfg=cfg, overwrite=overwrite, title=title)
+    return index, run.scores, summary
+
+
+def text_summary(scores: Sequence[Score], summary: dict[str, Any], *, link: str = "") -> str:
+    """Plain-text part of the e-mail: the weblog's address, the QA table, the red items, detections."""
+    lines = [f"Weblog: {link}", ""] if link else []
+    lines.append("QA scores (>= 0.9 green, >= 0.66 blue, >= 0.33 yellow, else red):")
+    lines += [f"  {s.subband:<8} {s.stage:<16} {s.label:<8} {s.detail}" for s in scores]
+    red = [f"  {s.subband} {s.stage}: {it}" for s in scores for it in s.items]
+    if red:
+        lines += ["Red items:", *red]
     lines.append(f"Detections: {summary['n_detections']}")
     lines += [f"  {d['kind']}: {d['name']} {_fmt(d.get('subband'))} {_fmt(d.get('flux_jy'))}"
               for d in summary["detections"][:50]]
     return "\n".join(lines)
+
+
+def html_summary(scores: Sequence[Score], summary: dict[str, Any], *, link: str, title: str) -> str:
+    """HTML part of the e-mail: a link to the weblog and the summary table."""
+    return _env().get_template("email.html").render(scores=scores, summary=summary, link=link, title=title)
