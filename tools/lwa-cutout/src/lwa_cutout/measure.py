@@ -39,6 +39,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from lwa_common.errors import LwaError
+from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian
 
 __all__ = [
     "RestoringBeam",
@@ -54,12 +55,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FWHM_PER_SIGMA = math.sqrt(8.0 * math.log(2.0))
 MAD_TO_SIGMA = 1.4826
 MIN_ANNULUS_PIXELS = 8
 FIT_HALF_BOX_BEAMS = 1.5  # the fit uses pixels within 1.5 BMAJ of the peak
 MAX_FIT_BOX_BEAMS = 4.0  # an extended source is refitted on a box up to 1.5 x 4 BMAJ
 FIT_CENTRE_BEAMS = 0.5  # the fitted centre stays within 0.5 BMAJ of the peak pixel
+POINT_FIT_RADIUS_BEAMS = 0.75  # the point (beam-shaped) fit uses the pixels within 0.75 BMAJ: the main lobe
+RESOLVED_FACTOR = 1.2  # a free fit this much wider than the beam (geometric mean) is an extended source
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class GaussianFit:
     pa_deg: float
     x: float
     y: float
+    resolved: bool = False  # larger than the beam: flux_jy is the integral, else the point-fit peak
 
 
 MEASUREMENT_COLUMNS: tuple[str, ...] = (
@@ -212,60 +215,72 @@ def _x_axis_east(wcs: WCS) -> bool:
         return False
 
 
-def _fit_gaussian(
+def _fit(
     box: np.ndarray, xp: int, yp: int, *, beam: RestoringBeam, scale_deg: float, x_east: bool,
-    masked: np.ndarray | None = None, half_box_px: int | None = None,
-) -> tuple[dict[str, float], bool] | None:
-    """Fit Gaussian2D + Const2D to the finite pixels near (xp, yp) of `box`; pixel units.
+    masked: np.ndarray | None, point_only: bool,
+) -> tuple[FitOutcome | None, str]:
+    """The Gaussian fit of one peak (`lwa_common.fitting`), in pixels of `box`; (outcome, note).
 
-    When masked pixels fall in the fit box the shape is fixed to the restoring beam: the unmasked
-    wings of a neighbour would otherwise widen the Gaussian.
+    A **point fit** always runs: the restoring beam's shape, amplitude and centre free, on the
+    pixels within `POINT_FIT_RADIUS_BEAMS` of the peak (the main lobe, also of a dirty image's
+    PSF), no background term. Unless `point_only` (Stokes V: dirty images, whose sidelobes a free
+    shape would take for extent) a **free fit** follows on a box of `FIT_HALF_BOX_BEAMS` (refitted
+    on a larger box for an extended source); when it converges and is resolved (geometric-mean
+    FWHM ≥ `RESOLVED_FACTOR` × the beam's) its integral is the flux, else the point fit's peak is.
+    A fit that did not converge is never used: (None, the reason).
     """
-    from astropy.modeling import fitting, models
-    from astropy.utils.exceptions import AstropyUserWarning
-
     sig_maj = beam.major_deg / scale_deg / FWHM_PER_SIGMA
     sig_min = beam.minor_deg / scale_deg / FWHM_PER_SIGMA
-    half = half_box_px or max(2, int(math.ceil(FIT_HALF_BOX_BEAMS * beam.major_deg / scale_deg)))
-    ny, nx = box.shape
-    y_lo, y_hi = max(yp - half, 0), min(yp + half + 1, ny)
-    x_lo, x_hi = max(xp - half, 0), min(xp + half + 1, nx)
-    cut = box[y_lo:y_hi, x_lo:x_hi]
-    yy, xx = np.mgrid[y_lo:y_hi, x_lo:x_hi]
-    good = np.isfinite(cut)
-    if good.sum() < 7:
-        return None
-    amp0 = float(box[yp, xp])
     theta0 = math.radians(90.0 - beam.pa_deg) if x_east else math.radians(90.0 + beam.pa_deg)
-    lo_sig, hi_sig = 0.3 * sig_min, 6.0 * sig_maj
-    reach = max(1.0, FIT_CENTRE_BEAMS * beam.major_deg / scale_deg)
-    gauss = models.Gaussian2D(
-        amplitude=amp0, x_mean=xp, y_mean=yp, x_stddev=sig_maj, y_stddev=sig_min, theta=theta0,
-        bounds={"x_mean": (xp - reach, xp + reach), "y_mean": (yp - reach, yp + reach),
-                "x_stddev": (lo_sig, hi_sig), "y_stddev": (lo_sig, hi_sig)},
-    )
-    if masked is not None and masked[y_lo:y_hi, x_lo:x_hi].any():
-        for name in ("x_stddev", "y_stddev", "theta"):
-            getattr(gauss, name).fixed = True
-    model = gauss + models.Const2D(amplitude=0.0)
-    converged = True
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", AstropyUserWarning)
-        try:
-            fitted = fitting.TRFLSQFitter()(model, xx[good], yy[good], cut[good], maxiter=400)
-        except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
-            log.debug("Gaussian fit failed: %s", err)
-            return None
-        if any(issubclass(w.category, AstropyUserWarning) for w in caught):
-            converged = False
-    g = fitted[0]
-    values = {
-        "amplitude": float(g.amplitude.value), "x": float(g.x_mean.value), "y": float(g.y_mean.value),
-        "sx": abs(float(g.x_stddev.value)), "sy": abs(float(g.y_stddev.value)), "theta": float(g.theta.value),
-    }
-    if not all(np.isfinite(v) for v in values.values()) or values["amplitude"] * amp0 <= 0:
-        return None
-    return values, converged
+    bmaj_px = beam.major_deg / scale_deg
+    reach = max(1.0, FIT_CENTRE_BEAMS * bmaj_px)
+    radius = max(POINT_FIT_RADIUS_BEAMS * bmaj_px, 1.5)
+    point = fit_gaussian(box, xp, yp, sigma_x=sig_maj, sigma_y=sig_min, theta=theta0, fixed_shape=True,
+                         fit_offset=False, half_box=int(math.ceil(radius)) + 1, radius=radius, centre_reach=reach)
+    if point is not None and not point.converged:
+        log.debug("point fit did not converge: %s", point.message)
+    point_ok = point if point is not None and point.converged else None
+    if point_only or (masked is not None and _masked_near(masked, xp, yp, bmaj_px)):
+        # a masked neighbour's unmasked wings would widen a free shape: the beam shape only
+        if point_ok is None:
+            return None, _no_fit(point)
+        return FitOutcome(point_ok, resolved=False), ""
+    half = max(2, int(math.ceil(FIT_HALF_BOX_BEAMS * bmaj_px)))
+    free = fit_gaussian(box, xp, yp, sigma_x=sig_maj, sigma_y=sig_min, theta=theta0, half_box=half,
+                        centre_reach=reach)
+    if free is not None and free.converged and free.sigma_major * FWHM_PER_SIGMA > 1.2 * bmaj_px:
+        # an extended source: refit on a box matched to its size
+        half = int(math.ceil(FIT_HALF_BOX_BEAMS * min(free.sigma_major * FWHM_PER_SIGMA, MAX_FIT_BOX_BEAMS * bmaj_px)))
+        wide = fit_gaussian(box, xp, yp, sigma_x=free.sigma_x, sigma_y=free.sigma_y, theta=free.theta,
+                            half_box=half, centre_reach=reach)
+        if wide is not None and wide.converged:
+            free = wide
+    resolved = (free is not None and free.converged
+                and math.sqrt(free.sigma_x * free.sigma_y) >= RESOLVED_FACTOR * math.sqrt(sig_maj * sig_min))
+    if resolved:
+        return FitOutcome(free, resolved=True), ""
+    if point_ok is not None:
+        return FitOutcome(point_ok, resolved=False), ""
+    if free is not None and free.converged:
+        return FitOutcome(free, resolved=False), ""
+    return None, _no_fit(point if point is not None else free)
+
+
+def _masked_near(masked: np.ndarray, xp: int, yp: int, bmaj_px: float) -> bool:
+    half = max(2, int(math.ceil(FIT_HALF_BOX_BEAMS * bmaj_px)))
+    return bool(masked[max(yp - half, 0): yp + half + 1, max(xp - half, 0): xp + half + 1].any())
+
+
+def _no_fit(fit: GaussianFit2D | None) -> str:
+    if fit is None:
+        return "Gaussian fit failed"
+    return f"Gaussian fit did not converge ({fit.message}): no fitted flux"
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    fit: GaussianFit2D
+    resolved: bool
 
 
 def measure_position(
@@ -354,40 +369,30 @@ def measure_position(
 
     gfit = None
     if fit and np.isfinite(level) and level >= detection_sigma:
-        result = _fit_gaussian(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs), masked=masked)
-        if result is not None:  # an extended source: refit on a box matched to its size
-            fwhm_px = max(result[0]["sx"], result[0]["sy"]) * FWHM_PER_SIGMA
-            beam_px = beam.major_deg / scale
-            if fwhm_px > 1.2 * beam_px:
-                half = int(math.ceil(FIT_HALF_BOX_BEAMS * min(fwhm_px, MAX_FIT_BOX_BEAMS * beam_px)))
-                result = _fit_gaussian(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs),
-                                       masked=masked, half_box_px=half) or result
-        if result is None:
-            notes.append("Gaussian fit failed")
+        outcome, note = _fit(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs), masked=masked,
+                             point_only=signed_abs)
+        if outcome is None:
+            notes.append(note)
         else:
-            values, converged = result
-            if not converged:
-                notes.append("Gaussian fit may not have converged")
-            gfit = _fit_result(values, beam=beam, wcs=wcs, xlo=xlo, ylo=ylo, scale=scale, sx=sx, sy=sy)
+            gfit = _fit_result(outcome, beam=beam, wcs=wcs, xlo=xlo, ylo=ylo, scale=scale, sx=sx, sy=sy)
     return Measurement(stokes, cat, peak, peak_ra, peak_dec, peak_offset, rms, snr, detected, gfit, radius_arcsec,
                        n_masked, "; ".join(notes))
 
 
-def _fit_result(values: dict[str, float], *, beam: RestoringBeam, wcs: WCS, xlo: int, ylo: int, scale: float,
+def _fit_result(outcome: FitOutcome, *, beam: RestoringBeam, wcs: WCS, xlo: int, ylo: int, scale: float,
                 sx: float, sy: float) -> GaussianFit:
-    major_px, minor_px, theta = values["sx"], values["sy"], values["theta"]
-    if minor_px > major_px:
-        major_px, minor_px, theta = minor_px, major_px, theta + math.pi / 2
+    g = outcome.fit
+    major_px, minor_px, theta = g.sigma_major, g.sigma_minor, g.theta_major
     beam_area_px = math.pi / (4.0 * math.log(2.0)) * beam.major_deg * beam.minor_deg / (sx * sy)
-    fit_area_px = 2.0 * math.pi * major_px * minor_px
-    x, y = values["x"] + xlo, values["y"] + ylo
+    flux = g.amplitude * g.area_px / beam_area_px if outcome.resolved else g.amplitude
+    x, y = g.x + xlo, g.y + ylo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ra, dec = (float(v) for v in wcs.pixel_to_world_values(x, y))
     pa = (math.degrees(theta) - 90.0) % 180.0 if not _x_axis_east(wcs) else (90.0 - math.degrees(theta)) % 180.0
     return GaussianFit(
-        peak_jy=values["amplitude"],
-        flux_jy=values["amplitude"] * fit_area_px / beam_area_px,
+        peak_jy=g.amplitude,
+        flux_jy=flux,
         ra_deg=ra,
         dec_deg=dec,
         major_arcsec=major_px * FWHM_PER_SIGMA * scale * 3600.0,
@@ -395,4 +400,5 @@ def _fit_result(values: dict[str, float], *, beam: RestoringBeam, wcs: WCS, xlo:
         pa_deg=pa,
         x=x,
         y=y,
+        resolved=outcome.resolved,
     )
