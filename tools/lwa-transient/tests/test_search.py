@@ -33,7 +33,7 @@ from lwa_transient.select import collect_paths, select_images
 
 KW = {"TAPER": 30.0, "ROBUST": 0.0, "PBCOR": False, "DEWARPED": True, "SUBBAND": "55MHz", "FREQMHZ": 56.0,
       "NINTERVL": 6}
-SCALE, BEAM = 0.125, 0.375  # 7.5'/px, beam FWHM 3 px; the 30' bi-lobe radius is 4 px
+SCALE, BEAM = 0.125, 0.375  # 7.5'/px, beam FWHM 3 px; the 2-beam bi-lobe radius is 6 px
 FAST = SearchParams(products=False)
 
 
@@ -354,11 +354,11 @@ def _pair(amp_c, amp_p, sep_px, *, size=64):
     return res.astype(np.float32), np.ones_like(res, dtype=np.float32), peak
 
 
-@pytest.mark.parametrize(("amp_c", "amp_p", "sep_px", "rule", "expected"), [  # 5'/px: 30' = 6 px
-    (12.0, -8.0, 3.5, BilobeRule(), True),  # comparable opposite-sign lobe within 30'
+@pytest.mark.parametrize(("amp_c", "amp_p", "sep_px", "rule", "expected"), [  # beam 3 px: 2 beams = 6 px
+    (12.0, -8.0, 3.5, BilobeRule(), True),  # comparable opposite-sign lobe within 2 beams
     (-12.0, 8.0, 3.5, BilobeRule(), True),  # the same for a negative V candidate
-    (12.0, -8.0, 8.0, BilobeRule(), False),  # 40' away: beyond 30' (its flank inside does not count)
-    (12.0, -8.0, 8.0, BilobeRule(radius_arcmin=45.0), True),
+    (12.0, -8.0, 8.0, BilobeRule(), False),  # 2.7 beams away: beyond 2 (its flank inside does not count)
+    (12.0, -8.0, 8.0, BilobeRule(radius_beams=3.0), True),
     (30.0, -4.0, 3.5, BilobeRule(), False),  # ratio 7.5 > 5: a weak dip near a bright source
     (6.0, -40.0, 3.5, BilobeRule(), False),  # ratio 0.13 < 0.2: the candidate is the other's sidelobe
     (6.0, -40.0, 3.5, BilobeRule(ratio_min=0.1), True),
@@ -368,7 +368,7 @@ def _pair(amp_c, amp_p, sep_px, *, size=64):
 ])
 def test_bilobe_rule(amp_c, amp_p, sep_px, rule, expected):
     res, rms, peak = _pair(amp_c, amp_p, sep_px)
-    partner = bilobe_partner(res, rms, peak, rule=rule, pixel_arcmin=5.0)
+    partner = bilobe_partner(res, rms, peak, rule=rule, beam_px=3.0)
     assert (partner is not None) == expected
     if partner is not None:
         assert np.sign(partner.snr) == -peak.sign
@@ -541,7 +541,7 @@ def test_cutouts_pngs_catalogue_and_limits(tmp_path, caplog):
     catalog = tmp_path / "cat.csv"
     ra0, dec0 = bursts[0][:2]
     catalog.write_text(f"name,ra,dec,flux\nPSR_X,{ra0 + 1 / 60 / math.cos(math.radians(dec0)):.6f},{dec0:.6f},1\n"
-                       f"FAR,{bursts[1][0]:.6f},{bursts[1][1] + 5 / 60:.6f},1\n")
+                       f"FAR,{bursts[1][0]:.6f},{bursts[1][1] + 0.8 * BEAM:.6f},1\n")  # 0.8 beam: beyond 0.5
     with caplog.at_level(logging.WARNING):
         res = search_images([folder], output=tmp_path / "out", catalog=catalog)
     assert "12 candidates (more than 10)" in caplog.text

@@ -52,6 +52,7 @@ from lwa_transient.masks import (
     ateam_mask,
     bright_source_mask,
     bright_sources,
+    disk_mask,
     source_mask,
 )
 from lwa_transient.products import cutout, write_cutout, write_png
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = (
     "stokes", "interval", "ra", "dec", "jname", "peak_jy", "rms_jy", "snr", "sign", "bilobe", "class",
     "catalog_match", "image", "subband", "freq_mhz", "x", "y", "partner_snr", "partner_ratio",
-    "partner_sep_arcmin", "catalog_sep_arcmin", "cutout", "png",
+    "partner_sep_arcmin", "catalog_sep_arcmin", "cutout", "png", "reason", "beam_arcmin",
 )
 
 
@@ -113,11 +114,15 @@ class SearchParams:
     ateam_file: Path | None = None
     ateam_major_jy: float = _T.ateam_major_jy
     bilobe: bool = True
-    bilobe_radius_arcmin: float = _T.bilobe_radius_arcmin
+    bilobe_radius_beams: float = _T.bilobe_radius_beams
     bilobe_ratio: tuple[float, float] = _T.bilobe_ratio
     bilobe_sigma: tuple[float, float] = _T.bilobe_sigma
     drop_bilobe: bool = False
-    catalog_match_arcmin: float = _T.catalog_match_arcmin
+    catalog_match_beams: float = _T.catalog_match_beams
+    v_difference: bool = _T.v_difference
+    v_sidelobe_fraction: tuple[float, float] = _T.v_sidelobe_fraction
+    v_source_sigma: float = _T.v_source_sigma
+    v_source_mask_beams: float = _T.v_source_mask_beams
     max_cutouts: int = _T.max_cutouts
     warn_candidates: int = _T.warn_candidates
     cutout_size_deg: float = Cutout().size_deg
@@ -136,8 +141,10 @@ class SearchParams:
             steady_ratio=t.steady_ratio,
             v_ateam_radius_deg=_pair(t, "v_ateam_radius_deg"), i_ateam_radius_deg=_pair(t, "i_ateam_radius_deg"),
             ateam_major_jy=t.ateam_major_jy,
-            bilobe_radius_arcmin=t.bilobe_radius_arcmin, bilobe_ratio=_pair(t, "bilobe_ratio"),
-            bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_arcmin=t.catalog_match_arcmin,
+            bilobe_radius_beams=t.bilobe_radius_beams, bilobe_ratio=_pair(t, "bilobe_ratio"),
+            bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_beams=t.catalog_match_beams,
+            v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
+            v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
             robust=t.robust,
         )
@@ -156,7 +163,7 @@ class SearchParams:
         if self.rms_smooth_boxes < 1:
             raise LwaError(f"--rms-smooth-boxes must be at least 1, got {self.rms_smooth_boxes}")
         for name in ("v_mask_sigma", "i_mask_sigma", "mask_beams", "v_ateam_radius_deg", "i_ateam_radius_deg",
-                     "bilobe_ratio", "bilobe_sigma"):
+                     "bilobe_ratio", "bilobe_sigma", "v_sidelobe_fraction"):
             if len(getattr(self, name)) != 2:
                 raise LwaError(f"{name} takes two numbers, got {getattr(self, name)}")
         if not min(self.mask_beams) > 0:
@@ -170,6 +177,10 @@ class SearchParams:
             a, b = getattr(self, name)
             if a < b:
                 raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
+        if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
+            raise LwaError(f"--v-sidelobe-fraction takes fractions in [0, 1), got {self.v_sidelobe_fraction}")
+        if self.bilobe_radius_beams <= 0 or self.catalog_match_beams < 0:
+            raise LwaError("--bilobe-radius-beams must be positive and --match-beams >= 0")
         if self.cutout_size_deg <= 0:
             raise LwaError("--cutout-size-deg must be positive")
         if self.max_cutouts < 0:
@@ -179,7 +190,7 @@ class SearchParams:
 
     @property
     def rule(self) -> BilobeRule:
-        return BilobeRule(radius_arcmin=self.bilobe_radius_arcmin, ratio_min=self.bilobe_ratio[0],
+        return BilobeRule(radius_beams=self.bilobe_radius_beams, ratio_min=self.bilobe_ratio[0],
                           ratio_max=self.bilobe_ratio[1], partner_sigma=self.bilobe_sigma[0],
                           candidate_sigma=self.bilobe_sigma[1])
 
@@ -211,6 +222,8 @@ class Candidate:
     catalog_sep_arcmin: float = math.nan
     cutout: str = ""
     png: str = ""
+    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V)
+    beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
 
@@ -220,7 +233,7 @@ class Candidate:
         return {k: _fmt(k, d[k]) for k in CSV_COLUMNS}
 
 
-_DECIMALS = {"ra": 6, "dec": 6, "x": 2, "y": 2, "snr": 2, "partner_snr": 2, "partner_ratio": 3,
+_DECIMALS = {"beam_arcmin": 3, "ra": 6, "dec": 6, "x": 2, "y": 2, "snr": 2, "partner_snr": 2, "partner_ratio": 3,
              "partner_sep_arcmin": 2, "catalog_sep_arcmin": 2, "freq_mhz": 4}
 
 
@@ -336,20 +349,21 @@ class _SearchOutcome:
 
 
 def _search_one(image: np.ndarray, *, params: SearchParams, mask: np.ndarray, threshold: float,
-                signs: tuple[int, ...], pixel_arcmin: float) -> _SearchOutcome:
+                signs: tuple[int, ...], beam_px: float) -> _SearchOutcome:
     bg, rms = local_background_rms(image, box=params.rms_box_px, smooth=params.rms_smooth_boxes)
     residual = image - bg
     peaks = []
     for sign in signs:
         for peak in find_peaks(residual, rms, threshold=threshold, sign=sign, mask=mask):
-            partner = (bilobe_partner(residual, rms, peak, rule=params.rule, pixel_arcmin=pixel_arcmin)
+            partner = (bilobe_partner(residual, rms, peak, rule=params.rule, beam_px=beam_px)
                        if params.bilobe else None)
             peaks.append((peak, partner))
     return _SearchOutcome(peaks, residual, rms)
 
 
-def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: str, pixel_arcmin: float,
+def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: str, beam_px: float,
                 reference: str) -> list[Candidate]:
+    pixel_arcmin = _pixel_arcmin(img.wcs)
     out = []
     for peak, partner in outcome.peaks:
         ra, dec = img.wcs.all_pix2world([[peak.x_sub, peak.y_sub]], 0)[0]
@@ -363,9 +377,65 @@ def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: 
             partner_snr=partner.snr if partner else math.nan,
             partner_ratio=partner.ratio if partner else math.nan,
             partner_sep_arcmin=partner.sep_px * pixel_arcmin if partner else math.nan,
+            reason="bilobe" if partner is not None else "", beam_arcmin=beam_px * pixel_arcmin,
             folder=jname_short(coord), reference=reference,
         ))
     return out
+
+
+def _v_sources(outcome: _SearchOutcome, sigma: float) -> list[Peak]:
+    """The bright V peaks of a searched image whose sidelobes are tested (|S/N| >= `sigma`),
+    masked areas included: a polarised source next to a bright I source is masked, its sidelobes
+    are not."""
+    return [peak for sign in (1, -1)
+            for peak in find_peaks(outcome.residual, outcome.rms, threshold=sigma, sign=sign)]
+
+
+def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, steady_ratio: float) -> np.ndarray:
+    """Disks (`v_source_mask_beams`, 1.5 beams) around the deep-V sources in a 10 min − deep V image: the main lobe of a steady
+    source does not cancel exactly (its PSF changes from interval to interval). A source at least
+    `steady_ratio` times brighter (same sign) in this interval than in the deep image varied: it is
+    not masked (0: always masked)."""
+    keep = []
+    for s in sources:
+        ten = s.value + float(diff[s.y, s.x])
+        if steady_ratio > 0 and ten * s.sign >= steady_ratio * abs(s.value):
+            continue
+        keep.append((s.y_sub, s.x_sub, radius_px))
+    return disk_mask(diff.shape, keep)
+
+
+def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float) -> int:
+    """Class `artefact` (reason `sidelobe`) for every candidate more than 1 beam from a V source and
+    no brighter than `fraction` of it: what the dirty beam of that source can put there."""
+    if fraction <= 0 or not sources:
+        return 0
+    n = 0
+    for c in cands:
+        if c.klass == "artefact":
+            continue
+        for s in sources:
+            if math.hypot(c.x - s.x_sub, c.y - s.y_sub) > beam_px and abs(c.peak_jy) <= fraction * abs(s.value):
+                c.klass, c.reason = "artefact", "sidelobe"
+                n += 1
+                break
+    return n
+
+
+def _mark_fainter(cands: list[Candidate], sources: Sequence[Peak], beam_px: float) -> int:
+    """In a 10 min − deep V image, a candidate within 1 beam of a deep-V source and of the opposite
+    sign is that source being fainter in this interval (e.g. a burst of another interval, diluted
+    into the deep image): class `artefact`, reason `fainter`."""
+    n = 0
+    for c in cands:
+        if c.klass == "artefact":
+            continue
+        for s in sources:
+            if c.sign != s.sign and math.hypot(c.x - s.x_sub, c.y - s.y_sub) <= beam_px:
+                c.klass, c.reason = "artefact", "fainter"
+                n += 1
+                break
+    return n
 
 
 @dataclass
@@ -404,16 +474,16 @@ class _Catalog:
         self.coords = SkyCoord([src.ra_deg for src in self.sources] * u.deg,
                                [src.dec_deg for src in self.sources] * u.deg) if self.sources else None
 
-    def match(self, cands: list[Candidate], radius_arcmin: float) -> None:
+    def match(self, cands: list[Candidate], radius_beams: float) -> None:
         if self.coords is None or not cands:
             return
         pos = SkyCoord([c.ra for c in cands] * u.deg, [c.dec for c in cands] * u.deg)
         idx, sep, _ = pos.match_to_catalog_sky(self.coords)
         for c, i, s in zip(cands, np.atleast_1d(idx), np.atleast_1d(sep.arcmin), strict=True):
-            if s <= radius_arcmin:
+            if s <= radius_beams * c.beam_arcmin:
                 c.catalog_match = self.sources[int(i)].name
                 c.catalog_sep_arcmin = float(s)
-                if not c.bilobe:
+                if c.klass != "artefact":
                     c.klass = "known"
 
 
@@ -492,7 +562,7 @@ class _Search:
         if "I" in p.stokes:
             cands += self._search_i(group, deep_i, i_mask, label)
         if self.catalog is not None:
-            self.catalog.match(cands, p.catalog_match_arcmin)
+            self.catalog.match(cands, p.catalog_match_beams)
         if p.drop_bilobe:
             dropped = sum(c.bilobe for c in cands)
             cands = [c for c in cands if not c.bilobe]
@@ -523,23 +593,50 @@ class _Search:
         return v_mask, i_masks
 
     def _search_v(self, group: SubbandImages, mask: np.ndarray | None, label: str) -> list[Candidate]:
+        """Deep V directly; each 10 min V minus deep V (`v_difference`); sidelobe and fading rules."""
         p = self.params
-        out = []
-        infos = ([group.deep_v] if group.deep_v else []) + [group.ten_v[k] for k in sorted(group.ten_v)]
-        for info in infos:
-            img = self._load(info)
+        out: list[Candidate] = []
+        deep = self._load(group.deep_v) if group.deep_v else None
+        if mask is None:
+            ref = deep or next((im for im in map(self._load, group.ten_v.values()) if im is not None), None)
+            if ref is None:
+                return out
+            mask = ateam_mask(ref.wcs, ref.data.shape, _ateam_sources(p, ref.info.freq_mhz), p.v_ateam_radius_deg)[0]
+        deep_sources: list[Peak] = []
+        deep_beam = math.nan
+        if deep is not None:
+            deep_beam = _beam_px([deep, *([self.grid] if self.grid is not None else [])])
+            outcome = _search_one(deep.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), beam_px=deep_beam)
+            deep_sources = _v_sources(outcome, p.v_source_sigma)
+            ref = group.deep_i
+            found = _candidates(outcome, deep, stokes="V", interval="deep", beam_px=deep_beam,
+                                reference=str(ref.path) if ref else "")
+            n_side = _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[0], deep_beam)
+            log.info("%s V deep: %d candidate(s) at |S/N| >= %g (%d sidelobe(s) of %d V source(s))", label,
+                     len(found), p.v_sigma, n_side, len(deep_sources))
+            out += found
+        difference = p.v_difference and deep is not None
+        for interval in sorted(group.ten_v):
+            img = self._load(group.ten_v[interval])
             if img is None:
                 continue
-            if mask is None:
-                mask = ateam_mask(img.wcs, img.data.shape, _ateam_sources(p, img.info.freq_mhz),
-                                  p.v_ateam_radius_deg)[0]
-            pix = _pixel_arcmin(img.wcs)
-            outcome = _search_one(img.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), pixel_arcmin=pix)
-            interval = "deep" if search_category(info) == "deep" else info.interval
-            ref = (group.ten_i.get(interval) if interval != "deep" else None) or group.deep_i
-            found = _candidates(outcome, img, stokes="V", interval=interval, pixel_arcmin=pix,
+            beam = _beam_px([img, deep] if deep is not None else [img])
+            data = img.data - deep.data if difference else img.data
+            here = mask
+            if difference and deep_sources:
+                here = mask | _steady_v_mask(deep_sources, data, p.v_source_mask_beams * beam, p.steady_ratio)
+            outcome = _search_one(data, params=p, mask=here, threshold=p.v_sigma, signs=(1, -1), beam_px=beam)
+            ref = group.ten_i.get(interval) or group.deep_i
+            found = _candidates(outcome, img, stokes="V", interval=interval, beam_px=beam,
                                 reference=str(ref.path) if ref else "")
-            log.info("%s V %s: %d candidate(s) at |S/N| >= %g", label, interval, len(found), p.v_sigma)
+            # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
+            # included; and the residual sidelobes of the steady deep-V sources
+            n_side = _mark_sidelobes(found, _v_sources(outcome, p.v_source_sigma), p.v_sidelobe_fraction[0], beam)
+            n_side += _mark_sidelobes(found, deep_sources,
+                                      p.v_sidelobe_fraction[1 if difference else 0], beam)
+            n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
+            log.info("%s V %s%s: %d candidate(s) at |S/N| >= %g (%d sidelobe(s), %d deep-V source(s) fainter)",
+                     label, interval, " − deep" if difference else "", len(found), p.v_sigma, n_side, n_faint)
             out += found
         return out
 
@@ -557,9 +654,9 @@ class _Search:
                 continue
             diff = img.data - deep_i.data
             mask = masks.for_interval(diff, p.steady_ratio, label=f"{label} I {interval}", wcs=img.wcs)
-            pix = _pixel_arcmin(img.wcs)
-            outcome = _search_one(diff, params=p, mask=mask, threshold=p.i_sigma, signs=(1,), pixel_arcmin=pix)
-            found = _candidates(outcome, img, stokes="I", interval=interval, pixel_arcmin=pix,
+            beam = _beam_px([img, deep_i])
+            outcome = _search_one(diff, params=p, mask=mask, threshold=p.i_sigma, signs=(1,), beam_px=beam)
+            found = _candidates(outcome, img, stokes="I", interval=interval, beam_px=beam,
                                 reference=str(deep_i.info.path))
             log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                      p.i_sigma, 100 * mask.mean())
