@@ -157,6 +157,7 @@ def test_point_flux_at_any_sampling(px_per_beam):
     pixels (the peak pixel alone reads up to ~30 % low at 1.5 px per beam)."""
     scale = 0.1
     rng = np.random.default_rng(int(px_per_beam * 10))
+    errors = []
     for k in range(6):
         ra, dec = 150.0 + rng.uniform(-3, 3), 38.0 + rng.uniform(-3, 3)
         img, header = _image([(ra, dec, 10.0)], noise=0.02, size=200, scale=scale, bmaj=px_per_beam * scale, seed=k)

@@ -57,7 +57,7 @@ from lwa_transient.masks import (
 )
 from lwa_transient.products import cutout, write_cutout, write_png
 from lwa_transient.rms import local_background_rms
-from lwa_transient.select import SubbandImages, collect_paths, search_category, select_images
+from lwa_transient.select import SubbandImages, collect_paths, select_images
 
 __all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_images", "read_candidates"]
 
