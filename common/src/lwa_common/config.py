@@ -205,7 +205,7 @@ class Transient:
     # the same image (deep V: that image; 10 min − deep: the deep V sources) is a sidelobe (artefact)
     v_difference: bool = True
     v_sidelobe_fraction: tuple[float, float] = (0.3, 0.01)  # (deep V, 10 min − deep V)
-    v_source_sigma: float = 20.0  # V sources whose sidelobes are tested: |S/N| >= this in deep V
+    v_source_sigma: float = 10.0  # V sources whose sidelobes are tested: |S/N| >= this in deep V
     v_source_mask_beams: float = 1.5  # 10 min − deep V: disks around those sources (main lobe residual)
 
 

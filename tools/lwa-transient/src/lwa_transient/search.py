@@ -222,7 +222,7 @@ class Candidate:
     catalog_sep_arcmin: float = math.nan
     cutout: str = ""
     png: str = ""
-    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V)
+    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V), echo
     beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
@@ -422,6 +422,34 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
     return n
 
 
+def _mark_echoes(cands: list[Candidate], n_intervals: int) -> int:
+    """In 10 min − deep V images, a burst S of one interval is S/N in the deep image, so every other
+    interval shows −S/N at its place. A candidate whose opposite-sign counterpart within 1 beam in
+    another interval is at least (N − 1)/2 times stronger is such an echo: class `artefact`, reason
+    `echo` (the factor 2 leaves room for noise; the exact ratio is N − 1)."""
+    if n_intervals < 2:
+        return 0
+    n = 0
+    factor = 0.5 * (n_intervals - 1)
+    for c in cands:
+        if c.klass == "artefact":
+            continue
+        radius = c.beam_arcmin / 60.0
+        for b in cands:
+            if (b.interval != c.interval and b.sign != c.sign and abs(b.peak_jy) >= factor * abs(c.peak_jy)
+                    and _sep_deg(b, c) <= radius):
+                c.klass, c.reason = "artefact", "echo"
+                n += 1
+                break
+    return n
+
+
+def _sep_deg(a: Candidate, b: Candidate) -> float:
+    ra1, dec1, ra2, dec2 = (math.radians(v) for v in (a.ra, a.dec, b.ra, b.dec))
+    cos = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(ra1 - ra2)
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+
+
 def _mark_fainter(cands: list[Candidate], sources: Sequence[Peak], beam_px: float) -> int:
     """In a 10 min − deep V image, a candidate within 1 beam of a deep-V source and of the opposite
     sign is that source being fainter in this interval (e.g. a burst of another interval, diluted
@@ -616,6 +644,7 @@ class _Search:
                      len(found), p.v_sigma, n_side, len(deep_sources))
             out += found
         difference = p.v_difference and deep is not None
+        per_interval: list[Candidate] = []
         for interval in sorted(group.ten_v):
             img = self._load(group.ten_v[interval])
             if img is None:
@@ -637,8 +666,12 @@ class _Search:
             n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
             log.info("%s V %s%s: %d candidate(s) at |S/N| >= %g (%d sidelobe(s), %d deep-V source(s) fainter)",
                      label, interval, " − deep" if difference else "", len(found), p.v_sigma, n_side, n_faint)
-            out += found
-        return out
+            per_interval += found
+        if difference:
+            n_echo = _mark_echoes(per_interval, len(group.ten_v))
+            if n_echo:
+                log.info("%s V: %d echo(es) of bursts of other intervals (diluted into the deep V)", label, n_echo)
+        return out + per_interval
 
     def _search_i(self, group: SubbandImages, deep_i: _Image | None, masks: _IMasks | None,
                   label: str) -> list[Candidate]:
