@@ -8,20 +8,28 @@ For a position (a catalogue target, a planet, a calibrator) `measure_position` r
   seed pipeline); Stokes I takes the largest value, Stokes V the largest |value| (with its sign);
 - the **local RMS**: 1.4826 x MAD in an annulus of 3-6 beams (`cfg.cutout`), NaN-aware, so
   sources inside the annulus do not inflate it;
-- a **Gaussian fit** (astropy.modeling Gaussian2D + constant, trust-region least squares) around
-  the peak when the peak is above `detection_sigma` x RMS: peak, integrated flux, position, size.
+- a **Gaussian fit** (`lwa_common.fitting`: astropy.modeling Gaussian2D, trust-region least
+  squares) around the peak when the peak is above `detection_sigma` x RMS. A *point fit* (the
+  restoring beam's shape; amplitude and centre free; the pixels within 0.75 BMAJ, the main lobe)
+  always runs; for Stokes I a *free fit* follows, and when it converges and is resolved (geometric
+  mean FWHM >= 1.2 x the beam's) its integral is the flux, else the point fit's peak is. Stokes V
+  images are dirty: only the point fit (a free shape takes the sidelobes for extent and read V
+  3-4x too high). The model is evaluated at pixel centres, as wsclean samples its restored beam,
+  so the peak between pixels is right at any sampling (checked down to 1.5 px per beam, where the
+  peak pixel alone reads up to ~30 % low). A fit that did not converge (iteration limit, a
+  parameter on its bound, no finite covariance) is never reported: no `fit_*` values, and a note.
 
 Pixels closer than `mask_radius_deg` (1 FWHM in the pipeline) to a confusing source are NaN for
 the peak search, the RMS and the fit, so a brighter neighbour can neither be taken for the peak
-nor enter the fit or RMS (the catalogue-position value is read from the unmasked image). The fitted
-centre is bounded to 0.5 beam of the peak pixel, so the wings of a masked neighbour cannot pull it.
+nor enter the fit or RMS (the catalogue-position value is read from the unmasked image); with
+masked pixels near the peak only the point fit is used. The fitted centre is bounded to 0.5 beam
+of the peak pixel, so the wings of a masked neighbour cannot pull it.
 
-Why our own code instead of CASA imfit or photutils: all-sky SIN images have coarse pixels (a
-beam of 3-8 pixels) and non-uniform pixel sizes towards the horizon. imfit fails to converge on
-such undersampled beams; photutils' apertures work in flat pixel space. Here every distance
-(search circle, annulus, masks) is an angular separation computed per pixel, and the fit runs in
-pixel space where wsclean's PSF is shift-invariant, so the integrated flux is
-``peak x fitted area / restoring-beam area`` with both areas in pixels.
+Every distance (search circle, annulus, masks) is an angular separation computed per pixel and
+every radius is in beams of the image's header (the search circle adds an ionospheric allowance,
+`pad_arcsec_at_85mhz` x 85 / nu, to one BMAJ); the fit runs in pixel space where wsclean's PSF is
+shift-invariant, so the integrated flux is ``peak x fitted area / restoring-beam area`` with both
+areas in pixels.
 """
 
 from __future__ import annotations

@@ -3,9 +3,13 @@
 Per subband, on tapered, non-primary-beam-corrected (dewarped when available) images chosen by
 header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per band the same way):
 
-* **Stokes V** — every V image (deep and each 10 min interval) is searched directly: pixels with
+* **Stokes V** — the deep V image directly, and each 10 min V image minus the deep V image
+  (`v_difference`: steady V sources and their dirty-beam sidelobes cancel): pixels with
   |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
-  `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), and A-team caps.
+  `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), A-team caps, and in a difference
+  `v_source_mask_beams` around the deep-V sources. Artefact rules (README, "Algorithm"):
+  `sidelobe` (no brighter than `v_sidelobe_fraction` of a brighter V source), `fainter` (a deep-V
+  source fading), `echo` (a burst of another interval diluted into the deep V).
 * **Stokes I** — each 10 min R0 image minus the deep R0 image, positive only, ≥ `i_sigma` × local
   RMS of the difference; masks at `i_mask_sigma` (100σ → 2 beams, 30σ → 1 beam) and larger
   A-team caps. A deep-I source that is `steady_ratio` (2) times brighter in the 10 min image is the
@@ -14,7 +18,8 @@ header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per ban
 Images of a subband must have one shape (else `LwaError`); one on another pixel grid (another
 phase centre) is reprojected onto the deep I grid with `reproject_interp`, with a warning.
 
-Every candidate gets the bi-lobe partner test (`lwa_transient.detect`), a catalogue match,
+Every radius is in restoring beams (BMAJ) of the searched image's own header. Every candidate gets
+the bi-lobe partner test (`lwa_transient.detect`), a catalogue match,
 a J-name, and the brightest `max_cutouts` per subband per Stokes get a FITS cutout and a PNG in a
 `J0553+31`-style folder. `candidates.csv` is always written (header only when nothing is found).
 """
