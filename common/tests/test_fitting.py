@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lwa_common.fitting import FWHM_PER_SIGMA, fit_gaussian
+from lwa_common.fitting import FWHM_PER_SIGMA, fit_gaussian, gaussian_peak_3x3
 
 
 def _source(shape, x0, y0, sx, sy, theta, amp, *, noise=0.0, seed=0):
@@ -57,3 +57,13 @@ def test_too_few_pixels_or_off_image_gives_none():
     img[5, 5] = 1.0
     assert fit_gaussian(img, 5, 5, sigma_x=1.0, sigma_y=1.0, half_box=3) is None
     assert fit_gaussian(np.ones((10, 10)), 20, 5, sigma_x=1.0, sigma_y=1.0, half_box=3) is None
+
+
+@pytest.mark.parametrize("px_per_beam", [1.5, 3.0, 6.0])
+def test_gaussian_through_3x3_is_exact_for_any_gaussian(px_per_beam):
+    sigma = px_per_beam / FWHM_PER_SIGMA
+    img = _source((20, 20), 9.7, 10.4, sigma * 1.4, sigma, 0.9, -3.0)
+    peak, x, y = gaussian_peak_3x3(img, 10, 10)
+    assert peak == pytest.approx(-3.0, rel=1e-6) and (x, y) == pytest.approx((9.7, 10.4), abs=1e-6)
+    img[9, 9] = 0.5  # a pixel of the other sign: no estimate
+    assert gaussian_peak_3x3(img, 10, 10) is None

@@ -13,8 +13,11 @@ For a position (a catalogue target, a planet, a calibrator) `measure_position` r
   restoring beam's shape; amplitude and centre free; the pixels within 0.75 BMAJ, the main lobe)
   always runs; for Stokes I a *free fit* follows, and when it converges and is resolved (geometric
   mean FWHM >= 1.2 x the beam's) its integral is the flux, else the point fit's peak is. Stokes V
-  images are dirty: only the point fit (a free shape takes the sidelobes for extent and read V
-  3-4x too high). The model is evaluated at pixel centres, as wsclean samples its restored beam,
+  images are dirty: a free shape takes the sidelobes for extent (it read V 3-4x too high) and the
+  beam-shaped fit reads 3-7 % high (the main lobe is not the restoring Gaussian on its flanks), so
+  V is the peak of the Gaussian through the 3 x 3 pixels at the top of the lobe (the point fit's
+  position; its peak where the 3 x 3 has a pixel of the other sign, or below 3 px per beam, where
+  the 3 x 3 reaches the flanks too). The model is evaluated at pixel centres, as wsclean samples its restored beam,
   so the peak between pixels is right at any sampling (checked down to 1.5 px per beam, where the
   peak pixel alone reads up to ~30 % low). A fit that did not converge (iteration limit, a
   parameter on its bound, no finite covariance) is never reported: no `fit_*` values, and a note.
@@ -38,7 +41,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +50,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from lwa_common.errors import LwaError
-from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian
+from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian, gaussian_peak_3x3
 
 __all__ = [
     "RestoringBeam",
@@ -69,6 +72,7 @@ FIT_HALF_BOX_BEAMS = 1.5  # the fit uses pixels within 1.5 BMAJ of the peak
 MAX_FIT_BOX_BEAMS = 4.0  # an extended source is refitted on a box up to 1.5 x 4 BMAJ
 FIT_CENTRE_BEAMS = 0.5  # the fitted centre stays within 0.5 BMAJ of the peak pixel
 POINT_FIT_RADIUS_BEAMS = 0.75  # the point (beam-shaped) fit uses the pixels within 0.75 BMAJ: the main lobe
+MIN_PX_PER_BEAM_3X3 = 3.0  # coarser: the 3 x 3 reaches the lobe's flanks, the beam-shaped fit is used
 RESOLVED_FACTOR = 1.2  # a free fit this much wider than the beam (geometric mean) is an extended source
 
 
@@ -231,8 +235,9 @@ def _fit(
 
     A **point fit** always runs: the restoring beam's shape, amplitude and centre free, on the
     pixels within `POINT_FIT_RADIUS_BEAMS` of the peak (the main lobe, also of a dirty image's
-    PSF), no background term. Unless `point_only` (Stokes V: dirty images, whose sidelobes a free
-    shape would take for extent) a **free fit** follows on a box of `FIT_HALF_BOX_BEAMS` (refitted
+    PSF), no background term. With `point_only` (Stokes V: dirty images, whose sidelobes a free
+    shape would take for extent) the peak is that of the Gaussian through the 3 x 3 pixels at the
+    top of the main lobe (`gaussian_peak_3x3`; the point fit where that fails). Otherwise a **free fit** follows on a box of `FIT_HALF_BOX_BEAMS` (refitted
     on a larger box for an extended source); when it converges and is resolved (geometric-mean
     FWHM ≥ `RESOLVED_FACTOR` × the beam's) its integral is the flux, else the point fit's peak is.
     A fit that did not converge is never used: (None, the reason).
@@ -248,7 +253,17 @@ def _fit(
     if point is not None and not point.converged:
         log.debug("point fit did not converge: %s", point.message)
     point_ok = point if point is not None and point.converged else None
-    if point_only or (masked is not None and _masked_near(masked, xp, yp, bmaj_px)):
+    if point_only:
+        # a dirty image: the peak of the Gaussian through the 3 x 3 pixels at the top of the main
+        # lobe (the beam-shaped fit, biased by the lobe's non-Gaussian flanks, gives the position)
+        if point_ok is None:
+            return None, _no_fit(point)
+        well_sampled = math.sqrt(sig_maj * sig_min) * FWHM_PER_SIGMA >= MIN_PX_PER_BEAM_3X3
+        top = gaussian_peak_3x3(box, xp, yp) if well_sampled else None
+        if top is not None:
+            point_ok = replace(point_ok, amplitude=top[0])
+        return FitOutcome(point_ok, resolved=False), ""
+    if masked is not None and _masked_near(masked, xp, yp, bmaj_px):
         # a masked neighbour's unmasked wings would widen a free shape: the beam shape only
         if point_ok is None:
             return None, _no_fit(point)
