@@ -164,16 +164,18 @@ def test_v_sidelobes_gone_and_bursts_found_on_random_skies(seed, sim_cache, tmp_
 
 
 @pytest.mark.slow
-def test_bright_one_integration_bursts_are_found(sim_cache, tmp_path):
-    """50–500 Jy bursts lasting 1 integration of 12 (n_intervals 12): found in their 10 min image
-    (which holds 2 integrations), their dirty sidelobes marked, the bursts not masked."""
+@pytest.mark.parametrize(("n_intervals", "seed"), [(12, 7), (4, 29)])
+def test_bright_short_bursts_are_found(n_intervals, seed, sim_cache, tmp_path):
+    """50–500 Jy bursts lasting 1 (n_intervals 12) or 3 (n_intervals 4) integrations of 12: found
+    in their 10 min image (2 integrations each), their dirty sidelobes marked, not masked. (A
+    burst of a whole interval is the random-sky test above.)"""
     bursts = [{"stokes": "V", "flux_jy": 500.0}, {"stokes": "V", "flux_jy": -50.0},
               {"stokes": "I", "flux_jy": 300.0, "near_bright": True}]
-    spec = _sky(7, bursts=bursts, n_intervals=12)
-    sim, truth = sim_cache("transient_bright_bursts", spec, n_int=N_INT, seed=7)
+    spec = _sky(seed, bursts=bursts, n_intervals=n_intervals)
+    sim, truth = sim_cache(f"transient_bright_bursts_{n_intervals}", spec, n_int=N_INT, seed=seed)
     images = _image(sim, tmp_path)
     rows = _search(images, tmp_path)
-    found, false = _score(truth, images, rows, n_intervals=12)
+    found, false = _score(truth, images, rows, n_intervals=n_intervals)
     assert all(b[3] is not None for b in found), found
     # the sidelobes of a 500 Jy dirty V burst: marked, not candidates (<= 1 per 10 images)
     assert len(false) <= 14 / 10, false

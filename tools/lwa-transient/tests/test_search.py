@@ -483,7 +483,8 @@ def test_wideband_stacks_are_selected_and_searched(tmp_path):
     assert not [c for c in green if c.interval == "deep"]  # nothing injected in the deep stacks
     assert "Green_V_t0002" in c.cutout
     with fits.open(c.cutout) as hdul:
-        assert hdul[0].header["IMGCAT"] == "stack" and hdul[0].header["CANDNAME"] == c.jname
+        # the searched image: 10 min V stack minus the deep V stack
+        assert hdul[0].header["IMGCAT"] == "diff" and hdul[0].header["CANDNAME"] == c.jname
 
 
 def test_config_sets_every_search_default(tmp_path):

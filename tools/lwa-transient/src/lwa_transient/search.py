@@ -231,6 +231,7 @@ class Candidate:
     beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
+    subtracted: str = field(default="", repr=False)  # V: the deep V subtracted from a 10 min V
 
     def row(self) -> dict[str, Any]:
         d = asdict(self)
@@ -625,6 +626,11 @@ class _Search:
                  ", ".join(v_names) or "none", 100 * v_mask.mean(), len(i_src), ", ".join(i_names) or "none")
         return v_mask, i_masks
 
+    def _beam(self, *images: _Image | None) -> float:
+        """BMAJ in pixels of the first of `images` (then of the subband's reference grid, the deep I)
+        whose header has one: dirty images made without a fitted PSF have none."""
+        return _beam_px([im for im in (*images, self.grid) if im is not None])
+
     def _search_v(self, group: SubbandImages, mask: np.ndarray | None, label: str) -> list[Candidate]:
         """Deep V directly; each 10 min V minus deep V (`v_difference`); sidelobe and fading rules."""
         p = self.params
@@ -638,7 +644,7 @@ class _Search:
         deep_sources: list[Peak] = []
         deep_beam = math.nan
         if deep is not None:
-            deep_beam = _beam_px([deep, *([self.grid] if self.grid is not None else [])])
+            deep_beam = self._beam(deep)
             outcome = _search_one(deep.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), beam_px=deep_beam)
             deep_sources = _v_sources(outcome, p.v_source_sigma)
             ref = group.deep_i
@@ -654,7 +660,7 @@ class _Search:
             img = self._load(group.ten_v[interval])
             if img is None:
                 continue
-            beam = _beam_px([img, deep] if deep is not None else [img])
+            beam = self._beam(img, deep)
             data = img.data - deep.data if difference else img.data
             here = mask
             if difference and deep_sources:
@@ -663,6 +669,9 @@ class _Search:
             ref = group.ten_i.get(interval) or group.deep_i
             found = _candidates(outcome, img, stokes="V", interval=interval, beam_px=beam,
                                 reference=str(ref.path) if ref else "")
+            if difference:
+                for c in found:
+                    c.subtracted = str(deep.info.path)
             # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
             # included; and the residual sidelobes of the steady deep-V sources
             n_side = _mark_sidelobes(found, _v_sources(outcome, p.v_source_sigma), p.v_sidelobe_fraction[0], beam)
@@ -692,7 +701,7 @@ class _Search:
                 continue
             diff = img.data - deep_i.data
             mask = masks.for_interval(diff, p.steady_ratio, label=f"{label} I {interval}", wcs=img.wcs)
-            beam = _beam_px([img, deep_i])
+            beam = self._beam(img, deep_i)
             outcome = _search_one(diff, params=p, mask=mask, threshold=p.i_sigma, signs=(1,), beam_px=beam)
             found = _candidates(outcome, img, stokes="I", interval=interval, beam_px=beam,
                                 reference=str(deep_i.info.path))
@@ -726,6 +735,10 @@ class _Search:
             searched = img.data - ref.data
             left_title, keywords = "deep I (reference)", {"IMGCAT": "diff"}
             right_title = f"I {c.interval} − deep"
+        elif c.subtracted:
+            searched = img.data - self._load(image_info(c.subtracted)).data
+            left_title, keywords = f"I {ref.info.interval if ref else ''}".strip(), {"IMGCAT": "diff"}
+            right_title = f"V {c.interval} − deep"
         else:
             searched = img.data
             left_title, keywords = f"I {ref.info.interval if ref else ''}".strip(), {}
@@ -739,7 +752,8 @@ class _Search:
         stem = f"{c.jname}_{c.subband or 'sb'}_{c.stokes}_{c.interval}"
         keywords.update({"CANDNAME": c.jname, "CANDRA": round(c.ra, 6), "CANDDEC": round(c.dec, 6),
                          "CANDPEAK": float(f"{c.peak_jy:.6g}"), "CANDSNR": round(c.snr, 2)})
-        history = [f"cutout of {Path(c.image).name}" + (f" minus {Path(c.reference).name}" if c.stokes == "I" else "")]
+        subtracted = c.reference if c.stokes == "I" else c.subtracted
+        history = [f"cutout of {Path(c.image).name}" + (f" minus {Path(subtracted).name}" if subtracted else "")]
         fits_path = write_cutout(folder / f"{stem}.fits", cut, img.header, keywords=keywords, argv=self.argv,
                                  extra_history=history)
         left_cut = cutout(ref.data, ref.wcs, coord, p.cutout_size_deg) if ref is not None else None
