@@ -164,11 +164,11 @@ def test_v_sidelobes_gone_and_bursts_found_on_random_skies(seed, sim_cache, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("n_intervals", "seed"), [(12, 7), (4, 29)])
+@pytest.mark.parametrize(("n_intervals", "seed"), [(12, 7), (4, 29), (6, 41)])
 def test_bright_short_bursts_are_found(n_intervals, seed, sim_cache, tmp_path):
-    """50–500 Jy bursts lasting 1 (n_intervals 12) or 3 (n_intervals 4) integrations of 12: found
-    in their 10 min image (2 integrations each), their dirty sidelobes marked, not masked. (A
-    burst of a whole interval is the random-sky test above.)"""
+    """50–500 Jy bursts lasting 1 (n_intervals 12), 3 (n_intervals 4) or 2 = a whole 10 min image
+    (n_intervals 6; the "60 integrations" of a real 10 min interval) integrations of 12: found in
+    their 10 min image, their dirty sidelobes marked, not masked."""
     bursts = [{"stokes": "V", "flux_jy": 500.0}, {"stokes": "V", "flux_jy": -50.0},
               {"stokes": "I", "flux_jy": 300.0, "near_bright": True}]
     spec = _sky(seed, bursts=bursts, n_intervals=n_intervals)

@@ -21,13 +21,16 @@ _PAIR = click.Tuple([float, float])
 
 
 def _default(text: str, value) -> str:
-    shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+    if isinstance(value, bool):
+        shown = "on" if value else "off"
+    else:
+        shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
     return f"{text} [default: {shown}, from the config]"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Blind transient search on OVRO-LWA images (Stokes V direct, Stokes I 10 min − deep)."""
+    """Blind transient search on OVRO-LWA images (Stokes V deep and 10 min − deep, Stokes I 10 min − deep)."""
 
 
 @cli.command("search")
