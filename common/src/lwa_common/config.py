@@ -204,7 +204,9 @@ class Transient:
     # dirty sidelobes cancel); a candidate no brighter than this fraction of a brighter V source of
     # the same image (deep V: that image; 10 min − deep: the deep V sources) is a sidelobe (artefact)
     v_difference: bool = True
-    v_sidelobe_fraction: tuple[float, float] = (0.3, 0.01)  # (deep V, 10 min − deep V)
+    # (cap of the same-image rule, fixed fraction for the deep-V sources in 10 min − deep V)
+    v_sidelobe_fraction: tuple[float, float] = (0.5, 0.01)
+    v_sidelobe_margin: float = 2.0  # same image: margin × the source's sidelobe envelope measured there
     v_source_sigma: float = 10.0  # V sources whose sidelobes are tested: |S/N| >= this in deep V
     v_source_mask_beams: float = 1.5  # 10 min − deep V: disks around those sources (main lobe residual)
 

@@ -95,9 +95,14 @@ def _search(images, tmp_path):
     return read_candidates(tmp_path / "out" / "candidates.csv")
 
 
-def _tag(interval_index: int, n_intervals: int) -> str:
-    """The 10 min image (of 6) holding a transient of `interval_index` in `n_intervals` parts."""
-    return f"t{interval_index * 6 // n_intervals + 1:04d}"
+def _tags(interval_index: int, n_intervals: int) -> list[str]:
+    """The 10 min images (of 6, over `N_INT` integrations) a transient of `interval_index` in
+    `n_intervals` parts overlaps; the first holds most of it."""
+    per = N_INT // n_intervals
+    first, last = interval_index * per, (interval_index + 1) * per - 1
+    images = sorted({k * 6 // N_INT for k in range(first, last + 1)}, key=lambda i: (-sum(
+        1 for k in range(first, last + 1) if k * 6 // N_INT == i), i))
+    return [f"t{i + 1:04d}" for i in images]
 
 
 def _score(truth, images, rows, *, n_intervals):
@@ -115,15 +120,16 @@ def _score(truth, images, rows, *, n_intervals):
         if "transient" not in s:
             continue
         st = s["transient"]["stokes"]
-        tag = _tag(s["transient"]["intervals"][0], n_intervals)
+        tags = _tags(s["transient"]["intervals"][0], n_intervals)
+        tag = tags[0]
         conf = "I-Taper-10min" if st == "I" else "V-Taper-10min"
         ten = fits.getdata(images / f"55MHz-{conf}-{tag}-image.fits")[0, 0]
         _, rms = local_background_rms(ten - deep[st])
         x, y = (int(round(float(v))) for v in wcs.world_to_pixel_values(c.ra.deg, c.dec.deg))
-        # the transient's mean flux over its 10 min image
+        # the transient's mean flux over the 10 min image holding most of it
         share = min(1.0, 6 / n_intervals)
         expected = share * abs(s["flux_by_subband"]["55MHz"]["apparent_jy"]) / float(rms[y, x])
-        hits = [r for r in rows if r["stokes"] == st and r["interval"] == tag and r["class"] != "artefact"
+        hits = [r for r in rows if r["stokes"] == st and r["interval"] in tags and r["class"] != "artefact"
                 and SkyCoord(float(r["ra"]), float(r["dec"]), unit="deg").separation(c).deg < beam]
         bursts.append((s["name"], expected, float(c.separation(bright).deg) / beam,
                        float(hits[0]["snr"]) if hits else None))
@@ -136,7 +142,7 @@ def _score(truth, images, rows, *, n_intervals):
         s = srcs[int(idx)]
         real = sep.deg < beam and (
             ("transient" in s and s["transient"]["stokes"] == r["stokes"]
-             and r["interval"] in ("deep", _tag(s["transient"]["intervals"][0], n_intervals)))
+             and r["interval"] in ("deep", *_tags(s["transient"]["intervals"][0], n_intervals)))
             or (r["stokes"] == "V" and r["interval"] == "deep" and s.get("v_frac", 0) != 0))
         if not real:
             false.append(r)

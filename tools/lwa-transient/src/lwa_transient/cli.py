@@ -80,8 +80,11 @@ def cli() -> None:
 @click.option("--v-difference/--no-v-difference", default=None,
               help=_default("Search each 10 min V image minus the deep V image.", _T.v_difference))
 @click.option("--v-sidelobe-fraction", type=_PAIR, default=None,
-              help=_default("A V candidate at most this fraction of a brighter V source is a sidelobe "
-                            "(deep V, 10 min − deep V).", _T.v_sidelobe_fraction))
+              help=_default("Sidelobe rule: cap on the fraction of a brighter V source of the same image, and the "
+                            "fraction of a deep-V source in 10 min − deep V.", _T.v_sidelobe_fraction))
+@click.option("--v-sidelobe-margin", type=float, default=None,
+              help=_default("Sidelobe rule: this many times the sidelobe envelope measured around a V source.",
+                            _T.v_sidelobe_margin))
 @click.option("--v-source-sigma", type=float, default=None,
               help=_default("|S/N| in deep V of the V sources whose sidelobes are tested.", _T.v_source_sigma))
 @click.option("--max-cutouts", type=int, default=None,
@@ -97,7 +100,7 @@ def cli() -> None:
 def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, stokes: str, v_sigma, i_sigma,
                rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, mask_beams, steady_ratio, v_ateam_radius_deg,
                i_ateam_radius_deg, ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_beams, bilobe_ratio, bilobe_sigma,
-               drop_bilobe, match_beams, v_difference, v_sidelobe_fraction, v_source_sigma, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
+               drop_bilobe, match_beams, v_difference, v_sidelobe_fraction, v_sidelobe_margin, v_source_sigma, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
                overwrite, as_json, cfg) -> None:
     """Search INPUTS (FITS images and/or folders of them) for transients.
 
@@ -126,7 +129,8 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
         "steady_ratio": steady_ratio, "v_ateam_radius_deg": v_ateam_radius_deg, "i_ateam_radius_deg": i_ateam_radius_deg, "ateam_file": ateam_file, "ateam_major_jy": ateam_major_jy,
         "bilobe": bilobe, "bilobe_radius_beams": bilobe_radius_beams, "bilobe_ratio": bilobe_ratio,
         "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_beams": match_beams,
-        "v_difference": v_difference, "v_sidelobe_fraction": v_sidelobe_fraction, "v_source_sigma": v_source_sigma,
+        "v_difference": v_difference, "v_sidelobe_fraction": v_sidelobe_fraction,
+        "v_sidelobe_margin": v_sidelobe_margin, "v_source_sigma": v_source_sigma,
         "max_cutouts": max_cutouts, "warn_candidates": warn_candidates, "cutout_size_deg": cutout_size_deg,
         "robust": robust, "products": products,
         "stokes": ("V", "I") if stokes == "both" else (stokes,),

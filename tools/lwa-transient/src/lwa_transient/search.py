@@ -8,7 +8,8 @@ header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per ban
   |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
   `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), A-team caps, and in a difference
   `v_source_mask_beams` around the deep-V sources. Artefact rules (README, "Algorithm"):
-  `sidelobe` (no brighter than `v_sidelobe_fraction` of a brighter V source), `fainter` (a deep-V
+  `sidelobe` (no brighter than the sidelobe envelope of a brighter V source measured in the same
+  image, × `v_sidelobe_margin`, capped at `v_sidelobe_fraction`), `fainter` (a deep-V
   source fading), `echo` (a burst of another interval diluted into the deep V).
 * **Stokes I** — each 10 min R0 image minus the deep R0 image, positive only, ≥ `i_sigma` × local
   RMS of the difference; masks at `i_mask_sigma` (100σ → 2 beams, 30σ → 1 beam) and larger
@@ -126,6 +127,7 @@ class SearchParams:
     catalog_match_beams: float = _T.catalog_match_beams
     v_difference: bool = _T.v_difference
     v_sidelobe_fraction: tuple[float, float] = _T.v_sidelobe_fraction
+    v_sidelobe_margin: float = _T.v_sidelobe_margin
     v_source_sigma: float = _T.v_source_sigma
     v_source_mask_beams: float = _T.v_source_mask_beams
     max_cutouts: int = _T.max_cutouts
@@ -149,6 +151,7 @@ class SearchParams:
             bilobe_radius_beams=t.bilobe_radius_beams, bilobe_ratio=_pair(t, "bilobe_ratio"),
             bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_beams=t.catalog_match_beams,
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
+            v_sidelobe_margin=t.v_sidelobe_margin,
             v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
             robust=t.robust,
@@ -182,6 +185,8 @@ class SearchParams:
             a, b = getattr(self, name)
             if a < b:
                 raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
+        if self.v_sidelobe_margin < 0:
+            raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
             raise LwaError(f"--v-sidelobe-fraction takes fractions in [0, 1), got {self.v_sidelobe_fraction}")
         if self.bilobe_radius_beams <= 0 or self.catalog_match_beams < 0:
@@ -411,17 +416,54 @@ def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, 
     return disk_mask(diff.shape, keep)
 
 
-def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float) -> int:
+SIDELOBE_EDGES_BEAMS = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 50.0, 80.0, math.inf)
+SIDELOBE_PERCENTILE = 99.5  # of |image| in each annulus: the sidelobe crests, not one compact burst
+MAX_ENVELOPE_SOURCES = 5  # the brightest V sources of an image get a measured envelope
+
+
+def _envelope(residual: np.ndarray, source: Peak, beam_px: float) -> np.ndarray:
+    """The sidelobe envelope of `source` measured in its own image: per annulus of
+    `SIDELOBE_EDGES_BEAMS` (beams), the `SIDELOBE_PERCENTILE` of |image| over |source peak|. What a
+    dirty beam puts there (plus the noise and other sources: an upper bound)."""
+    ny, nx = residual.shape
+    yy, xx = np.ogrid[0:ny, 0:nx]
+    r = np.hypot(yy - source.y_sub, xx - source.x_sub) / beam_px
+    values = np.abs(residual)
+    out = np.zeros(len(SIDELOBE_EDGES_BEAMS) - 1)
+    for k, (lo, hi) in enumerate(zip(SIDELOBE_EDGES_BEAMS[:-1], SIDELOBE_EDGES_BEAMS[1:], strict=True)):
+        ring = values[(r >= lo) & (r < hi)]
+        ring = ring[np.isfinite(ring)]
+        if ring.size:
+            out[k] = float(np.percentile(ring, SIDELOBE_PERCENTILE)) / abs(source.value)
+    return out
+
+
+def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float, *,
+                    residual: np.ndarray | None = None, margin: float = 2.0) -> int:
     """Class `artefact` (reason `sidelobe`) for every candidate more than 1 beam from a V source and
-    no brighter than `fraction` of it: what the dirty beam of that source can put there."""
+    no brighter than what the dirty beam of that source can put there: `margin` × the source's
+    sidelobe envelope measured in `residual` at the candidate's distance, at most `fraction` of the
+    source; without `residual`, `fraction` of the source at any distance."""
     if fraction <= 0 or not sources:
         return 0
+    ranked = sorted(sources, key=lambda s: -abs(s.value))
+    envelopes = ({id(s): _envelope(residual, s, beam_px) for s in ranked[:MAX_ENVELOPE_SOURCES]}
+                 if residual is not None else {})
     n = 0
     for c in cands:
         if c.klass == "artefact":
             continue
-        for s in sources:
-            if math.hypot(c.x - s.x_sub, c.y - s.y_sub) > beam_px and abs(c.peak_jy) <= fraction * abs(s.value):
+        for s in ranked:
+            dist = math.hypot(c.x - s.x_sub, c.y - s.y_sub) / beam_px
+            if dist <= 1.0:
+                continue
+            limit = fraction
+            if residual is not None:
+                if id(s) not in envelopes:
+                    continue
+                ring = int(np.searchsorted(SIDELOBE_EDGES_BEAMS, dist, side="right")) - 1
+                limit = min(fraction, margin * float(envelopes[id(s)][ring]))
+            if abs(c.peak_jy) <= limit * abs(s.value):
                 c.klass, c.reason = "artefact", "sidelobe"
                 n += 1
                 break
@@ -650,7 +692,8 @@ class _Search:
             ref = group.deep_i
             found = _candidates(outcome, deep, stokes="V", interval="deep", beam_px=deep_beam,
                                 reference=str(ref.path) if ref else "")
-            n_side = _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[0], deep_beam)
+            n_side = _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[0], deep_beam,
+                                     residual=outcome.residual, margin=p.v_sidelobe_margin)
             log.info("%s V deep: %d candidate(s) at |S/N| >= %g (%d sidelobe(s) of %d V source(s))", label,
                      len(found), p.v_sigma, n_side, len(deep_sources))
             out += found
@@ -674,9 +717,10 @@ class _Search:
                     c.subtracted = str(deep.info.path)
             # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
             # included; and the residual sidelobes of the steady deep-V sources
-            n_side = _mark_sidelobes(found, _v_sources(outcome, p.v_source_sigma), p.v_sidelobe_fraction[0], beam)
-            n_side += _mark_sidelobes(found, deep_sources,
-                                      p.v_sidelobe_fraction[1 if difference else 0], beam)
+            n_side = _mark_sidelobes(found, _v_sources(outcome, p.v_source_sigma), p.v_sidelobe_fraction[0], beam,
+                                     residual=outcome.residual, margin=p.v_sidelobe_margin)
+            if difference:
+                n_side += _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[1], beam)
             n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
             log.info("%s V %s%s: %d candidate(s) at |S/N| >= %g (%d sidelobe(s), %d deep-V source(s) fainter)",
                      label, interval, " − deep" if difference else "", len(found), p.v_sigma, n_side, n_faint)
