@@ -394,12 +394,38 @@ def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: 
     return out
 
 
-def _v_sources(outcome: _SearchOutcome, sigma: float) -> list[Peak]:
-    """The bright V peaks of a searched image whose sidelobes are tested (|S/N| >= `sigma`),
-    masked areas included: a polarised source next to a bright I source is masked, its sidelobes
-    are not."""
-    return [peak for sign in (1, -1)
-            for peak in find_peaks(outcome.residual, outcome.rms, threshold=sigma, sign=sign)]
+def _v_sources(outcome: _SearchOutcome, sigma: float, beam_px: float, *, fraction: float, margin: float) -> list[Peak]:
+    """The bright V sources of a searched image (|S/N| >= `sigma`, masked areas included: a
+    polarised source next to a bright I source is masked, its sidelobes are not), brightest first,
+    without the peaks that are sidelobes of a brighter one (the sidelobe rule among themselves)."""
+    peaks = [peak for sign in (1, -1) for peak in find_peaks(outcome.residual, outcome.rms, threshold=sigma, sign=sign)]
+    kept: list[Peak] = []
+    envelopes: dict[int, np.ndarray] = {}
+    for peak in sorted(peaks, key=lambda q: -abs(q.value)):
+        if any(abs(peak.value) <= _sidelobe_limit(envelopes, k, peak.x_sub, peak.y_sub, beam_px, fraction, margin)
+               * abs(k.value) for k in kept):
+            continue
+        kept.append(peak)
+        if len(envelopes) < MAX_ENVELOPE_SOURCES:
+            envelopes[id(peak)] = _envelope(outcome.residual, peak, beam_px)
+    return kept
+
+
+def _sidelobe_limit(envelopes: dict[int, np.ndarray] | None, source: Peak, x: float, y: float, beam_px: float,
+                    fraction: float, margin: float) -> float:
+    """The largest fraction of `source` its sidelobes reach at (x, y): 0 within 1 beam (the source
+    itself), `margin` × its measured envelope there capped at `fraction` (`envelopes`; 0 for a
+    source without one), or `fraction` when `envelopes` is None."""
+    dist = math.hypot(x - source.x_sub, y - source.y_sub) / beam_px
+    if dist <= 1.0:
+        return 0.0
+    if envelopes is None:
+        return fraction
+    env = envelopes.get(id(source))
+    if env is None:
+        return 0.0
+    ring = int(np.searchsorted(SIDELOBE_EDGES_BEAMS, dist, side="right")) - 1
+    return min(fraction, margin * float(env[ring]))
 
 
 def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, steady_ratio: float) -> np.ndarray:
@@ -448,22 +474,13 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
         return 0
     ranked = sorted(sources, key=lambda s: -abs(s.value))
     envelopes = ({id(s): _envelope(residual, s, beam_px) for s in ranked[:MAX_ENVELOPE_SOURCES]}
-                 if residual is not None else {})
+                 if residual is not None else None)
     n = 0
     for c in cands:
         if c.klass == "artefact":
             continue
         for s in ranked:
-            dist = math.hypot(c.x - s.x_sub, c.y - s.y_sub) / beam_px
-            if dist <= 1.0:
-                continue
-            limit = fraction
-            if residual is not None:
-                if id(s) not in envelopes:
-                    continue
-                ring = int(np.searchsorted(SIDELOBE_EDGES_BEAMS, dist, side="right")) - 1
-                limit = min(fraction, margin * float(envelopes[id(s)][ring]))
-            if abs(c.peak_jy) <= limit * abs(s.value):
+            if abs(c.peak_jy) <= _sidelobe_limit(envelopes, s, c.x, c.y, beam_px, fraction, margin) * abs(s.value):
                 c.klass, c.reason = "artefact", "sidelobe"
                 n += 1
                 break
@@ -688,7 +705,8 @@ class _Search:
         if deep is not None:
             deep_beam = self._beam(deep)
             outcome = _search_one(deep.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), beam_px=deep_beam)
-            deep_sources = _v_sources(outcome, p.v_source_sigma)
+            deep_sources = _v_sources(outcome, p.v_source_sigma, deep_beam, fraction=p.v_sidelobe_fraction[0],
+                                      margin=p.v_sidelobe_margin)
             ref = group.deep_i
             found = _candidates(outcome, deep, stokes="V", interval="deep", beam_px=deep_beam,
                                 reference=str(ref.path) if ref else "")
@@ -717,7 +735,9 @@ class _Search:
                     c.subtracted = str(deep.info.path)
             # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
             # included; and the residual sidelobes of the steady deep-V sources
-            n_side = _mark_sidelobes(found, _v_sources(outcome, p.v_source_sigma), p.v_sidelobe_fraction[0], beam,
+            own = _v_sources(outcome, p.v_source_sigma, beam, fraction=p.v_sidelobe_fraction[0],
+                             margin=p.v_sidelobe_margin)
+            n_side = _mark_sidelobes(found, own, p.v_sidelobe_fraction[0], beam,
                                      residual=outcome.residual, margin=p.v_sidelobe_margin)
             if difference:
                 n_side += _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[1], beam)
