@@ -400,18 +400,18 @@ def _v_sources(outcome: _SearchOutcome, sigma: float, beam_px: float, *, fractio
     without the peaks that are sidelobes of a brighter one (the sidelobe rule among themselves)."""
     peaks = [peak for sign in (1, -1) for peak in find_peaks(outcome.residual, outcome.rms, threshold=sigma, sign=sign)]
     kept: list[Peak] = []
-    envelopes: dict[int, np.ndarray] = {}
+    envelopes: dict[int, _Envelope] = {}
     for peak in sorted(peaks, key=lambda q: -abs(q.value)):
         if any(abs(peak.value) <= _sidelobe_limit(envelopes, k, peak.x_sub, peak.y_sub, beam_px, fraction, margin)
                * abs(k.value) for k in kept):
             continue
         kept.append(peak)
         if len(envelopes) < MAX_ENVELOPE_SOURCES:
-            envelopes[id(peak)] = _envelope(outcome.residual, peak, beam_px)
+            envelopes[id(peak)] = _Envelope(outcome.residual, peak, beam_px)
     return kept
 
 
-def _sidelobe_limit(envelopes: dict[int, np.ndarray] | None, source: Peak, x: float, y: float, beam_px: float,
+def _sidelobe_limit(envelopes: dict[int, _Envelope] | None, source: Peak, x: float, y: float, beam_px: float,
                     fraction: float, margin: float) -> float:
     """The largest fraction of `source` its sidelobes reach at (x, y): 0 within 1 beam (the source
     itself), `margin` × its measured envelope there capped at `fraction` (`envelopes`; 0 for a
@@ -424,8 +424,7 @@ def _sidelobe_limit(envelopes: dict[int, np.ndarray] | None, source: Peak, x: fl
     env = envelopes.get(id(source))
     if env is None:
         return 0.0
-    ring = int(np.searchsorted(SIDELOBE_EDGES_BEAMS, dist, side="right")) - 1
-    return min(fraction, margin * float(env[ring]))
+    return min(fraction, margin * env.fraction_at(x, y))
 
 
 def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, steady_ratio: float) -> np.ndarray:
@@ -447,21 +446,39 @@ SIDELOBE_PERCENTILE = 99.5  # of |image| in each annulus: the sidelobe crests, n
 MAX_ENVELOPE_SOURCES = 5  # the brightest V sources of an image get a measured envelope
 
 
-def _envelope(residual: np.ndarray, source: Peak, beam_px: float) -> np.ndarray:
-    """The sidelobe envelope of `source` measured in its own image: per annulus of
-    `SIDELOBE_EDGES_BEAMS` (beams), the `SIDELOBE_PERCENTILE` of |image| over |source peak|. What a
-    dirty beam puts there (plus the noise and other sources: an upper bound)."""
-    ny, nx = residual.shape
-    yy, xx = np.ogrid[0:ny, 0:nx]
-    r = np.hypot(yy - source.y_sub, xx - source.x_sub) / beam_px
-    values = np.abs(residual)
-    out = np.zeros(len(SIDELOBE_EDGES_BEAMS) - 1)
-    for k, (lo, hi) in enumerate(zip(SIDELOBE_EDGES_BEAMS[:-1], SIDELOBE_EDGES_BEAMS[1:], strict=True)):
-        ring = values[(r >= lo) & (r < hi)]
-        ring = ring[np.isfinite(ring)]
-        if ring.size:
-            out[k] = float(np.percentile(ring, SIDELOBE_PERCENTILE)) / abs(source.value)
-    return out
+class _Envelope:
+    """The sidelobe envelope of one bright V source measured in its own image: for a point at
+    distance r, the `SIDELOBE_PERCENTILE` of |image| over the annulus of `SIDELOBE_EDGES_BEAMS`
+    holding r, over |source peak| — what the dirty beam (plus noise and other sources: an upper
+    bound) puts at that distance. The pixels within `EXCLUDE_BEAMS` of the point asked about are
+    left out, so a real burst cannot raise the envelope that would judge it."""
+
+    EXCLUDE_BEAMS = 3.0
+    MAX_RING_PIXELS = 400_000  # larger rings are subsampled (a regular stride)
+
+    def __init__(self, residual: np.ndarray, source: Peak, beam_px: float):
+        self.source, self.beam_px = source, beam_px
+        ny, nx = residual.shape
+        yy, xx = np.mgrid[0:ny, 0:nx]
+        r = np.hypot(yy - source.y_sub, xx - source.x_sub) / beam_px
+        finite = np.isfinite(residual)
+        self.rings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for lo, hi in zip(SIDELOBE_EDGES_BEAMS[:-1], SIDELOBE_EDGES_BEAMS[1:], strict=True):
+            ys, xs = np.nonzero((r >= lo) & (r < hi) & finite)
+            step = max(1, -(-ys.size // self.MAX_RING_PIXELS))
+            ys, xs = ys[::step], xs[::step]
+            self.rings.append((np.abs(residual[ys, xs]).astype(np.float64), ys, xs))
+
+    def fraction_at(self, x: float, y: float) -> float:
+        dist = math.hypot(x - self.source.x_sub, y - self.source.y_sub) / self.beam_px
+        ring = int(np.searchsorted(SIDELOBE_EDGES_BEAMS, dist, side="right")) - 1
+        if ring < 0:
+            return 0.0
+        values, ys, xs = self.rings[ring]
+        keep = np.hypot(ys - y, xs - x) > self.EXCLUDE_BEAMS * self.beam_px
+        if not keep.any():
+            return 0.0
+        return float(np.percentile(values[keep], SIDELOBE_PERCENTILE)) / abs(self.source.value)
 
 
 def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float, *,
@@ -473,7 +490,7 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
     if fraction <= 0 or not sources:
         return 0
     ranked = sorted(sources, key=lambda s: -abs(s.value))
-    envelopes = ({id(s): _envelope(residual, s, beam_px) for s in ranked[:MAX_ENVELOPE_SOURCES]}
+    envelopes = ({id(s): _Envelope(residual, s, beam_px) for s in ranked[:MAX_ENVELOPE_SOURCES]}
                  if residual is not None else None)
     n = 0
     for c in cands:
