@@ -201,8 +201,8 @@ class Transient:
     ateam_major_jy: float = 5000.0  # TTCal A-team file: sources this bright get the larger radius
     mask_beams: tuple[float, float] = (2.0, 1.0)  # mask radii (beams) above the high / low *_mask_sigma
     # Stokes V: each 10 min V image is searched minus the deep V image (steady V sources and their
-    # dirty sidelobes cancel); a candidate no brighter than this fraction of a brighter V source of
-    # the same image (deep V: that image; 10 min − deep: the deep V sources) is a sidelobe (artefact)
+    # dirty sidelobes cancel); a candidate within what a brighter V source's dirty beam puts there
+    # (its sidelobe envelope measured in the image x margin, capped) is a sidelobe (artefact)
     v_difference: bool = True
     # (cap of the same-image rule, fixed fraction for the deep-V sources in 10 min − deep V)
     v_sidelobe_fraction: tuple[float, float] = (0.5, 0.01)
