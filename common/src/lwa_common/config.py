@@ -202,10 +202,10 @@ class Transient:
     i_mask_low_sigma: float = 30.0
     v_ateam_radius_deg: tuple[float, float] = (3.0, 5.0)
     i_ateam_radius_deg: tuple[float, float] = (10.0, 15.0)
-    bilobe_radius_arcmin: float = 30.0
-    bilobe_ratio: tuple[float, float] = (0.2, 5.0)
+    bilobe_radius_beams: float = 2.0  # bi-lobe partner search radius, restoring beams (BMAJ of the image)
+    bilobe_ratio: tuple[float, float] = (0.5, 2.0)  # a shifted steady source: comparable lobes; a dirty PSF sidelobe reaches 0.3
     bilobe_sigma: tuple[float, float] = (3.0, 4.0)
-    catalog_match_arcmin: float = 2.0
+    catalog_match_beams: float = 0.5  # catalogue cross-match radius, restoring beams
     max_cutouts: int = 5
     warn_candidates: int = 10
     robust: float = 0.0  # ROBUST of the images searched (the R0 configurations)
@@ -213,6 +213,15 @@ class Transient:
     steady_ratio: float = 2.0  # I: a deep-I source this many times brighter in 10 min is not masked (0: off)
     ateam_major_jy: float = 5000.0  # TTCal A-team file: sources this bright get the larger radius
     mask_beams: tuple[float, float] = (2.0, 1.0)  # mask radii (beams) above the high / low *_mask_sigma
+    # Stokes V: each 10 min V image is searched minus the deep V image (steady V sources and their
+    # dirty sidelobes cancel); a candidate within what a brighter V source's dirty beam puts there
+    # (its sidelobe envelope measured in the image x margin, capped) is a sidelobe (artefact)
+    v_difference: bool = True
+    # (cap of the same-image rule, fixed fraction for the deep-V sources in 10 min − deep V)
+    v_sidelobe_fraction: tuple[float, float] = (0.5, 0.01)
+    v_sidelobe_margin: float = 2.0  # same image: margin × the source's sidelobe envelope measured there
+    v_source_sigma: float = 10.0  # V sources whose sidelobes are tested: |S/N| >= this in deep V
+    v_source_mask_beams: float = 1.5  # 10 min − deep V: disks around those sources (main lobe residual)
 
 
 @dataclass(frozen=True)

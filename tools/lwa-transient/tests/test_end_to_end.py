@@ -84,7 +84,7 @@ def test_wsclean_images_burst_found_in_its_interval(sim_cache, copy_ms, tmp_path
     # the cutout and PNG of the burst
     with fits.open(v_hit[0]["cutout"]) as hdul:
         h = hdul[0].header
-        assert h["STOKES"] == "V" and h["INTERVAL"] == "t0002" and h["IMGCAT"] == "10min"
+        assert h["STOKES"] == "V" and h["INTERVAL"] == "t0002" and h["IMGCAT"] == "diff"  # 10 min V − deep V
         assert hdul[0].data.shape == (20, 20)  # 2° at 0.1°/px
     assert v_hit[0]["png"].endswith(".png")
 

@@ -33,7 +33,7 @@ from lwa_transient.select import collect_paths, select_images
 
 KW = {"TAPER": 30.0, "ROBUST": 0.0, "PBCOR": False, "DEWARPED": True, "SUBBAND": "55MHz", "FREQMHZ": 56.0,
       "NINTERVL": 6}
-SCALE, BEAM = 0.125, 0.375  # 7.5'/px, beam FWHM 3 px; the 30' bi-lobe radius is 4 px
+SCALE, BEAM = 0.125, 0.375  # 7.5'/px, beam FWHM 3 px; the 2-beam bi-lobe radius is 6 px
 FAST = SearchParams(products=False)
 
 
@@ -354,11 +354,11 @@ def _pair(amp_c, amp_p, sep_px, *, size=64):
     return res.astype(np.float32), np.ones_like(res, dtype=np.float32), peak
 
 
-@pytest.mark.parametrize(("amp_c", "amp_p", "sep_px", "rule", "expected"), [  # 5'/px: 30' = 6 px
-    (12.0, -8.0, 3.5, BilobeRule(), True),  # comparable opposite-sign lobe within 30'
+@pytest.mark.parametrize(("amp_c", "amp_p", "sep_px", "rule", "expected"), [  # beam 3 px: 2 beams = 6 px
+    (12.0, -8.0, 3.5, BilobeRule(), True),  # comparable opposite-sign lobe within 2 beams
     (-12.0, 8.0, 3.5, BilobeRule(), True),  # the same for a negative V candidate
-    (12.0, -8.0, 8.0, BilobeRule(), False),  # 40' away: beyond 30' (its flank inside does not count)
-    (12.0, -8.0, 8.0, BilobeRule(radius_arcmin=45.0), True),
+    (12.0, -8.0, 8.0, BilobeRule(), False),  # 2.7 beams away: beyond 2 (its flank inside does not count)
+    (12.0, -8.0, 8.0, BilobeRule(radius_beams=3.0), True),
     (30.0, -4.0, 3.5, BilobeRule(), False),  # ratio 7.5 > 5: a weak dip near a bright source
     (6.0, -40.0, 3.5, BilobeRule(), False),  # ratio 0.13 < 0.2: the candidate is the other's sidelobe
     (6.0, -40.0, 3.5, BilobeRule(ratio_min=0.1), True),
@@ -368,7 +368,7 @@ def _pair(amp_c, amp_p, sep_px, *, size=64):
 ])
 def test_bilobe_rule(amp_c, amp_p, sep_px, rule, expected):
     res, rms, peak = _pair(amp_c, amp_p, sep_px)
-    partner = bilobe_partner(res, rms, peak, rule=rule, pixel_arcmin=5.0)
+    partner = bilobe_partner(res, rms, peak, rule=rule, beam_px=3.0)
     assert (partner is not None) == expected
     if partner is not None:
         assert np.sign(partner.snr) == -peak.sign
@@ -483,7 +483,8 @@ def test_wideband_stacks_are_selected_and_searched(tmp_path):
     assert not [c for c in green if c.interval == "deep"]  # nothing injected in the deep stacks
     assert "Green_V_t0002" in c.cutout
     with fits.open(c.cutout) as hdul:
-        assert hdul[0].header["IMGCAT"] == "stack" and hdul[0].header["CANDNAME"] == c.jname
+        # the searched image: 10 min V stack minus the deep V stack
+        assert hdul[0].header["IMGCAT"] == "diff" and hdul[0].header["CANDNAME"] == c.jname
 
 
 def test_config_sets_every_search_default(tmp_path):
@@ -541,7 +542,7 @@ def test_cutouts_pngs_catalogue_and_limits(tmp_path, caplog):
     catalog = tmp_path / "cat.csv"
     ra0, dec0 = bursts[0][:2]
     catalog.write_text(f"name,ra,dec,flux\nPSR_X,{ra0 + 1 / 60 / math.cos(math.radians(dec0)):.6f},{dec0:.6f},1\n"
-                       f"FAR,{bursts[1][0]:.6f},{bursts[1][1] + 5 / 60:.6f},1\n")
+                       f"FAR,{bursts[1][0]:.6f},{bursts[1][1] + 0.8 * BEAM:.6f},1\n")  # 0.8 beam: beyond 0.5
     with caplog.at_level(logging.WARNING):
         res = search_images([folder], output=tmp_path / "out", catalog=catalog)
     assert "12 candidates (more than 10)" in caplog.text
@@ -669,3 +670,57 @@ def test_cli_help_has_example():
     res = run_cli(["lwa-transient", "search", "--help"])
     assert res.returncode == 0
     assert "Example:" in res.stdout and "lwa-transient search images/55MHz/" in res.stdout
+
+
+def _dirty(h, sources, *, sidelobe=0.25):
+    """A dirty-image stand-in: each (ra, dec, peak) source with the restoring Gaussian plus a ring
+    of ± sidelobes (3-fold) 3 beams out, `sidelobe` of its peak."""
+    w = wcs_of(h)
+    ny, nx = h["NAXIS2"], h["NAXIS1"]
+    beam_px = h["BMAJ"] / abs(h["CDELT2"])
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    out = synthetic_image(h, list(sources), noise=0.0)[0, 0].astype(float)
+    for ra, dec, peak in sources:
+        x, y = w.all_world2pix([[ra, dec]], 0)[0]
+        r, phi = np.hypot(xx - x, yy - y), np.arctan2(yy - y, xx - x)
+        out += peak * sidelobe * np.exp(-0.5 * ((r - 3 * beam_px) / (0.5 * beam_px)) ** 2) * np.cos(3 * phi)
+    return out[None, None]
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed):
+    """Three bright steady V sources with 25 % dirty sidelobes: searched directly, their sidelobes
+    are tens of false candidates; as 10 min − deep V (default), none is left that is not marked,
+    and a burst of one interval (also one 4 beams from a V source) is found in its interval only."""
+    h0 = header("V", "deep")
+    spots = positions(h0, 5, seed, min_sep=30)
+    steady = [(ra, dec, float(s)) for (ra, dec), s in zip(spots[:3], (400.0, -300.0, 250.0), strict=True)]
+    w = wcs_of(h0)
+    x, y = w.all_world2pix([[steady[0][0], steady[0][1]]], 0)[0]
+    near = tuple(w.all_pix2world([[x + 12, y]], 0)[0])  # 4 beams from the 400σ source
+    bursts = {"t0002": (*spots[3], 12.0), "t0003": (*near, -10.0)}
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    n = 4
+    tens = {}
+    for k in range(1, n + 1):
+        tag = f"t{k:04d}"
+        burst = [bursts[tag]] if tag in bursts else []
+        tens[tag] = _dirty(header("V", interval=tag), steady + burst) + image(header("V"), noise=1.0, seed=10 * seed + k)
+    deep = sum(tens.values()) / n  # the deep image is the mean of the intervals (bursts diluted)
+    write(folder / "deepV.fits", header("V", "deep"), deep)
+    for tag, data in tens.items():
+        write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
+    res = search_images([folder], output=tmp_path / "out", params=SearchParams(products=False, stokes=("V",)))
+    real = [c for c in res.candidates if c.klass != "artefact"]
+    for tag, (ra, dec, _) in bursts.items():
+        c, sep = nearest(real, ra, dec, interval=tag)
+        assert sep < BEAM, (tag, real)
+    steady_found = [c for c in real if c.interval == "deep" and min(sep_deg(c.ra, c.dec, ra, dec) for ra, dec, _ in steady) < BEAM]
+    false = [c for c in real if c not in steady_found
+             and min(sep_deg(c.ra, c.dec, b[0], b[1]) for b in bursts.values()) > BEAM]
+    assert not false, [(c.interval, c.snr, c.reason) for c in false]
+    direct = search_images([folder], output=tmp_path / "direct", params=SearchParams(
+        products=False, stokes=("V",), v_difference=False, v_sidelobe_fraction=(0.0, 0.0)))
+    assert len([c for c in direct.candidates if c.klass != "artefact"]) > 10  # what the rules remove

@@ -8,20 +8,31 @@ For a position (a catalogue target, a planet, a calibrator) `measure_position` r
   seed pipeline); Stokes I takes the largest value, Stokes V the largest |value| (with its sign);
 - the **local RMS**: 1.4826 x MAD in an annulus of 3-6 beams (`cfg.cutout`), NaN-aware, so
   sources inside the annulus do not inflate it;
-- a **Gaussian fit** (astropy.modeling Gaussian2D + constant, trust-region least squares) around
-  the peak when the peak is above `detection_sigma` x RMS: peak, integrated flux, position, size.
+- a **Gaussian fit** (`lwa_common.fitting`: astropy.modeling Gaussian2D, trust-region least
+  squares) around the peak when the peak is above `detection_sigma` x RMS. A *point fit* (the
+  restoring beam's shape; amplitude and centre free; the pixels within 0.75 BMAJ, the main lobe)
+  always runs; for Stokes I a *free fit* follows, and when it converges and is resolved (geometric
+  mean FWHM >= 1.2 x the beam's) its integral is the flux, else the point fit's peak is. Stokes V
+  images are dirty: a free shape takes the sidelobes for extent (it read V 3-4x too high) and the
+  beam-shaped fit reads 3-7 % high (the main lobe is not the restoring Gaussian on its flanks), so
+  V is the peak of the Gaussian through the 3 x 3 pixels at the top of the lobe (the point fit's
+  position; its peak where the 3 x 3 has a pixel of the other sign, or below 3 px per beam, where
+  the 3 x 3 reaches the flanks too). The model is evaluated at pixel centres, as wsclean samples its restored beam,
+  so the peak between pixels is right at any sampling (checked down to 1.5 px per beam, where the
+  peak pixel alone reads up to ~30 % low). A fit that did not converge (iteration limit, a
+  parameter on its bound, no finite covariance) is never reported: no `fit_*` values, and a note.
 
 Pixels closer than `mask_radius_deg` (1 FWHM in the pipeline) to a confusing source are NaN for
 the peak search, the RMS and the fit, so a brighter neighbour can neither be taken for the peak
-nor enter the fit or RMS (the catalogue-position value is read from the unmasked image). The fitted
-centre is bounded to 0.5 beam of the peak pixel, so the wings of a masked neighbour cannot pull it.
+nor enter the fit or RMS (the catalogue-position value is read from the unmasked image); with
+masked pixels near the peak only the point fit is used. The fitted centre is bounded to 0.5 beam
+of the peak pixel, so the wings of a masked neighbour cannot pull it.
 
-Why our own code instead of CASA imfit or photutils: all-sky SIN images have coarse pixels (a
-beam of 3-8 pixels) and non-uniform pixel sizes towards the horizon. imfit fails to converge on
-such undersampled beams; photutils' apertures work in flat pixel space. Here every distance
-(search circle, annulus, masks) is an angular separation computed per pixel, and the fit runs in
-pixel space where wsclean's PSF is shift-invariant, so the integrated flux is
-``peak x fitted area / restoring-beam area`` with both areas in pixels.
+Every distance (search circle, annulus, masks) is an angular separation computed per pixel and
+every radius is in beams of the image's header (the search circle adds an ionospheric allowance,
+`pad_arcsec_at_85mhz` x 85 / nu, to one BMAJ); the fit runs in pixel space where wsclean's PSF is
+shift-invariant, so the integrated flux is ``peak x fitted area / restoring-beam area`` with both
+areas in pixels.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +50,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from lwa_common.errors import LwaError
+from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian, gaussian_peak_3x3
 
 __all__ = [
     "RestoringBeam",
@@ -54,12 +66,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FWHM_PER_SIGMA = math.sqrt(8.0 * math.log(2.0))
 MAD_TO_SIGMA = 1.4826
 MIN_ANNULUS_PIXELS = 8
 FIT_HALF_BOX_BEAMS = 1.5  # the fit uses pixels within 1.5 BMAJ of the peak
 MAX_FIT_BOX_BEAMS = 4.0  # an extended source is refitted on a box up to 1.5 x 4 BMAJ
 FIT_CENTRE_BEAMS = 0.5  # the fitted centre stays within 0.5 BMAJ of the peak pixel
+POINT_FIT_RADIUS_BEAMS = 0.75  # the point (beam-shaped) fit uses the pixels within 0.75 BMAJ: the main lobe
+MIN_PX_PER_BEAM_3X3 = 3.0  # coarser: the 3 x 3 reaches the lobe's flanks, the beam-shaped fit is used
+RESOLVED_FACTOR = 1.2  # a free fit this much wider than the beam (geometric mean) is an extended source
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ class GaussianFit:
     pa_deg: float
     x: float
     y: float
+    resolved: bool = False  # larger than the beam: flux_jy is the integral, else the point-fit peak
 
 
 MEASUREMENT_COLUMNS: tuple[str, ...] = (
@@ -212,60 +227,83 @@ def _x_axis_east(wcs: WCS) -> bool:
         return False
 
 
-def _fit_gaussian(
+def _fit(
     box: np.ndarray, xp: int, yp: int, *, beam: RestoringBeam, scale_deg: float, x_east: bool,
-    masked: np.ndarray | None = None, half_box_px: int | None = None,
-) -> tuple[dict[str, float], bool] | None:
-    """Fit Gaussian2D + Const2D to the finite pixels near (xp, yp) of `box`; pixel units.
+    masked: np.ndarray | None, point_only: bool,
+) -> tuple[FitOutcome | None, str]:
+    """The Gaussian fit of one peak (`lwa_common.fitting`), in pixels of `box`; (outcome, note).
 
-    When masked pixels fall in the fit box the shape is fixed to the restoring beam: the unmasked
-    wings of a neighbour would otherwise widen the Gaussian.
+    A **point fit** always runs: the restoring beam's shape, amplitude and centre free, on the
+    pixels within `POINT_FIT_RADIUS_BEAMS` of the peak (the main lobe, also of a dirty image's
+    PSF), no background term. With `point_only` (Stokes V: dirty images, whose sidelobes a free
+    shape would take for extent) the peak is that of the Gaussian through the 3 x 3 pixels at the
+    top of the main lobe (`gaussian_peak_3x3`; the point fit where that fails). Otherwise a **free fit** follows on a box of `FIT_HALF_BOX_BEAMS` (refitted
+    on a larger box for an extended source); when it converges and is resolved (geometric-mean
+    FWHM ≥ `RESOLVED_FACTOR` × the beam's) its integral is the flux, else the point fit's peak is.
+    A fit that did not converge is never used: (None, the reason).
     """
-    from astropy.modeling import fitting, models
-    from astropy.utils.exceptions import AstropyUserWarning
-
     sig_maj = beam.major_deg / scale_deg / FWHM_PER_SIGMA
     sig_min = beam.minor_deg / scale_deg / FWHM_PER_SIGMA
-    half = half_box_px or max(2, int(math.ceil(FIT_HALF_BOX_BEAMS * beam.major_deg / scale_deg)))
-    ny, nx = box.shape
-    y_lo, y_hi = max(yp - half, 0), min(yp + half + 1, ny)
-    x_lo, x_hi = max(xp - half, 0), min(xp + half + 1, nx)
-    cut = box[y_lo:y_hi, x_lo:x_hi]
-    yy, xx = np.mgrid[y_lo:y_hi, x_lo:x_hi]
-    good = np.isfinite(cut)
-    if good.sum() < 7:
-        return None
-    amp0 = float(box[yp, xp])
     theta0 = math.radians(90.0 - beam.pa_deg) if x_east else math.radians(90.0 + beam.pa_deg)
-    lo_sig, hi_sig = 0.3 * sig_min, 6.0 * sig_maj
-    reach = max(1.0, FIT_CENTRE_BEAMS * beam.major_deg / scale_deg)
-    gauss = models.Gaussian2D(
-        amplitude=amp0, x_mean=xp, y_mean=yp, x_stddev=sig_maj, y_stddev=sig_min, theta=theta0,
-        bounds={"x_mean": (xp - reach, xp + reach), "y_mean": (yp - reach, yp + reach),
-                "x_stddev": (lo_sig, hi_sig), "y_stddev": (lo_sig, hi_sig)},
-    )
-    if masked is not None and masked[y_lo:y_hi, x_lo:x_hi].any():
-        for name in ("x_stddev", "y_stddev", "theta"):
-            getattr(gauss, name).fixed = True
-    model = gauss + models.Const2D(amplitude=0.0)
-    converged = True
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", AstropyUserWarning)
-        try:
-            fitted = fitting.TRFLSQFitter()(model, xx[good], yy[good], cut[good], maxiter=400)
-        except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
-            log.debug("Gaussian fit failed: %s", err)
-            return None
-        if any(issubclass(w.category, AstropyUserWarning) for w in caught):
-            converged = False
-    g = fitted[0]
-    values = {
-        "amplitude": float(g.amplitude.value), "x": float(g.x_mean.value), "y": float(g.y_mean.value),
-        "sx": abs(float(g.x_stddev.value)), "sy": abs(float(g.y_stddev.value)), "theta": float(g.theta.value),
-    }
-    if not all(np.isfinite(v) for v in values.values()) or values["amplitude"] * amp0 <= 0:
-        return None
-    return values, converged
+    bmaj_px = beam.major_deg / scale_deg
+    reach = max(1.0, FIT_CENTRE_BEAMS * bmaj_px)
+    radius = max(POINT_FIT_RADIUS_BEAMS * bmaj_px, 1.5)
+    point = fit_gaussian(box, xp, yp, sigma_x=sig_maj, sigma_y=sig_min, theta=theta0, fixed_shape=True,
+                         fit_offset=False, half_box=int(math.ceil(radius)) + 1, radius=radius, centre_reach=reach)
+    if point is not None and not point.converged:
+        log.debug("point fit did not converge: %s", point.message)
+    point_ok = point if point is not None and point.converged else None
+    if point_only:
+        # a dirty image: the peak of the Gaussian through the 3 x 3 pixels at the top of the main
+        # lobe (the beam-shaped fit, biased by the lobe's non-Gaussian flanks, gives the position)
+        if point_ok is None:
+            return None, _no_fit(point)
+        well_sampled = math.sqrt(sig_maj * sig_min) * FWHM_PER_SIGMA >= MIN_PX_PER_BEAM_3X3
+        top = gaussian_peak_3x3(box, xp, yp) if well_sampled else None
+        if top is not None:
+            point_ok = replace(point_ok, amplitude=top[0])
+        return FitOutcome(point_ok, resolved=False), ""
+    if masked is not None and _masked_near(masked, xp, yp, bmaj_px):
+        # a masked neighbour's unmasked wings would widen a free shape: the beam shape only
+        if point_ok is None:
+            return None, _no_fit(point)
+        return FitOutcome(point_ok, resolved=False), ""
+    half = max(2, int(math.ceil(FIT_HALF_BOX_BEAMS * bmaj_px)))
+    free = fit_gaussian(box, xp, yp, sigma_x=sig_maj, sigma_y=sig_min, theta=theta0, half_box=half,
+                        centre_reach=reach)
+    if free is not None and free.converged and free.sigma_major * FWHM_PER_SIGMA > 1.2 * bmaj_px:
+        # an extended source: refit on a box matched to its size
+        half = int(math.ceil(FIT_HALF_BOX_BEAMS * min(free.sigma_major * FWHM_PER_SIGMA, MAX_FIT_BOX_BEAMS * bmaj_px)))
+        wide = fit_gaussian(box, xp, yp, sigma_x=free.sigma_x, sigma_y=free.sigma_y, theta=free.theta,
+                            half_box=half, centre_reach=reach)
+        if wide is not None and wide.converged:
+            free = wide
+    resolved = (free is not None and free.converged
+                and math.sqrt(free.sigma_x * free.sigma_y) >= RESOLVED_FACTOR * math.sqrt(sig_maj * sig_min))
+    if resolved:
+        return FitOutcome(free, resolved=True), ""
+    if point_ok is not None:
+        return FitOutcome(point_ok, resolved=False), ""
+    if free is not None and free.converged:
+        return FitOutcome(free, resolved=False), ""
+    return None, _no_fit(point if point is not None else free)
+
+
+def _masked_near(masked: np.ndarray, xp: int, yp: int, bmaj_px: float) -> bool:
+    half = max(2, int(math.ceil(FIT_HALF_BOX_BEAMS * bmaj_px)))
+    return bool(masked[max(yp - half, 0): yp + half + 1, max(xp - half, 0): xp + half + 1].any())
+
+
+def _no_fit(fit: GaussianFit2D | None) -> str:
+    if fit is None:
+        return "Gaussian fit failed"
+    return f"Gaussian fit did not converge ({fit.message}): no fitted flux"
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    fit: GaussianFit2D
+    resolved: bool
 
 
 def measure_position(
@@ -354,40 +392,30 @@ def measure_position(
 
     gfit = None
     if fit and np.isfinite(level) and level >= detection_sigma:
-        result = _fit_gaussian(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs), masked=masked)
-        if result is not None:  # an extended source: refit on a box matched to its size
-            fwhm_px = max(result[0]["sx"], result[0]["sy"]) * FWHM_PER_SIGMA
-            beam_px = beam.major_deg / scale
-            if fwhm_px > 1.2 * beam_px:
-                half = int(math.ceil(FIT_HALF_BOX_BEAMS * min(fwhm_px, MAX_FIT_BOX_BEAMS * beam_px)))
-                result = _fit_gaussian(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs),
-                                       masked=masked, half_box_px=half) or result
-        if result is None:
-            notes.append("Gaussian fit failed")
+        outcome, note = _fit(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs), masked=masked,
+                             point_only=signed_abs)
+        if outcome is None:
+            notes.append(note)
         else:
-            values, converged = result
-            if not converged:
-                notes.append("Gaussian fit may not have converged")
-            gfit = _fit_result(values, beam=beam, wcs=wcs, xlo=xlo, ylo=ylo, scale=scale, sx=sx, sy=sy)
+            gfit = _fit_result(outcome, beam=beam, wcs=wcs, xlo=xlo, ylo=ylo, scale=scale, sx=sx, sy=sy)
     return Measurement(stokes, cat, peak, peak_ra, peak_dec, peak_offset, rms, snr, detected, gfit, radius_arcsec,
                        n_masked, "; ".join(notes))
 
 
-def _fit_result(values: dict[str, float], *, beam: RestoringBeam, wcs: WCS, xlo: int, ylo: int, scale: float,
+def _fit_result(outcome: FitOutcome, *, beam: RestoringBeam, wcs: WCS, xlo: int, ylo: int, scale: float,
                 sx: float, sy: float) -> GaussianFit:
-    major_px, minor_px, theta = values["sx"], values["sy"], values["theta"]
-    if minor_px > major_px:
-        major_px, minor_px, theta = minor_px, major_px, theta + math.pi / 2
+    g = outcome.fit
+    major_px, minor_px, theta = g.sigma_major, g.sigma_minor, g.theta_major
     beam_area_px = math.pi / (4.0 * math.log(2.0)) * beam.major_deg * beam.minor_deg / (sx * sy)
-    fit_area_px = 2.0 * math.pi * major_px * minor_px
-    x, y = values["x"] + xlo, values["y"] + ylo
+    flux = g.amplitude * g.area_px / beam_area_px if outcome.resolved else g.amplitude
+    x, y = g.x + xlo, g.y + ylo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ra, dec = (float(v) for v in wcs.pixel_to_world_values(x, y))
     pa = (math.degrees(theta) - 90.0) % 180.0 if not _x_axis_east(wcs) else (90.0 - math.degrees(theta)) % 180.0
     return GaussianFit(
-        peak_jy=values["amplitude"],
-        flux_jy=values["amplitude"] * fit_area_px / beam_area_px,
+        peak_jy=g.amplitude,
+        flux_jy=flux,
         ra_deg=ra,
         dec_deg=dec,
         major_arcsec=major_px * FWHM_PER_SIGMA * scale * 3600.0,
@@ -395,4 +423,5 @@ def _fit_result(values: dict[str, float], *, beam: RestoringBeam, wcs: WCS, xlo:
         pa_deg=pa,
         x=x,
         y=y,
+        resolved=outcome.resolved,
     )

@@ -22,13 +22,16 @@ _PAIR = click.Tuple([float, float])
 
 
 def _default(text: str, value) -> str:
-    shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+    if isinstance(value, bool):
+        shown = "on" if value else "off"
+    else:
+        shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
     return f"{text} [default: {shown}, from the config]"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Blind transient search on OVRO-LWA images (Stokes V direct, Stokes I 10 min − deep)."""
+    """Blind transient search on OVRO-LWA images (Stokes V deep and 10 min − deep, Stokes I 10 min − deep)."""
 
 
 @cli.command("search")
@@ -67,15 +70,25 @@ def cli() -> None:
               help=_default("With --ateam-file: sources at least this bright get the larger radius.", _T.ateam_major_jy))
 @click.option("--ateam/--no-ateam", "use_ateam", default=True, show_default=True, help="Mask the A-team zones.")
 @click.option("--bilobe/--no-bilobe", default=True, show_default=True, help="Run the bi-lobe partner test.")
-@click.option("--bilobe-radius-arcmin", type=float, default=None,
-              help=_default("Partner search radius (arcmin).", _T.bilobe_radius_arcmin))
+@click.option("--bilobe-radius-beams", type=float, default=None,
+              help=_default("Partner search radius (restoring beams, BMAJ).", _T.bilobe_radius_beams))
 @click.option("--bilobe-ratio", type=_PAIR, default=None,
               help=_default("Allowed |candidate|/|partner| flux ratio (min max).", _T.bilobe_ratio))
 @click.option("--bilobe-sigma", type=_PAIR, default=None,
               help=_default("S/N of the partner, then of the candidate, for the test.", _T.bilobe_sigma))
 @click.option("--drop-bilobe", is_flag=True, help="Leave bi-lobe artefacts out of candidates.csv.")
-@click.option("--match-arcmin", type=float, default=None,
-              help=_default("Catalogue match radius (arcmin).", _T.catalog_match_arcmin))
+@click.option("--match-beams", type=float, default=None,
+              help=_default("Catalogue match radius (restoring beams, BMAJ).", _T.catalog_match_beams))
+@click.option("--v-difference/--no-v-difference", default=None,
+              help=_default("Search each 10 min V image minus the deep V image.", _T.v_difference))
+@click.option("--v-sidelobe-fraction", type=_PAIR, default=None,
+              help=_default("Sidelobe rule: cap on the fraction of a brighter V source of the same image, and the "
+                            "fraction of a deep-V source in 10 min − deep V.", _T.v_sidelobe_fraction))
+@click.option("--v-sidelobe-margin", type=float, default=None,
+              help=_default("Sidelobe rule: this many times the sidelobe envelope measured around a V source.",
+                            _T.v_sidelobe_margin))
+@click.option("--v-source-sigma", type=float, default=None,
+              help=_default("|S/N| in deep V of the V sources whose sidelobes are tested.", _T.v_source_sigma))
 @click.option("--max-cutouts", type=int, default=None,
               help=_default("Cutouts + PNGs per subband per Stokes (the brightest).", _T.max_cutouts))
 @click.option("--warn-candidates", type=int, default=None,
@@ -89,8 +102,8 @@ def cli() -> None:
 @common_options
 def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, stokes: str, v_sigma, i_sigma,
                rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, mask_beams, steady_ratio, v_ateam_radius_deg,
-               i_ateam_radius_deg, ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_arcmin, bilobe_ratio, bilobe_sigma,
-               drop_bilobe, match_arcmin, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
+               i_ateam_radius_deg, ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_beams, bilobe_ratio, bilobe_sigma,
+               drop_bilobe, match_beams, v_difference, v_sidelobe_fraction, v_sidelobe_margin, v_source_sigma, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
                overwrite, as_json, hints, cfg) -> None:
     """Search INPUTS (FITS images and/or folders of them) for transients.
 
@@ -98,10 +111,12 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
     lwa-stack's wideband stacks, IMGCAT stack, deep or 10 min by INTERVAL; a plain WSClean image
     is deep unless --kind/--interval say otherwise), not PB-corrected, and TAPER > 0 and ROBUST =
     --robust when the header says; grouped by SUBBAND (a stack's band name, else the subband of
-    the frequency); dewarped images are preferred. V images (deep and 10 min) are
-    searched directly for positive and negative peaks; for I, each 10 min image minus the deep
-    image is searched for positive peaks. Bright deep-I sources and A-team zones are masked. A
-    candidate with an opposite-sign partner (bi-lobe test) gets class `artefact`; one matching the
+    the frequency); dewarped images are preferred. The deep V image and each 10 min
+    V image minus the deep V image are searched for positive and negative peaks; for I, each 10 min
+    image minus the deep image is searched for positive peaks. Bright deep-I sources and A-team
+    zones are masked; every radius is in restoring beams (BMAJ) of the image. A candidate with an
+    opposite-sign partner (bi-lobe test), or no brighter than a sidelobe of a brighter V source,
+    gets class `artefact`; one matching the
     catalogue gets class `known`; the rest are `candidate`. Writes OUTPUT/candidates.csv (always,
     header only when nothing is found) and, for the brightest candidates, OUTPUT/J0553+31/
     J055312+312045_55MHz_V_t0002.{fits,png}. Prints the paths written.
@@ -118,8 +133,10 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
         "v_sigma": v_sigma, "i_sigma": i_sigma, "rms_box_px": rms_box_px, "rms_smooth_boxes": rms_smooth_boxes,
         "v_mask_sigma": v_mask_sigma, "i_mask_sigma": i_mask_sigma, "mask_beams": mask_beams,
         "steady_ratio": steady_ratio, "v_ateam_radius_deg": v_ateam_radius_deg, "i_ateam_radius_deg": i_ateam_radius_deg, "ateam_file": ateam_file, "ateam_major_jy": ateam_major_jy,
-        "bilobe": bilobe, "bilobe_radius_arcmin": bilobe_radius_arcmin, "bilobe_ratio": bilobe_ratio,
-        "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_arcmin": match_arcmin,
+        "bilobe": bilobe, "bilobe_radius_beams": bilobe_radius_beams, "bilobe_ratio": bilobe_ratio,
+        "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_beams": match_beams,
+        "v_difference": v_difference, "v_sidelobe_fraction": v_sidelobe_fraction,
+        "v_sidelobe_margin": v_sidelobe_margin, "v_source_sigma": v_source_sigma,
         "max_cutouts": max_cutouts, "warn_candidates": warn_candidates, "cutout_size_deg": cutout_size_deg,
         "robust": robust, "products": products,
         "stokes": ("V", "I") if stokes == "both" else (stokes,),

@@ -7,7 +7,7 @@ through the pixel and its two neighbours along each axis.
 
 Bi-lobe test (explicit rule, all numbers configurable; defaults from `cfg.transient`):
 a candidate of sign s and S/N |c| ≥ `candidate_sigma` (4) has a bi-lobe partner when, within
-`radius_arcmin` (30′) of it, an island of pixels of the opposite sign reaches −s × S/N ≥
+`radius_beams` (2 restoring beams, BMAJ of the image) of it, an island of pixels of the opposite sign reaches −s × S/N ≥
 `partner_sigma` (3) and the flux ratio |candidate peak| / |partner peak| lies in
 [`ratio_min`, `ratio_max`] (0.2–5). A candidate with a partner is flagged `bilobe=True`: a real
 burst is a single-signed PSF, whereas a positive/negative pair of comparable strength a few
@@ -91,7 +91,7 @@ class Peak:
 class BilobeRule:
     """The partner test; see the module docstring."""
 
-    radius_arcmin: float = 30.0
+    radius_beams: float = 2.0
     ratio_min: float = 0.2
     ratio_max: float = 5.0
     partner_sigma: float = 3.0
@@ -171,12 +171,12 @@ def bilobe_partner(
     peak: Peak,
     *,
     rule: BilobeRule,
-    pixel_arcmin: float,
+    beam_px: float,
 ) -> Partner | None:
-    """The strongest opposite-sign partner of `peak` satisfying `rule`, or None."""
+    """The strongest opposite-sign partner of `peak` satisfying `rule`, or None (`beam_px`: BMAJ in pixels)."""
     if abs(peak.snr) < rule.candidate_sigma:
         return None
-    r = rule.radius_arcmin / pixel_arcmin
+    r = rule.radius_beams * beam_px
     # islands are labelled in a box twice the radius, so that a lobe whose flank reaches into the
     # radius but whose peak lies outside it is not taken for a partner
     big = 2 * r + 2

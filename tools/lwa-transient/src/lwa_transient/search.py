@@ -3,9 +3,14 @@
 Per subband, on tapered, non-primary-beam-corrected (dewarped when available) images chosen by
 header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per band the same way):
 
-* **Stokes V** — every V image (deep and each 10 min interval) is searched directly: pixels with
+* **Stokes V** — the deep V image directly, and each 10 min V image minus the deep V image
+  (`v_difference`: steady V sources and their dirty-beam sidelobes cancel): pixels with
   |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
-  `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), and A-team caps.
+  `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), A-team caps, and in a difference
+  `v_source_mask_beams` around the deep-V sources. Artefact rules (README, "Algorithm"):
+  `sidelobe` (no brighter than the sidelobe envelope of a brighter V source measured in the same
+  image, × `v_sidelobe_margin`, capped at `v_sidelobe_fraction`), `fainter` (a deep-V
+  source fading), `echo` (a burst of another interval diluted into the deep V).
 * **Stokes I** — each 10 min R0 image minus the deep R0 image, positive only, ≥ `i_sigma` × local
   RMS of the difference; masks at `i_mask_sigma` (100σ → 2 beams, 30σ → 1 beam) and larger
   A-team caps. A deep-I source that is `steady_ratio` (2) times brighter in the 10 min image is the
@@ -14,7 +19,8 @@ header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per ban
 Images of a subband must have one shape (else `LwaError`); one on another pixel grid (another
 phase centre) is reprojected onto the deep I grid with `reproject_interp`, with a warning.
 
-Every candidate gets the bi-lobe partner test (`lwa_transient.detect`), a catalogue match,
+Every radius is in restoring beams (BMAJ) of the searched image's own header. Every candidate gets
+the bi-lobe partner test (`lwa_transient.detect`), a catalogue match,
 a J-name, and the brightest `max_cutouts` per subband per Stokes get a FITS cutout and a PNG in a
 `J0553+31`-style folder. `candidates.csv` is always written (header only when nothing is found).
 """
@@ -53,11 +59,12 @@ from lwa_transient.masks import (
     ateam_mask,
     bright_source_mask,
     bright_sources,
+    disk_mask,
     source_mask,
 )
 from lwa_transient.products import cutout, write_cutout, write_png
 from lwa_transient.rms import local_background_rms
-from lwa_transient.select import SubbandImages, search_category, select_images
+from lwa_transient.select import SubbandImages, select_images
 
 __all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_images", "read_candidates"]
 
@@ -66,7 +73,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = (
     "stokes", "interval", "ra", "dec", "jname", "peak_jy", "rms_jy", "snr", "sign", "bilobe", "class",
     "catalog_match", "image", "subband", "freq_mhz", "x", "y", "partner_snr", "partner_ratio",
-    "partner_sep_arcmin", "catalog_sep_arcmin", "cutout", "png",
+    "partner_sep_arcmin", "catalog_sep_arcmin", "cutout", "png", "reason", "beam_arcmin",
 )
 
 
@@ -114,11 +121,16 @@ class SearchParams:
     ateam_file: Path | None = None
     ateam_major_jy: float = _T.ateam_major_jy
     bilobe: bool = True
-    bilobe_radius_arcmin: float = _T.bilobe_radius_arcmin
+    bilobe_radius_beams: float = _T.bilobe_radius_beams
     bilobe_ratio: tuple[float, float] = _T.bilobe_ratio
     bilobe_sigma: tuple[float, float] = _T.bilobe_sigma
     drop_bilobe: bool = False
-    catalog_match_arcmin: float = _T.catalog_match_arcmin
+    catalog_match_beams: float = _T.catalog_match_beams
+    v_difference: bool = _T.v_difference
+    v_sidelobe_fraction: tuple[float, float] = _T.v_sidelobe_fraction
+    v_sidelobe_margin: float = _T.v_sidelobe_margin
+    v_source_sigma: float = _T.v_source_sigma
+    v_source_mask_beams: float = _T.v_source_mask_beams
     max_cutouts: int = _T.max_cutouts
     warn_candidates: int = _T.warn_candidates
     cutout_size_deg: float = Cutout().size_deg
@@ -137,8 +149,11 @@ class SearchParams:
             steady_ratio=t.steady_ratio,
             v_ateam_radius_deg=_pair(t, "v_ateam_radius_deg"), i_ateam_radius_deg=_pair(t, "i_ateam_radius_deg"),
             ateam_major_jy=t.ateam_major_jy,
-            bilobe_radius_arcmin=t.bilobe_radius_arcmin, bilobe_ratio=_pair(t, "bilobe_ratio"),
-            bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_arcmin=t.catalog_match_arcmin,
+            bilobe_radius_beams=t.bilobe_radius_beams, bilobe_ratio=_pair(t, "bilobe_ratio"),
+            bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_beams=t.catalog_match_beams,
+            v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
+            v_sidelobe_margin=t.v_sidelobe_margin,
+            v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
             robust=t.robust,
         )
@@ -157,7 +172,7 @@ class SearchParams:
         if self.rms_smooth_boxes < 1:
             raise LwaError(f"--rms-smooth-boxes must be at least 1, got {self.rms_smooth_boxes}")
         for name in ("v_mask_sigma", "i_mask_sigma", "mask_beams", "v_ateam_radius_deg", "i_ateam_radius_deg",
-                     "bilobe_ratio", "bilobe_sigma"):
+                     "bilobe_ratio", "bilobe_sigma", "v_sidelobe_fraction"):
             if len(getattr(self, name)) != 2:
                 raise LwaError(f"{name} takes two numbers, got {getattr(self, name)}")
         if not min(self.mask_beams) > 0:
@@ -171,6 +186,12 @@ class SearchParams:
             a, b = getattr(self, name)
             if a < b:
                 raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
+        if self.v_sidelobe_margin < 0:
+            raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
+        if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
+            raise LwaError(f"--v-sidelobe-fraction takes fractions in [0, 1), got {self.v_sidelobe_fraction}")
+        if self.bilobe_radius_beams <= 0 or self.catalog_match_beams < 0:
+            raise LwaError("--bilobe-radius-beams must be positive and --match-beams >= 0")
         if self.cutout_size_deg <= 0:
             raise LwaError("--cutout-size-deg must be positive")
         if self.max_cutouts < 0:
@@ -180,7 +201,7 @@ class SearchParams:
 
     @property
     def rule(self) -> BilobeRule:
-        return BilobeRule(radius_arcmin=self.bilobe_radius_arcmin, ratio_min=self.bilobe_ratio[0],
+        return BilobeRule(radius_beams=self.bilobe_radius_beams, ratio_min=self.bilobe_ratio[0],
                           ratio_max=self.bilobe_ratio[1], partner_sigma=self.bilobe_sigma[0],
                           candidate_sigma=self.bilobe_sigma[1])
 
@@ -212,8 +233,11 @@ class Candidate:
     catalog_sep_arcmin: float = math.nan
     cutout: str = ""
     png: str = ""
+    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V), echo
+    beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
+    subtracted: str = field(default="", repr=False)  # V: the deep V subtracted from a 10 min V
 
     def row(self) -> dict[str, Any]:
         d = asdict(self)
@@ -221,7 +245,7 @@ class Candidate:
         return {k: _fmt(k, d[k]) for k in CSV_COLUMNS}
 
 
-_DECIMALS = {"ra": 6, "dec": 6, "x": 2, "y": 2, "snr": 2, "partner_snr": 2, "partner_ratio": 3,
+_DECIMALS = {"beam_arcmin": 3, "ra": 6, "dec": 6, "x": 2, "y": 2, "snr": 2, "partner_snr": 2, "partner_ratio": 3,
              "partner_sep_arcmin": 2, "catalog_sep_arcmin": 2, "freq_mhz": 4}
 
 
@@ -317,20 +341,21 @@ class _SearchOutcome:
 
 
 def _search_one(image: np.ndarray, *, params: SearchParams, mask: np.ndarray, threshold: float,
-                signs: tuple[int, ...], pixel_arcmin: float) -> _SearchOutcome:
+                signs: tuple[int, ...], beam_px: float) -> _SearchOutcome:
     bg, rms = local_background_rms(image, box=params.rms_box_px, smooth=params.rms_smooth_boxes)
     residual = image - bg
     peaks = []
     for sign in signs:
         for peak in find_peaks(residual, rms, threshold=threshold, sign=sign, mask=mask):
-            partner = (bilobe_partner(residual, rms, peak, rule=params.rule, pixel_arcmin=pixel_arcmin)
+            partner = (bilobe_partner(residual, rms, peak, rule=params.rule, beam_px=beam_px)
                        if params.bilobe else None)
             peaks.append((peak, partner))
     return _SearchOutcome(peaks, residual, rms)
 
 
-def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: str, pixel_arcmin: float,
+def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: str, beam_px: float,
                 reference: str) -> list[Candidate]:
+    pixel_arcmin = _pixel_arcmin(img.wcs)
     out = []
     for peak, partner in outcome.peaks:
         ra, dec = img.wcs.all_pix2world([[peak.x_sub, peak.y_sub]], 0)[0]
@@ -344,9 +369,164 @@ def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: 
             partner_snr=partner.snr if partner else math.nan,
             partner_ratio=partner.ratio if partner else math.nan,
             partner_sep_arcmin=partner.sep_px * pixel_arcmin if partner else math.nan,
+            reason="bilobe" if partner is not None else "", beam_arcmin=beam_px * pixel_arcmin,
             folder=jname_short(coord), reference=reference,
         ))
     return out
+
+
+def _v_sources(outcome: _SearchOutcome, sigma: float, beam_px: float, *, fraction: float, margin: float) -> list[Peak]:
+    """The bright V sources of a searched image (|S/N| >= `sigma`, masked areas included: a
+    polarised source next to a bright I source is masked, its sidelobes are not), brightest first,
+    without the peaks that are sidelobes of a brighter one (the sidelobe rule among themselves)."""
+    peaks = [peak for sign in (1, -1) for peak in find_peaks(outcome.residual, outcome.rms, threshold=sigma, sign=sign)]
+    kept: list[Peak] = []
+    envelopes: dict[int, _Envelope] = {}
+    for peak in sorted(peaks, key=lambda q: -abs(q.value)):
+        if any(abs(peak.value) <= _sidelobe_limit(envelopes, k, peak.x_sub, peak.y_sub, beam_px, fraction, margin)
+               * abs(k.value) for k in kept):
+            continue
+        kept.append(peak)
+        if len(envelopes) < MAX_ENVELOPE_SOURCES:
+            envelopes[id(peak)] = _Envelope(outcome.residual, peak, beam_px)
+    return kept
+
+
+def _sidelobe_limit(envelopes: dict[int, _Envelope] | None, source: Peak, x: float, y: float, beam_px: float,
+                    fraction: float, margin: float) -> float:
+    """The largest fraction of `source` its sidelobes reach at (x, y): 0 within 1 beam (the source
+    itself), `margin` × its measured envelope there capped at `fraction` (`envelopes`; 0 for a
+    source without one), or `fraction` when `envelopes` is None."""
+    dist = math.hypot(x - source.x_sub, y - source.y_sub) / beam_px
+    if dist <= 1.0:
+        return 0.0
+    if envelopes is None:
+        return fraction
+    env = envelopes.get(id(source))
+    if env is None:
+        return 0.0
+    return min(fraction, margin * env.fraction_at(x, y))
+
+
+def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, steady_ratio: float) -> np.ndarray:
+    """Disks (`v_source_mask_beams`, 1.5 beams) around the deep-V sources in a 10 min − deep V image: the main lobe of a steady
+    source does not cancel exactly (its PSF changes from interval to interval). A source at least
+    `steady_ratio` times brighter (same sign) in this interval than in the deep image varied: it is
+    not masked (0: always masked)."""
+    keep = []
+    for s in sources:
+        ten = s.value + float(diff[s.y, s.x])
+        if steady_ratio > 0 and ten * s.sign >= steady_ratio * abs(s.value):
+            continue
+        keep.append((s.y_sub, s.x_sub, radius_px))
+    return disk_mask(diff.shape, keep)
+
+
+SIDELOBE_EDGES_BEAMS = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 50.0, 80.0, math.inf)
+SIDELOBE_PERCENTILE = 99.5  # of |image| in each annulus: the sidelobe crests, not one compact burst
+MAX_ENVELOPE_SOURCES = 5  # the brightest V sources of an image get a measured envelope
+
+
+class _Envelope:
+    """The sidelobe envelope of one bright V source measured in its own image: for a point at
+    distance r, the `SIDELOBE_PERCENTILE` of |image| over the annulus of `SIDELOBE_EDGES_BEAMS`
+    holding r, over |source peak| — what the dirty beam (plus noise and other sources: an upper
+    bound) puts at that distance. The pixels within `EXCLUDE_BEAMS` of the point asked about are
+    left out, so a real burst cannot raise the envelope that would judge it."""
+
+    EXCLUDE_BEAMS = 3.0
+    MAX_RING_PIXELS = 400_000  # larger rings are subsampled (a regular stride)
+
+    def __init__(self, residual: np.ndarray, source: Peak, beam_px: float):
+        self.source, self.beam_px = source, beam_px
+        ny, nx = residual.shape
+        yy, xx = np.mgrid[0:ny, 0:nx]
+        r = np.hypot(yy - source.y_sub, xx - source.x_sub) / beam_px
+        finite = np.isfinite(residual)
+        self.rings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for lo, hi in zip(SIDELOBE_EDGES_BEAMS[:-1], SIDELOBE_EDGES_BEAMS[1:], strict=True):
+            ys, xs = np.nonzero((r >= lo) & (r < hi) & finite)
+            step = max(1, -(-ys.size // self.MAX_RING_PIXELS))
+            ys, xs = ys[::step], xs[::step]
+            self.rings.append((np.abs(residual[ys, xs]).astype(np.float64), ys, xs))
+
+    def fraction_at(self, x: float, y: float) -> float:
+        dist = math.hypot(x - self.source.x_sub, y - self.source.y_sub) / self.beam_px
+        ring = int(np.searchsorted(SIDELOBE_EDGES_BEAMS, dist, side="right")) - 1
+        if ring < 0:
+            return 0.0
+        values, ys, xs = self.rings[ring]
+        keep = np.hypot(ys - y, xs - x) > self.EXCLUDE_BEAMS * self.beam_px
+        if not keep.any():
+            return 0.0
+        return float(np.percentile(values[keep], SIDELOBE_PERCENTILE)) / abs(self.source.value)
+
+
+def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float, *,
+                    residual: np.ndarray | None = None, margin: float = 2.0) -> int:
+    """Class `artefact` (reason `sidelobe`) for every candidate more than 1 beam from a V source and
+    no brighter than what the dirty beam of that source can put there: `margin` × the source's
+    sidelobe envelope measured in `residual` at the candidate's distance, at most `fraction` of the
+    source; without `residual`, `fraction` of the source at any distance."""
+    if fraction <= 0 or not sources:
+        return 0
+    ranked = sorted(sources, key=lambda s: -abs(s.value))
+    envelopes = ({id(s): _Envelope(residual, s, beam_px) for s in ranked[:MAX_ENVELOPE_SOURCES]}
+                 if residual is not None else None)
+    n = 0
+    for c in cands:
+        if c.klass == "artefact":
+            continue
+        for s in ranked:
+            if abs(c.peak_jy) <= _sidelobe_limit(envelopes, s, c.x, c.y, beam_px, fraction, margin) * abs(s.value):
+                c.klass, c.reason = "artefact", "sidelobe"
+                n += 1
+                break
+    return n
+
+
+def _mark_echoes(cands: list[Candidate], n_intervals: int) -> int:
+    """In 10 min − deep V images, a burst S of one interval is S/N in the deep image, so every other
+    interval shows −S/N at its place. A candidate whose opposite-sign counterpart within 1 beam in
+    another interval is at least (N − 1)/2 times stronger is such an echo: class `artefact`, reason
+    `echo` (the factor 2 leaves room for noise; the exact ratio is N − 1)."""
+    if n_intervals < 2:
+        return 0
+    n = 0
+    factor = 0.5 * (n_intervals - 1)
+    for c in cands:
+        if c.klass == "artefact":
+            continue
+        radius = c.beam_arcmin / 60.0
+        for b in cands:
+            if (b.interval != c.interval and b.sign != c.sign and abs(b.peak_jy) >= factor * abs(c.peak_jy)
+                    and _sep_deg(b, c) <= radius):
+                c.klass, c.reason = "artefact", "echo"
+                n += 1
+                break
+    return n
+
+
+def _sep_deg(a: Candidate, b: Candidate) -> float:
+    ra1, dec1, ra2, dec2 = (math.radians(v) for v in (a.ra, a.dec, b.ra, b.dec))
+    cos = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(ra1 - ra2)
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+
+
+def _mark_fainter(cands: list[Candidate], sources: Sequence[Peak], beam_px: float) -> int:
+    """In a 10 min − deep V image, a candidate within 1 beam of a deep-V source and of the opposite
+    sign is that source being fainter in this interval (e.g. a burst of another interval, diluted
+    into the deep image): class `artefact`, reason `fainter`."""
+    n = 0
+    for c in cands:
+        if c.klass == "artefact":
+            continue
+        for s in sources:
+            if c.sign != s.sign and math.hypot(c.x - s.x_sub, c.y - s.y_sub) <= beam_px:
+                c.klass, c.reason = "artefact", "fainter"
+                n += 1
+                break
+    return n
 
 
 @dataclass
@@ -385,16 +565,16 @@ class _Catalog:
         self.coords = SkyCoord([src.ra_deg for src in self.sources] * u.deg,
                                [src.dec_deg for src in self.sources] * u.deg) if self.sources else None
 
-    def match(self, cands: list[Candidate], radius_arcmin: float) -> None:
+    def match(self, cands: list[Candidate], radius_beams: float) -> None:
         if self.coords is None or not cands:
             return
         pos = SkyCoord([c.ra for c in cands] * u.deg, [c.dec for c in cands] * u.deg)
         idx, sep, _ = pos.match_to_catalog_sky(self.coords)
         for c, i, s in zip(cands, np.atleast_1d(idx), np.atleast_1d(sep.arcmin), strict=True):
-            if s <= radius_arcmin:
+            if s <= radius_beams * c.beam_arcmin:
                 c.catalog_match = self.sources[int(i)].name
                 c.catalog_sep_arcmin = float(s)
-                if not c.bilobe:
+                if c.klass != "artefact":
                     c.klass = "known"
 
 
@@ -474,7 +654,7 @@ class _Search:
         if "I" in p.stokes:
             cands += self._search_i(group, deep_i, i_mask, label)
         if self.catalog is not None:
-            self.catalog.match(cands, p.catalog_match_arcmin)
+            self.catalog.match(cands, p.catalog_match_beams)
         if p.drop_bilobe:
             dropped = sum(c.bilobe for c in cands)
             cands = [c for c in cands if not c.bilobe]
@@ -504,26 +684,71 @@ class _Search:
                  ", ".join(v_names) or "none", 100 * v_mask.mean(), len(i_src), ", ".join(i_names) or "none")
         return v_mask, i_masks
 
+    def _beam(self, *images: _Image | None) -> float:
+        """BMAJ in pixels of the first of `images` (then of the subband's reference grid, the deep I)
+        whose header has one: dirty images made without a fitted PSF have none."""
+        return _beam_px([im for im in (*images, self.grid) if im is not None])
+
     def _search_v(self, group: SubbandImages, mask: np.ndarray | None, label: str) -> list[Candidate]:
+        """Deep V directly; each 10 min V minus deep V (`v_difference`); sidelobe and fading rules."""
         p = self.params
-        out = []
-        infos = ([group.deep_v] if group.deep_v else []) + [group.ten_v[k] for k in sorted(group.ten_v)]
-        for info in infos:
-            img = self._load(info)
+        out: list[Candidate] = []
+        deep = self._load(group.deep_v) if group.deep_v else None
+        if mask is None:
+            ref = deep or next((im for im in map(self._load, group.ten_v.values()) if im is not None), None)
+            if ref is None:
+                return out
+            mask = ateam_mask(ref.wcs, ref.data.shape, _ateam_sources(p, ref.info.freq_mhz), p.v_ateam_radius_deg)[0]
+        deep_sources: list[Peak] = []
+        deep_beam = math.nan
+        if deep is not None:
+            deep_beam = self._beam(deep)
+            outcome = _search_one(deep.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), beam_px=deep_beam)
+            deep_sources = _v_sources(outcome, p.v_source_sigma, deep_beam, fraction=p.v_sidelobe_fraction[0],
+                                      margin=p.v_sidelobe_margin)
+            ref = group.deep_i
+            found = _candidates(outcome, deep, stokes="V", interval="deep", beam_px=deep_beam,
+                                reference=str(ref.path) if ref else "")
+            n_side = _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[0], deep_beam,
+                                     residual=outcome.residual, margin=p.v_sidelobe_margin)
+            log.info("%s V deep: %d candidate(s) at |S/N| >= %g (%d sidelobe(s) of %d V source(s))", label,
+                     len(found), p.v_sigma, n_side, len(deep_sources))
+            out += found
+        difference = p.v_difference and deep is not None
+        per_interval: list[Candidate] = []
+        for interval in sorted(group.ten_v):
+            img = self._load(group.ten_v[interval])
             if img is None:
                 continue
-            if mask is None:
-                mask = ateam_mask(img.wcs, img.data.shape, _ateam_sources(p, img.info.freq_mhz),
-                                  p.v_ateam_radius_deg)[0]
-            pix = _pixel_arcmin(img.wcs)
-            outcome = _search_one(img.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), pixel_arcmin=pix)
-            interval = "deep" if search_category(info) == "deep" else info.interval
-            ref = (group.ten_i.get(interval) if interval != "deep" else None) or group.deep_i
-            found = _candidates(outcome, img, stokes="V", interval=interval, pixel_arcmin=pix,
+            beam = self._beam(img, deep)
+            data = img.data - deep.data if difference else img.data
+            here = mask
+            if difference and deep_sources:
+                here = mask | _steady_v_mask(deep_sources, data, p.v_source_mask_beams * beam, p.steady_ratio)
+            outcome = _search_one(data, params=p, mask=here, threshold=p.v_sigma, signs=(1, -1), beam_px=beam)
+            ref = group.ten_i.get(interval) or group.deep_i
+            found = _candidates(outcome, img, stokes="V", interval=interval, beam_px=beam,
                                 reference=str(ref.path) if ref else "")
-            log.info("%s V %s: %d candidate(s) at |S/N| >= %g", label, interval, len(found), p.v_sigma)
-            out += found
-        return out
+            if difference:
+                for c in found:
+                    c.subtracted = str(deep.info.path)
+            # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
+            # included; and the residual sidelobes of the steady deep-V sources
+            own = _v_sources(outcome, p.v_source_sigma, beam, fraction=p.v_sidelobe_fraction[0],
+                             margin=p.v_sidelobe_margin)
+            n_side = _mark_sidelobes(found, own, p.v_sidelobe_fraction[0], beam,
+                                     residual=outcome.residual, margin=p.v_sidelobe_margin)
+            if difference:
+                n_side += _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[1], beam)
+            n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
+            log.info("%s V %s%s: %d candidate(s) at |S/N| >= %g (%d sidelobe(s), %d deep-V source(s) fainter)",
+                     label, interval, " − deep" if difference else "", len(found), p.v_sigma, n_side, n_faint)
+            per_interval += found
+        if difference:
+            n_echo = _mark_echoes(per_interval, len(group.ten_v))
+            if n_echo:
+                log.info("%s V: %d echo(es) of bursts of other intervals (diluted into the deep V)", label, n_echo)
+        return out + per_interval
 
     def _search_i(self, group: SubbandImages, deep_i: _Image | None, masks: _IMasks | None,
                   label: str) -> list[Candidate]:
@@ -539,9 +764,9 @@ class _Search:
                 continue
             diff = img.data - deep_i.data
             mask = masks.for_interval(diff, p.steady_ratio, label=f"{label} I {interval}", wcs=img.wcs)
-            pix = _pixel_arcmin(img.wcs)
-            outcome = _search_one(diff, params=p, mask=mask, threshold=p.i_sigma, signs=(1,), pixel_arcmin=pix)
-            found = _candidates(outcome, img, stokes="I", interval=interval, pixel_arcmin=pix,
+            beam = self._beam(img, deep_i)
+            outcome = _search_one(diff, params=p, mask=mask, threshold=p.i_sigma, signs=(1,), beam_px=beam)
+            found = _candidates(outcome, img, stokes="I", interval=interval, beam_px=beam,
                                 reference=str(deep_i.info.path))
             log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                      p.i_sigma, 100 * mask.mean())
@@ -573,6 +798,10 @@ class _Search:
             searched = img.data - ref.data
             left_title, keywords = "deep I (reference)", {"IMGCAT": "diff"}
             right_title = f"I {c.interval} − deep"
+        elif c.subtracted:
+            searched = img.data - self._load(image_info(c.subtracted)).data
+            left_title, keywords = f"I {ref.info.interval if ref else ''}".strip(), {"IMGCAT": "diff"}
+            right_title = f"V {c.interval} − deep"
         else:
             searched = img.data
             left_title, keywords = f"I {ref.info.interval if ref else ''}".strip(), {}
@@ -586,7 +815,8 @@ class _Search:
         stem = f"{c.jname}_{c.subband or 'sb'}_{c.stokes}_{c.interval}"
         keywords.update({"CANDNAME": c.jname, "CANDRA": round(c.ra, 6), "CANDDEC": round(c.dec, 6),
                          "CANDPEAK": float(f"{c.peak_jy:.6g}"), "CANDSNR": round(c.snr, 2)})
-        history = [f"cutout of {Path(c.image).name}" + (f" minus {Path(c.reference).name}" if c.stokes == "I" else "")]
+        subtracted = c.reference if c.stokes == "I" else c.subtracted
+        history = [f"cutout of {Path(c.image).name}" + (f" minus {Path(subtracted).name}" if subtracted else "")]
         fits_path = write_cutout(folder / f"{stem}.fits", cut, img.header, keywords=keywords, argv=self.argv,
                                  extra_history=history)
         left_cut = cutout(ref.data, ref.wcs, coord, p.cutout_size_deg) if ref is not None else None
