@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh — simulate a short OVRO-LWA subband-hour with a known truth, then run the whole chain on it.
 #
-#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--score]
+#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--targets FILE] [--score]
 #
 #   --truth SPEC      lwa-sim truth spec (YAML/JSON; default docs/examples/demo_truth.yaml)
 #   --seed N          noise/RFI seed of the simulation (default 0)
@@ -13,12 +13,13 @@
 #   --score           afterwards score the run against the truth (lwa-sim score; WORKDIR/score.json)
 #
 # Demo size: 36 integrations of 10 s, 64 antennas of the compact core, 8 channels at 55 MHz, images
-# of 512 px of 15 arcmin (a restoring beam of ~55-65 arcmin: ≥ 3.5 pixels), 2 % of the CLEAN iterations. Writes
-# WORKDIR/sim/ (MS, truth.json, catalog.csv) and WORKDIR/run/ (run_hour.sh's work folder).
+# of 512 px of 15 arcmin (restoring beams of 54-65 arcmin: 3.6-4.3 pixels), 2 % of the CLEAN
+# iterations. Writes WORKDIR/sim/ (MS, truth.json, catalog.csv) and WORKDIR/run/ (run_hour.sh's
+# work folder).
 # Any sky runs through the same chain and options: bin/demo.sh /tmp/sky1 --truth my_sky.yaml --seed 3
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 work="" spec="$here/docs/examples/demo_truth.yaml" seed=0 start=2024-12-20T11:55:00 peel_sky="" score=0 targets=""
 while [ $# -gt 0 ]; do
     case "$1" in
