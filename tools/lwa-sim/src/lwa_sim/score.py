@@ -187,6 +187,19 @@ def _sep_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
     return SkyCoord(ra1, dec1, unit="deg").separation(SkyCoord(ra2, dec2, unit="deg")).deg
 
 
+def _position(src: dict, dewarped: bool) -> list[float]:
+    """Where a source is in an image: its true position when dewarped, else the shifted one."""
+    return [src["ra_deg"], src["dec_deg"]] if dewarped else [src["apparent_ra_deg"], src["apparent_dec_deg"]]
+
+
+def _sep_either(cand: dict, src: dict) -> float:
+    """Degrees from a candidate to a source's true or shifted position, whichever is closer
+    (the searched image may be dewarped, well or not)."""
+    ra, dec = float(cand["ra"]), float(cand["dec"])
+    return float(min(_sep_deg(ra, dec, src["ra_deg"], src["dec_deg"]),
+                     _sep_deg(ra, dec, src["apparent_ra_deg"], src["apparent_dec_deg"])))
+
+
 def _isolated(src: dict, steady: list[dict], radius_deg: float) -> bool:
     for o in steady:
         if o is src:
@@ -211,7 +224,8 @@ def _photometry(images: list[Image], steady: list[dict], st: ScoreSettings) -> d
     for s in steady:
         if s.get("major_arcsec", 0) or s["el_deg_mid"] <= 0:
             continue
-        x, y = wcs.all_world2pix([[s["apparent_ra_deg"], s["apparent_dec_deg"]]], 0)[0]
+        # a dewarped image has the source at its true position, else where the ionosphere put it
+        x, y = wcs.all_world2pix([_position(s, im.key("DEWARPED"))], 0)[0]
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
         xi, yi = int(round(x)), int(round(y))
@@ -249,8 +263,7 @@ def _astrometry(images: list[Image], steady: list[dict], anchors_used: set[str],
             if s["el_deg_mid"] <= 0:
                 continue
             # start from the apparent (shifted) position: the source is there before dewarping
-            ra, dec = (s["ra_deg"], s["dec_deg"]) if dewarped else (s["apparent_ra_deg"], s["apparent_dec_deg"])
-            x, y = wcs.all_world2pix([[ra, dec]], 0)[0]
+            x, y = wcs.all_world2pix([_position(s, dewarped)], 0)[0]
             if not (np.isfinite(x) and np.isfinite(y)):
                 continue
             rms = _local_rms(img, x, y, 6 * beam_px) if 0 <= x < img.shape[1] and 0 <= y < img.shape[0] else np.nan
@@ -335,7 +348,7 @@ def _transients(images: list[Image], truth: dict, subband: str, cands: list[dict
                 if (c["stokes"] != tr["stokes"] or c["interval"] != interval
                         or float(c["sign"]) * ev["apparent_jy"] <= 0):
                     continue
-                sep = float(_sep_deg(float(c["ra"]), float(c["dec"]), s["apparent_ra_deg"], s["apparent_dec_deg"]))
+                sep = _sep_either(c, s)
                 if sep <= st.match_beams * im.bmaj_deg and (best is None or sep < best[1]):
                     best = (i, sep)
             if best is not None:
@@ -353,8 +366,7 @@ def _transients(images: list[Image], truth: dict, subband: str, cands: list[dict
             continue
         for s in pol:
             same_sign = float(c["sign"]) * s["v_frac"] > 0
-            if same_sign and float(_sep_deg(float(c["ra"]), float(c["dec"]), s["apparent_ra_deg"],
-                                             s["apparent_dec_deg"])) <= st.match_beams * beam:
+            if same_sign and _sep_either(c, s) <= st.match_beams * beam:
                 steady_v.add(i)
                 break
     false = [c for i, c in enumerate(cands) if i not in used and i not in steady_v]
