@@ -648,7 +648,7 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
         within = float(np.mean(errs <= 0.05))
         med = float(np.median(errs))
         g["flux"] = _goal(within >= 0.95 and med <= 0.02,
-                          f"{100 * within:.0f} % of {len(scored)} within 5 %, median |err| {100 * med:.1f} % (fitted)")
+                          f"{100 * within:.0f} % of {len(scored)} within 5 %, median error {100 * med:.1f} % (fitted, absolute)")
     else:
         g["flux"] = _goal(None, "no isolated source ≥ 20σ")
     tv = [t for t in res["targets"] if t["stokes"] == "V"]
