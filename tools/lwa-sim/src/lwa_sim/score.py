@@ -337,7 +337,7 @@ def _transients(images: list[Image], truth: dict, subband: str, cands: list[dict
                 continue
             img, wcs = _load(im)
             beam_px = im.bmaj_deg / im.pixel_deg
-            x, y = wcs.all_world2pix([[s["apparent_ra_deg"], s["apparent_dec_deg"]]], 0)[0]
+            x, y = wcs.all_world2pix([_position(s, im.key("DEWARPED"))], 0)[0]
             rms = _local_rms(img, x, y, 6 * beam_px) if np.isfinite(x) else float("nan")
             ev["expected_snr"] = abs(ev["apparent_jy"]) / rms if rms > 0 else None
             if bright:
@@ -700,8 +700,8 @@ def format_table(result: dict) -> str:
             exp = e.get("expected_snr")
             lines.append(f"transient {e['name']} {e['stokes']} {e['interval']}: "
                          f"{'found' if e['found'] else ('artefact' if e['found_any_class'] else 'MISSED')}"
-                         f" (expected {exp if exp is None else round(exp, 1)}σ, measured "
-                         f"{snr if snr is None else round(snr, 1)}σ"
+                         f" (expected {'—' if exp is None else f'{exp:.1f}σ'}, measured "
+                         f"{'—' if snr is None else f'{snr:.1f}σ'}"
                          + (f", {e['bright_sep_beams']:.1f} beam from a bright source" if e.get("bright_sep_beams") else "")
                          + ")")
         lines.append(f"false candidates: {tr['false_by_stokes_class']} in {tr['n_images_by_stokes']} images")
