@@ -1,19 +1,96 @@
 #!/usr/bin/env bash
-# README demo: simulate a short OVRO-LWA subband-hour with a known truth, then run the chain on it.
-# Usage: bin/demo.sh WORKDIR
+# demo.sh — simulate a short OVRO-LWA subband-hour with a known truth, then run the whole chain on it.
+#
+#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--targets FILE] [--score]
+#
+#   --truth SPEC      lwa-sim truth spec (YAML/JSON; default docs/examples/demo_truth.yaml)
+#   --seed N          noise/RFI seed of the simulation (default 0)
+#   --start UTC       UTC start of the 6-min observation (default 2024-12-20T11:55:00); the LST hour
+#                     and date given to run_hour.sh follow from it
+#   --peel-sky FILE   TTCal sources.json peeled from every MS (run_hour.sh --peel-sky)
+#   --targets FILE    target list for the photometry (default: docs/examples/demo_targets.csv for the
+#                     demo sky; for another --truth, the sky's circularly polarised steady sources)
+#   --score           afterwards score the run against the truth (lwa-sim score; WORKDIR/score.json)
+#
+# Demo size: 36 integrations of 10 s, 64 antennas of the compact core, 8 channels at 55 MHz, images
+# of 512 px of 15 arcmin (restoring beams of 54-65 arcmin: 3.6-4.3 pixels), 2 % of the CLEAN
+# iterations. Writes WORKDIR/sim/ (MS, truth.json, catalog.csv) and WORKDIR/run/ (run_hour.sh's
+# work folder).
+# Any sky runs through the same chain and options: bin/demo.sh /tmp/sky1 --truth my_sky.yaml --seed 3
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-work=${1:?usage: bin/demo.sh WORKDIR}
-export PATH="$here/.venv/bin:$PATH"
-export LWA_SYSTEM_CFG=${LWA_SYSTEM_CFG:-$here/../shared/data/ovro-lwa/system_cfg.yml}
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+work="" spec="$here/docs/examples/demo_truth.yaml" seed=0 start=2024-12-20T11:55:00 peel_sky="" score=0 targets=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --truth) spec=$2; shift 2 ;;
+        --seed) seed=$2; shift 2 ;;
+        --start) start=$2; shift 2 ;;
+        --peel-sky) peel_sky=$2; shift 2 ;;
+        --targets) targets=$2; shift 2 ;;
+        --score) score=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        -*) echo "demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) [ -z "$work" ] || { echo "demo: one WORKDIR only (see --help)" >&2; exit 2; }; work=$1; shift ;;
+    esac
+done
+[ -n "$work" ] || { usage >&2; exit 2; }
+[ -f "$spec" ] || { echo "demo: error: truth spec not found: $spec" >&2; exit 1; }
+[ -z "$peel_sky" ] || [ -f "$peel_sky" ] || { echo "demo: error: --peel-sky file not found: $peel_sky" >&2; exit 1; }
+[ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+n_int=36 int_s=10.031
 mkdir -p "$work"
+work=$(cd "$work" && pwd)
+# The LST hour holding the observation's middle, and the UTC date on which run_hour.sh's
+# LST-to-UTC mapping (the first time on that date at that LST) finds it.
+read -r range date < <(python3 - "$start" "$((n_int))" "$int_s" <<'PY'
+import sys
+
+import astropy.units as u
+from astropy.time import Time
+
+from lwa_common.site import lst_hours, lst_to_utc
+
+try:
+    t0 = Time(sys.argv[1], scale="utc")
+except ValueError:
+    sys.exit(f"demo: error: --start '{sys.argv[1]}' is not an ISO time like 2024-12-20T11:55:00")
+mid = t0 + float(sys.argv[2]) * float(sys.argv[3]) / 2 * u.s
+hour = int(lst_hours(mid)) % 24
+for day in (0, -1):
+    date = (mid + day * u.day).strftime("%Y-%m-%d")
+    begin = lst_to_utc(float(hour), date)
+    if begin <= t0 and mid - begin < 1 * u.hour:
+        break
+print(f"{hour:02d}h-{(hour + 1) % 24:02d}h {date}")
+PY
+)
 if [ ! -f "$work/sim/truth.json" ]; then
-    lwa-sim observe "$here/docs/examples/demo_truth.yaml" -o "$work/sim" \
-        --start 2024-12-20T11:55:00 --n-int 36 --subband 55 --n-channels 8 --n-antennas 64 -v \
+    lwa-sim observe "$spec" -o "$work/sim" --start "$start" --n-int "$n_int" --integration-s "$int_s" \
+        --subband 55 --n-channels 8 --n-antennas 64 --layout core --seed "$seed" --overwrite -v \
         > "$work/sim_files.txt"
 fi
-echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim (truth: $work/sim/truth.json)" >&2
-# The whole chain, locally, at demo size (768 px of 10 arcmin, 2 % of the CLEAN iterations).
-exec "$here/bin/run_hour.sh" --range 10h-11h --date 2024-12-20 --subbands 55 --data "$work/sim" \
-    --workdir "$work/run" --targets "$here/docs/examples/demo_targets.csv" --catalog "$work/sim/catalog.csv" \
-    --hot-baselines --image-size 768 --image-scale-deg 0.1667 --niter-scale 0.02
+if [ -z "$targets" ] && [ "$spec" -ef "$here/docs/examples/demo_truth.yaml" ]; then
+    targets="$here/docs/examples/demo_targets.csv"
+elif [ -z "$targets" ]; then  # the sky's polarised steady sources, as a star list would name them
+    python3 - "$work/sim/truth.json" "$work/targets.csv" <<'PY'
+import json
+import sys
+
+rows = [s for s in json.load(open(sys.argv[1]))["sources"] if s.get("v_frac") and not s.get("transient")]
+with open(sys.argv[2], "w") as f:
+    f.write("common_name,ra_current,dec_current,detection_stokes\n")
+    f.writelines(f"{s['name']},{s['ra_deg']:.6f},{s['dec_deg']:.6f},both\n" for s in rows)
+PY
+    [ "$(wc -l < "$work/targets.csv")" -le 1 ] || targets="$work/targets.csv"
+fi
+echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim (truth: $work/sim/truth.json); LST $range on $date" >&2
+# The whole chain, locally, at demo size.
+"$here/bin/run_hour.sh" --range "$range" --date "$date" --subbands 55 --data "$work/sim" \
+    --workdir "$work/run" ${targets:+--targets "$targets"} --catalog "$work/sim/catalog.csv" \
+    --hot-baselines --image-size 512 --image-scale-deg 0.25 --niter-scale 0.02 \
+    ${peel_sky:+--peel-sky "$peel_sky"}
+if [ "$score" -eq 1 ]; then
+    lwa-sim score "$work/run" --truth "$work/sim/truth.json" -o "$work/score.json" --overwrite
+fi

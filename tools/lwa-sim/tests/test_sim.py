@@ -12,7 +12,9 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from casacore.tables import table
 
+from lwa_common.site import ovro_location
 from lwa_common.testing import fit_point_source, run_cli
+from lwa_sim.array import CORE_RADIUS_M, default_system_cfg, load_array
 
 START = "2024-12-20T12:00:00"  # zenith near RA 151°, Dec +37.4°
 
@@ -66,7 +68,7 @@ def test_rfi_hot_baselines_dead_antenna_and_gains(sim_cache):
     spec = {"beam": False, "noise": {"sigma_jy": 0.1},
             "sources": [{"name": "A", "ra": 151.0, "dec": 37.4, "flux_jy": 20, "spectral_index": 0}],
             "rfi": [{"channels": [3], "integrations": [1], "amplitude_jy": 5000}],
-            "hot_baselines": {"pairs": [[2, 7]], "amplitude_jy": 400},
+            "hot_baselines": {"pairs": [[2, 7], [4, 9, 40]], "amplitude_jy": 400},
             "dead_antennas": [5],
             "gains": {"amplitude_rms": 0.1, "phase_rms_deg": 30, "xy_phase_deg": 20, "seed": 2}}
     out, truth = sim_cache("corrupt", spec, n_int=2, n_antennas=16)
@@ -78,13 +80,16 @@ def test_rfi_hot_baselines_dead_antenna_and_gains(sim_cache):
     assert np.median(np.abs(d0[cross][:, 3, 0])) < 100
     hot = (a1 == 2) & (a2 == 7)
     assert np.abs(d0[hot][0, :, 1]).mean() > 300  # cross-pol too
+    weak = (a1 == 4) & (a2 == 9)  # its own amplitude: XY holds only the hot signal and noise
+    assert np.abs(d0[weak][0, :, 1]).mean() == pytest.approx(40, rel=0.05)
+    assert [h["amplitude_jy"] for h in truth["hot_baselines"]] == [400, 40]
     dead = ((a1 == 5) | (a2 == 5)) & cross
     assert np.abs(d0[dead]).max() < 0.05
     with __import__("h5py").File(out / "true_gains_55MHz.h5") as f:
         g = f["gains"][()]
     assert g.shape == (16, 2, 8)
     # a bright source at the phase centre: XX_ij = S g_iX g_jX^*, up to noise
-    sel = cross & ~dead & ~hot
+    sel = cross & ~dead & ~hot & ~weak
     model = 20 * g[a1[sel], 0, :] * np.conj(g[a2[sel], 0, :])
     # the source is ~0.1 deg from the zenith phase centre: compare amplitudes and mean phase
     assert np.abs(d0[sel][:, :, 0]) == pytest.approx(np.abs(model), rel=0.05)
@@ -182,3 +187,25 @@ def test_cli_refuses_to_overwrite_then_overwrites(tmp_path, system_cfg):
     res = run_cli([*base, str(spec), "--overwrite"])
     assert res.returncode == 0 and res.stdout.strip().endswith("20241220_120000_55MHz.ms")
     shutil.rmtree(tmp_path / "o")
+
+
+def test_core_layout_is_deterministic_and_compact(system_cfg):
+    loc = ovro_location()
+    core = load_array(default_system_cfg(), n_antennas=64, location=loc)
+    again = load_array(system_cfg, n_antennas=64, location=loc, layout="core")  # the full table: same rows
+    assert core.names == again.names and len(set(core.names)) == 64
+    horiz = core.ecef_rel_m - np.median(core.ecef_rel_m, axis=0)
+    assert np.linalg.norm(horiz, axis=1).max() < CORE_RADIUS_M + 30
+    spread = load_array(system_cfg, n_antennas=64, location=loc, layout="spread")
+    assert np.linalg.norm(spread.ecef_rel_m - np.median(spread.ecef_rel_m, axis=0), axis=1).max() > 1000
+    whole = load_array(default_system_cfg(), n_antennas=300, location=loc)  # core + outriggers
+    assert len(whole.names) == 300 and set(core.names) < set(whole.names)
+
+
+def test_cli_uses_the_shipped_antenna_table(tmp_path, monkeypatch):
+    monkeypatch.delenv("LWA_SYSTEM_CFG", raising=False)
+    res = run_cli(["lwa-sim", "observe", "-o", str(tmp_path / "o"), "--start", START, "--n-int", "1",
+                   "--n-antennas", "8", "--n-channels", "2", "--json"])
+    assert res.returncode == 0, res.stderr
+    truth = json.loads((tmp_path / "o" / "truth.json").read_text())
+    assert len(truth["antennas"]) == 8 and truth["observation"]["layout"] == "core"

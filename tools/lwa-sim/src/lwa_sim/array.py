@@ -1,8 +1,13 @@
-"""The OVRO-LWA antenna layout from system_cfg.yml (lwa-antpos), any subset of it."""
+"""The OVRO-LWA antenna layout from system_cfg.yml (lwa-antpos), any subset of it.
+
+The shipped `data/ovro_lwa_antennas.yml` (the position columns of lwa-antpos's system_cfg.yml,
+BSD-3) is the default, so a simulation needs no external file.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import astropy.units as u
@@ -12,7 +17,16 @@ from astropy.coordinates import EarthLocation
 from lwa_common import LwaError
 from lwa_common.antpos import read_system_cfg
 
-__all__ = ["Array", "load_array"]
+__all__ = ["Array", "load_array", "default_system_cfg", "CORE_RADIUS_M", "LAYOUTS"]
+
+LAYOUTS = ("core", "spread")
+
+CORE_RADIUS_M = 250.0  # the compact core: antennas within this distance of the array's median position
+
+
+def default_system_cfg() -> Path:
+    """The antenna table shipped with lwa-sim (positions and correlator order of the 352 antennas)."""
+    return Path(str(files("lwa_sim") / "data" / "ovro_lwa_antennas.yml"))
 
 
 @dataclass(frozen=True)
@@ -27,9 +41,20 @@ class Array:
         return len(self.names)
 
 
-def load_array(system_cfg: str | Path, *, n_antennas: int | None, location: EarthLocation) -> Array:
-    """Antennas in correlator order (= MS ANTENNA order); a subset of `n_antennas` is spread
-    evenly over the correlator list so that it samples the core and the outriggers alike."""
+def load_array(system_cfg: str | Path, *, n_antennas: int | None, location: EarthLocation,
+               layout: str = "core") -> Array:
+    """Antennas in correlator order (= MS ANTENNA order).
+
+    `layout="core"`: a subset of `n_antennas` is taken from the compact core (within `CORE_RADIUS_M` of the array's
+    median position), spread evenly over the core's correlator list, so that it samples the core's
+    uv distribution: its PSF is the core's, smooth and the same for every seed and every subset size
+    (a few outriggers among core antennas give a spiky PSF whose fitted beam jumps between runs).
+    Beyond the core's size, outriggers are added spread evenly over theirs. `layout="spread"`: the
+    subset is spread evenly over the whole correlator list (core and outriggers alike; the subset
+    of earlier versions). Both are deterministic.
+    """
+    if layout not in LAYOUTS:
+        raise LwaError(f"antenna layout must be one of {', '.join(LAYOUTS)}, not '{layout}'")
     cfg = read_system_cfg(system_cfg)
     path = Path(system_cfg)
     rows = [
@@ -43,8 +68,8 @@ def load_array(system_cfg: str | Path, *, n_antennas: int | None, location: Eart
     if n_antennas is not None:
         if not 3 <= n_antennas <= len(rows):
             raise LwaError(f"--n-antennas must be between 3 and {len(rows)}")
-        pick = np.unique(np.round(np.linspace(0, len(rows) - 1, n_antennas)).astype(int))
-        rows = [rows[i] for i in pick]
+        rows = (_core_first_subset(rows, n_antennas) if layout == "core"
+                else [rows[i] for i in _spread(len(rows), n_antennas)])
     pos = EarthLocation.from_geodetic(
         np.array([r["longitude"] for r in rows], dtype=float) * u.deg,
         np.array([r["latitude"] for r in rows], dtype=float) * u.deg,
@@ -61,3 +86,24 @@ def load_array(system_cfg: str | Path, *, n_antennas: int | None, location: Eart
         ecef_rel_m=rel,
         info=tuple(rows),
     )
+
+
+def _spread(n_total: int, n: int) -> np.ndarray:
+    return np.unique(np.round(np.linspace(0, n_total - 1, n)).astype(int))
+
+
+def _core_first_subset(rows: list[dict], n: int) -> list[dict]:
+    """`n` rows: core antennas spread over the core's correlator order, then outriggers likewise."""
+    lat = np.radians([float(r["latitude"]) for r in rows])
+    lon = np.radians([float(r["longitude"]) for r in rows])
+    earth_m = 6_371_000.0
+    north = (lat - np.median(lat)) * earth_m
+    east = (lon - np.median(lon)) * earth_m * np.cos(np.median(lat))
+    is_core = np.hypot(north, east) <= CORE_RADIUS_M
+    core = [r for r, c in zip(rows, is_core) if c]
+    outer = [r for r, c in zip(rows, is_core) if not c]
+    if n <= len(core):
+        pick = [core[i] for i in _spread(len(core), n)]
+    else:
+        pick = core + [outer[i] for i in _spread(len(outer), n - len(core))]
+    return sorted(pick, key=lambda r: int(r["corr_num"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from astropy.time import Time
 
 from lwa_common import LwaError
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_sim.array import LAYOUTS, default_system_cfg
 from lwa_sim.observe import ObserveSettings, observe
 from lwa_sim.spec import load_spec, parse_spec
 
@@ -33,16 +35,20 @@ def cli() -> None:
               help="Subband label in MHz (repeat for several).")
 @click.option("--n-channels", type=int, default=8, show_default=True, help="Channels per subband (divides 192).")
 @click.option("--n-antennas", type=click.IntRange(min=3, max=352), default=64, show_default=True,
-              help="Antennas, spread over the correlator list.")
-@click.option("--system-cfg", type=ExistingPath, envvar="LWA_SYSTEM_CFG", required=True,
-              help="OVRO-LWA system_cfg.yml (antenna positions); env LWA_SYSTEM_CFG.")
+              help="Antennas (a deterministic subset, see --layout).")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="core", show_default=True,
+              help="Antenna subset: 'core' spreads it over the compact core (a smooth PSF, the same for "
+                   "every seed), then adds outriggers; 'spread' over the whole correlator list.")
+@click.option("--system-cfg", type=ExistingPath, envvar="LWA_SYSTEM_CFG", default=None,
+              help="OVRO-LWA system_cfg.yml (antenna positions); env LWA_SYSTEM_CFG; default: the "
+                   "antenna table shipped with lwa-sim.")
 @click.option("--integration-s", type=float, default=10.031, show_default=True, help="Integration time.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise/RFI random seed.")
 @click.option("--overwrite", is_flag=True, help="Write into an output folder that already holds MS files.")
 @json_option
 @common_options
 def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subbands: tuple[int, ...],
-                n_channels: int, n_antennas: int, system_cfg: Path, integration_s: float, seed: int,
+                n_channels: int, n_antennas: int, layout: str, system_cfg: Path | None, integration_s: float, seed: int,
                 overwrite: bool, as_json: bool, cfg) -> None:
     """Write an observation described by the truth SPEC (YAML/JSON; empty sky if omitted).
 
@@ -54,8 +60,7 @@ def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subband
     \b
     Example:
       lwa-sim observe truth.yaml -o sim/ --start 2024-12-20T12:00:00 --n-int 36 \\
-          --subband 55 --n-channels 8 --n-antennas 64 \\
-          --system-cfg ../shared/data/ovro-lwa/system_cfg.yml
+          --subband 55 --n-channels 8 --n-antennas 64
     """
     try:
         t0 = Time(start, scale="utc")
@@ -66,11 +71,54 @@ def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subband
     truth_spec = load_spec(spec) if spec else parse_spec({})
     settings = ObserveSettings(
         start=t0, n_integrations=n_int, subbands_mhz=tuple(subbands), n_channels=n_channels,
-        n_antennas=n_antennas, system_cfg=system_cfg, integration_s=integration_s, seed=seed, site=cfg.site,
+        n_antennas=n_antennas, system_cfg=system_cfg or default_system_cfg(), layout=layout,
+        integration_s=integration_s, seed=seed, site=cfg.site,
     )
     truth = observe(truth_spec, settings, output)
     paths = [str(output / f) for sb in truth["observation"]["subbands"] for f in sb["files"]]
     emit({"outputs": paths, "truth": str(output / "truth.json")} if as_json else paths, as_json=as_json)
+
+
+@cli.command("score")
+@click.argument("run_dir", type=ExistingPath)
+@click.option("--truth", "truth_path", type=ExistingPath, required=True, help="The simulation's truth.json.")
+@click.option("-o", "--output", type=NewPath, default=None, help="Also write the score JSON to this file.")
+@click.option("--require", is_flag=True, help="Exit 1 when a goal of the science suite fails (naming it).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output.")
+@json_option
+@common_options
+def score_cmd(run_dir: Path, truth_path: Path, output: Path | None, require: bool, overwrite: bool, as_json: bool,
+              cfg) -> None:
+    """Score a run_hour.sh work folder RUN_DIR (or one <hour>/<subband> folder) against the truth.
+
+    Per source the PB-corrected flux against the intrinsic truth (peak and fitted), astrometry before
+    and after dewarping in beams of the image's own header, every injected transient found or missed
+    with its S/N, false candidates per image by Stokes and class, flag recall per injected fault and
+    the flagged fraction of clean data (per flagger), whether dewarping engaged, the restoring beam
+    of every configuration; then every goal (pass / fail / n/a). Prints a short table (the JSON
+    with --json).
+
+    \b
+    Example:
+      bin/demo.sh /tmp/demo --truth tests/scenarios/quiet_sky.yaml
+      lwa-sim score /tmp/demo/run --truth /tmp/demo/sim/truth.json --require
+    """
+    from lwa_common.io import atomic_path, check_output
+    from lwa_sim.score import format_table, score_run
+
+    if output is not None:
+        check_output(output, overwrite=overwrite)
+    result = score_run(run_dir, truth_path)
+    if output is not None:
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(result, indent=1))
+    if as_json:
+        emit(result, as_json=True)
+    else:
+        click.echo(format_table(result))
+    failed = [k for k, v in result["goals"].items() if v["status"] == "fail"]
+    if require and failed:
+        raise LwaError("goals failed: " + "; ".join(f"{k} ({result['goals'][k]['detail']})" for k in failed))
 
 
 def main() -> None:

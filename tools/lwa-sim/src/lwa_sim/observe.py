@@ -51,6 +51,7 @@ class ObserveSettings:
     integration_s: float = 10.031
     seed: int = 0
     site: Site = Site()
+    layout: str = "spread"  # antenna subset (lwa_sim.array.load_array); the CLI's default is "core"
 
 
 def _random_sources(cfg: dict, mid: Time, site: Site) -> list[Source]:
@@ -169,7 +170,7 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     site = settings.site
     loc = ovro_location(site)
-    array = load_array(settings.system_cfg, n_antennas=settings.n_antennas, location=loc)
+    array = load_array(settings.system_cfg, n_antennas=settings.n_antennas, location=loc, layout=settings.layout)
     for a in spec.dead_antennas + tuple(x for p in spec.hot_pairs for x in p):
         if not 0 <= a < array.n:
             raise LwaError(f"spec: antenna index {a} outside 0..{array.n - 1}")
@@ -201,6 +202,7 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
             sigma = sefd / np.sqrt(2 * chan_width * dt)
         files = []
         hot_phase = {pair: rng.uniform(0, 2 * np.pi, size=4) for pair in spec.hot_pairs}
+        hot_amp = dict(spec.hot_pair_amplitudes())
         for k, t0 in enumerate(starts):
             tmid = t0 + (dt / 2) * u.s
             interval = min(k * spec.n_intervals // n_int, spec.n_intervals - 1)
@@ -276,7 +278,7 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
                 vis[cross] = sub
             for pair, ph in hot_phase.items():
                 sel = ((a1 == pair[0]) & (a2 == pair[1])) | ((a1 == pair[1]) & (a2 == pair[0]))
-                vis[sel] += spec.hot_amplitude_jy * np.exp(1j * ph)[None, None, :]
+                vis[sel] += hot_amp[pair] * np.exp(1j * ph)[None, None, :]
             for dead in spec.dead_antennas:
                 sel = ((a1 == dead) | (a2 == dead)) & cross
                 vis[sel] = 0.01 * sigma * (rng.standard_normal(vis[sel].shape) + 1j * rng.standard_normal(vis[sel].shape))
@@ -361,11 +363,13 @@ def _truth(spec, settings, array, sources, starts, mid_obs, beam, subbands) -> d
             "start": settings.start.isot, "end": (starts[-1] + dt * u.s).isot, "mid": mid_obs.isot,
             "n_integrations": n, "integration_s": dt, "n_channels": settings.n_channels,
             "subbands": subbands, "intervals": intervals, "seed": settings.seed,
+            "layout": settings.layout,
         },
         "antennas": [{"index": i, "name": nm, "corr_num": cn} for i, (nm, cn) in enumerate(zip(array.names, array.corr_nums))],
         "sources": out_sources,
         "rfi": {"bursts": [asdict(b) for b in spec.rfi_bursts], "emitters": [asdict(e) for e in spec.rfi_emitters]},
-        "hot_baselines": [{"ant1": a, "ant2": b, "names": [array.names[a], array.names[b]]} for a, b in spec.hot_pairs],
+        "hot_baselines": [{"ant1": a, "ant2": b, "names": [array.names[a], array.names[b]], "amplitude_jy": amp}
+                          for (a, b), amp in spec.hot_pair_amplitudes()],
         "hot_amplitude_jy": spec.hot_amplitude_jy,
         "dead_antennas": [{"index": a, "name": array.names[a]} for a in spec.dead_antennas],
         "gains": asdict(spec.gains) if spec.gains else None,

@@ -14,7 +14,7 @@ A YAML or JSON mapping; every section is optional::
     rfi:
       - {channels: [3], integrations: [5, 6], amplitude_jy: 5000}
       - {az_deg: 120, el_deg: 2, flux_jy: 2000, channels: all}      # fixed emitter
-    hot_baselines: {pairs: [[3, 17], [5, 40]], amplitude_jy: 300}   # antenna indices
+    hot_baselines: {pairs: [[3, 17], [5, 40, 80]], amplitude_jy: 300}  # antenna indices [, own Jy]
     dead_antennas: [11]
     gains: {amplitude_rms: 0.05, phase_rms_deg: 20, xy_phase_deg: 30, seed: 5}
     noise: {sefd_jy: 6000}         # or {sigma_jy: 1.0}; 0 for noiseless
@@ -118,7 +118,8 @@ class TruthSpec:
     rfi_bursts: tuple[RfiBurst, ...] = ()
     rfi_emitters: tuple[RfiEmitter, ...] = ()
     hot_pairs: tuple[tuple[int, int], ...] = ()
-    hot_amplitude_jy: float = 300.0
+    hot_amplitude_jy: float = 300.0  # the default amplitude of a hot pair
+    hot_amplitudes: tuple[float, ...] = ()  # per pair (same order as hot_pairs)
     dead_antennas: tuple[int, ...] = ()
     gains: Gains | None = None
     sefd_jy: float | None = None
@@ -126,6 +127,11 @@ class TruthSpec:
     beam: bool = True
     n_intervals: int = 6
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def hot_pair_amplitudes(self) -> list[tuple[tuple[int, int], float]]:
+        """Each hot pair with its amplitude (its own, else `hot_amplitude_jy`)."""
+        amps = list(self.hot_amplitudes) + [self.hot_amplitude_jy] * (len(self.hot_pairs) - len(self.hot_amplitudes))
+        return list(zip(self.hot_pairs, amps))
 
 
 _SOURCE_KEYS = {
@@ -206,7 +212,17 @@ def parse_spec(data: dict[str, Any]) -> TruthSpec:
                                    float(e.get("amplitude_jy", 1000.0))))
     hot = data.get("hot_baselines") or {}
     _check_keys(hot, {"pairs", "amplitude_jy"}, "hot_baselines")
-    pairs = tuple((int(a), int(b)) for a, b in hot.get("pairs", []))
+    hot_default = float(hot.get("amplitude_jy", 300.0))
+    pairs, hot_amps = [], []
+    for i, pair in enumerate(hot.get("pairs", []) or []):
+        try:
+            if not 2 <= len(pair) <= 3:
+                raise ValueError
+            pairs.append((int(pair[0]), int(pair[1])))
+            hot_amps.append(float(pair[2]) if len(pair) == 3 else hot_default)
+        except (TypeError, ValueError):
+            raise LwaError(f"spec: hot_baselines.pairs[{i}] must be [ant1, ant2] or [ant1, ant2, amplitude_jy], "
+                           f"got {pair!r}") from None
     gains = data.get("gains")
     if gains is not None:
         _check_keys(gains, {"amplitude_rms", "phase_rms_deg", "xy_phase_deg", "seed"}, "gains")
@@ -227,8 +243,9 @@ def parse_spec(data: dict[str, Any]) -> TruthSpec:
         ionosphere=iono,
         rfi_bursts=tuple(bursts),
         rfi_emitters=tuple(emitters),
-        hot_pairs=pairs,
-        hot_amplitude_jy=float(hot.get("amplitude_jy", 300.0)),
+        hot_pairs=tuple(pairs),
+        hot_amplitude_jy=hot_default,
+        hot_amplitudes=tuple(hot_amps),
         dead_antennas=tuple(int(a) for a in data.get("dead_antennas", []) or []),
         gains=gains,
         sefd_jy=float(noise["sefd_jy"]) if "sefd_jy" in noise else None,

@@ -1,0 +1,99 @@
+"""End-to-end science: skies of tests/scenarios/ through the real chain (bin/demo.sh), scored
+against their truth by `lwa-sim score`, goal by goal (issue 15, item 5).
+
+CI runs the subset marked `ci` in tests/scenarios/suite.yaml (it touches every goal); every sky:
+
+    LWA_SCIENCE_ALL=1 .venv/bin/pytest -m science tests/test_science.py -v
+
+Goals that the chain does not meet yet are expected failures (`xfail`, not strict) whose reason
+names the goal; when one starts to hold the run reports XPASS. Scores land in
+`$LWA_SCIENCE_OUT/<scenario>/score.json` when that variable is set (docs/science.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "tests" / "scenarios"
+SUITE = yaml.safe_load((SCENARIOS / "suite.yaml").read_text())
+RUN_ALL = os.environ.get("LWA_SCIENCE_ALL", "") not in ("", "0")
+
+# Goals of issue 15 item 5 that do not hold yet with the defaults (measured, docs/science.md):
+# goal -> (reason, the scenarios where it fails). A goal failing elsewhere is a regression.
+ALL = frozenset(SUITE["scenarios"])
+NOT_YET = {
+    "transient_false": ("goal transient_false: dirty-V sidelobes of polarised sources give ~20-30 false V "
+                        "candidates per 10-min image", ALL),
+    "flag_false": ("goal flag_false: AOFlagger flags 20-30 % of clean visibilities (edge channels ~50 %)",
+                   ALL - {"bright_bursts"}),
+    "target_v": ("goal target_v: the fitted V flux of targets is 30-50 % high (the peak is within ~5 %)", ALL),
+    "dewarp_engaged": ("goal dewarp_engaged: the fixed 5′ match radius finds no anchor when offsets are ≥ 1 beam",
+                       frozenset({"iono_rfi_hot", "low_elevation"})),
+    "dewarp_residual": ("goal dewarp_residual: the chain goes on undewarped when offsets are ≥ 1 beam",
+                        frozenset({"iono_rfi_hot", "low_elevation"})),
+    "flux": ("goal flux: fluxes run low next to a 400 Jy source with an RFI emitter (52 % within 5 %) and at "
+             "30-35° elevation (94 % within 5 %)", frozenset({"bright_bursts", "low_elevation"})),
+    "flag_recall": ("goal flag_recall: hot baselines of 20 and 50 Jy are not found by the hot-baseline pass "
+                    "(38 % of their visibilities flagged, by AOFlagger)", frozenset({"hot_strengths"})),
+}
+
+
+def _scenarios():
+    for name, entry in SUITE["scenarios"].items():
+        marks = [pytest.mark.science, pytest.mark.slow]
+        if not (entry.get("ci") or RUN_ALL):
+            marks.append(pytest.mark.skip(reason="not in the CI subset (LWA_SCIENCE_ALL=1 runs every sky)"))
+        yield pytest.param(name, marks=marks, id=name)
+
+
+def _env() -> dict[str, str]:
+    venv_bin = str(Path(os.sys.executable).parent)
+    return {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}", "MPLBACKEND": "Agg"}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    cache: dict[str, dict] = {}
+
+    def run(name: str) -> dict:
+        if name not in cache:
+            entry = SUITE["scenarios"][name]
+            out_root = os.environ.get("LWA_SCIENCE_OUT")
+            work = Path(out_root) / name if out_root else tmp_path_factory.mktemp(name)
+            cmd = ["bash", str(REPO / "bin" / "demo.sh"), str(work), "--truth", str(SCENARIOS / f"{name}.yaml"),
+                   "--seed", str(entry["seed"]), "--start", entry["start"]]
+            res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=2400, check=False)
+            assert res.returncode == 0, res.stderr[-3000:]
+            score = subprocess.run(["lwa-sim", "score", str(work / "run"), "--truth", str(work / "sim" / "truth.json"),
+                                    "-o", str(work / "score.json"), "--overwrite"],
+                                   capture_output=True, text=True, env=_env(), timeout=600, check=False)
+            assert score.returncode == 0, score.stderr[-3000:]
+            (work / "score.txt").write_text(score.stdout)
+            logging.getLogger(__name__).info("%s:\n%s", name, score.stdout)
+            cache[name] = json.loads((work / "score.json").read_text())
+        return cache[name]
+
+    return run
+
+
+@pytest.mark.parametrize("goal", [
+    "psf_sampling", "transient_recall", "transient_false", "flag_recall", "flag_false", "dewarp_engaged",
+    "dewarp_residual", "dewarp_no_harm", "flux", "target_v",
+])
+@pytest.mark.parametrize("scenario", list(_scenarios()))
+def test_goal(scored, scenario, goal, request):
+    result = scored(scenario)
+    g = result["goals"][goal]
+    if g["status"] == "n/a":
+        pytest.skip(f"{goal}: nothing to test in this sky ({g['detail']})")
+    if goal in NOT_YET and scenario in NOT_YET[goal][1]:
+        request.applymarker(pytest.mark.xfail(reason=NOT_YET[goal][0], strict=False))
+    assert g["status"] == "pass", f"{goal}: {g['detail']}"

@@ -1,0 +1,720 @@
+"""Score a pipeline run against the simulation's truth (`lwa-sim score`).
+
+Reads a `bin/run_hour.sh` work folder (or one `<hour>/<subband>` folder of it) by its products:
+images by their FITS headers (docs/ARCHITECTURE.md), `transients/candidates.csv`, the flags of
+the concatenated MS, the flaggers' QA CSVs, `dewarp/screen_qa/anchors.csv` and the target
+photometry CSVs. Every radius is in beams of the measured image's own header (BMAJ).
+
+The goals (issue 15, item 5) are evaluated as stated in `GOALS`; each is `pass`, `fail` or
+`n/a` (nothing in this sky to test it on), with the numbers behind it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.time import Time
+
+from lwa_common import LwaError
+from lwa_common.fitsio import celestial_wcs, image_plane, read_image
+
+__all__ = ["GOALS", "ScoreSettings", "score_run", "format_table"]
+
+log = logging.getLogger(__name__)
+
+GOALS = {
+    "transient_recall": "≥ 95 % of injected ≥ 8σ V and I events found (not marked artefact)",
+    "transient_false": "≤ 1 false candidate (not marked artefact) per 10 searched 10-min images",
+    "flag_recall": "≥ 95 % of injected RFI and hot-baseline visibilities flagged",
+    "flag_false": "< 2 % of clean visibilities flagged",
+    "dewarp_engaged": "dewarp engages when ≥ 6 anchors exist (isolated, ≥ 10σ) and the median offset is ≥ 0.5 beam",
+    "dewarp_residual": "≤ 0.2 beam after dewarping on ≥ 95 % of the held-out sources offset ≥ 1 beam",
+    "dewarp_no_harm": "dewarping never worsens the median astrometry",
+    "flux": "point sources within 5 % of intrinsic truth after PB correction (≥ 95 % of them), median ≤ 2 %",
+    "target_v": "target photometry: Stokes V within 5 % of truth",
+    "psf_sampling": "≥ 3 pixels per BMAJ in every image configuration",
+}
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How the truth is compared with the products (radii in restoring beams)."""
+
+    match_beams: float = 1.0  # a candidate / fitted source belongs to a truth source within this
+    isolation_beams: float = 3.0  # a scored source has no other source ≥ 20 % of its flux this close
+    min_snr_flux: float = 20.0  # sources scored for flux: apparent flux / image RMS at least this
+    min_snr_astrometry: float = 10.0
+    transient_sigma: float = 8.0  # the recall goal covers events at least this many σ
+    bright_jy: float = 200.0  # "bright source" for the transient distance column
+
+
+# ---- images -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Image:
+    path: Path
+    header: fits.Header
+
+    def key(self, name: str, default: Any = None) -> Any:
+        return self.header.get(name, default)
+
+    @property
+    def bmaj_deg(self) -> float:
+        return float(self.header["BMAJ"])
+
+    @property
+    def pixel_deg(self) -> float:
+        return abs(float(self.header.get("CDELT2", self.header.get("CDELT1"))))
+
+
+def _images(folder: Path) -> list[Image]:
+    out = []
+    for p in sorted(folder.glob("*.fits")):
+        try:
+            h = fits.getheader(p)
+        except (OSError, ValueError):
+            continue
+        if "STOKES" in h and "IMGCAT" in h and "BMAJ" in h:
+            out.append(Image(p, h))
+    return out
+
+
+def _pick(images: list[Image], **want: Any) -> Image | None:
+    """The image whose header has every wanted value; a dewarped one when `DEWARPED` is asked."""
+    for im in images:
+        if all(_same(im.key(k), v) for k, v in want.items()):
+            return im
+    return None
+
+
+def _same(value: Any, want: Any) -> bool:
+    if isinstance(want, bool):
+        return bool(value) == want
+    if isinstance(want, float):
+        return value is not None and abs(float(value) - want) < 1e-6
+    return str(value) == str(want)
+
+
+def _load(im: Image) -> tuple[np.ndarray, Any]:
+    data, header = read_image(im.path)
+    return image_plane(data).astype(float), celestial_wcs(header)
+
+
+def _robust_rms(values: np.ndarray) -> float:
+    v = values[np.isfinite(values)]
+    if v.size < 10:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+def _local_rms(img: np.ndarray, x: float, y: float, radius_px: float) -> float:
+    """Robust RMS in a box of ±radius around (x, y), the central 2 radii/3 left out."""
+    r = max(int(radius_px), 8)
+    xi, yi = int(round(x)), int(round(y))
+    cut = img[max(yi - r, 0): yi + r + 1, max(xi - r, 0): xi + r + 1]
+    yy, xx = np.mgrid[max(yi - r, 0): max(yi - r, 0) + cut.shape[0], max(xi - r, 0): max(xi - r, 0) + cut.shape[1]]
+    outer = np.hypot(xx - x, yy - y) > r / 3
+    return _robust_rms(cut[outer])
+
+
+def _fit_source(img: np.ndarray, x: float, y: float, beam_px: float, header: fits.Header) -> dict[str, Any]:
+    """Fit near (x, y): a Gaussian of the restoring beam's shape (peak, position) and a free
+    elliptical Gaussian (integrated flux = its volume / the beam's). `converged` says whether the
+    free fit stayed sane (finite, the peak within a beam of the guess, size within 0.5-3 beams)."""
+    from astropy.modeling import fitting, models
+
+    h = max(int(round(1.5 * beam_px)), 3)
+    xi, yi = int(round(x)), int(round(y))
+    ny, nx = img.shape
+    if not (h <= xi < nx - h and h <= yi < ny - h):
+        return {"converged": False}
+    cut = img[yi - h: yi + h + 1, xi - h: xi + h + 1]
+    yy, xx = np.mgrid[yi - h: yi + h + 1, xi - h: xi + h + 1]
+    good = np.isfinite(cut)
+    if good.sum() < 9:
+        return {"converged": False}
+    near = good & (np.hypot(xx - x, yy - y) <= max(0.5 * beam_px, 1.5))
+    if not near.any():
+        return {"converged": False}
+    k = np.argmax(np.where(near, cut, -np.inf))
+    xc, yc, peak_px = float(xx.flat[k]), float(yy.flat[k]), float(cut.flat[k])
+    sig_maj = float(header["BMAJ"]) / abs(float(header["CDELT2"])) / 2.3548
+    sig_min = float(header.get("BMIN", header["BMAJ"])) / abs(float(header["CDELT2"])) / 2.3548
+    theta = math.radians(float(header.get("BPA", 0.0)) + 90.0)  # BPA east of north; x axis is RA (west)
+    fitter = fitting.LevMarLSQFitter()
+    fixed = models.Gaussian2D(peak_px, xc, yc, sig_maj, sig_min, theta,
+                              fixed={"x_stddev": True, "y_stddev": True, "theta": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f1 = fitter(fixed + models.Const2D(0.0), xx[good], yy[good], cut[good])
+        free = models.Gaussian2D(peak_px, xc, yc, sig_maj, sig_min, theta) + models.Const2D(0.0)
+        f2 = fitter(free, xx[good], yy[good], cut[good])
+    g1, g2 = f1[0], f2[0]
+    out = {"peak_pixel": peak_px, "x": float(g1.x_mean.value), "y": float(g1.y_mean.value),
+           "peak_fit": float(g1.amplitude.value)}
+    sx, sy = abs(float(g2.x_stddev.value)), abs(float(g2.y_stddev.value))
+    integ = float(g2.amplitude.value) * sx * sy / (sig_maj * sig_min)
+    ok = (np.isfinite(integ) and math.hypot(float(g2.x_mean.value) - x, float(g2.y_mean.value) - y) <= beam_px
+          and 0.5 * sig_min <= min(sx, sy) and max(sx, sy) <= 3 * sig_maj
+          and math.hypot(out["x"] - x, out["y"] - y) <= beam_px)
+    out.update({"integrated_fit": integ, "converged": bool(ok)})
+    return out
+
+
+# ---- truth ------------------------------------------------------------------------------------------
+
+def _truth_sources(truth: dict, subband: str) -> list[dict]:
+    out = []
+    for s in truth["sources"]:
+        fb = s.get("flux_by_subband", {}).get(subband)
+        if fb is None:
+            continue
+        out.append({**s, "_fb": fb})
+    return out
+
+
+def _sep_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
+    return SkyCoord(ra1, dec1, unit="deg").separation(SkyCoord(ra2, dec2, unit="deg")).deg
+
+
+def _position(src: dict, dewarped: bool) -> list[float]:
+    """Where a source is in an image: its true position when dewarped, else the shifted one."""
+    return [src["ra_deg"], src["dec_deg"]] if dewarped else [src["apparent_ra_deg"], src["apparent_dec_deg"]]
+
+
+def _sep_either(cand: dict, src: dict) -> float:
+    """Degrees from a candidate to a source's true or shifted position, whichever is closer
+    (the searched image may be dewarped, well or not)."""
+    ra, dec = float(cand["ra"]), float(cand["dec"])
+    return float(min(_sep_deg(ra, dec, src["ra_deg"], src["dec_deg"]),
+                     _sep_deg(ra, dec, src["apparent_ra_deg"], src["apparent_dec_deg"])))
+
+
+def _isolated(src: dict, steady: list[dict], radius_deg: float) -> bool:
+    for o in steady:
+        if o is src:
+            continue
+        if o["_fb"]["apparent_jy"] >= 0.2 * src["_fb"]["apparent_jy"] and float(
+                _sep_deg(src["ra_deg"], src["dec_deg"], o["ra_deg"], o["dec_deg"])) < radius_deg:
+            return False
+    return True
+
+
+# ---- measurements -------------------------------------------------------------------------------------
+
+def _photometry(images: list[Image], steady: list[dict], st: ScoreSettings) -> dict[str, Any]:
+    """Deep I, Robust 0, untapered, PB-corrected (dewarped when it exists): peak and fitted flux."""
+    im = (_pick(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=True, DEWARPED=True)
+          or _pick(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=True))
+    if im is None:
+        return {"image": None, "sources": []}
+    img, wcs = _load(im)
+    beam_px = im.bmaj_deg / im.pixel_deg
+    rows = []
+    for s in steady:
+        if s.get("major_arcsec", 0) or s["el_deg_mid"] <= 0:
+            continue
+        # a dewarped image has the source at its true position, else where the ionosphere put it
+        x, y = wcs.all_world2pix([_position(s, im.key("DEWARPED"))], 0)[0]
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        xi, yi = int(round(x)), int(round(y))
+        if not (0 <= yi < img.shape[0] and 0 <= xi < img.shape[1]) or not np.isfinite(img[yi, xi]):
+            continue
+        truth_jy = s["_fb"]["intrinsic_jy"]
+        rms = _local_rms(img, x, y, 6 * beam_px)
+        fit = _fit_source(img, x, y, beam_px, im.header)
+        row = {"name": s["name"], "el_deg": round(s["el_deg_mid"], 1), "truth_jy": truth_jy,
+               "snr": truth_jy / rms if rms > 0 else float("nan"),
+               "isolated": _isolated(s, steady, st.isolation_beams * im.bmaj_deg),
+               "converged": fit.get("converged", False)}
+        if "peak_fit" in fit:
+            row.update({"peak_jy": fit["peak_fit"], "peak_err": fit["peak_fit"] / truth_jy - 1})
+        if fit.get("converged"):
+            row.update({"integrated_jy": fit["integrated_fit"], "integrated_err": fit["integrated_fit"] / truth_jy - 1})
+        row["scored"] = bool(row["isolated"] and row["snr"] >= st.min_snr_flux and "peak_err" in row)
+        rows.append(row)
+    return {"image": im.path.name, "bmaj_arcmin": im.bmaj_deg * 60, "sources": rows}
+
+
+def _astrometry(images: list[Image], steady: list[dict], anchors_used: set[str], st: ScoreSettings
+                ) -> dict[str, Any]:
+    """True position vs fitted position in the deep I Taper Robust 0 image, before and after dewarp."""
+    out: dict[str, Any] = {}
+    for label, dewarped in (("before", False), ("after", True)):
+        im = _pick(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, PBCOR=False, CONFIG="I-Deep-Taper-Robust-0",
+                   DEWARPED=dewarped)
+        if im is None:
+            continue
+        img, wcs = _load(im)
+        beam_px = im.bmaj_deg / im.pixel_deg
+        rows = []
+        for s in steady:
+            if s["el_deg_mid"] <= 0:
+                continue
+            # start from the apparent (shifted) position: the source is there before dewarping
+            x, y = wcs.all_world2pix([_position(s, dewarped)], 0)[0]
+            if not (np.isfinite(x) and np.isfinite(y)):
+                continue
+            rms = _local_rms(img, x, y, 6 * beam_px) if 0 <= x < img.shape[1] and 0 <= y < img.shape[0] else np.nan
+            snr = s["_fb"]["apparent_jy"] / rms if rms > 0 else float("nan")
+            if not (snr >= st.min_snr_astrometry and _isolated(s, steady, st.isolation_beams * im.bmaj_deg)):
+                continue
+            fit = _fit_source(img, x, y, beam_px, im.header)
+            if "x" not in fit:
+                continue
+            ra_f, dec_f = wcs.all_pix2world([[fit["x"], fit["y"]]], 0)[0]
+            err = float(_sep_deg(ra_f, dec_f, s["ra_deg"], s["dec_deg"])) / im.bmaj_deg
+            true_off = float(_sep_deg(s["apparent_ra_deg"], s["apparent_dec_deg"], s["ra_deg"], s["dec_deg"]))
+            rows.append({"name": s["name"], "error_beams": err, "true_offset_beams": true_off / im.bmaj_deg,
+                         "anchor": s["name"] in anchors_used, "snr": snr})
+        out[label] = {"image": im.path.name, "bmaj_arcmin": im.bmaj_deg * 60, "sources": rows,
+                      "median_error_beams": float(np.median([r["error_beams"] for r in rows])) if rows else None}
+    return out
+
+
+def _anchors_used(folder: Path) -> tuple[set[str], dict | None]:
+    """Names of the catalogue sources the dewarp fit used, and its summary.json."""
+    qa = folder / "dewarp" / "screen_qa"
+    used: set[str] = set()
+    summary = None
+    if (qa / "summary.json").exists():
+        summary = json.loads((qa / "summary.json").read_text())
+    if (qa / "anchors.csv").exists():
+        with open(qa / "anchors.csv") as f:
+            for row in csv.DictReader(f):
+                name = row.get("name") or row.get("cat_name") or row.get("catalog_name")
+                if name and str(row.get("used", "")).lower() in ("true", "1", "yes"):
+                    used.add(name)
+    return used, summary
+
+
+def _candidates(folder: Path) -> list[dict]:
+    path = folder / "transients" / "candidates.csv"
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _transients(images: list[Image], truth: dict, subband: str, cands: list[dict], steady: list[dict],
+                st: ScoreSettings) -> dict[str, Any]:
+    """Per injected event (transient x interval): found or missed, its S/N; false candidates."""
+    ten = [im for im in images if im.key("IMGCAT") == "10min" and not im.key("PBCOR")
+           and float(im.key("TAPER", 0) or 0) > 0 and _same(im.key("ROBUST"), 0.0)]
+    searched = {}
+    for im in ten:  # one per (Stokes, interval); dewarped preferred, as lwa-transient does
+        k = (im.key("STOKES"), im.key("INTERVAL"))
+        if k not in searched or im.key("DEWARPED"):
+            searched[k] = im
+    bright = [s for s in steady if s["_fb"]["intrinsic_jy"] >= st.bright_jy]
+    events, used = [], set()
+    for s in truth["sources"]:
+        tr = s.get("transient")
+        if not tr or subband not in s.get("flux_by_subband", {}):
+            continue
+        for idx in tr["intervals"]:
+            interval = f"t{idx + 1:04d}"
+            im = searched.get((tr["stokes"], interval))
+            ev = {"name": s["name"], "stokes": tr["stokes"], "interval": interval,
+                  "apparent_jy": s["flux_by_subband"][subband]["apparent_jy"], "found": False,
+                  "found_any_class": False}
+            if bright:
+                ev["bright_sep_beams"] = None
+            if im is None:
+                ev["expected_snr"] = None
+                events.append(ev)
+                continue
+            img, wcs = _load(im)
+            beam_px = im.bmaj_deg / im.pixel_deg
+            x, y = wcs.all_world2pix([_position(s, im.key("DEWARPED"))], 0)[0]
+            rms = _local_rms(img, x, y, 6 * beam_px) if np.isfinite(x) else float("nan")
+            ev["expected_snr"] = abs(ev["apparent_jy"]) / rms if rms > 0 else None
+            if bright:
+                seps = [float(_sep_deg(s["ra_deg"], s["dec_deg"], b["ra_deg"], b["dec_deg"])) for b in bright]
+                ev["bright_sep_beams"] = min(seps) / im.bmaj_deg
+            best = None
+            for i, c in enumerate(cands):
+                if (c["stokes"] != tr["stokes"] or c["interval"] != interval
+                        or float(c["sign"]) * ev["apparent_jy"] <= 0):
+                    continue
+                sep = _sep_either(c, s)
+                if sep <= st.match_beams * im.bmaj_deg and (best is None or sep < best[1]):
+                    best = (i, sep)
+            if best is not None:
+                c = cands[best[0]]
+                used.add(best[0])
+                ev.update({"found_any_class": True, "found": c["class"] != "artefact", "class": c["class"],
+                           "snr": float(c["snr"]), "sep_beams": best[1] / im.bmaj_deg})
+            events.append(ev)
+    # a steady circularly polarised source seen in a 10-min V image is a real detection, not a false one
+    beam = max((im.bmaj_deg for im in searched.values()), default=1.0)
+    pol = [s for s in steady if s.get("v_frac")]
+    steady_v = set()
+    for i, c in enumerate(cands):
+        if i in used or c["stokes"] != "V":
+            continue
+        for s in pol:
+            same_sign = float(c["sign"]) * s["v_frac"] > 0
+            if same_sign and _sep_either(c, s) <= st.match_beams * beam:
+                steady_v.add(i)
+                break
+    false = [c for i, c in enumerate(cands) if i not in used and i not in steady_v]
+    by = {}
+    for c in false:
+        key = f"{c['stokes']}/{'artefact' if c['class'] == 'artefact' else 'not_artefact'}"
+        by[key] = by.get(key, 0) + 1
+    n_images = len(searched)
+    not_art = sum(1 for c in false if c["class"] != "artefact")
+    return {"events": events, "n_images_searched": n_images, "steady_v_detections": len(steady_v),
+            "n_images_by_stokes": {p: sum(1 for k in searched if k[0] == p) for p in ("I", "V")},
+            "false_by_stokes_class": by, "false_not_artefact": not_art,
+            "false_not_artefact_per_10_images": 10 * not_art / n_images if n_images else None,
+            "false_candidates": [{k: c[k] for k in ("stokes", "interval", "ra", "dec", "snr", "class")}
+                                 for c in false][:200]}
+
+
+def _flags(folder: Path, truth: dict) -> dict[str, Any]:
+    """Recall of every injected fault and the flagged fraction of clean visibilities, from the
+    FLAG column of the concatenated MS, attributed to the flaggers by their QA lists."""
+    from casacore.tables import table
+
+    ms = sorted(p for p in folder.glob("*.ms") if p.is_dir())
+    if not ms:
+        return {"ms": None}
+    with table(str(ms[0]), ack=False) as t:
+        flags = t.getcol("FLAG")  # (row, chan, pol)
+        flag_row = t.getcol("FLAG_ROW")
+        a1, a2, times = t.getcol("ANTENNA1"), t.getcol("ANTENNA2"), t.getcol("TIME")
+    flags = flags | flag_row[:, None, None]
+    obs = truth["observation"]
+    t0 = Time(obs["start"], scale="utc").mjd * 86400.0
+    dt = float(obs["integration_s"])
+    k = np.clip(np.floor((times - t0) / dt).astype(int), 0, obs["n_integrations"] - 1)
+    cross = a1 != a2
+    nchan = flags.shape[1]
+    fault = np.zeros(flags.shape, bool)
+    faults: dict[str, dict] = {}
+
+    def record(name: str, sel: np.ndarray) -> None:
+        sel = sel & cross[:, None, None]
+        n = int(sel.sum())
+        if n:
+            faults[name] = {"cells": n, "recall": float(flags[sel].mean())}
+            fault[sel] = True
+
+    chans = np.arange(nchan)
+    for i, b in enumerate(truth["rfi"]["bursts"]):
+        ch = np.isin(chans, b["channels"]) if b["channels"] is not None else np.ones(nchan, bool)
+        it = np.isin(k, b["integrations"]) if b["integrations"] is not None else np.ones(len(k), bool)
+        record(f"rfi_burst_{i}", it[:, None, None] & ch[None, :, None] & np.ones(flags.shape, bool))
+    for i, e in enumerate(truth["rfi"]["emitters"]):
+        ch = np.isin(chans, e["channels"]) if e["channels"] is not None else np.ones(nchan, bool)
+        it = np.isin(k, e["integrations"]) if e["integrations"] is not None else np.ones(len(k), bool)
+        record(f"rfi_emitter_{i}", it[:, None, None] & ch[None, :, None] & np.ones(flags.shape, bool))
+    for h in truth["hot_baselines"]:
+        sel = ((a1 == h["ant1"]) & (a2 == h["ant2"])) | ((a1 == h["ant2"]) & (a2 == h["ant1"]))
+        amp = h.get("amplitude_jy", truth.get("hot_amplitude_jy"))
+        record(f"hot_{h['ant1']}-{h['ant2']}_{amp:g}Jy", sel[:, None, None] & np.ones(flags.shape, bool))
+    for d in truth["dead_antennas"]:
+        sel = (a1 == d["index"]) | (a2 == d["index"])
+        record(f"dead_{d['index']}", sel[:, None, None] & np.ones(flags.shape, bool))
+    clean = ~fault & cross[:, None, None]
+    n_clean = int(clean.sum())
+    flagged_clean = flags & clean
+    out: dict[str, Any] = {"ms": ms[0].name, "faults": faults,
+                           "false_flag_fraction": float(flagged_clean.sum() / n_clean) if n_clean else None}
+    rfi = [v for n, v in faults.items() if n.startswith("rfi")]
+    if rfi:  # RFI: of all its visibilities; hot baselines: each counts once
+        out["rfi_recall"] = sum(v["recall"] * v["cells"] for v in rfi) / sum(v["cells"] for v in rfi)
+    hot = [v["recall"] for n, v in faults.items() if n.startswith("hot")]
+    if hot:
+        out["hot_recall"] = float(np.mean(hot))
+    # flagged clean data per channel and in the transients' integrations
+    per_chan = flagged_clean.sum(axis=(0, 2)) / np.maximum(clean.sum(axis=(0, 2)), 1)
+    out["false_flag_by_channel"] = [round(float(v), 4) for v in per_chan]
+    burst_int = set()
+    for s in truth["sources"]:
+        if s.get("transient"):
+            for iv in truth["observation"]["intervals"]:
+                if iv["index"] in s["transient"]["intervals"]:
+                    burst_int.update(range(iv["integrations"][0], iv["integrations"][1] + 1))
+    if burst_int:
+        sel = clean & np.isin(k, sorted(burst_int))[:, None, None]
+        out["false_flag_in_transient_integrations"] = float(flags[sel].mean()) if sel.any() else None
+    # attribution: hot-baseline list, bad integrations, the rest AOFlagger (run first in the chain)
+    per: dict[str, float] = {}
+    explained = np.zeros(flags.shape, bool)
+    hot_csv = folder / "qa" / "flagged_baselines.csv"
+    if hot_csv.exists():
+        sel = np.zeros(len(a1), bool)
+        with open(hot_csv) as f:
+            for row in csv.DictReader(f):
+                i = int(row["ant1"])
+                j = row.get("ant2")
+                if j in (None, ""):
+                    sel |= (a1 == i) | (a2 == i)
+                else:
+                    sel |= ((a1 == i) & (a2 == int(j))) | ((a1 == int(j)) & (a2 == i))
+        m = flagged_clean & sel[:, None, None]
+        per["hot-baselines"] = float(m.sum() / n_clean) if n_clean else 0.0
+        explained |= m
+    bad_csv = folder / "qa" / "bad_integrations.csv"
+    if bad_csv.exists():
+        bad_k: set[int] = set()
+        with open(bad_csv) as f:
+            for row in csv.DictReader(f):
+                mjd = row.get("mjd") or row.get("time_mjd") or row.get("mjd_mid")
+                if str(row.get("bad", "1")).lower() in ("1", "true") and mjd not in (None, ""):
+                    bad_k.add(int(np.floor((float(mjd) * 86400.0 - t0) / dt)))
+        m = flagged_clean & np.isin(k, sorted(bad_k))[:, None, None] & ~explained
+        per["integrations"] = float(m.sum() / n_clean) if n_clean else 0.0
+        explained |= m
+    per["rfi (AOFlagger, the rest)"] = float((flagged_clean & ~explained).sum() / n_clean) if n_clean else 0.0
+    out["false_flag_by_flagger"] = per
+    return out
+
+
+def _targets(folder: Path, steady: list[dict], subband: str, beam_deg: float) -> list[dict]:
+    """Target photometry (lwa-cutout targets, its deep row) against the truth of the matching source:
+    Stokes I and V, the peak and the fitted flux (when reported)."""
+    rows = []
+    for path in sorted((folder / "photometry").glob("*/*_photometry.csv")):
+        with open(path) as f:
+            meas = [m for m in csv.DictReader(f) if m.get("interval") == "deep"]
+        for m in meas:
+            ra, dec = _float(m.get("pos_ra_deg")), _float(m.get("pos_dec_deg"))
+            if ra is None or dec is None or not steady:
+                continue
+            src = min(steady, key=lambda s: float(_sep_deg(ra, dec, s["ra_deg"], s["dec_deg"])))
+            if float(_sep_deg(ra, dec, src["ra_deg"], src["dec_deg"])) > beam_deg:
+                continue
+            for stokes in ("I", "V"):
+                truth_jy = src["_fb"]["intrinsic_jy"] * (src.get("v_frac", 0.0) if stokes == "V" else 1.0)
+                peak, fitted = _float(m.get(f"{stokes}_peak_jy")), _float(m.get(f"{stokes}_fit_flux_jy"))
+                if truth_jy == 0 or peak is None:
+                    continue
+                rows.append({"target": path.parent.name, "source": src["name"], "stokes": stokes,
+                             "truth_jy": truth_jy, "peak_jy": peak, "peak_err": peak / truth_jy - 1,
+                             "fitted_jy": fitted, "fitted_err": None if fitted is None else fitted / truth_jy - 1,
+                             "pbcor": m.get("pbcor")})
+    return rows
+
+
+def _float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+# ---- the whole run ------------------------------------------------------------------------------------
+
+def _subband_folders(run: Path) -> list[Path]:
+    if (run / "images").is_dir():
+        return [run]
+    return sorted(p.parent for p in run.rglob("images") if p.is_dir() and "Wideband" not in p.parts)
+
+
+def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSettings | None = None) -> dict[str, Any]:
+    """Score every `<hour>/<subband>` folder under `run` against `truth_path` (truth.json)."""
+    st = settings or ScoreSettings()
+    run, truth_path = Path(run), Path(truth_path)
+    try:
+        truth = json.loads(truth_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise LwaError(f"cannot read truth {truth_path}: {err}") from None
+    if "sources" not in truth or "observation" not in truth:
+        raise LwaError(f"{truth_path} is not an lwa-sim truth.json (no sources/observation)")
+    folders = _subband_folders(run)
+    if not folders:
+        raise LwaError(f"no images/ folder under {run}: not a run_hour.sh work folder")
+    out = {"run": str(run), "truth": str(truth_path), "settings": st.__dict__, "subbands": []}
+    for folder in folders:
+        images = _images(folder / "images")
+        if not images:
+            continue
+        subband = str(images[0].key("SUBBAND"))
+        sources = _truth_sources(truth, subband)
+        steady = [s for s in sources if not s.get("transient")]
+        anchors_used, dewarp_summary = _anchors_used(folder)
+        deep_beam = next((im.bmaj_deg for im in images if im.key("CONFIG") == "I-Deep-Taper-Robust-0"),
+                         images[0].bmaj_deg)
+        res = {
+            "folder": str(folder.relative_to(run)) if folder != run else ".",
+            "subband": subband,
+            "psf": {im.key("CONFIG"): {"bmaj_arcmin": round(im.bmaj_deg * 60, 2),
+                                       "pixels_per_bmaj": round(im.bmaj_deg / im.pixel_deg, 2)}
+                    for im in images if not im.key("PBCOR") and not im.key("DEWARPED")},
+            "photometry": _photometry(images, steady, st),
+            "astrometry": _astrometry(images, steady, anchors_used, st),
+            "dewarp": {"engaged": any(im.key("DEWARPED") for im in images),
+                       "screen": (folder / "dewarp" / "screen.fits").exists(),
+                       "summary": {k: dewarp_summary.get(k) for k in (
+                           "status", "n_anchors", "n_matched", "median_offset_before_arcmin",
+                           "median_offset_after_cv_arcmin")} if dewarp_summary else None},
+            "transients": _transients(images, truth, subband, _candidates(folder), steady, st),
+            "flagging": _flags(folder, truth),
+            "targets": _targets(folder, steady, subband, deep_beam),
+        }
+        res["goals"] = _goals(res, steady, st)
+        out["subbands"].append(res)
+    if not out["subbands"]:
+        raise LwaError(f"no images with lwa-pipe headers under {run}")
+    out["goals"] = _merge_goals([s["goals"] for s in out["subbands"]])
+    return _native(out)
+
+
+def _native(value: Any) -> Any:
+    """Plain JSON types (numpy scalars to Python; NaN/inf to None)."""
+    if isinstance(value, dict):
+        return {str(k): _native(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_native(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _goal(ok: bool | None, detail: str) -> dict[str, Any]:
+    return {"status": "n/a" if ok is None else ("pass" if ok else "fail"), "detail": detail}
+
+
+def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
+    g: dict[str, dict] = {}
+    ev = [e for e in res["transients"]["events"] if (e.get("expected_snr") or 0) >= st.transient_sigma]
+    if ev:
+        frac = sum(e["found"] for e in ev) / len(ev)
+        g["transient_recall"] = _goal(frac >= 0.95, f"{sum(e['found'] for e in ev)}/{len(ev)} found")
+    else:
+        g["transient_recall"] = _goal(None, "no injected event ≥ 8σ")
+    per10 = res["transients"]["false_not_artefact_per_10_images"]
+    g["transient_false"] = _goal(None if per10 is None else per10 <= 1.0,
+                                 f"{res['transients']['false_not_artefact']} in "
+                                 f"{res['transients']['n_images_searched']} images ({per10 if per10 is None else round(per10, 2)} per 10)")
+    fl = res["flagging"]
+    if fl.get("ms") is None:
+        g["flag_recall"] = _goal(None, "no concatenated MS")
+        g["flag_false"] = _goal(None, "no concatenated MS")
+    else:
+        rec = {k: fl[f"{k}_recall"] for k in ("rfi", "hot") if f"{k}_recall" in fl}
+        g["flag_recall"] = _goal(min(rec.values()) >= 0.95 if rec else None,
+                                 ", ".join(f"{k} {100 * v:.1f} % flagged" for k, v in rec.items())
+                                 or "no RFI or hot baseline injected")
+        f = fl["false_flag_fraction"]
+        g["flag_false"] = _goal(None if f is None else f < 0.02, f"{100 * f:.2f} % of clean data flagged")
+    ast = res["astrometry"]
+    before = ast.get("before", {})
+    n_anchor_able = len(before.get("sources", []))
+    offs = {r["name"]: r["true_offset_beams"] for r in before.get("sources", [])}
+    med_off = float(np.median(list(offs.values()))) if offs else 0.0
+    eng = res["dewarp"]["engaged"]
+    what = f"{'engaged' if eng else 'not engaged'}; {n_anchor_able} isolated sources ≥ " \
+           f"{st.min_snr_astrometry:g}σ, median offset {med_off:.2f} beam"
+    g["dewarp_engaged"] = _goal(eng if n_anchor_able >= 6 and med_off >= 0.5 else None, what)
+    after = ast.get("after")
+    far = [n for n, o in offs.items() if o >= 1.0]
+    if len(far) < 3:
+        g["dewarp_residual"] = _goal(None, f"{len(far)} sources offset ≥ 1 beam")
+    elif not after:
+        g["dewarp_residual"] = _goal(False, f"not dewarped; {len(far)} sources offset ≥ 1 beam")
+    else:
+        held = [r["error_beams"] for r in after["sources"] if not r["anchor"] and r["name"] in far]
+        frac = float(np.mean(np.array(held) <= 0.2)) if held else None
+        g["dewarp_residual"] = _goal(None if frac is None else frac >= 0.95,
+                                     f"{0 if frac is None else 100 * frac:.0f} % of {len(held)} held-out sources "
+                                     f"offset ≥ 1 beam are ≤ 0.2 beam after")
+    if after and before.get("median_error_beams") is not None and after.get("median_error_beams") is not None:
+        b, a = before["median_error_beams"], after["median_error_beams"]
+        g["dewarp_no_harm"] = _goal(a <= max(1.1 * b, b + 0.02), f"median {b:.3f} → {a:.3f} beam")
+    else:
+        g["dewarp_no_harm"] = _goal(None if not eng else False, "not dewarped" if not eng else "no astrometry")
+    scored = [r for r in res["photometry"]["sources"] if r["scored"]]
+    if scored:
+        errs = np.abs([r["integrated_err"] if r.get("converged") else np.inf for r in scored])
+        within = float(np.mean(errs <= 0.05))
+        med = float(np.median(errs))
+        g["flux"] = _goal(within >= 0.95 and med <= 0.02,
+                          f"{100 * within:.0f} % of {len(scored)} within 5 %, median error {100 * med:.1f} % (fitted, absolute)")
+    else:
+        g["flux"] = _goal(None, "no isolated source ≥ 20σ")
+    tv = [t for t in res["targets"] if t["stokes"] == "V"]
+    g["target_v"] = _goal(
+        all(abs(t["peak_err"]) <= 0.05 and (t["fitted_err"] is None or abs(t["fitted_err"]) <= 0.05) for t in tv)
+        if tv else None,
+        ", ".join(f"{t['target']} peak {_pct(t['peak_err'])}, fitted {_pct(t['fitted_err'])}" for t in tv)
+        or "no V target")
+    ppb = [v["pixels_per_bmaj"] for v in res["psf"].values()]
+    g["psf_sampling"] = _goal(min(ppb) >= 3 if ppb else None, f"min {min(ppb) if ppb else float('nan'):.1f} px/BMAJ")
+    return g
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:+.1f} %"
+
+
+def _merge_goals(per_subband: list[dict]) -> dict[str, dict]:
+    out = {}
+    for key in GOALS:
+        vals = [g[key] for g in per_subband if key in g]
+        st = [v["status"] for v in vals]
+        status = "fail" if "fail" in st else ("pass" if "pass" in st else "n/a")
+        out[key] = {"status": status, "detail": "; ".join(v["detail"] for v in vals), "goal": GOALS[key]}
+    return out
+
+
+def format_table(result: dict) -> str:
+    """A short human-readable table of a score."""
+    lines = []
+    for sb in result["subbands"]:
+        lines.append(f"== {sb['folder']} ({sb['subband']})")
+        ph = [r for r in sb["photometry"]["sources"] if r["scored"]]
+        if ph:
+            pk = np.abs([r["peak_err"] for r in ph])
+            it = np.abs([r.get("integrated_err", np.inf) for r in ph])
+            lines.append(f"flux ({sb['photometry']['image']}): {len(ph)} sources; |peak err| median "
+                         f"{100 * np.median(pk):.1f} %, max {100 * pk.max():.1f} %; |fitted err| median "
+                         f"{100 * np.median(it):.1f} %, ≤5 %: {int((it <= 0.05).sum())}/{len(ph)}")
+        for label in ("before", "after"):
+            a = sb["astrometry"].get(label)
+            if a and a["median_error_beams"] is not None:
+                errs = np.array([r["error_beams"] for r in a["sources"]])
+                lines.append(f"astrometry {label} dewarp: {len(errs)} sources, median {a['median_error_beams']:.3f} "
+                             f"beam, ≤0.2 beam {100 * np.mean(errs <= 0.2):.0f} % (BMAJ {a['bmaj_arcmin']:.1f}′)")
+        tr = sb["transients"]
+        for e in tr["events"]:
+            snr = e.get("snr")
+            exp = e.get("expected_snr")
+            lines.append(f"transient {e['name']} {e['stokes']} {e['interval']}: "
+                         f"{'found' if e['found'] else ('artefact' if e['found_any_class'] else 'MISSED')}"
+                         f" (expected {'—' if exp is None else f'{exp:.1f}σ'}, measured "
+                         f"{'—' if snr is None else f'{snr:.1f}σ'}"
+                         + (f", {e['bright_sep_beams']:.1f} beam from a bright source" if e.get("bright_sep_beams") else "")
+                         + ")")
+        lines.append(f"false candidates: {tr['false_by_stokes_class']} in {tr['n_images_by_stokes']} images")
+        fl = sb["flagging"]
+        if fl.get("ms"):
+            faults = ", ".join(f"{k} {100 * v['recall']:.0f} %" for k, v in fl["faults"].items())
+            lines.append(f"flag recall: {faults or 'no fault injected'}")
+            per = ", ".join(f"{k} {100 * v:.2f} %" for k, v in fl["false_flag_by_flagger"].items())
+            lines.append(f"clean data flagged: {100 * fl['false_flag_fraction']:.2f} % ({per})")
+        psf = ", ".join(f"{k} {v['bmaj_arcmin']:.0f}′/{v['pixels_per_bmaj']:.1f}px" for k, v in sb["psf"].items())
+        lines.append(f"BMAJ: {psf}")
+        lines.append(f"dewarp engaged: {sb['dewarp']['engaged']}")
+    lines.append("goals:")
+    for k, v in result["goals"].items():
+        lines.append(f"  {v['status']:>4}  {k}: {v['detail']}")
+    return "\n".join(lines)
