@@ -475,7 +475,7 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
             provenance["state"] = json.loads(state.read_text())
         except (OSError, ValueError):
             log.warning("unreadable %s: run provenance without it", state)
-    for extra in ("report.html", "summary/detections_summary.csv"):
+    for extra in ("weblog/index.html", "summary/detections_summary.csv"):
         if (root / extra).exists():
             provenance.setdefault("products", []).append(extra)
     records = RunRecords(name=name, path=str(root), hour=root.name, content_hash=digest.hexdigest(),
