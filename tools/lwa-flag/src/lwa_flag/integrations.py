@@ -156,11 +156,13 @@ def rolling_quantile(values: np.ndarray, window: int, q: float) -> np.ndarray:
 
 
 def compactness(frames: list[Frame], i: int, window: int) -> tuple[float, float]:
-    """(peak |D| / robust RMS of D, peak |D|) for D = frame i minus the median image of its
-    neighbours in the window: a compact sky source (a burst appearing or disappearing) gives a
+    """(peak |D| / robust RMS of D, peak |D|) for D = frame i minus the median image of the quieter
+    half of its neighbours in the window: a compact sky source (a burst appearing or disappearing) gives a
     PSF-shaped D whose peak is tens to hundreds of times its RMS; RFI or a glitch gives noise-like
     D (peak near 5 x RMS for Gaussian noise over a million pixels)."""
     neighbours = [j for j in _window_indices(i, len(frames), window | 1) if j != i]
+    # the quieter half: a transient in the neighbours (high RMS through its sidelobes) stays out
+    neighbours = sorted(neighbours, key=lambda j: frames[j].rms)[:max(2, (len(neighbours) + 1) // 2)]
     image = image_plane(read_image(frames[i].path)[0]).astype(np.float64)
     ref = np.nanmedian(np.stack([image_plane(read_image(frames[j].path)[0]) for j in neighbours]), axis=0)
     diff = (image - ref)[np.isfinite(image) & np.isfinite(ref)]

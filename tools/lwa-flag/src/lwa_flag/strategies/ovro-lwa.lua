@@ -47,19 +47,26 @@ local cfg = {
   base_threshold = setting("base_threshold", 1.6),     -- SumThreshold level on Q and U; lower flags more
   sky_threshold = setting("sky_threshold", 1.5),       -- frequency-direction level on Stokes I
   freq_factor = setting("freq_factor", 1.0),           -- relative level of the frequency direction (Q, U)
-  min_timesteps = setting("min_timesteps", 4),         -- below: frequency-direction detection only
+  iterations = setting("iterations", 1),               -- frequency passes, the first at base * step^(n-1)
+  threshold_step = setting("threshold_step", 2.0),
+  min_timesteps = setting("min_timesteps", 10),        -- below: frequency-direction detection only
   dilate_time = setting("dilate_time", 0.2),           -- scale-invariant rank operator levels
   dilate_freq = setting("dilate_freq", 0.2),
   time_polarizations = setting("time_polarizations", { "Q", "U" }),  -- time + frequency detection
   freq_polarizations = setting("freq_polarizations", { "I" }),       -- frequency-only detection
 }
 
--- SumThreshold on one polarisation's amplitudes; returns the data carrying the new mask.
+-- SumThreshold on one polarisation's amplitudes, along frequency and (with enough time steps)
+-- along time, from a high level down to `level`. Returns the data carrying the mask.
 local function detect(input, pol, level, freq_level, use_time)
-  local amplitude = input:convert_to_polarization(pol):convert_to_complex("amplitude")
-  local observed = amplitude:copy()
-  aoflagger.sumthreshold_masked(amplitude, observed, level, freq_level, use_time, true)
-  return amplitude
+  local observed = input:convert_to_polarization(pol):convert_to_complex("amplitude")
+  for i = cfg.iterations, 1, -1 do
+    local step = cfg.threshold_step ^ (i - 1)
+    local work = observed:copy()
+    aoflagger.sumthreshold_masked(work, observed, level * step, freq_level * step, use_time, true)
+    observed:join_mask(work)
+  end
+  return observed
 end
 
 function execute(input)
