@@ -11,7 +11,6 @@ from astropy.io import fits
 from astropy.time import Time
 from casacore.tables import table
 
-from lwa_common.errors import LwaError
 from lwa_common.testing import allsky_header, run_cli, synthetic_image
 from lwa_flag import concat_ms, find_bad_integrations
 from lwa_flag.integrations import Frame
