@@ -88,7 +88,7 @@ def test_rfi_flagged_clean_kept(sim_cache, tmp_path_factory, seed):
     assert flagged[untouched[:, None] & ~rfi].mean() < 0.005
     # with 8 channels, SumThreshold also takes some clean channels of an integration where 3 of 8
     # are RFI at 170 x the noise; the collateral stays inside those integrations
-    assert flagged[~rfi].mean() < 0.04, f"{flagged[~rfi].mean():.2%} of clean samples flagged"
+    assert flagged[~rfi].mean() < 0.06, f"{flagged[~rfi].mean():.2%} of clean samples flagged"
 
 
 def _frames(tmp_path, burst: dict[int, float], noisy: dict[int, float]):
@@ -127,3 +127,29 @@ def test_integration_qa_keeps_bursts_flags_damage(tmp_path):
     kept = [frames.index(f) for f in frames if f.transient]
     assert 3 in kept, [(f.rms, f.score) for f in frames]
     assert "compact source" in frames[3].transient and not frames[12].bad
+
+
+# hot baselines on a 64-antenna array (indices < 64), none touching the dead antenna
+HOT = [[2, 50], [4, 61], [13, 37], [20, 33], [25, 40], [30, 44]]
+DEAD = 11
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_ateam_sky_hot_baselines(sim_cache, tmp_path_factory, seed):
+    """Unpeeled Cyg A and Cas A: the hot-baseline pass flags exactly the injected hot baselines
+    (30 Jy, a few times the noise) and the dead antenna, no A-team fringe; AOFlagger nothing."""
+    from lwa_common.testing import shared_data_dir
+
+    spec = _sky(seed, ateam=str(shared_data_dir() / "sky" / "ateam_sources.json"),
+                hot_baselines={"pairs": HOT, "amplitude_jy": 30.0}, dead_antennas=[DEAD])
+    out, _ = sim_cache(f"ateam_{seed}", spec, n_int=12, n_antennas=64, n_channels=8, seed=seed)
+    ms = concat_ms(sorted(out.glob("*.ms")), tmp_path_factory.mktemp(f"ateam{seed}") / "cat.ms")
+    hot = find_hot_baselines(ms, column="DATA")
+    assert sorted(hot.flagged_pairs()) == sorted(tuple(p) for p in HOT)
+    assert hot.flagged_antennas == [DEAD]
+    run_aoflagger(ms, threads=1)
+    flagged, _ = _flags(ms)
+    with table(str(ms), ack=False) as t:
+        a1, a2 = t.getcol("ANTENNA1"), t.getcol("ANTENNA2")
+    live = ((a1 != DEAD) & (a2 != DEAD))[a1 != a2]
+    assert flagged[live].mean() < 0.02, f"AOFlagger flagged {flagged[live].mean():.2%} of the A-team sky"
