@@ -44,7 +44,7 @@ local function setting(name, default)
 end
 
 local cfg = {
-  base_threshold = setting("base_threshold", 1.2),     -- SumThreshold level on Q and U; lower flags more
+  base_threshold = setting("base_threshold", 1.6),     -- SumThreshold level on Q and U; lower flags more
   sky_threshold = setting("sky_threshold", 1.5),       -- frequency-direction level on Stokes I
   freq_factor = setting("freq_factor", 1.0),           -- relative level of the frequency direction (Q, U)
   iterations = setting("iterations", 1),               -- frequency passes, the first at base * step^(n-1)
