@@ -136,3 +136,20 @@ def test_scatter_floor_keeps_a_modest_change_on_stable_data():
     assert [f.bad for f in default.frames] == [i == 8 for i in range(11)]
     strict = find_bad_integrations(frames(stable), min_scatter_fraction=0.0)
     assert strict.frames[4].bad and strict.frames[8].bad
+
+
+def test_too_few_snapshots_pass_through(small_sim, tmp_path, flags_of):
+    """Three integrations (a real-size test MS): no running statistics, nothing flagged, a WARNING
+    (issue 23: the middle one of three was flagged)."""
+    files, _ = small_sim
+    times = _ms_times(files)[:3]
+    snaps = _snapshots(tmp_path, times, ours=True)  # frame 2 is 3x noisier: would be "bad"
+    cat = concat_ms(files[:3], tmp_path / "three.ms")
+    res = run_cli(["lwa-flag", "integrations", *map(str, snaps), "--ms", str(cat), "-o", str(tmp_path / "out.ms"),
+                   "--json"])
+    assert res.returncode == 0, res.stderr
+    assert "WARNING" in res.stderr and "only 3 snapshots" in res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["flagged"]["bad_frames"] == [] and summary["flagged"]["skipped"]
+    flags, *_ = flags_of(tmp_path / "out.ms")
+    assert not flags.any()
