@@ -92,6 +92,15 @@ class SnapshotQA:
     # The frame-to-frame scatter of snapshot RMS is taken as at least this fraction of the median
     # RMS: on very stable data a tiny scatter would flag any change, bright transients included.
     min_scatter_fraction: float = 0.05
+    # Fewer snapshots than this: no statistics, nothing flagged (a WARNING says so).
+    min_frames: int = 6
+    # A frame is "low" against this quantile of its window (the quiet level: a running median is
+    # lifted by a transient lasting half the window, which would make the next quiet frame "low").
+    low_quantile: float = 0.25
+    # A high-RMS frame whose difference from its neighbours' median image peaks above this many
+    # times that difference's robust RMS holds a compact sky source (a transient), not bad data:
+    # noise-like damage (RFI, glitches) peaks near 5.
+    compact_peak_ratio: float = 12.0
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,26 @@ def test_cli_flags_listed_antennas(small_sim, tmp_path, digest, flags_of):
     assert (tmp_path / "out.flag-antennas.json").exists()
 
 
+def test_older_correlator_antenna_names(small_sim, copy_ms, tmp_path, flags_of):
+    """An MS from an older correlator names its antennas ANT001 ...: a health file in those names
+    flags them (issue 16); LWA station names are not confused with ANT numbers."""
+    from casacore.tables import table
+
+    (ms,) = copy_ms(small_sim[0][0])
+    with table(str(ms / "ANTENNA"), readonly=False, ack=False) as t:
+        t.putcol("NAME", [f"ANT{i + 1:03d}" for i in range(t.nrows())])
+    health = tmp_path / "badants.yml"
+    health.write_text("- ANT003\n- ant-12\n- LWA-003\n")
+    res = run_cli(["lwa-flag", "antennas", str(ms), str(health), "--in-place", "--json"])
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert [a["name"] for a in summary["flagged"]["antennas"]] == ["ANT003", "ANT012"]
+    assert summary["flagged"]["not_in_ms"] == ["LWA-003"]
+    flags, a1, a2, _ = flags_of(ms)
+    involved = np.isin(a1, [2, 11]) | np.isin(a2, [2, 11])
+    assert flags[involved].all() and not flags[~involved].any()
+
+
 def test_mnc_api_when_importable(small_sim, copy_ms, tmp_path, flags_of):
     """The MNC path: a stand-in `mnc` package with the real API's signature and return shape
     (anthealth.get_badants(method, time=mjd) -> (mjd, ['LWA-xxxA', ...]))."""

@@ -31,14 +31,15 @@ def _truth_mask(flags_shape, times, bursts) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def rfi_cat(sim_cache, tmp_path_factory):
-    """Six integrations concatenated (AOFlagger needs time steps): a 2-channel burst in two
-    integrations, a transmitter in one channel all the time, a weak broadband burst."""
+    """Twelve integrations concatenated (time-direction detection needs >= 10 time steps): a
+    2-channel burst in two integrations, a transmitter in one channel all the time, a weak
+    broadband burst."""
     spec = {**SKY, "rfi": [
         {"channels": [5, 6], "integrations": [2, 3], "amplitude_jy": 300},
         {"channels": [20], "integrations": "all", "amplitude_jy": 300},
         {"channels": "all", "integrations": [4], "amplitude_jy": 100},
     ]}
-    out, truth = sim_cache("flag_rfi", spec, n_int=6, n_antennas=24, n_channels=32)
+    out, truth = sim_cache("flag_rfi", spec, n_int=12, n_antennas=24, n_channels=32)
     ms = concat_ms(sorted(out.glob("*.ms")), tmp_path_factory.mktemp("rficat") / "cat.ms")
     return ms, truth["rfi"]["bursts"]
 
@@ -101,7 +102,7 @@ def test_user_strategy_preamble_and_broken_strategy(rfi_cat, tmp_path, digest):
     assert run["strategy"] == str(strategy) and "-j 1" in run["command"]
     # a preamble reaches the shipped strategy: a huge base threshold flags (almost) nothing
     res = run_cli(["lwa-flag", "rfi", str(ms), "-o", str(tmp_path / "lax.ms"), "--json",
-                   "--preamble", "lwa_base_threshold = 1000", "--preamble", "lwa_channel_sigma = 1000",
+                   "--preamble", "lwa_base_threshold = 1000", "--preamble", "lwa_sky_threshold = 1000",
                    "--preamble", "lwa_timestep_sigma = 1000"])
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["flagged_percent_after"] < 1.0

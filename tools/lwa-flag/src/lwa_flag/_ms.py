@@ -123,14 +123,20 @@ def flagged_fraction(path: Path) -> float:
 
 
 _NAME_RE = re.compile(r"^\s*(?:LWA)?[-_ ]?0*(\d+)([AB])?\s*$", re.IGNORECASE)
+# older OVRO-LWA correlators name the antennas ANT001 ... (their own numbering, not LWA station numbers)
+_OLD_NAME_RE = re.compile(r"^\s*ANT[-_ ]?0*(\d+)([AB])?\s*$", re.IGNORECASE)
 
 
 def normalise_antenna_name(name: str) -> str | None:
-    """'LWA266', 'LWA-266', 'lwa-266B', '266A' -> 'LWA-266' (None when not an LWA antenna name)."""
+    """'LWA266', 'LWA-266', 'lwa-266B', '266A' -> 'LWA-266'; 'ANT001', 'ant-1' -> 'ANT001' (the names
+    of older correlators, kept apart from LWA station numbers); None when not an antenna name."""
     match = _NAME_RE.match(str(name))
-    if not match:
-        return None
-    return f"LWA-{int(match.group(1)):03d}"
+    if match:
+        return f"LWA-{int(match.group(1)):03d}"
+    match = _OLD_NAME_RE.match(str(name))
+    if match:
+        return f"ANT{int(match.group(1)):03d}"
+    return None
 
 
 def antenna_names(path: Path) -> list[str]:

@@ -82,7 +82,7 @@ def _classify(tokens: list, *, ids: str, where: str) -> tuple[list[str], list[in
         else:
             name = normalise_antenna_name(text)
             if name is None:
-                raise LwaError(f"{where}: '{text}' is neither an antenna name (LWA-123) nor a correlator number")
+                raise LwaError(f"{where}: '{text}' is neither an antenna name (LWA-123, ANT001) nor a correlator number")
             names.append(name)
     return names, corrs
 

@@ -332,11 +332,14 @@ def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], out
                      overwrite: bool, summary_path: Path | None, sigma: float | None, low_ratio: float | None,
                      window: int | None, min_scatter_fraction: float | None, qa_dir: Path | None, as_json: bool,
                      cfg) -> None:
-    """Flag integrations whose pilot Stokes V snapshot RMS is an outlier.
+    """Flag integrations whose pilot Stokes V snapshot RMS is an outlier (never a sky transient).
 
     SNAPSHOTS are Stokes V FITS images, one per integration (IMGCAT=snapshot; time from
     MJD-MID, else DATE-OBS). A frame is bad when its robust RMS deviates more than --sigma from
-    the running median, or is below --low-ratio x the running median. Its time is flagged in
+    the running median, or is below --low-ratio x the quiet level (lower quartile) of its window.
+    A high frame whose difference from its neighbours' median image is a compact source (peak >=
+    snapshot_qa.compact_peak_ratio x its RMS) holds a transient and is kept. With fewer than
+    snapshot_qa.min_frames snapshots nothing is flagged (WARNING). Its time is flagged in
     every --ms whose TIME lies within half an integration. With several --ms, -o is a folder
     receiving flagged copies under the same names. QA: snapshot_rms.png, bad_integrations.csv.
 
@@ -393,7 +396,8 @@ def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], out
 
     frames = read_frames(list(snapshots))
     result = find_bad_integrations(frames, sigma=sigma, low_ratio=low_ratio, window=window,
-                                   min_scatter_fraction=min_scatter_fraction)
+                                   min_scatter_fraction=min_scatter_fraction, min_frames=sq.min_frames,
+                                   low_quantile=sq.low_quantile, compact_peak_ratio=sq.compact_peak_ratio)
     bad_mjd = [f.mjd for f in result.bad_frames]
     matches = match_times([f.mjd for f in frames], ms_paths)
     unmatched = [f for f in frames if not matches[f.mjd]]

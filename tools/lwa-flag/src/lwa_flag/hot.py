@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 from lwa_common.config import HotBaselines
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.ms import data_column, open_table
 from lwa_flag._ms import antenna_names, flag_rows
-from lwa_flag._stats import robust_median_sigma, rolling_median_sigma
+from lwa_flag._stats import robust_median_sigma, rolling_median, rolling_median_sigma
 
 __all__ = [
     "BaselineStats",
@@ -68,6 +69,7 @@ class BaselineStats:
     n_antennas: int
     freq_hz: float
     column: str
+    amp_sq: dict[str, np.ndarray] | None = None  # pol name -> mean |V|^2 (the per-sample spread)
 
 
 @dataclass
@@ -169,6 +171,7 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
         n_ant = at.nrows()
     n_key = n_ant * n_ant
     sums = np.zeros((4, n_key))
+    sq_sums = np.zeros((4, n_key))
     counts = np.zeros((4, n_key))
     uv_sum = np.zeros(n_key)
     uv_n = np.zeros(n_key)
@@ -198,10 +201,11 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
                     flags[flag_row] = True
             cross = a1 != a2
             key = (np.minimum(a1, a2).astype(np.int64) * n_ant + np.maximum(a1, a2))[cross]
-            s, c = _reduce_channels(data, flags, amp)
-            s, c = s[cross], c[cross]
+            s, c, q = _reduce_channels(data, flags, amp)
+            s, c, q = s[cross], c[cross], q[cross]
             for j, i in enumerate(order):
                 sums[j] += np.bincount(key, weights=s[:, i], minlength=n_key)
+                sq_sums[j] += np.bincount(key, weights=q[:, i], minlength=n_key)
                 counts[j] += np.bincount(key, weights=c[:, i], minlength=n_key)
             uv_sum += np.bincount(key, weights=np.hypot(uvw[cross, 0], uvw[cross, 1]), minlength=n_key)
             uv_n += np.bincount(key, minlength=n_key)
@@ -211,15 +215,16 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
     ant1, ant2 = np.divmod(present, n_ant)
     with np.errstate(invalid="ignore", divide="ignore"):
         amp = {p: sums[j, present] / counts[j, present] for j, p in enumerate(("XX", "XY", "YX", "YY"))}
+        amp_sq = {p: sq_sums[j, present] / counts[j, present] for j, p in enumerate(("XX", "XY", "YX", "YY"))}
     return BaselineStats(
-        ant1=ant1, ant2=ant2, uv_lambda=uv_sum[present] / uv_n[present] * freq_hz / C_M_S, amp=amp,
+        ant1=ant1, ant2=ant2, uv_lambda=uv_sum[present] / uv_n[present] * freq_hz / C_M_S, amp=amp, amp_sq=amp_sq,
         n_good=counts[:, present].sum(axis=0), n_antennas=n_ant, freq_hz=freq_hz, column=column,
     )
 
 
 def _reduce_channels(data: np.ndarray, flags: np.ndarray, amp: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of |V| over unflagged channels and the number of them: (nrow, npol) each.
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sums of |V| and |V|^2 over unflagged channels and the number of them: (nrow, npol) each.
 
     np.abs (into `amp` when given) then a BLAS matrix-vector product over the channel axis: ~10x
     faster than `amp.sum(axis=1)` on the (row, chan, pol) layout. Non-finite samples count as
@@ -234,14 +239,16 @@ def _reduce_channels(data: np.ndarray, flags: np.ndarray, amp: np.ndarray | None
     else:
         good = np.full((data.shape[0], data.shape[2]), float(n_chan), dtype=amp.dtype)
     total = np.matmul(ones, amp)
+    squares = np.einsum("rcp,rcp->rp", amp, amp)
     bad = ~np.isfinite(total)
     if bad.any():  # rare: NaN/inf samples; redo those rows excluding them
         rows = np.flatnonzero(bad.any(axis=1))
         sub = amp[rows]
         ok = np.isfinite(sub) & ~flags[rows]
         total[rows] = np.where(ok, sub, 0.0).sum(axis=1)
+        squares[rows] = np.where(ok, sub, 0.0).__pow__(2).sum(axis=1)
         good[rows] = ok.sum(axis=1)
-    return total.astype(np.float64), good.astype(np.float64)
+    return total.astype(np.float64), good.astype(np.float64), squares.astype(np.float64)
 
 
 def _sigma_floor(sigma: np.ndarray | float, level: np.ndarray | float) -> np.ndarray:
@@ -294,6 +301,8 @@ def detect_hot_baselines(
     a1, a2 = stats.ant1, stats.ant2
     amp_par = _mean2(stats.amp["XX"], stats.amp["YY"])
     amp_cross = _mean2(stats.amp["XY"], stats.amp["YX"])
+    var_par = (np.zeros(a1.size) if stats.amp_sq is None else
+               _mean2(stats.amp_sq["XX"] - stats.amp["XX"] ** 2, stats.amp_sq["YY"] - stats.amp["YY"] ** 2))
     valid = stats.n_good > 0
 
     # dead antennas: one polarisation far below the array
@@ -316,6 +325,8 @@ def detect_hot_baselines(
     considered = valid & (stats.uv_lambda >= min_uv_lambda) & ~is_dead[a1] & ~is_dead[a2]
     considered &= np.isfinite(amp_par) & np.isfinite(amp_cross)
     n_cons = int(considered.sum())
+    # thresholds never below the level that pure noise exceeds once in 100 MS of this many baselines
+    look_elsewhere = float(norm.isf(0.01 / max(n_cons, 1)))
     nan = np.full(a1.size, np.nan)
     rolling_med, rolling_sig, score_uv = nan.copy(), nan.copy(), nan.copy()
     flag_uv = np.zeros(a1.size, bool)
@@ -326,10 +337,15 @@ def detect_hot_baselines(
         idx = np.flatnonzero(considered)
         order = idx[np.argsort(stats.uv_lambda[idx], kind="stable")]
         med, sig = rolling_median_sigma(amp_par[order], window)
-        sig = _sigma_floor(sig, med)
+        # A coherent sky (the A-team's fringes) can hold a baseline's time-mean amplitude anywhere
+        # within the spread of its single samples, when its fringe turns slowly: that spread (the
+        # window's median per-sample RMS about each baseline's mean) is the scale a hot baseline
+        # must beat, so that no sky signal reaches sigma_uv
+        spread = np.sqrt(rolling_median(np.maximum(var_par[order], 0.0), window))
+        sig = _sigma_floor(np.maximum(sig, spread), med)
         rolling_med[order], rolling_sig[order] = med, sig
         score_uv[order] = (amp_par[order] - med) / sig
-        flag_uv[order] = score_uv[order] > sigma_uv
+        flag_uv[order] = score_uv[order] > max(sigma_uv, look_elsewhere)
 
     score_cross = nan.copy()
     flag_cross = np.zeros(a1.size, bool)
@@ -337,9 +353,12 @@ def detect_hot_baselines(
     if crosspol_pass and n_cons:
         ref = considered & ~flag_uv
         cross_med, cross_sig = robust_median_sigma(amp_cross[ref])
-        cross_sig = float(_sigma_floor(cross_sig, cross_med))
+        # the mean of |XY| over a baseline is skewed to high values (a Rice-like amplitude; sky V
+        # and leakage add to some baselines): scale by the upper half's spread when it is wider
+        upper = float(np.nanpercentile(amp_cross[ref], 84.13)) - cross_med if ref.any() else 0.0
+        cross_sig = float(_sigma_floor(max(cross_sig, upper), cross_med))
         score_cross[considered] = (amp_cross[considered] - cross_med) / cross_sig
-        flag_cross[considered] = score_cross[considered] > sigma_heatmap
+        flag_cross[considered] = score_cross[considered] > max(sigma_heatmap, look_elsewhere)
 
     # the antenna rule: > antenna_fraction of an antenna's (considered) baselines flagged
     bad = (flag_uv | flag_cross) & considered

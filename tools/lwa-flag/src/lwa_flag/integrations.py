@@ -4,8 +4,14 @@ Stokes V is nearly empty at these frequencies, so its RMS follows the data quali
 with RFI, a correlator glitch or missing data shows a V RMS far from its neighbours'. Per frame we
 take a robust, NaN-aware RMS (1.4826 x MAD of the finite pixels; the horizon mask is NaN), compare
 it with the running median over `window` frames, and flag frames whose deviation exceeds `sigma`
-times the robust scatter of all deviations, or whose RMS is below `low_ratio` x the running median
-(an integration with most of its data missing). Those times are then flagged in the MS -- one
+times the robust scatter of all deviations, or whose RMS is below `low_ratio` x the quiet level of
+the window (its lower quartile: an integration with most of its data missing).
+
+No sky signal is flagged: a burst lifts a frame's RMS through its dirty sidelobes, so a high frame
+is first compared with the median image of its neighbours; when that difference is compact (its
+peak many times its robust RMS: a point source's PSF) the frame holds a transient and is kept.
+RFI and glitches leave noise-like differences. Fewer than `min_frames` snapshots: nothing is
+flagged, with a WARNING (a running median of three frames is no statistic). Those times are then flagged in the MS -- one
 concatenated MS holding every integration, or a list of per-integration MS -- matching the MS TIME
 within half an integration.
 
@@ -21,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from astropy.stats import mad_std
 from astropy.time import Time
 
 from lwa_common.config import SnapshotQA
@@ -31,8 +38,8 @@ from lwa_common.ms import open_table
 from lwa_flag._ms import flag_rows
 from lwa_flag._stats import MAD_TO_SIGMA, rolling_median
 
-__all__ = ["Frame", "IntegrationResult", "frame_time", "frame_rms", "read_frames",
-           "find_bad_integrations", "match_times", "flag_times", "write_frames_csv"]
+__all__ = ["Frame", "IntegrationResult", "frame_time", "frame_rms", "read_frames", "compactness",
+           "rolling_quantile", "find_bad_integrations", "match_times", "flag_times", "write_frames_csv"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,7 @@ class Frame:
     score: float = float("nan")
     bad: bool = False
     reason: str = ""
+    transient: str = ""  # why a deviating frame was kept (a compact sky source)
     ms_matches: list[str] = field(default_factory=list)
 
     @property
@@ -63,6 +71,7 @@ class IntegrationResult:
     low_ratio: float
     window: int
     scatter: float  # robust sigma of (rms - running median)
+    skipped: str = ""  # why no statistics were run (too few frames)
 
     @property
     def bad_frames(self) -> list[Frame]:
@@ -73,6 +82,9 @@ class IntegrationResult:
             "n_frames": len(self.frames), "sigma": self.sigma, "low_ratio": self.low_ratio,
             "window": self.window, "scatter_jy": self.scatter,
             "bad_frames": [{**asdict(f), "time_utc": f.isot} for f in self.bad_frames],
+            "kept_transients": [{"file": f.path, "time_utc": f.isot, "why": f.transient}
+                                for f in self.frames if f.transient],
+            "skipped": self.skipped,
         }
 
 
@@ -130,6 +142,37 @@ def read_frames(paths: list[str | Path], *, require_stokes_v: bool = True) -> li
     return frames
 
 
+def _window_indices(i: int, n: int, w: int) -> range:
+    """Frames of the centred window of `w` around frame i, cut at the ends of the data."""
+    half = w // 2
+    return range(max(0, i - half), min(n, i + half + 1))
+
+
+def rolling_quantile(values: np.ndarray, window: int, q: float) -> np.ndarray:
+    """Quantile `q` of the centred window around every value (cut at the ends)."""
+    values = np.asarray(values, dtype=np.float64)
+    w = int(window) | 1
+    return np.array([np.quantile(values[_window_indices(i, values.size, w)], q) for i in range(values.size)])
+
+
+def compactness(frames: list[Frame], i: int, window: int) -> tuple[float, float]:
+    """(peak |D| / robust RMS of D, peak |D|) for D = frame i minus the median image of the quieter
+    half of its neighbours in the window: a compact sky source (a burst appearing or disappearing) gives a
+    PSF-shaped D whose peak is tens to hundreds of times its RMS; RFI or a glitch gives noise-like
+    D (peak near 5 x RMS for Gaussian noise over a million pixels)."""
+    neighbours = [j for j in _window_indices(i, len(frames), window | 1) if j != i]
+    # the quieter half: a transient in the neighbours (high RMS through its sidelobes) stays out
+    neighbours = sorted(neighbours, key=lambda j: frames[j].rms)[:max(2, (len(neighbours) + 1) // 2)]
+    image = image_plane(read_image(frames[i].path)[0]).astype(np.float64)
+    ref = np.nanmedian(np.stack([image_plane(read_image(frames[j].path)[0]) for j in neighbours]), axis=0)
+    diff = (image - ref)[np.isfinite(image) & np.isfinite(ref)]
+    if diff.size == 0:
+        return float("nan"), float("nan")
+    peak = float(np.max(np.abs(diff)))
+    rms = float(mad_std(diff))
+    return (peak / rms if rms > 0 else float("inf")), peak
+
+
 def find_bad_integrations(
     frames: list[Frame],
     *,
@@ -137,31 +180,51 @@ def find_bad_integrations(
     low_ratio: float = _DEFAULTS.low_ratio,
     window: int = _DEFAULTS.running_window,
     min_scatter_fraction: float = _DEFAULTS.min_scatter_fraction,
+    min_frames: int = _DEFAULTS.min_frames,
+    low_quantile: float = _DEFAULTS.low_quantile,
+    compact_peak_ratio: float = _DEFAULTS.compact_peak_ratio,
 ) -> IntegrationResult:
-    """Mark frames deviating > sigma from the running median, or below low_ratio x it.
+    """Mark frames deviating > sigma from the running median, or below low_ratio x the window's
+    quiet level (its `low_quantile`), unless the deviation is a compact sky source.
 
     The scatter is at least `min_scatter_fraction` x the median RMS, so that on very stable data a
-    frame must change by more than `sigma` x that fraction to be flagged (a bright transient in an
-    otherwise quiet snapshot is not an RFI-broken integration).
+    frame must change by more than `sigma` x that fraction to be flagged. A high frame whose
+    difference image is compact (`compactness` >= `compact_peak_ratio`; 0 turns the test off, and
+    frames whose image cannot be read are not tested) holds a transient and is kept. With fewer
+    than `min_frames` frames there are no statistics: nothing is flagged and a WARNING says so.
     """
-    if len(frames) < 3:
-        raise LwaError(f"need at least 3 snapshots for a running median, got {len(frames)}")
     if window < 3:
         raise LwaError(f"--window must be at least 3 frames, got {window}")
+    if len(frames) < max(3, min_frames):
+        log.warning("snapshot QA: only %d snapshots, fewer than the %d its running statistics need; "
+                    "no integration is flagged", len(frames), max(3, min_frames))
+        for f in frames:
+            f.bad, f.reason = False, ""
+        return IntegrationResult(frames=frames, sigma=sigma, low_ratio=low_ratio, window=window,
+                                 scatter=float("nan"), skipped=f"{len(frames)} snapshots < {max(3, min_frames)}")
     rms = np.array([f.rms for f in frames])
     w = min(window, len(frames))
     run = rolling_median(rms, w)
+    quiet = rolling_quantile(rms, w, low_quantile)
     resid = rms - run
     scatter = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
     floor = max(min_scatter_fraction, 1e-3) * float(np.median(rms))
     scatter_used = max(scatter, floor)
-    for f, r, s in zip(frames, run, resid / scatter_used):
+    for i, (f, r, q, s) in enumerate(zip(frames, run, quiet, resid / scatter_used)):
         f.running_median, f.score = float(r), float(s)
         reasons = []
-        if abs(s) > sigma:
-            reasons.append(f"{'high' if s > 0 else 'low'} rms {abs(s):.1f} sigma from running median")
-        if f.rms < low_ratio * r:
-            reasons.append(f"rms {f.rms / r:.2f} x running median < {low_ratio:g}")
+        if s > sigma:
+            reasons.append(f"high rms {s:.1f} sigma above the running median")
+        elif (q - f.rms) / scatter_used > sigma:  # low: against the quiet level, not the median
+            reasons.append(f"low rms {(q - f.rms) / scatter_used:.1f} sigma below the window's quiet level")
+        if f.rms < low_ratio * q:
+            reasons.append(f"rms {f.rms / q:.2f} x the window's quiet level < {low_ratio:g}")
+        if reasons and s > 0 and compact_peak_ratio > 0 and Path(f.path).is_file():
+            ratio, peak = compactness(frames, i, w)
+            if ratio >= compact_peak_ratio:
+                f.transient = f"compact source: difference image peak {peak:.3g} = {ratio:.0f} x its rms; kept"
+                log.info("%s: %s (%s)", f.path, f.transient, "; ".join(reasons))
+                reasons = []
         f.bad, f.reason = bool(reasons), "; ".join(reasons)
     n_bad = sum(f.bad for f in frames)
     log.info("snapshot QA: %d frames, running median over %d, scatter %.4g Jy/beam; %d bad frames%s",

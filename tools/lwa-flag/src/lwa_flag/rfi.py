@@ -1,10 +1,11 @@
 """RFI flagging with AOFlagger (the Debian `aoflagger` command) and a Lua strategy.
 
 We ship an OVRO-LWA strategy (`strategies/ovro-lwa.lua`, written for AOFlagger 3.1's Lua API; its
-header explains the tuning) and accept any user strategy. AOFlagger needs several time steps and
-channels to work well: on a single-integration MS only frequency-direction detection is possible
-(narrow-band RFI is found, broadband RFI filling a whole integration is not); our strategy switches
-time-direction detection off itself when there are fewer than four time steps.
+header explains the design) and accept any user strategy. The shipped strategy never flags a sky
+signal: it detects on Stokes Q and U (no sky there) along time and frequency, and on Stokes I along
+frequency only (a burst is smooth across the band). Time-direction detection needs at least ten
+time steps; with fewer (e.g. one 10 s integration per MS) only frequency-direction detection runs:
+narrow-band RFI is found, broadband RFI filling whole integrations is not.
 """
 
 from __future__ import annotations
