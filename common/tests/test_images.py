@@ -149,3 +149,35 @@ def test_plain_files_beside_pipeline_images_are_by_products_unless_named(tmp_pat
     assert [i.path for i in infos] == [ours, psf]
     alone, _ = scan_images([tmp_path / "f" / "wsclean-psf.fits"])
     assert [i.path for i in alone] == [psf]
+
+
+def _gaussian_psf(size: int, fwhm_maj_px: float, fwhm_min_px: float, pa_deg: float) -> np.ndarray:
+    """A unit-peak elliptical Gaussian centred on the image, PA from +y (north) towards -x (east)."""
+    yy, xx = np.mgrid[0:size, 0:size] - size // 2
+    pa = np.radians(pa_deg)
+    # major-axis unit vector: north (+y) rotated towards east (-x)
+    u = -xx * np.sin(pa) + yy * np.cos(pa)
+    v = xx * np.cos(pa) + yy * np.sin(pa)
+    k = 2 * np.sqrt(2 * np.log(2))
+    return np.exp(-0.5 * ((u / (fwhm_maj_px / k)) ** 2 + (v / (fwhm_min_px / k)) ** 2))[None, None]
+
+
+@pytest.mark.parametrize("with_cards", [False, True])
+def test_beam_from_wsclean_psf_when_the_image_has_none(tmp_path, with_cards):
+    from lwa_common.images import image_info, psf_path
+
+    header = allsky_header(size=64, scale_deg=0.25)
+    for key in ("BMAJ", "BMIN", "BPA"):
+        del header[key]
+    fits.writeto(tmp_path / "x-image.fits", np.zeros((1, 1, 64, 64), np.float32), header)
+    assert image_info(tmp_path / "x-image.fits").beam_deg is None  # no PSF: no beam, no guess
+    psf_header = header.copy()
+    if with_cards:
+        psf_header["BMAJ"], psf_header["BMIN"], psf_header["BPA"] = 1.5, 1.0, 30.0
+    fits.writeto(tmp_path / "x-psf.fits", _gaussian_psf(64, 6.0, 4.0, 30.0).astype(np.float32), psf_header)
+    assert psf_path(tmp_path / "x-image-pbcorr.fits") == tmp_path / "x-psf.fits"
+    info = image_info(tmp_path / "x-image.fits")
+    bmaj, bmin, bpa = info.beam_deg
+    assert bmaj == pytest.approx(1.5, rel=0.02) and bmin == pytest.approx(1.0, rel=0.02)  # 6 and 4 px of 0.25 deg
+    assert bpa == pytest.approx(30.0, abs=1.0)
+    assert info.header["BMAJ"] == pytest.approx(bmaj)  # tools reading the header see it too

@@ -15,7 +15,7 @@ user's `ImageHints`, the `--kind/--interval/--image-stokes/--freq-mhz/--duration
 | time | `DATE-OBS` .. `DATE-END`, `MJD-MID` (their middle when absent); without `DATE-END` the span is `--duration-s` long from `DATE-OBS`, or, when that is not given either, the image time is `DATE-OBS` (a snapshot) |
 | kind | `IMGCAT`; `--kind`; else `deep` (a lone image is a deep image) |
 | interval | `INTERVAL`; `deep` for a deep image; `--interval` (a 10 min image needs one) |
-| restoring beam | `BMAJ`, `BMIN`, `BPA` (deg); None when absent (each tool then says what it does) |
+| restoring beam | `BMAJ`, `BMIN`, `BPA` (deg); else WSClean's PSF beside the image (`NAME-psf.fits` for `NAME-image[-pbcorr].fits`: its `BMAJ`..., or a Gaussian fitted to its main lobe), copied into the header read; None when neither exists (each tool then says what it does) |
 | subband | `SUBBAND`; else the OVRO-LWA subband holding the frequency (`55MHz`) |
 | ROBUST, TAPER, PBCOR, DEWARPED, CONFIG, NINTERVL | our keywords; unknown robust is None, unknown taper NaN, PBCOR/DEWARPED false |
 
@@ -48,6 +48,8 @@ __all__ = [
     "ImageHints",
     "ImageInfo",
     "image_info",
+    "psf_path",
+    "beam_from_psf",
     "info_from_header",
     "find_images",
     "scan_images",
@@ -320,6 +322,73 @@ def info_from_header(path: str | Path, header: fits.Header, hints: ImageHints | 
     )
 
 
+_PSF_OF = ("-image-pbcorr.fits", "-image.fits", "-dirty.fits", "-residual.fits", "-model.fits")
+
+
+def psf_path(path: str | Path) -> Path | None:
+    """WSClean's PSF beside an image (`NAME-psf.fits` for `NAME-image.fits` and its siblings), if present."""
+    path = Path(path)
+    for suffix in _PSF_OF:
+        if path.name.endswith(suffix):
+            psf = path.with_name(path.name[: -len(suffix)] + "-psf.fits")
+            return psf if psf.is_file() else None
+    return None
+
+
+def beam_from_psf(psf: str | Path) -> tuple[float, float, float] | None:
+    """(BMAJ, BMIN, BPA) in degrees of a PSF image: its own BMAJ cards, else a Gaussian fitted to its
+    main lobe (the half-maximum area around the peak sets the start; `lwa_common.fitting`). None when
+    the fit does not converge."""
+    from lwa_common.fitsio import image_plane
+    from lwa_common.fitting import fit_gaussian
+
+    with fits.open(psf) as hdul:
+        header, data = hdul[0].header, hdul[0].data
+        if _beam(header) is not None:
+            return _beam(header)
+        plane = np.nan_to_num(image_plane(np.asarray(data, dtype=float)))
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    from lwa_common.fitsio import celestial_wcs
+
+    scale = float(np.mean(proj_plane_pixel_scales(celestial_wcs(header))))  # deg per pixel
+    y0, x0 = np.unravel_index(np.argmax(plane), plane.shape)
+    peak = plane[y0, x0]
+    if not peak > 0:
+        return None
+    reach = 64
+    box = plane[max(y0 - reach, 0): y0 + reach + 1, max(x0 - reach, 0): x0 + reach + 1]
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(box > peak / 2)
+    n_half = int((labels == labels[min(y0, reach), min(x0, reach)]).sum())
+    fwhm_px = max(2.0 * math.sqrt(n_half / math.pi), 1.0)
+    sigma = fwhm_px / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    fit = fit_gaussian(plane, float(x0), float(y0), sigma_x=sigma, sigma_y=sigma,
+                       half_box=max(3, int(math.ceil(fwhm_px))), fit_offset=False, radius=fwhm_px)
+    if fit is None or not fit.converged:
+        return None
+    to_fwhm = 2.0 * math.sqrt(2.0 * math.log(2.0)) * scale
+    bpa = math.degrees(math.atan2(-math.cos(fit.theta_major), math.sin(fit.theta_major))) % 180.0
+    return fit.sigma_major * to_fwhm, fit.sigma_minor * to_fwhm, bpa
+
+
+def _beam_from_sibling_psf(path: Path, header: fits.Header) -> None:
+    """Without BMAJ in `header`: take the beam of WSClean's PSF beside `path` into `header` (in memory)."""
+    psf = psf_path(path)
+    if psf is None:
+        return
+    try:
+        beam = beam_from_psf(psf)
+    except (OSError, ValueError, TypeError, LwaError) as err:
+        log.debug("no beam from %s: %s", psf, err)
+        return
+    if beam is not None:
+        header["BMAJ"], header["BMIN"], header["BPA"] = beam
+        header.add_history(f"lwa-pipe: BMAJ/BMIN/BPA read from {psf.name} (the image had no restoring beam)")
+        log.info("%s has no restoring beam: %.3f x %.3f deg, PA %.1f from %s", path.name, *beam, psf.name)
+
+
 def image_info(path: str | Path, hints: ImageHints | None = None) -> ImageInfo:
     """Read one FITS header and interpret it (module doc); LwaError when it is not readable."""
     path = Path(path)
@@ -331,6 +400,8 @@ def image_info(path: str | Path, hints: ImageHints | None = None) -> ImageInfo:
         raise LwaError(f"image not found: {path}") from None
     except (OSError, ValueError, TypeError) as err:
         raise LwaError(f"cannot read FITS header {path}: {err}") from None
+    if _beam(header) is None:
+        _beam_from_sibling_psf(path, header)
     return info_from_header(path, header, hints)
 
 
