@@ -328,8 +328,8 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
             --overwrite "${cfg_opt[@]}"
     fi
     step gather lwa-stack gather "$dir" -o "$dir/summary" --overwrite "${cfg_opt[@]}"
-    step report lwa-stack report "$dir" -o "$dir/weblog" --overwrite "${cfg_opt[@]}"
     [ -n "$db" ] && step db-ingest lwa-db ingest "$dir" --db "$db" "${cfg_opt[@]}"
+    step report lwa-stack report "$dir" -o "$dir/weblog" ${db:+--db "$db"} --overwrite "${cfg_opt[@]}"
     [ -n "$archive" ] && step archive lwa-stack archive "$dir" --archive-root "$archive" \
         --sample "${sample:-default}" --run-name "${run_label:-$(basename "$workdir")}-$date-$hour" "${cfg_opt[@]}"
     note_state "hours.$hour.aggregate=done"

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from dataclasses import replace
 from pathlib import Path
 
@@ -328,3 +329,23 @@ def test_two_subbands_are_separate_bands(tmp_path, cfg):
     assert {r["band"] for r in lc} == {"55MHz", "73MHz"}
     assert len(source_table(engine)) == 1
     engine.dispose()
+
+
+def test_weblog_shows_lightcurves_across_nights(tmp_path):
+    """`lwa-stack report --db` (as run_hour.sh --db runs it): each target page shows its lightcurves
+    across every night in the database, drawn by `lwa-db lightcurve`."""
+    folders = write_nights(tmp_path / "nights", seed=5)
+    db = tmp_path / "nights.sqlite"
+    res = run_cli(["lwa-db", "ingest", *map(str, folders), "--db", str(db)])
+    assert res.returncode == 0, res.stderr
+    res = run_cli(["lwa-stack", "report", str(folders[-1]), "-o", str(tmp_path / "weblog"), "--db", str(db)])
+    assert res.returncode == 0, res.stderr
+    page = (tmp_path / "weblog" / "targets" / "Var_Star.html").read_text()
+    assert "Across nights" in page
+    pngs = sorted((tmp_path / "weblog" / "plots" / "db" / "Var_Star").glob("*_lightcurve.png"))
+    assert [p.name.split("_")[1] for p in pngs] == ["I", "V"]
+    with open(next(pngs[0].parent.glob("*_I_lightcurve.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    assert len({r["run"] for r in rows}) == 3  # the three nights in one lightcurve
+    for p in pngs:
+        assert urllib.parse.quote(p.name) in page  # linked (URL-quoted: J-names hold '+')

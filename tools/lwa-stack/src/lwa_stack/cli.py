@@ -176,6 +176,8 @@ def gather_cmd(rundirs: tuple[Path, ...], output: Path, overwrite: bool, as_json
 @click.option("--title", default=None, help="Page title (default: 'lwa-pipe weblog: RUN/HOUR').")
 @click.option("--weblog-url", default=None,
               help="Address the weblog is published at, for the e-mail (default: its file:// address).")
+@click.option("--db", "db_url", default=None,
+              help="Products database (lwa-db URL or SQLite file): target pages show their lightcurves across nights.")
 @click.option("--email-to", multiple=True, help="Also e-mail the summary and the weblog's address (repeatable).")
 @click.option("--email-from", default=None, help="Sender address (env LWA_SMTP_FROM).")
 @click.option("--smtp-host", default=None, help="SMTP server (env LWA_SMTP_HOST; default localhost).")
@@ -185,7 +187,8 @@ def gather_cmd(rundirs: tuple[Path, ...], output: Path, overwrite: bool, as_json
 @overwrite_option
 @json_option
 @common_options
-def report_cmd(rundir: Path, output: Path, title: str | None, weblog_url: str | None, email_to: tuple[str, ...],
+def report_cmd(rundir: Path, output: Path, title: str | None, weblog_url: str | None, db_url: str | None,
+               email_to: tuple[str, ...],
                email_from: str | None, smtp_host: str | None, smtp_port: int | None, smtp_user: str | None,
                overwrite: bool, as_json: bool, cfg) -> None:
     """The weblog of RUNDIR (one LST hour of bin/run_hour.sh): a folder of static pages, browsable offline.
@@ -209,7 +212,8 @@ def report_cmd(rundir: Path, output: Path, title: str | None, weblog_url: str | 
         raise LwaError(f"output exists: {output} (use --overwrite to replace it)")
     settings = smtp_settings(cfg, host=smtp_host, port=smtp_port, user=smtp_user, sender=email_from) if email_to \
         else None
-    index, run, summary = build_weblog(rundir, output=output, cfg=cfg, overwrite=overwrite, title=title)
+    index, run, summary = build_weblog(rundir, output=output, cfg=cfg, overwrite=overwrite, title=title,
+                                       db_url=db_url)
     if settings is not None:
         link = weblog_url.rstrip("/") + "/index.html" if weblog_url else index.resolve().as_uri()
         subject = title or f"lwa-pipe weblog: {rundir.resolve().parent.name}/{rundir.resolve().name}"

@@ -28,7 +28,10 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 import urllib.parse
 from collections import defaultdict
@@ -277,8 +280,12 @@ def _page_name(sc: Score) -> str:
 
 
 def build_weblog(rundir: str | Path, *, output: str | Path, cfg: Config, overwrite: bool = False,
-                 title: str | None = None) -> tuple[Path, RunQA, dict[str, Any]]:
-    """Write the weblog folder; return (index.html, the run's QA, the gathered detections)."""
+                 title: str | None = None, db_url: str | None = None) -> tuple[Path, RunQA, dict[str, Any]]:
+    """Write the weblog folder; return (index.html, the run's QA, the gathered detections).
+
+    With `db_url` (a products database, `lwa-db`), each target page also shows the target's
+    lightcurves across every night ingested there (`lwa-db lightcurve`, run as a command: lwa-stack
+    does not import another tool)."""
     root = Path(rundir).resolve()
     if not root.is_dir():
         raise LwaError(f"run folder not found: {root}")
@@ -294,7 +301,7 @@ def build_weblog(rundir: str | Path, *, output: str | Path, cfg: Config, overwri
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a weblog is meant to be served and shared
     try:
-        _write(run, summary, tmp, output, cfg, title)
+        _write(run, summary, tmp, output, cfg, title, db_url)
         if output.exists():
             trash = output.with_name(f".{output.name}.old")
             shutil.rmtree(trash, ignore_errors=True)
@@ -311,7 +318,8 @@ def build_weblog(rundir: str | Path, *, output: str | Path, cfg: Config, overwri
     return output / "index.html", run, summary
 
 
-def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Config, title: str) -> None:
+def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Config, title: str,
+           db_url: str | None = None) -> None:
     env = _env()
     link = _Linker(out, final)
     formulas = stage_formulas()
@@ -383,8 +391,9 @@ def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Con
         pngs = sorted({q for p in paths for q in p.parent.glob("*.png")})
         page = f"targets/{safe}.html"
         tpages.append({"name": name, "kind": kind, "page": page, "rows": len(df), "detected": int(det)})
+        nights = db_lightcurves(name, db_url, out / "plots" / "db" / safe) if db_url else []
         render(page, "target.html", name=name, kind=kind, plot=plot, columns=cols, rows=df[cols].to_dict("records"),
-               csvs=paths, pngs=pngs, page_kind="target")
+               csvs=paths, pngs=pngs, nights=nights, page_kind="target")
     render("targets.html", "targets.html", targets=tpages, page_kind="targets")
     # noise
     nplot = noise_plot(run.noise, out / "plots" / "thermal_noise.png")
@@ -413,6 +422,35 @@ def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Con
            page_for=_page_name, items=items, walls=walls, summary=summary, n_cands=len(cands),
            n_targets=len(tpages), n_images=len(previews), n_movies=len(movies), overall=run.overall,
            detections=[p for p in walk(run.root, "detections_summary.*")], page_kind="index")
+
+
+def db_lightcurves(name: str, db_url: str, outdir: Path) -> list[dict[str, Path]]:
+    """Stokes I and V lightcurves of `name` across the nights in the products database (`lwa-db
+    lightcurve`): [{"stokes", "png", "csv"}]; none (with a WARNING) when lwa-db is not installed or
+    the database does not know the source."""
+    exe = shutil.which("lwa-db") or str(Path(sys.executable).parent / "lwa-db")
+    found = []
+    names = [name, name.replace("_", " ")] if "_" in name else [name]  # photometry folders use "_" for " "
+    for stokes in ("I", "V"):
+        for query in names:
+            cmd = [exe, "lightcurve", query, "--stokes", stokes, "--db", db_url, "-o", str(outdir), "--overwrite"]
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+            except OSError as err:
+                log.warning("no lightcurves across nights for %s: %s", name, err)
+                return []
+            if res.returncode == 0:
+                break
+        if res.returncode != 0:
+            log.warning("no Stokes %s lightcurve across nights for %s: %s", stokes, name,
+                        (res.stderr.strip().splitlines() or ["lwa-db failed"])[-1])
+            continue
+        log.info("lightcurve across nights: %s", shlex.join(cmd))
+        pngs = sorted(outdir.glob(f"*_{stokes}*_lightcurve.png"))
+        csvs = sorted(outdir.glob(f"*_{stokes}*_lightcurve.csv"))
+        if pngs:
+            found.append({"stokes": stokes, "png": pngs[-1], "csv": csvs[-1] if csvs else None})
+    return found
 
 
 def build_report(rundir: str | Path, *, output: str | Path, cfg: Config, overwrite: bool = False,
