@@ -239,15 +239,17 @@ def _reduce_channels(data: np.ndarray, flags: np.ndarray, amp: np.ndarray | None
     else:
         good = np.full((data.shape[0], data.shape[2]), float(n_chan), dtype=amp.dtype)
     total = np.matmul(ones, amp)
-    squares = np.einsum("rcp,rcp->rp", amp, amp)
     bad = ~np.isfinite(total)
-    if bad.any():  # rare: NaN/inf samples; redo those rows excluding them
-        rows = np.flatnonzero(bad.any(axis=1))
+    rows = np.flatnonzero(bad.any(axis=1)) if bad.any() else None
+    if rows is not None:  # rare: NaN/inf samples; redo those rows excluding them
         sub = amp[rows]
         ok = np.isfinite(sub) & ~flags[rows]
-        total[rows] = np.where(ok, sub, 0.0).sum(axis=1)
-        squares[rows] = np.where(ok, sub, 0.0).__pow__(2).sum(axis=1)
+        sub = np.where(ok, sub, 0.0)
+        total[rows] = sub.sum(axis=1)
         good[rows] = ok.sum(axis=1)
+    squares = np.matmul(ones, np.square(amp, out=amp))  # amp is a scratch buffer from here on
+    if rows is not None:
+        squares[rows] = (sub * sub).sum(axis=1)
     return total.astype(np.float64), good.astype(np.float64), squares.astype(np.float64)
 
 
