@@ -160,7 +160,9 @@ def test_weblog_scores_pages_and_links(logged_run, tmp_path):
     assert by[("run", "wideband")].score > 0.95
     assert run.overall == 0.0  # a failed stage
     html = index.read_text()
-    assert "2024-12-20" in html and "10h-11h" in html and "lwa-pipe 0.1.0" in html
+    from lwa_common.provenance import tool_version
+
+    assert "2024-12-20" in html and "10h-11h" in html and f"lwa-pipe {tool_version('lwa-stack')}" in html
     assert html.count("qa-red") >= 2 and "TargetD" in html  # the red item is listed on the index
     assert "http://" not in html and "https://" not in html
     # every stage and subband has a page; each names its formula and the exact command
