@@ -14,6 +14,7 @@ from lwa_calib.delay import delay_check
 from lwa_calib.solve import XY_MODES, SolveSettings, solve
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
 from lwa_common.errors import LwaError
+from lwa_common.io import make_dirs
 
 __all__ = ["cli", "main"]
 
@@ -186,7 +187,7 @@ def tables_from_gains_cmd(gains: Path, template_ms: Path, output: Path, xy_phase
           --template sim/20241220_120000_55MHz.ms -o truth_tables/ --xy-phase-deg 30
     """
     values, _, _ = read_true_gains(gains)
-    output.mkdir(parents=True, exist_ok=True)
+    make_dirs(output)
     from lwa_calib.casa_env import casa_log
 
     with casa_log(output / "casa.log"):

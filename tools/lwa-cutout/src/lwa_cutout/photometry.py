@@ -59,7 +59,7 @@ from lwa_common.config import Config, Site
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
 from lwa_common.images import ImageInfo, regrid_onto, same_grid
-from lwa_common.io import atomic_path, check_output
+from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_cutout.cutouts import Cutout, PanelMarkers, make_cutout, plot_pair, safe_name, write_cutout
 from lwa_cutout.images import ImageSet
 from lwa_cutout.measure import MEASUREMENT_COLUMNS, Measurement, RestoringBeam, measure_position
@@ -484,7 +484,7 @@ def run_photometry(
     run = _Run(subjects, output_dir=output_dir, settings=settings, argv=argv, kind=kind)
     for result in run.results:
         check_output(result.csv, overwrite=overwrite)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(output_dir)
     for image_set in image_sets:
         run.run_set(image_set)
     for result in run.results:

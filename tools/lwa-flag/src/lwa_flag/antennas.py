@@ -176,6 +176,8 @@ def read_health_file(path: str | Path, *, ids: str = "auto") -> HealthList:
         raise LwaError(f"cannot read health file {path}: {err.strerror}") from None
     except UnicodeDecodeError:
         raise LwaError(f"health file {path} is not a text file") from None
+    if not text.strip():  # a failed download, not a healthy array (that file still has its header or [])
+        raise LwaError(f"health file {path} is empty (a file listing no bad antennas has a header line or [])")
     if path.suffix.lower() in (".csv", ".txt"):
         names, corrs = _read_csv(text, path, ids)
     else:

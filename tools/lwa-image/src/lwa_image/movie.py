@@ -27,7 +27,7 @@ from astropy.time import Time
 
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
-from lwa_common.io import atomic_path
+from lwa_common.io import atomic_path, make_dirs
 
 __all__ = ["MOVIE_KINDS", "find_snapshots", "choose_frames", "make_movies"]
 
@@ -176,7 +176,7 @@ def make_movies(inputs: Sequence[str | Path], outdir: str | Path, *, fps: float 
     existing = [p for p in outputs.values() if p.exists()]
     if existing and not overwrite:
         raise LwaError(f"output exists: {existing[0]} (use --overwrite to replace it)")
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     written = []
     for stokes in ("I", "V"):
         if stokes not in shots:

@@ -42,7 +42,7 @@ from lwa_common.config import Config, Cutout, Transient
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image, sky_mask
 from lwa_common.images import ImageHints, ImageInfo, image_info, regrid_onto, same_grid
-from lwa_common.io import atomic_path, check_output
+from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_common.naming import jname, jname_short
 from lwa_transient.detect import BilobeRule, Island, Peak, bilobe_partner, find_peaks
 from lwa_transient.masks import (
@@ -582,7 +582,7 @@ class _Search:
             log.warning("candidate %s is off its image: no cutout", c.jname)
             return
         folder = self.output / c.folder
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         stem = f"{c.jname}_{c.subband or 'sb'}_{c.stokes}_{c.interval}"
         keywords.update({"CANDNAME": c.jname, "CANDRA": round(c.ra, 6), "CANDDEC": round(c.dec, 6),
                          "CANDPEAK": float(f"{c.peak_jy:.6g}"), "CANDSNR": round(c.snr, 2)})
@@ -650,7 +650,7 @@ def search_images(
     groups = select_images(paths, robust=params.robust, hints=hints)
     cat = _Catalog(catalog) if catalog is not None else None
     log.info("search parameters: %s", {k: v for k, v in asdict(params).items() if k != "ateam"})
-    output.mkdir(parents=True, exist_ok=True)
+    make_dirs(output)
     run = _Search(params, output, argv, cat)
     run.infos = {str(i.path): i for g in groups.values() for i in g.all()}
     cands: list[Candidate] = []
