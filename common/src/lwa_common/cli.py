@@ -54,8 +54,8 @@ DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # ISO 8601, local time with its offset
 class _HeldWarnings(logging.Handler):
     """At the default verbosity, stderr warnings wait for the end of the run.
 
-    A run that succeeds prints them (`release`); a run that fails prints only its one error line, which
-    says how many warnings it held back (`drop`): they are in the log file and shown with `-v`.
+    A run that succeeds prints them (`show`); a run that fails prints only its one error line, which
+    quotes the last warning it held back (`drop`): they are in the log file and shown with `-v`.
     """
 
     def __init__(self, target: logging.Handler) -> None:
@@ -65,15 +65,22 @@ class _HeldWarnings(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
-    def release(self) -> None:
+    def show(self) -> None:
         for record in self.records:
             self.target.handle(record)
         self.records.clear()
 
-    def drop(self) -> int:
-        n = len(self.records)
-        self.records.clear()
-        return n
+    def drop(self, error: str = "") -> str:
+        """Forget the held warnings; a note on them for the `error` line ('' when none)."""
+        if not self.records:
+            return ""
+        messages = [" ".join(r.getMessage().split()) for r in self.records]
+        self.records = []
+        news = [m for m in messages if not any(part in error for part in m.split(": ")[-1:])]
+        if not news:  # the error says it already
+            return f" ({len(messages)} warning{'s' if len(messages) > 1 else ''} before it: -v shows them)"
+        more = f"; {len(messages) - 1} more: -v shows them" if len(messages) > 1 else ""
+        return f" (last warning: {news[-1][:300]}{more})"
 
 
 _held: list[_HeldWarnings] = []  # the holder of the current run, if any
@@ -258,14 +265,13 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> None:
         if _held and exit_.code in (1, 2):
             _held[0].drop()  # the error line says it all (and how many warnings it held back)
         elif _held:
-            _held[0].release()
+            _held[0].show()
         raise
 
 
-def _held_note() -> str:
-    """Drop the warnings held back from stderr; how many, for the error line."""
-    n = _held[0].drop() if _held else 0
-    return f" ({n} warning{'s' if n > 1 else ''} before it: rerun with -v to see)" if n else ""
+def _held_note(error: str = "") -> str:
+    """Drop the warnings held back from stderr; a note on them for the `error` line."""
+    return _held[0].drop(error) if _held else ""
 
 
 def _run_group(group: click.Group, argv: list[str] | None, prog: str, logger: logging.Logger) -> None:
@@ -288,12 +294,12 @@ def _run_group(group: click.Group, argv: list[str] | None, prog: str, logger: lo
         sys.exit(128 + err.signum)
     except LwaError as err:
         logger.debug("failure", exc_info=True)
-        click.echo(f"{prog}: error: {err}{_held_note()}", err=True)
+        click.echo(f"{prog}: error: {err}{_held_note(str(err))}", err=True)
         sys.exit(1)
     except OSError as err:
         logger.debug("failure", exc_info=True)
         where = f" {err.filename}" if getattr(err, "filename", None) else ""
-        click.echo(f"{prog}: error: cannot use{where}: {err.strerror or err}{_held_note()}", err=True)
+        click.echo(f"{prog}: error: cannot use{where}: {err.strerror or err}{_held_note(str(err))}", err=True)
         sys.exit(1)
     except Exception as err:  # a bug: still one line for the user, the traceback at DEBUG
         logger.debug("unexpected failure", exc_info=True)

@@ -249,6 +249,7 @@ class _Run:
         self.argv = argv
         self.kind = kind
         self.results: list[SubjectResult] = []
+        self.n_loaded, self.unreadable = 0, []  # images read, and why the others could not be
         used: set[str] = set()
         for subject in subjects:
             base = safe_name(subject.name)
@@ -318,10 +319,13 @@ class _Run:
         if record is None:
             return None
         try:
-            return load_image(record, beam_fallback=beam_fallback)
+            loaded = load_image(record, beam_fallback=beam_fallback)
         except LwaError as err:
             log.warning("image skipped: %s", err)
+            self.unreadable.append(str(err))
             return None
+        self.n_loaded += 1
+        return loaded
 
     def _measure_image(self, active: list[SubjectResult], cells: dict, key: tuple[str, str], loaded: LoadedImage,
                        plane: np.ndarray, *, image_set: ImageSet, mask: bool = False,
@@ -487,6 +491,8 @@ def run_photometry(
     make_dirs(output_dir)
     for image_set in image_sets:
         run.run_set(image_set)
+    if run.unreadable and not run.n_loaded:
+        raise LwaError(f"no image could be read ({len(run.unreadable)} skipped; last: {run.unreadable[-1]})")
     for result in run.results:
         if not result.rows:
             log.info("%s '%s': nothing measured, no CSV written", kind, result.subject.name)
