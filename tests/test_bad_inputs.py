@@ -39,7 +39,22 @@ def good(sim_cache, tmp_path_factory):
     header = allsky_header(size=64, scale_deg=3.0, keywords={"STOKES": "I", "IMGCAT": "deep", "INTERVAL": "deep"})
     image = root / "good-image.fits"
     fits.writeto(image, synthetic_image(header, [(157.5, 40.0, 50.0)], noise=1.0), header)
-    return {"ms": ms, "fits": image}
+    return {"ms": ms, "fits": image, "bp": _unit_bandpass(ms, root)}
+
+
+def _unit_bandpass(ms: Path, root: Path) -> Path:
+    """A valid CASA bandpass table of unit gains for `ms` (so `lwa-calib apply` fails on the MS fault)."""
+    from casacore.tables import table
+
+    from lwa_calib.caltables import gains_to_tables
+
+    with table(str(ms / "ANTENNA"), ack=False) as t:
+        n_ant = t.nrows()
+    with table(str(ms / "SPECTRAL_WINDOW"), ack=False) as t:
+        n_chan = int(t.getcell("NUM_CHAN", 0))
+    bp, _ = gains_to_tables(gains=np.ones((n_ant, 2, n_chan)), template_ms=ms, bp_table=root / "unit.B",
+                            xy_table=root / "unit.Xf")
+    return bp
 
 
 # ---- faults: each makes a bad path inside `where` from the good inputs ---------------------------
@@ -146,9 +161,9 @@ FITS_FAULTS = {"missing": _fits_missing, "empty": _fits_empty, "text": _fits_tex
 
 # ---- commands: {ms} / {fits} is the faulty input, {out} an output inside the output area ----------
 MS_COMMANDS = [
-    "lwa-calib apply {ms} --bp-table {fits} -o {out}",
+    "lwa-calib apply {ms} --bp-table {good_bp} -o {out}",
     "lwa-calib solve {ms} --sources {good_json} -o {out}",
-    "lwa-calib delay-check {ms}",
+    "lwa-calib delay-check {ms} --reference {delay_ref} -o {out}",
     "lwa-flag antennas {ms} {good_health} -o {out}/flagged.ms",
     "lwa-flag rfi {ms} -o {out}/flagged.ms",
     "lwa-flag hot-baselines {ms} -o {out}/flagged.ms",
@@ -284,6 +299,9 @@ def area(tmp_path, good, system_cfg):
                                          '"I": 16000, "freq": 55e6, "index": [-0.8]}]')
     values["good_json"] = inputs / "sources.json"
     values["system_cfg"] = system_cfg
+    values["delay_ref"] = next((system_cfg.parent / "delay_caltable_20250202").rglob("*.delay"))
+    values["good_bp"] = inputs / "unit.B"
+    shutil.copytree(good["bp"], values["good_bp"])
     # an archive the audit finds: the MS under its observatory name (the copy above is named good.ms)
     values["data"] = inputs / "data"
     _ms_copy(values["data"], good, good["ms"].name)
