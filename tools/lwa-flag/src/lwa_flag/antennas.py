@@ -176,9 +176,9 @@ def read_health_file(path: str | Path, *, ids: str = "auto") -> HealthList:
         raise LwaError(f"cannot read health file {path}: {err.strerror}") from None
     except UnicodeDecodeError:
         raise LwaError(f"health file {path} is not a text file") from None
-    if not text.strip():  # a failed download, not a healthy array (that file still has its header or [])
-        raise LwaError(f"health file {path} is empty (a file listing no bad antennas has a header line or [])")
     if path.suffix.lower() in (".csv", ".txt"):
+        if not text.strip():  # a failed download: a CSV listing no bad antenna still has its header line
+            raise LwaError(f"health file {path} is empty (a CSV listing no bad antenna has its header line)")
         names, corrs = _read_csv(text, path, ids)
     else:
         names, corrs = _read_yaml(text, path, ids)
