@@ -185,7 +185,8 @@ def make_movies(inputs: Sequence[str | Path], outdir: str | Path, *, fps: float 
         idx = choose_frames(len(series), max_frames)
         chosen = [series[i] for i in idx]
         log.info("Stokes %s: %d snapshots, %d frames at %g fps", stokes, len(series), len(chosen), fps)
-        stack = np.stack([_downsample(image_plane(read_image(s.path)[0]), max_size_px) for s in chosen])
+        stack = np.stack([_downsample(image_plane(read_image(s.path, require_finite=False)[0]), max_size_px)
+                          for s in chosen])  # a blank (all-NaN) frame stays a frame
         labels = [s.label for s in chosen]
         for kind in (k for k in wanted if k.startswith(stokes)):
             frames = _stretch(kind, stack)

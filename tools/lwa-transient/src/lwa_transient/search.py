@@ -261,7 +261,7 @@ class _Image:
 
 
 def _load(info: ImageInfo) -> _Image:
-    data, _ = read_image(info.path)
+    data, _ = read_image(info.path, require_finite=False)  # an empty image is skipped, not fatal
     header = info.header  # read once, by lwa_common.images
     plane = np.ascontiguousarray(image_plane(data), dtype=np.float32)
     plane[~sky_mask(header)] = np.nan  # beyond the horizon of an all-sky image: nothing is real
@@ -658,6 +658,8 @@ def search_images(
     for subband in sorted(groups):
         n_images += len(groups[subband].all())
         cands += run.subband(groups[subband])
+    if n_images and len(set(run.skipped)) >= n_images:
+        raise LwaError(f"none of the {n_images} image(s) has a finite non-zero pixel: nothing to search")
     order = {"V": 0, "I": 1}
     cands.sort(key=lambda c: (c.subband, order.get(c.stokes, 2), c.interval != "deep", c.interval, -abs(c.snr)))
     _write_csv(csv_path, cands)
