@@ -64,6 +64,8 @@ def check_ms(path: str | Path, *, need_pols: tuple[int, ...] = LINEAR_POLS) -> N
             except RuntimeError as err:
                 raise LwaError(f"{path}: column {col} cannot be read ({_first_line(err)})") from None
     for sub in MS_SUBTABLES:
+        if not (path / sub).is_dir():
+            raise LwaError(f"{path}: MS has no {sub} subtable")
         with open_table(path / sub) as st:
             if st.nrows() == 0:
                 raise LwaError(f"{path}: MS subtable {sub} has no rows")
