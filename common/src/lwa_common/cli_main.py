@@ -115,9 +115,11 @@ def unpack(files: tuple[Path, ...], output: Path, cfg) -> None:
     with atomic_path(output / "unpack_failed.txt") as tmp:
         tmp.write_text("".join(f"{p}\t{why}\n" for p, why in failed))
     for _, why in failed:
-        click.echo(f"lwa-common: warning: {why}", err=True)
-    if not usable:
-        raise LwaError(f"none of the {len(files)} files is a usable MS (first: {failed[0][1]})")
+        log.warning("%s", why)
+    if not usable:  # the run's output folder goes, so the error line lists the reasons
+        more = f"; {len(failed) - 5} more" if len(failed) > 5 else ""
+        raise LwaError(f"none of the {len(files)} files is a usable MS: "
+                       + "; ".join(why for _, why in failed[:5]) + more)
     click.echo("\n".join(map(str, usable)))
 
 

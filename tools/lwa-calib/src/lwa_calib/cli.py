@@ -67,9 +67,9 @@ def apply_cmd(ms: tuple[Path, ...], bp_table: Path, xy_table: Path | None, outpu
     result = apply_tables(list(ms), bp_table=bp_table, xy_table=xy_table, outdir=output, in_place=in_place,
                           overwrite=overwrite, failed_list=failed_list)
     if not result.succeeded:
-        first, why = result.failed[0]
-        raise LwaError(f"all {len(result.failed)} MS failed (first: {first}: {why}; all listed in "
-                       f"{result.failed_list})")
+        shown = "; ".join(f"{path}: {why}" for path, why in result.failed[:5])
+        more = f"; {len(result.failed) - 5} more" if len(result.failed) > 5 else ""
+        raise LwaError(f"all {len(result.failed)} MS failed: {shown}{more}")  # the run's output folder is removed
     for path, why in result.failed:
         log.warning("failed: %s: %s", path, why)
     emit({"outputs": [str(p) for p in result.succeeded], "failed": [[str(p), w] for p, w in result.failed],
