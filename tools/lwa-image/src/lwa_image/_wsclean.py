@@ -142,9 +142,6 @@ def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command:
     data, header = read_image(src)
     for key, card in (cards or {}).items():
         header[key] = card
-    if src.name.endswith("-image.fits") and "BMAJ" in header and not float(header["BMAJ"]) > 0:
-        raise LwaError(f"wsclean's {src.name} has no restoring beam (BMAJ {header['BMAJ']}): "
-                       "are the data all flagged, or the calibration empty?")
     renamed = f" (renamed {dst.name})" if src.name != dst.name else ""
     history = [f"wsclean: {command}", f"wsclean product: {src.name}{renamed}", *extra_history]
     write_image(dst, data, header, tool=TOOL, keywords=keywords, extra_history=history, overwrite=True)
