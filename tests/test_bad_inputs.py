@@ -39,7 +39,22 @@ def good(sim_cache, tmp_path_factory):
     header = allsky_header(size=64, scale_deg=3.0, keywords={"STOKES": "I", "IMGCAT": "deep", "INTERVAL": "deep"})
     image = root / "good-image.fits"
     fits.writeto(image, synthetic_image(header, [(157.5, 40.0, 50.0)], noise=1.0), header)
-    return {"ms": ms, "fits": image}
+    return {"ms": ms, "fits": image, "bp": _unit_bandpass(ms, root)}
+
+
+def _unit_bandpass(ms: Path, root: Path) -> Path:
+    """A valid CASA bandpass table of unit gains for `ms` (so `lwa-calib apply` fails on the MS fault)."""
+    from casacore.tables import table
+
+    from lwa_calib.caltables import gains_to_tables
+
+    with table(str(ms / "ANTENNA"), ack=False) as t:
+        n_ant = t.nrows()
+    with table(str(ms / "SPECTRAL_WINDOW"), ack=False) as t:
+        n_chan = int(t.getcell("NUM_CHAN", 0))
+    bp, _ = gains_to_tables(gains=np.ones((n_ant, 2, n_chan)), template_ms=ms, bp_table=root / "unit.B",
+                            xy_table=root / "unit.Xf")
+    return bp
 
 
 # ---- faults: each makes a bad path inside `where` from the good inputs ---------------------------
@@ -80,9 +95,12 @@ def _ms_corrupt_table(where, good):
 def _ms_no_rows(where, good):
     from casacore.tables import table
 
-    ms = _ms_copy(where, good, "norows.ms")
-    with table(str(ms), readonly=False, ack=False) as t:
-        t.removerows(list(range(t.nrows())))
+    # the simulator's storage managers cannot remove rows: deep-copy an empty selection (subtables too)
+    ms = where / "norows.ms"
+    with table(str(good["ms"]), ack=False) as t:
+        empty = t.query("FALSE")
+        empty.copy(str(ms), deep=True).close()
+        empty.close()
     return ms
 
 
@@ -143,9 +161,9 @@ FITS_FAULTS = {"missing": _fits_missing, "empty": _fits_empty, "text": _fits_tex
 
 # ---- commands: {ms} / {fits} is the faulty input, {out} an output inside the output area ----------
 MS_COMMANDS = [
-    "lwa-calib apply {ms} --bp-table {fits} -o {out}",
+    "lwa-calib apply {ms} --bp-table {good_bp} -o {out}",
     "lwa-calib solve {ms} --sources {good_json} -o {out}",
-    "lwa-calib delay-check {ms}",
+    "lwa-calib delay-check {ms} --reference {delay_ref} -o {out}",
     "lwa-flag antennas {ms} {good_health} -o {out}/flagged.ms",
     "lwa-flag rfi {ms} -o {out}/flagged.ms",
     "lwa-flag hot-baselines {ms} -o {out}/flagged.ms",
@@ -172,6 +190,7 @@ FITS_COMMANDS = [
 ]
 
 # text inputs: (command with {text}, name of the file, bad contents)
+SIM_TEXT = "lwa-sim observe {text} -o {out} --n-int 1 --system-cfg {system_cfg}"
 TEXT_CASES = {
     "targets-empty": ("lwa-cutout targets {text} --images {good_fits} -o {out}", "t.csv", ""),
     "targets-header-only": ("lwa-cutout targets {text} --images {good_fits} -o {out}", "t.csv",
@@ -200,11 +219,10 @@ TEXT_CASES = {
     "health-garbage": ("lwa-flag antennas {good_ms} {text} -o {out}/f.ms", "h.yml", "::: not yaml [\n"),
     "health-binary": ("lwa-flag antennas {good_ms} {text} -o {out}/f.ms", "h.csv", "\0\1\2" * 30),
     "health-empty": ("lwa-flag antennas {good_ms} {text} -o {out}/f.ms", "h.csv", ""),
-    "spec-malformed": ("lwa-sim observe {text} -o {out} --n-int 1", "s.yaml", "sources: [\n"),
-    "spec-unknown-key": ("lwa-sim observe {text} -o {out} --n-int 1", "s.yaml", "galaxies: 3\n"),
-    "spec-bad-coordinate": ("lwa-sim observe {text} -o {out} --n-int 1", "s.yaml",
-                            "sources:\n  - {name: a, ra: 25h99m, dec: +40d, flux_jy: 1}\n"),
-    "spec-a-list": ("lwa-sim observe {text} -o {out} --n-int 1", "s.yaml", "- 1\n- 2\n"),
+    "spec-malformed": (SIM_TEXT, "s.yaml", "sources: [\n"),
+    "spec-unknown-key": (SIM_TEXT, "s.yaml", "galaxies: 3\n"),
+    "spec-bad-coordinate": (SIM_TEXT, "s.yaml", "sources:\n  - {name: a, ra: 25h99m, dec: +40d, flux_jy: 1}\n"),
+    "spec-a-list": (SIM_TEXT, "s.yaml", "- 1\n- 2\n"),
     "peel-sources-garbage": ("lwa-peel sky {good_ms} --sources {text} -o {out}/p.ms", "s.json", "{no"),
     "peel-sources-empty-list": ("lwa-peel sky {good_ms} --sources {text} -o {out}/p.ms", "s.json", "[]"),
     "skymodel-garbage": ("lwa-cutout flux-check --images {good_fits} --skymodel {text} -o {out}", "m.skymodel",
@@ -217,10 +235,10 @@ ARG_CASES = {
     "rephase-centre": "lwa-image rephase {good_ms} -o {out}/r.ms --centre 'abc def'",
     "pbcor-interval": "lwa-image pbcor {good_fits} -o {out} --interval tomorrow",
     "transient-stokes": "lwa-transient search {good_fits} -o {out} --stokes Q",
-    "sim-n-int": "lwa-sim observe -o {out} --n-int 0",
-    "audit-range": "lwa-common audit --data {inputs} --subbands 55 --range x --date 2024-12-20 --workdir {out}/w "
+    "sim-n-int": "lwa-sim observe -o {out} --n-int 0 --system-cfg {system_cfg}",
+    "audit-range": "lwa-common audit --data {data} --subbands 55 --range x --date 2024-12-20 --workdir {out}/w "
                    "-o {out}/plan.json",
-    "audit-subbands": "lwa-common audit --data {inputs} --subbands nine --range 10h-11h --date 2024-12-20 "
+    "audit-subbands": "lwa-common audit --data {data} --subbands nine --range 10h-11h --date 2024-12-20 "
                       "--workdir {out}/w -o {out}/plan.json",
 }
 # outputs that cannot be written (root ignores permissions, /proc does not), and existing outputs
@@ -234,8 +252,8 @@ OUTPUT_COMMANDS = [
     "lwa-flag rfi {good_ms} -o {out}/flagged.ms",
     "lwa-image rephase {good_ms} -o {out}/rephased.ms --lst-hour 10",
     "lwa-image snapshots {good_ms} -o {out}",
-    "lwa-sim observe -o {out} --n-int 1",
-    "lwa-common audit --data {inputs} --subbands 55 --range 10h-11h --date 2024-12-20 --workdir {out} "
+    "lwa-sim observe -o {out} --n-int 1 --system-cfg {system_cfg}",
+    "lwa-common audit --data {data} --subbands 55 --range 10h-11h --date 2024-12-20 --workdir {out} "
     "-o {out}/plan.json",
 ]
 EXISTING_OUTPUT_COMMANDS = [
@@ -262,7 +280,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def area(tmp_path, good):
+def area(tmp_path, good, system_cfg):
     """inputs/ (what the command reads; must stay byte-identical) and out/ (must stay empty)."""
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     inputs.mkdir()
@@ -280,6 +298,13 @@ def area(tmp_path, good):
     (inputs / "sources.json").write_text('[{"name": "CygA", "ra": "19h59m28.3s", "dec": "+40d44m02s", '
                                          '"I": 16000, "freq": 55e6, "index": [-0.8]}]')
     values["good_json"] = inputs / "sources.json"
+    values["system_cfg"] = system_cfg
+    values["delay_ref"] = next((system_cfg.parent / "delay_caltable_20250202").rglob("*.delay"))
+    values["good_bp"] = inputs / "unit.B"
+    shutil.copytree(good["bp"], values["good_bp"])
+    # an archive the audit finds: the MS under its observatory name (the copy above is named good.ms)
+    values["data"] = inputs / "data"
+    _ms_copy(values["data"], good, good["ms"].name)
     return values
 
 

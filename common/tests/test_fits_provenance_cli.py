@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import numpy as np
 import pytest
@@ -140,3 +142,51 @@ def test_sky_mask_matches_astropy_for_sin():
     lon, _ = WCS(h).celestial.wcs_pix2world(xx, yy, 0)
     assert (mask == np.isfinite(lon)).mean() > 0.998  # only pixels grazing the horizon may differ
     assert mask[48, 48] and not mask[0, 0]
+
+
+@_demo.command()
+@click.argument("folder")
+@click.option("--fail", is_flag=True)
+@common_options
+def make(folder, fail, cfg):
+    """Create FOLDER/a/b, write into it, warn, and fail on request."""
+    import logging
+
+    from lwa_common.io import make_dirs
+
+    (make_dirs(Path(folder) / "a" / "b") / "part.txt").write_text("partial")
+    logging.getLogger("demo").warning("a warning before the end")
+    if fail:
+        raise LwaError("it went wrong")
+
+
+def test_failed_run_removes_the_folders_it_created_and_holds_warnings(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["prog"])
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(SystemExit) as exc:
+        run_main(_demo, ["make", str(existing), "--fail"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["prog: error: it went wrong (last warning: a warning before the end)"]
+    assert existing.is_dir() and not list(existing.iterdir())  # only what the run created is gone
+    with pytest.raises(SystemExit) as exc:
+        run_main(_demo, ["make", str(existing)])
+    assert exc.value.code == 0
+    assert (existing / "a" / "b" / "part.txt").is_file()
+    assert "WARNING demo: a warning before the end" in capsys.readouterr().err  # shown at the end of a success
+
+
+def test_read_image_refuses_truncated_and_all_nan(tmp_path):
+    header = fits.Header({"CTYPE1": "RA---SIN", "CTYPE2": "DEC--SIN"})
+    good = tmp_path / "good.fits"
+    fits.writeto(good, np.ones((64, 64), np.float32), header)
+    (tmp_path / "cut.fits").write_bytes(good.read_bytes()[:2880 * 2])
+    with pytest.raises(LwaError, match="cannot read FITS image"):
+        read_image(tmp_path / "cut.fits")
+    fits.writeto(tmp_path / "nan.fits", np.full((64, 64), np.nan, np.float32), header)
+    with pytest.raises(LwaError, match="no finite pixel"):
+        read_image(tmp_path / "nan.fits")
+    assert np.isnan(read_image(tmp_path / "nan.fits", require_finite=False)[0]).all()
+    with pytest.raises(LwaError, match="is a folder"):
+        read_image(tmp_path)

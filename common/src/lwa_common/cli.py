@@ -8,6 +8,7 @@ Logs go to stderr (and the log file); stdout carries only machine-readable resul
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -23,6 +24,7 @@ import click
 
 from lwa_common.config import Config, config_to_dict, load_config
 from lwa_common.errors import LwaError
+from lwa_common.io import forget_created, remove_created
 from lwa_common.provenance import command_line, git_hash, tool_version
 
 __all__ = [
@@ -48,6 +50,41 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # ISO 8601, local time with its offset
 
 
+class _HeldWarnings(logging.Handler):
+    """At the default verbosity, stderr warnings wait for the end of the run.
+
+    A run that succeeds prints them (`show`); a run that fails prints only its one error line, which
+    quotes the last warning it held back (`drop`): they are in the log file and shown with `-v`.
+    """
+
+    def __init__(self, target: logging.Handler) -> None:
+        super().__init__(target.level)
+        self.target, self.records = target, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def show(self) -> None:
+        for record in self.records:
+            self.target.handle(record)
+        self.records.clear()
+
+    def drop(self, error: str = "") -> str:
+        """Forget the held warnings; a note on them for the `error` line ('' when none)."""
+        if not self.records:
+            return ""
+        messages = [" ".join(r.getMessage().split()) for r in self.records]
+        self.records = []
+        news = [m for m in messages if not any(part in error for part in m.split(": ")[-1:])]
+        if not news:  # the error says it already
+            return f" ({len(messages)} warning{'s' if len(messages) > 1 else ''} before it: -v shows them)"
+        more = f"; {len(messages) - 1} more: -v shows them" if len(messages) > 1 else ""
+        return f" (last warning: {news[-1][:300]}{more})"
+
+
+_held: list[_HeldWarnings] = []  # the holder of the current run, if any
+
+
 def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
     """Handlers for a CLI run: stderr always, and `log_file` when given (appended)."""
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
@@ -57,7 +94,10 @@ def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
     stream.setLevel(level)
-    root.addHandler(stream)
+    _held.clear()
+    if verbose == 0:
+        _held.append(_HeldWarnings(stream))
+    root.addHandler(_held[0] if _held else stream)
     root.setLevel(logging.DEBUG if log_file else level)
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +107,25 @@ def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
         root.addHandler(fh)
     for noisy in ("matplotlib", "PIL", "numba", "h5py", "asyncio", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _route_library_warnings()
+
+
+def _route_library_warnings() -> None:
+    """Python warnings and astropy's own log go through our handlers (held back, formatted, in the log file).
+
+    astropy prints its warnings with a handler of its own (`WARNING: ... [astropy.io.fits.file]`),
+    which would bypass the one-line contract of a failed run.
+    """
+    from astropy import log as astropy_log
+    from astropy.logger import LoggingError
+
+    if astropy_log.warnings_logging_enabled():
+        with contextlib.suppress(LoggingError):  # showwarning already taken over (pytest, a second run)
+            astropy_log.disable_warnings_logging()
+    for handler in list(astropy_log.handlers):
+        astropy_log.removeHandler(handler)
+    astropy_log.propagate = True
+    logging.captureWarnings(True)
 
 
 def _configure(ctx: click.Context, verbose: int, log_file: Path | None, config: Path | None) -> Config:
@@ -165,6 +224,26 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> None:
     logger = logging.getLogger(prog)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+    forget_created()
+    try:
+        _run_group(group, argv, prog, logger)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            remove_created()  # a failed or interrupted run leaves no output folder behind
+        if _held and exit_.code in (1, 2):
+            _held[0].drop()  # the error line says it all (and how many warnings it held back)
+        elif _held:
+            _held[0].show()
+        raise
+
+
+def _held_note(error: str = "") -> str:
+    """Drop the warnings held back from stderr; a note on them for the `error` line."""
+    return _held[0].drop(error) if _held else ""
+
+
+def _run_group(group: click.Group, argv: list[str] | None, prog: str, logger: logging.Logger) -> None:
+    """`group.main`, with every failure turned into its message and exit status (`run_main`)."""
     try:
         group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Abort:
@@ -183,15 +262,16 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> None:
         sys.exit(128 + err.signum)
     except LwaError as err:
         logger.debug("failure", exc_info=True)
-        click.echo(f"{prog}: error: {err}", err=True)
+        click.echo(f"{prog}: error: {err}{_held_note(str(err))}", err=True)
         sys.exit(1)
     except OSError as err:
         logger.debug("failure", exc_info=True)
         where = f" {err.filename}" if getattr(err, "filename", None) else ""
-        click.echo(f"{prog}: error: cannot use{where}: {err.strerror or err}", err=True)
+        click.echo(f"{prog}: error: cannot use{where}: {err.strerror or err}{_held_note(str(err))}", err=True)
         sys.exit(1)
     except Exception as err:  # a bug: still one line for the user, the traceback at DEBUG
         logger.debug("unexpected failure", exc_info=True)
+        _held_note()
         click.echo(f"{prog}: error: unexpected {type(err).__name__}: {err} (rerun with -vv for the traceback)",
                    err=True)
         sys.exit(1)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
 
 from lwa_common.cli import NewPath, common_options, run_main
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path
-from lwa_common.plan import format_problems, make_plan, subband_placement, write_plan
+from lwa_common.io import atomic_path, check_writable_folder
+from lwa_common.plan import Problem, format_problems, make_plan, subband_placement, write_plan
 from lwa_common.site import split_lst_range
 
 __all__ = ["main", "cli"]
+
+log = logging.getLogger(__name__)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +58,8 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
           cfg):
     """Pre-flight audit: data per subband and LST hour, tables, files, tools, disk; writes a plan.
 
-    Prints one table of everything missing and exits 1 before anything is submitted; otherwise
+    Names everything missing in its one error line and exits 1 before anything is submitted (-v
+    also logs them as a table); otherwise
     writes the plan JSON (MS files per subband and LST hour, each subband's node, the node-local
     work folder) and prints its path. DATA may be the observatory's archive
     (<root>/<XXMHz>/<YYYY-MM-DD>/<HH>/<name>.ms[.tar]), a flat folder, or any depth in between.
@@ -76,9 +80,15 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
         files={str(f): f for f in files}, tools=list(tools), min_free_gb=min_free_gb,
         skip_subbands=cfg.observation.skip_subbands_mhz,
     )
+    for what, folder in (("output", output.parent), ("workdir", workdir)):
+        try:
+            check_writable_folder(folder)
+        except LwaError as err:
+            plan.problems.append(Problem(what, str(folder), str(err)))
     if plan.problems:
-        click.echo(format_problems(plan.problems), err=True)
-        raise LwaError(f"pre-flight audit found {len(plan.problems)} problem(s); nothing was submitted")
+        log.info("pre-flight audit problems:\n%s", format_problems(plan.problems))
+        raise LwaError(f"pre-flight audit found {len(plan.problems)} problem(s); nothing was submitted: "
+                       + "; ".join(f"{p.what} {p.where}: {p.detail}" for p in plan.problems))
     plan.placement, plan.local_workdir = placement, cfg.cluster.local_workdir
     write_plan(plan, output)
     click.echo(str(output))
@@ -105,9 +115,11 @@ def unpack(files: tuple[Path, ...], output: Path, cfg) -> None:
     with atomic_path(output / "unpack_failed.txt") as tmp:
         tmp.write_text("".join(f"{p}\t{why}\n" for p, why in failed))
     for _, why in failed:
-        click.echo(f"lwa-common: warning: {why}", err=True)
-    if not usable:
-        raise LwaError(f"none of the {len(files)} files is a usable MS (first: {failed[0][1]})")
+        log.warning("%s", why)
+    if not usable:  # the run's output folder goes, so the error line lists the reasons
+        more = f"; {len(failed) - 5} more" if len(failed) > 5 else ""
+        raise LwaError(f"none of the {len(files)} files is a usable MS: "
+                       + "; ".join(why for _, why in failed[:5]) + more)
     click.echo("\n".join(map(str, usable)))
 
 

@@ -20,11 +20,13 @@ plus provenance HISTORY cards (`lwa_common.provenance`).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from lwa_common.errors import LwaError
@@ -60,19 +62,31 @@ IMAGE_KEYWORDS: dict[str, str] = {
 }
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, fits.Header]:
-    """Primary HDU data (as float) and header; one-line error when unreadable."""
+def read_image(path: str | Path, *, require_finite: bool = True) -> tuple[np.ndarray, fits.Header]:
+    """Primary HDU data (as float) and header; one-line error when unreadable or truncated, and
+    (unless `require_finite` is false) when no pixel is finite: an all-NaN image is never science."""
     path = Path(path)
     if not path.exists():
         raise LwaError(f"image not found: {path}")
+    if path.is_dir():
+        raise LwaError(f"{path} is a folder, not a FITS image")
     try:
-        with fits.open(path, memmap=False) as hdul:
-            data = hdul[0].data
-            header = hdul[0].header.copy()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyUserWarning)
+            with fits.open(path, memmap=False) as hdul:
+                data = hdul[0].data
+                header = hdul[0].header.copy()
     except (OSError, ValueError, TypeError) as err:
         raise LwaError(f"cannot read FITS image {path}: {err}") from None
+    truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
+    if truncated:
+        raise LwaError(f"cannot read FITS image {path}: {truncated[0]}")
+    for w in caught:  # the others, as they would have been shown
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if data is None:
         raise LwaError(f"FITS file {path} has no image data in its primary HDU")
+    if require_finite and data.size and not np.isfinite(data).any():
+        raise LwaError(f"FITS image {path} has no finite pixel (all NaN/inf): nothing to measure")
     return np.asarray(data, dtype=np.float32 if data.dtype.itemsize <= 4 else np.float64), header
 
 
@@ -123,8 +137,6 @@ def image_plane(data: np.ndarray) -> np.ndarray:
 
 def celestial_wcs(header: fits.Header) -> WCS:
     """The RA/Dec part of an image's WCS (astropy's 'datfix' notes about MJD cards silenced)."""
-    import warnings
-
     from astropy.wcs import FITSFixedWarning
 
     with warnings.catch_warnings():

@@ -15,18 +15,57 @@ from pathlib import Path
 
 from lwa_common.errors import LwaError
 
-__all__ = ["atomic_path", "check_output", "atomic_copytree"]
+__all__ = ["atomic_path", "check_output", "atomic_copytree", "make_dirs", "remove_created", "forget_created",
+           "check_writable_folder"]
+
+_created: list[Path] = []  # folders make_dirs created in this run, top-most first
 
 
 def check_output(path: str | Path, *, overwrite: bool) -> Path:
-    """Fail before work when `path` exists (without --overwrite) or its folder is not writable."""
+    """Fail before work when `path` exists (without --overwrite) or its folder cannot be made or written."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise LwaError(f"output exists: {path} (use --overwrite to replace it)")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise LwaError(f"output folder is not writable: {parent}")
+    check_writable_folder(path.parent if str(path.parent) else Path("."))
     return path
+
+
+def check_writable_folder(folder: str | Path) -> Path:
+    """Fail when `folder` cannot be created or written: its nearest existing ancestor is a file or read-only."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LwaError(f"output folder {folder} cannot be created: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise LwaError(f"output folder is not writable: {existing}")
+    return Path(folder)
+
+
+def make_dirs(path: str | Path) -> Path:
+    """`mkdir -p` that remembers the folders it created, so a failed run removes them (`remove_created`)."""
+    path = Path(path)
+    check_writable_folder(path)
+    missing = []
+    p = path.absolute()
+    while not p.exists() and not p.is_symlink() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    _created.extend(reversed(missing))
+    return path
+
+
+def remove_created() -> None:
+    """Remove the folders `make_dirs` created in this run, with what is in them (the run failed)."""
+    while _created:
+        shutil.rmtree(_created.pop(0), ignore_errors=True)
+
+
+def forget_created() -> None:
+    """Start a run: folders created by an earlier run in this process are that run's products."""
+    _created.clear()
 
 
 @contextlib.contextmanager
@@ -37,7 +76,7 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
     one is complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     suffix = "".join(path.suffixes) or ""
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent))
     target = tmp / f"out{suffix}" if not directory else tmp / path.name

@@ -36,19 +36,40 @@ def open_table(path: str | Path, *, readonly: bool = True):
     try:
         return table(str(path), readonly=readonly, ack=False)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
-        raise LwaError(f"cannot open {path} as a casacore table: {first}") from None
+        raise LwaError(f"cannot open {path} as a casacore table: {_first_line(err)}") from None
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+
+
+MS_SUBTABLES = ("ANTENNA", "SPECTRAL_WINDOW", "POLARIZATION", "DATA_DESCRIPTION", "FIELD")
 
 
 def check_ms(path: str | Path, *, need_pols: tuple[int, ...] = LINEAR_POLS) -> None:
-    """Fail early when `path` is not a usable MS (no rows, missing pols, no data column)."""
+    """Fail early when `path` is not a usable MS: not a folder, no rows, a column whose storage
+    cannot be read, a missing subtable, missing pols, no data column."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LwaError(f"{path}: not a Measurement Set (a file, not a folder)")
     with open_table(path) as t:
         if t.nrows() == 0:
             raise LwaError(f"{path}: MS has no rows")
         cols = set(t.colnames())
         if not {"DATA", "CORRECTED_DATA"} & cols:
             raise LwaError(f"{path}: MS has neither DATA nor CORRECTED_DATA")
-    with open_table(Path(path) / "POLARIZATION") as pt:
+        for col in [c for c in ("DATA", "FLAG", "UVW", "TIME") if c in cols]:
+            try:
+                t.getcell(col, 0)
+            except RuntimeError as err:
+                raise LwaError(f"{path}: column {col} cannot be read ({_first_line(err)})") from None
+    for sub in MS_SUBTABLES:
+        if not (path / sub).is_dir():
+            raise LwaError(f"{path}: MS has no {sub} subtable")
+        with open_table(path / sub) as st:
+            if st.nrows() == 0:
+                raise LwaError(f"{path}: MS subtable {sub} has no rows")
+    with open_table(path / "POLARIZATION") as pt:
         corr = list(pt.getcell("CORR_TYPE", 0))
     missing = [p for p in need_pols if p not in corr]
     if missing:

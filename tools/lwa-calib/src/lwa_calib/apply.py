@@ -30,7 +30,7 @@ import numpy as np
 from lwa_calib.caltables import CalTable, CalWindow, antenna_key, read_caltable, table_windows, write_caltable
 from lwa_calib.casa_env import casa_log, run_task
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path, check_output
+from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_common.ms import check_ms, open_table
 from lwa_common.provenance import stamp_ms
 
@@ -186,7 +186,7 @@ def apply_tables(
         targets = ms_paths
     else:
         outdir = Path(outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(outdir)
         default_list = outdir / FAILED_LIST
         targets = [outdir / n for n in names]
         for src, dst in zip(ms_paths, targets):

@@ -14,6 +14,7 @@ from lwa_calib.delay import delay_check
 from lwa_calib.solve import XY_MODES, SolveSettings, solve
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
 from lwa_common.errors import LwaError
+from lwa_common.io import make_dirs
 
 __all__ = ["cli", "main"]
 
@@ -66,9 +67,9 @@ def apply_cmd(ms: tuple[Path, ...], bp_table: Path, xy_table: Path | None, outpu
     result = apply_tables(list(ms), bp_table=bp_table, xy_table=xy_table, outdir=output, in_place=in_place,
                           overwrite=overwrite, failed_list=failed_list)
     if not result.succeeded:
-        first, why = result.failed[0]
-        raise LwaError(f"all {len(result.failed)} MS failed (first: {first}: {why}; all listed in "
-                       f"{result.failed_list})")
+        shown = "; ".join(f"{path}: {why}" for path, why in result.failed[:5])
+        more = f"; {len(result.failed) - 5} more" if len(result.failed) > 5 else ""
+        raise LwaError(f"all {len(result.failed)} MS failed: {shown}{more}")  # the run's output folder is removed
     for path, why in result.failed:
         log.warning("failed: %s: %s", path, why)
     emit({"outputs": [str(p) for p in result.succeeded], "failed": [[str(p), w] for p, w in result.failed],
@@ -186,7 +187,7 @@ def tables_from_gains_cmd(gains: Path, template_ms: Path, output: Path, xy_phase
           --template sim/20241220_120000_55MHz.ms -o truth_tables/ --xy-phase-deg 30
     """
     values, _, _ = read_true_gains(gains)
-    output.mkdir(parents=True, exist_ok=True)
+    make_dirs(output)
     from lwa_calib.casa_env import casa_log
 
     with casa_log(output / "casa.log"):

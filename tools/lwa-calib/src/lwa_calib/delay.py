@@ -27,7 +27,7 @@ from lwa_calib.casa_env import casa_log, run_task
 from lwa_calib.skymodel import load_components, write_model_data
 from lwa_common.config import Site
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path, check_output
+from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_common.ms import check_ms, open_table
 
 __all__ = ["DelayReport", "first_integration", "solve_delays", "compare_delays", "delay_check"]
@@ -141,7 +141,7 @@ def delay_check(
     components = load_components(sources) if sources else None
     csv_path = check_output(outdir / CSV_NAME, overwrite=overwrite)
     table_path = check_output(outdir / TABLE_NAME, overwrite=overwrite)
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     with tempfile.TemporaryDirectory(prefix="lwa-calib-delay-", dir=outdir) as scratch:
         scratch = Path(scratch)
         with casa_log(outdir / "casa.log"):

@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from lwa_calib.caltables import CalTable
 from lwa_calib.flagging import FlagResult
+from lwa_common.io import make_dirs
 
 __all__ = ["plot_bandpass_pages", "plot_flag_summary", "plot_xy_phase", "solve_plots", "write_summary_html"]
 
@@ -28,7 +29,7 @@ def plot_bandpass_pages(
     names: list[str], quantity: str,
 ) -> list[Path]:
     """Per-antenna panels (64 a page) of |B| or arg B vs MHz; flagged solutions grey, interpolated open."""
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     mhz = np.asarray(freqs_hz) / 1e6
     n_ant = values.shape[0]
     pages = []
@@ -76,7 +77,7 @@ def plot_bandpass_pages(
 
 def plot_flag_summary(path: Path, *, final: FlagResult, freqs_hz: np.ndarray, names: list[str]) -> Path:
     """Flagged fraction per antenna and per channel, and the antenna x channel flag map."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     mhz = np.asarray(freqs_hz) / 1e6
     flags = final.outlier_flags
     fig = Figure(figsize=(11, 7))
@@ -114,7 +115,7 @@ def plot_xy_phase(path: Path, *, phase_deg: np.ndarray, freqs_hz: np.ndarray) ->
 
 def solve_plots(outdir: Path, *, bp_raw: CalTable, flagged: FlagResult, xy_phase_deg: np.ndarray,
                 freqs_hz: np.ndarray) -> list[Path]:
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     plots = plot_bandpass_pages(outdir, values=bp_raw.values, raw_flags=bp_raw.flags, final=flagged,
                                 freqs_hz=freqs_hz, names=bp_raw.names, quantity="amp")
     plots += plot_bandpass_pages(outdir, values=bp_raw.values, raw_flags=bp_raw.flags, final=flagged,

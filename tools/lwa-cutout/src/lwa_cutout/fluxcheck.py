@@ -36,7 +36,7 @@ from lwa_common.catalogs import read_makesourcedb
 from lwa_common.config import Config, Site
 from lwa_common.errors import LwaError
 from lwa_common.images import ImageHints, ImageInfo, image_info
-from lwa_common.io import atomic_path, check_output
+from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_cutout.images import NEEDED, find_sets
 from lwa_cutout.measure import Measurement, measure_position
 from lwa_cutout.photometry import load_image, write_rows_csv
@@ -193,7 +193,7 @@ def flux_check(
         result.rows.extend(_check_image(record, cals, min_elevation_deg=min_elevation_deg,
                                         pad_arcsec_at_85mhz=pad_arcsec_at_85mhz, annulus_beams=annulus_beams,
                                         detection_sigma=detection_sigma, measure=measure, site=site))
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(output_dir)
     result.csv = write_rows_csv(csv_path, result.rows, FLUX_CHECK_COLUMNS)
     if png:
         result.png = plot_flux_check(png_path, result.rows)

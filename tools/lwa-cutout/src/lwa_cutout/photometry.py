@@ -59,7 +59,7 @@ from lwa_common.config import Config, Site
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
 from lwa_common.images import ImageInfo, regrid_onto, same_grid
-from lwa_common.io import atomic_path, check_output
+from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_cutout.cutouts import Cutout, PanelMarkers, make_cutout, plot_pair, safe_name, write_cutout
 from lwa_cutout.images import ImageSet
 from lwa_cutout.measure import MEASUREMENT_COLUMNS, Measurement, RestoringBeam, measure_position
@@ -249,6 +249,7 @@ class _Run:
         self.argv = argv
         self.kind = kind
         self.results: list[SubjectResult] = []
+        self.n_loaded, self.unreadable = 0, []  # images read, and why the others could not be
         used: set[str] = set()
         for subject in subjects:
             base = safe_name(subject.name)
@@ -318,10 +319,13 @@ class _Run:
         if record is None:
             return None
         try:
-            return load_image(record, beam_fallback=beam_fallback)
+            loaded = load_image(record, beam_fallback=beam_fallback)
         except LwaError as err:
             log.warning("image skipped: %s", err)
+            self.unreadable.append(str(err))
             return None
+        self.n_loaded += 1
+        return loaded
 
     def _measure_image(self, active: list[SubjectResult], cells: dict, key: tuple[str, str], loaded: LoadedImage,
                        plane: np.ndarray, *, image_set: ImageSet, mask: bool = False,
@@ -484,9 +488,11 @@ def run_photometry(
     run = _Run(subjects, output_dir=output_dir, settings=settings, argv=argv, kind=kind)
     for result in run.results:
         check_output(result.csv, overwrite=overwrite)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(output_dir)
     for image_set in image_sets:
         run.run_set(image_set)
+    if run.unreadable and not run.n_loaded:
+        raise LwaError(f"no image could be read ({len(run.unreadable)} skipped; last: {run.unreadable[-1]})")
     for result in run.results:
         if not result.rows:
             log.info("%s '%s': nothing measured, no CSV written", kind, result.subject.name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lwa_common.catalogs import CatalogSource, read_reference_catalog
+from lwa_common.errors import LwaError
 from lwa_common.images import ImageHints
 from lwa_common.targets import Target, TargetTable, read_targets
 from lwa_cutout.images import find_sets
@@ -110,8 +111,9 @@ def run_targets(
     subjects = target_subjects(tables, catalog=catalog)
     run = TargetsRun(tables=tables)
     if not subjects:
-        log.warning("no usable target in %s", ", ".join(str(p) for p in target_files))
-        return run
+        skipped = [f"{t.path}:{row.line}: {row.reason}" for t in tables for row in t.skipped]
+        raise LwaError(f"no usable target in {', '.join(str(p) for p in target_files)}"
+                       + (f" (every row skipped; first: {skipped[0]})" if skipped else " (no rows)"))
     sets = find_sets(images, fallback_dirs=fallback_dirs, exclude=[output_dir],
                      default_intervals=default_intervals, hints=hints)
     run.results = run_photometry(subjects, sets, output_dir=output_dir, settings=settings, overwrite=overwrite,

@@ -24,7 +24,7 @@ from lwa_common.config import Config, Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.images import ImageHints, info_from_header
-from lwa_common.io import atomic_path
+from lwa_common.io import atomic_path, make_dirs
 from lwa_dewarp.extract import Beam, beam_from_header, celestial_wcs, find_compact_sources
 from lwa_dewarp.match import match_catalog
 from lwa_dewarp.screen import (
@@ -375,7 +375,7 @@ def write_fit_products(
     elif screen_path.exists() and overwrite:
         log.warning("removing the screen of an earlier run: %s", screen_path)
         screen_path.unlink()
-    qa_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(qa_dir)
     written.append(_write_text(qa_dir / "anchors.csv", result.anchors.to_csv(index=False, float_format="%.6g")))
     written.append(_write_text(qa_dir / "detections.csv",
                                result.detections.to_csv(index=False, float_format="%.6g")))

@@ -177,6 +177,8 @@ def read_health_file(path: str | Path, *, ids: str = "auto") -> HealthList:
     except UnicodeDecodeError:
         raise LwaError(f"health file {path} is not a text file") from None
     if path.suffix.lower() in (".csv", ".txt"):
+        if not text.strip():  # a failed download: a CSV listing no bad antenna still has its header line
+            raise LwaError(f"health file {path} is empty (a CSV listing no bad antenna has its header line)")
         names, corrs = _read_csv(text, path, ids)
     else:
         names, corrs = _read_yaml(text, path, ids)

@@ -118,7 +118,7 @@ def read_frames(paths: list[str | Path], *, require_stokes_v: bool = True) -> li
     """RMS and time of every snapshot, sorted by time. Non-V images (STOKES=I) are an error."""
     frames = []
     for p in paths:
-        data, header = read_image(p)
+        data, header = read_image(p, require_finite=False)  # an all-NaN snapshot is judged below
         stokes = str(header.get("STOKES", "")).strip().upper()
         if not stokes:  # wsclean's own header: the STOKES axis
             for i in range(1, int(header.get("NAXIS", 0)) + 1):

@@ -27,6 +27,7 @@ from astropy.io import fits
 
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
+from lwa_common.io import make_dirs
 
 __all__ = ["Timings", "wsclean_exe", "run_wsclean", "rerun_command", "scratch_dir", "finalize_product",
            "product_name", "check_products", "wsclean_date_obs"]
@@ -73,7 +74,7 @@ def check_products(paths: Sequence[Path], *, overwrite: bool) -> None:
 @contextmanager
 def scratch_dir(outdir: Path, label: str) -> Iterator[Path]:
     """A private temporary folder inside `outdir`, removed on exit."""
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     tmp = Path(tempfile.mkdtemp(prefix=f".wsclean-{label}-", dir=outdir)).resolve()
     try:
         yield tmp

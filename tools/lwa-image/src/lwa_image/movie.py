@@ -27,7 +27,7 @@ from astropy.time import Time
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.images import find_images, image_info
-from lwa_common.io import atomic_path
+from lwa_common.io import atomic_path, make_dirs
 
 __all__ = ["MOVIE_KINDS", "find_snapshots", "choose_frames", "make_movies"]
 
@@ -161,7 +161,7 @@ def make_movies(inputs: Sequence[str | Path], outdir: str | Path, *, fps: float 
     existing = [p for p in outputs.values() if p.exists()]
     if existing and not overwrite:
         raise LwaError(f"output exists: {existing[0]} (use --overwrite to replace it)")
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     written = []
     for stokes in ("I", "V"):
         if stokes not in shots:
@@ -170,7 +170,8 @@ def make_movies(inputs: Sequence[str | Path], outdir: str | Path, *, fps: float 
         idx = choose_frames(len(series), max_frames)
         chosen = [series[i] for i in idx]
         log.info("Stokes %s: %d snapshots, %d frames at %g fps", stokes, len(series), len(chosen), fps)
-        stack = np.stack([_downsample(image_plane(read_image(s.path)[0]), max_size_px) for s in chosen])
+        stack = np.stack([_downsample(image_plane(read_image(s.path, require_finite=False)[0]), max_size_px)
+                          for s in chosen])  # a blank (all-NaN) frame stays a frame
         labels = [s.label for s in chosen]
         for kind in (k for k in wanted if k.startswith(stokes)):
             frames = _stretch(kind, stack)

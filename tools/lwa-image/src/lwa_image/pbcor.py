@@ -23,6 +23,7 @@ from lwa_common.config import Config, load_config
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
 from lwa_common.images import ImageHints, image_info, info_from_header
+from lwa_common.io import make_dirs
 from lwa_common.provenance import PROV_PREFIX
 
 __all__ = ["pbcor_name", "pbcor_image", "pbcor_images"]
@@ -105,7 +106,7 @@ def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = No
     log.info("primary beam %s: %d freqs %.1f-%.1f MHz", beam.source, beam.freqs_hz.size,
              beam.freqs_hz[0] / 1e6, beam.freqs_hz[-1] / 1e6)
     if outdir is not None:
-        Path(outdir).mkdir(parents=True, exist_ok=True)
+        make_dirs(Path(outdir))
     return [pbcor_image(img, out, beam=beam, min_elevation_deg=min_el, min_response=min_resp, overwrite=True,
                         beam_label=str(beam_file or beam.source), hints=hints)
             for img, out in zip(images, outputs)]

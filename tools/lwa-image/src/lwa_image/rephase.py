@@ -31,7 +31,7 @@ from astropy.coordinates import Angle, SkyCoord
 from lwa_common.config import Site
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
-from lwa_common.ms import open_table
+from lwa_common.ms import check_ms, open_table
 from lwa_common.provenance import stamp_ms
 from lwa_common.site import lst_hours, meridian_phase_centre
 
@@ -317,9 +317,7 @@ def rephase_ms(ms: str | Path, *, centre: SkyCoord, output: str | Path | None = 
     ms = Path(ms)
     if in_place == (output is not None):
         raise LwaError("give exactly one of an output MS (-o) or --in-place")
-    with open_table(ms) as t:
-        if t.nrows() == 0:
-            raise LwaError(f"{ms}: MS has no rows")
+    check_ms(ms, need_pols=())  # rows, readable columns, subtables: before any copy
     dirs = field_directions(ms)
     _choose_method(method, dirs.shape[0])
     message = f"lwa-image rephase to {_format(centre)}"

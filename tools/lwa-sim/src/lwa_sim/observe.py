@@ -25,7 +25,7 @@ from astropy.time import Time
 
 from lwa_common import LwaError
 from lwa_common.config import Site
-from lwa_common.io import atomic_path
+from lwa_common.io import atomic_path, make_dirs
 from lwa_common.naming import format_ms_name, subband_label
 from lwa_common.site import ovro_location
 from lwa_common.sky import direction_cosines, gaussian_visibility
@@ -167,7 +167,7 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
     if settings.n_integrations < 1:
         raise LwaError("--n-int must be at least 1")
     freqs_by_subband = {sb: subband_freqs(sb, settings.n_channels) for sb in settings.subbands_mhz}
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     site = settings.site
     loc = ovro_location(site)
     array = load_array(settings.system_cfg, n_antennas=settings.n_antennas, location=loc, layout=settings.layout)

@@ -114,7 +114,7 @@ def rgb_composite(red: np.ndarray | None, green: np.ndarray | None, blue: np.nda
 
 
 def _load(path: Path, ref: tuple[tuple, fits.Header] | None) -> tuple[np.ndarray, tuple, fits.Header]:
-    data, header = read_image(path)
+    data, header = read_image(path, require_finite=False)  # its own all-NaN check
     plane = image_plane(data)
     sig = grid_signature(header)
     if ref is not None and sig != ref[0]:

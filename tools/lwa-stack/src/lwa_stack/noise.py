@@ -99,7 +99,7 @@ def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = 0.5, 
     LwaError when unreadable or without finite pixels in the inner box."""
     info = path if isinstance(path, ImageInfo) else image_info(path, hints)
     path = Path(info.path).resolve()
-    data, _ = read_image(path)
+    data, _ = read_image(path, require_finite=False)  # its own all-NaN check
     rms, n_pix = robust_rms(data, inner_fraction=inner_fraction, sigma=sigma)
     if not math.isfinite(rms) or rms <= 0:
         raise LwaError(f"image {path} has no usable pixels for a noise estimate (all NaN or constant)")

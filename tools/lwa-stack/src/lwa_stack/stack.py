@@ -461,7 +461,7 @@ def wideband(
                 continue
             cand.rms_jy = by_path[key].rms_jy
             try:
-                data, header = read_image(cand.path)
+                data, header = read_image(cand.path, require_finite=False)  # "no usable pixels" below
                 plane = image_plane(data)
             except LwaError as err:
                 log.warning("skipping %s in %s: %s", _subband_key(cand.info), plan.name, err)

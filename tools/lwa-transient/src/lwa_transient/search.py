@@ -48,7 +48,7 @@ from lwa_common.config import Config, Cutout, Transient
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image, sky_mask
 from lwa_common.images import ImageHints, ImageInfo, image_info, regrid_onto, same_grid, scan_images
-from lwa_common.io import atomic_path, check_output
+from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_common.naming import jname, jname_short
 from lwa_transient.detect import BilobeRule, Island, Peak, bilobe_partner, find_peaks
 from lwa_transient.masks import (
@@ -285,7 +285,7 @@ class _Image:
 
 
 def _load(info: ImageInfo) -> _Image:
-    data, _ = read_image(info.path)
+    data, _ = read_image(info.path, require_finite=False)  # an empty image is skipped, not fatal
     header = info.header  # read once, by lwa_common.images
     plane = np.ascontiguousarray(image_plane(data), dtype=np.float32)
     plane[~sky_mask(header)] = np.nan  # beyond the horizon of an all-sky image: nothing is real
@@ -811,7 +811,7 @@ class _Search:
             log.warning("candidate %s is off its image: no cutout", c.jname)
             return
         folder = self.output / c.folder
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         stem = f"{c.jname}_{c.subband or 'sb'}_{c.stokes}_{c.interval}"
         keywords.update({"CANDNAME": c.jname, "CANDRA": round(c.ra, 6), "CANDDEC": round(c.dec, 6),
                          "CANDPEAK": float(f"{c.peak_jy:.6g}"), "CANDSNR": round(c.snr, 2)})
@@ -880,7 +880,7 @@ def search_images(
     groups = select_images(infos, robust=params.robust, hints=hints)
     cat = _Catalog(catalog) if catalog is not None else None
     log.info("search parameters: %s", {k: v for k, v in asdict(params).items() if k != "ateam"})
-    output.mkdir(parents=True, exist_ok=True)
+    make_dirs(output)
     run = _Search(params, output, argv, cat)
     run.infos = {str(i.path): i for g in groups.values() for i in g.all()}
     cands: list[Candidate] = []
@@ -888,6 +888,8 @@ def search_images(
     for subband in sorted(groups):
         n_images += len(groups[subband].all())
         cands += run.subband(groups[subband])
+    if n_images and len(set(run.skipped)) >= n_images:
+        raise LwaError(f"none of the {n_images} image(s) has a finite non-zero pixel: nothing to search")
     order = {"V": 0, "I": 1}
     cands.sort(key=lambda c: (c.subband, order.get(c.stokes, 2), c.interval != "deep", c.interval, -abs(c.snr)))
     _write_csv(csv_path, cands)
