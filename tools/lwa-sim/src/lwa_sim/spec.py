@@ -186,8 +186,19 @@ def _int_list(value: Any, where: str) -> tuple[int, ...] | None:
 
 
 def parse_spec(data: dict[str, Any]) -> TruthSpec:
+    """The truth spec of `data` (the YAML's mapping); LwaError naming what is wrong."""
     if data is None:
         data = {}
+    if not isinstance(data, dict):
+        raise LwaError(f"spec: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return _parse_spec(data)
+    except (TypeError, ValueError, AttributeError, KeyError) as err:  # a value of the wrong type or shape
+        detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+        raise LwaError(f"spec: a value has the wrong type or shape ({detail})") from None
+
+
+def _parse_spec(data: dict[str, Any]) -> TruthSpec:
     _check_keys(data, _TOP_KEYS, "top level")
     sources = tuple(_source(e, f"sources[{i}]") for i, e in enumerate(data.get("sources", []) or []))
     transients = []
