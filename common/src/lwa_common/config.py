@@ -252,6 +252,7 @@ class FluxScale:
     min_elevation_deg: float = 20.0
     skymodel: str = ""  # Scaife & Heald 2012 makesourcedb file (lwa-cutout flux-check --skymodel)
     calibrators: tuple[str, ...] = ("3C48", "3C147", "3C196", "3C286", "3C295", "3C380", "3C123")
+    ratio_range: tuple[float, float] = (0.5, 2.0)  # measured/model outside this range: a WARNING (scale broken)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class SolveSettings:
     channel_quorum: float = 0.5
     beam_file: str = ""  # empty: lwa_common's analytic dipole beam
     keep_ms: bool = False  # keep the concatenated MS (with MODEL_DATA) in OUTDIR
+    max_flagged_fraction: float = 0.5  # more of the solutions flagged than this: a WARNING (calibration suspect)
 
 
 @dataclass
@@ -277,6 +278,10 @@ def solve(
     result = SolveResult(outdir=outdir, bp_table=outdir / BP_TABLE, xy_table=outdir / XY_TABLE if xy_path else None,
                          raw_table=outdir / BP_RAW, summary=summary, plots=[outdir / r for r in rel],
                          html=outdir / html.relative_to(tmp))
+    if flagged.flagged_fraction > settings.max_flagged_fraction:
+        log.warning("solve: %.1f %% of the bandpass solutions are flagged (more than %.0f %%): check the "
+                    "calibrator data and model before applying these tables", 100 * flagged.flagged_fraction,
+                    100 * settings.max_flagged_fraction)
     log.info("solve: refant %s, %.1f %% of solutions flagged (%d antenna-pols, %d channels), XY phase %s; "
              "%.1f s", refant, 100 * flagged.flagged_fraction, int(flagged.antenna_flags.sum()),
              int(flagged.channel_flags.sum()), "solved" if xy_path else "not solved", summary["runtime_s"])

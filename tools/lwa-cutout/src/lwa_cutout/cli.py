@@ -213,6 +213,7 @@ def flux_check_cmd(images, image_dirs, skymodel, output, calibrators, min_elevat
         pad_arcsec_at_85mhz=cfg.cutout.ionospheric_pad_arcsec_at_85mhz,
         annulus_beams=(cfg.cutout.annulus_inner_beams, cfg.cutout.annulus_outer_beams),
         detection_sigma=cfg.cutout.detection_sigma, measure=measure, site=cfg.site, overwrite=overwrite, png=png, hints=hints,
+        ratio_range=cfg.flux_scale.ratio_range,
     )
     summary = result.summary()
     emit(summary if as_json else summary["outputs"], as_json=as_json)

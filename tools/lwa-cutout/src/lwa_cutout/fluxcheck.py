@@ -176,8 +176,12 @@ def flux_check(
     overwrite: bool = False,
     png: bool = True,
     hints: ImageHints | None = None,
+    ratio_range: tuple[float, float] | None = None,
 ) -> FluxCheckResult:
-    """Measure the calibrators in deep I images and compare with their models (module doc)."""
+    """Measure the calibrators in deep I images and compare with their models (module doc).
+
+    A measured/model ratio outside `ratio_range` (default `[flux_scale] ratio_range`, 0.5-2) is
+    logged as a WARNING: the flux scale, or that measurement, is broken."""
     if measure not in ("fit", "peak"):
         raise LwaError(f"measure must be 'fit' or 'peak', got '{measure}'")
     output_dir = Path(output_dir)
@@ -201,6 +205,11 @@ def flux_check(
     if ratios.size:
         log.info("flux check: %d calibrator measurements, median measured/model ratio %.3f", ratios.size,
                  float(np.median(ratios)))
+        lo, hi = ratio_range if ratio_range is not None else Config().flux_scale.ratio_range
+        for r in result.rows:
+            if np.isfinite(r.get("ratio", math.nan)) and not lo <= r["ratio"] <= hi:
+                log.warning("flux check: %s at %s measured/model = %.3g, outside [%g, %g]: the flux scale (or "
+                            "this measurement) is broken", r["calibrator"], r["subband"], r["ratio"], lo, hi)
     else:
         log.warning("flux check: no calibrator could be measured (all below %g deg or off the images)",
                     min_elevation_deg)
