@@ -32,6 +32,8 @@ pg_isready -q -h 127.0.0.1 -p "$port" || { echo "ci-services: PostgreSQL did not
 psql_admin() { as_postgres psql -p "$port" -v ON_ERROR_STOP=1 -qtAc "$1"; }
 [ "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = 'lwa'")" = 1 ] \
     || psql_admin "CREATE ROLE lwa LOGIN CREATEDB PASSWORD 'lwa'" >&2
+# the tests drop their databases WITH (FORCE), which may have to end an autovacuum worker there
+psql_admin "GRANT pg_signal_backend TO lwa" >&2
 [ "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = 'lwa_test'")" = 1 ] \
     || psql_admin "CREATE DATABASE lwa_test OWNER lwa" >&2
 echo "ci-services: PostgreSQL $version on 127.0.0.1:$port, role lwa, database lwa_test" >&2
