@@ -339,18 +339,18 @@ def beam_from_psf(psf: str | Path) -> tuple[float, float, float] | None:
     """(BMAJ, BMIN, BPA) in degrees of a PSF image: its own BMAJ cards, else a Gaussian fitted to its
     main lobe (the half-maximum area around the peak sets the start; `lwa_common.fitting`). None when
     the fit does not converge."""
-    from lwa_common.fitsio import image_plane
-    from lwa_common.fitting import fit_gaussian
+    from astropy.wcs.utils import proj_plane_pixel_scales
+    from scipy import ndimage
+
+    from lwa_common.fitsio import celestial_wcs, image_plane
+    from lwa_common.fitting import FWHM_PER_SIGMA, fit_gaussian
 
     with fits.open(psf) as hdul:
         header, data = hdul[0].header, hdul[0].data
-        if _beam(header) is not None:
-            return _beam(header)
+        beam = _beam(header)
+        if beam is not None:
+            return beam
         plane = np.nan_to_num(image_plane(np.asarray(data, dtype=float)))
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    from lwa_common.fitsio import celestial_wcs
-
     scale = float(np.mean(proj_plane_pixel_scales(celestial_wcs(header))))  # deg per pixel
     y0, x0 = np.unravel_index(np.argmax(plane), plane.shape)
     peak = plane[y0, x0]
@@ -358,19 +358,17 @@ def beam_from_psf(psf: str | Path) -> tuple[float, float, float] | None:
         return None
     reach = 64
     box = plane[max(y0 - reach, 0): y0 + reach + 1, max(x0 - reach, 0): x0 + reach + 1]
-    from scipy import ndimage
-
     labels, _ = ndimage.label(box > peak / 2)
     n_half = int((labels == labels[min(y0, reach), min(x0, reach)]).sum())
     fwhm_px = max(2.0 * math.sqrt(n_half / math.pi), 1.0)
-    sigma = fwhm_px / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    sigma = fwhm_px / FWHM_PER_SIGMA
     fit = fit_gaussian(plane, float(x0), float(y0), sigma_x=sigma, sigma_y=sigma,
                        half_box=max(3, int(math.ceil(fwhm_px))), fit_offset=False, radius=fwhm_px)
     if fit is None or not fit.converged:
         return None
-    to_fwhm = 2.0 * math.sqrt(2.0 * math.log(2.0)) * scale
+    to_fwhm_deg = FWHM_PER_SIGMA * scale
     bpa = math.degrees(math.atan2(-math.cos(fit.theta_major), math.sin(fit.theta_major))) % 180.0
-    return fit.sigma_major * to_fwhm, fit.sigma_minor * to_fwhm, bpa
+    return fit.sigma_major * to_fwhm_deg, fit.sigma_minor * to_fwhm_deg, bpa
 
 
 def _beam_from_sibling_psf(path: Path, header: fits.Header) -> None:
