@@ -140,8 +140,7 @@ step() {
     note_state "steps.$tag/$name.status=running" "steps.$tag/$name.start=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     "$@" -v >> "$log" 2>&1 || rc=$?
     local took=$(( $(date +%s) - t0 ))
-    echo "# end $(date -u +%Y-%m-%dT%H:%M:%SZ) exit $rc after ${took}s" >> "$log"
-    echo "# lwa-pipe step $name: exit $rc after $took s" >> "$log"  # read by the weblog
+    echo "# lwa-pipe step $name: exit $rc after $took s, end $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"  # the weblog reads it
     note_state "steps.$tag/$name.status=$([ $rc -eq 0 ] && echo done || echo failed)" \
         "steps.$tag/$name.exit=$rc" "steps.$tag/$name.seconds=$took"
     if [ $rc -eq 0 ]; then

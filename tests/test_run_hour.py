@@ -188,9 +188,9 @@ def test_force_reruns_a_step_and_everything_after(local_run, hour_data):
     assert deep.stat().st_mtime == t_deep and pbcorr.stat().st_mtime > t_pbcorr
     log = (work / "10h" / "55MHz" / "logs" / "pbcor.log").read_text().splitlines()
     assert log[0].startswith("$ lwa-image pbcor") and any(line.startswith("# start 20") for line in log)
-    end = [line for line in log if line.startswith("# end ")]
-    assert len(end) == 1 and "exit 0 after" in end[0], log[-3:]
-    assert log[-1].startswith("# lwa-pipe step pbcor: exit 0 after ")  # the line the weblog reads
+    end = [line for line in log if line.startswith("# lwa-pipe step ")]
+    assert len(end) == 1 and end[0] is log[-1], log[-3:]  # one closing line, the one the weblog reads
+    assert log[-1].startswith("# lwa-pipe step pbcor: exit 0 after ") and ", end 20" in log[-1]
     assert any(" INFO " in line for line in log)  # tools run at INFO with ISO-8601 times
     state = json.loads((work / "state.json").read_text())
     assert state["steps"]["10h/55MHz/pbcor"]["status"] == "done"
