@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -128,10 +130,12 @@ def _chromium(timeout_s: float) -> Iterator[_Cdp]:
     exe = find_chromium()
     if exe is None:
         raise LwaError("chromium not found on PATH (bin/setup.sh installs Debian's chromium)")
-    with tempfile.TemporaryDirectory(prefix="lwa-chromium-") as profile:
+    # chromium's helper processes (renderer, GPU, utility) outlive a terminated parent and keep writing
+    # into the profile: it runs in its own process group, and the whole group is ended.
+    with tempfile.TemporaryDirectory(prefix="lwa-chromium-", ignore_cleanup_errors=True) as profile:
         cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
         log.info("browser: %s", " ".join(cmd))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             t0 = time.monotonic()
@@ -151,12 +155,21 @@ def _chromium(timeout_s: float) -> Iterator[_Cdp]:
             finally:
                 cdp.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _end_group(proc)
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to chromium's process group, up to 10 s for the parent, then SIGKILL to what is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # helpers still alive after the parent
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _errors(events: list[dict[str, Any]]) -> list[str]:
