@@ -15,6 +15,11 @@ the unflagged solutions of the table channels whose centres lie in it (4 of a 19
 never the nearest one; an MS channel holding no table channel centre (a coarser table) takes the
 table channel it lies in. For Xf tables the mean is normalised to unit modulus (a pure phase).
 The resampled one-window tables are written next to the work and applied with applycal.
+
+applycal assumes the canonical correlation order XX,XY,YX,YY: on an MS written in another order
+(XX,YY,XY,YX from some correlators) it applies the Y gains to the wrong products. Such an MS has its
+correlation axis put in canonical order for applycal and restored afterwards, so the result is
+identical to calibrating the same data stored in canonical order (tests/test_unusual_ms.py).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,8 +158,41 @@ def applycal(ms: str | Path, *, bp_table: str | Path, xy_table: str | Path | Non
             raise LwaError(f"{ms}: applycal wrote no CORRECTED_DATA (see the CASA log)")
 
 
+CANONICAL_CORR = (9, 10, 11, 12)  # casacore Stokes codes XX XY YX YY
+
+
+def _permute_corr(ms: Path, perm: list[int]) -> None:
+    """Reorder the correlation axis of every per-correlation column and of POLARIZATION."""
+    with open_table(ms / "POLARIZATION", readonly=False) as pt:
+        pt.putcell("CORR_TYPE", 0, np.asarray(pt.getcell("CORR_TYPE", 0))[perm])
+        prod = np.asarray(pt.getcell("CORR_PRODUCT", 0))
+        pt.putcell("CORR_PRODUCT", 0, np.take(prod, perm, axis=0 if prod.shape[0] == len(perm) else 1))
+    with open_table(ms, readonly=False) as t:
+        for col in t.colnames():
+            if col in ("DATA", "FLAG", "WEIGHT", "SIGMA", "MODEL_DATA", "CORRECTED_DATA", "WEIGHT_SPECTRUM",
+                       "SIGMA_SPECTRUM") and t.iscelldefined(col, 0):
+                t.putcol(col, t.getcol(col)[..., perm])
+
+
+@contextmanager
+def _canonical_order(ms: Path) -> Iterator[None]:
+    """Inside the block `ms` holds its correlations as XX,XY,YX,YY; its own order is restored after."""
+    with open_table(ms / "POLARIZATION") as pt:
+        corr = [int(c) for c in pt.getcell("CORR_TYPE", 0)]
+    if tuple(corr) == CANONICAL_CORR or sorted(corr) != sorted(CANONICAL_CORR):
+        yield
+        return
+    to_canonical = [corr.index(c) for c in CANONICAL_CORR]
+    log.info("%s: correlations %s put in canonical order for applycal", ms.name, corr)
+    _permute_corr(ms, to_canonical)
+    try:
+        yield
+    finally:
+        _permute_corr(ms, [CANONICAL_CORR.index(c) for c in corr])
+
+
 def _calibrate(ms: Path, tables: list[CalTable]) -> None:
-    with tempfile.TemporaryDirectory(prefix=".caltables.", dir=ms.parent) as work:
+    with tempfile.TemporaryDirectory(prefix=".caltables.", dir=ms.parent) as work, _canonical_order(ms):
         grid = _tables_on_ms_grid(ms, tables, Path(work))
         applycal(ms, bp_table=grid[0], xy_table=grid[1] if len(grid) > 1 else None)
 

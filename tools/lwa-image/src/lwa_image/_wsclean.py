@@ -63,6 +63,17 @@ def product_name(subband: str, config: str, interval: int | None = None, suffix:
     return f"{subband}-{config}{tag}-{suffix}.fits"
 
 
+def wsclean_output(prefix: Path, interval: int | None, n_intervals: int, stokes: str | None = None,
+                   kind: str = "image") -> Path:
+    """The file wsclean writes for 1-based `interval` of `n_intervals` (and `stokes` with -pol I,V).
+
+    wsclean tags intervals `-t0000`, `-t0001`, ... only when -intervals-out is above 1.
+    """
+    tag = f"-t{interval - 1:04d}" if interval is not None and n_intervals > 1 else ""
+    pol = f"-{stokes}" if stokes else ""
+    return Path(f"{prefix}{tag}{pol}-{kind}.fits")
+
+
 def check_products(paths: Sequence[Path], *, overwrite: bool) -> None:
     """Fail before any work when a product exists and --overwrite was not given."""
     existing = [p for p in paths if p.exists()]

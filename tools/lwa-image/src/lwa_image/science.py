@@ -42,6 +42,7 @@ from lwa_image._wsclean import (
     run_wsclean,
     scratch_dir,
     wsclean_date_obs,
+    wsclean_output,
 )
 
 __all__ = ["select_configurations", "wsclean_science_args", "planned_products", "run_science", "Product",
@@ -291,6 +292,10 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
     if size < 16 or scale_deg <= 0 or niter_scale < 0:
         raise LwaError(f"bad imaging size/scale/niter-scale: {size}, {scale_deg}, {niter_scale}")
     info = ms_times(ms, subband=subband)
+    if info.n_times < intervals_out:
+        log.warning("%s has %d time step(s), fewer than the %d intervals asked for: imaging %d interval(s)",
+                    ms, info.n_times, intervals_out, info.n_times)
+        intervals_out = info.n_times
     products = planned_products(confs, info, outdir, intervals_out=intervals_out)
     check_products([p.path for p in products], overwrite=overwrite)
     column = data_column or pick_data_column(ms, "CORRECTED_DATA")
@@ -316,8 +321,7 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
                         keep_log=outdir / f"{info.subband}-{conf.name}-wsclean-failed.log")
             command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
             for product in mine:
-                tag = f"-t{product.interval - 1:04d}" if product.interval is not None else ""
-                src = Path(f"{prefix}{tag}-image.fits")
+                src = wsclean_output(prefix, product.interval, intervals_out)
                 if product.interval is not None:
                     _check_wsclean_time(src, product)
                 if beam is not None:

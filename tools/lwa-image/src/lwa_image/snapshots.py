@@ -23,6 +23,7 @@ from lwa_image._wsclean import (
     rerun_command,
     run_wsclean,
     scratch_dir,
+    wsclean_output,
 )
 
 __all__ = ["SNAPSHOT_CONFIGS", "run_snapshots"]
@@ -68,7 +69,7 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = No
                     keep_log=outdir / f"{info.subband}-snapshots-wsclean-failed.log")
         command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
         for path, stokes, i in planned:
-            src = Path(f"{prefix}-t{i - 1:04d}-{stokes}-image.fits")
+            src = wsclean_output(prefix, i, n, stokes)
             keywords = {
                 "STOKES": stokes, "IMGCAT": "snapshot", "INTERVAL": f"t{i:04d}", "NINTERVL": n,
                 "CONFIG": SNAPSHOT_CONFIGS[stokes], "ROBUST": float(robust), "TAPER": 0.0,
