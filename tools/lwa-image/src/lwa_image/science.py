@@ -277,7 +277,8 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
                 timings: Timings | None = None) -> list[Path]:
     """Image `ms` in the science configurations; returns the FITS written (in `outdir`).
 
-    `size`, `scale_deg`, `intervals_out` default to ``cfg.imaging``; `niter_scale` multiplies every
+    `size`, `scale_deg`, `intervals_out` default to ``cfg.imaging`` (the default intervals shrink to the
+    MS's time steps when it has fewer, with a warning); `niter_scale` multiplies every
     configuration's CLEAN iteration limit (tests use small values); `data_column` defaults to
     CORRECTED_DATA when present, else DATA.
     """
@@ -288,12 +289,13 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
     confs = _order_references_first(select_configurations(imaging, only), imaging)
     size = int(size or imaging.size)
     scale_deg = float(scale_deg or imaging.scale_deg)
+    asked_intervals = intervals_out is not None
     intervals_out = int(intervals_out or imaging.intervals_out)
     if size < 16 or scale_deg <= 0 or niter_scale < 0:
         raise LwaError(f"bad imaging size/scale/niter-scale: {size}, {scale_deg}, {niter_scale}")
     info = ms_times(ms, subband=subband)
-    if info.n_times < intervals_out:
-        log.warning("%s has %d time step(s), fewer than the %d intervals asked for: imaging %d interval(s)",
+    if info.n_times < intervals_out and not asked_intervals:  # an explicit --intervals-out stays an error
+        log.warning("%s has %d time step(s), fewer than the default %d intervals: imaging %d interval(s)",
                     ms, info.n_times, intervals_out, info.n_times)
         intervals_out = info.n_times
     products = planned_products(confs, info, outdir, intervals_out=intervals_out)
