@@ -138,7 +138,8 @@ step() {
     t0=$(date +%s)
     echo "# start $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"
     note_state "steps.$tag/$name.status=running" "steps.$tag/$name.start=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    "$@" -v >> "$log" 2>&1 || rc=$?
+    # the full output of wsclean/aoflagger/DP3 goes to $logs/$name.<tool>.log (lwa_common.provenance)
+    LWA_TOOL_LOG_DIR="$logs" LWA_STEP="$name" "$@" >> "$log" 2>&1 || rc=$?
     local took=$(( $(date +%s) - t0 ))
     echo "# lwa-pipe step $name: exit $rc after $took s, end $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"  # the weblog reads it
     note_state "steps.$tag/$name.status=$([ $rc -eq 0 ] && echo done || echo failed)" \

@@ -106,6 +106,9 @@ def test_local_run_makes_every_product(local_run, hour_data):
         assert (work / "10h" / sb / "photometry" / "cp-star" / "cp-star_photometry.csv").exists()
         assert list((work / "10h" / sb / "movies").glob("*.mp4"))
         assert (work / "10h" / sb / "logs" / "science.log").read_text().startswith("$ lwa-image science")
+        wsclean_log = (work / "10h" / sb / "logs" / "science.wsclean.log").read_text()
+        assert "$ wsclean " in wsclean_log and "Writing" in wsclean_log  # wsclean's own output is kept
+        assert "$ aoflagger " in (work / "10h" / sb / "logs" / "flag-rfi.aoflagger.log").read_text()
     # the burst (interval 2 of 3, Stokes V) is found in the 55 MHz transient search, in t0002 only
     import pandas as pd
 

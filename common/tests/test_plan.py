@@ -44,3 +44,34 @@ def test_state_updates_nested_keys(tmp_path):
     assert state["subbands"]["55MHz"] == {"image": "done", "job": "17"} and state["label"] == "10h"
     res = run_cli(["lwa-common", "state", str(f), "oops"])
     assert res.returncode == 1 and "not KEY=VALUE" in res.stderr
+
+
+def test_audit_leaves_out_an_unreadable_ms_and_names_it(tmp_path, sim_cache):
+    """One MS whose data storage is gone: it is left out of the plan with a warning, the rest planned;
+    a subband-hour none of whose MS reads stays planned (it fails on its own, the night goes on)."""
+    import shutil
+
+    data, truth = sim_cache("audit", {"beam": False}, n_int=2, n_antennas=8, n_channels=2,
+                            start="2024-12-20T11:56:00")
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    names = truth["observation"]["subbands"][0]["files"]
+    broken = copy / names[0]
+    for f in broken.glob("table.f*"):  # every column's storage: no row of DATA reads
+        f.unlink()
+    args = ["lwa-common", "audit", "--data", str(copy), "--subbands", "55", "--range", "10h-11h", "--date",
+            "2024-12-20", "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "plan.json")]
+    res = run_cli(args)
+    assert res.returncode == 0, res.stderr
+    assert names[0] in res.stderr and "warning" in res.stderr.lower()
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert [p.rsplit("/", 1)[-1] for p in plan["ms"]["55MHz"]["10h"]] == names[1:]
+    assert list(plan["unusable"]) == [str(broken)]
+
+    for name in names[1:]:
+        for f in (copy / name).glob("table.f*"):
+            f.unlink()
+    res = run_cli(args[:-1] + [str(tmp_path / "plan2.json")])
+    assert res.returncode == 0 and "55MHz LST 10h: none of its 2 MS is readable" in res.stderr
+    plan = json.loads((tmp_path / "plan2.json").read_text())
+    assert len(plan["ms"]["55MHz"]["10h"]) == 2 and plan["unusable"] == {}

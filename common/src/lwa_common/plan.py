@@ -1,7 +1,9 @@
 """Pre-flight audit and run plan for the driver (bin/run_hour.sh).
 
 Before anything is submitted the driver asks: for each subband and LST hour, which MS files lie in
-the UTC range; are the calibration tables readable; are the target and catalogue files there; is
+the UTC range, and does each open with its first data row readable (an MS that does not is left
+out with a warning, so one broken file does not stop a night; a subband-hour none of whose MS reads
+is planned as it is, with a warning, and fails on its own); are the calibration tables readable; are the target and catalogue files there; is
 there disk space; are the tools on PATH. Every problem goes into one table; the plan (MS lists per
 subband-hour) is written as JSON only when there are none.
 """
@@ -12,6 +14,7 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import astropy.units as u
 from lwa_common.datatree import find_ms
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
+from lwa_common.ms import check_ms
 from lwa_common.naming import parse_ms_name, subband_label
 from lwa_common.site import LstHour, split_lst_range
 
@@ -42,6 +46,7 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
     placement: dict[str, dict[str, str]] = field(default_factory=dict)  # subband -> {"node"|"partition": name}
     local_workdir: str = ""
+    unusable: dict[str, str] = field(default_factory=dict)  # MS path -> why it was left out
 
     def as_dict(self) -> dict:
         return {
@@ -50,6 +55,7 @@ class Plan:
             "placement": self.placement,
             "local_workdir": self.local_workdir,
             "problems": [p.__dict__ for p in self.problems],
+            "unusable": self.unusable,
         }
 
 
@@ -97,6 +103,30 @@ def _table_readable(path: Path) -> str:
     return ""
 
 
+def _readable_ms(paths: list[Path]) -> tuple[list[str], dict[str, str]]:
+    """The MS of `paths` whose tables and first data row read (`check_ms`), and why the others do not.
+
+    One broken MS does not stop a run: it is left out of the plan with a warning naming it (the plan
+    lists it under "unusable"). Archive tars are checked when unpacked. Opened by 8 threads, since on
+    a parallel file system the time is the latency of opening 360 tables, not reading them.
+    """
+    def why(path: Path) -> str:
+        if path.name.endswith(".tar"):
+            return ""
+        try:
+            check_ms(path)
+        except LwaError as err:
+            return str(err)
+        return ""
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        reasons = list(pool.map(why, paths))
+    unusable = {str(p): r for p, r in zip(paths, reasons) if r}
+    for path, reason in unusable.items():
+        log.warning("left out of the plan: %s", reason if path in reason else f"{path}: {reason}")
+    return [str(p) for p, r in zip(paths, reasons) if not r], unusable
+
+
 def make_plan(
     *,
     data: Path,
@@ -126,9 +156,15 @@ def make_plan(
         plan.ms[label] = {}
         for h in hours:
             t0, t1 = h.utc_start.mjd, h.utc_end.mjd
-            chosen = [str(p) for p in all_ms if t0 <= parse_ms_name(p.name).time.mjd < t1]
+            in_hour = [p for p in all_ms if t0 <= parse_ms_name(p.name).time.mjd < t1]
+            chosen, unusable = _readable_ms(in_hour)
+            if in_hour and not chosen:  # that subband-hour fails in its first step; the others go on
+                log.warning("%s LST %s: none of its %d MS is readable; its steps will fail", label, h.label,
+                            len(in_hour))
+                chosen, unusable = [str(p) for p in in_hour], {}
             plan.ms[label][h.label] = chosen
-            if not chosen:
+            plan.unusable.update(unusable)
+            if not in_hour:
                 plan.problems.append(Problem("data", f"{label} LST {h.label}",
                                              f"no MS between {h.utc_start.isot} and {h.utc_end.isot} UTC"))
     for name, path in (tables or {}).items():

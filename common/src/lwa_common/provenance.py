@@ -8,6 +8,7 @@ to an MS HISTORY table (the casacore convention for recording what touched a Mea
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from astropy.io import fits
 
-__all__ = ["tool_version", "git_hash", "command_line", "stamp_header", "read_stamp", "stamp_ms", "PROV_PREFIX"]
+__all__ = ["tool_version", "git_hash", "command_line", "stamp_header", "read_stamp", "stamp_ms", "PROV_PREFIX",
+           "keep_tool_output"]
 
 PROV_PREFIX = "lwa-pipe"
 
@@ -143,3 +145,29 @@ def stamp_ms(ms: str | Path, *, tool: str, argv: list[str] | None = None, messag
         t.putcell("APP_PARAMS", row, [""])
         t.putcell("OBJECT_ID", row, 0)
         t.putcell("OBSERVATION_ID", row, -1)
+
+
+TOOL_LOG_DIR_ENV = "LWA_TOOL_LOG_DIR"
+STEP_ENV = "LWA_STEP"
+
+
+def keep_tool_output(tool: str, command: str, output: str) -> Path | None:
+    """Keep the full output of an external tool (wsclean, aoflagger, DP3) beside the step log.
+
+    When ``$LWA_TOOL_LOG_DIR`` is set (bin/run_hour.sh sets it to the subband's logs folder, and
+    ``$LWA_STEP`` to the step's name), the command line and everything the tool printed are appended
+    to ``<dir>/<step>.<tool>.log``; returns that path, or None when the variable is unset. Never fatal:
+    a log that cannot be written is not a reason to lose the step's work.
+    """
+    folder = os.environ.get(TOOL_LOG_DIR_ENV)
+    if not folder:
+        return None
+    step = os.environ.get(STEP_ENV) or Path(sys.argv[0]).name
+    path = Path(folder) / f"{step}.{tool}.log"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        with open(path, "a") as fh:
+            fh.write(f"# {stamp} $ {command}\n{output.rstrip()}\n")
+    except OSError:
+        return None
+    return path

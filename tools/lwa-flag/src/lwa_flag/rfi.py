@@ -22,6 +22,7 @@ import numpy as np
 
 from lwa_common.errors import LwaError
 from lwa_common.ms import open_table
+from lwa_common.provenance import keep_tool_output
 from lwa_flag._ms import chunk_rows
 
 __all__ = ["default_strategy", "aoflagger_command", "run_aoflagger", "flag_profile", "pick_rfi_column"]
@@ -105,6 +106,7 @@ def run_aoflagger(ms: str | Path, *, strategy: str | Path | None = None, column:
     elapsed = time.perf_counter() - t0
     for line in proc.stdout.splitlines():
         log.debug("aoflagger: %s", line)
+    keep_tool_output("aoflagger", shlex.join(cmd), proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise LwaError(f"aoflagger failed (exit {proc.returncode}) on {ms}: {_error_line(proc.stderr, proc.stdout)}")
     log.info("aoflagger finished in %.1f s", elapsed)

@@ -28,6 +28,7 @@ from astropy.io import fits
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 from lwa_common.io import make_dirs
+from lwa_common.provenance import keep_tool_output
 
 __all__ = ["Timings", "wsclean_exe", "run_wsclean", "rerun_command", "scratch_dir", "finalize_product",
            "product_name", "check_products", "wsclean_date_obs"]
@@ -113,6 +114,7 @@ def run_wsclean(args: Sequence[str], *, workdir: Path, timings: Timings | None =
         timings.commands.append(text)
     output = log_path.read_text(errors="replace")
     log.debug("wsclean output:\n%s", output)
+    keep_tool_output("wsclean", text, output)
     if proc.returncode != 0:
         lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
         quoted = [ln.lstrip("+> ").strip() for ln in lines if ln.startswith("+ >>>")]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
+from lwa_common.provenance import keep_tool_output
 
 __all__ = [
     "Dp3Run",
@@ -175,6 +176,7 @@ def run_dp3(parset: str | Path, overrides: Sequence[str] = (), *, what: str = "D
         raise LwaError(f"cannot run DP3 ({exe}): {err.strerror}") from None
     seconds = time.perf_counter() - t0
     output = proc.stdout + ("\n" + proc.stderr if proc.stderr else "")
+    keep_tool_output("dp3", shown.strip(), output)
     for line in output.splitlines():
         if line.strip():
             log.debug("DP3: %s", line.rstrip())

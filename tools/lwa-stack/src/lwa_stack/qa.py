@@ -224,7 +224,8 @@ def _steps(logs: Path, pattern: str, failed_in_state: str | None) -> list[Step]:
     if not logs.is_dir():
         return []
     rx = re.compile(rf"^(?:{pattern})$")
-    names = sorted({p.stem for p in logs.glob("*.log") if rx.match(p.stem)})
+    # <step>.log only: <step>.<tool>.log beside it is that step's wsclean/aoflagger/DP3 output
+    names = sorted({p.stem for p in logs.glob("*.log") if "." not in p.stem and rx.match(p.stem)})
     return [_read_step(logs, n, failed_in_state) for n in names]
 
 
