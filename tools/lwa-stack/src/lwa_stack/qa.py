@@ -67,27 +67,29 @@ log = logging.getLogger(__name__)
 SCORE_COLOURS = {"green": "#9ad29a", "blue": "#9ac6ec", "yellow": "#f5e37a", "red": "#f09a9a",
                  "grey": "#dddddd"}
 RED_CAP = 0.32
-# stage -> (title, regular expression of the driver's step names)
-SUBBAND_STAGES: dict[str, tuple[str, str]] = {
-    "setup": ("Set-up, peeling and concatenation", r"calibrate|peel-(sky|rfi)-\d+|concat"),
-    "flag": ("Flagging", r"flag-antennas|flag-rfi|flag-hot"),
-    "snapshots": ("Snapshots and integration QA", r"snapshots|flag-integrations"),
-    "imaging": ("Science imaging", r"science"),
-    "noise": ("Thermal noise", r"$^"),
-    "pbcor": ("Primary-beam correction", r"pbcor"),
-    "dewarp": ("Ionospheric dewarping", r"dewarp-fit|dewarp-apply"),
-    "photometry": ("Target and solar-system photometry", r"targets|solar"),
-    "transients": ("Transient search", r"transients"),
-    "movie": ("Snapshot movies", r"movie"),
-}
-RUN_STAGES: dict[str, tuple[str, str]] = {
-    "flux-check": ("Flux-scale check", r"flux-check"),
-    "wideband": ("Wideband stacks", r"wideband"),
-    "color": ("3-colour images", r"color"),
-    "wideband-search": ("Wideband transient search", r"wideband-search"),
-    "wideband-solar": ("Solar-system photometry on the stacks", r"wideband-solar"),
-    "gather": ("Gathered detections", r"gather"),
-}
+# (scope, stage, title, regular expression of the driver's step names): the stages of each subband
+# (its own logs), then those of the run (the aggregation's logs)
+_STAGES: tuple[tuple[str, str, str, str], ...] = (
+    ("subband", "setup", "Set-up, peeling and concatenation", r"calibrate|peel-(sky|rfi)-\d+|concat"),
+    ("subband", "flag", "Flagging", r"flag-antennas|flag-rfi|flag-hot"),
+    ("subband", "snapshots", "Snapshots and integration QA", r"snapshots|flag-integrations"),
+    ("subband", "imaging", "Science imaging", r"science"),
+    ("subband", "noise", "Thermal noise", r"$^"),
+    ("subband", "pbcor", "Primary-beam correction", r"pbcor"),
+    ("subband", "dewarp", "Ionospheric dewarping", r"dewarp-fit|dewarp-apply"),
+    ("subband", "photometry", "Target and solar-system photometry", r"targets|solar"),
+    ("subband", "transients", "Transient search", r"transients"),
+    ("subband", "movie", "Snapshot movies", r"movie"),
+    ("run", "flux-check", "Flux-scale check", r"flux-check"),
+    ("run", "wideband", "Wideband stacks", r"wideband"),
+    ("run", "color", "3-colour images", r"color"),
+    ("run", "wideband-search", "Wideband transient search", r"wideband-search"),
+    ("run", "wideband-solar", "Solar-system photometry on the stacks", r"wideband-solar"),
+    ("run", "gather", "Gathered detections", r"gather"),
+)
+# stage -> (title, step-name pattern)
+SUBBAND_STAGES: dict[str, tuple[str, str]] = {st: (t, p) for scope, st, t, p in _STAGES if scope == "subband"}
+RUN_STAGES: dict[str, tuple[str, str]] = {st: (t, p) for scope, st, t, p in _STAGES if scope == "run"}
 _WALL_RE = re.compile(r"^# lwa-pipe step .* exit (\d+) after (\d+(?:\.\d+)?) s", re.MULTILINE)
 _FINISHED_RE = re.compile(r"finished in (\d+(?:\.\d+)?) s")
 
