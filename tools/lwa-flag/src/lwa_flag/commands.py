@@ -24,14 +24,7 @@ from lwa_common.config import HotBaselines, SnapshotQA
 from lwa_common.errors import LwaError
 from lwa_common.io import check_output
 from lwa_common.ms import ms_time_range
-from lwa_flag._ms import (
-    default_summary_path,
-    flag_target,
-    flagged_fraction,
-    stamp,
-    validate_ms,
-    write_summary,
-)
+from lwa_flag import _ms
 
 __all__ = ["Target", "FlagRun", "flag_antenna_health", "flag_rfi", "flag_hot_baselines", "flag_integrations"]
 
@@ -62,7 +55,7 @@ class Target:
         return Path(self.output) if self.output is not None else ms
 
     def summary_path(self, final: Path, command: str) -> Path:
-        return self.summary or default_summary_path(final, command)
+        return self.summary or _ms.default_summary_path(final, command)
 
 
 @dataclass
@@ -86,18 +79,18 @@ def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
 
 def _flag(ms: Path, target: Target, action: Callable[[Path], tuple[Any, str]]) -> tuple[float, float, Any]:
     """Flag-fraction before; `action` on the copy (or the MS in place), stamped; fraction after."""
-    before = flagged_fraction(ms)
-    with flag_target(ms, output=target.output, in_place=target.in_place, overwrite=target.overwrite) as where:
+    before = _ms.flagged_fraction(ms)
+    with _ms.flag_target(ms, output=target.output, in_place=target.in_place, overwrite=target.overwrite) as where:
         done, message = action(where)
         if message:
-            stamp(where, message)
-        after = flagged_fraction(where)
+            _ms.stamp(where, message)
+        after = _ms.flagged_fraction(where)
     return before, after, done
 
 
 def _finish(command: str, *, ms: Path, final: Path, target: Target, summary: Path, before: float, after: float,
             flagged: dict[str, Any], outputs: list[Path]) -> FlagRun:
-    write_summary(summary, command=command, inputs=[str(ms)], output=str(final), in_place=target.in_place,
+    _ms.write_summary(summary, command=command, inputs=[str(ms)], output=str(final), in_place=target.in_place,
                   before=before, after=after, flagged=flagged)
     log.info("%s: %.2f%% -> %.2f%% flagged", final, 100 * before, 100 * after)
     return FlagRun(outputs=outputs, before=before, after=after, flagged=flagged)
@@ -114,7 +107,7 @@ def flag_antenna_health(ms: str | Path, health_file: str | Path | None = None, *
     target.check()
     if source == "file" and health_file is None:
         raise LwaError("source 'file' needs a health file")
-    validate_ms(ms)
+    _ms.validate_ms(ms)
     final = target.final(ms)
     summary = target.summary_path(final, "antennas")
     _check_outputs([summary], overwrite=target.overwrite)
@@ -151,7 +144,7 @@ def flag_rfi(ms: str | Path, *, target: Target, strategy: str | Path | None = No
 
     ms = Path(ms)
     target.check()
-    validate_ms(ms)
+    _ms.validate_ms(ms)
     column = pick_rfi_column(ms, column)
     strategy = strategy or default_strategy()
     final = target.final(ms)
@@ -183,7 +176,7 @@ def flag_hot_baselines(ms: str | Path, *, target: Target, settings: HotBaselines
     ms = Path(ms)
     target.check(dry_run=dry_run)
     log.info("hot-baseline settings: %s", dataclasses.asdict(settings))
-    validate_ms(ms)
+    _ms.validate_ms(ms)
     final = target.final(ms)
     qa_dir = Path(qa_dir) if qa_dir else final.parent / "QA"
     summary = target.summary_path(final, "hot-baselines")
@@ -196,7 +189,7 @@ def flag_hot_baselines(ms: str | Path, *, target: Target, settings: HotBaselines
     result = find_hot_baselines(ms, column=column, uv_pass=uv_pass, crosspol_pass=crosspol_pass,
                                 **dataclasses.asdict(settings))
     if dry_run:
-        before = after = flagged_fraction(ms)
+        before = after = _ms.flagged_fraction(ms)
         rows = 0
     else:
         before, after, rows = _flag(ms, target, lambda where: (
@@ -261,7 +254,7 @@ def _flag_times_each(ms_paths: list[Path], finals: list[Path], per_ms: dict[Path
     for src, final in zip(ms_paths, finals):
         times = per_ms[src]
         if target.in_place and not times:
-            before = after = flagged_fraction(src)
+            before = after = _ms.flagged_fraction(src)
         else:
             one = dataclasses.replace(target, output=None if target.in_place else final)
             message = f"lwa-flag integrations: {len(times)} integrations from V snapshot RMS" if times else ""
@@ -288,10 +281,10 @@ def flag_integrations(snapshots: Sequence[str | Path], *, ms: Sequence[str | Pat
     if len(set(names)) != len(names):
         raise LwaError("several --ms share a file name; give each MS once")
     for p in ms_paths:
-        validate_ms(p)
+        _ms.validate_ms(p)
     finals, base = _integration_outputs(ms_paths, target)
     qa_dir = Path(qa_dir) if qa_dir else base / "QA"
-    summary = target.summary or (default_summary_path(finals[0], "integrations") if len(finals) == 1
+    summary = target.summary or (_ms.default_summary_path(finals[0], "integrations") if len(finals) == 1
                                  else base / "flag-integrations.json")
     qa = {"plot": qa_dir / "snapshot_rms.png", "csv": qa_dir / "bad_integrations.csv"}
     _check_outputs([summary, *qa.values(), *([] if target.in_place else finals)], overwrite=target.overwrite)
@@ -307,7 +300,7 @@ def flag_integrations(snapshots: Sequence[str | Path], *, ms: Sequence[str | Pat
     write_frames_csv(qa["csv"], result)
     flagged = {**result.summary(), "unmatched_frames": [f.path for f in unmatched], "ms": flagged_ms,
                "qa": {k: str(v) for k, v in qa.items()}}
-    write_summary(summary, command="integrations", inputs=[str(p) for p in ms_paths],
+    _ms.write_summary(summary, command="integrations", inputs=[str(p) for p in ms_paths],
                   output=[str(p) for p in finals], in_place=target.in_place, before=before, after=after,
                   flagged=flagged, extra={"snapshots": [str(s) for s in snapshots]})
     return FlagRun(outputs=[*finals, summary, *qa.values()], before=before, after=after, flagged=flagged)
