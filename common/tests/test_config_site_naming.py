@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import astropy.units as u
+import click
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.time import Time
+from click.testing import CliRunner
 
 from lwa_common import LwaError
-from lwa_common.config import SCIENCE_CONFIGURATIONS, load_config
+from lwa_common.cli import section_option
+from lwa_common.config import SCIENCE_CONFIGURATIONS, Config, default_text, load_config, section_with
 from lwa_common.naming import format_ms_name, jname, jname_short, parse_ms_name
 from lwa_common.site import lst_hours, lst_to_utc, meridian_phase_centre, parse_lst_range, split_lst_range
 from lwa_common.subbands import SUBBAND_LABELS_MHZ, subband_freqs, subband_of_freq
@@ -84,3 +87,35 @@ def test_subbands():
     assert len(f) == 192 and f[1] - f[0] == pytest.approx(23926.0)
     assert subband_of_freq(f.mean()) == 55
     assert subband_freqs("73MHz", 4).mean() == pytest.approx(f.mean() + 4 * 192 * 23926.0)
+
+
+def test_section_with_takes_only_the_given_options(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[calib]\nrefant = "LWA-266"\nsigma_antenna = 4\n')
+    cfg = load_config(f)
+    assert cfg.calib.refant == "LWA-266" and cfg.calib.sigma_antenna == 4.0  # --config sets calibration values
+    # None means "not given": the config value stays; a given option wins
+    solve = section_with(cfg.calib, refant=None, sigma_antenna=6.0, min_snr=None)
+    assert solve.refant == "LWA-266" and solve.sigma_antenna == 6.0 and solve.min_snr == cfg.calib.min_snr
+    # a whole Config the same way
+    small = section_with(cfg, imaging=section_with(cfg.imaging, size=256))
+    assert small.imaging.size == 256 and small.calib == cfg.calib
+    with pytest.raises(TypeError, match="sigma_uvw"):
+        section_with(cfg.hot_baselines, sigma_uvw=3.0)
+
+
+def test_help_defaults_come_from_the_dataclass():
+    assert default_text("hot_baselines", "sigma_uv") == f"default: {Config().hot_baselines.sigma_uv:g}, config hot_baselines.sigma_uv"
+    assert default_text("calib", "refant") == "default: none, config calib.refant"
+
+    @click.command()
+    @section_option("snapshot_qa", "running_window", "--window", "window", help="Window.")
+    @section_option("peel", "beam", help="Beam.")
+    def cmd(window, beam):
+        click.echo(f"{window} {beam}")
+
+    res = CliRunner().invoke(cmd, ["--help"])
+    assert f"[default: {Config().snapshot_qa.running_window}, config snapshot_qa.running_window]" in res.output
+    assert "--beam / --no-beam" in res.output
+    assert CliRunner().invoke(cmd, []).output == "None None\n"  # not given: the section's value is kept
+    assert CliRunner().invoke(cmd, ["--window", "7", "--no-beam"]).output == "7 False\n"

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from lwa_common.config import Config, config_to_dict, load_config
+from lwa_common.config import Config, config_to_dict, default_text, load_config
 from lwa_common.errors import LwaError
 from lwa_common.io import forget_created, remove_created
 from lwa_common.provenance import command_line, git_hash, tool_version
@@ -33,6 +33,7 @@ __all__ = [
     "overwrite_option",
     "config_option",
     "json_option",
+    "section_option",
     "setup_logging",
     "run_main",
     "version_string",
@@ -167,6 +168,21 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace exist
 config_option = click.option("--config", "config_file", type=ExistingPath, default=None,
                              help="TOML file overriding pipeline defaults.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+
+
+def section_option(section: str, key: str, *decls: str, help: str, **kw: Any) -> Callable[..., Any]:
+    """An option overriding `config.<section>.<key>`: default None (not given), help ends with the default.
+
+    `decls` default to `--key-with-dashes` (a bool field: `--key/--no-key`); the type to the field's.
+    The command combines the given values with `lwa_common.config.section_with`.
+    """
+    value = getattr(getattr(Config(), section), key)
+    flag = key.replace("_", "-")
+    if not decls:
+        decls = (f"--{flag}/--no-{flag}",) if isinstance(value, bool) else (f"--{flag}",)
+    if "type" not in kw and not isinstance(value, (bool, tuple)):
+        kw["type"] = type(value)
+    return click.option(*decls, default=None, help=f"{help}  [{default_text(section, key)}]", **kw)
 
 
 def emit(value: Any, *, as_json: bool = False) -> None:

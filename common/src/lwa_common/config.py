@@ -10,6 +10,11 @@ A TOML file may override any value; its tables mirror the dataclass fields::
 
 Unknown tables or keys are errors with a "did you mean" hint, so a typo never silently falls
 back to a default. `load_config(None)` gives the defaults.
+
+One way from config to code: a core function takes its section (`cfg.hot_baselines`, a frozen
+dataclass); a CLI builds it with `section_with(cfg.hot_baselines, sigma_uv=sigma_uv, ...)`, where
+an option the user did not give is None (so `--config` and the defaults stay in force), and shows
+the default in `--help` from the dataclass (`default_text`, `lwa_common.cli.section_option`).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lwa_common.errors import LwaError
+
+S = TypeVar("S")
 
 __all__ = [
     "Config",
@@ -41,9 +48,12 @@ __all__ = [
     "Report",
     "Cluster",
     "Database",
+    "Calibration",
     "SCIENCE_CONFIGURATIONS",
     "load_config",
     "config_to_dict",
+    "section_with",
+    "default_text",
 ]
 
 
@@ -325,6 +335,25 @@ class Database:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Bandpass + XY-phase solve and the delay check (lwa-calib)."""
+
+    refant: str = ""  # antenna name or index; empty: the antenna with the most unflagged data
+    min_snr: float = 3.0  # CASA minsnr of the bandpass / polcal solves
+    uvrange: str = ""  # CASA uvrange selection, e.g. ">10lambda"; empty: all baselines
+    min_elevation_deg: float = 10.0  # sources below are left out of the model
+    source_names: tuple[str, ...] = ()  # only these sources of the sources file (empty: all)
+    xy_mode: str = "auto"  # auto: solve the XY phase when the model has U or V flux; solve; skip
+    sigma_antenna: float = 5.0  # robust z-score flagging an antenna's bandpass level
+    sigma_channel: float = 5.0  # robust z-score flagging a channel of an antenna's bandpass
+    channel_window: int = 5  # running-median window (channels) of the channel flagging
+    channel_quorum: float = 0.5  # a channel flagged for more than this fraction of antennas: for all
+    max_flagged_fraction: float = 0.5  # more of the solutions flagged than this: a WARNING (calibration suspect)
+    delay_threshold_ns: float = 5.0  # delay check: antennas off the reference by more (median removed)
+    delay_min_snr: float = 3.0  # delay check: CASA minsnr of the gaincal K solve
+
+
+@dataclass(frozen=True)
 class Config:
     site: Site = field(default_factory=Site)
     observation: Observation = field(default_factory=Observation)
@@ -341,6 +370,7 @@ class Config:
     report: Report = field(default_factory=Report)
     cluster: Cluster = field(default_factory=Cluster)
     database: Database = field(default_factory=Database)
+    calib: Calibration = field(default_factory=Calibration)
 
 
 def _unknown(key: str, known: list[str], where: str) -> LwaError:
@@ -405,3 +435,36 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain nested dict, for logging the resolved values."""
     return dataclasses.asdict(config)
+
+
+def section_with(section: S, **given: Any) -> S:
+    """`section` (a config dataclass) with the options the user gave; None means "not given".
+
+    The one way a CLI combines `--config` (already in `section`) and its own options::
+
+        settings = section_with(cfg.hot_baselines, sigma_uv=sigma_uv, window=window)
+
+    A name that is not a field of the section is an error (a bug in the caller, not user input).
+    """
+    names = {f.name for f in dataclasses.fields(section)}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise TypeError(f"{type(section).__name__} has no field {', '.join(unknown)}")
+    return dataclasses.replace(section, **{k: v for k, v in given.items() if v is not None})
+
+
+def default_text(section: str, key: str) -> str:
+    """`default: 7.0, config hot_baselines.sigma_uv`: an option's default, read from `Config()`.
+
+    For help texts, so no default is ever retyped (`lwa_common.cli.section_option` uses it).
+    """
+    value = getattr(getattr(Config(), section), key)
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    elif isinstance(value, tuple):
+        shown = ", ".join(str(v) for v in value) or "none"
+    elif value == "":
+        shown = "none"
+    else:
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"default: {shown}, config {section}.{key}"

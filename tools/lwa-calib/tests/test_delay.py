@@ -10,6 +10,7 @@ import pytest
 from lwa_calib import delay_check, read_caltable, read_true_gains, write_caltable
 from lwa_calib.casa_env import casa_log
 from lwa_common import LwaError
+from lwa_common.config import Calibration
 from lwa_common.testing import run_cli
 
 REAL_DELAYS = "ovro-lwa/delay_caltable_20250202/20h/20250202_190116_fullband.delay"
@@ -35,7 +36,7 @@ def test_delay_check_finds_shifted_antennas(sim_gains, cal_sources, tmp_path, he
     with casa_log(tmp_path / "casa.log"):
         write_caltable(tmp_path / "reference.K", template_ms=ms, kind="K", values=reference[:, None, :])
     report = delay_check(ms, reference=tmp_path / "reference.K", outdir=tmp_path / "check", sources=cal_sources,
-                         threshold_ns=5.0)
+                         settings=Calibration(delay_threshold_ns=5.0))
     assert report.off_antennas == sorted([names[3], names[7]])
     assert len(report.off) == 4  # both pols
     assert all(r["offset_ns"] == pytest.approx(-20.0, abs=1.0) for r in report.off)  # solved - reference

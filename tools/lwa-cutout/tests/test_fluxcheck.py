@@ -12,7 +12,7 @@ import pytest
 from astropy.coordinates import AltAz, SkyCoord
 from astropy.time import Time
 
-from lwa_common.config import Config
+from lwa_common.config import Config, FluxScale
 from lwa_common.errors import LwaError
 from lwa_common.site import ovro_location
 from lwa_common.testing import run_cli
@@ -95,16 +95,17 @@ def test_not_pb_corrected_warns_and_elevation_limit(allsky, skymodel, tmp_path, 
     cals = load_calibrators(skymodel, ["3C196", "3C380"])
     raw = allsky("raw.fits", [(c.ra_deg, c.dec_deg, c.flux_at(56e6)) for c in cals], keywords={"PBCOR": False})
     with caplog.at_level(logging.INFO, logger="lwa_cutout"):
-        result = flux_check(images=[raw], skymodel=skymodel, output_dir=tmp_path / "o", calibrators=["3C196", "3C380"],
-                            min_elevation_deg=20.0, png=False)
+        result = flux_check(images=[raw], skymodel=skymodel, output_dir=tmp_path / "o",
+                            settings=FluxScale(calibrators=("3C196", "3C380"), min_elevation_deg=20.0), png=False)
     assert "not primary-beam corrected" in caplog.text
     assert "3C380 at 11.7 deg elevation" in caplog.text  # below 20 deg at 12:30 UT: not checked
     (row,) = result.rows
     assert row["calibrator"] == "3C196" and row["ratio"] == pytest.approx(1.0, abs=0.02)
     assert result.csv.exists() and result.png is None
     # lowering the limit brings 3C380 in
-    again = flux_check(images=[raw], skymodel=skymodel, output_dir=tmp_path / "o", calibrators=["3C196", "3C380"],
-                       min_elevation_deg=5.0, png=False, overwrite=True)
+    again = flux_check(images=[raw], skymodel=skymodel, output_dir=tmp_path / "o",
+                       settings=FluxScale(calibrators=("3C196", "3C380"), min_elevation_deg=5.0), png=False,
+                       overwrite=True)
     assert [r["calibrator"] for r in again.rows] == ["3C196", "3C380"]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from lwa_common.config import Database
 from lwa_common.errors import LwaError
 from lwa_common.testing import run_cli
 from lwa_db import lightcurve, open_database, scan_run, source_table, store_run, variable_sources
@@ -92,7 +93,7 @@ def test_three_nights(db_url, tmp_path, cfg, seed):
     assert burst["n_detections"] == 1 and burst["n_measurements"] == 1 and burst["n_runs"] == 1
 
     # eta and V: the variable star above the thresholds in Stokes I, the steady sources below
-    var = variable_sources(engine, eta_min=10.0, v_min=0.3, min_points=3, stokes="I")
+    var = variable_sources(engine, settings=Database(eta_min=10.0, v_min=0.3, min_points=3), stokes="I")
     assert [v["name"] for v in var] == ["Var Star"]
     assert var[0]["n_points"] == 3 and var[0]["band"] == "55MHz"
     # ... and they are Swinbank et al. (2015)'s eta and V of the three deep fluxes written to the CSVs
@@ -103,7 +104,7 @@ def test_three_nights(db_url, tmp_path, cfg, seed):
     eta = float((w * (flux - (w * flux).sum() / w.sum()) ** 2).sum() / (len(flux) - 1))
     assert var[0]["eta"] == pytest.approx(eta, rel=1e-9)
     assert var[0]["v"] == pytest.approx(flux.std(ddof=1) / flux.mean(), rel=1e-9)
-    steady_hits = variable_sources(engine, eta_min=10.0, v_min=0.0, min_points=3, stokes="I")
+    steady_hits = variable_sources(engine, settings=Database(eta_min=10.0, v_min=0.0, min_points=3), stokes="I")
     assert [v["name"] for v in steady_hits] == ["Var Star"]
 
     # the variable star's deep lightcurve recovers the simulated fluxes

@@ -11,16 +11,15 @@ import click
 from lwa_calib.apply import apply_tables
 from lwa_calib.caltables import gains_to_tables, read_true_gains
 from lwa_calib.delay import delay_check
-from lwa_calib.solve import XY_MODES, SolveSettings, solve
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_calib.solve import XY_MODES, solve
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.config import section_with
 from lwa_common.errors import LwaError
 from lwa_common.io import make_dirs
 
 __all__ = ["cli", "main"]
 
 log = logging.getLogger(__name__)
-
-_D = SolveSettings()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,30 +81,31 @@ def apply_cmd(ms: tuple[Path, ...], bp_table: Path, xy_table: Path | None, outpu
 @click.option("--sources", type=ExistingPath, required=True, help="TTCal sources.json sky model (A-team).")
 @click.option("-o", "--output", type=NewPath, required=True, help="Output folder for tables, QA and summary.")
 @click.option("--source", "source_names", multiple=True,
-              help="Use only this source of the sources file (repeat for several) [all].")
-@click.option("--refant", default=_D.refant, help="Reference antenna name or index [most unflagged data].")
-@click.option("--min-snr", type=float, default=_D.min_snr, show_default=True, help="CASA minsnr of the solves.")
-@click.option("--uvrange", default=_D.uvrange, help="CASA uvrange selection for the solves, e.g. '>10lambda' [all].")
-@click.option("--min-elevation-deg", type=float, default=_D.min_elevation_deg, show_default=True,
-              help="Leave sources below this elevation out of the model.")
-@click.option("--xy-phase", "xy_mode", type=click.Choice(XY_MODES), default=_D.xy_mode, show_default=True,
-              help="auto: solve the XY phase when the model has U or V flux, else skip with a warning; "
-                   "solve: require it; skip: never.")
-@click.option("--sigma-antenna", type=float, default=_D.sigma_antenna, show_default=True,
-              help="Robust z-score above which an antenna's bandpass level is flagged.")
-@click.option("--sigma-channel", type=float, default=_D.sigma_channel, show_default=True,
-              help="Robust z-score above which a channel of an antenna's bandpass is flagged.")
-@click.option("--channel-window", type=click.IntRange(min=1), default=_D.channel_window, show_default=True,
-              help="Running-median window (channels) of the channel flagging.")
-@click.option("--channel-quorum", type=click.FloatRange(0, 1), default=_D.channel_quorum, show_default=True,
-              help="Flag a channel for all antennas when more than this fraction of them is flagged.")
+              help="Use only this source of the sources file (repeat for several)  [default: all, config "
+                   "calib.source_names].")
+@section_option("calib", "refant", help="Reference antenna name or index (none: the one with the most "
+                                        "unflagged data).")
+@section_option("calib", "min_snr", help="CASA minsnr of the solves.")
+@section_option("calib", "uvrange", help="CASA uvrange selection for the solves, e.g. '>10lambda' (none: all).")
+@section_option("calib", "min_elevation_deg", help="Leave sources below this elevation out of the model.")
+@section_option("calib", "xy_mode", "--xy-phase", "xy_mode", type=click.Choice(XY_MODES),
+                help="auto: solve the XY phase when the model has U or V flux, else skip with a warning; "
+                     "solve: require it; skip: never.")
+@section_option("calib", "sigma_antenna", help="Robust z-score above which an antenna's bandpass level is flagged.")
+@section_option("calib", "sigma_channel",
+                help="Robust z-score above which a channel of an antenna's bandpass is flagged.")
+@section_option("calib", "channel_window", type=click.IntRange(min=1),
+                help="Running-median window (channels) of the channel flagging.")
+@section_option("calib", "channel_quorum", type=click.FloatRange(0, 1),
+                help="Flag a channel for all antennas when more than this fraction of them is flagged.")
 @click.option("--keep-ms", is_flag=True, help="Keep the concatenated MS (with MODEL_DATA) in OUTPUT.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT folder.")
 @json_option
 @common_options
-def solve_cmd(ms: tuple[Path, ...], sources: Path, output: Path, source_names: tuple[str, ...], refant: str,
-              min_snr: float, uvrange: str, min_elevation_deg: float, xy_mode: str, sigma_antenna: float,
-              sigma_channel: float, channel_window: int, channel_quorum: float, keep_ms: bool, overwrite: bool,
+def solve_cmd(ms: tuple[Path, ...], sources: Path, output: Path, source_names: tuple[str, ...],
+              refant: str | None, min_snr: float | None, uvrange: str | None, min_elevation_deg: float | None,
+              xy_mode: str | None, sigma_antenna: float | None, sigma_channel: float | None,
+              channel_window: int | None, channel_quorum: float | None, keep_ms: bool, overwrite: bool,
               as_json: bool, cfg) -> None:
     """Solve bandpass (+ XY phase) tables from calibrator MS files (e.g. one hour of one subband).
 
@@ -120,14 +120,13 @@ def solve_cmd(ms: tuple[Path, ...], sources: Path, output: Path, source_names: t
       lwa-calib solve 20240524_1[01]*_55MHz.ms --sources ateam_sources.json \\
           -o cal_55MHz/ --refant LWA-266
     """
-    settings = SolveSettings(
-        refant=refant, min_snr=min_snr, uvrange=uvrange, min_elevation_deg=min_elevation_deg,
-        source_names=tuple(source_names), xy_mode=xy_mode, sigma_antenna=sigma_antenna,
-        sigma_channel=sigma_channel, channel_window=channel_window, channel_quorum=channel_quorum,
-        beam_file=cfg.primary_beam.beam_file, keep_ms=keep_ms,
-    )
-    result = solve(list(ms), sources=sources, outdir=output, settings=settings, overwrite=overwrite,
-                   site=cfg.site, argv=list(sys.argv))
+    settings = section_with(cfg.calib, refant=refant, min_snr=min_snr, uvrange=uvrange,
+                            min_elevation_deg=min_elevation_deg, source_names=tuple(source_names) or None,
+                            xy_mode=xy_mode, sigma_antenna=sigma_antenna, sigma_channel=sigma_channel,
+                            channel_window=channel_window, channel_quorum=channel_quorum)
+    result = solve(list(ms), sources=sources, outdir=output, settings=settings,
+                   beam_file=cfg.primary_beam.beam_file, keep_ms=keep_ms, overwrite=overwrite, site=cfg.site,
+                   argv=list(sys.argv))
     outputs = [str(result.bp_table)] + ([str(result.xy_table)] if result.xy_table else [])
     emit({"outputs": outputs, "html": str(result.html), **result.summary} if as_json else outputs,
          as_json=as_json)
@@ -138,17 +137,18 @@ def solve_cmd(ms: tuple[Path, ...], sources: Path, output: Path, source_names: t
 @click.option("--reference", type=NewPath, required=True, help="Reference CASA delay (K Jones) table.")
 @click.option("-o", "--output", type=NewPath, required=True,
               help="Folder for delay_check.csv, first_integration.K and casa.log.")
-@click.option("--threshold-ns", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Report antennas whose delay differs from the reference by more (after removing the median).")
+@section_option("calib", "delay_threshold_ns", "--threshold-ns", "threshold_ns", type=click.FloatRange(min=0),
+                help="Report antennas whose delay differs from the reference by more (after removing the median).")
 @click.option("--sources", type=ExistingPath, default=None,
               help="TTCal sources.json to model the sky [CASA's 1 Jy at the phase centre].")
-@click.option("--refant", default="", help="Reference antenna name or index [CASA's choice].")
-@click.option("--min-snr", type=float, default=3.0, show_default=True, help="CASA minsnr of the delay solve.")
+@section_option("calib", "refant", help="Reference antenna name or index (none: the one with the most "
+                                        "unflagged data).")
+@section_option("calib", "delay_min_snr", "--min-snr", "min_snr", help="CASA minsnr of the delay solve.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier check in OUTPUT.")
 @json_option
 @common_options
-def delay_check_cmd(ms: Path, reference: Path, output: Path, threshold_ns: float, sources: Path | None,
-                    refant: str, min_snr: float, overwrite: bool, as_json: bool, cfg) -> None:
+def delay_check_cmd(ms: Path, reference: Path, output: Path, threshold_ns: float | None, sources: Path | None,
+                    refant: str | None, min_snr: float | None, overwrite: bool, as_json: bool, cfg) -> None:
     """Solve delays on the first integration of MS (gaincal K) and compare with a reference table.
 
     Antennas whose delay (after removing the median offset per pol) differs by more than
@@ -161,8 +161,9 @@ def delay_check_cmd(ms: Path, reference: Path, output: Path, threshold_ns: float
           --reference delay_caltable_20250202/20h/20250202_190116_fullband.delay \\
           --sources ateam_sources.json
     """
-    report = delay_check(ms, reference=reference, outdir=output, threshold_ns=threshold_ns, sources=sources,
-                         refant=refant, min_snr=min_snr, overwrite=overwrite, site=cfg.site)
+    settings = section_with(cfg.calib, delay_threshold_ns=threshold_ns, refant=refant, delay_min_snr=min_snr)
+    report = delay_check(ms, reference=reference, outdir=output, settings=settings, sources=sources,
+                         overwrite=overwrite, site=cfg.site)
     emit(report.as_dict() if as_json else [str(report.csv)], as_json=as_json)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from lwa_calib.caltables import antenna_key, read_caltable
 from lwa_calib.casa_env import casa_log, run_task
 from lwa_calib.skymodel import load_components, write_model_data
-from lwa_common.config import Site
+from lwa_common.config import Calibration, Site
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_common.ms import check_ms, open_table
@@ -80,7 +80,8 @@ def first_integration(ms: str | Path, dest: str | Path) -> Path:
     return dest
 
 
-def solve_delays(ms: str | Path, caltable: str | Path, *, refant: str = "", min_snr: float = 3.0) -> Path:
+def solve_delays(ms: str | Path, caltable: str | Path, *, refant: str = "",
+                 min_snr: float = Calibration.delay_min_snr) -> Path:
     """casatasks.gaincal gaintype 'K' (solint inf) on `ms` into `caltable`.
 
     `refant` empty: the antenna with the most unflagged data (`lwa_calib.solve.choose_refant`).
@@ -130,11 +131,14 @@ def compare_delays(solved: str | Path, reference: str | Path, *, threshold_ns: f
 
 
 def delay_check(
-    ms: str | Path, *, reference: str | Path, outdir: str | Path, threshold_ns: float = 5.0,
-    sources: str | Path | None = None, refant: str = "", min_snr: float = 3.0, overwrite: bool = False,
-    site: Site | None = None,
+    ms: str | Path, *, reference: str | Path, outdir: str | Path, settings: Calibration = Calibration(),
+    sources: str | Path | None = None, overwrite: bool = False, site: Site | None = None,
 ) -> DelayReport:
-    """Solve delays on the first integration of `ms`, compare with `reference`; CSV + K table in `outdir`."""
+    """Solve delays on the first integration of `ms`, compare with `reference`; CSV + K table in `outdir`.
+
+    From `settings` (the `[calib]` config section): `refant`, `delay_min_snr`, `delay_threshold_ns`.
+    """
+    threshold_ns = settings.delay_threshold_ns
     ms, outdir = Path(ms), Path(outdir)
     check_ms(ms)
     read_caltable(reference, expect="K")  # fail before work on a bad reference
@@ -151,7 +155,7 @@ def delay_check(
             else:
                 log.warning("no --sources: CASA models the sky as 1 Jy at the phase centre")
             with atomic_path(table_path, directory=True) as tmp:
-                solve_delays(one, tmp, refant=refant, min_snr=min_snr)
+                solve_delays(one, tmp, refant=settings.refant, min_snr=settings.delay_min_snr)
         shutil.rmtree(scratch / "first.ms", ignore_errors=True)
     report = compare_delays(table_path, reference, threshold_ns=threshold_ns)
     report.csv, report.table = csv_path, table_path

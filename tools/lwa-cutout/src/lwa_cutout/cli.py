@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
-from lwa_common.config import Config
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.config import Config, default_text, section_with
 from lwa_common.errors import LwaError
 from lwa_common.images import image_hint_options
 from lwa_cutout.fluxcheck import flux_check
@@ -33,25 +33,21 @@ png_option = click.option("--png/--no-png", default=True, show_default=True, hel
 
 def measurement_options(func):
     """Options shared by `targets` and `solar-system` (defaults from cfg.cutout)."""
-    c = _D.cutout
     opts = [
-        click.option("--size-deg", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help=f"Cutout side [default: cutout.size_deg = {c.size_deg}]."),
-        click.option("--min-elevation-deg", type=click.FloatRange(-90, 90), default=None,
-                     help="Skip a subject below this elevation at the image mid-time "
-                          f"[default: cutout.min_elevation_deg = {c.min_elevation_deg}]."),
-        click.option("--pad-arcsec", type=click.FloatRange(min=0), default=None,
-                     help="Ionospheric padding of the search radius at 85 MHz, scaled by 85/nu "
-                          f"[default: cutout.ionospheric_pad_arcsec_at_85mhz = {c.ionospheric_pad_arcsec_at_85mhz}]."),
-        click.option("--detection-sigma", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help=f"Detection / fit threshold in local RMS [default: cutout.detection_sigma = "
-                          f"{c.detection_sigma}]."),
+        section_option("cutout", "size_deg", type=click.FloatRange(min=0, min_open=True), help="Cutout side."),
+        section_option("cutout", "min_elevation_deg", type=click.FloatRange(-90, 90),
+                       help="Skip a subject below this elevation at the image mid-time."),
+        section_option("cutout", "ionospheric_pad_arcsec_at_85mhz", "--pad-arcsec", "pad_arcsec",
+                       type=click.FloatRange(min=0),
+                       help="Ionospheric padding of the search radius at 85 MHz, scaled by 85/nu."),
+        section_option("cutout", "detection_sigma", type=click.FloatRange(min=0, min_open=True),
+                       help="Detection / fit threshold in local RMS."),
         click.option("--annulus-beams", type=(float, float), default=None,
-                     help="Inner and outer radius of the RMS annulus in BMAJ [default: cutout.annulus_inner_beams, "
-                          f"annulus_outer_beams = {c.annulus_inner_beams} {c.annulus_outer_beams}]."),
-        click.option("--intervals", type=click.IntRange(min=0), default=None,
-                     help="Rows per set when there are no 10 min images [default: imaging.intervals_out = "
-                          f"{_D.imaging.intervals_out}]."),
+                     help="Inner and outer radius of the RMS annulus in BMAJ  [default: "
+                          f"{default_text('cutout', 'annulus_inner_beams')}, annulus_outer_beams "
+                          f"{_D.cutout.annulus_outer_beams:g}]."),
+        section_option("imaging", "intervals_out", "--intervals", "intervals", type=click.IntRange(min=0),
+                       help="Rows per set when there are no 10 min images."),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -62,9 +58,11 @@ def _settings(cfg: Config, size_deg, min_elevation_deg, pad_arcsec, detection_si
               ) -> PhotometrySettings:
     if annulus_beams is not None and not 0 <= annulus_beams[0] < annulus_beams[1]:
         raise click.BadParameter("the inner radius must be >= 0 and below the outer one", param_hint="--annulus-beams")
+    inner, outer = annulus_beams if annulus_beams else (None, None)
     settings = PhotometrySettings.from_config(
-        cfg, size_deg=size_deg, min_elevation_deg=min_elevation_deg, pad_arcsec_at_85mhz=pad_arcsec,
-        detection_sigma=detection_sigma, annulus_beams=tuple(annulus_beams) if annulus_beams else None, png=png,
+        cfg, png=png, size_deg=size_deg, min_elevation_deg=min_elevation_deg,
+        ionospheric_pad_arcsec_at_85mhz=pad_arcsec, detection_sigma=detection_sigma, annulus_inner_beams=inner,
+        annulus_outer_beams=outer,
     )
     log.info("photometry settings: %s", settings)
     return settings
@@ -173,11 +171,9 @@ def solar_cmd(images, image_dirs, fallback_dirs, output, bodies, size_deg, min_e
               help="Scaife & Heald 2012 calibrators in makesourcedb format (sky/scaife_heald_2012_calibrators.skymodel) "
                    "[default: flux_scale.skymodel of --config].")
 @output_option
-@click.option("--calibrators", default=None,
-              help=f"Comma-separated calibrators [default: flux_scale.calibrators = {','.join(_D.flux_scale.calibrators)}].")
-@click.option("--min-elevation-deg", type=click.FloatRange(-90, 90), default=None,
-              help=f"Only calibrators above this elevation [default: flux_scale.min_elevation_deg = "
-                   f"{_D.flux_scale.min_elevation_deg}].")
+@section_option("flux_scale", "calibrators", type=str, help="Comma-separated calibrators.")
+@section_option("flux_scale", "min_elevation_deg", type=click.FloatRange(-90, 90),
+                help="Only calibrators above this elevation.")
 @click.option("--measure", type=click.Choice(["fit", "peak"]), default="fit", show_default=True,
               help="Measured flux: integrated flux of the Gaussian fit, or the peak pixel.")
 @png_option
@@ -206,15 +202,11 @@ def flux_check_cmd(images, image_dirs, skymodel, output, calibrators, min_elevat
         raise click.UsageError("give --skymodel (or flux_scale.skymodel in --config)")
     if not skymodel.is_file():
         raise LwaError(f"flux_scale.skymodel not found: {skymodel}")
-    names = [c.strip() for c in calibrators.split(",") if c.strip()] if calibrators else list(cfg.flux_scale.calibrators)
-    result = flux_check(
-        images=images, image_dirs=image_dirs, skymodel=skymodel, output_dir=output, calibrators=names,
-        min_elevation_deg=cfg.flux_scale.min_elevation_deg if min_elevation_deg is None else min_elevation_deg,
-        pad_arcsec_at_85mhz=cfg.cutout.ionospheric_pad_arcsec_at_85mhz,
-        annulus_beams=(cfg.cutout.annulus_inner_beams, cfg.cutout.annulus_outer_beams),
-        detection_sigma=cfg.cutout.detection_sigma, measure=measure, site=cfg.site, overwrite=overwrite, png=png, hints=hints,
-        ratio_range=cfg.flux_scale.ratio_range,
-    )
+    names = tuple(c.strip() for c in calibrators.split(",") if c.strip()) if calibrators else None
+    settings = section_with(cfg.flux_scale, calibrators=names or None, min_elevation_deg=min_elevation_deg)
+    result = flux_check(images=images, image_dirs=image_dirs, skymodel=skymodel, output_dir=output, settings=settings,
+                        photometry=cfg.cutout, measure=measure, site=cfg.site, overwrite=overwrite, png=png,
+                        hints=hints)
     summary = result.summary()
     emit(summary if as_json else summary["outputs"], as_json=as_json)
 

@@ -33,7 +33,7 @@ from astropy.time import Time
 
 from lwa_common.beam import radec_to_azel
 from lwa_common.catalogs import read_makesourcedb
-from lwa_common.config import Config, Site
+from lwa_common.config import Cutout, FluxScale, Site
 from lwa_common.errors import LwaError
 from lwa_common.images import ImageHints, ImageInfo, image_info
 from lwa_common.io import atomic_path, check_output, make_dirs
@@ -166,22 +166,20 @@ def flux_check(
     image_dirs: Sequence[str | Path] = (),
     skymodel: str | Path | None,
     output_dir: str | Path,
-    calibrators: Sequence[str] | None = None,
-    min_elevation_deg: float = 20.0,
-    pad_arcsec_at_85mhz: float = 120.0,
-    annulus_beams: tuple[float, float] = (3.0, 6.0),
-    detection_sigma: float = 5.0,
+    settings: FluxScale = FluxScale(),
+    photometry: Cutout = Cutout(),
     measure: str = "fit",
     site: Site | None = None,
     overwrite: bool = False,
     png: bool = True,
     hints: ImageHints | None = None,
-    ratio_range: tuple[float, float] | None = None,
 ) -> FluxCheckResult:
     """Measure the calibrators in deep I images and compare with their models (module doc).
 
-    A measured/model ratio outside `ratio_range` (default `[flux_scale] ratio_range`, 0.5-2) is
-    logged as a WARNING: the flux scale, or that measurement, is broken."""
+    `settings` (the `[flux_scale]` config section) gives the calibrators, their elevation limit and
+    the ratio range; `photometry` (`[cutout]`) how each is measured. A measured/model ratio outside
+    `settings.ratio_range` is logged as a WARNING: the flux scale, or that measurement, is broken."""
+    min_elevation_deg = settings.min_elevation_deg
     if measure not in ("fit", "peak"):
         raise LwaError(f"measure must be 'fit' or 'peak', got '{measure}'")
     output_dir = Path(output_dir)
@@ -189,14 +187,15 @@ def flux_check(
     check_output(csv_path, overwrite=overwrite)
     if png:
         check_output(png_path, overwrite=overwrite)
-    names = list(calibrators) if calibrators else list(Config().flux_scale.calibrators)
-    cals = load_calibrators(skymodel, names)
+    cals = load_calibrators(skymodel, list(settings.calibrators))
     records = _images(images, image_dirs, exclude=[output_dir], hints=hints)
     result = FluxCheckResult()
     for record in records:
-        result.rows.extend(_check_image(record, cals, min_elevation_deg=min_elevation_deg,
-                                        pad_arcsec_at_85mhz=pad_arcsec_at_85mhz, annulus_beams=annulus_beams,
-                                        detection_sigma=detection_sigma, measure=measure, site=site))
+        result.rows.extend(_check_image(
+            record, cals, min_elevation_deg=min_elevation_deg,
+            pad_arcsec_at_85mhz=photometry.ionospheric_pad_arcsec_at_85mhz,
+            annulus_beams=(photometry.annulus_inner_beams, photometry.annulus_outer_beams),
+            detection_sigma=photometry.detection_sigma, measure=measure, site=site))
     make_dirs(output_dir)
     result.csv = write_rows_csv(csv_path, result.rows, FLUX_CHECK_COLUMNS)
     if png:
@@ -205,7 +204,7 @@ def flux_check(
     if ratios.size:
         log.info("flux check: %d calibrator measurements, median measured/model ratio %.3f", ratios.size,
                  float(np.median(ratios)))
-        lo, hi = ratio_range if ratio_range is not None else Config().flux_scale.ratio_range
+        lo, hi = settings.ratio_range
         for r in result.rows:
             if np.isfinite(r.get("ratio", math.nan)) and not lo <= r["ratio"] <= hi:
                 log.warning("flux check: %s at %s measured/model = %.3g, outside [%g, %g]: the flux scale (or "

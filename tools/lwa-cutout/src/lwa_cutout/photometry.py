@@ -55,7 +55,8 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from lwa_common.beam import radec_to_azel
-from lwa_common.config import Config, Site
+from lwa_common.config import Config, Site, section_with
+from lwa_common.config import Cutout as CutoutConfig
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
 from lwa_common.images import ImageInfo, regrid_onto, same_grid
@@ -82,31 +83,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PhotometrySettings:
-    """Measurement and output parameters (defaults: `cfg.cutout`)."""
+    """What a photometry run measures with: the `[cutout]` config section, the site, PNGs or not."""
 
-    size_deg: float = 2.0
-    min_elevation_deg: float = 30.0
-    pad_arcsec_at_85mhz: float = 120.0
-    detection_sigma: float = 5.0
-    annulus_beams: tuple[float, float] = (3.0, 6.0)
-    mask_radius_beams: float = 1.0
-    png: bool = True
+    cutout: CutoutConfig = field(default_factory=CutoutConfig)
     site: Site = field(default_factory=Site)
+    png: bool = True
 
     @classmethod
-    def from_config(cls, cfg: Config, **overrides: Any) -> PhotometrySettings:
-        c = cfg.cutout
-        values: dict[str, Any] = {
-            "size_deg": c.size_deg,
-            "min_elevation_deg": c.min_elevation_deg,
-            "pad_arcsec_at_85mhz": c.ionospheric_pad_arcsec_at_85mhz,
-            "detection_sigma": c.detection_sigma,
-            "annulus_beams": (c.annulus_inner_beams, c.annulus_outer_beams),
-            "mask_radius_beams": c.mask_radius_beams,
-            "site": cfg.site,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+    def from_config(cls, cfg: Config, *, png: bool = True, **given: Any) -> PhotometrySettings:
+        """`cfg.cutout` with the options given (None: not given; `lwa_common.config.section_with`)."""
+        return cls(cutout=section_with(cfg.cutout, **given), site=cfg.site, png=png)
+
+    @property
+    def annulus_beams(self) -> tuple[float, float]:
+        return (self.cutout.annulus_inner_beams, self.cutout.annulus_outer_beams)
 
 
 @dataclass(frozen=True)
@@ -264,7 +254,7 @@ class _Run:
 
     # ---------------------------------------------------------------- per set
     def run_set(self, image_set: ImageSet) -> None:
-        s = self.settings
+        s = self.settings.cutout
         active = []
         placements = [r.subject.placement(image_set.mjd_mid) for r in self.results]
         az, el = self._azel([p.ra_deg for p in placements], [p.dec_deg for p in placements], image_set.mjd_mid)
@@ -330,7 +320,7 @@ class _Run:
     def _measure_image(self, active: list[SubjectResult], cells: dict, key: tuple[str, str], loaded: LoadedImage,
                        plane: np.ndarray, *, image_set: ImageSet, mask: bool = False,
                        diff_of: ImageInfo | None = None) -> None:
-        s = self.settings
+        s = self.settings.cutout
         tag, stokes = key
         mask_radius = s.mask_radius_beams * loaded.beam.major_deg
         places = [result.subject.placement(loaded.record.mjd_mid) for result in active]
@@ -341,7 +331,7 @@ class _Run:
             m = measure_position(
                 plane, loaded.wcs, place.ra_deg, place.dec_deg, beam=loaded.beam, freq_mhz=loaded.record.freq_mhz,
                 stokes=stokes, mask=confusers, mask_radius_deg=mask_radius,
-                pad_arcsec_at_85mhz=s.pad_arcsec_at_85mhz, annulus_beams=s.annulus_beams,
+                pad_arcsec_at_85mhz=s.ionospheric_pad_arcsec_at_85mhz, annulus_beams=self.settings.annulus_beams,
                 detection_sigma=s.detection_sigma,
             )
             cut = make_cutout(plane, loaded.header, loaded.wcs, place.ra_deg, place.dec_deg, size_deg=s.size_deg)
@@ -430,7 +420,7 @@ class _Run:
                          + (" (detected)" if m.detected else ""))
         if m.fit is not None:
             extra.append(f"fit: peak {m.fit.peak_jy:.3g} Jy/beam, integrated {m.fit.flux_jy:.3g} Jy")
-        mask_radius = self.settings.mask_radius_beams * cell.beam.major_deg if masked and cell.beam else 0.0
+        mask_radius = self.settings.cutout.mask_radius_beams * cell.beam.major_deg if masked and cell.beam else 0.0
         peak = (m.peak_ra_deg, m.peak_dec_deg) if np.isfinite(m.peak_ra_deg) else None
         return PanelMarkers(place.ra_deg, place.dec_deg, m.search_radius_arcsec / 3600.0, subject.confusing,
                             mask_radius, peak, extra=extra)

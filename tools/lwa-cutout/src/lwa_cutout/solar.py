@@ -23,7 +23,7 @@ import astropy.units as u
 from astropy.coordinates import AltAz, get_body, solar_system_ephemeris
 from astropy.time import Time
 
-from lwa_common.config import Site
+from lwa_common.config import Imaging, Site
 from lwa_common.errors import LwaError
 from lwa_common.images import ImageHints
 from lwa_common.site import ovro_location
@@ -135,7 +135,7 @@ def run_solar_system(
     fallback_dirs: Sequence[str | Path] = (),
     bodies: Sequence[str] = BODIES,
     settings: PhotometrySettings | None = None,
-    default_intervals: int = 6,
+    default_intervals: int = Imaging.intervals_out,
     overwrite: bool = False,
     hints: ImageHints | None = None,
     argv: list[str] | None = None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lwa_common.catalogs import CatalogSource, read_reference_catalog
+from lwa_common.config import Imaging
 from lwa_common.errors import LwaError
 from lwa_common.images import ImageHints
 from lwa_common.targets import Target, TargetTable, read_targets
@@ -99,7 +100,7 @@ def run_targets(
     fallback_dirs: Sequence[str | Path] = (),
     settings: PhotometrySettings | None = None,
     confusing_catalog: str | Path | None = None,
-    default_intervals: int = 6,
+    default_intervals: int = Imaging.intervals_out,
     overwrite: bool = False,
     hints: ImageHints | None = None,
     argv: list[str] | None = None,

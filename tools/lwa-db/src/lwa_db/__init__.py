@@ -15,8 +15,7 @@ Python use (e.g. the weblog reading a target's lightcurve)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lwa_common.lazy import lazy_exports
 
 _EXPORTS = {
     "ingest": ("store_run",),
@@ -26,19 +25,4 @@ _EXPORTS = {
     "schema": ("SCHEMA_VERSION", "open_database"),
     "variability": ("eta_v",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:  # PEP 562: the CLI starts without importing every module
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lwa_db' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"lwa_db.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

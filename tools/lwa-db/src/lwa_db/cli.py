@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
-from lwa_common.config import Config
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.config import Config, section_with
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
 
@@ -139,11 +139,9 @@ VARIABLE_COLUMNS = ("jname", "name", "ra_deg", "dec_deg", "stokes", "band", "n_p
 
 @cli.command("variables")
 @db_option
-@click.option("--eta-min", type=float, default=None, help="Minimum eta (weighted reduced chi^2). "
-                                                          "Default: [database] eta_min (3).")
-@click.option("--v-min", type=float, default=None, help="Minimum V (modulation index). Default: [database] v_min (0.2).")
-@click.option("--min-points", type=click.IntRange(min=2), default=None,
-              help="Minimum number of flux points. Default: [database] min_points (3).")
+@section_option("database", "eta_min", help="Minimum eta (weighted reduced chi^2).")
+@section_option("database", "v_min", help="Minimum V (modulation index).")
+@section_option("database", "min_points", type=click.IntRange(min=2), help="Minimum number of flux points.")
 @click.option("--stokes", type=click.Choice(["I", "V"]), default=None, help="Only this Stokes parameter.")
 @click.option("--band", default=None, help="Only this band (a subband label such as 55MHz, or a stack band).")
 @click.option("-o", "--output", type=NewPath, default=None, help="Write the CSV here instead of stdout.")
@@ -162,10 +160,8 @@ def variables_cmd(db_url: str | None, eta_min: float | None, v_min: float | None
     """
     from lwa_db.query import variable_sources
 
-    d = cfg.database
-    rows = variable_sources(_open(db_url, cfg, create=False), eta_min=d.eta_min if eta_min is None else eta_min,
-                            v_min=d.v_min if v_min is None else v_min,
-                            min_points=d.min_points if min_points is None else min_points, stokes=stokes, band=band)
+    settings = section_with(cfg.database, eta_min=eta_min, v_min=v_min, min_points=min_points)
+    rows = variable_sources(_open(db_url, cfg, create=False), settings=settings, stokes=stokes, band=band)
     _table(rows, VARIABLE_COLUMNS, output=output, overwrite=overwrite, as_json=as_json)
 
 

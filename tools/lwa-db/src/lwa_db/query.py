@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from lwa_common.config import Database
 from lwa_db.schema import associations, measurements, sources, variability
 
 __all__ = ["source_table", "variable_sources"]
@@ -29,9 +30,12 @@ def source_table(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
-def variable_sources(engine: Engine, *, eta_min: float, v_min: float, min_points: int, stokes: str | None = None,
+def variable_sources(engine: Engine, *, settings: Database = Database(), stokes: str | None = None,
                      band: str | None = None) -> list[dict[str, Any]]:
-    """Rows of (source, Stokes, band) with eta >= eta_min, V >= v_min and at least min_points points."""
+    """Rows of (source, Stokes, band) with eta >= eta_min, V >= v_min and at least min_points points.
+
+    The thresholds come from `settings` (the `[database]` config section)."""
+    eta_min, v_min, min_points = settings.eta_min, settings.v_min, settings.min_points
     v = variability
     stmt = (select(sources.c.jname, sources.c.name, sources.c.ra_deg, sources.c.dec_deg, v.c.stokes, v.c.band,
                    v.c.n_points, v.c.eta, v.c.v, v.c.mean_flux_jy, v.c.wmean_flux_jy, v.c.max_flux_jy,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
-from lwa_common.config import Dewarp
+from lwa_common.config import Dewarp, section_with
 from lwa_common.errors import LwaError
 from lwa_common.images import image_hint_options
 from lwa_common.io import check_output
@@ -97,10 +97,11 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
     check_output(qa / "summary.json", overwrite=overwrite)
     from lwa_dewarp.fit import fit_screen, write_fit_products
 
-    result = fit_screen(image, catalog, cfg=cfg, snr=snr, match_radius_beams=match_radius_beams,
-                        min_anchors=min_anchors, spectral_index=spectral_index,
-                        reference_freq_mhz=reference_freq_mhz, flux_ratio_max=flux_ratio_max, smoothing=smoothing,
-                        max_size_beams=max_size_beams, max_grid_px=max_grid_px, cv_gain=cv_gain, hints=hints)
+    settings = section_with(cfg.dewarp, snr=snr, match_radius_beams=match_radius_beams, min_anchors=min_anchors,
+                            spectral_index=spectral_index, reference_freq_mhz=reference_freq_mhz,
+                            flux_ratio_max=flux_ratio_max, smoothing=smoothing, max_size_beams=max_size_beams,
+                            max_grid_px=max_grid_px, cv_gain=cv_gain)
+    result = fit_screen(image, catalog, cfg=settings, hints=hints)
     write_fit_products(result, screen_path=output, qa_dir=qa, overwrite=overwrite, plots=plots)
     if as_json:
         emit(result.summary, as_json=True)
@@ -137,8 +138,9 @@ def apply_cmd(images: tuple[Path, ...], screen: Path, output_dir: Path | None, o
     """
     from lwa_dewarp.apply import dewarp_images
 
-    results = dewarp_images(images, screen=screen, output_dir=output_dir, overwrite=overwrite,
-                            order=int(order) if order is not None else None, freq_scaling=freq_scaling, cfg=cfg,
+    settings = section_with(cfg.dewarp, interp_order=int(order) if order is not None else None,
+                            freq_scaling=freq_scaling)
+    results = dewarp_images(images, screen=screen, output_dir=output_dir, overwrite=overwrite, cfg=settings,
                             hints=hints)
     if as_json:
         emit({"screen": str(screen), "images": [dataclasses.asdict(r) for r in results]}, as_json=True)

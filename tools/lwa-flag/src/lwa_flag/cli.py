@@ -1,38 +1,28 @@
 """`lwa-flag`: antenna health, AOFlagger RFI, hot baselines and bad integrations.
 
-Thin: parse and validate, then call the keyword-only core functions of `lwa_flag.antennas`,
-`lwa_flag.rfi`, `lwa_flag.hot` and `lwa_flag.integrations`.
+Thin: parse and validate the options, then call the core function of each command in
+`lwa_flag.commands` (which checks inputs, flags, writes the QA products and the JSON summary).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
-from lwa_common.config import Config
-from lwa_common.errors import LwaError
-from lwa_common.io import check_output
-from lwa_common.ms import ms_time_range
-from lwa_flag._ms import (
-    default_summary_path,
-    flag_target,
-    flagged_fraction,
-    stamp,
-    validate_ms,
-    write_summary,
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.config import section_with
+from lwa_flag.commands import (
+    FlagRun,
+    Target,
+    flag_antenna_health,
+    flag_hot_baselines,
+    flag_integrations,
+    flag_rfi,
 )
 
 __all__ = ["cli", "main"]
 
-log = logging.getLogger(__name__)
-_D = Config()  # defaults, for the help texts (the resolved --config values are used at run time)
-
-
-def _cfg_help(text: str, section: str, key: str) -> str:
-    return f"{text} [default: {getattr(getattr(_D, section), key)}, config {section}.{key}]"
 
 
 def _target_options(func):
@@ -45,30 +35,28 @@ def _target_options(func):
     return func
 
 
-def _check_target(output: Path | None, in_place: bool) -> None:
+def _target(output: Path | None, in_place: bool, overwrite: bool, summary_path: Path | None, *,
+            dry_run: bool = False) -> Target:
+    """The -o/--in-place choice as a `Target` (a usage error, exit 2, when both or neither are given)."""
     if in_place and output is not None:
         raise click.UsageError("use either -o/--output (flag a copy) or --in-place, not both")
-    if not in_place and output is None:
+    if not in_place and output is None and not dry_run:
         raise click.UsageError("give -o/--output (flag a copy) or --in-place (flag the input MS)")
+    return Target(output=output, in_place=in_place, overwrite=overwrite, summary=summary_path)
 
 
-def _final(ms: Path, output: Path | None, in_place: bool) -> Path:
-    return ms if in_place else Path(output)
-
-
-def _check_outputs(paths: list[Path], *, overwrite: bool) -> None:
-    for p in paths:
-        check_output(p, overwrite=overwrite)
-
-
-def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
         raise click.BadParameter(f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", param_hint=name)
 
 
-def _result(outputs: list[Path], summary: dict, as_json: bool) -> None:
-    emit({**summary, "outputs": [str(p) for p in outputs]} if as_json else [str(p) for p in outputs],
-         as_json=as_json)
+def _window(value: int) -> None:
+    if value < 3:
+        raise click.BadParameter(f"must be >= 3, got {value}", param_hint="--window")
+
+
+def _result(run: FlagRun, as_json: bool) -> None:
+    emit(run.as_dict() if as_json else [str(p) for p in run.outputs], as_json=as_json)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,44 +97,11 @@ def antennas_cmd(ms: Path, health_file: Path | None, output: Path | None, in_pla
       lwa-flag antennas 20241220_120000_55MHz.ms badants.yml -o flagged.ms
       lwa-flag antennas obs.ms --in-place --source mnc
     """
-    from lwa_flag.antennas import flag_antennas, mnc_available, query_mnc, read_health_file, resolve_antennas
-
-    _check_target(output, in_place)
+    target = _target(output, in_place, overwrite, summary_path)
     if source == "file" and health_file is None:
         raise click.UsageError("--source file needs a HEALTH_FILE")
-    validate_ms(ms)
-    final = _final(ms, output, in_place)
-    summary_path = summary_path or default_summary_path(final, "antennas")
-    _check_outputs([summary_path], overwrite=overwrite)
-    if source == "mnc" or (source == "auto" and health_file is None):
-        if not mnc_available():
-            raise LwaError("no HEALTH_FILE given and the OVRO-LWA mnc package is not importable "
-                           "(give a CSV/YAML health file)")
-        if health_file is not None:
-            log.warning("--source mnc: ignoring %s", health_file)
-        start, end = ms_time_range(ms)
-        health = query_mnc((start.mjd + end.mjd) / 2, method=mnc_method)
-    else:
-        health = read_health_file(health_file, ids=ids)
-    found, missing = resolve_antennas(health, ms, system_cfg=system_cfg)
-    log.info("health record %s: %d names, %d correlator numbers; %d antennas in this MS%s", health.source,
-             len(health.names), len(health.corr_nums), len(found),
-             f"; not in the MS: {', '.join(missing)}" if missing else "")
-    if not health.empty and not found:
-        log.warning("none of the %d bad antennas listed is in %s", len(health.names) + len(health.corr_nums), ms)
-    before = flagged_fraction(ms)
-    with flag_target(ms, output=output, in_place=in_place, overwrite=overwrite) as target:
-        rows = flag_antennas(target, found)
-        stamp(target, f"lwa-flag antennas: {len(found)} antennas from {health.source}")
-        after = flagged_fraction(target)
-    flagged = {"source": health.source, "listed": {"names": list(health.names), "corr_nums": list(health.corr_nums)},
-               "antennas": [{"antenna": i, "name": n} for i, n in found.items()], "not_in_ms": missing,
-               "rows_flagged": rows}
-    write_summary(summary_path, command="antennas", inputs=[str(ms)], output=str(final), in_place=in_place,
-                  before=before, after=after, flagged=flagged)
-    log.info("%s: %.2f%% -> %.2f%% flagged", final, 100 * before, 100 * after)
-    _result([final, summary_path], {"flagged_percent_before": 100 * before, "flagged_percent_after": 100 * after,
-                                    "flagged": flagged}, as_json)
+    _result(flag_antenna_health(ms, health_file, target=target, source=source, ids=ids, system_cfg=system_cfg,
+                                mnc_method=mnc_method), as_json)
 
 
 # ---------------------------------------------------------------------------------------------- rfi
@@ -175,27 +130,9 @@ def rfi_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
       lwa-flag rfi concat_55MHz.ms -o concat_55MHz.flagged.ms
       lwa-flag rfi concat_55MHz.ms --in-place --strategy my.lua --preamble 'lwa_base_threshold = 1.5'
     """
-    from lwa_flag.rfi import default_strategy, flag_profile, pick_rfi_column, run_aoflagger
-
-    _check_target(output, in_place)
-    validate_ms(ms)
-    column = pick_rfi_column(ms, column)
-    strategy = strategy or default_strategy()
-    final = _final(ms, output, in_place)
-    summary_path = summary_path or default_summary_path(final, "rfi")
-    _check_outputs([summary_path], overwrite=overwrite)
-    before = flagged_fraction(ms)
-    with flag_target(ms, output=output, in_place=in_place, overwrite=overwrite) as target:
-        run = run_aoflagger(target, strategy=strategy, column=column, threads=threads, preamble=preamble)
-        stamp(target, f"lwa-flag rfi: {run['command']}")
-        after = flagged_fraction(target)
-        profile = flag_profile(target)
-    flagged = {"aoflagger": run, **profile}
-    write_summary(summary_path, command="rfi", inputs=[str(ms)], output=str(final), in_place=in_place,
-                  before=before, after=after, flagged=flagged)
-    log.info("%s: %.2f%% -> %.2f%% flagged", final, 100 * before, 100 * after)
-    _result([final, summary_path], {"flagged_percent_before": 100 * before, "flagged_percent_after": 100 * after,
-                                    "flagged": flagged}, as_json)
+    target = _target(output, in_place, overwrite, summary_path)
+    _result(flag_rfi(ms, target=target, strategy=strategy, column=column, threads=threads, preamble=preamble),
+            as_json)
 
 
 # ------------------------------------------------------------------------------------ hot-baselines
@@ -203,20 +140,14 @@ def rfi_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
 @click.argument("ms", type=ExistingPath)
 @_target_options
 @click.option("--column", default=None, help="Data column [default: CORRECTED_DATA, else DATA with a warning].")
-@click.option("--window", type=int, default=None, help=_cfg_help("Rolling-median window (baselines).",
-                                                                  "hot_baselines", "window"))
-@click.option("--sigma-uv", type=float, default=None, help=_cfg_help("Pass 1 threshold (sigma above the rolling "
-                                                                      "median).", "hot_baselines", "sigma_uv"))
-@click.option("--sigma-heatmap", type=float, default=None,
-              help=_cfg_help("Pass 2 cross-pol robust z-score threshold.", "hot_baselines", "sigma_heatmap"))
-@click.option("--antenna-fraction", type=float, default=None,
-              help=_cfg_help("Flag an antenna whole above this fraction of its baselines flagged.",
-                             "hot_baselines", "antenna_fraction"))
-@click.option("--min-uv-lambda", type=float, default=None,
-              help=_cfg_help("Skip baselines shorter than this (wavelengths).", "hot_baselines", "min_uv_lambda"))
-@click.option("--dead-fraction", type=float, default=None,
-              help=_cfg_help("Dead antenna: median amplitude below this fraction of the array's (0: off).",
-                             "hot_baselines", "dead_fraction"))
+@section_option("hot_baselines", "window", help="Rolling-median window (baselines).")
+@section_option("hot_baselines", "sigma_uv", help="Pass 1 threshold (sigma above the rolling median).")
+@section_option("hot_baselines", "sigma_heatmap", help="Pass 2 cross-pol robust z-score threshold.")
+@section_option("hot_baselines", "antenna_fraction",
+                help="Flag an antenna whole above this fraction of its baselines flagged.")
+@section_option("hot_baselines", "min_uv_lambda", help="Skip baselines shorter than this (wavelengths).")
+@section_option("hot_baselines", "dead_fraction",
+                help="Dead antenna: median amplitude below this fraction of the array's (0: off).")
 @click.option("--uv-pass/--no-uv-pass", default=True, show_default=True, help="Pass 1: amplitude vs uv.")
 @click.option("--crosspol-pass/--no-crosspol-pass", default=True, show_default=True,
               help="Pass 2: cross-pol heatmap.")
@@ -232,7 +163,7 @@ def hot_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
             antenna_fraction: float | None, min_uv_lambda: float | None, dead_fraction: float | None,
             uv_pass: bool, crosspol_pass: bool, system_cfg: Path | None, qa_dir: Path | None, dry_run: bool,
             as_json: bool, cfg) -> None:
-    """Flag hot baselines (amp vs uv at 7 sigma; cross-pol heatmap at 5 sigma) and dead antennas.
+    """Flag hot baselines (amplitude vs uv; cross-pol heatmap) and dead antennas.
 
     Pass 1: mean (|XX|+|YY|)/2 per baseline against a rolling median over the uv-sorted
     baselines (robust sigma = 1.4826 MAD). Pass 2: mean (|XY|+|YX|)/2 as an antenna x antenna
@@ -246,67 +177,21 @@ def hot_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
       lwa-flag hot-baselines concat_55MHz.ms -o concat_55MHz.hb.ms \\
           --system-cfg ../shared/data/ovro-lwa/system_cfg.yml
     """
-    from lwa_flag._plots import plot_amp_vs_uv, plot_heatmap
-    from lwa_flag.hot import apply_hot_flags, find_hot_baselines, write_flagged_csv
-    from lwa_flag.wiring import load_wiring
-
-    if not dry_run:
-        _check_target(output, in_place)
-    elif output is not None and in_place:
-        raise click.UsageError("use either -o/--output or --in-place, not both")
-    hb = cfg.hot_baselines
-    settings = {
-        "window": hb.window if window is None else window,
-        "sigma_uv": hb.sigma_uv if sigma_uv is None else sigma_uv,
-        "sigma_heatmap": hb.sigma_heatmap if sigma_heatmap is None else sigma_heatmap,
-        "antenna_fraction": hb.antenna_fraction if antenna_fraction is None else antenna_fraction,
-        "min_uv_lambda": hb.min_uv_lambda if min_uv_lambda is None else min_uv_lambda,
-        "dead_fraction": hb.dead_fraction if dead_fraction is None else dead_fraction,
-    }
-    if settings["window"] < 3:
-        raise click.BadParameter(f"must be >= 3, got {settings['window']}", param_hint="--window")
-    for name in ("sigma_uv", "sigma_heatmap"):
-        _positive("--" + name.replace("_", "-"), settings[name])
-    for name in ("min_uv_lambda", "dead_fraction"):
-        _positive("--" + name.replace("_", "-"), settings[name], allow_zero=True)
-    if not 0 < settings["antenna_fraction"] <= 1:
-        raise click.BadParameter(f"must be in (0, 1], got {settings['antenna_fraction']}",
+    target = _target(output, in_place, overwrite, summary_path, dry_run=dry_run)
+    settings = section_with(cfg.hot_baselines, window=window, sigma_uv=sigma_uv, sigma_heatmap=sigma_heatmap,
+                            antenna_fraction=antenna_fraction, min_uv_lambda=min_uv_lambda,
+                            dead_fraction=dead_fraction)
+    _window(settings.window)
+    _positive("--sigma-uv", settings.sigma_uv)
+    _positive("--sigma-heatmap", settings.sigma_heatmap)
+    _positive("--min-uv-lambda", settings.min_uv_lambda, allow_zero=True)
+    _positive("--dead-fraction", settings.dead_fraction, allow_zero=True)
+    if not 0 < settings.antenna_fraction <= 1:
+        raise click.BadParameter(f"must be in (0, 1], got {settings.antenna_fraction}",
                                  param_hint="--antenna-fraction")
-    log.info("hot-baseline settings: %s", settings)
-    validate_ms(ms)
-    final = _final(ms, output, in_place) if not dry_run else (output or ms)
-    qa_dir = Path(qa_dir) if qa_dir else Path(final).parent / "QA"
-    summary_path = summary_path or default_summary_path(final, "hot-baselines")
-    qa = {"amp_vs_uv": qa_dir / "amp_vs_uv.png", "heatmap": qa_dir / "heatmap.png",
-          "csv": qa_dir / "flagged_baselines.csv"}
-    _check_outputs([summary_path, *qa.values()], overwrite=overwrite)
-    if not dry_run and output is not None:
-        check_output(output, overwrite=overwrite)
-    wiring = load_wiring(system_cfg) if system_cfg else None
-
-    result = find_hot_baselines(ms, column=column, uv_pass=uv_pass, crosspol_pass=crosspol_pass, **settings)
-    before = flagged_fraction(ms)
-    rows = 0
-    if dry_run:
-        after = before
-    else:
-        with flag_target(ms, output=output, in_place=in_place, overwrite=overwrite) as target:
-            rows = apply_hot_flags(target, result)
-            stamp(target, f"lwa-flag hot-baselines: {int(result.flag_baseline.sum())} baselines, "
-                          f"{len(result.flagged_antennas)} antennas")
-            after = flagged_fraction(target)
-    title = f"{Path(ms).name} ({result.stats.column}, {result.stats.freq_hz / 1e6:.2f} MHz)"
-    plot_amp_vs_uv(result, qa["amp_vs_uv"], title=f"amplitude vs uv: {title}")
-    plot_heatmap(result, qa["heatmap"], wiring=wiring, title=f"cross-pol heatmap: {title}")
-    write_flagged_csv(qa["csv"], result)
-    flagged = {**result.summary(), "rows_flagged": rows, "dry_run": dry_run,
-               "qa": {k: str(v) for k, v in qa.items()}}
-    write_summary(summary_path, command="hot-baselines", inputs=[str(ms)], output=str(final),
-                  in_place=in_place, before=before, after=after, flagged=flagged)
-    log.info("%s: %.2f%% -> %.2f%% flagged", final, 100 * before, 100 * after)
-    outs = ([] if dry_run else [final]) + [summary_path, *qa.values()]
-    _result(outs, {"flagged_percent_before": 100 * before, "flagged_percent_after": 100 * after,
-                   "flagged": flagged}, as_json)
+    _result(flag_hot_baselines(ms, target=target, settings=settings, column=column, uv_pass=uv_pass,
+                               crosspol_pass=crosspol_pass, system_cfg=system_cfg, qa_dir=qa_dir, dry_run=dry_run),
+            as_json)
 
 
 # ------------------------------------------------------------------------------------- integrations
@@ -315,15 +200,11 @@ def hot_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
 @click.option("--ms", "ms_list", type=ExistingPath, multiple=True, required=True,
               help="The MS holding those times: one concatenated MS, or repeat for per-integration MS.")
 @_target_options
-@click.option("--sigma", type=float, default=None,
-              help=_cfg_help("Flag frames deviating more than this from the running median.", "snapshot_qa", "sigma"))
-@click.option("--low-ratio", type=float, default=None,
-              help=_cfg_help("Also flag frames with RMS below this x the running median.", "snapshot_qa", "low_ratio"))
-@click.option("--window", type=int, default=None,
-              help=_cfg_help("Running-median window (frames).", "snapshot_qa", "running_window"))
-@click.option("--min-scatter-fraction", type=float, default=None,
-              help=_cfg_help("Floor of the RMS scatter, as a fraction of the median RMS.", "snapshot_qa",
-                             "min_scatter_fraction"))
+@section_option("snapshot_qa", "sigma", help="Flag frames deviating more than this from the running median.")
+@section_option("snapshot_qa", "low_ratio", help="Also flag frames with RMS below this x the running median.")
+@section_option("snapshot_qa", "running_window", "--window", "window", help="Running-median window (frames).")
+@section_option("snapshot_qa", "min_scatter_fraction",
+                help="Floor of the RMS scatter, as a fraction of the median RMS.")
 @click.option("--qa-dir", type=NewPath, default=None,
               help="Folder for snapshot_rms.png and bad_integrations.csv [default: <output folder>/QA].")
 @json_option
@@ -348,97 +229,14 @@ def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], out
       lwa-flag integrations snapshots/*-V-image.fits --ms concat_55MHz.ms -o concat_55MHz.qa.ms
       lwa-flag integrations snaps/*.fits --ms a.ms --ms b.ms --in-place
     """
-    from lwa_flag._plots import plot_snapshot_rms
-    from lwa_flag.integrations import (
-        find_bad_integrations,
-        flag_times,
-        match_times,
-        read_frames,
-        write_frames_csv,
-    )
-
-    _check_target(output, in_place)
-    sq = cfg.snapshot_qa
-    sigma = sq.sigma if sigma is None else sigma
-    low_ratio = sq.low_ratio if low_ratio is None else low_ratio
-    window = sq.running_window if window is None else window
-    min_scatter_fraction = sq.min_scatter_fraction if min_scatter_fraction is None else min_scatter_fraction
-    _positive("--min-scatter-fraction", min_scatter_fraction, allow_zero=True)
-    _positive("--sigma", sigma)
-    _positive("--low-ratio", low_ratio, allow_zero=True)
-    if window < 3:
-        raise click.BadParameter(f"must be >= 3, got {window}", param_hint="--window")
-    ms_paths = [Path(p) for p in dict.fromkeys(ms_list)]
-    names = [p.name for p in ms_paths]
-    if len(set(names)) != len(names):
-        raise LwaError("several --ms share a file name; give each MS once")
-    for p in ms_paths:
-        validate_ms(p)
-    if in_place:
-        finals = ms_paths
-        base = ms_paths[0].parent
-    elif len(ms_paths) == 1:
-        finals = [Path(output)]
-        base = Path(output).parent
-    else:
-        out_dir = Path(output)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise LwaError(f"-o {out_dir}: with several --ms, -o must be a folder")
-        if any(out_dir.resolve() == p.parent.resolve() for p in ms_paths):
-            raise LwaError(f"-o {out_dir} is the folder of the input MS; choose another folder or --in-place")
-        finals = [out_dir / p.name for p in ms_paths]
-        base = out_dir
-    qa_dir = Path(qa_dir) if qa_dir else base / "QA"
-    summary_path = summary_path or (default_summary_path(finals[0], "integrations") if len(finals) == 1
-                                    else base / "flag-integrations.json")
-    qa = {"plot": qa_dir / "snapshot_rms.png", "csv": qa_dir / "bad_integrations.csv"}
-    _check_outputs([summary_path, *qa.values(), *([] if in_place else finals)], overwrite=overwrite)
-
-    frames = read_frames(list(snapshots))
-    result = find_bad_integrations(frames, sigma=sigma, low_ratio=low_ratio, window=window,
-                                   min_scatter_fraction=min_scatter_fraction, min_frames=sq.min_frames,
-                                   low_quantile=sq.low_quantile, compact_peak_ratio=sq.compact_peak_ratio)
-    bad_mjd = [f.mjd for f in result.bad_frames]
-    matches = match_times([f.mjd for f in frames], ms_paths)
-    unmatched = [f for f in frames if not matches[f.mjd]]
-    if len(unmatched) == len(frames):
-        raise LwaError(f"no snapshot time matches a TIME in the given MS (first snapshot {frames[0].isot}); "
-                       "wrong --ms?")
-    if unmatched:
-        log.warning("%d snapshots match no MS time: %s", len(unmatched), ", ".join(f.isot for f in unmatched[:5]))
-    for f in frames:
-        f.ms_matches = [str(m[0]) for m in matches[f.mjd]]
-    per_ms: dict[Path, list[float]] = {p: [] for p in ms_paths}
-    for m in bad_mjd:
-        for ms, t in matches[m]:
-            per_ms[ms].append(t)
-    total_before = total_after = 0.0
-    flagged_ms = []
-    for src, final in zip(ms_paths, finals):
-        before = flagged_fraction(src)
-        times = per_ms[src]
-        if in_place and not times:
-            after = before
-        else:
-            with flag_target(src, output=None if in_place else final, in_place=in_place,
-                             overwrite=overwrite) as target:
-                rows = flag_times(target, times)
-                if times:
-                    stamp(target, f"lwa-flag integrations: {len(times)} integrations from V snapshot RMS")
-                after = flagged_fraction(target)
-            flagged_ms.append({"ms": str(final), "times_mjd": [t / 86400.0 for t in times], "rows_flagged": rows})
-        total_before += before / len(ms_paths)
-        total_after += after / len(ms_paths)
-    plot_snapshot_rms(result, qa["plot"])
-    write_frames_csv(qa["csv"], result)
-    flagged = {**result.summary(), "unmatched_frames": [f.path for f in unmatched], "ms": flagged_ms,
-               "qa": {k: str(v) for k, v in qa.items()}}
-    write_summary(summary_path, command="integrations", inputs=[str(p) for p in ms_paths],
-                  output=[str(p) for p in finals], in_place=in_place, before=total_before, after=total_after,
-                  flagged=flagged, extra={"snapshots": [str(s) for s in snapshots]})
-    _result([*finals, summary_path, *qa.values()],
-            {"flagged_percent_before": 100 * total_before, "flagged_percent_after": 100 * total_after,
-             "flagged": flagged}, as_json)
+    target = _target(output, in_place, overwrite, summary_path)
+    settings = section_with(cfg.snapshot_qa, sigma=sigma, low_ratio=low_ratio, running_window=window,
+                            min_scatter_fraction=min_scatter_fraction)
+    _positive("--min-scatter-fraction", settings.min_scatter_fraction, allow_zero=True)
+    _positive("--sigma", settings.sigma)
+    _positive("--low-ratio", settings.low_ratio, allow_zero=True)
+    _window(settings.running_window)
+    _result(flag_integrations(snapshots, ms=ms_list, target=target, settings=settings, qa_dir=qa_dir), as_json)
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ from lwa_common.cli import (
     json_option,
     overwrite_option,
     run_main,
+    section_option,
 )
-from lwa_common.config import Config
+from lwa_common.config import Config, section_with
 from lwa_common.images import image_hint_options
 from lwa_image.concat import concat_ms
 from lwa_image.movie import make_movies
@@ -105,10 +106,8 @@ def rephase_cmd(ms: Path, output: Path | None, in_place: bool, centre: str | Non
 @cli.command("snapshots")
 @click.argument("ms", type=ExistingPath)
 @click.option("-o", "--output", type=NewPath, required=True, help="Output folder.")
-@click.option("--size", type=click.IntRange(min=16), default=None,
-              help=f"Image size in pixels [default: snapshot_qa.size = {_DEFAULTS.snapshot_qa.size}].")
-@click.option("--scale-arcmin", type=click.FloatRange(min=0, min_open=True), default=None,
-              help=f"Pixel size [default: snapshot_qa.scale_arcmin = {_DEFAULTS.snapshot_qa.scale_arcmin}].")
+@section_option("snapshot_qa", "size", type=click.IntRange(min=16), help="Image size in pixels.")
+@section_option("snapshot_qa", "scale_arcmin", type=click.FloatRange(min=0, min_open=True), help="Pixel size.")
 @data_column_option
 @subband_option
 @overwrite_option
@@ -124,8 +123,8 @@ def snapshots_cmd(ms: Path, output: Path, size: int | None, scale_arcmin: float 
     Example:
       lwa-image snapshots work/55MHz-10h.ms -o work/snapshots/
     """
-    paths = run_snapshots(ms, output, cfg=cfg, size=size, scale_arcmin=scale_arcmin, data_column=data_column,
-                          subband=subband, overwrite=overwrite)
+    cfg = section_with(cfg, snapshot_qa=section_with(cfg.snapshot_qa, size=size, scale_arcmin=scale_arcmin))
+    paths = run_snapshots(ms, output, cfg=cfg, data_column=data_column, subband=subband, overwrite=overwrite)
     emit([str(p) for p in paths], as_json=as_json)
 
 
@@ -134,15 +133,11 @@ def snapshots_cmd(ms: Path, output: Path, size: int | None, scale_arcmin: float 
 @click.option("-o", "--output", type=NewPath, required=True, help="Output folder.")
 @click.option("--only", multiple=True, metavar="NAME",
               help=f"Run only this configuration (repeatable). Names: {_CONFIG_NAMES}.")
-@click.option("--size", type=click.IntRange(min=16), default=None,
-              help=f"Image size in pixels [default: imaging.size = {_DEFAULTS.imaging.size}].")
-@click.option("--scale-deg", type=click.FloatRange(min=0, min_open=True), default=None,
-              help=f"Pixel size in degrees [default: imaging.scale_deg = {_DEFAULTS.imaging.scale_deg}].")
+@section_option("imaging", "size", type=click.IntRange(min=16), help="Image size in pixels.")
+@section_option("imaging", "scale_deg", type=click.FloatRange(min=0, min_open=True), help="Pixel size in degrees.")
 @click.option("--niter-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Multiply every configuration's CLEAN iteration limit (quick looks, tests).")
-@click.option("--intervals-out", type=click.IntRange(min=1), default=None,
-              help=f"Intervals of the 10min images [default: imaging.intervals_out = "
-                   f"{_DEFAULTS.imaging.intervals_out}].")
+@section_option("imaging", "intervals_out", type=click.IntRange(min=1), help="Intervals of the 10min images.")
 @data_column_option
 @subband_option
 @overwrite_option
@@ -162,8 +157,9 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
     Example:
       lwa-image science work/55MHz-10h.ms -o images/ --only I-Deep-Taper-Robust-0 --only V-Taper-Deep
     """
-    paths = run_science(ms, output, cfg=cfg, only=list(only), size=size, scale_deg=scale_deg,
-                        niter_scale=niter_scale, intervals_out=intervals_out, data_column=data_column,
+    cfg = section_with(cfg, imaging=section_with(cfg.imaging, size=size, scale_deg=scale_deg,
+                                                 intervals_out=intervals_out))
+    paths = run_science(ms, output, cfg=cfg, only=list(only), niter_scale=niter_scale, data_column=data_column,
                         subband=subband, overwrite=overwrite)
     emit([str(p) for p in paths], as_json=as_json)
 
@@ -171,13 +167,10 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
 @cli.command("pbcor")
 @click.argument("images", nargs=-1, required=True, type=ExistingPath)
 @click.option("-o", "--output", type=NewPath, default=None, help="Output folder [default: beside each image].")
-@click.option("--beam", "beam_file", type=ExistingPath, default=None,
-              help="Beam h5 file (OVRO-LWA layout) [default: primary_beam.beam_file, else the shipped "
-                   "analytic dipole beam].")
-@click.option("--min-elevation-deg", type=float, default=None,
-              help=f"NaN below this elevation [default: {_DEFAULTS.primary_beam.min_elevation_deg:g}].")
-@click.option("--min-response", type=float, default=None,
-              help=f"NaN where the beam is below this [default: {_DEFAULTS.primary_beam.min_response:g}].")
+@section_option("primary_beam", "beam_file", "--beam", "beam_file", type=ExistingPath,
+                help="Beam h5 file (OVRO-LWA layout); none: the shipped analytic dipole beam.")
+@section_option("primary_beam", "min_elevation_deg", help="NaN below this elevation.")
+@section_option("primary_beam", "min_response", help="NaN where the beam is below this.")
 @overwrite_option
 @json_option
 @image_hint_options
@@ -195,9 +188,10 @@ def pbcor_cmd(images: tuple[Path, ...], output: Path | None, beam_file: Path | N
       lwa-image pbcor images/55MHz-I-Deep-Taper-Robust-0-image.fits --beam OVRO-LWA_MROsoil_updatedheight.h5
       lwa-image pbcor wsclean-image.fits -o pbcor/       # a plain WSClean image
     """
-    paths = pbcor_images(list(images), outdir=output, beam_file=beam_file, cfg=cfg,
-                         min_elevation_deg=min_elevation_deg, min_response=min_response, overwrite=overwrite,
-                         hints=hints)
+    cfg = section_with(cfg, primary_beam=section_with(
+        cfg.primary_beam, beam_file=str(beam_file) if beam_file else None, min_elevation_deg=min_elevation_deg,
+        min_response=min_response))
+    paths = pbcor_images(list(images), outdir=output, cfg=cfg, overwrite=overwrite, hints=hints)
     emit([str(p) for p in paths], as_json=as_json)
 
 

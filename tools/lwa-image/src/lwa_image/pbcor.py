@@ -19,7 +19,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from lwa_common.beam import BeamModel, beam_for_image, load_beam
-from lwa_common.config import Config, load_config
+from lwa_common.config import Config, PrimaryBeam, load_config
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
 from lwa_common.images import ImageHints, image_info, info_from_header
@@ -39,7 +39,8 @@ def pbcor_name(path: str | Path, outdir: str | Path | None = None) -> Path:
 
 
 def pbcor_image(image: str | Path, output: str | Path | None = None, *, beam: BeamModel | None = None,
-                min_elevation_deg: float = 10.0, min_response: float = 0.05, overwrite: bool = False,
+                min_elevation_deg: float = PrimaryBeam.min_elevation_deg,
+                min_response: float = PrimaryBeam.min_response, overwrite: bool = False,
                 beam_label: str = "", hints: ImageHints | None = None) -> Path:
     """Divide `image` by the primary beam; writes `output` (default `<image>-pbcorr.fits`)."""
     image = Path(image)

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
-from lwa_common.config import Peel
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.config import default_text, section_with
 from lwa_peel.peel import MODES, peel_ms
 
 __all__ = ["cli", "main"]
 
 log = logging.getLogger(__name__)
-_D = Peel()  # defaults shown in --help
 
 
 def _shared(func):
@@ -30,19 +29,18 @@ def _shared(func):
                      help="Column receiving the peeled visibilities (created when missing)."),
         click.option("--input-column", default=None,
                      help="Column to peel  [default: CORRECTED_DATA, else DATA]."),
-        click.option("--uv-min-lambda", type=click.FloatRange(min=0), default=None,
-                     help="Ignore shorter baselines in the solve  [default: config peel.uv_min_lambda, 5]."),
-        click.option("--max-iterations", type=click.IntRange(min=1), default=None,
-                     help="DDECal iterations  [default: config peel.max_iterations]."),
-        click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="DDECal convergence tolerance  [default: config peel.tolerance, 1e-4]."),
-        click.option("--step-size", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
-                     help=f"DDECal step size  [default: config peel.step_size, {_D.step_size}]."),
+        section_option("peel", "uv_min_lambda", type=click.FloatRange(min=0),
+                       help="Ignore shorter baselines in the solve."),
+        section_option("peel", "max_iterations", type=click.IntRange(min=1), help="DDECal iterations."),
+        section_option("peel", "tolerance", type=click.FloatRange(min=0, min_open=True),
+                       help="DDECal convergence tolerance."),
+        section_option("peel", "step_size", type=click.FloatRange(min=0, max=1, min_open=True),
+                       help="DDECal step size."),
         click.option("--channels-per-solution", type=click.IntRange(min=0), default=None,
-                     help="Channels per gain solution; 0 = the whole band  [default: sky "
-                          f"{_D.channels_per_solution}, rfi {_D.rfi_channels_per_solution} (config peel)]."),
-        click.option("--mode", type=click.Choice(MODES), default=None,
-                     help=f"DDECal solution type  [default: config peel.mode, {_D.mode}]."),
+                     help="Channels per gain solution; 0 = the whole band  [sky: "
+                          f"{default_text('peel', 'channels_per_solution')}; rfi: "
+                          f"{default_text('peel', 'rfi_channels_per_solution')}]."),
+        section_option("peel", "mode", type=click.Choice(MODES), help="DDECal solution type."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output MS and its side products."),
         json_option,
         common_options,
@@ -52,11 +50,16 @@ def _shared(func):
     return func
 
 
-def _run(kind: str, ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg,
-         **settings) -> None:
+def _run(kind: str, ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg, *,
+         column: str, input_column: str | None, overwrite: bool, channels_per_solution: int | None,
+         beam_file: Path | None = None, **given) -> None:
     if (output is None) == (not in_place):
         raise click.UsageError("give either -o/--output OUT.ms or --in-place (not both)")
-    result = peel_ms(ms, sources, kind=kind, output=output, in_place=in_place, config=cfg, **settings)
+    per_channel = "rfi_channels_per_solution" if kind == "rfi" else "channels_per_solution"
+    config = section_with(cfg, peel=section_with(cfg.peel, **given, **{per_channel: channels_per_solution}),
+                          primary_beam=section_with(cfg.primary_beam, beam_file=str(beam_file) if beam_file else None))
+    result = peel_ms(ms, sources, kind=kind, output=output, in_place=in_place, column=column,
+                     input_column=input_column, overwrite=overwrite, config=config)
     if as_json:
         emit(result.as_dict(), as_json=True)
     else:
@@ -70,15 +73,13 @@ def cli() -> None:
 
 @cli.command("sky")
 @_shared
-@click.option("--min-elevation-deg", type=float, default=None,
-              help="Skip sources below this elevation at the MS mid-time  [default: config peel.min_elevation_deg, 0].")
-@click.option("--beam/--no-beam", default=None,
-              help="Multiply the model by the Stokes I primary beam at each source  [default: --beam].")
-@click.option("--smoothness-mhz", type=click.FloatRange(min=0), default=None,
-              help="DDECal smoothness constraint: Gaussian kernel FWHM along frequency for per-channel solutions; "
-                   f"0 = off  [default: config peel.smoothness_mhz, {_D.smoothness_mhz}].")
-@click.option("--beam-file", type=ExistingPath, default=None,
-              help="Beam h5 for --beam  [default: config primary_beam.beam_file, else the analytic dipole].")
+@section_option("peel", "min_elevation_deg", help="Skip sources below this elevation at the MS mid-time.")
+@section_option("peel", "beam", help="Multiply the model by the Stokes I primary beam at each source.")
+@section_option("peel", "smoothness_mhz", type=click.FloatRange(min=0),
+                help="DDECal smoothness constraint: Gaussian kernel FWHM along frequency for per-channel solutions; "
+                     "0 = off.")
+@section_option("primary_beam", "beam_file", type=ExistingPath,
+                help="Beam h5 for --beam (none: the analytic dipole).")
 def sky_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg, **settings) -> None:
     """Peel the sky sources of a TTCal sources.json (e.g. the A-team) from MS.
 

@@ -42,7 +42,8 @@ def cli() -> None:
 @click.option("--system-cfg", type=ExistingPath, envvar="LWA_SYSTEM_CFG", default=None,
               help="OVRO-LWA system_cfg.yml (antenna positions); env LWA_SYSTEM_CFG; default: the "
                    "antenna table shipped with lwa-sim.")
-@click.option("--integration-s", type=float, default=10.031, show_default=True, help="Integration time.")
+@click.option("--integration-s", type=float, default=ObserveSettings.integration_s, show_default=True,
+              help="Integration time.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise/RFI random seed.")
 @click.option("--overwrite", is_flag=True, help="Write into an output folder that already holds MS files.")
 @json_option

@@ -8,8 +8,7 @@ The wideband transient search is `lwa-transient search` run on the stacks (it ta
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lwa_common.lazy import lazy_exports
 
 _EXPORTS = {
     "archive": ("archive_run", "plan_archive", "sha256_file", "verify_manifest"),
@@ -22,19 +21,4 @@ _EXPORTS = {
     "browser": ("check_weblog",),
     "stack": ("Band", "bands_from_config", "plan_stacks", "regrid", "stack_arrays", "stack_name", "wideband"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lwa_stack' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"lwa_stack.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

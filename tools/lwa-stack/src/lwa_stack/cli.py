@@ -26,6 +26,14 @@ clip_option = click.option("--clip-sigma", type=click.FloatRange(min=1.5), defau
                            help="Sigma-clipping threshold of the noise estimate.")
 
 
+def _noise_options(func):
+    """The noise-measurement options and the shared vocabulary of the commands reading images."""
+    for option in reversed((inner_option, clip_option, overwrite_option, json_option, image_hint_options,
+                            common_options)):
+        func = option(func)
+    return func
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Wideband stacks, thermal noise, 3-colour PNGs, gathered detections, report and archive."""
@@ -34,12 +42,7 @@ def cli() -> None:
 @cli.command("noise")
 @inputs_argument
 @click.option("-o", "--output", type=NewPath, required=True, help="CSV to write (thermal_noise.csv).")
-@inner_option
-@clip_option
-@overwrite_option
-@json_option
-@image_hint_options
-@common_options
+@_noise_options
 def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, clip_sigma: float, overwrite: bool,
               as_json: bool, hints, cfg) -> None:
     """Measure the thermal noise (sigma-clipped robust RMS, NaN-aware) of every FITS image in INPUTS.
@@ -79,12 +82,7 @@ def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, cli
                    "else measured).")
 @click.option("--weight-from", type=click.Choice(["image", "v-deep"]), default="image", show_default=True,
               help="Weight 1/rms^2 from each image's own noise, or from its subband's deep Stokes V image.")
-@inner_option
-@clip_option
-@overwrite_option
-@json_option
-@image_hint_options
-@common_options
+@_noise_options
 def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None, weight_from: str,
                  inner_fraction: float, clip_sigma: float, overwrite: bool, as_json: bool, hints, cfg) -> None:
     """Inverse-variance weighted Red/Green/Blue stacks of the per-subband images under INPUTS.

@@ -67,27 +67,29 @@ log = logging.getLogger(__name__)
 SCORE_COLOURS = {"green": "#9ad29a", "blue": "#9ac6ec", "yellow": "#f5e37a", "red": "#f09a9a",
                  "grey": "#dddddd"}
 RED_CAP = 0.32
-# stage -> (title, regular expression of the driver's step names)
-SUBBAND_STAGES: dict[str, tuple[str, str]] = {
-    "setup": ("Set-up, peeling and concatenation", r"calibrate|peel-(sky|rfi)-\d+|concat"),
-    "flag": ("Flagging", r"flag-antennas|flag-rfi|flag-hot"),
-    "snapshots": ("Snapshots and integration QA", r"snapshots|flag-integrations"),
-    "imaging": ("Science imaging", r"science"),
-    "noise": ("Thermal noise", r"$^"),
-    "pbcor": ("Primary-beam correction", r"pbcor"),
-    "dewarp": ("Ionospheric dewarping", r"dewarp-fit|dewarp-apply"),
-    "photometry": ("Target and solar-system photometry", r"targets|solar"),
-    "transients": ("Transient search", r"transients"),
-    "movie": ("Snapshot movies", r"movie"),
-}
-RUN_STAGES: dict[str, tuple[str, str]] = {
-    "flux-check": ("Flux-scale check", r"flux-check"),
-    "wideband": ("Wideband stacks", r"wideband"),
-    "color": ("3-colour images", r"color"),
-    "wideband-search": ("Wideband transient search", r"wideband-search"),
-    "wideband-solar": ("Solar-system photometry on the stacks", r"wideband-solar"),
-    "gather": ("Gathered detections", r"gather"),
-}
+# (scope, stage, title, regular expression of the driver's step names): the stages of each subband
+# (its own logs), then those of the run (the aggregation's logs)
+_STAGES: tuple[tuple[str, str, str, str], ...] = (
+    ("subband", "setup", "Set-up, peeling and concatenation", r"calibrate|peel-(sky|rfi)-\d+|concat"),
+    ("subband", "flag", "Flagging", r"flag-antennas|flag-rfi|flag-hot"),
+    ("subband", "snapshots", "Snapshots and integration QA", r"snapshots|flag-integrations"),
+    ("subband", "imaging", "Science imaging", r"science"),
+    ("subband", "noise", "Thermal noise", r"$^"),
+    ("subband", "pbcor", "Primary-beam correction", r"pbcor"),
+    ("subband", "dewarp", "Ionospheric dewarping", r"dewarp-fit|dewarp-apply"),
+    ("subband", "photometry", "Target and solar-system photometry", r"targets|solar"),
+    ("subband", "transients", "Transient search", r"transients"),
+    ("subband", "movie", "Snapshot movies", r"movie"),
+    ("run", "flux-check", "Flux-scale check", r"flux-check"),
+    ("run", "wideband", "Wideband stacks", r"wideband"),
+    ("run", "color", "3-colour images", r"color"),
+    ("run", "wideband-search", "Wideband transient search", r"wideband-search"),
+    ("run", "wideband-solar", "Solar-system photometry on the stacks", r"wideband-solar"),
+    ("run", "gather", "Gathered detections", r"gather"),
+)
+# stage -> (title, step-name pattern)
+SUBBAND_STAGES: dict[str, tuple[str, str]] = {st: (t, p) for scope, st, t, p in _STAGES if scope == "subband"}
+RUN_STAGES: dict[str, tuple[str, str]] = {st: (t, p) for scope, st, t, p in _STAGES if scope == "run"}
 _WALL_RE = re.compile(r"^# lwa-pipe step .* exit (\d+) after (\d+(?:\.\d+)?) s", re.MULTILINE)
 _FINISHED_RE = re.compile(r"finished in (\d+(?:\.\d+)?) s")
 
@@ -655,6 +657,97 @@ def _images_searched(ims: list[_Image], cfg: Config) -> int:
 
 # ---- the run -----------------------------------------------------------------------------------
 
+def _failed_detail(sc: Score) -> str:
+    bad = next(s for s in sc.steps if s.status == sc.status)
+    return f"step {bad.name} {sc.status}: see its log"
+
+
+def _measure_subband_stage(sc: Score, sbdir: Path, ims: list, iv: pd.DataFrame | None, noise: pd.DataFrame,
+                           cfg: Config) -> None:
+    """The measured quantities and score of one subband stage that ran (`sc.stage`)."""
+    stage, sb = sc.stage, sc.subband
+    if stage == "flag":
+        _score_flag(sc, sbdir, cfg, iv)
+    elif stage == "snapshots":
+        _score_snapshots(sc, sbdir, cfg)
+    elif stage == "imaging":
+        _score_imaging(sc, ims, cfg)
+    elif stage == "noise":
+        _score_noise(sc, noise[noise["subband"].astype(str) == sb])
+    elif stage == "pbcor":
+        _score_counterpart(sc, ims, "pbcor")
+    elif stage == "dewarp":
+        _score_dewarp(sc, sbdir, ims, cfg)
+        if sc.score is not None and sc.score >= 0.5 and (sbdir / "dewarp" / "screen.fits").exists():
+            sub = Score("", sb, "", "done")
+            _score_counterpart(sub, ims, "dewarped")
+            if sub.score is not None:
+                sc.inputs["dewarped copies"] = sub.detail
+    elif stage == "photometry":
+        _score_photometry(sc, sbdir)
+    elif stage == "transients":
+        _score_candidates(sc, walk(sbdir / "transients", "candidates.csv"), _images_searched(ims, cfg), cfg)
+    elif stage == "movie":
+        movies = walk(sbdir / "movies", "*.mp4") if (sbdir / "movies").is_dir() else []
+        sc.score = 1.0 if movies else 0.0
+        sc.detail = f"{len(movies)} movies"
+
+
+def _subband_scores(root: Path, sb: str, st: dict, images: list, noise: pd.DataFrame, cfg: Config
+                    ) -> tuple[list[Score], pd.DataFrame | None]:
+    """One Score per subband stage of subband `sb`, and its per-interval flag table (if any)."""
+    sbdir = root / sb
+    ims = [im for im in images if im.info.category in ("deep", "10min") and im.path.is_relative_to(sbdir)]
+    iv = _interval_flags(sbdir, cfg.imaging.intervals_out) if sbdir.is_dir() else None
+    scores = []
+    for stage, (title, pattern) in SUBBAND_STAGES.items():
+        steps = _steps(sbdir / "logs", pattern, st.get("failed"))
+        sc = Score(stage, sb, title, _status(steps), steps=steps)
+        if stage == "noise":  # measured by the aggregation (thermal_noise.csv), on this subband's images
+            sc.status = "done" if (noise["subband"].astype(str) == sb).any() else "not run"
+        if sc.status in ("done", "skipped"):
+            _measure_subband_stage(sc, sbdir, ims, iv, noise, cfg)
+        elif sc.status in ("failed", "incomplete"):
+            sc.detail = _failed_detail(sc)
+        scores.append(sc)
+    return scores, iv
+
+
+def _measure_run_stage(sc: Score, root: Path, images: list, noise: pd.DataFrame, cfg: Config) -> None:
+    """The measured quantities and score of one aggregation stage that ran (`sc.stage`)."""
+    if sc.stage == "flux-check":
+        _score_flux(sc, root)
+    elif sc.stage == "wideband":
+        _score_wideband(sc, images, noise, cfg)
+    elif sc.stage == "color":
+        pngs = walk(root, "*_3color.png")
+        sc.score = min(len(pngs), 3) / 3
+        sc.detail = f"{len(pngs)} 3-colour PNGs"
+        sc.plots += pngs
+    elif sc.stage == "wideband-search":
+        stacks = [im for im in images if im.info.category == "stack"]
+        n_img = sum(1 for im in stacks if im.info.taper > 0 and (im.info.stokes == "V" or im.info.interval != "deep"))
+        found = root / "Wideband" / "transients"
+        _score_candidates(sc, walk(found, "candidates.csv") if found.is_dir() else [], n_img, cfg)
+
+
+def _run_scores(root: Path, images: list, noise: pd.DataFrame, cfg: Config) -> list[Score]:
+    """One Score per aggregation stage (the run's own logs)."""
+    scores = []
+    for stage, (title, pattern) in RUN_STAGES.items():
+        steps = _steps(root / "logs", pattern, None)
+        sc = Score(stage, "run", title, _status(steps), steps=steps)
+        if sc.status == "done":
+            _measure_run_stage(sc, root, images, noise, cfg)
+        elif sc.status == "skipped":
+            sc.detail = next((ln[ln.index("skipped: "):] for s in steps
+                              for ln in s.log.read_text(errors="replace").splitlines() if "skipped: " in ln), "skipped")
+        elif sc.status in ("failed", "incomplete"):
+            sc.detail = _failed_detail(sc)
+        scores.append(sc)
+    return scores
+
+
 def collect_run(rundir: str | Path, *, cfg: Config) -> RunQA:
     """Every stage's status, steps, measured quantities and score (see the module docstring)."""
     root = Path(rundir).resolve()
@@ -668,72 +761,10 @@ def collect_run(rundir: str | Path, *, cfg: Config) -> RunQA:
     scores: list[Score] = []
     intervals: dict[str, pd.DataFrame] = {}
     for sb in subbands:
-        sbdir = root / sb
         st = state.get("subbands", {}).get(f"{hour}/{sb}", {})
-        failed = st.get("failed")
-        ims = [im for im in images if im.info.category in ("deep", "10min") and im.path.is_relative_to(sbdir)]
-        iv = _interval_flags(sbdir, cfg.imaging.intervals_out) if sbdir.is_dir() else None
+        sb_scores, iv = _subband_scores(root, sb, st, images, noise, cfg)
+        scores += sb_scores
         if iv is not None:
             intervals[sb] = iv
-        for stage, (title, pattern) in SUBBAND_STAGES.items():
-            steps = _steps(sbdir / "logs", pattern, failed)
-            sc = Score(stage, sb, title, _status(steps), steps=steps)
-            if stage == "noise":  # measured by the aggregation (thermal_noise.csv), on this subband's images
-                sc.status = "done" if (noise["subband"].astype(str) == sb).any() else "not run"
-            if sc.status in ("done", "skipped"):
-                if stage == "flag":
-                    _score_flag(sc, sbdir, cfg, iv)
-                elif stage == "snapshots":
-                    _score_snapshots(sc, sbdir, cfg)
-                elif stage == "imaging":
-                    _score_imaging(sc, ims, cfg)
-                elif stage == "noise":
-                    _score_noise(sc, noise[noise["subband"].astype(str) == sb])
-                elif stage == "pbcor":
-                    _score_counterpart(sc, ims, "pbcor")
-                elif stage == "dewarp":
-                    _score_dewarp(sc, sbdir, ims, cfg)
-                    if sc.score is not None and sc.score >= 0.5 and (sbdir / "dewarp" / "screen.fits").exists():
-                        sub = Score("", sb, "", "done")
-                        _score_counterpart(sub, ims, "dewarped")
-                        if sub.score is not None:
-                            sc.inputs["dewarped copies"] = sub.detail
-                elif stage == "photometry":
-                    _score_photometry(sc, sbdir)
-                elif stage == "transients":
-                    _score_candidates(sc, walk(sbdir / "transients", "candidates.csv"), _images_searched(ims, cfg),
-                                      cfg)
-                elif stage == "movie":
-                    movies = walk(sbdir / "movies", "*.mp4") if (sbdir / "movies").is_dir() else []
-                    sc.score = 1.0 if movies else 0.0
-                    sc.detail = f"{len(movies)} movies"
-            elif sc.status in ("failed", "incomplete"):
-                bad = next(s for s in sc.steps if s.status == sc.status)
-                sc.detail = f"step {bad.name} {sc.status}: see its log"
-            scores.append(sc)
-    agg_logs = root / "logs"
-    for stage, (title, pattern) in RUN_STAGES.items():
-        steps = _steps(agg_logs, pattern, None)
-        sc = Score(stage, "run", title, _status(steps), steps=steps)
-        if sc.status == "done":
-            if stage == "flux-check":
-                _score_flux(sc, root)
-            elif stage == "wideband":
-                _score_wideband(sc, images, noise, cfg)
-            elif stage == "color":
-                pngs = walk(root, "*_3color.png")
-                sc.score = min(len(pngs), 3) / 3
-                sc.detail = f"{len(pngs)} 3-colour PNGs"
-                sc.plots += pngs
-            elif stage == "wideband-search":
-                stacks = [im for im in images if im.info.category == "stack"]
-                n_img = sum(1 for im in stacks if im.info.taper > 0 and (im.info.stokes == "V" or im.info.interval != "deep"))
-                _score_candidates(sc, walk(root / "Wideband" / "transients", "candidates.csv")
-                                  if (root / "Wideband" / "transients").is_dir() else [], n_img, cfg)
-        elif sc.status == "skipped":
-            sc.detail = next((ln[ln.index("skipped: "):] for s in steps
-                              for ln in s.log.read_text(errors="replace").splitlines() if "skipped: " in ln), "skipped")
-        elif sc.status in ("failed", "incomplete"):
-            sc.detail = f"step {next(s.name for s in steps if s.status == sc.status)} {sc.status}: see its log"
-        scores.append(sc)
+    scores += _run_scores(root, images, noise, cfg)
     return RunQA(root, hour, subbands, scores, state, images, noise, intervals)

@@ -318,23 +318,35 @@ def build_weblog(rundir: str | Path, *, output: str | Path, cfg: Config, overwri
     return output / "index.html", run, summary
 
 
-def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Config, title: str,
-           db_url: str | None = None) -> None:
-    env = _env()
-    link = _Linker(out, final)
-    formulas = stage_formulas()
-    facts = _run_facts(run)
-    previews = _previews(run, out, final if final.exists() else None)
-    common = {"title": title, "facts": facts}
+class _Render:
+    """Renders one weblog page from its template (links relative to the page, written into `out`)."""
 
-    def render(page: str, template: str, **ctx: Any) -> None:
+    def __init__(self, out: Path, final: Path, common: dict[str, Any]) -> None:
+        self.out, self.env, self.link, self.common = out, _env(), _Linker(out, final), common
+
+    def __call__(self, page: str, template: str, **ctx: Any) -> None:
         depth = page.count("/")
-        html = env.get_template(template).render(**common, **ctx, page=page, root="../" * depth,
-                                                 href=lambda p, _page=page: link.href(p, _page))
-        (out / page).parent.mkdir(parents=True, exist_ok=True)
-        (out / page).write_text(html, encoding="utf-8")
+        html = self.env.get_template(template).render(**self.common, **ctx, page=page, root="../" * depth,
+                                                      href=lambda p, _page=page: self.link.href(p, _page))
+        (self.out / page).parent.mkdir(parents=True, exist_ok=True)
+        (self.out / page).write_text(html, encoding="utf-8")
 
-    # stage pages
+
+def _stage_images(sc: Score, sb_images: dict[str, list]) -> list:
+    """The images shown on a stage page (raw on imaging, PB-corrected on pbcor, dewarped on dewarp)."""
+    images = sb_images.get(sc.subband, []) if sc.stage in ("imaging", "pbcor", "dewarp", "wideband") else []
+    if sc.stage == "pbcor":
+        return [im for im in images if im.info.pbcor]
+    if sc.stage == "dewarp":
+        return [im for im in images if im.info.dewarped]
+    if sc.stage == "imaging":
+        return [im for im in images if not im.info.pbcor and not im.info.dewarped]
+    return images
+
+
+def _stage_pages(render: _Render, run: RunQA, previews: dict, cfg: Config) -> None:
+    out = render.out
+    formulas = stage_formulas()
     sb_images = defaultdict(list)
     for im in run.images:
         if im.path in previews:
@@ -348,40 +360,30 @@ def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Con
         if sc.stage == "noise":
             p = noise_plot(run.noise[run.noise["subband"].astype(str) == sc.subband], out / "plots" / f"{sc.subband}_noise.png")
             plots += [p] if p else []
-        images = sb_images.get(sc.subband, []) if sc.stage in ("imaging", "pbcor", "dewarp", "wideband") else []
-        if sc.stage == "pbcor":
-            images = [im for im in images if im.info.pbcor]
-        elif sc.stage == "dewarp":
-            images = [im for im in images if im.info.dewarped]
-        elif sc.stage == "imaging":
-            images = [im for im in images if not im.info.pbcor and not im.info.dewarped]
         movies = walk(run.root / sc.subband / "movies", "*.mp4") if sc.stage == "movie" and \
             (run.root / sc.subband / "movies").is_dir() else []
         render(_page_name(sc), "stage.html", sc=sc, formula=formulas.get(sc.stage, ""), plots=plots,
-               images=[(im, previews[im.path]) for im in images], movies=movies,
+               images=[(im, previews[im.path]) for im in _stage_images(sc, sb_images)], movies=movies,
                tables=[(t, df.to_dict("records"), list(df.columns)) for t, df in sc.tables],
                logs={st.name: _log_tail(st.log) for st in sc.steps}, page_kind="stage")
-    # images and movies
-    groups = defaultdict(list)
-    for im in sorted(run.images, key=lambda i: str(i.path)):
-        if im.path in previews:
-            groups[im.path.relative_to(run.root).parts[0]].append((im, previews[im.path]))
-    movies = walk(run.root, "*.mp4")
-    render("images.html", "images.html", groups=dict(sorted(groups.items())), movies=movies, page_kind="images")
-    # transients
-    cands = dedup_transients(run.root)
-    render("transients.html", "transients.html", cands=cands, page_size=25, page_kind="transients")
-    # targets
-    tables = _photometry_tables(run.root)
+
+
+def _read_photometry(paths: list[Path]) -> pd.DataFrame:
+    frames = []
+    for p in paths:
+        try:
+            frames.append(pd.read_csv(p).assign(source_file=str(p)))
+        except (OSError, ValueError):
+            continue
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _target_pages(render: _Render, run: RunQA, db_url: str | None) -> list[dict[str, Any]]:
+    """One page per target (table, lightcurve, nights from the database); the targets list."""
+    out = render.out
     tpages = []
-    for name, paths in tables.items():
-        frames = []
-        for p in paths:
-            try:
-                frames.append(pd.read_csv(p).assign(source_file=str(p)))
-            except (OSError, ValueError):
-                continue
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    for name, paths in _photometry_tables(run.root).items():
+        df = _read_photometry(paths)
         safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
         plot = lightcurve_plot(df, out / "plots" / f"lightcurve_{safe}.png", title=name) if len(df) else None
         cols = [c for c in _PHOT_SHOWN if c in df.columns]
@@ -395,11 +397,11 @@ def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Con
         render(page, "target.html", name=name, kind=kind, plot=plot, columns=cols, rows=df[cols].to_dict("records"),
                csvs=paths, pngs=pngs, nights=nights, page_kind="target")
     render("targets.html", "targets.html", targets=tpages, page_kind="targets")
-    # noise
-    nplot = noise_plot(run.noise, out / "plots" / "thermal_noise.png")
-    render("noise.html", "noise.html", plot=nplot, rows=run.noise.to_dict("records"), columns=list(run.noise.columns),
-           csvs=walk(run.root, "thermal_noise.csv"), page_kind="noise")
-    # every file
+    return tpages
+
+
+def _files_page(render: _Render, run: RunQA, final: Path) -> None:
+    """Every file of the run (but the weblog itself, hidden files and MS contents); commands.sh."""
     files = defaultdict(list)
     for p in sorted(run.root.rglob("*")):
         rel = p.relative_to(run.root)
@@ -409,18 +411,41 @@ def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Con
         if p.is_file() or p.suffix == ".ms":
             files[str(rel.parent)].append(p)
     render("files.html", "files.html", files=dict(files), page_kind="files")
-    (out / "commands.sh").write_text(_commands(run))
-    (out / "commands.sh").chmod(0o755)
-    # index
-    items = [(s, it) for s in run.scores for it in s.items]
+    (render.out / "commands.sh").write_text(_commands(run))
+    (render.out / "commands.sh").chmod(0o755)
+
+
+def _stage_walls(run: RunQA) -> list[dict[str, Any]]:
     walls = []
     for stage, (stitle, _) in {**SUBBAND_STAGES, **RUN_STAGES}.items():
         per = {s.subband: s.wall_s for s in run.scores if s.stage == stage and s.wall_s is not None}
         if per:
             walls.append({"stage": stage, "title": stitle, "per": per, "total": sum(per.values())})
+    return walls
+
+
+def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Config, title: str,
+           db_url: str | None = None) -> None:
+    render = _Render(out, final, {"title": title, "facts": _run_facts(run)})
+    previews = _previews(run, out, final if final.exists() else None)
+    _stage_pages(render, run, previews, cfg)
+    groups = defaultdict(list)
+    for im in sorted(run.images, key=lambda i: str(i.path)):
+        if im.path in previews:
+            groups[im.path.relative_to(run.root).parts[0]].append((im, previews[im.path]))
+    movies = walk(run.root, "*.mp4")
+    render("images.html", "images.html", groups=dict(sorted(groups.items())), movies=movies, page_kind="images")
+    cands = dedup_transients(run.root)
+    render("transients.html", "transients.html", cands=cands, page_size=25, page_kind="transients")
+    tpages = _target_pages(render, run, db_url)
+    nplot = noise_plot(run.noise, out / "plots" / "thermal_noise.png")
+    render("noise.html", "noise.html", plot=nplot, rows=run.noise.to_dict("records"), columns=list(run.noise.columns),
+           csvs=walk(run.root, "thermal_noise.csv"), page_kind="noise")
+    _files_page(render, run, final)
     render("index.html", "index.html", run=run, sub_stages=SUBBAND_STAGES, run_stages=RUN_STAGES,
-           page_for=_page_name, items=items, walls=walls, summary=summary, n_cands=len(cands),
-           n_targets=len(tpages), n_images=len(previews), n_movies=len(movies), overall=run.overall,
+           page_for=_page_name, items=[(s, it) for s in run.scores for it in s.items], walls=_stage_walls(run),
+           summary=summary, n_cands=len(cands), n_targets=len(tpages), n_images=len(previews),
+           n_movies=len(movies), overall=run.overall,
            detections=[p for p in walk(run.root, "detections_summary.*")], page_kind="index")
 
 
