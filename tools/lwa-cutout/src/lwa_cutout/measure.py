@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.stats import mad_std
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
@@ -66,7 +67,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAD_TO_SIGMA = 1.4826
 MIN_ANNULUS_PIXELS = 8
 FIT_HALF_BOX_BEAMS = 1.5  # the fit uses pixels within 1.5 BMAJ of the peak
 MAX_FIT_BOX_BEAMS = 4.0  # an extended source is refitted on a box up to 1.5 x 4 BMAJ
@@ -182,12 +182,12 @@ def search_radius_deg(beam_major_deg: float, freq_mhz: float, *, pad_arcsec_at_8
 
 
 def robust_rms(values: np.ndarray) -> float:
-    """1.4826 x median absolute deviation of the finite values (NaN when too few)."""
+    """astropy `mad_std` (1.4826 x median absolute deviation) of the finite values (NaN when too few)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if v.size < MIN_ANNULUS_PIXELS:
         return math.nan
-    return float(MAD_TO_SIGMA * np.median(np.abs(v - np.median(v))))
+    return float(mad_std(v))
 
 
 def bilinear(image: np.ndarray, x: float, y: float) -> float:

@@ -36,7 +36,7 @@ from lwa_common.fitsio import image_plane, read_image
 from lwa_common.io import atomic_path
 from lwa_common.ms import open_table
 from lwa_flag._ms import flag_rows
-from lwa_flag._stats import MAD_TO_SIGMA, rolling_median
+from lwa_flag._stats import rolling_median
 
 __all__ = ["Frame", "IntegrationResult", "frame_time", "frame_rms", "read_frames", "compactness",
            "rolling_quantile", "find_bad_integrations", "match_times", "flag_times", "write_frames_csv"]
@@ -105,13 +105,12 @@ def frame_time(header, path: str | Path = "") -> tuple[float, str]:
 
 
 def frame_rms(image: np.ndarray) -> float:
-    """Robust RMS of the finite pixels: 1.4826 x median |x - median| (NaN-aware)."""
+    """Robust RMS of the finite pixels: astropy `mad_std` (1.4826 x median |x - median|)."""
     v = np.asarray(image, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return float("nan")
-    med = np.median(v)
-    return float(MAD_TO_SIGMA * np.median(np.abs(v - med)))
+    return float(mad_std(v))
 
 
 def read_frames(paths: list[str | Path], *, require_stokes_v: bool = True) -> list[Frame]:
@@ -207,7 +206,7 @@ def find_bad_integrations(
     run = rolling_median(rms, w)
     quiet = rolling_quantile(rms, w, low_quantile)
     resid = rms - run
-    scatter = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
+    scatter = float(mad_std(resid))
     floor = max(min_scatter_fraction, 1e-3) * float(np.median(rms))
     scatter_used = max(scatter, floor)
     for i, (f, r, q, s) in enumerate(zip(frames, run, quiet, resid / scatter_used)):
