@@ -52,6 +52,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from lwa_common.errors import LwaError
 from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian, gaussian_peak_3x3
+from lwa_common.products import MEASUREMENT_COLUMNS
 
 __all__ = [
     "RestoringBeam",
@@ -110,14 +111,6 @@ class GaussianFit:
     x: float
     y: float
     resolved: bool = False  # larger than the beam: flux_jy is the integral, else the point-fit peak
-
-
-MEASUREMENT_COLUMNS: tuple[str, ...] = (
-    "image", "cat_jy", "peak_jy", "peak_ra_deg", "peak_dec_deg", "peak_offset_arcsec", "rms_jy", "snr",
-    "detected", "fit_peak_jy", "fit_flux_jy", "fit_ra_deg", "fit_dec_deg", "fit_major_arcsec",
-    "fit_minor_arcsec", "fit_pa_deg", "masked_px", "note",
-)
-"""CSV column suffixes of one measurement (prefixed by the Stokes parameter: I_peak_jy, ...)."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.io import atomic_path
 from lwa_common.ms import open_table
+from lwa_common.products import BAD_INTEGRATIONS
 from lwa_flag._ms import flag_rows
 from lwa_flag._stats import rolling_median
 
@@ -267,7 +268,7 @@ def write_frames_csv(path: str | Path, result: IntegrationResult) -> Path:
     """bad_integrations.csv: every frame with its time, RMS, running median, score and verdict."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["time_utc", "mjd", "rms", "running_median", "score", "bad", "reason", "file"])
+        w.writerow(BAD_INTEGRATIONS.columns)
         for f in result.frames:
             w.writerow([f.isot, f"{f.mjd:.8f}", f"{f.rms:.6g}", f"{f.running_median:.6g}", f"{f.score:.3f}",
                         int(f.bad), f.reason, f.path])
