@@ -293,18 +293,31 @@ def check_ms_output(ms: str | Path, output: str | Path | None = None, *, in_plac
 
 @contextlib.contextmanager
 def ms_output(ms: str | Path, output: str | Path | None = None, *, in_place: bool = False,
-              overwrite: bool = False) -> Iterator[Path]:
+              overwrite: bool = False, named: bool = False) -> Iterator[Path]:
     """Yield the MS to modify: `ms` itself with `in_place`, else a copy of `ms` under a temporary
     name that becomes `output` when the block ends without an error.
 
     The one "write a copy or modify in place" rule of every tool: the input is only read unless
     `in_place`; a copy is complete before anyone sees it under its name; a failed block leaves no
-    new output and an existing `output` (with `overwrite`) untouched. The request is checked first
-    (`check_ms_output`).
+    new output. The request is checked first (`check_ms_output`).
+
+    `named`: the copy is made (atomically) under its final name and modified there, so that the
+    external commands run on it, logged and recorded for a rerun by hand, name the product; a
+    failed block removes it. Otherwise an existing `output` (with `overwrite`) stays untouched
+    until the new one is complete.
     """
     target = check_ms_output(ms, output, in_place=in_place, overwrite=overwrite)
     if in_place:
         yield target
+        return
+    if named:
+        with atomic_path(target, directory=True) as tmp:
+            shutil.copytree(ms, tmp, symlinks=True)
+        try:
+            yield target
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
         return
     with atomic_path(target, directory=True) as tmp:
         shutil.copytree(ms, tmp, symlinks=True)

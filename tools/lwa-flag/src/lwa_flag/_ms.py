@@ -68,11 +68,12 @@ def default_summary_path(ms: Path, command: str) -> Path:
 
 
 def flag_target(ms: Path, *, output: Path | None, in_place: bool, overwrite: bool):
-    """The MS to write flags into (a context manager): `ms` itself with `in_place`, else a copy that
-    becomes `output` only when flagging succeeded (`lwa_common.ms.ms_output`)."""
+    """The MS to write flags into (a context manager): `ms` itself with `in_place`, else a copy at
+    `output`, removed again when flagging fails (`lwa_common.ms.ms_output`, `named`: the logged
+    aoflagger command names the flagged MS)."""
     if not in_place and output is None:
         raise LwaError("give -o/--output (a copy to flag) or --in-place")
-    return ms_output(ms, output, in_place=in_place, overwrite=overwrite)
+    return ms_output(ms, output, in_place=in_place, overwrite=overwrite, named=True)
 
 
 def chunk_rows(path: Path, *, n_chan: int | None = None, n_pol: int = 4, itemsize: int = 8) -> int:
