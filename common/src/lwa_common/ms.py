@@ -1,4 +1,9 @@
-"""MeasurementSet helpers over python-casacore."""
+"""MeasurementSet helpers over python-casacore: the MS contracts every tool uses.
+
+`check_ms` (a usable MS, before any work), `ms_info` -> `MsInfo` (what an MS holds, read once),
+`ms_output` (write a copy or modify in place, atomically), `data_column`, `ms_time_range`. The
+concatenation is `lwa_common.msconcat`, the phase rotation `lwa_common.phasing`.
+"""
 
 from __future__ import annotations
 
