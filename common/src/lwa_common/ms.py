@@ -257,6 +257,8 @@ def ms_info(path: str | Path, *, subband: str | None = None, check: bool = True)
     with open_table(path / "SPECTRAL_WINDOW") as sw:
         n_spw = sw.nrows()
         freqs = np.asarray(sw.getcell("CHAN_FREQ", 0), dtype=float)
+    if n_spw != 1:
+        log.warning("%s: %d spectral windows; using the first for the frequency", path, n_spw)
     with open_table(path / "ANTENNA") as at:
         names = tuple(str(n) for n in at.getcol("NAME"))
         positions = np.asarray(at.getcol("POSITION"), dtype=float)
