@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lwa_common.errors import LwaError
 
-__all__ = ["atomic_path", "check_output", "atomic_copytree", "make_dirs", "remove_created", "forget_created",
+__all__ = ["atomic_path", "check_output", "make_dirs", "remove_created", "forget_created",
            "check_writable_folder"]
 
 _created: list[Path] = []  # folders make_dirs created in this run, top-most first
@@ -96,9 +96,3 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def atomic_copytree(src: str | Path, dst: str | Path) -> Path:
-    """Copy a directory (an MS) to `dst` atomically."""
-    with atomic_path(dst, directory=True) as tmp:
-        shutil.copytree(src, tmp, symlinks=True)
-    return Path(dst)

@@ -1,24 +1,41 @@
-"""MeasurementSet helpers over python-casacore."""
+"""MeasurementSet helpers over python-casacore: the MS contracts every tool uses.
+
+`check_ms` (a usable MS, before any work), `ms_info` -> `MsInfo` (what an MS holds, read once),
+`ms_output` (write a copy or modify in place, atomically), `data_column`, `ms_time_range`. The
+concatenation is `lwa_common.msconcat`, the phase rotation `lwa_common.phasing`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
+from astropy.coordinates import EarthLocation
 from astropy.time import Time
 
 from lwa_common.errors import LwaError
+from lwa_common.io import atomic_path, check_output
+from lwa_common.naming import subband_label
+from lwa_common.subbands import subband_of_freq
 
 __all__ = [
     "open_table",
     "check_ms",
-    "MsSummary",
-    "ms_summary",
+    "MsInfo",
+    "ms_info",
+    "TimeRange",
+    "interval_bounds",
     "data_column",
     "ms_time_range",
     "LINEAR_POLS",
+    "check_ms_output",
+    "ms_output",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,24 +111,118 @@ def data_column(path: str | Path, preferred: str = "CORRECTED_DATA") -> str:
 
 
 @dataclass(frozen=True)
-class MsSummary:
+class TimeRange:
+    """The data in one product: first sample start to last sample end (UTC)."""
+
+    start: Time
+    end: Time
+    first_centroid: Time
+
+    @property
+    def mid(self) -> Time:
+        return self.start + (self.end - self.start) / 2
+
+    def keywords(self) -> dict[str, object]:
+        return {
+            "DATE-OBS": self.start.utc.isot,
+            "DATE-END": self.end.utc.isot,
+            "MJD-MID": float(self.mid.utc.mjd),
+        }
+
+
+@dataclass(frozen=True)
+class MsInfo:
+    """What the tools need to know about one MS, read once (`ms_info`).
+
+    Times are the unique TIME values (casacore: sample centroids, MJD seconds), sorted, with the
+    INTERVAL of each; frequencies are the channels of the first spectral window.
+    """
+
     path: Path
-    nrows: int
-    n_antennas: int
-    n_times: int
+    times_s: np.ndarray
+    exposure_s: np.ndarray
     freqs_hz: np.ndarray
-    time_start: Time
-    time_end: Time
-    phase_dir_deg: tuple[float, float]
     columns: tuple[str, ...]
+    subband: str = ""
+    nrows: int = 0
+    n_spw: int = 1
+    antenna_names: tuple[str, ...] = ()
+    antenna_itrf_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    phase_dirs_rad: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (ra, dec) per FIELD row
+    corr_types: tuple[int, ...] = ()  # casacore Stokes enumeration (9 10 11 12 = XX XY YX YY)
+
+    @property
+    def n_times(self) -> int:
+        return int(self.times_s.size)
+
+    @property
+    def n_antennas(self) -> int:
+        return len(self.antenna_names)
 
     @property
     def freq_mhz(self) -> float:
         return float(np.mean(self.freqs_hz) / 1e6)
 
     @property
+    def phase_dir_deg(self) -> tuple[float, float]:
+        """(ra, dec) of the first field, degrees."""
+        ra, dec = self.phase_dirs_rad[0]
+        return float(np.degrees(ra) % 360.0), float(np.degrees(dec))
+
+    @property
+    def time_start(self) -> Time:
+        return self.whole().start
+
+    @property
+    def time_end(self) -> Time:
+        return self.whole().end
+
+    @property
     def time_mid(self) -> Time:
-        return self.time_start + (self.time_end - self.time_start) / 2
+        return self.whole().mid
+
+    @property
+    def array_centre(self) -> EarthLocation:
+        """Mean antenna position; LwaError when the positions are not geocentric ITRF."""
+        pos = np.asarray(self.antenna_itrf_m, dtype=float)
+        if pos.ndim != 2 or pos.shape[0] == 0 or pos.shape[1] != 3 or not np.all(np.isfinite(pos)):
+            raise LwaError(f"{self.path}: ANTENNA POSITION is not a list of ITRF x, y, z")
+        centre_xyz = pos.mean(axis=0)
+        if np.linalg.norm(centre_xyz) < 6.0e6:
+            raise LwaError(f"{self.path}: antenna positions are not geocentric ITRF (|mean| < 6000 km)")
+        return EarthLocation.from_geocentric(*centre_xyz, unit=u.m)
+
+    def range_of(self, first: int, stop: int) -> TimeRange:
+        """Time range of time steps first .. stop-1."""
+        if not 0 <= first < stop <= self.n_times:
+            raise LwaError(f"{self.path}: time steps {first}..{stop - 1} outside 0..{self.n_times - 1}")
+        t0 = self.times_s[first] - self.exposure_s[first] / 2
+        t1 = self.times_s[stop - 1] + self.exposure_s[stop - 1] / 2
+        return TimeRange(_time(t0), _time(t1), _time(self.times_s[first]))
+
+    def whole(self) -> TimeRange:
+        return self.range_of(0, self.n_times)
+
+    def intervals(self, count: int) -> list[TimeRange]:
+        """The time range of each of wsclean's `count` intervals (`interval_bounds`)."""
+        return [self.range_of(a, b) for a, b in interval_bounds(self.n_times, count)]
+
+
+def _time(mjd_s: float) -> Time:
+    return Time(mjd_s / 86400.0, format="mjd", scale="utc")
+
+
+def interval_bounds(n_times: int, count: int) -> list[tuple[int, int]]:
+    """wsclean's split of `n_times` steps into `count` intervals: [(first, stop), ...].
+
+    wsclean's ``-intervals-out K`` cuts the N time steps of one MS into K runs of consecutive
+    steps, interval ``i`` holding steps ``N*i//K`` up to (not including) ``N*(i+1)//K``.
+    """
+    if count < 1:
+        raise LwaError(f"intervals-out must be >= 1, got {count}")
+    if n_times < count:
+        raise LwaError(f"the MS has {n_times} time step(s), fewer than the {count} intervals asked for")
+    return [(n_times * i // count, n_times * (i + 1) // count) for i in range(count)]
 
 
 def ms_time_range(path: str | Path) -> tuple[Time, Time]:
@@ -126,27 +237,95 @@ def ms_time_range(path: str | Path) -> tuple[Time, Time]:
     return Time(start / 86400.0, format="mjd", scale="utc"), Time(end / 86400.0, format="mjd", scale="utc")
 
 
-def ms_summary(path: str | Path) -> MsSummary:
+def ms_info(path: str | Path, *, subband: str | None = None, check: bool = True) -> MsInfo:
+    """Read `path` once: time steps, channels, antennas, phase centres, correlations, columns.
+
+    `check` runs `check_ms` first. The subband label is `subband`, else the OVRO-LWA subband of
+    the mean frequency (outside them: the frequency itself, with a warning).
+    """
     path = Path(path)
+    if check:
+        check_ms(path)
     with open_table(path) as t:
         nrows = t.nrows()
+        times = t.getcol("TIME") if nrows else np.zeros(0)
+        exposure = t.getcol("INTERVAL") if nrows else np.zeros(0)
         columns = tuple(t.colnames())
-        times = np.unique(t.getcol("TIME")) if nrows else np.array([])
+    uniq, first = np.unique(times, return_index=True)
+    if np.any(np.diff(times) < 0):
+        log.warning("%s: rows are not in time order; wsclean counts time steps in row order", path)
     with open_table(path / "SPECTRAL_WINDOW") as sw:
-        freqs = np.asarray(sw.getcell("CHAN_FREQ", 0))
+        n_spw = sw.nrows()
+        freqs = np.asarray(sw.getcell("CHAN_FREQ", 0), dtype=float)
+    if n_spw != 1:
+        log.warning("%s: %d spectral windows; using the first for the frequency", path, n_spw)
     with open_table(path / "ANTENNA") as at:
-        nant = at.nrows()
+        names = tuple(str(n) for n in at.getcol("NAME"))
+        positions = np.asarray(at.getcol("POSITION"), dtype=float)
     with open_table(path / "FIELD") as ft:
-        pdir = np.asarray(ft.getcell("PHASE_DIR", 0)).reshape(-1)
-    start, end = ms_time_range(path) if nrows else (Time(0, format="mjd"), Time(0, format="mjd"))
-    return MsSummary(
-        path=path,
-        nrows=nrows,
-        n_antennas=nant,
-        n_times=len(times),
-        freqs_hz=freqs,
-        time_start=start,
-        time_end=end,
-        phase_dir_deg=(float(np.degrees(pdir[0]) % 360.0), float(np.degrees(pdir[1]))),
-        columns=columns,
-    )
+        dirs = np.asarray(ft.getcol("PHASE_DIR"), dtype=float)[:, 0, :]
+    with open_table(path / "POLARIZATION") as pt:
+        corr = tuple(int(c) for c in pt.getcell("CORR_TYPE", 0))
+    return MsInfo(path=path, times_s=uniq, exposure_s=exposure[first], freqs_hz=freqs, columns=columns,
+                  subband=subband or _subband_of(path, freqs), nrows=nrows, n_spw=n_spw, antenna_names=names,
+                  antenna_itrf_m=positions, phase_dirs_rad=dirs, corr_types=corr)
+
+
+def _subband_of(path: Path, freqs: np.ndarray) -> str:
+    try:
+        return subband_label(subband_of_freq(float(np.mean(freqs))))
+    except LwaError:
+        label = subband_label(float(np.mean(freqs)) / 1e6)
+        log.warning("%s: %.3f MHz is outside the OVRO-LWA subbands; labelling it %s", path, np.mean(freqs) / 1e6,
+                    label)
+        return label
+
+def check_ms_output(ms: str | Path, output: str | Path | None = None, *, in_place: bool = False,
+                    overwrite: bool = False) -> Path:
+    """Fail before work on a bad "copy or in place" request; return the MS that will hold the result.
+
+    Exactly one of `output` (a new MS) or `in_place` (the input itself); `output` is not the input;
+    an existing `output` needs `overwrite`; its folder must be writable.
+    """
+    ms = Path(ms)
+    if in_place == (output is not None):
+        raise LwaError("give exactly one of an output MS (-o) or --in-place")
+    if in_place:
+        return ms
+    output = Path(output)
+    if output.resolve() == ms.resolve():
+        raise LwaError(f"output {output} is the input MS; use --in-place to change it in place")
+    return check_output(output, overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def ms_output(ms: str | Path, output: str | Path | None = None, *, in_place: bool = False,
+              overwrite: bool = False, named: bool = False) -> Iterator[Path]:
+    """Yield the MS to modify: `ms` itself with `in_place`, else a copy of `ms` under a temporary
+    name that becomes `output` when the block ends without an error.
+
+    The one "write a copy or modify in place" rule of every tool: the input is only read unless
+    `in_place`; a copy is complete before anyone sees it under its name; a failed block leaves no
+    new output. The request is checked first (`check_ms_output`).
+
+    `named`: the copy is made (atomically) under its final name and modified there, so that the
+    external commands run on it, logged and recorded for a rerun by hand, name the product; a
+    failed block removes it. Otherwise an existing `output` (with `overwrite`) stays untouched
+    until the new one is complete.
+    """
+    target = check_ms_output(ms, output, in_place=in_place, overwrite=overwrite)
+    if in_place:
+        yield target
+        return
+    if named:
+        with atomic_path(target, directory=True) as tmp:
+            shutil.copytree(ms, tmp, symlinks=True)
+        try:
+            yield target
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        return
+    with atomic_path(target, directory=True) as tmp:
+        shutil.copytree(ms, tmp, symlinks=True)
+        yield tmp

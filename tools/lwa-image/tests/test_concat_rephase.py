@@ -11,10 +11,10 @@ import pytest
 from casacore.tables import table
 
 from lwa_common.errors import LwaError
+from lwa_common.msconcat import skipped_list_path
+from lwa_common.phasing import field_directions
 from lwa_common.testing import fit_point_source, run_cli
 from lwa_image import concat_ms, parse_centre, rephase_ms
-from lwa_image.concat import skipped_list_path
-from lwa_image.rephase import field_directions
 
 SB = "55MHz"
 

@@ -11,11 +11,11 @@ from astropy.wcs import WCS
 from lwa_common.beam import load_beam, radec_to_azel
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
+from lwa_common.ms import interval_bounds
+from lwa_common.phasing import C_M_S, lst_hour_centre, parse_centre, rephase_visibilities, uvw_frame
 from lwa_common.testing import allsky_header, run_cli, synthetic_image
-from lwa_image._msinfo import interval_bounds
 from lwa_image.movie import choose_frames
 from lwa_image.pbcor import pbcor_image, pbcor_name
-from lwa_image.rephase import C_M_S, lst_hour_centre, parse_centre, rephase_visibilities, uvw_frame
 from lwa_image.science import (
     RestoringBeam,
     beam_reference,
@@ -156,7 +156,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 def test_beam_reference_order_and_fallbacks(tmp_path, caplog):
     """I-Taper-10min is restored with the I-Deep-Taper-Robust-0 beam; that deep image runs first."""
-    from lwa_image._msinfo import MsTimes
+    from lwa_common.ms import MsInfo
     from lwa_image.science import _order_references_first, _restoring_beam
 
     imaging = Config().imaging
@@ -179,7 +179,7 @@ def test_beam_reference_order_and_fallbacks(tmp_path, caplog):
                                                                                     "BPA": 0.0}))
     assert read_restoring_beam(tmp_path / "zero.fits") is None
     # neither run now nor in the output folder: wsclean's fitted beam (None) and a warning
-    info = MsTimes(path=tmp_path / "x.ms", times_s=np.array([0.0]), exposure_s=np.array([10.0]),
+    info = MsInfo(path=tmp_path / "x.ms", times_s=np.array([0.0]), exposure_s=np.array([10.0]),
                    freqs_hz=np.array([55e6]), subband="55MHz", columns=("DATA",))
     caplog.clear()
     assert _restoring_beam(by["I-Taper-10min"], imaging, {}, tmp_path / "empty", info) is None

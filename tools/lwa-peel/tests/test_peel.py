@@ -190,7 +190,7 @@ def test_dp3_gaussian_convention_matches_the_simulator(sim_cache, tmp_path):
                  "major-fwhm": 1200.0, "minor-fwhm": 400.0, "position-angle": pa}
         path = tmp_path / "g.json"
         path.write_text(json.dumps([entry]))
-        dirs, _ = sky_directions(read_ttcal_sources(path), time=info.time_mid, location=info.centre,
+        dirs, _ = sky_directions(read_ttcal_sources(path), time=info.time_mid, location=info.array_centre,
                                  freqs_hz=info.freqs_hz)
         model = write_skymodel(tmp_path / "g.skymodel", dirs)
         parset = write_parset(tmp_path / "predict.parset", {
@@ -266,7 +266,7 @@ def test_cli_rfi_in_place_and_rerun(sim_cache, tmp_path, copy_ms):
             "rfi-frequencies": [40e6, 50e6, 60e6, 70e6], "rfi-I": [3000.0, 3000.0, 3000.0, 3000.0]}]
     sources = tmp_path / "rfi.json"
     sources.write_text(json.dumps(rfi))
-    az, el, _ = rfi_azel(read_ttcal_sources(sources)[0], ms_info(_only_ms(probe)).centre)
+    az, el, _ = rfi_azel(read_ttcal_sources(sources)[0], ms_info(_only_ms(probe)).array_centre)
     assert 0 < el < 2
     spec = {"noise": {"sigma_jy": 0.05}, "rfi": [{"az_deg": az, "el_deg": el, "flux_jy": 3000.0, "channels": "all"}]}
     out, _ = sim_cache("peel_rfi", spec, n_int=1, n_antennas=64, n_channels=8, start=START)

@@ -41,6 +41,15 @@ def test_bands_and_names():
     assert stack_name("Blue", "I", "deep", 0, -0.75, "deep") == "Wideband_Blue_I_deep_NoTaper_Robust-0.75.fits"
 
 
+def test_noise_record_is_the_thermal_noise_product():
+    import dataclasses
+
+    from lwa_common.products import THERMAL_NOISE
+    from lwa_stack.noise import NoiseRecord
+
+    assert tuple(f.name for f in dataclasses.fields(NoiseRecord)) == THERMAL_NOISE.columns
+
+
 def test_robust_rms_ignores_sources_and_nan():
     rng = np.random.default_rng(3)
     img = 2.5 * rng.standard_normal((300, 260))

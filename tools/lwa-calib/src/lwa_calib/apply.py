@@ -25,7 +25,6 @@ identical to calibrating the same data stored in canonical order (tests/test_unu
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,8 +36,8 @@ import numpy as np
 from lwa_calib.caltables import CalTable, CalWindow, antenna_key, read_caltable, table_windows, write_caltable
 from lwa_calib.casa_env import casa_log, run_task
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path, check_output, make_dirs
-from lwa_common.ms import check_ms, open_table
+from lwa_common.io import atomic_path, make_dirs
+from lwa_common.ms import check_ms, check_ms_output, ms_output, open_table
 from lwa_common.provenance import stamp_ms
 
 __all__ = ["ApplyResult", "apply_tables", "check_tables_cover", "choose_window", "resample_solutions", "applycal"]
@@ -230,9 +229,7 @@ def apply_tables(
         default_list = outdir / FAILED_LIST
         targets = [outdir / n for n in names]
         for src, dst in zip(ms_paths, targets):
-            if dst.resolve() == src.resolve():
-                raise LwaError(f"output {dst} is the input; use --in-place to calibrate it where it is")
-            check_output(dst, overwrite=overwrite)
+            check_ms_output(src, dst, overwrite=overwrite)
     failed_path = Path(failed_list) if failed_list else default_list
     logfile = Path(casa_logfile) if casa_logfile else failed_path.parent / "lwa-calib-casa.log"
 
@@ -242,12 +239,8 @@ def apply_tables(
             try:
                 if not src.is_dir():
                     raise LwaError(f"not found: {src}" if not src.exists() else f"{src} is not an MS folder")
-                if in_place:
-                    _calibrate(src, tables)
-                else:
-                    with atomic_path(dst, directory=True) as tmp:
-                        shutil.copytree(src, tmp, symlinks=True)  # the input is only read, as files
-                        _calibrate(tmp, tables)
+                with ms_output(src, None if in_place else dst, in_place=in_place, overwrite=overwrite) as target:
+                    _calibrate(target, tables)
                 stamp_ms(dst, tool="lwa-calib", message=f"lwa-calib apply: {bp.path.name}"
                          + (f" + {tables[1].path.name}" if len(tables) > 1 else ""))
                 result.succeeded.append(dst)

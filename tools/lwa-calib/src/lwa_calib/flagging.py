@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.stats import mad_std
 from scipy.ndimage import median_filter
 
 __all__ = ["FlagResult", "robust_z", "flag_solutions", "interpolate_flagged"]
@@ -49,13 +50,13 @@ class FlagResult:
 
 
 def robust_z(values: np.ndarray, *, mask: np.ndarray | None = None, min_scale: float = 0.0) -> np.ndarray:
-    """(x - median) / (1.4826 MAD) over the unmasked values (mask True = ignore); NaN-free."""
+    """(x - median) / mad_std (1.4826 MAD) over the unmasked values (mask True = ignore); NaN-free."""
     values = np.asarray(values, dtype=float)
     good = np.isfinite(values) if mask is None else (~mask & np.isfinite(values))
     if good.sum() < 2:
         return np.zeros_like(values)
     med = np.median(values[good])
-    scale = max(1.4826 * np.median(np.abs(values[good] - med)), min_scale)
+    scale = max(float(mad_std(values[good])), min_scale)
     if scale <= 0:
         return np.zeros_like(values)
     return np.where(np.isfinite(values), (values - med) / scale, 0.0)

@@ -2,8 +2,8 @@
 
 Steps (every CASA call is logged with its arguments; CASA's own log goes to OUTDIR/casa.log):
 
-1. concatenate the calibrator MS files (casatasks ``concat``, time order; one MS is copied) in a
-   work folder, appending scratch copies since ``concat`` writes into the HISTORY of its inputs;
+1. concatenate the calibrator MS files (`lwa_common.msconcat`: time order, one field at the meridian
+   of the mid-time) in a work folder;
 2. predict the A-team model (TTCal sources.json, Stokes I beam-weighted per integration) into
    MODEL_DATA by a direct Fourier transform (`lwa_calib.skymodel` says why not ``ft``);
 3. ``bandpass`` (bandtype 'B', solint 'inf', one solution for the whole span: combine scan, field,
@@ -42,10 +42,11 @@ from lwa_calib.caltables import read_caltable, update_caltable
 from lwa_calib.casa_env import casa_log, run_task
 from lwa_calib.flagging import FlagResult, flag_solutions, interpolate_flagged
 from lwa_calib.skymodel import Component, load_components, write_model_data
+from lwa_common import msconcat
 from lwa_common.config import Calibration, Site
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
-from lwa_common.ms import check_ms, ms_summary, open_table
+from lwa_common.ms import check_ms, ms_info, open_table
 
 __all__ = ["SolveSettings", "SolveResult", "solve", "concat_ms", "choose_refant", "model_is_polarised"]
 
@@ -71,35 +72,10 @@ class SolveResult:
     html: Path | None = None
 
 
-def concat_ms(ms_list: list[Path], dest: Path, *, batch: int = 16) -> Path:
-    """One MS at `dest` holding all of `ms_list` in time order; the inputs are only read.
-
-    CASA ``concat`` copies its first input and writes a HISTORY row into every other one it
-    appends, so those are appended from scratch copies, `batch` at a time (the extra disk is a
-    batch of integrations, not the whole hour). One MS is simply copied.
-    """
-    from lwa_common.ms import ms_time_range
-
-    ordered = sorted(ms_list, key=lambda p: ms_time_range(p)[0].mjd)
-    if len(ordered) == 1:
-        shutil.copytree(ordered[0], dest, symlinks=True)
-        return dest
-    scratch = dest.parent / f".{dest.name}.append"
-    first, rest = ordered[0], ordered[1:]
-    for k in range(0, len(rest), batch):
-        scratch.mkdir(parents=True, exist_ok=True)
-        copies = []
-        for i, src in enumerate(rest[k:k + batch]):
-            copy = scratch / f"{k + i:05d}_{src.name}"
-            shutil.copytree(src, copy, symlinks=True)
-            copies.append(str(copy))
-        vis = ([str(first)] if k == 0 else []) + copies
-        last = k + batch >= len(rest)
-        run_task("concat", vis=vis, concatvis=str(dest), timesort=last, copypointing=False)
-        shutil.rmtree(scratch, ignore_errors=True)
-    if not (dest / "table.dat").exists():
-        raise LwaError(f"concat of {len(ordered)} MS wrote nothing (see the CASA log)")
-    return dest
+def concat_ms(ms_list: list[Path], dest: Path) -> Path:
+    """One MS at `dest` holding all of `ms_list` in time order, one field (`lwa_common.msconcat`);
+    the inputs are only read."""
+    return msconcat.concat_ms(ms_list, dest, tool="lwa-calib").output
 
 
 def choose_refant(ms: Path, refant: str = "") -> str:
@@ -195,7 +171,7 @@ def _check_inputs(ms_list: list[str | Path], sources: str | Path, settings: Cali
     for p in ms_paths:
         check_ms(p)
     components = load_components(sources, names=settings.source_names or None)
-    freqs = ms_summary(ms_paths[0]).freqs_hz
+    freqs = ms_info(ms_paths[0]).freqs_hz
     polarised = model_is_polarised(components, freqs)
     if settings.xy_mode == "solve" and not polarised:
         raise LwaError(f"{sources}: the model has no polarised (U or V) flux, so it cannot determine the "
@@ -244,7 +220,7 @@ def _solve_in(tmp: Path, inputs: _Inputs, settings: Calibration, *, beam, site: 
     work.mkdir()
     with casa_log(tmp / "casa.log"):
         ms = concat_ms(inputs.ms_paths, work / "calibrator.ms")
-        summary_ms = ms_summary(ms)
+        summary_ms = ms_info(ms)
         apparent = write_model_data(ms, components=inputs.components, beam=beam, site=site,
                                     min_elevation_deg=settings.min_elevation_deg)
         if not any(v > 0 for v in apparent.values()):

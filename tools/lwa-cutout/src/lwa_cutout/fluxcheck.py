@@ -37,6 +37,7 @@ from lwa_common.config import Cutout, FluxScale, Site
 from lwa_common.errors import LwaError
 from lwa_common.images import ImageHints, ImageInfo, image_info
 from lwa_common.io import atomic_path, check_output, make_dirs
+from lwa_common.products import FLUX_CHECK
 from lwa_cutout.images import NEEDED, find_sets
 from lwa_cutout.measure import Measurement, measure_position
 from lwa_cutout.photometry import load_image, write_rows_csv
@@ -64,11 +65,7 @@ PERLEY_BUTLER_2017: dict[str, dict[str, Any]] = {
 }
 """Perley & Butler 2017, Table 6: log10 S[Jy] = sum_n a_n log10(nu / GHz)^n."""
 
-FLUX_CHECK_COLUMNS: tuple[str, ...] = (
-    "calibrator", "reference", "subband", "freq_mhz", "date_obs", "mjd_mid", "ra_deg", "dec_deg", "elevation_deg",
-    "model_jy", "measured_jy", "measure", "ratio", "ratio_err", "peak_jy", "fit_flux_jy", "rms_jy", "snr",
-    "peak_offset_arcsec", "pbcor", "dewarped", "image", "note",
-)
+FLUX_CHECK_COLUMNS: tuple[str, ...] = FLUX_CHECK.columns
 
 
 def perley_butler_flux(coeffs: Sequence[float], freq_hz: float | np.ndarray) -> float | np.ndarray:
@@ -183,7 +180,8 @@ def flux_check(
     if measure not in ("fit", "peak"):
         raise LwaError(f"measure must be 'fit' or 'peak', got '{measure}'")
     output_dir = Path(output_dir)
-    csv_path, png_path = output_dir / "flux_check.csv", output_dir / "flux_check.png"
+    csv_path = FLUX_CHECK.path(output_dir)
+    png_path = csv_path.with_suffix(".png")
     check_output(csv_path, overwrite=overwrite)
     if png:
         check_output(png_path, overwrite=overwrite)

@@ -46,11 +46,13 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.stats import mad_std
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from lwa_common.errors import LwaError
 from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian, gaussian_peak_3x3
+from lwa_common.products import MEASUREMENT_COLUMNS
 
 __all__ = [
     "RestoringBeam",
@@ -66,7 +68,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAD_TO_SIGMA = 1.4826
 MIN_ANNULUS_PIXELS = 8
 FIT_HALF_BOX_BEAMS = 1.5  # the fit uses pixels within 1.5 BMAJ of the peak
 MAX_FIT_BOX_BEAMS = 4.0  # an extended source is refitted on a box up to 1.5 x 4 BMAJ
@@ -110,14 +111,6 @@ class GaussianFit:
     x: float
     y: float
     resolved: bool = False  # larger than the beam: flux_jy is the integral, else the point-fit peak
-
-
-MEASUREMENT_COLUMNS: tuple[str, ...] = (
-    "image", "cat_jy", "peak_jy", "peak_ra_deg", "peak_dec_deg", "peak_offset_arcsec", "rms_jy", "snr",
-    "detected", "fit_peak_jy", "fit_flux_jy", "fit_ra_deg", "fit_dec_deg", "fit_major_arcsec",
-    "fit_minor_arcsec", "fit_pa_deg", "masked_px", "note",
-)
-"""CSV column suffixes of one measurement (prefixed by the Stokes parameter: I_peak_jy, ...)."""
 
 
 @dataclass(frozen=True)
@@ -182,12 +175,12 @@ def search_radius_deg(beam_major_deg: float, freq_mhz: float, *, pad_arcsec_at_8
 
 
 def robust_rms(values: np.ndarray) -> float:
-    """1.4826 x median absolute deviation of the finite values (NaN when too few)."""
+    """astropy `mad_std` (1.4826 x median absolute deviation) of the finite values (NaN when too few)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if v.size < MIN_ANNULUS_PIXELS:
         return math.nan
-    return float(MAD_TO_SIGMA * np.median(np.abs(v - np.median(v))))
+    return float(mad_std(v))
 
 
 def bilinear(image: np.ndarray, x: float, y: float) -> float:

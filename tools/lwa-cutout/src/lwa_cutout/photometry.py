@@ -61,9 +61,10 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
 from lwa_common.images import ImageInfo, regrid_onto, same_grid
 from lwa_common.io import atomic_path, check_output, make_dirs
+from lwa_common.products import PHOTOMETRY
 from lwa_cutout.cutouts import Cutout, PanelMarkers, make_cutout, plot_pair, safe_name, write_cutout
 from lwa_cutout.images import ImageSet
-from lwa_cutout.measure import MEASUREMENT_COLUMNS, Measurement, RestoringBeam, measure_position
+from lwa_cutout.measure import Measurement, RestoringBeam, measure_position
 
 __all__ = [
     "PhotometrySettings",
@@ -144,13 +145,7 @@ class SubjectResult:
         return [f"{r['subband']}:{r['interval']}" for r in self.rows if r.get("detected") is True]
 
 
-ROW_COLUMNS: tuple[str, ...] = (
-    "target", "subband", "freq_mhz", "interval", "I_kind", "date_obs", "date_end", "mjd_mid", "pos_ra_deg",
-    "pos_dec_deg", "elevation_deg", "azimuth_deg", "search_radius_arcsec", "beam_major_arcsec",
-    "beam_minor_arcsec", "pbcor", "dewarped",
-    *(f"I_{c}" for c in MEASUREMENT_COLUMNS), *(f"V_{c}" for c in MEASUREMENT_COLUMNS),
-    *("stokes", "flux_jy", "snr", "detection_stokes", "detected"),
-)
+ROW_COLUMNS: tuple[str, ...] = PHOTOMETRY.columns
 """Columns every photometry row has after the subject's own (body columns come before `stokes`)."""
 
 
@@ -250,7 +245,7 @@ class _Run:
                 log.warning("%s '%s' appears more than once: its products go to %s/", kind, subject.name, name)
             used.add(name.lower())
             folder = output_dir / name
-            self.results.append(SubjectResult(subject, folder, folder / f"{name}_photometry.csv"))
+            self.results.append(SubjectResult(subject, folder, PHOTOMETRY.path(folder, name)))
 
     # ---------------------------------------------------------------- per set
     def run_set(self, image_set: ImageSet) -> None:

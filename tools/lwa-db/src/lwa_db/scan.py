@@ -41,16 +41,16 @@ from astropy.stats import mad_std
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane
+from lwa_common.products import CANDIDATES, DETECTIONS_SUMMARY, FLUX_CHECK, PHOTOMETRY
 
 __all__ = ["RunRecords", "scan_run", "run_folders", "truthy", "PHOTOMETRY_NEEDS", "CANDIDATE_NEEDS"]
 
 log = logging.getLogger(__name__)
 
 IMAGE_NEEDS = ("STOKES", "IMGCAT", "SUBBAND", "FREQMHZ", "MJD-MID", "BMAJ")
-PHOTOMETRY_NEEDS = ("subband", "interval", "mjd_mid", "pos_ra_deg", "pos_dec_deg")
-CANDIDATE_NEEDS = ("stokes", "interval", "ra", "dec", "peak_jy", "rms_jy", "snr", "image")
-FLUX_CHECK_NEEDS = ("calibrator", "subband", "measured_jy", "ratio")
-_NAME_COLUMNS = ("lwa_target", "target", "Target", "name", "common_name", "body")
+PHOTOMETRY_NEEDS = PHOTOMETRY.required
+CANDIDATE_NEEDS = CANDIDATES.required
+FLUX_CHECK_NEEDS = FLUX_CHECK.required
 _HISTORY_TOOLS = ("lwa-image", "lwa-dewarp", "lwa-stack", "lwa-cutout", "lwa-transient", "wsclean")
 
 
@@ -264,11 +264,11 @@ def _extra(row: dict[str, str], used: set[str]) -> str:
 
 def _photometry_rows(path: Path, root: Path, cfg: Config) -> list[dict[str, Any]]:
     rows = _read_csv(path, PHOTOMETRY_NEEDS, "photometry table")
-    default = path.name.removesuffix("_photometry.csv")
+    default = PHOTOMETRY.subject(path)
     solar = any("solar" in p.lower() for p in path.relative_to(root).parts[:-1])
     out = []
     for i, row in enumerate(rows, start=2):
-        name = next((row[c] for c in _NAME_COLUMNS if row.get(c, "").strip()), default)
+        name = PHOTOMETRY.value(row, "name", default)
         mjd = _float(row["mjd_mid"])
         ra, dec = _float(row["pos_ra_deg"]), _float(row["pos_dec_deg"])
         if mjd is None or ra is None or dec is None:
@@ -439,11 +439,11 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
     csvs = _walk(root, ".csv")
     for path in csvs:
         digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
-        if path.name.endswith("_photometry.csv"):
+        if PHOTOMETRY.matches(path):
             meas += _photometry_rows(path, root, cfg)
-        elif path.name == "candidates.csv":
+        elif CANDIDATES.matches(path):
             meas += _candidate_rows(path, root, index)
-        elif path.name == "flux_check.csv":
+        elif FLUX_CHECK.matches(path):
             m, q = _flux_check_rows(path, root)
             meas += m
             qa_rows += q
@@ -475,7 +475,7 @@ def scan_run(folder: str | Path, *, cfg: Config, name: str | None = None) -> Run
             provenance["state"] = json.loads(state.read_text())
         except (OSError, ValueError):
             log.warning("unreadable %s: run provenance without it", state)
-    for extra in ("weblog/index.html", "summary/detections_summary.csv"):
+    for extra in ("weblog/index.html", f"summary/{DETECTIONS_SUMMARY.file_name()}"):
         if (root / extra).exists():
             provenance.setdefault("products", []).append(extra)
     records = RunRecords(name=name, path=str(root), hour=root.name, content_hash=digest.hexdigest(),

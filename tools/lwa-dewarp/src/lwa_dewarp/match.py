@@ -30,6 +30,7 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
 from lwa_common.catalogs import CatalogSource
+from lwa_common.products import DEWARP_ANCHORS
 
 __all__ = ["expected_flux", "match_catalog", "ANCHOR_COLUMNS", "BLEND_FRACTION"]
 
@@ -37,11 +38,7 @@ log = logging.getLogger(__name__)
 
 BLEND_FRACTION = 0.2
 
-ANCHOR_COLUMNS = [
-    "name", "cat_ra_deg", "cat_dec_deg", "expected_jy", "x_cat", "y_cat", "x_obs", "y_obs", "obs_ra_deg",
-    "obs_dec_deg", "flux_jy", "peak_jy", "snr", "flux_ratio", "pos_err_px", "dx_px", "dy_px", "dra_arcmin",
-    "ddec_arcmin", "sep_arcmin",
-]
+ANCHOR_COLUMNS = list(DEWARP_ANCHORS.columns)
 
 
 def expected_flux(source: CatalogSource, freq_hz: float, *, ref_freq_hz: float, alpha: float) -> float:

@@ -7,12 +7,9 @@ summary. All reads of the main table are chunked (an hour of OVRO-LWA data does 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_copytree, atomic_path, check_output
-from lwa_common.ms import LINEAR_POLS, check_ms, open_table
+from lwa_common.io import atomic_path
+from lwa_common.ms import LINEAR_POLS, check_ms, ms_output, open_table
 from lwa_common.provenance import command_line, stamp_ms, tool_version
 
 __all__ = [
@@ -70,30 +67,13 @@ def default_summary_path(ms: Path, command: str) -> Path:
     return ms.parent / f"{ms.stem}.flag-{command}.json"
 
 
-@contextlib.contextmanager
-def flag_target(ms: Path, *, output: Path | None, in_place: bool, overwrite: bool) -> Iterator[Path]:
-    """Yield the MS to write flags into.
-
-    In place: `ms` itself. Otherwise `ms` is first copied to `output` atomically (a partial copy
-    never appears under that name), then the copy is flagged; if flagging fails the copy is
-    removed again, so a failed run leaves no half-flagged product. The input is never opened for
-    writing.
-    """
-    if in_place:
-        yield Path(ms)
-        return
-    if output is None:
+def flag_target(ms: Path, *, output: Path | None, in_place: bool, overwrite: bool):
+    """The MS to write flags into (a context manager): `ms` itself with `in_place`, else a copy at
+    `output`, removed again when flagging fails (`lwa_common.ms.ms_output`, `named`: the logged
+    aoflagger command names the flagged MS)."""
+    if not in_place and output is None:
         raise LwaError("give -o/--output (a copy to flag) or --in-place")
-    output = Path(output)
-    if output.resolve() == Path(ms).resolve():
-        raise LwaError(f"-o {output} is the input MS; use --in-place to flag it in place")
-    check_output(output, overwrite=overwrite)
-    atomic_copytree(ms, output)
-    try:
-        yield output
-    except BaseException:
-        shutil.rmtree(output, ignore_errors=True)
-        raise
+    return ms_output(ms, output, in_place=in_place, overwrite=overwrite, named=True)
 
 
 def chunk_rows(path: Path, *, n_chan: int | None = None, n_pol: int = 4, itemsize: int = 8) -> int:

@@ -7,11 +7,13 @@ the ends the window is truncated at the end of the data instead of padded.
 from __future__ import annotations
 
 import numpy as np
+from astropy.stats import mad_std
 from scipy.ndimage import median_filter
+from scipy.stats import norm
 
 __all__ = ["MAD_TO_SIGMA", "rolling_median", "rolling_median_sigma", "robust_median_sigma"]
 
-MAD_TO_SIGMA = 1.4826
+MAD_TO_SIGMA = 1.0 / float(norm.ppf(0.75))  # 1.4826: astropy mad_std's factor, for the rolling MAD
 
 
 def _truncated_edges(values: np.ndarray, filtered: np.ndarray, w: int) -> np.ndarray:
@@ -61,10 +63,10 @@ def rolling_median_sigma(values: np.ndarray, window: int) -> tuple[np.ndarray, n
 
 
 def robust_median_sigma(values: np.ndarray) -> tuple[float, float]:
-    """Median and 1.4826 x MAD of the finite values (NaN, NaN when there are none)."""
+    """Median and astropy `mad_std` (1.4826 x MAD) of the finite values (NaN, NaN when there are none)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return float("nan"), float("nan")
     med = float(np.median(v))
-    return med, MAD_TO_SIGMA * float(np.median(np.abs(v - med)))
+    return med, float(mad_std(v))

@@ -36,6 +36,7 @@ from lwa_common.config import HotBaselines
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.ms import data_column, open_table
+from lwa_common.products import FLAGGED_BASELINES
 from lwa_flag._ms import antenna_names, flag_rows
 from lwa_flag._stats import robust_median_sigma, rolling_median, rolling_median_sigma
 
@@ -449,7 +450,7 @@ def write_flagged_csv(path: str | Path, result: HotBaselineResult) -> Path:
         rows.append([a, "", names[a], "", "", "antenna_fraction", f"{frac:.4f}"])
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["ant1", "ant2", "name1", "name2", "uv_lambda", "reason", "score"])
+        w.writerow(FLAGGED_BASELINES.columns)
         w.writerows(rows)
     return Path(path)
 

@@ -35,8 +35,9 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.io import atomic_path
 from lwa_common.ms import open_table
+from lwa_common.products import BAD_INTEGRATIONS
 from lwa_flag._ms import flag_rows
-from lwa_flag._stats import MAD_TO_SIGMA, rolling_median
+from lwa_flag._stats import rolling_median
 
 __all__ = ["Frame", "IntegrationResult", "frame_time", "frame_rms", "read_frames", "compactness",
            "rolling_quantile", "find_bad_integrations", "match_times", "flag_times", "write_frames_csv"]
@@ -105,13 +106,12 @@ def frame_time(header, path: str | Path = "") -> tuple[float, str]:
 
 
 def frame_rms(image: np.ndarray) -> float:
-    """Robust RMS of the finite pixels: 1.4826 x median |x - median| (NaN-aware)."""
+    """Robust RMS of the finite pixels: astropy `mad_std` (1.4826 x median |x - median|)."""
     v = np.asarray(image, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return float("nan")
-    med = np.median(v)
-    return float(MAD_TO_SIGMA * np.median(np.abs(v - med)))
+    return float(mad_std(v))
 
 
 def read_frames(paths: list[str | Path], *, require_stokes_v: bool = True) -> list[Frame]:
@@ -207,7 +207,7 @@ def find_bad_integrations(
     run = rolling_median(rms, w)
     quiet = rolling_quantile(rms, w, low_quantile)
     resid = rms - run
-    scatter = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
+    scatter = float(mad_std(resid))
     floor = max(min_scatter_fraction, 1e-3) * float(np.median(rms))
     scatter_used = max(scatter, floor)
     for i, (f, r, q, s) in enumerate(zip(frames, run, quiet, resid / scatter_used)):
@@ -268,7 +268,7 @@ def write_frames_csv(path: str | Path, result: IntegrationResult) -> Path:
     """bad_integrations.csv: every frame with its time, RMS, running median, score and verdict."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["time_utc", "mjd", "rms", "running_median", "score", "bad", "reason", "file"])
+        w.writerow(BAD_INTEGRATIONS.columns)
         for f in result.frames:
             w.writerow([f.isot, f"{f.mjd:.8f}", f"{f.rms:.6g}", f"{f.running_median:.6g}", f"{f.score:.3f}",
                         int(f.bad), f.reason, f.path])

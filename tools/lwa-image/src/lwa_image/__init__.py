@@ -10,11 +10,12 @@ keyword-only past its inputs and usable without the CLI::
     pbcor_images(images, outdir="images/")
 """
 
+from lwa_common.msconcat import ConcatResult, concat_ms
+from lwa_common.phasing import lst_hour_centre, parse_centre, resolve_centre
 from lwa_image._wsclean import Timings
-from lwa_image.concat import ConcatResult, concat_ms
 from lwa_image.movie import make_movies
 from lwa_image.pbcor import pbcor_image, pbcor_images
-from lwa_image.rephase import lst_hour_centre, parse_centre, rephase_ms, resolve_centre
+from lwa_image.rephase import rephase_ms
 from lwa_image.science import run_science, select_configurations
 from lwa_image.snapshots import run_snapshots
 

@@ -19,10 +19,11 @@ from lwa_common.cli import (
 )
 from lwa_common.config import Config, section_with
 from lwa_common.images import image_hint_options
-from lwa_image.concat import concat_ms
+from lwa_common.msconcat import concat_ms
+from lwa_common.phasing import resolve_centre
 from lwa_image.movie import make_movies
 from lwa_image.pbcor import pbcor_images
-from lwa_image.rephase import rephase_ms, resolve_centre
+from lwa_image.rephase import rephase_ms
 from lwa_image.science import run_science
 from lwa_image.snapshots import run_snapshots
 

@@ -8,7 +8,7 @@ grey frames, encoded H.264 at `fps` frames per second.
 
 Stretches: raw I from the 1st to the 99.5th percentile of all frames together (no flicker);
 median-subtracted I (each frame minus the per-pixel median of all frames) from -3 to +5 sigma;
-raw V from -5 to +5 sigma; sigma is each frame's robust RMS (1.4826 MAD).
+raw V from -5 to +5 sigma; sigma is each frame's robust RMS (astropy `mad_std`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from astropy.stats import mad_std
 from astropy.time import Time
 
 from lwa_common.errors import LwaError
@@ -86,8 +87,7 @@ def _robust_sigma(frame: np.ndarray) -> float:
     good = frame[np.isfinite(frame)]
     if good.size == 0:
         return 1.0
-    mad = np.median(np.abs(good - np.median(good)))
-    return float(1.4826 * mad) or float(np.std(good)) or 1.0
+    return float(mad_std(good)) or float(np.std(good)) or 1.0
 
 
 def _to_u8(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -31,8 +31,8 @@ from astropy.time import Time
 
 from lwa_common.config import Config, ImageConfiguration, Imaging, load_config
 from lwa_common.errors import LwaError
+from lwa_common.ms import MsInfo, TimeRange, ms_info
 from lwa_common.ms import data_column as pick_data_column
-from lwa_image._msinfo import MsTimes, TimeRange, ms_times
 from lwa_image._wsclean import (
     Timings,
     check_products,
@@ -145,7 +145,7 @@ def _order_references_first(confs: list[ImageConfiguration], imaging: Imaging) -
     return sorted(confs, key=lambda c: 0 if id(c) in refs else 1)  # stable: otherwise the given order
 
 
-def _existing_reference_beam(ref: ImageConfiguration, path: Path, info: MsTimes) -> RestoringBeam | None:
+def _existing_reference_beam(ref: ImageConfiguration, path: Path, info: MsInfo) -> RestoringBeam | None:
     """The beam of a deep image made by an earlier run (``--only`` skipped it this time)."""
     if not path.exists():
         return None
@@ -209,7 +209,7 @@ def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: in
     return args
 
 
-def planned_products(confs: Sequence[ImageConfiguration], info: MsTimes, outdir: Path, *,
+def planned_products(confs: Sequence[ImageConfiguration], info: MsInfo, outdir: Path, *,
                      intervals_out: int) -> list[Product]:
     products = []
     for conf in confs:
@@ -240,7 +240,7 @@ def _check_wsclean_time(src: Path, product: Product) -> None:
 
 
 def _restoring_beam(conf: ImageConfiguration, imaging: Imaging, made: dict[str, Path], outdir: Path,
-                    info: MsTimes) -> RestoringBeam | None:
+                    info: MsInfo) -> RestoringBeam | None:
     """The beam `conf` must be restored with (its deep reference's), or None for wsclean's fit."""
     ref = beam_reference(conf, imaging)
     if ref is None:
@@ -293,7 +293,7 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
     intervals_out = int(intervals_out or imaging.intervals_out)
     if size < 16 or scale_deg <= 0 or niter_scale < 0:
         raise LwaError(f"bad imaging size/scale/niter-scale: {size}, {scale_deg}, {niter_scale}")
-    info = ms_times(ms, subband=subband)
+    info = ms_info(ms, subband=subband)
     if info.n_times < intervals_out and not asked_intervals:  # an explicit --intervals-out stays an error
         log.warning("%s has %d time step(s), fewer than the default %d intervals: imaging %d interval(s)",
                     ms, info.n_times, intervals_out, info.n_times)

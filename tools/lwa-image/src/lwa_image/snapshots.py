@@ -14,7 +14,7 @@ from pathlib import Path
 from lwa_common.config import Config, load_config
 from lwa_common.errors import LwaError
 from lwa_common.ms import data_column as pick_data_column
-from lwa_image._msinfo import ms_times
+from lwa_common.ms import ms_info
 from lwa_image._wsclean import (
     Timings,
     check_products,
@@ -46,7 +46,7 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = No
     scale_arcmin = float(scale_arcmin or cfg.snapshot_qa.scale_arcmin)
     if size < 16 or scale_arcmin <= 0:
         raise LwaError(f"bad snapshot size/scale: {size} px, {scale_arcmin} arcmin")
-    info = ms_times(ms, subband=subband)
+    info = ms_info(ms, subband=subband)
     n = info.n_times
     ranges = info.intervals(n)
     planned = [(outdir / product_name(info.subband, SNAPSHOT_CONFIGS[s], i), s, i)

@@ -19,21 +19,18 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
-from astropy.coordinates import EarthLocation
-from astropy.time import Time
 
 from lwa_common.catalogs import CatalogSource, RfiSource, read_ttcal_sources
 from lwa_common.config import Config, load_config
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path, check_output
-from lwa_common.ms import check_ms, ms_time_range, open_table
+from lwa_common.io import atomic_path
+from lwa_common.ms import MsInfo, check_ms, check_ms_output, ms_output, open_table
+from lwa_common.ms import ms_info as read_ms_info
 from lwa_common.provenance import stamp_ms, tool_version
 from lwa_peel.dp3 import Dp3Run, dp3_env, find_dp3, run_dp3, thread_count, write_parset
 from lwa_peel.model import Direction, Skipped, rfi_directions, sky_directions, write_skymodel
@@ -45,15 +42,6 @@ log = logging.getLogger(__name__)
 KINDS = ("sky", "rfi")
 MODES = ("diagonal", "scalar", "fulljones")
 MARKER = "LWA_PEEL"
-
-@dataclass(frozen=True)
-class MsInfo:
-    path: Path
-    freqs_hz: np.ndarray
-    time_mid: Time
-    centre: EarthLocation
-    columns: tuple[str, ...]
-
 
 @dataclass(frozen=True)
 class PeelResult:
@@ -103,25 +91,12 @@ class PeelResult:
 
 
 def ms_info(path: str | Path) -> MsInfo:
-    """Channel frequencies, mid-time and array centre (mean antenna position) of an MS."""
-    path = Path(path)
-    check_ms(path)
-    with open_table(path / "SPECTRAL_WINDOW") as sw:
-        if sw.nrows() != 1:
-            raise LwaError(f"{path}: {sw.nrows()} spectral windows; lwa-peel handles one per MS")
-        freqs = np.asarray(sw.getcell("CHAN_FREQ", 0), dtype=float)
-    with open_table(path / "ANTENNA") as at:
-        pos = np.asarray(at.getcol("POSITION"), dtype=float)
-    if pos.ndim != 2 or pos.shape[1] != 3 or not np.all(np.isfinite(pos)):
-        raise LwaError(f"{path}: ANTENNA POSITION is not a list of ITRF x, y, z")
-    centre_xyz = pos.mean(axis=0)
-    if np.linalg.norm(centre_xyz) < 6.0e6:
-        raise LwaError(f"{path}: antenna positions are not geocentric ITRF (|mean| < 6000 km)")
-    centre = EarthLocation.from_geocentric(*centre_xyz, unit=u.m)
-    start, end = ms_time_range(path)
-    with open_table(path) as t:
-        columns = tuple(t.colnames())
-    return MsInfo(path=path, freqs_hz=freqs, time_mid=start + (end - start) / 2, centre=centre, columns=columns)
+    """`lwa_common.ms.ms_info` of an MS lwa-peel can use: one spectral window, ITRF antennas."""
+    info = read_ms_info(path)
+    if info.n_spw != 1:
+        raise LwaError(f"{path}: {info.n_spw} spectral windows; lwa-peel handles one per MS")
+    info.array_centre  # noqa: B018 -- fails early on positions that are not geocentric ITRF
+    return info
 
 
 def _load_sources(sources, kind: str) -> tuple[list, str]:
@@ -299,11 +274,7 @@ def _check_output(ms: Path, output: str | Path | None, overwrite: bool) -> Path 
     check_ms(ms)
     if output is None:
         return None
-    output = Path(output)
-    if output.resolve() == ms.resolve():
-        raise LwaError(f"output {output} is the input MS; use --in-place to peel it in place")
-    check_output(output, overwrite=overwrite)
-    return output
+    return check_ms_output(ms, output, overwrite=overwrite)
 
 
 def _input_column(ms: Path, info: MsInfo, input_column: str | None) -> str:
@@ -326,11 +297,11 @@ def _directions(chosen: list, kind: str, info: MsInfo, settings: dict, *, ms: Pa
 
             beam_model = load_beam(settings["beam_file"] or None)
         directions, skipped = sky_directions(
-            chosen, time=info.time_mid, location=info.centre, freqs_hz=info.freqs_hz,
+            chosen, time=info.time_mid, location=info.array_centre, freqs_hz=info.freqs_hz,
             min_elevation_deg=float(settings["min_elevation_deg"]), beam=beam_model,
         )
     else:
-        directions, skipped = rfi_directions(chosen, time=info.time_mid, location=info.centre,
+        directions, skipped = rfi_directions(chosen, time=info.time_mid, location=info.array_centre,
                                              freqs_hz=info.freqs_hz)
     for d in directions:
         log.info(
@@ -371,19 +342,13 @@ def _execute(process, ms: Path, output: Path | None, solutions: Path, *, peel: b
              ) -> Dp3Run | None:
     """Run `process` on a copy written atomically to `output`, or on `ms` in place; the solutions
     go to `solutions` atomically when there is something to peel."""
-    if output is not None:
-        with atomic_path(output, directory=True) as tmp_ms:
-            shutil.copytree(ms, tmp_ms, symlinks=True)
-            if peel:
-                with atomic_path(solutions) as h5_tmp:
-                    return process(tmp_ms, h5_tmp)
-            return process(tmp_ms, None)
-    if peel:
-        with atomic_path(solutions) as h5_tmp:
-            return process(ms, h5_tmp)
-    if copy_only:
-        return process(ms, None)
-    return None
+    if output is None and not peel and not copy_only:
+        return None
+    with ms_output(ms, output, in_place=output is None, overwrite=True) as target:  # output checked before
+        if peel:
+            with atomic_path(solutions) as h5_tmp:
+                return process(target, h5_tmp)
+        return process(target, None)
 
 
 def _parset(target: Path, in_col: str, column: str, directions: Sequence[Direction], paths: dict[str, Path],

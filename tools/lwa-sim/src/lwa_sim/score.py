@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
+from astropy.stats import mad_std
 from astropy.time import Time
 
 from lwa_common import LwaError
@@ -114,7 +115,7 @@ def _robust_rms(values: np.ndarray) -> float:
     v = values[np.isfinite(values)]
     if v.size < 10:
         return float("nan")
-    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+    return float(mad_std(v))
 
 
 def _local_rms(img: np.ndarray, x: float, y: float, radius_px: float) -> float:

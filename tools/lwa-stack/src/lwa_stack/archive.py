@@ -59,6 +59,7 @@ from astropy.io import fits
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
+from lwa_common.products import PHOTOMETRY
 from lwa_common.state import converge_view, replace_bytes
 from lwa_stack.gather import SUMMARY_COLUMNS, is_solar, scan_run
 
@@ -191,8 +192,8 @@ def plan_archive(rundir: str | Path, *, root: str | Path, sample: str, run_name:
     detections, _ = scan_run(rundir)
     plan.detections = detections
     run_sb = _run_subband(files)
-    for csv_path in (f for f in files if f.name.endswith("_photometry.csv")):
-        target = csv_path.name.removesuffix("_photometry.csv")
+    for csv_path in (f for f in files if PHOTOMETRY.matches(f)):
+        target = PHOTOMETRY.subject(csv_path)
         if is_solar(csv_path, rundir, target):
             continue
         table_sb = _table_subband(csv_path)
@@ -207,7 +208,7 @@ def plan_archive(rundir: str | Path, *, root: str | Path, sample: str, run_name:
         if det["kind"] == "transient":
             cand_dirs.add(src.parent)
             continue
-        target = src.name.removesuffix("_photometry.csv")
+        target = PHOTOMETRY.subject(src)
         for f in _target_files(src, target):
             plan.add(f, Path("detections") / det["kind"] / _safe(det["name"]) / run / f.name)
     for d in sorted(cand_dirs):
@@ -366,8 +367,8 @@ def _merge_views(root: Path, *, sample: str, targets: Iterable[str]) -> None:
     """Rebuild the per-target tables of `targets` and detections/detections.csv from every run's files."""
     for target in sorted(targets):
         folder = root / "samples" / sample / target
-        converge_view(folder / f"{target}_photometry.csv",
-                      sources=lambda f=folder, t=target: _visible(f.glob(f"*/*/{t}_photometry.csv")),
+        converge_view(PHOTOMETRY.path(folder, target),
+                      sources=lambda f=folder, t=target: _visible(f.glob(f"*/*/{PHOTOMETRY.file_name(t)}")),
                       render=_render_target)
     converge_view(root / "detections" / "detections.csv", sources=lambda: _visible((root / "manifests").glob("*.json")),
                   render=_render_detections)

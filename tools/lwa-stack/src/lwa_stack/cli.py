@@ -13,6 +13,7 @@ from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_opt
 from lwa_common.errors import LwaError
 from lwa_common.images import image_hint_options
 from lwa_common.io import check_output
+from lwa_common.products import THERMAL_NOISE
 
 __all__ = ["cli", "main"]
 
@@ -108,7 +109,7 @@ def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None,
                        weight_from=weight_from, inner_fraction=inner_fraction, clip_sigma=clip_sigma,
                        overwrite=overwrite, argv=sys.argv, hints=hints)
     if as_json:
-        emit({"outputs": [str(r.path) for r in results], "noise_csv": str(output / "thermal_noise.csv"),
+        emit({"outputs": [str(r.path) for r in results], "noise_csv": str(THERMAL_NOISE.path(output)),
               "stacks": [{"path": str(r.path), "band": r.plan.band.name, "freq_mhz": r.freq_mhz,
                           "expected_rms_jy": r.expected_rms_jy, "subbands": [c.info.subband for c, _ in r.used],
                           "skipped": [str(p) for p, _ in r.skipped]} for r in results]}, as_json=True)

@@ -1,21 +1,24 @@
 """Gather every detection of one or more runs into one summary (CSV + JSON).
 
-What is scanned (recursively under each RUNDIR; hidden folders skipped):
+What is scanned (recursively under each RUNDIR; hidden folders skipped), each table read by its
+schema in `lwa_common.products`:
 
-* `*_photometry.csv` (lwa-cutout): rows whose detection column -- `Detection`, else lwa-cutout's
-  `detected` -- is true (True/true/1/yes) are detections. The name comes from the first present of
-  `Target`, `target`, `common_name`, `name`, `source`, `id`, `body`, else from the file name
-  (`{name}_photometry.csv`). A file under a folder whose name contains "solar" (e.g. `SolarSystem/`), or
-  whose subject is a solar-system body (Sun, Moon, Mercury ... Neptune), gives `kind = solar_system`;
-  otherwise `kind = target`. A CSV without a detection column is reported and skipped.
-* `candidates.csv` (lwa-transient): every row is a transient candidate (`kind = transient`) except
-  those lwa-transient classed as bi-lobe PSF artefacts (`class = artefact`, counted in
-  `files.transient_artefacts`); a `Detection` column, when present, filters as above.
+* `*_photometry.csv` (`PHOTOMETRY`, lwa-cutout; or `LEGACY_PHOTOMETRY`, the earlier pipeline's, told
+  apart by the detection column `detected` / `Detection`): rows whose detection column is true
+  (True/true/1/yes) are detections. The name is the table's name field, else the file name's
+  subject (`{name}_photometry.csv`). A file under a folder whose name contains "solar" (e.g.
+  `SolarSystem/`), or whose subject is a solar-system body (Sun, Moon, Mercury ... Neptune), gives
+  `kind = solar_system`; otherwise `kind = target`. A CSV without a detection column is reported
+  and skipped.
+* `candidates.csv` (`CANDIDATES`, lwa-transient): every row is a transient candidate
+  (`kind = transient`) except those lwa-transient classed as bi-lobe PSF artefacts
+  (`class = artefact`, counted in `files.transient_artefacts`); a `Detection` column, when
+  present, filters as above.
 
-Summary columns: `kind`, `run`, `name`, `subband`, `freq_mhz`, `stokes`, `flux_jy`, `snr`, `ra_deg`,
-`dec_deg`, `source_file`, then every other column of the inputs (union, blank where absent). Each is
-filled from the first present alias in `_ALIASES`; `ra_deg`/`dec_deg` are parsed to degrees whatever the
-input text (`10h30m00s`, `09:40:00`, `153.75`).
+Summary columns (`DETECTIONS_SUMMARY`): `kind`, `run`, `name`, `subband`, `freq_mhz`, `stokes`,
+`flux_jy`, `snr`, `ra_deg`, `dec_deg`, `source_file`, then every other column of the inputs (union,
+blank where absent). Each is filled from the table's own `fields`; `ra_deg`/`dec_deg` are parsed to
+degrees whatever the input text (`10h30m00s`, `09:40:00`, `153.75`).
 """
 
 from __future__ import annotations
@@ -32,27 +35,25 @@ import pandas as pd
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
+from lwa_common.products import (
+    CANDIDATES,
+    DETECTIONS_SUMMARY,
+    LEGACY_PHOTOMETRY,
+    PHOTOMETRY,
+    Table,
+    find_tables,
+    is_blank,
+    photometry_schema,
+)
 
-__all__ = ["SUMMARY_COLUMNS", "SOLAR_BODIES", "is_solar", "DETECTION_COLUMNS", "detection_column", "scan_run", "gather",
-           "truthy", "write_summary", "parse_angle_deg"]
+__all__ = ["SUMMARY_COLUMNS", "SOLAR_BODIES", "is_solar", "detection_column", "scan_run", "gather", "truthy",
+           "write_summary", "parse_angle_deg"]
 
 log = logging.getLogger(__name__)
 
 SOLAR_BODIES = frozenset({"sun", "moon", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"})
-SUMMARY_COLUMNS = ("kind", "run", "name", "subband", "freq_mhz", "stokes", "flux_jy", "snr", "ra_deg",
-                   "dec_deg", "source_file")
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "name": ("Target", "target", "common_name", "name", "jname", "Jname", "source", "id", "body"),
-    "subband": ("subband", "Subband", "SUBBAND", "band", "BAND"),
-    "freq_mhz": ("freq_mhz", "Freq_MHz", "FREQMHZ", "frequency_mhz"),
-    "stokes": ("stokes", "Stokes", "STOKES", "detection_stokes"),
-    "flux_jy": ("flux_jy", "I_Src_Jy", "I_Flux_Jy", "peak_jy", "peak_flux_jy", "flux", "Flux_Jy", "I_peak_jy",
-                "V_peak_jy"),
-    "snr": ("snr", "SNR", "sigma", "significance", "I_snr", "V_snr"),
-    "ra_deg": ("ra_deg", "ra", "RA", "ra_current", "pos_ra_deg"),
-    "dec_deg": ("dec_deg", "dec", "DEC", "dec_current", "pos_dec_deg"),
-}
-DETECTION_COLUMNS = ("Detection", "detected")
+SUMMARY_COLUMNS = DETECTIONS_SUMMARY.columns
+_FIELDS = ("name", "subband", "freq_mhz", "stokes", "flux_jy", "snr", "ra_deg", "dec_deg")
 
 
 def truthy(value: Any) -> bool:
@@ -65,13 +66,9 @@ def truthy(value: Any) -> bool:
 
 
 def detection_column(columns) -> str | None:
-    """The detection flag column of a photometry table (`Detection`, else `detected`), or None."""
-    return next((c for c in DETECTION_COLUMNS if c in columns), None)
-
-
-def _walk(root: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in root.rglob(pattern)
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    """The detection flag column of a photometry table (by its schema: `detected`, `Detection`), or None."""
+    schema = photometry_schema(columns)
+    return schema.detection if schema is not None else None
 
 
 def is_solar(path: Path, root: Path, name: str) -> bool:
@@ -80,10 +77,11 @@ def is_solar(path: Path, root: Path, name: str) -> bool:
     return any("solar" in p for p in parts) or name.strip().lower() in SOLAR_BODIES
 
 
-def _record(row: dict[str, Any], *, kind: str, run: str, source: Path, default_name: str) -> dict[str, Any]:
+def _record(row: dict[str, Any], table: Table, *, kind: str, run: str, source: Path, default_name: str
+            ) -> dict[str, Any]:
     rec: dict[str, Any] = {"kind": kind, "run": run}
-    for col, aliases in _ALIASES.items():
-        rec[col] = next((row[a] for a in aliases if a in row and not _blank(row[a])), None)
+    for name in _FIELDS:
+        rec[name] = table.value(row, name)
     if rec["name"] is None:
         rec["name"] = default_name
     # positions as numbers whatever the input text was (`10h30m00s`, `09:40:00`, `153.75`)
@@ -103,7 +101,7 @@ def parse_angle_deg(value: Any, *, ra: bool) -> float | None:
     from astropy import units as u
     from astropy.coordinates import Angle
 
-    if _blank(value):
+    if is_blank(value):
         return None
     text = str(value).strip()
     try:
@@ -126,10 +124,6 @@ def parse_angle_deg(value: Any, *, ra: bool) -> float | None:
     return round(deg, 6)
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
-
-
 def _read_csv(path: Path) -> pd.DataFrame | None:
     try:
         return pd.read_csv(path)
@@ -146,37 +140,38 @@ def scan_run(rundir: str | Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
     run = root.resolve().name
     out: list[dict[str, Any]] = []
     counts = Counter()
-    for path in _walk(root, "*_photometry.csv"):
+    for path in find_tables(root, PHOTOMETRY):
         df = _read_csv(path)
         if df is None:
             counts["unreadable"] += 1
             continue
         counts["photometry_files"] += 1
-        column = detection_column(df.columns)
-        if column is None:
+        table = photometry_schema(df.columns)
+        if table is None:
             log.warning("%s has no Detection/detected column; skipped", path)
             counts["no_detection_column"] += 1
             continue
-        default = path.name.removesuffix("_photometry.csv")
+        default = PHOTOMETRY.subject(path)
         for row in df.to_dict("records"):
-            if not truthy(row[column]):
+            if not truthy(row[table.detection]):
                 continue
-            name = next((str(row[a]) for a in _ALIASES["name"] if a in row and not _blank(row[a])), default)
+            name = str(table.value(row, "name", default))
             kind = "solar_system" if is_solar(path, root, name) else "target"
-            out.append(_record(row, kind=kind, run=run, source=path, default_name=default))
-    for path in _walk(root, "candidates.csv"):
+            out.append(_record(row, table, kind=kind, run=run, source=path, default_name=default))
+    for path in find_tables(root, CANDIDATES):
         df = _read_csv(path)
         if df is None:
             counts["unreadable"] += 1
             continue
         counts["candidate_files"] += 1
         for row in df.to_dict("records"):
-            if "Detection" in row and not truthy(row["Detection"]):
+            if LEGACY_PHOTOMETRY.detection in row and not truthy(row[LEGACY_PHOTOMETRY.detection]):
                 continue
             if str(row.get("class", "")).strip().lower() == "artefact":
                 counts["transient_artefacts"] += 1
                 continue
-            out.append(_record(row, kind="transient", run=run, source=path, default_name=path.parent.name))
+            out.append(_record(row, CANDIDATES, kind="transient", run=run, source=path,
+                               default_name=path.parent.name))
     return out, dict(counts)
 
 
@@ -205,7 +200,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_summary(summary: dict[str, Any], outdir: str | Path, *, overwrite: bool = False,
-                  stem: str = "detections_summary") -> list[Path]:
+                  stem: str = DETECTIONS_SUMMARY.stem) -> list[Path]:
     """`{stem}.csv` and `{stem}.json` in `outdir` (atomic)."""
     outdir = Path(outdir)
     csv_path, json_path = outdir / f"{stem}.csv", outdir / f"{stem}.json"

@@ -17,7 +17,7 @@ import csv
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.images import ImageHints, ImageInfo, find_images, image_info
 from lwa_common.io import atomic_path
+from lwa_common.products import THERMAL_NOISE
 
 __all__ = [
     "NOISE_COLUMNS",
@@ -90,7 +91,7 @@ class NoiseRecord:
         return st.st_size == self.size_bytes and st.st_mtime_ns == self.mtime_ns
 
 
-NOISE_COLUMNS = tuple(f.name for f in fields(NoiseRecord))
+NOISE_COLUMNS = THERMAL_NOISE.columns  # = the fields of NoiseRecord (tests/test_stack.py checks)
 
 
 def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = 0.5, sigma: float = 3.0,

@@ -55,6 +55,14 @@ from astropy.io import fits
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import ImageInfo, image_info
+from lwa_common.products import (
+    BAD_INTEGRATIONS,
+    CANDIDATES,
+    FLAGGED_BASELINES,
+    FLUX_CHECK,
+    PHOTOMETRY,
+    THERMAL_NOISE,
+)
 from lwa_stack.gather import detection_column, truthy
 from lwa_stack.noise import NOISE_COLUMNS, find_images
 from lwa_stack.stack import Candidate, bands_from_config, grid_signature, plan_stacks
@@ -262,7 +270,7 @@ def _inventory(root: Path) -> list[_Image]:
 
 def _noise_table(root: Path) -> pd.DataFrame:
     frames = []
-    for p in walk(root, "thermal_noise.csv"):
+    for p in walk(root, THERMAL_NOISE.glob):
         try:
             df = pd.read_csv(p)
         except (OSError, ValueError) as err:
@@ -358,7 +366,7 @@ def _flag_json(sbdir: Path, command: str) -> dict[str, Any] | None:
 
 
 def _bad_frames(sbdir: Path) -> pd.DataFrame | None:
-    p = sbdir / "qa" / "bad_integrations.csv"
+    p = BAD_INTEGRATIONS.path(sbdir / "qa")
     try:
         df = pd.read_csv(p) if p.is_file() else None
     except (OSError, ValueError):
@@ -377,7 +385,7 @@ def _score_flag(sc: Score, sbdir: Path, cfg: Config, intervals: pd.DataFrame | N
     if reasons:
         sc.tables.append(("Flags per reason (percentage of all visibilities each flagger added)",
                           pd.DataFrame(reasons)))
-    hot = sbdir / "qa" / "flagged_baselines.csv"
+    hot = FLAGGED_BASELINES.path(sbdir / "qa")
     if hot.is_file():
         try:
             df = pd.read_csv(hot)
@@ -525,7 +533,7 @@ _FIT_BAD = re.compile(r"not have converged|fit failed", re.IGNORECASE)
 
 
 def _score_photometry(sc: Score, sbdir: Path) -> None:
-    tables = [p for d in ("photometry", "solar") for p in walk(sbdir / d, "*_photometry.csv")] \
+    tables = [p for d in ("photometry", "solar") for p in walk(sbdir / d, PHOTOMETRY.glob)] \
         if sbdir.is_dir() else []
     n_fit = n_ok = 0
     for p in tables:
@@ -545,7 +553,7 @@ def _score_photometry(sc: Score, sbdir: Path) -> None:
             for i in np.flatnonzero(bad.to_numpy()):
                 row = df.iloc[i]
                 if det is None or truthy(row[det]):
-                    name = p.name.removesuffix("_photometry.csv")
+                    name = PHOTOMETRY.subject(p)
                     sc.items.append(f"{name} {row.get('subband', '')} {row.get('interval', '')} "
                                     f"Stokes {stokes}: {notes.iloc[i]}; its flux is not trustworthy")
     sc.inputs.update({"tables": len(tables), "measurements": n_fit, "fits converged": n_ok})
@@ -629,7 +637,7 @@ def _score_wideband(sc: Score, images: list[_Image], noise: pd.DataFrame, cfg: C
 
 def _score_flux(sc: Score, root: Path) -> None:
     rows = ok = 0
-    for p in walk(root, "*flux_check*.csv"):
+    for p in walk(root, f"*{FLUX_CHECK.stem}*.csv"):
         try:
             df = pd.read_csv(p)
         except (OSError, ValueError):
@@ -642,7 +650,7 @@ def _score_flux(sc: Score, root: Path) -> None:
         rows += len(r)
         ok += int(np.sum((r >= 0.8) & (r <= 1.25)))
         sc.tables.append((p.name, df))
-    sc.plots += walk(root, "*flux_check*.png")
+    sc.plots += walk(root, f"*{FLUX_CHECK.stem}*.png")
     if rows:
         sc.score = ok / rows
         sc.detail = f"{ok}/{rows} calibrator ratios within 0.8-1.25"
@@ -686,7 +694,7 @@ def _measure_subband_stage(sc: Score, sbdir: Path, ims: list, iv: pd.DataFrame |
     elif stage == "photometry":
         _score_photometry(sc, sbdir)
     elif stage == "transients":
-        _score_candidates(sc, walk(sbdir / "transients", "candidates.csv"), _images_searched(ims, cfg), cfg)
+        _score_candidates(sc, walk(sbdir / "transients", CANDIDATES.glob), _images_searched(ims, cfg), cfg)
     elif stage == "movie":
         movies = walk(sbdir / "movies", "*.mp4") if (sbdir / "movies").is_dir() else []
         sc.score = 1.0 if movies else 0.0
@@ -728,7 +736,7 @@ def _measure_run_stage(sc: Score, root: Path, images: list, noise: pd.DataFrame,
         stacks = [im for im in images if im.info.category == "stack"]
         n_img = sum(1 for im in stacks if im.info.taper > 0 and (im.info.stokes == "V" or im.info.interval != "deep"))
         found = root / "Wideband" / "transients"
-        _score_candidates(sc, walk(found, "candidates.csv") if found.is_dir() else [], n_img, cfg)
+        _score_candidates(sc, walk(found, CANDIDATES.glob) if found.is_dir() else [], n_img, cfg)
 
 
 def _run_scores(root: Path, images: list, noise: pd.DataFrame, cfg: Config) -> list[Score]:

@@ -46,6 +46,7 @@ from astropy.io import fits
 
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
+from lwa_common.products import CANDIDATES, DETECTIONS_SUMMARY, PHOTOMETRY, THERMAL_NOISE
 from lwa_common.provenance import git_hash, tool_version
 from lwa_stack import qa as qa_mod
 from lwa_stack.gather import SOLAR_BODIES, gather, parse_angle_deg
@@ -116,7 +117,7 @@ def dedup_transients(root: Path) -> list[dict[str, Any]]:
     them within one restoring beam (the larger BMAJ of their images) of each other."""
     rows: list[dict[str, Any]] = []
     beams: dict[str, float] = {}
-    for csv_path in walk(root, "candidates.csv"):
+    for csv_path in walk(root, CANDIDATES.glob):
         try:
             df = pd.read_csv(csv_path)
         except (OSError, ValueError, pd.errors.EmptyDataError):
@@ -166,8 +167,8 @@ def dedup_transients(root: Path) -> list[dict[str, Any]]:
 
 def _photometry_tables(root: Path) -> dict[str, list[Path]]:
     by_name: dict[str, list[Path]] = defaultdict(list)
-    for p in walk(root, "*_photometry.csv"):
-        by_name[p.name.removesuffix("_photometry.csv")].append(p)
+    for p in walk(root, PHOTOMETRY.glob):
+        by_name[PHOTOMETRY.subject(p)].append(p)
     return dict(sorted(by_name.items()))
 
 
@@ -440,13 +441,13 @@ def _write(run: RunQA, summary: dict[str, Any], out: Path, final: Path, cfg: Con
     tpages = _target_pages(render, run, db_url)
     nplot = noise_plot(run.noise, out / "plots" / "thermal_noise.png")
     render("noise.html", "noise.html", plot=nplot, rows=run.noise.to_dict("records"), columns=list(run.noise.columns),
-           csvs=walk(run.root, "thermal_noise.csv"), page_kind="noise")
+           csvs=walk(run.root, THERMAL_NOISE.glob), page_kind="noise")
     _files_page(render, run, final)
     render("index.html", "index.html", run=run, sub_stages=SUBBAND_STAGES, run_stages=RUN_STAGES,
            page_for=_page_name, items=[(s, it) for s in run.scores for it in s.items], walls=_stage_walls(run),
            summary=summary, n_cands=len(cands), n_targets=len(tpages), n_images=len(previews),
            n_movies=len(movies), overall=run.overall,
-           detections=[p for p in walk(run.root, "detections_summary.*")], page_kind="index")
+           detections=[p for p in walk(run.root, f"{DETECTIONS_SUMMARY.stem}.*")], page_kind="index")
 
 
 def db_lightcurves(name: str, db_url: str, outdir: Path) -> list[dict[str, Path]]:

@@ -50,6 +50,7 @@ from lwa_common.fitsio import celestial_wcs, image_plane, read_image, sky_mask
 from lwa_common.images import ImageHints, ImageInfo, image_info, regrid_onto, same_grid, scan_images
 from lwa_common.io import atomic_path, check_output, make_dirs
 from lwa_common.naming import jname, jname_short
+from lwa_common.products import CANDIDATES
 from lwa_transient.detect import BilobeRule, Island, Peak, bilobe_partner, find_peaks
 from lwa_transient.masks import (
     ATEAM_J2000,
@@ -70,11 +71,7 @@ __all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_i
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = (
-    "stokes", "interval", "ra", "dec", "jname", "peak_jy", "rms_jy", "snr", "sign", "bilobe", "class",
-    "catalog_match", "image", "subband", "freq_mhz", "x", "y", "partner_snr", "partner_ratio",
-    "partner_sep_arcmin", "catalog_sep_arcmin", "cutout", "png", "reason", "beam_arcmin",
-)
+CSV_COLUMNS = CANDIDATES.columns
 
 
 _T = Transient()
@@ -870,7 +867,7 @@ def search_images(
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise LwaError(f"output {output} exists and is not a folder")
-    csv_path = check_output(output / "candidates.csv", overwrite=overwrite)
+    csv_path = check_output(CANDIDATES.path(output), overwrite=overwrite)
     catalog = Path(catalog) if catalog is not None else None
     if catalog is not None and not catalog.exists():
         raise LwaError(f"catalogue not found: {catalog}")

@@ -3,7 +3,9 @@
 OVRO-LWA writes one MS per 10 s integration, each phased to its own zenith. wsclean's
 ``-intervals-out`` counts time steps inside one MS, so the science images need one MS; and
 wsclean images one field, so every input is rotated to a common phase centre (by default the
-meridian at the middle of the data, OVRO latitude) while its rows are copied (`lwa_image.rephase`).
+meridian at the middle of the data, OVRO latitude) while its rows are copied (`lwa_common.phasing`).
+
+The one MS concatenation: `lwa-image concat`, lwa-calib's calibrator MS and lwa-flag's test MS.
 
 casacore's own ``table.concat`` would keep one FIELD/SPECTRAL_WINDOW per input and cannot mend
 inputs that differ, so rows are copied here, healing what can be healed:
@@ -39,15 +41,15 @@ from lwa_common.config import Site
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
 from lwa_common.ms import open_table
-from lwa_common.provenance import stamp_ms
-from lwa_image.rephase import (
+from lwa_common.phasing import (
     CHUNK_BYTES,
-    _format,
-    _set_field,
     field_directions,
+    format_centre,
     rephase_chunk,
     resolve_centre,
+    set_one_field,
 )
+from lwa_common.provenance import stamp_ms
 
 __all__ = ["ConcatResult", "concat_ms", "skipped_list_path"]
 
@@ -88,7 +90,7 @@ class ConcatResult:
         return {
             "output": str(self.output), "used": [str(p) for p in self.used],
             "skipped": [{"path": str(p), "reason": r} for p, r in self.skipped],
-            "centre": _format(self.centre), "rows": self.nrows, "time_steps": self.n_times,
+            "centre": format_centre(self.centre), "rows": self.nrows, "time_steps": self.n_times,
             "deleted": [str(p) for p in self.deleted],
         }
 
@@ -266,7 +268,7 @@ def _copy_rows(x: _Input, out, cols: list[str], vis_cols: list[str], centre: tup
 
 
 def _finish_subtables(tmp: Path, inputs: list[_Input], centre: SkyCoord) -> None:
-    _set_field(tmp, centre)
+    set_one_field(tmp, centre)
     obs = tmp / "OBSERVATION"
     if obs.exists():
         with open_table(tmp) as t:
@@ -298,16 +300,17 @@ def _verify(path: Path, expected_rows: int, expected_times: int, centre: SkyCoor
             raise LwaError(f"concat verification failed: {path} has rows outside field 0")
     dirs = field_directions(path)
     if dirs.shape[0] != 1 or not np.allclose(dirs[0], [centre.ra.rad, centre.dec.rad], atol=1e-9):
-        raise LwaError(f"concat verification failed: {path} is not phased to {_format(centre)}")
+        raise LwaError(f"concat verification failed: {path} is not phased to {format_centre(centre)}")
 
 
 def concat_ms(inputs: Sequence[str | Path], output: str | Path, *, centre: str | SkyCoord | None = None,
               lst_hour: float | None = None, site: Site | None = None, overwrite: bool = False,
-              delete_inputs: bool = False) -> ConcatResult:
+              delete_inputs: bool = False, tool: str = "lwa-image") -> ConcatResult:
     """Concatenate `inputs` into `output` (one field at `centre`); see the module docstring.
 
     `centre` (``'10h30m00s +37d12m57s'`` or a SkyCoord) or `lst_hour` (the meridian at the middle
     of that LST hour) choose the phase centre; by default the meridian at the middle of the data.
+    `tool` names the tool in the output's HISTORY.
     """
     t0 = time.perf_counter()
     paths = [Path(p) for p in inputs]
@@ -335,7 +338,7 @@ def concat_ms(inputs: Sequence[str | Path], output: str | Path, *, centre: str |
     vis_cols = ["DATA"] + (["CORRECTED_DATA"] if add_corrected or "CORRECTED_DATA" in template.columns else [])
     drop = [c for c in template.columns if c not in cols and c not in vis_cols]
     log.info("concatenating %d MS (%d skipped) into %s, phase centre %s", len(used), len(skipped), output,
-             _format(centre_c))
+             format_centre(centre_c))
     rows = 0
     with atomic_path(output, directory=True) as tmp:
         _prepare_template(template, tmp, drop, add_corrected, add_data="DATA" not in template.columns)
@@ -345,8 +348,7 @@ def concat_ms(inputs: Sequence[str | Path], output: str | Path, *, centre: str |
         _finish_subtables(tmp, used, centre_c)
         n_times = sum(x.n_times for x in used)
         _verify(tmp, rows, n_times, centre_c, vis_cols)
-        stamp_ms(tmp, tool="lwa-image", message=f"lwa-image concat of {len(used)} MS, phase centre "
-                                                f"{_format(centre_c)}")
+        stamp_ms(tmp, tool=tool, message=f"{tool} concat of {len(used)} MS, phase centre {format_centre(centre_c)}")
     result = ConcatResult(output=output, used=[x.path for x in used], skipped=skipped, centre=centre_c,
                           nrows=rows, n_times=n_times)
     _write_skipped(output, skipped)
