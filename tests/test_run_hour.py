@@ -272,3 +272,37 @@ def test_help_lists_the_options():
     assert res.returncode == 0
     for option in ("--range", "--slurm", "--resume-science", "--peel-sky", "--archive", "--config"):
         assert option in res.stdout
+
+
+@pytest.mark.slow
+def test_killed_run_then_rerun_gives_the_same_products(local_run, hour_data, tmp_path):
+    """kill -9 of the whole driver (its process group, as a node crash or scancel does) in the middle
+    of the 55 MHz science step; a rerun finishes and makes the same products as an uninterrupted run."""
+    work = tmp_path / "crash"
+    proc = subprocess.Popen(["bash", str(RUN_HOUR), *_args(hour_data, work)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
+    science_log = work / "10h" / "55MHz" / "logs" / "science.log"
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline and proc.poll() is None:
+        if science_log.exists() and "# start" in science_log.read_text():
+            time.sleep(3)  # wsclean is running
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the driver ended before the science step could be interrupted"
+    os.killpg(proc.pid, 9)
+    proc.wait(timeout=60)
+    assert "# lwa-pipe step science:" not in science_log.read_text()  # it really died mid-step
+
+    res = _run(_args(hour_data, work))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "[10h/55MHz] concat: done before" in res.stderr  # finished steps are kept
+    reference, rerun = _products(local_run[0]), _products(work)
+    assert set(rerun) == set(reference), set(rerun) ^ set(reference)
+    for rel, path in reference.items():
+        if path.suffix == ".fits" and "/images/" in rel:
+            a, b = fits.getdata(path), fits.getdata(rerun[rel])
+            scale = np.nanmax(np.abs(a))
+            assert np.nanmax(np.abs(a - b)) <= 1e-3 * scale, rel
+    leftovers = [p for p in work.rglob("*")
+                 if p.name.startswith(".wsclean-") or (p.name.startswith(".") and p.name.endswith(".tmp"))]
+    assert not leftovers, leftovers
