@@ -253,7 +253,8 @@ stage_peel() {  # HOUR SB [INDEX]: peel one working MS (array task) or all of th
         local name; name=$(basename "${files[$i]}"); name=${name%.tar}
         local ms="$work/ms/$name"
         [ -d "$ms" ] || continue  # an unusable input (reported by Setup)
-        [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" --in-place "${cfg_opt[@]}"
+        [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" ${catalog:+--field "$catalog"} \
+            --in-place "${cfg_opt[@]}"
         [ -n "$peel_rfi" ] && step "peel-rfi-$i" lwa-peel rfi "$ms" --sources "$peel_rfi" --in-place "${cfg_opt[@]}"
     done
     [ "$idx" = all ] && note_state "subbands.$tag.peel=done"

@@ -79,20 +79,29 @@ def cli() -> None:
                    f"0 = off  [default: config peel.smoothness_mhz, {_D.smoothness_mhz}].")
 @click.option("--beam-file", type=ExistingPath, default=None,
               help="Beam h5 for --beam  [default: config primary_beam.beam_file, else the analytic dipole].")
+@click.option("--field", type=ExistingPath, default=None,
+              help="Reference catalogue of the field (VLSSr, CSV, makesourcedb...): its sources are kept fixed "
+                   "(subtracted before the solve, added back after), so the gains cannot absorb them.")
+@click.option("--field-min-jy", type=click.FloatRange(min=0), default=None,
+              help="Field sources fainter than this (apparent, band centre) are left out  "
+                   f"[default: config peel.field_min_jy, {_D.field_min_jy}].")
 def sky_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_json: bool, cfg, **settings) -> None:
     """Peel the sky sources of a TTCal sources.json (e.g. the A-team) from MS.
 
     Sources below the horizon (or --min-elevation-deg) at the MS mid-time are skipped with an
     INFO line. Each source becomes one direction of a DP3 sky model (point / Gaussian components,
     log-polynomial spectra, times the beam); DDECal solves one gain per antenna and direction over
-    the MS, ignoring baselines under --uv-min-lambda, and subtracts the corrupted model. Writes
+    the MS, ignoring baselines under --uv-min-lambda, and subtracts the corrupted model. With
+    --field, the catalogue's sources stay in the model as one fixed direction (never solved) so the
+    solve does not eat them: field sources near the A-team then change by < 1 % instead of 3-7 %
+    at demo size (64 antennas). DDECal's iterations are logged (and converged: true/false). Writes
     OUT.ms (or MS with --in-place) plus NAME.peel-sky.{h5,skymodel,parset} beside it; prints the
     paths written (MS, solutions) or a JSON summary with --json.
 
     \b
     Example:
       lwa-peel sky 20241220_120000_55MHz.ms --sources ateam_sources.json \\
-          -o peeled/20241220_120000_55MHz.ms -v
+          --field FullVLSSCatalog.text -o peeled/20241220_120000_55MHz.ms -v
     """
     _run("sky", ms, sources, output, in_place, as_json, cfg, **settings)
 

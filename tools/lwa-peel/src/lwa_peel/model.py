@@ -27,7 +27,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import astropy.units as u
@@ -44,6 +44,7 @@ __all__ = [
     "Direction",
     "Skipped",
     "sky_directions",
+    "field_direction",
     "rfi_directions",
     "rfi_azel",
     "altaz_to_icrs",
@@ -290,6 +291,42 @@ def sky_directions(
             raise LwaError(f"source '{source.name}': {err}") from None
         keep.append(Direction(source.name, patch, ra, dec, az, el, comps, kind="sky"))
     return keep, skipped
+
+
+def field_direction(
+    sources: Sequence[CatalogSource],
+    *,
+    time: Time,
+    location: EarthLocation,
+    freqs_hz: np.ndarray,
+    peeled: Sequence[Direction],
+    min_flux_jy: float,
+    exclude_deg: float,
+    beam=None,
+) -> Direction | None:
+    """One fixed direction ("field", never solved) holding the catalogue sources to keep.
+
+    Sources above the horizon whose apparent (beam-weighted) flux at the band centre reaches
+    `min_flux_jy`, farther than `exclude_deg` from every peeled direction (they are the peeled
+    sources' own entries). None when no source qualifies.
+    """
+    freqs = np.asarray(freqs_hz, dtype=float)
+    ref = float(np.mean(freqs))
+    kept, _ = sky_directions(sources, time=time, location=location, freqs_hz=freqs, beam=beam)
+    if peeled and kept:
+        near = SkyCoord([d.ra_deg for d in kept] * u.deg, [d.dec_deg for d in kept] * u.deg)
+        centres = SkyCoord([d.ra_deg for d in peeled] * u.deg, [d.dec_deg for d in peeled] * u.deg)
+        _, sep, _ = near.match_to_catalog_sky(centres)
+        kept = [d for d, s in zip(kept, sep.deg, strict=True) if s > exclude_deg]
+    kept = [d for d in kept if d.flux_at(ref) >= min_flux_jy]
+    if not kept:
+        return None
+    comps = tuple(replace(c, name=f"field_{k}") for k, c in enumerate(c for d in kept for c in d.components))
+    bright = max(kept, key=lambda d: d.flux_at(ref))
+    log.info("field model: %d catalogue source(s) >= %g Jy apparent (brightest %s, %.1f Jy), kept fixed",
+             len(kept), min_flux_jy, bright.name, bright.flux_at(ref))
+    return Direction("field", "field", bright.ra_deg, bright.dec_deg, bright.az_deg, bright.el_deg, comps,
+                     kind="field")
 
 
 def rfi_directions(
