@@ -27,6 +27,7 @@ from astropy.time import Time
 
 from lwa_common import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
+from lwa_sim.peelscore import PEEL_GOALS, peel_goals, score_peel
 
 __all__ = ["GOALS", "ScoreSettings", "score_run", "format_table"]
 
@@ -43,6 +44,7 @@ GOALS = {
     "flux": "point sources within 5 % of intrinsic truth after PB correction (≥ 95 % of them), median ≤ 2 %",
     "target_v": "target photometry: Stokes V within 5 % of truth",
     "psf_sampling": "≥ 3 pixels per BMAJ in every image configuration",
+    **PEEL_GOALS,  # issue 22: scored against a control simulation without the A-team (lwa_sim.peelscore)
 }
 
 
@@ -527,8 +529,12 @@ def _subband_folders(run: Path) -> list[Path]:
     return sorted(p.parent for p in run.rglob("images") if p.is_dir() and "Wideband" not in p.parts)
 
 
-def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSettings | None = None) -> dict[str, Any]:
-    """Score every `<hour>/<subband>` folder under `run` against `truth_path` (truth.json)."""
+def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSettings | None = None,
+              control: str | Path | None = None) -> dict[str, Any]:
+    """Score every `<hour>/<subband>` folder under `run` against `truth_path` (truth.json).
+
+    `control`: the simulation of the same spec without the A-team (same settings and seed); with it
+    the peel of the A-team is scored too (`lwa_sim.peelscore`)."""
     st = settings or ScoreSettings()
     run, truth_path = Path(run), Path(truth_path)
     try:
@@ -567,6 +573,7 @@ def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSetting
             "transients": _transients(images, truth, subband, _candidates(folder), steady, st),
             "flagging": _flags(folder, truth),
             "targets": _targets(folder, steady, subband, deep_beam),
+            "ateam": score_peel(folder, truth, truth_path.parent, Path(control), subband) if control else None,
         }
         res["goals"] = _goals(res, steady, st)
         out["subbands"].append(res)
@@ -659,6 +666,7 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
         or "no V target")
     ppb = [v["pixels_per_bmaj"] for v in res["psf"].values()]
     g["psf_sampling"] = _goal(min(ppb) >= 3 if ppb else None, f"min {min(ppb) if ppb else float('nan'):.1f} px/BMAJ")
+    g.update(peel_goals(res.get("ateam")))
     return g
 
 
@@ -714,6 +722,14 @@ def format_table(result: dict) -> str:
         psf = ", ".join(f"{k} {v['bmaj_arcmin']:.0f}′/{v['pixels_per_bmaj']:.1f}px" for k, v in sb["psf"].items())
         lines.append(f"BMAJ: {psf}")
         lines.append(f"dewarp engaged: {sb['dewarp']['engaged']}")
+        at = sb.get("ateam") or {}
+        if at.get("status") == "scored":
+            worst = max(at["field"], key=lambda f: abs(f["change"]), default=None)
+            lines.append(f"A-team ({'peeled' if at['peeled'] else 'not peeled'}, {at['n_ms']} MS): power left "
+                         f"{at['power_left']:.2e}; field within 12°: {len(at['field'])} sources, median |change| "
+                         f"{100 * (at['field_median_abs_change'] or 0):.2f} %"
+                         + (f", worst {worst['name']} {100 * worst['change']:+.2f} %" if worst else "")
+                         + (f"; RMS 3-10° {at['rms_ratio']:.2f}× the sky without it" if at["rms_ratio"] else ""))
     lines.append("goals:")
     for k, v in result["goals"].items():
         lines.append(f"  {v['status']:>4}  {k}: {v['detail']}")

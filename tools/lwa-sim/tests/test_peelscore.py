@@ -1,0 +1,100 @@
+"""lwa-sim's peel score (issue 22) on working MS built with known errors from a simulated A-team sky
+and its control (the same spec without the A-team, same seed): an unpeeled MS, a perfect peel, and
+a peel leaving 0.1 % of the A-team's amplitude and taking 5 % of one field source's flux are scored
+as built."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from casacore.tables import table
+
+from lwa_sim.peelscore import PEEL_GOALS, peel_goals, score_peel
+
+START = "2024-12-20T00:00:00"  # Cyg A at ~66 deg elevation
+ATEAM = [{"name": "Cyg A", "components": [
+    {"name": "c1", "ra": "19h59m28.3s", "dec": "+40d44m02s", "I": 9000.0, "freq": 60e6, "index": [-0.8]},
+    {"name": "c2", "ra": "19h59m34.0s", "dec": "+40d43m30s", "I": 6000.0, "freq": 60e6, "index": [-0.7],
+     "major-fwhm": 60.0, "minor-fwhm": 40.0, "position-angle": 30.0}]}]
+NEAR = {"name": "near", "ra": 297.756, "dec": 36.016, "flux_jy": 40, "spectral_index": -0.7}  # 5 deg from Cyg A
+FAR = {"name": "far", "ra": 240.0, "dec": 30.0, "flux_jy": 30, "spectral_index": -0.7}
+KW = {"start": START, "n_int": 2, "n_antennas": 24, "n_channels": 4, "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def sky(sim_cache, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ateam_model")
+    (folder / "ateam.json").write_text(json.dumps(ATEAM))
+    spec = {"sources": [NEAR, FAR], "noise": {"sigma_jy": 2.0}, "ateam": str(folder / "ateam.json")}
+    full, truth = sim_cache("peelscore_full", spec, **KW)
+    control, _ = sim_cache("peelscore_control", {k: v for k, v in spec.items() if k != "ateam"}, **KW)
+    near, _ = sim_cache("peelscore_near", {"sources": [NEAR], "noise": {"sigma_jy": 0}}, **KW)
+    return full, control, near, truth
+
+
+def _run(tmp_path, full, make) -> object:
+    """A subband folder whose ms/ holds copies of the simulation's MS with CORRECTED_DATA = make(name)."""
+    folder = tmp_path / "22h" / "55MHz"
+    (folder / "ms").mkdir(parents=True)
+    for ms in sorted(full.glob("*.ms")):
+        dst = folder / "ms" / ms.name
+        shutil.copytree(ms, dst)
+        data = make(ms.name)
+        if data is not None:
+            with table(str(dst), readonly=False, ack=False) as t:
+                desc = t.getcoldesc("DATA")
+                desc["name"] = "CORRECTED_DATA"
+                t.addcols(desc)
+                t.putcol("CORRECTED_DATA", data)
+                t.putcolkeyword("CORRECTED_DATA", "LWA_PEEL", "sky")
+    return folder
+
+
+def _data(folder, name):
+    with table(str(folder / name), ack=False) as t:
+        return t.getcol("DATA")
+
+
+def test_unpeeled_ms_leaves_all_the_ateam(sky, tmp_path):
+    full, control, _, truth = sky
+    res = score_peel(_run(tmp_path, full, lambda name: None), truth, full, control, "55MHz")
+    assert res["status"] == "scored" and res["n_ms"] == 2 and not res["peeled"]
+    assert res["power_left"] == pytest.approx(1.0, abs=1e-6)
+    assert [f["name"] for f in res["field"]] == ["near"]  # 'far' is > 12 deg away
+    goals = peel_goals(res)
+    assert set(goals) == set(PEEL_GOALS)
+    assert all(g["status"] == "fail" for g in goals.values())
+
+
+def test_perfect_peel_passes(sky, tmp_path):
+    full, control, _, truth = sky
+    res = score_peel(_run(tmp_path, full, lambda name: _data(control, name)), truth, full, control, "55MHz")
+    assert res["peeled"] and res["power_left"] == 0.0
+    assert res["field_max_abs_change"] == 0.0 and res["rms_ratio"] == pytest.approx(1.0)
+    assert all(g["status"] == "pass" for g in peel_goals(res).values())
+
+
+def test_partial_peel_is_measured(sky, tmp_path):
+    full, control, near, truth = sky
+
+    def make(name):  # 0.1 % of the A-team's amplitude left, 5 % of the near source removed
+        ateam = _data(full, name) - _data(control, name)
+        return _data(control, name) + 0.001 * ateam - 0.05 * _data(near, name)
+
+    res = score_peel(_run(tmp_path, full, make), truth, full, control, "55MHz")
+    assert res["power_left"] == pytest.approx(1e-6, rel=0.1)  # the A-team's 1e-6 and a little of the field source
+    (f,) = res["field"]
+    assert f["change"] == pytest.approx(-0.05, abs=0.01)  # the A-team's 1 % adds its sidelobes there
+    assert res["rms_ratio"] > 1.5  # 0.1 % of 10 kJy is far above this tiny array's thermal noise
+    goals = peel_goals(res)
+    assert goals["ateam_power"]["status"] == "pass" and goals["ateam_field"]["status"] == "fail"
+
+
+def test_no_control_or_no_ateam_is_not_applicable(sky, tmp_path):
+    full, control, _, truth = sky
+    assert {g["status"] for g in peel_goals(None).values()} == {"n/a"}
+    no_ateam = {**truth, "sources": [s for s in truth["sources"] if s.get("kind") != "ateam"]}
+    res = score_peel(_run(tmp_path, full, lambda name: None), no_ateam, full, control, "55MHz")
+    assert {g["status"] for g in peel_goals(res).values()} == {"n/a"}
