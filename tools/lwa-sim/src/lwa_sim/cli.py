@@ -93,10 +93,13 @@ def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subband
 @click.option("--control", type=ExistingPath, default=None,
               help="Simulation of the same spec without the A-team (observe --without-ateam, same settings and "
                    "seed): scores the A-team peel (power left, field change, RMS near the A-team).")
+@click.option("--control-run", type=ExistingPath, default=None,
+              help="run_hour.sh work folder of that control sky: the image RMS 3-10 deg from the A-team is compared "
+                   "with its deep image (else with dirty pixels of the control's visibilities).")
 @json_option
 @common_options
 def score_cmd(run_dir: Path, truth_path: Path, output: Path | None, require: bool, overwrite: bool,
-              control: Path | None, as_json: bool, cfg) -> None:
+              control: Path | None, control_run: Path | None, as_json: bool, cfg) -> None:
     """Score a run_hour.sh work folder RUN_DIR (or one <hour>/<subband> folder) against the truth.
 
     Per source the PB-corrected flux against the intrinsic truth (peak and fitted), astrometry before
@@ -116,7 +119,9 @@ def score_cmd(run_dir: Path, truth_path: Path, output: Path | None, require: boo
 
     if output is not None:
         check_output(output, overwrite=overwrite)
-    result = score_run(run_dir, truth_path, control=control)
+    if control_run is not None and control is None:
+        raise LwaError("--control-run needs --control (the control simulation)")
+    result = score_run(run_dir, truth_path, control=control, control_run=control_run)
     if output is not None:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(result, indent=1))

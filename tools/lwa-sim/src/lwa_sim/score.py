@@ -530,11 +530,12 @@ def _subband_folders(run: Path) -> list[Path]:
 
 
 def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSettings | None = None,
-              control: str | Path | None = None) -> dict[str, Any]:
+              control: str | Path | None = None, control_run: str | Path | None = None) -> dict[str, Any]:
     """Score every `<hour>/<subband>` folder under `run` against `truth_path` (truth.json).
 
     `control`: the simulation of the same spec without the A-team (same settings and seed); with it
-    the peel of the A-team is scored too (`lwa_sim.peelscore`)."""
+    the peel of the A-team is scored too (`lwa_sim.peelscore`); `control_run`: a run_hour.sh work
+    folder of that control, for the image RMS near the A-team."""
     st = settings or ScoreSettings()
     run, truth_path = Path(run), Path(truth_path)
     try:
@@ -573,7 +574,8 @@ def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSetting
             "transients": _transients(images, truth, subband, _candidates(folder), steady, st),
             "flagging": _flags(folder, truth),
             "targets": _targets(folder, steady, subband, deep_beam),
-            "ateam": score_peel(folder, truth, truth_path.parent, Path(control), subband) if control else None,
+            "ateam": score_peel(folder, truth, truth_path.parent, Path(control), subband,
+                                _control_images(run, folder, control_run, images)) if control else None,
         }
         res["goals"] = _goals(res, steady, st)
         out["subbands"].append(res)
@@ -581,6 +583,17 @@ def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSetting
         raise LwaError(f"no images with lwa-pipe headers under {run}")
     out["goals"] = _merge_goals([s["goals"] for s in out["subbands"]])
     return _native(out)
+
+
+def _control_images(run: Path, folder: Path, control_run: str | Path | None, images: list[Image]
+                    ) -> tuple[list[Image], list[Image]] | None:
+    """This folder's images and those of the same folder in the control run (None without one)."""
+    if control_run is None:
+        return None
+    other = _images(Path(control_run) / folder.relative_to(run) / "images")
+    if not other:
+        raise LwaError(f"control run {control_run} has no images in {folder.relative_to(run)}/images")
+    return images, other
 
 
 def _native(value: Any) -> Any:
