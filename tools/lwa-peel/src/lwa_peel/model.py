@@ -27,7 +27,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import astropy.units as u
@@ -100,7 +100,7 @@ class Direction:
     az_deg: float
     el_deg: float
     components: tuple[Component, ...] = field(default_factory=tuple)
-    kind: str = "sky"  # sky / rfi
+    kind: str = "sky"  # sky / rfi / field (the fixed field patch)
 
     def flux_at(self, freq_hz: float) -> float:
         return float(sum(c.flux_at(freq_hz) for c in self.components))
@@ -308,25 +308,43 @@ def field_direction(
 
     Sources above the horizon whose apparent (beam-weighted) flux at the band centre reaches
     `min_flux_jy`, farther than `exclude_deg` from every peeled direction (they are the peeled
-    sources' own entries). None when no source qualifies.
+    sources' own entries). None when no source qualifies. Positions, elevations and the beam are
+    computed for the whole catalogue at once (a full VLSSr has ~70 000 rows).
     """
     freqs = np.asarray(freqs_hz, dtype=float)
     ref = float(np.mean(freqs))
-    kept, _ = sky_directions(sources, time=time, location=location, freqs_hz=freqs, beam=beam)
-    if peeled and kept:
-        near = SkyCoord([d.ra_deg for d in kept] * u.deg, [d.dec_deg for d in kept] * u.deg)
-        centres = SkyCoord([d.ra_deg for d in peeled] * u.deg, [d.dec_deg for d in peeled] * u.deg)
-        _, sep, _ = near.match_to_catalog_sky(centres)
-        kept = [d for d, s in zip(kept, sep.deg, strict=True) if s > exclude_deg]
-    kept = [d for d in kept if d.flux_at(ref) >= min_flux_jy]
-    if not kept:
+    cands = [s for s in sources if s.has_position]
+    if not cands:
         return None
-    comps = tuple(replace(c, name=f"field_{k}") for k, c in enumerate(c for d in kept for c in d.components))
-    bright = max(kept, key=lambda d: d.flux_at(ref))
+    coords = SkyCoord([s.ra_deg for s in cands] * u.deg, [s.dec_deg for s in cands] * u.deg)
+    hor = coords.transform_to(AltAz(obstime=time, location=location))
+    az, el = hor.az.deg, hor.alt.deg
+    keep = el > 0
+    if peeled:
+        centres = SkyCoord([d.ra_deg for d in peeled] * u.deg, [d.dec_deg for d in peeled] * u.deg)
+        keep &= coords.match_to_catalog_sky(centres)[1].deg > exclude_deg
+    idx = np.flatnonzero(keep)
+    gain = np.ones((idx.size, freqs.size))
+    if beam is not None and idx.size:
+        gain = np.asarray(beam.stokes_i(freqs[None, :], az[idx, None], el[idx, None]), dtype=float)
+    k_ref = int(np.argmin(np.abs(freqs - ref)))
+    apparent = np.array([float(cands[i].flux_at(freqs[k_ref])) for i in idx]) * gain[:, k_ref]
+    chosen = [(cands[i], g, a) for i, g, a in zip(idx, gain, apparent, strict=True)
+              if a >= min_flux_jy and np.all(g > 0)]
+    if not chosen:
+        return None
+    comps: list[Component] = []
+    for source, g, _ in chosen:
+        for leaf in _leaves(source):
+            try:
+                comps.append(_component(leaf, f"field_{len(comps)}", freqs, ref, g))
+            except LwaError as err:
+                raise LwaError(f"field source '{source.name}': {err}") from None
+    bright, _, peak = max(chosen, key=lambda c: c[2])
     log.info("field model: %d catalogue source(s) >= %g Jy apparent (brightest %s, %.1f Jy), kept fixed",
-             len(kept), min_flux_jy, bright.name, bright.flux_at(ref))
-    return Direction("field", "field", bright.ra_deg, bright.dec_deg, bright.az_deg, bright.el_deg, comps,
-                     kind="field")
+             len(chosen), min_flux_jy, bright.name, peak)
+    b_az, b_el = _altaz(SkyCoord(bright.ra_deg * u.deg, bright.dec_deg * u.deg), time, location)
+    return Direction("field", "field", bright.ra_deg, bright.dec_deg, b_az, b_el, tuple(comps), kind="field")
 
 
 def rfi_directions(
