@@ -12,6 +12,8 @@
 #       [--image-size N --image-scale-deg D --niter-scale F] [--local-workdir DIR] [--force STEP] [--db URL] \
 #       [--slurm [--cpus N --mem 8G --partition P] [--remap SUBBAND=NODE ...] [--dry-run]]
 #
+# --peel-sky peels the sources of a TTCal sources.json from every MS (lwa-peel sky); with --catalog
+# the catalogue's sources are kept fixed in that solve (lwa-peel sky --field), so it cannot eat them.
 # --data is a flat folder of MS, or the observatory's archive <root>/<XXMHz>/<YYYY-MM-DD>/<HH>/
 # holding YYYYMMDD_HHMMSS_XXMHz[_averaged].ms[.tar] (any depth works). The archive is only read:
 # tars are unpacked into the work folder, MS copied there. --local-workdir (config
@@ -37,7 +39,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} MPLBACKEND=Agg
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "run_hour: error: $*" >&2; exit 1; }
 
 # ---- arguments ------------------------------------------------------------------------------
