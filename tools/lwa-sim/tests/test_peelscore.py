@@ -108,3 +108,19 @@ def test_no_control_or_no_ateam_is_not_applicable(sky, tmp_path):
     no_ateam = {**truth, "sources": [s for s in truth["sources"] if s.get("kind") != "ateam"]}
     res = score_peel(_run(tmp_path, full, lambda name: None), no_ateam, full, control, "55MHz")
     assert {g["status"] for g in peel_goals(res).values()} == {"n/a"}
+
+
+def test_ddecal_convergence_from_the_peel_logs(tmp_path):
+    from lwa_sim.peelscore import _convergence
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "peel-sky-0.log").write_text("... INFO    lwa_peel.peel: DDECal converged in [12] iterations\n")
+    (logs / "peel-sky-1.log").write_text("... INFO    lwa_peel.peel: DDECal converged in [9, 14] iterations\n")
+    (logs / "peel-sky-2.log").write_text("... WARNING lwa_peel.peel: DDECal did not converge within 50 "
+                                         "iterations (took [51]); raise --max-iterations\n")
+    (logs / "peel-rfi-0.log").write_text("DDECal converged in [3] iterations\n")  # not the sky peel
+    got = _convergence(tmp_path)
+    assert got == {"n_logs": 3, "not_converged": 1, "iterations_min": 12, "iterations_median": 14.0,
+                   "iterations_max": 51}
+    assert _convergence(tmp_path / "nothing") == {"n_logs": 0}

@@ -16,11 +16,14 @@ and the simulation's MS of the same name:
   pipeline run of the control sky is given): the robust RMS (MAD) of the deep Stokes I image
   (Robust 0, untapered, not PB-corrected) in the annuli, every steady source masked within 2 beams,
   of the run over that of the control run. The goal uses the image ratio when there is one.
+- DDECal's convergence: the iterations of every `logs/peel-sky-*.log` of the run (lwa-peel's
+  "DDECal converged in [N] iterations" / "did not converge" lines).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +136,23 @@ def _image_ring_rms(images: list, truth: dict, centres: dict[str, tuple[float, f
     return _robust_rms(img.ravel()[ring & ok])
 
 
+def _convergence(folder: Path) -> dict[str, Any]:
+    """DDECal iterations per peel log of the run, and how many solves did not converge."""
+    iterations, failed = [], 0
+    for log_path in sorted((folder / "logs").glob("peel-sky-*.log")):
+        text = log_path.read_text(errors="replace")
+        ok = re.search(r"DDECal converged in \[([\d, ]+)\] iterations", text)
+        bad = re.search(r"did not converge within \d+ iterations \(took \[([\d, ]+)\]\)", text)
+        found = ok or bad
+        if found:
+            iterations.append(max(int(v) for v in re.findall(r"\d+", found.group(1))))
+            failed += bad is not None
+    if not iterations:
+        return {"n_logs": 0}
+    return {"n_logs": len(iterations), "not_converged": failed, "iterations_min": min(iterations),
+            "iterations_median": float(np.median(iterations)), "iterations_max": max(iterations)}
+
+
 def score_peel(folder: Path, truth: dict, sim_dir: Path, control: Path, subband: str,
                images: tuple[list, list] | None = None) -> dict[str, Any]:
     """The A-team section of one subband folder's score (module docstring); `images`: the run's
@@ -193,6 +213,7 @@ def score_peel(folder: Path, truth: dict, sim_dir: Path, control: Path, subband:
                 "change": float(v / n / f["apparent_jy"])} for f, v in zip(field, field_sum, strict=True)]
     return {
         "status": "scored", "peeled": peeled_any, "n_ms": n, "control": str(control),
+        "ddecal": _convergence(folder),
         "power_left": num / den if den > 0 else None,
         "field": changes,
         "field_max_abs_change": max((abs(c["change"]) for c in changes), default=None),

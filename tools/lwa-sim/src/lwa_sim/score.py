@@ -743,6 +743,10 @@ def format_table(result: dict) -> str:
                          f"{100 * (at['field_median_abs_change'] or 0):.2f} %"
                          + (f", worst {worst['name']} {100 * worst['change']:+.2f} %" if worst else "")
                          + (f"; RMS 3-10° {at['rms_ratio']:.2f}× the sky without it" if at["rms_ratio"] else ""))
+            dd = at.get("ddecal") or {}
+            if dd.get("n_logs"):
+                lines.append(f"DDECal: {dd['n_logs']} solves, iterations {dd['iterations_min']}-{dd['iterations_max']} "
+                             f"(median {dd['iterations_median']:g}), {dd['not_converged']} not converged")
     lines.append("goals:")
     for k, v in result["goals"].items():
         lines.append(f"  {v['status']:>4}  {k}: {v['detail']}")
