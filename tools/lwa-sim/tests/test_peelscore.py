@@ -52,6 +52,21 @@ def _run(tmp_path, full, make) -> object:
     return folder
 
 
+def _deep_image(tmp_path, truth) -> list:
+    """A deep I image of pure noise (0.1 Jy) centred on Cyg A's side of the sky, as the run's."""
+    from astropy.io import fits
+
+    from lwa_common.testing import allsky_header, synthetic_image
+    from lwa_sim.score import Image
+
+    keys = {"SUBBAND": "55MHz", "PBCOR": False, "DEWARPED": False, "ROBUST": 0.0, "TAPER": 0.0, "STOKES": "I",
+            "IMGCAT": "deep", "INTERVAL": "deep", "CONFIG": "I-Deep-NoTaper-Robust-0"}
+    h = allsky_header(size=256, scale_deg=0.25, ra_deg=299.9, dec_deg=40.7, bmaj_deg=1.0, keywords=keys)
+    path = tmp_path / "deep.fits"
+    fits.writeto(path, synthetic_image(h, [], noise=0.1, seed=3), h, overwrite=True)
+    return [Image(path, fits.getheader(path))]
+
+
 def _data(folder, name):
     with table(str(folder / name), ack=False) as t:
         return t.getcol("DATA")
@@ -65,14 +80,17 @@ def test_unpeeled_ms_leaves_all_the_ateam(sky, tmp_path):
     assert [f["name"] for f in res["field"]] == ["near"]  # 'far' is > 12 deg away
     goals = peel_goals(res)
     assert set(goals) == set(PEEL_GOALS)
-    assert all(g["status"] == "fail" for g in goals.values())
+    assert goals["ateam_power"]["status"] == goals["ateam_field"]["status"] == "fail"
+    assert goals["ateam_rms"]["status"] == "n/a"  # no image given
 
 
 def test_perfect_peel_passes(sky, tmp_path):
     full, control, _, truth = sky
-    res = score_peel(_run(tmp_path, full, lambda name: _data(control, name)), truth, full, control, "55MHz")
-    assert res["peeled"] and res["power_left"] == 0.0
-    assert res["field_max_abs_change"] == 0.0 and res["rms_ratio"] == pytest.approx(1.0)  # dirty, vs the control
+    res = score_peel(_run(tmp_path, full, lambda name: _data(control, name)), truth, full, control, "55MHz",
+                     images=(_deep_image(tmp_path, truth), []))
+    assert res["peeled"] and res["power_left"] == 0.0 and res["ring_excess_jy"] == 0.0
+    assert res["field_max_abs_change"] == 0.0 and res["rms_ratio"] == pytest.approx(1.0)
+    assert res["rms_ratio_image"]["run_jy"] == pytest.approx(0.1, rel=0.1)
     assert all(g["status"] == "pass" for g in peel_goals(res).values())
 
 
@@ -97,9 +115,15 @@ def test_ateam_left_raises_the_rms_near_it(sky, tmp_path):
     def make(name):  # 3 % of the A-team's amplitude left: its sidelobes swamp the field's 3-10 deg away
         return _data(control, name) + 0.03 * (_data(full, name) - _data(control, name))
 
-    res = score_peel(_run(tmp_path, full, make), truth, full, control, "55MHz")
-    assert res["rms_ratio_image"] is None and res["rms_ratio"] == res["rms_ratio_dirty"] > 1.5
+    res = score_peel(_run(tmp_path, full, make), truth, full, control, "55MHz",
+                     images=(_deep_image(tmp_path, truth), []))
+    assert res["ring_excess_jy"] > 0.1  # more than the image's RMS: the control's cannot be estimated
+    assert res["rms_ratio"] == float("inf")
     assert peel_goals(res)["ateam_rms"]["status"] == "fail"
+    # with a control run whose image is as noisy, the ratio is measured: 1 here (the same image)
+    same = score_peel(_run(tmp_path / "b", full, make), truth, full, control, "55MHz",
+                      images=(_deep_image(tmp_path, truth), _deep_image(tmp_path, truth)))
+    assert same["rms_ratio"] == pytest.approx(1.0) and same["rms_ratio_image"]["control"] == "image of the control run"
 
 
 def test_no_control_or_no_ateam_is_not_applicable(sky, tmp_path):

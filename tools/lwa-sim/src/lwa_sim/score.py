@@ -586,10 +586,10 @@ def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSetting
 
 
 def _control_images(run: Path, folder: Path, control_run: str | Path | None, images: list[Image]
-                    ) -> tuple[list[Image], list[Image]] | None:
-    """This folder's images and those of the same folder in the control run (None without one)."""
+                    ) -> tuple[list[Image], list[Image]]:
+    """This folder's images and those of the same folder in the control run (empty without one)."""
     if control_run is None:
-        return None
+        return images, []
     other = _images(Path(control_run) / folder.relative_to(run) / "images")
     if not other:
         raise LwaError(f"control run {control_run} has no images in {folder.relative_to(run)}/images")
