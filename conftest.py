@@ -41,12 +41,14 @@ def sim_cache(tmp_path_factory):
     cache: dict[str, tuple[Path, dict]] = {}
 
     def make(name: str, spec: dict, *, start: str = "2024-12-20T12:00:00", n_int: int = 6,
-             subbands: tuple[int, ...] = (55,), n_channels: int = 8, n_antennas: int = 64, seed: int = 0):
+             subbands: tuple[int, ...] = (55,), n_channels: int = 8, n_antennas: int = 64, seed: int = 0,
+             layout: str = "spread"):
         if name not in cache:
             out = tmp_path_factory.mktemp(f"sim_{name}")
             settings = ObserveSettings(start=Time(start), n_integrations=n_int, subbands_mhz=subbands,
                                        n_channels=n_channels, n_antennas=n_antennas,
-                                       system_cfg=shared_data_dir() / "ovro-lwa" / "system_cfg.yml", seed=seed)
+                                       system_cfg=shared_data_dir() / "ovro-lwa" / "system_cfg.yml", seed=seed,
+                                       layout=layout)
             truth = observe(parse_spec(spec), settings, out)
             cache[name] = (out, truth)
         return cache[name]

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # demo.sh — simulate a short OVRO-LWA subband-hour with a known truth, then run the whole chain on it.
 #
-#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--targets FILE] [--score]
+#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--control] [--targets FILE] [--score]
 #
 #   --truth SPEC      lwa-sim truth spec (YAML/JSON; default docs/examples/demo_truth.yaml)
 #   --seed N          noise/RFI seed of the simulation (default 0)
 #   --start UTC       UTC start of the 6-min observation (default 2024-12-20T11:55:00); the LST hour
 #                     and date given to run_hour.sh follow from it
 #   --peel-sky FILE   TTCal sources.json peeled from every MS (run_hour.sh --peel-sky)
+#   --control         also simulate the same sky without its A-team (same seed: the same noise) into
+#                     WORKDIR/control; --score then scores the peel against it (lwa-sim score --control)
 #   --targets FILE    target list for the photometry (default: docs/examples/demo_targets.csv for the
 #                     demo sky; for another --truth, the sky's circularly polarised steady sources)
 #   --score           afterwards score the run against the truth (lwa-sim score; WORKDIR/score.json)
@@ -21,6 +23,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 work="" spec="$here/docs/examples/demo_truth.yaml" seed=0 start=2024-12-20T11:55:00 peel_sky="" score=0 targets=""
+control=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --truth) spec=$2; shift 2 ;;
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
         --peel-sky) peel_sky=$2; shift 2 ;;
         --targets) targets=$2; shift 2 ;;
         --score) score=1; shift ;;
+        --control) control=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
         *) [ -z "$work" ] || { echo "demo: one WORKDIR only (see --help)" >&2; exit 2; }; work=$1; shift ;;
@@ -71,6 +75,13 @@ if [ ! -f "$work/sim/truth.json" ]; then
         --subband 55 --n-channels 8 --n-antennas 64 --layout core --seed "$seed" --overwrite -v \
         > "$work/sim_files.txt"
 fi
+if [ "$control" -eq 1 ] && [ ! -f "$work/control/truth.json" ]; then
+    lwa-sim observe "$spec" -o "$work/control" --without-ateam --start "$start" --n-int "$n_int" \
+        --integration-s "$int_s" --subband 55 --n-channels 8 --n-antennas 64 --layout core --seed "$seed" \
+        --overwrite > /dev/null
+fi
+control_opt=()
+[ "$control" -eq 1 ] && control_opt=(--control "$work/control")
 if [ -z "$targets" ] && [ "$spec" -ef "$here/docs/examples/demo_truth.yaml" ]; then
     targets="$here/docs/examples/demo_targets.csv"
 elif [ -z "$targets" ]; then  # the sky's polarised steady sources, as a star list would name them
@@ -92,5 +103,5 @@ echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim
     --hot-baselines --image-size 512 --image-scale-deg 0.25 --niter-scale 0.02 \
     ${peel_sky:+--peel-sky "$peel_sky"}
 if [ "$score" -eq 1 ]; then
-    lwa-sim score "$work/run" --truth "$work/sim/truth.json" -o "$work/score.json" --overwrite
+    lwa-sim score "$work/run" --truth "$work/sim/truth.json" -o "$work/score.json" --overwrite "${control_opt[@]}"
 fi

@@ -12,6 +12,8 @@
 #       [--image-size N --image-scale-deg D --niter-scale F] [--local-workdir DIR] [--force STEP] [--db URL] \
 #       [--slurm [--cpus N --mem 8G --partition P] [--remap SUBBAND=NODE ...] [--dry-run]]
 #
+# --peel-sky peels the sources of a TTCal sources.json from every MS (lwa-peel sky); with --catalog
+# the catalogue's sources are kept fixed in that solve (lwa-peel sky --field), so it cannot eat them.
 # --data is a flat folder of MS, or the observatory's archive <root>/<XXMHz>/<YYYY-MM-DD>/<HH>/
 # holding YYYYMMDD_HHMMSS_XXMHz[_averaged].ms[.tar] (any depth works). The archive is only read:
 # tars are unpacked into the work folder, MS copied there. --local-workdir (config
@@ -37,7 +39,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} MPLBACKEND=Agg
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "run_hour: error: $*" >&2; exit 1; }
 
 # ---- arguments ------------------------------------------------------------------------------
@@ -254,7 +256,8 @@ stage_peel() {  # HOUR SB [INDEX]: peel one working MS (array task) or all of th
         local name; name=$(basename "${files[$i]}"); name=${name%.tar}
         local ms="$work/ms/$name"
         [ -d "$ms" ] || continue  # an unusable input (reported by Setup)
-        [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" --in-place "${cfg_opt[@]}"
+        [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" ${catalog:+--field "$catalog"} \
+            --in-place "${cfg_opt[@]}"
         [ -n "$peel_rfi" ] && step "peel-rfi-$i" lwa-peel rfi "$ms" --sources "$peel_rfi" --in-place "${cfg_opt[@]}"
     done
     [ "$idx" = all ] && note_state "subbands.$tag.peel=done"

@@ -287,6 +287,13 @@ class Peel:
     smoothness_mhz: float = 0.0
     mode: str = "diagonal"
     beam: bool = True  # multiply the sky model by the Stokes I beam at each source's az/el
+    # sky with a field catalogue (--field): its sources are subtracted before the solve and added
+    # back after it (fixed, unit gains), so the A-team gains cannot absorb them; sources fainter
+    # than field_min_jy (apparent, band centre) or within field_exclude_deg of a peeled source are left out
+    field_min_jy: float = 5.0
+    field_exclude_deg: float = 1.0
+    field_reference_freq_mhz: float = 73.8  # catalogue fluxes without their own frequency (VLSSr)
+    field_spectral_index: float = -0.8  # catalogue sources without their own spectral index
 
 
 @dataclass(frozen=True)

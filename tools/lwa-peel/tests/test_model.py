@@ -196,3 +196,37 @@ def test_location_is_the_array_centre_not_the_config_site(tmp_path):
     d_south, _ = sky_directions(sources, time=TIME, location=south, freqs_hz=FREQS, min_elevation_deg=-90)
     assert s_ovro[0].el_deg == pytest.approx(-6.9, abs=0.3)
     assert d_south[0].el_deg < -20
+
+
+def test_field_direction_keeps_bright_field_sources_apart_from_the_peeled(tmp_path):
+    """The fixed field patch: above the horizon, >= the flux limit (apparent), not a peeled source."""
+    from lwa_common.beam import load_beam
+    from lwa_common.catalogs import CatalogSource
+    from lwa_peel.model import field_direction
+
+    loc = ovro_location()
+    zenith = AltAz(obstime=TIME, location=loc)
+
+    def at(name, alt, az, flux):
+        c = SkyCoord(alt=alt * u.deg, az=az * u.deg, frame=zenith).icrs
+        return CatalogSource(name=name, ra_deg=float(c.ra.deg), dec_deg=float(c.dec.deg), flux_jy=flux,
+                             ref_freq_hz=73.8e6, spectral_index=(-0.8,))
+
+    peeled, _ = sky_directions([at("Bright", 60, 90, 10000.0)], time=TIME, location=loc, freqs_hz=FREQS)
+    catalogue = [at("Bright", 60.2, 90, 10000.0),  # the peeled source's own catalogue entry: left out
+                 at("near", 55, 80, 30.0), at("faint", 70, 200, 3.0), at("low", 12, 300, 200.0),
+                 at("set", -5, 10, 500.0)]
+    beam = load_beam(None)
+    d = field_direction(catalogue, time=TIME, location=loc, freqs_hz=FREQS, peeled=peeled, min_flux_jy=5.0,
+                        exclude_deg=1.0, beam=beam)
+    assert d.patch == "field" and d.kind == "field"
+    assert [c.name for c in d.components] == ["field_0", "field_1"]
+    got = sorted(round(c.ra_deg, 6) for c in d.components)
+    assert got == sorted(round(s.ra_deg, 6) for s in catalogue[1:4:2])  # 'near' and 'low'
+    low = next(c for c in d.components if abs(c.ra_deg - catalogue[3].ra_deg) < 1e-9)
+    # apparent: intrinsic (~245 Jy) times the Stokes I beam at 12 deg elevation (~0.09), at the band centre
+    ref = float(np.mean(FREQS))
+    want = catalogue[3].flux_at(ref) * float(beam.stokes_i(ref, 300, 12))
+    assert low.flux_at(ref) == pytest.approx(want, rel=1e-3) and low.flux_at(ref) < 0.5 * catalogue[3].flux_at(ref)
+    assert field_direction(catalogue[2:3], time=TIME, location=loc, freqs_hz=FREQS, peeled=peeled,
+                           min_flux_jy=5.0, exclude_deg=1.0) is None  # only a faint source

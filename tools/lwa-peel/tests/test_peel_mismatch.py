@@ -3,12 +3,17 @@ Cas A moved by 3-10', their flux scaled by 0.5-1.5, spectral indices off by ~0.0
 structure the model lacks; ten 10-80 Jy field sources 4-12 deg from them. Demo size (64 antennas,
 8 channels), noiseless, so that what is left is the peel's own error.
 
-Measured with the defaults (one solution per channel), seeds 1 and 2: A-team power left 2.4e-5
-and 8.7e-6 (whole-band solutions, the former default: 6.3e-4 and 2.9e-4); field sources changed
-by a median of 2.7 % and 7.3 %, at most 11 % and 12 % (whole band: 8 % and 5 %, at most 30 % and
-110 %). The goals (<= 1e-5, <= 2 %) are not met yet: the per-direction antenna gains absorb part
-of the field (every change is a loss), which neither DDECal's smoothness constraint nor uv limits
-reduced here.
+Measured with the defaults (one solution per channel), seeds 1 and 2, antennas spread over the
+whole array (baselines to 1.6 km): A-team power left 2.4e-5 and 8.7e-6 (whole-band solutions, the
+former default: 6.3e-4 and 2.9e-4); field sources changed by a median of 2.7 % and 7.3 %, at most
+11 % and 12 %. Even the true A-team model changes them by 3.6 % and 7.7 % (median): the
+per-direction antenna gains absorb the field (64 antennas, 2 directions: ~6 % of the degrees of
+freedom), which neither DDECal's smoothness constraint nor uv limits cure (lwa-peel README).
+
+With the field catalogue kept fixed in the solve (`--field`; here with 10 % flux errors, 5'
+position errors and an assumed spectral index of -0.8 against the true -0.7) on the demo's compact
+core (baselines to 314 m): power left 6e-8 and 3e-8, field changes median 0.5 % and 0.3 %, at most
+2.5 % and 0.6 % (the same core without the catalogue: 9e-7 and 7e-7; 5.7 % and 3.1 %).
 """
 
 from __future__ import annotations
@@ -84,25 +89,44 @@ def _dft(data, ms, uvw, cross, ra_deg, dec_deg) -> float:
     return float(np.mean((0.5 * (data[..., 0] + data[..., 3]) * phase)[cross]).real)
 
 
+def _catalogue(field: list[dict], path, rng: np.random.Generator) -> None:
+    """A reference CSV of the field at 73.8 MHz: 10 % flux errors, positions 5' off."""
+    lines = ["name,ra,dec,flux"]
+    for s in field:
+        p = SkyCoord(s["ra"] * u.deg, s["dec"] * u.deg).directional_offset_by(rng.uniform(0, 360) * u.deg,
+                                                                             5 * u.arcmin)
+        flux = s["flux_jy"] * (73.8 / s["ref_freq_mhz"]) ** s["spectral_index"] * (1 + 0.1 * rng.standard_normal())
+        lines.append(f"{s['name']},{p.ra.deg:.5f},{p.dec.deg:.5f},{flux:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
-def test_peel_a_mismatched_ateam_with_the_shipped_model(sim_cache, tmp_path, shared_data, seed):
+@pytest.mark.parametrize(("seed", "layout", "with_field"), [(1, "spread", False), (2, "spread", False),
+                                                            (1, "core", True), (2, "core", True)])
+def test_peel_a_mismatched_ateam_with_the_shipped_model(sim_cache, tmp_path, shared_data, seed, layout, with_field):
     shipped_path = shared_data / "sky" / "ateam_sources.json"
     rng = np.random.default_rng(seed)
     truth = tmp_path / "ateam_truth.json"
     truth.write_text(json.dumps(_mismatched_ateam(json.loads(shipped_path.read_text()), rng)))
     field = _field(rng)
-    kw = {"n_int": 1, "n_antennas": 64, "n_channels": 8, "start": START, "seed": seed}
-    out_full, _ = sim_cache(f"peel_mismatch_full_{seed}",
+    kw = {"n_int": 1, "n_antennas": 64, "n_channels": 8, "start": START, "seed": seed, "layout": layout}
+    out_full, _ = sim_cache(f"peel_mismatch_full_{seed}_{layout}",
                             {"sources": field, "ateam": str(truth), "noise": {"sigma_jy": 0}}, **kw)
-    out_field, _ = sim_cache(f"peel_mismatch_field_{seed}", {"sources": field, "noise": {"sigma_jy": 0}}, **kw)
+    out_field, _ = sim_cache(f"peel_mismatch_field_{seed}_{layout}", {"sources": field, "noise": {"sigma_jy": 0}},
+                             **kw)
     (full_ms,), (field_ms,) = sorted(out_full.glob("*.ms")), sorted(out_field.glob("*.ms"))
     ms = tmp_path / full_ms.name
     shutil.copytree(full_ms, ms)
 
-    proc = run_cli(["lwa-peel", "sky", str(ms), "--sources", str(shipped_path), "--in-place", "--json", "-v"])
+    extra = []
+    if with_field:
+        _catalogue(field, tmp_path / "field.csv", rng)
+        extra = ["--field", str(tmp_path / "field.csv")]
+    proc = run_cli(["lwa-peel", "sky", str(ms), "--sources", str(shipped_path), "--in-place", "--json", "-v", *extra])
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
+    assert summary["field_sources"] == (len(field) if with_field else 0)
+    assert summary["converged"] is True
     assert [p["name"] for p in summary["peeled"]] == ["Cyg A", "Cas A"]
     assert summary["settings"]["channels_per_solution"] == 1
     assert 0 < max(summary["iterations"]) < summary["settings"]["max_iterations"]  # converged
@@ -114,7 +138,7 @@ def test_peel_a_mismatched_ateam_with_the_shipped_model(sim_cache, tmp_path, sha
     ateam = (full - field_data)[cross][..., [0, 3]]
     left = (peeled - field_data)[cross][..., [0, 3]]
     power_left = float(np.sum(np.abs(left) ** 2) / np.sum(np.abs(ateam) ** 2))
-    assert power_left < 5e-5, power_left  # whole-band solutions: 3e-4 - 6e-4
+    assert power_left < (1e-6 if with_field else 5e-5), power_left  # whole-band solutions: 3e-4 - 6e-4
     changes = []
     for s in field:
         before = _dft(field_data, ms, uvw, cross, s["ra"], s["dec"])
@@ -122,4 +146,7 @@ def test_peel_a_mismatched_ateam_with_the_shipped_model(sim_cache, tmp_path, sha
             changes.append((_dft(peeled, ms, uvw, cross, s["ra"], s["dec"]) - before) / before)
     changes = np.abs(changes)
     assert len(changes) >= 8
-    assert np.median(changes) < 0.1 and changes.max() < 0.2, changes
+    if with_field:  # the goal is <= 2 % for every source; 2.5 % measured at worst (seed 1)
+        assert np.median(changes) < 0.01 and changes.max() < 0.03, changes
+    else:
+        assert np.median(changes) < 0.1 and changes.max() < 0.2, changes

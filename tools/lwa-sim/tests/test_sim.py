@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,14 @@ def test_cli_uses_the_shipped_antenna_table(tmp_path, monkeypatch):
     assert res.returncode == 0, res.stderr
     truth = json.loads((tmp_path / "o" / "truth.json").read_text())
     assert len(truth["antennas"]) == 8 and truth["observation"]["layout"] == "core"
+
+
+def test_spec_ateam_path_is_beside_the_spec(tmp_path, monkeypatch):
+    from lwa_sim.spec import load_spec
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "sky.yaml").write_text("ateam: models/ateam.json\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_spec("specs/sky.yaml").ateam == str(Path("specs") / "models" / "ateam.json")
+    (tmp_path / "abs.yaml").write_text(f"ateam: {tmp_path / 'x.json'}\n")
+    assert load_spec(tmp_path / "abs.yaml").ateam == str(tmp_path / "x.json")

@@ -44,6 +44,7 @@ __all__ = [
     "Direction",
     "Skipped",
     "sky_directions",
+    "field_direction",
     "rfi_directions",
     "rfi_azel",
     "altaz_to_icrs",
@@ -99,7 +100,7 @@ class Direction:
     az_deg: float
     el_deg: float
     components: tuple[Component, ...] = field(default_factory=tuple)
-    kind: str = "sky"  # sky / rfi
+    kind: str = "sky"  # sky / rfi / field (the fixed field patch)
 
     def flux_at(self, freq_hz: float) -> float:
         return float(sum(c.flux_at(freq_hz) for c in self.components))
@@ -290,6 +291,60 @@ def sky_directions(
             raise LwaError(f"source '{source.name}': {err}") from None
         keep.append(Direction(source.name, patch, ra, dec, az, el, comps, kind="sky"))
     return keep, skipped
+
+
+def field_direction(
+    sources: Sequence[CatalogSource],
+    *,
+    time: Time,
+    location: EarthLocation,
+    freqs_hz: np.ndarray,
+    peeled: Sequence[Direction],
+    min_flux_jy: float,
+    exclude_deg: float,
+    beam=None,
+) -> Direction | None:
+    """One fixed direction ("field", never solved) holding the catalogue sources to keep.
+
+    Sources above the horizon whose apparent (beam-weighted) flux at the band centre reaches
+    `min_flux_jy`, farther than `exclude_deg` from every peeled direction (they are the peeled
+    sources' own entries). None when no source qualifies. Positions, elevations and the beam are
+    computed for the whole catalogue at once (a full VLSSr has ~70 000 rows).
+    """
+    freqs = np.asarray(freqs_hz, dtype=float)
+    ref = float(np.mean(freqs))
+    cands = [s for s in sources if s.has_position]
+    if not cands:
+        return None
+    coords = SkyCoord([s.ra_deg for s in cands] * u.deg, [s.dec_deg for s in cands] * u.deg)
+    hor = coords.transform_to(AltAz(obstime=time, location=location))
+    az, el = hor.az.deg, hor.alt.deg
+    keep = el > 0
+    if peeled:
+        centres = SkyCoord([d.ra_deg for d in peeled] * u.deg, [d.dec_deg for d in peeled] * u.deg)
+        keep &= coords.match_to_catalog_sky(centres)[1].deg > exclude_deg
+    idx = np.flatnonzero(keep)
+    gain = np.ones((idx.size, freqs.size))
+    if beam is not None and idx.size:
+        gain = np.asarray(beam.stokes_i(freqs[None, :], az[idx, None], el[idx, None]), dtype=float)
+    k_ref = int(np.argmin(np.abs(freqs - ref)))
+    apparent = np.array([float(cands[i].flux_at(freqs[k_ref])) for i in idx]) * gain[:, k_ref]
+    chosen = [(cands[i], g, a) for i, g, a in zip(idx, gain, apparent, strict=True)
+              if a >= min_flux_jy and np.all(g > 0)]
+    if not chosen:
+        return None
+    comps: list[Component] = []
+    for source, g, _ in chosen:
+        for leaf in _leaves(source):
+            try:
+                comps.append(_component(leaf, f"field_{len(comps)}", freqs, ref, g))
+            except LwaError as err:
+                raise LwaError(f"field source '{source.name}': {err}") from None
+    bright, _, peak = max(chosen, key=lambda c: c[2])
+    log.info("field model: %d catalogue source(s) >= %g Jy apparent (brightest %s, %.1f Jy), kept fixed",
+             len(chosen), min_flux_jy, bright.name, peak)
+    b_az, b_el = _altaz(SkyCoord(bright.ra_deg * u.deg, bright.dec_deg * u.deg), time, location)
+    return Direction("field", "field", bright.ra_deg, bright.dec_deg, b_az, b_el, tuple(comps), kind="field")
 
 
 def rfi_directions(

@@ -7,6 +7,12 @@ whole band), ignoring baselines shorter than `uv_min_lambda` in the solve, and s
 gain-corrupted model of every direction from all baselines (`subtract=true`). The solutions
 (one h5parm direction per source), the sky model and the parset are kept next to the output.
 
+With a field catalogue (`field`), its sources (apparent flux >= `field_min_jy`, farther than
+`field_exclude_deg` from the peeled sources) form one more patch, "field", that is never solved:
+a DP3 Predict step subtracts it before DDECal and another adds it back after, so the A-team gains
+are solved on data without the field and cannot absorb it (they absorb only what the catalogue
+gets wrong).
+
 Output: a copy of the MS (`output`, written atomically) or the MS itself (`in_place`); the
 peeled visibilities go to `column` (CORRECTED_DATA by default) from `input_column`
 (CORRECTED_DATA, or DATA when there is none). The output column gets a keyword `LWA_PEEL`
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lwa_common.catalogs import CatalogSource, RfiSource, read_ttcal_sources
+from lwa_common.catalogs import CatalogSource, RfiSource, read_reference_catalog, read_ttcal_sources
 from lwa_common.config import Config, load_config
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
@@ -33,7 +39,7 @@ from lwa_common.ms import MsInfo, check_ms, check_ms_output, ms_output, open_tab
 from lwa_common.ms import ms_info as read_ms_info
 from lwa_common.provenance import stamp_ms, tool_version
 from lwa_peel.dp3 import Dp3Run, dp3_env, find_dp3, run_dp3, thread_count, write_parset
-from lwa_peel.model import Direction, Skipped, rfi_directions, sky_directions, write_skymodel
+from lwa_peel.model import Direction, Skipped, field_direction, rfi_directions, sky_directions, write_skymodel
 
 __all__ = ["PeelResult", "MsInfo", "ms_info", "peel_ms", "product_paths", "resolve_settings"]
 
@@ -59,6 +65,14 @@ class PeelResult:
     dp3: Dp3Run | None = None
     note: str = ""
     settings: dict = field(default_factory=dict)
+    field: Direction | None = None  # the fixed field patch (never solved), when a catalogue was given
+
+    @property
+    def converged(self) -> bool | None:
+        """Whether DDECal converged in every solution interval (None: nothing was solved)."""
+        if self.dp3 is None or not self.dp3.iterations or not self.peeled:
+            return None
+        return max(self.dp3.iterations) <= int(self.settings["max_iterations"])
 
     def as_dict(self) -> dict:
         return {
@@ -82,6 +96,8 @@ class PeelResult:
             "dp3_command": self.dp3.command_line if self.dp3 else None,
             "dp3_seconds": round(self.dp3.seconds, 3) if self.dp3 else None,
             "iterations": list(self.dp3.iterations) if self.dp3 else [],
+            "converged": self.converged,
+            "field_sources": len(self.field.components) if self.field else 0,
             "note": self.note,
             "settings": self.settings,
         }
@@ -127,12 +143,14 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
     """Peel settings: the given values, else the config (`[peel]`)."""
     cfg = cfg or load_config(None)
     names = ("min_elevation_deg", "uv_min_lambda", "max_iterations", "tolerance", "step_size",
-             "channels_per_solution", "mode", "beam", "smoothness_mhz")
+             "channels_per_solution", "mode", "beam", "smoothness_mhz", "field_min_jy", "field_exclude_deg")
     out = {name: given.get(name) if given.get(name) is not None else getattr(cfg.peel, name) for name in names}
     if kind == "rfi":
         out.pop("min_elevation_deg")
         out.pop("beam")
         out.pop("smoothness_mhz")
+        out.pop("field_min_jy")
+        out.pop("field_exclude_deg")
         if given.get("channels_per_solution") is None:
             out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
     if kind == "sky":
@@ -149,6 +167,8 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         raise LwaError(f"channels_per_solution must be >= 0, got {out['channels_per_solution']}")
     if kind == "sky" and not float(out["smoothness_mhz"]) >= 0:
         raise LwaError(f"smoothness_mhz must be >= 0, got {out['smoothness_mhz']}")
+    if kind == "sky" and (float(out["field_min_jy"]) < 0 or float(out["field_exclude_deg"]) < 0):
+        raise LwaError("field_min_jy and field_exclude_deg must be >= 0")
     if float(out["uv_min_lambda"]) < 0:
         raise LwaError(f"uv_min_lambda must be >= 0, got {out['uv_min_lambda']}")
     return out
@@ -199,13 +219,18 @@ def peel_ms(
     beam: bool | None = None,
     beam_file: str | Path | None = None,
     smoothness_mhz: float | None = None,
+    field: str | Path | Sequence[CatalogSource] | None = None,
+    field_min_jy: float | None = None,
+    field_exclude_deg: float | None = None,
     config: Config | None = None,
     argv: list[str] | None = None,
 ) -> PeelResult:
     """Peel the `kind` ("sky" or "rfi") sources of `sources` (a TTCal sources.json or records).
 
     Writes a copy `output` (default) or, with `in_place`, the MS `ms` itself. Settings left None
-    come from `config.peel`. Returns what was done; raises `LwaError`
+    come from `config.peel`. `field` (sky only): a reference catalogue (any format
+    `lwa_common.catalogs.read_reference_catalog` reads) or records, kept fixed in the solve.
+    Returns what was done; raises `LwaError`
     (one line) on bad input, before any output is written.
     """
     _check_request(kind, output, in_place, column)
@@ -214,9 +239,12 @@ def peel_ms(
         config, kind=kind, min_elevation_deg=min_elevation_deg, uv_min_lambda=uv_min_lambda,
         max_iterations=max_iterations, tolerance=tolerance, step_size=step_size,
         channels_per_solution=channels_per_solution, mode=mode, beam=beam, beam_file=beam_file,
-        smoothness_mhz=smoothness_mhz,
+        smoothness_mhz=smoothness_mhz, field_min_jy=field_min_jy, field_exclude_deg=field_exclude_deg,
     )
+    if field is not None and kind != "sky":
+        raise LwaError("a field catalogue is for peeling sky sources only")
     output = _check_output(ms, output, overwrite)
+    field_sources = _load_field(field, config)
     chosen, label = _load_sources(sources, kind)
     info = ms_info(ms)
     in_col = _input_column(ms, info, input_column)
@@ -230,12 +258,13 @@ def peel_ms(
 
     already = kind in _markers(ms, in_col)
     directions, skipped = _directions(chosen, kind, info, settings, ms=ms, in_col=in_col, already=already)
+    fixed = _field(field_sources, directions, info, settings)
     markers = _markers(ms, in_col) | ({kind} if directions or already else set())
-    params = _parset(target, in_col, column, directions, paths, settings, len(info.freqs_hz))
+    params = _parset(target, in_col, column, directions, paths, settings, len(info.freqs_hz), fixed)
     same_column = in_col == column
     need_dp3 = bool(directions) or not same_column
     if directions:
-        write_skymodel(paths["skymodel"], directions,
+        write_skymodel(paths["skymodel"], [*directions, *([fixed] if fixed else [])],
                        comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
     if need_dp3:
         write_parset(paths["parset"], params, comment=_rerun_comment(kind, target, directions, paths, same_column))
@@ -257,7 +286,7 @@ def peel_ms(
         kind=kind, ms=target, input_column=in_col, column=column, peeled=tuple(directions),
         skipped=tuple(skipped), solutions=paths["solutions"] if directions else None,
         skymodel=paths["skymodel"] if directions else None, parset=paths["parset"] if need_dp3 else None,
-        dp3=dp3, note=note, settings=settings,
+        dp3=dp3, note=note, settings=settings, field=fixed,
     )
 
 
@@ -291,14 +320,9 @@ def _directions(chosen: list, kind: str, info: MsInfo, settings: dict, *, ms: Pa
         log.warning("%s column %s was already peeled (%s) by lwa-peel; not peeling it again", ms, in_col, kind)
         return [], []
     if kind == "sky":
-        beam_model = None
-        if settings["beam"]:
-            from lwa_common.beam import load_beam
-
-            beam_model = load_beam(settings["beam_file"] or None)
         directions, skipped = sky_directions(
             chosen, time=info.time_mid, location=info.array_centre, freqs_hz=info.freqs_hz,
-            min_elevation_deg=float(settings["min_elevation_deg"]), beam=beam_model,
+            min_elevation_deg=float(settings["min_elevation_deg"]), beam=_beam_model(settings),
         )
     else:
         directions, skipped = rfi_directions(chosen, time=info.time_mid, location=info.array_centre,
@@ -310,6 +334,41 @@ def _directions(chosen: list, kind: str, info: MsInfo, settings: dict, *, ms: Pa
             d.flux_at(float(np.mean(info.freqs_hz))), float(np.mean(info.freqs_hz)) / 1e6,
         )
     return directions, skipped
+
+
+def _load_field(field, config: Config | None) -> list[CatalogSource] | None:
+    """The field catalogue's sky sources (None when no catalogue was given)."""
+    if field is None:
+        return None
+    if isinstance(field, (str, Path)):
+        peel_cfg = (config or load_config(None)).peel
+        return [s for s in read_reference_catalog(field, ref_freq_hz=peel_cfg.field_reference_freq_mhz * 1e6,
+                                                  spectral_index=peel_cfg.field_spectral_index)
+                if isinstance(s, CatalogSource)]
+    return [s for s in field if isinstance(s, CatalogSource)]
+
+
+def _field(sources: list[CatalogSource] | None, directions: Sequence[Direction], info: MsInfo, settings: dict
+           ) -> Direction | None:
+    """The fixed field patch for this MS (None without a catalogue or without directions to peel)."""
+    if not sources or not directions:
+        return None
+    return field_direction(
+        sources, time=info.time_mid, location=info.array_centre, freqs_hz=info.freqs_hz, peeled=directions,
+        min_flux_jy=float(settings["field_min_jy"]), exclude_deg=float(settings["field_exclude_deg"]),
+        beam=_beam_model(settings))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_beam(beam_file: str):
+    from lwa_common.beam import load_beam
+
+    return load_beam(beam_file or None)
+
+
+def _beam_model(settings: dict):
+    """The primary beam the sky model is multiplied by (None with `beam` off)."""
+    return _load_beam(str(settings["beam_file"] or "")) if settings["beam"] else None
 
 
 def _rerun_comment(kind: str, target: Path, directions: Sequence[Direction], paths: dict[str, Path],
@@ -352,7 +411,7 @@ def _execute(process, ms: Path, output: Path | None, solutions: Path, *, peel: b
 
 
 def _parset(target: Path, in_col: str, column: str, directions: Sequence[Direction], paths: dict[str, Path],
-            settings: dict, n_channels: int) -> dict[str, object]:
+            settings: dict, n_channels: int, fixed: Direction | None = None) -> dict[str, object]:
     params: dict[str, object] = {
         "msin": str(target),
         "msin.datacolumn": in_col,
@@ -381,6 +440,11 @@ def _parset(target: Path, in_col: str, column: str, directions: Sequence[Directi
     })
     if float(settings.get("smoothness_mhz") or 0) > 0:
         params["ddecal.smoothnessconstraint"] = float(settings["smoothness_mhz"]) * 1e6  # Hz
+    if fixed is not None:  # the field out for the solve, back in after it (never solved)
+        params["steps"] = ["fieldsub", "ddecal", "fieldadd"]
+        for step, operation in (("fieldsub", "subtract"), ("fieldadd", "add")):
+            params.update({f"{step}.type": "predict", f"{step}.sourcedb": str(paths["skymodel"]),
+                           f"{step}.sources": [fixed.patch], f"{step}.operation": operation})
     return params
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -46,11 +47,13 @@ def cli() -> None:
               help="Integration time.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise/RFI random seed.")
 @click.option("--overwrite", is_flag=True, help="Write into an output folder that already holds MS files.")
+@click.option("--without-ateam", is_flag=True,
+              help="Leave the spec's A-team out (the control of an A-team sky: same seed, same noise).")
 @json_option
 @common_options
 def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subbands: tuple[int, ...],
                 n_channels: int, n_antennas: int, layout: str, system_cfg: Path | None, integration_s: float, seed: int,
-                overwrite: bool, as_json: bool, cfg) -> None:
+                overwrite: bool, without_ateam: bool, as_json: bool, cfg) -> None:
     """Write an observation described by the truth SPEC (YAML/JSON; empty sky if omitted).
 
     Writes OUTPUT/YYYYMMDD_HHMMSS_XXMHz.ms per integration and subband, OUTPUT/truth.json (every
@@ -70,6 +73,8 @@ def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subband
     if output.exists() and any(output.glob("*.ms")) and not overwrite:
         raise LwaError(f"output folder {output} already holds MS files (use --overwrite)")
     truth_spec = load_spec(spec) if spec else parse_spec({})
+    if without_ateam:
+        truth_spec = dataclasses.replace(truth_spec, ateam=False)
     settings = ObserveSettings(
         start=t0, n_integrations=n_int, subbands_mhz=tuple(subbands), n_channels=n_channels,
         n_antennas=n_antennas, system_cfg=system_cfg or default_system_cfg(), layout=layout,
@@ -86,10 +91,16 @@ def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subband
 @click.option("-o", "--output", type=NewPath, default=None, help="Also write the score JSON to this file.")
 @click.option("--require", is_flag=True, help="Exit 1 when a goal of the science suite fails (naming it).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output.")
+@click.option("--control", type=ExistingPath, default=None,
+              help="Simulation of the same spec without the A-team (observe --without-ateam, same settings and "
+                   "seed): scores the A-team peel (power left, field change, RMS near the A-team).")
+@click.option("--control-run", type=ExistingPath, default=None,
+              help="run_hour.sh work folder of that control sky: the image RMS 3-10 deg from the A-team is compared "
+                   "with its deep image (else with dirty pixels of the control's visibilities).")
 @json_option
 @common_options
-def score_cmd(run_dir: Path, truth_path: Path, output: Path | None, require: bool, overwrite: bool, as_json: bool,
-              cfg) -> None:
+def score_cmd(run_dir: Path, truth_path: Path, output: Path | None, require: bool, overwrite: bool,
+              control: Path | None, control_run: Path | None, as_json: bool, cfg) -> None:
     """Score a run_hour.sh work folder RUN_DIR (or one <hour>/<subband> folder) against the truth.
 
     Per source the PB-corrected flux against the intrinsic truth (peak and fitted), astrometry before
@@ -109,7 +120,9 @@ def score_cmd(run_dir: Path, truth_path: Path, output: Path | None, require: boo
 
     if output is not None:
         check_output(output, overwrite=overwrite)
-    result = score_run(run_dir, truth_path)
+    if control_run is not None and control is None:
+        raise LwaError("--control-run needs --control (the control simulation)")
+    result = score_run(run_dir, truth_path, control=control, control_run=control_run)
     if output is not None:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(result, indent=1))

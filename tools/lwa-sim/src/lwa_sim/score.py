@@ -28,6 +28,7 @@ from astropy.time import Time
 
 from lwa_common import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
+from lwa_sim.peelscore import PEEL_GOALS, peel_goals, score_peel
 
 __all__ = ["GOALS", "ScoreSettings", "score_run", "format_table"]
 
@@ -44,6 +45,7 @@ GOALS = {
     "flux": "point sources within 5 % of intrinsic truth after PB correction (≥ 95 % of them), median ≤ 2 %",
     "target_v": "target photometry: Stokes V within 5 % of truth",
     "psf_sampling": "≥ 3 pixels per BMAJ in every image configuration",
+    **PEEL_GOALS,  # issue 22: scored against a control simulation without the A-team (lwa_sim.peelscore)
 }
 
 
@@ -528,8 +530,13 @@ def _subband_folders(run: Path) -> list[Path]:
     return sorted(p.parent for p in run.rglob("images") if p.is_dir() and "Wideband" not in p.parts)
 
 
-def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSettings | None = None) -> dict[str, Any]:
-    """Score every `<hour>/<subband>` folder under `run` against `truth_path` (truth.json)."""
+def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSettings | None = None,
+              control: str | Path | None = None, control_run: str | Path | None = None) -> dict[str, Any]:
+    """Score every `<hour>/<subband>` folder under `run` against `truth_path` (truth.json).
+
+    `control`: the simulation of the same spec without the A-team (same settings and seed); with it
+    the peel of the A-team is scored too (`lwa_sim.peelscore`); `control_run`: a run_hour.sh work
+    folder of that control, for the image RMS near the A-team."""
     st = settings or ScoreSettings()
     run, truth_path = Path(run), Path(truth_path)
     try:
@@ -568,6 +575,8 @@ def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSetting
             "transients": _transients(images, truth, subband, _candidates(folder), steady, st),
             "flagging": _flags(folder, truth),
             "targets": _targets(folder, steady, subband, deep_beam),
+            "ateam": score_peel(folder, truth, truth_path.parent, Path(control), subband,
+                                _control_images(run, folder, control_run, images)) if control else None,
         }
         res["goals"] = _goals(res, steady, st)
         out["subbands"].append(res)
@@ -575,6 +584,17 @@ def score_run(run: str | Path, truth_path: str | Path, *, settings: ScoreSetting
         raise LwaError(f"no images with lwa-pipe headers under {run}")
     out["goals"] = _merge_goals([s["goals"] for s in out["subbands"]])
     return _native(out)
+
+
+def _control_images(run: Path, folder: Path, control_run: str | Path | None, images: list[Image]
+                    ) -> tuple[list[Image], list[Image]]:
+    """This folder's images and those of the same folder in the control run (empty without one)."""
+    if control_run is None:
+        return images, []
+    other = _images(Path(control_run) / folder.relative_to(run) / "images")
+    if not other:
+        raise LwaError(f"control run {control_run} has no images in {folder.relative_to(run)}/images")
+    return images, other
 
 
 def _native(value: Any) -> Any:
@@ -660,6 +680,7 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
         or "no V target")
     ppb = [v["pixels_per_bmaj"] for v in res["psf"].values()]
     g["psf_sampling"] = _goal(min(ppb) >= 3 if ppb else None, f"min {min(ppb) if ppb else float('nan'):.1f} px/BMAJ")
+    g.update(peel_goals(res.get("ateam")))
     return g
 
 
@@ -715,6 +736,18 @@ def format_table(result: dict) -> str:
         psf = ", ".join(f"{k} {v['bmaj_arcmin']:.0f}′/{v['pixels_per_bmaj']:.1f}px" for k, v in sb["psf"].items())
         lines.append(f"BMAJ: {psf}")
         lines.append(f"dewarp engaged: {sb['dewarp']['engaged']}")
+        at = sb.get("ateam") or {}
+        if at.get("status") == "scored":
+            worst = max(at["field"], key=lambda f: abs(f["change"]), default=None)
+            lines.append(f"A-team ({'peeled' if at['peeled'] else 'not peeled'}, {at['n_ms']} MS): power left "
+                         f"{at['power_left']:.2e}; field within 12°: {len(at['field'])} sources, median |change| "
+                         f"{100 * (at['field_median_abs_change'] or 0):.2f} %"
+                         + (f", worst {worst['name']} {100 * worst['change']:+.2f} %" if worst else "")
+                         + (f"; RMS 3-10° {at['rms_ratio']:.2f}× the sky without it" if at["rms_ratio"] else ""))
+            dd = at.get("ddecal") or {}
+            if dd.get("n_logs"):
+                lines.append(f"DDECal: {dd['n_logs']} solves, iterations {dd['iterations_min']}-{dd['iterations_max']} "
+                             f"(median {dd['iterations_median']:g}), {dd['not_converged']} not converged")
     lines.append("goals:")
     for k, v in result["goals"].items():
         lines.append(f"  {v['status']:>4}  {k}: {v['detail']}")

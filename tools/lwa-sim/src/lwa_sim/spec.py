@@ -7,7 +7,7 @@ A YAML or JSON mapping; every section is optional::
          spectral_index: -0.7, v_frac: 0.2, major_arcsec: 0, minor_arcsec: 0, pa_deg: 0,
          offset_arcmin: [0.5, -0.3]}           # ionospheric offset (RA*cos Dec, Dec), arcmin
     random_sources: {count: 30, flux_jy: [5, 50], min_elevation_deg: 30, seed: 1}
-    ateam: true                    # or a path to a TTCal sources.json
+    ateam: ateam.json              # a TTCal sources.json (relative: beside the spec file)
     transients:
       - {name: burst, ra: 83.6, dec: 35.0, flux_jy: 30, stokes: V, intervals: [2]}
     ionosphere: {amplitude_arcmin: 4, scale_deg: 40, seed: 3}   # smooth offset field
@@ -27,7 +27,7 @@ Transient `intervals` count from 0 in `n_intervals` (default 6) equal parts of t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,4 +278,7 @@ def load_spec(path: str | Path) -> TruthSpec:
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise LwaError(f"truth spec {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                        f"{str(err).splitlines()[0]}") from None
-    return parse_spec(data)
+    spec = parse_spec(data)
+    if isinstance(spec.ateam, str) and not Path(spec.ateam).is_absolute():  # beside the spec, as written
+        spec = replace(spec, ateam=str(path.parent / spec.ateam))
+    return spec
