@@ -4,7 +4,11 @@ Pass 1 (amplitude vs uv distance): the mean parallel-hand amplitude (|XX| + |YY|
 baseline, over unflagged channels and times, sorted by uv distance; a rolling median (window 100
 baselines) and a rolling robust sigma (1.4826 x rolling median absolute deviation from it) give the
 local expectation, and a baseline more than `sigma_uv` (7) above it is hot. The sky makes short
-baselines bright, so only a *local* comparison in uv distance works.
+baselines bright, so only a *local* comparison in uv distance works. The same comparison runs on a
+second, sky-free statistic: the mean Q/U residual (|XX - YY|^2 + |XY + YX|^2)^(1/2) / 2, in which
+the sky's Stokes I and V cancel (only its small apparent Q and U and the noise remain), while an
+additive baseline fault, independent in the four products, does not: it finds hot baselines of a
+few times the noise even under bright polarised sources and bursts, which swamp both amplitudes.
 
 Pass 2 (cross-pol heatmap): the mean cross-hand amplitude (|XY| + |YX|)/2 as an antenna x antenna
 matrix. Calibrated cross-hands hold little sky, so a hot baseline (correlated pickup, crosstalk)
