@@ -51,9 +51,9 @@ def test_truth_hot_baselines_dead_and_hot_antenna(hot_result, hot_truth):
     recovered = np.mean(flagged[hot])
     assert recovered >= 0.95, f"only {recovered:.0%} of the hot baselines flagged"
     # 30 Jy is ~100 sigma in the cross hands but far inside the sky's scatter in the parallel hands:
-    # pass 2 finds every one, pass 1 none -- the reason the heatmap pass exists
-    assert r.flag_cross[hot].all()
-    assert not r.flag_uv[hot].any()
+    # pass 2 and pass 1's sky-free Q/U residual find every one, the parallel amplitude none
+    assert r.flag_cross[hot].all() and r.flag_qu[hot].all()
+    assert not r.flag_par[hot].any()
     assert hot_truth["dead"] in r.dead and set(r.dead[hot_truth["dead"]]["pols"]) == {"XX", "YY"}
     assert r.dead[hot_truth["dead"]]["ratio"] < 0.01
     assert hot_truth["antenna"] in r.antenna_rule and 0.25 < r.antenna_rule[hot_truth["antenna"]] < 0.35
@@ -75,7 +75,7 @@ def test_strong_hot_baselines_found_by_pass1(strong_sim, hot_truth):
     assert r.flag_uv[clean].mean() < 0.01
     both = find_hot_baselines(files[0])
     assert both.flag_uv[hot].all() and both.flag_cross[hot].all()
-    assert both.summary()["baselines"][0]["reason"] == "amp_vs_uv+crosspol"
+    assert both.summary()["baselines"][0]["reason"] == "amp_vs_uv+qu_vs_uv+crosspol"
 
 
 def test_corrected_data_preferred_and_data_fallback_warns(small_sim, copy_ms, caplog):

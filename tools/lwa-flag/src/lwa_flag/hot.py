@@ -4,7 +4,11 @@ Pass 1 (amplitude vs uv distance): the mean parallel-hand amplitude (|XX| + |YY|
 baseline, over unflagged channels and times, sorted by uv distance; a rolling median (window 100
 baselines) and a rolling robust sigma (1.4826 x rolling median absolute deviation from it) give the
 local expectation, and a baseline more than `sigma_uv` (7) above it is hot. The sky makes short
-baselines bright, so only a *local* comparison in uv distance works.
+baselines bright, so only a *local* comparison in uv distance works. The same comparison runs on a
+second, sky-free statistic: the mean Q/U residual (|XX - YY|^2 + |XY + YX|^2)^(1/2) / 2, in which
+the sky's Stokes I and V cancel (only its small apparent Q and U and the noise remain), while an
+additive baseline fault, independent in the four products, does not: it finds hot baselines of a
+few times the noise even under bright polarised sources and bursts, which swamp both amplitudes.
 
 Pass 2 (cross-pol heatmap): the mean cross-hand amplitude (|XY| + |YX|)/2 as an antenna x antenna
 matrix. Calibrated cross-hands hold little sky, so a hot baseline (correlated pickup, crosstalk)
@@ -56,6 +60,7 @@ log = logging.getLogger(__name__)
 C_M_S = 299_792_458.0
 _DEFAULTS = HotBaselines()
 _POL_CODES = {"XX": 9, "XY": 10, "YX": 11, "YY": 12}
+_STATS = ("XX", "XY", "YX", "YY", "QU")  # the four products, then the sky-free Q/U residual
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,10 @@ class HotBaselineResult:
     dead: dict[int, dict] = field(default_factory=dict)  # antenna -> {pol, ratio}
     antenna_rule: dict[int, float] = field(default_factory=dict)  # antenna -> flagged fraction
     antenna_fraction: np.ndarray | None = None
+    amp_qu: np.ndarray | None = None  # the sky-free Q/U residual (pass 1's second statistic)
+    score_qu: np.ndarray | None = None
+    flag_par: np.ndarray | None = None  # pass 1 on the parallel-hand amplitude (flag_uv: either statistic)
+    flag_qu: np.ndarray | None = None
 
     @property
     def flagged_antennas(self) -> list[int]:
@@ -117,9 +126,10 @@ class HotBaselineResult:
         names = self.antenna_names
         pairs = [
             {"ant1": a, "ant2": b, "names": [names[a], names[b]],
-             "reason": _reason(self.flag_uv[i], self.flag_cross[i]),
+             "reason": self.reason(i),
              "uv_lambda": round(float(self.stats.uv_lambda[i]), 3),
-             "score_uv": _round(self.score_uv[i]), "score_crosspol": _round(self.score_cross[i])}
+             "score_uv": _round(self.score_uv[i]), "score_crosspol": _round(self.score_cross[i]),
+             **({"score_qu": _round(self.score_qu[i])} if self.score_qu is not None else {})}
             for i, (a, b) in zip(np.flatnonzero(self.flag_baseline), self.flagged_pairs())
         ]
         return {
@@ -128,6 +138,7 @@ class HotBaselineResult:
             "n_baselines": int(self.stats.ant1.size),
             "n_considered": int(self.considered.sum()),
             "n_flagged_uv": int(self.flag_uv.sum()),
+            "n_flagged_qu": int(self.flag_qu.sum()) if self.flag_qu is not None else 0,
             "n_flagged_crosspol": int(self.flag_cross.sum()),
             "baselines": pairs,
             "dead_antennas": [{"antenna": a, "name": names[a], **v} for a, v in sorted(self.dead.items())],
@@ -137,12 +148,20 @@ class HotBaselineResult:
         }
 
 
+    def reasons(self, i: int) -> list[tuple[str, float]]:
+        """(reason, score) of every pass that flagged baseline `i`: amp_vs_uv, qu_vs_uv, crosspol."""
+        par = self.flag_uv if self.flag_par is None else self.flag_par
+        out = [("amp_vs_uv", par[i], self.score_uv[i]), ("crosspol", self.flag_cross[i], self.score_cross[i])]
+        if self.flag_qu is not None:
+            out.insert(1, ("qu_vs_uv", self.flag_qu[i], self.score_qu[i]))
+        return [(name, float(score)) for name, on, score in out if on]
+
+    def reason(self, i: int) -> str:
+        return "+".join(name for name, _ in self.reasons(i))
+
+
 def _round(x: float) -> float | None:
     return round(float(x), 3) if np.isfinite(x) else None
-
-
-def _reason(uv: bool, cross: bool) -> str:
-    return "+".join(r for r, on in (("amp_vs_uv", uv), ("crosspol", cross)) if on)
 
 
 def _pol_index(ms: Path) -> dict[str, int]:
@@ -171,9 +190,9 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
     with open_table(ms / "ANTENNA") as at:
         n_ant = at.nrows()
     n_key = n_ant * n_ant
-    sums = np.zeros((4, n_key))
-    sq_sums = np.zeros((4, n_key))
-    counts = np.zeros((4, n_key))
+    sums = np.zeros((len(_STATS), n_key))
+    sq_sums = np.zeros((len(_STATS), n_key))
+    counts = np.zeros((len(_STATS), n_key))
     uv_sum = np.zeros(n_key)
     uv_n = np.zeros(n_key)
     with open_table(ms) as t:
@@ -202,9 +221,11 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
                     flags[flag_row] = True
             cross = a1 != a2
             key = (np.minimum(a1, a2).astype(np.int64) * n_ant + np.maximum(a1, a2))[cross]
+            qu, qu_flags = _qu_residual(data, flags, pol)
             s, c, q = _reduce_channels(data, flags, amp)
-            s, c, q = s[cross], c[cross], q[cross]
-            for j, i in enumerate(order):
+            s, c, q = (np.concatenate([x, y], axis=1)[cross]
+                       for x, y in zip((s, c, q), _reduce_channels(qu, qu_flags)))
+            for j, i in enumerate(order + [data.shape[2]]):  # QU after the products
                 sums[j] += np.bincount(key, weights=s[:, i], minlength=n_key)
                 sq_sums[j] += np.bincount(key, weights=q[:, i], minlength=n_key)
                 counts[j] += np.bincount(key, weights=c[:, i], minlength=n_key)
@@ -215,12 +236,26 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
         raise LwaError(f"{ms}: no cross-correlation rows")
     ant1, ant2 = np.divmod(present, n_ant)
     with np.errstate(invalid="ignore", divide="ignore"):
-        amp = {p: sums[j, present] / counts[j, present] for j, p in enumerate(("XX", "XY", "YX", "YY"))}
-        amp_sq = {p: sq_sums[j, present] / counts[j, present] for j, p in enumerate(("XX", "XY", "YX", "YY"))}
+        amp = {p: sums[j, present] / counts[j, present] for j, p in enumerate(_STATS)}
+        amp_sq = {p: sq_sums[j, present] / counts[j, present] for j, p in enumerate(_STATS)}
     return BaselineStats(
         ant1=ant1, ant2=ant2, uv_lambda=uv_sum[present] / uv_n[present] * freq_hz / C_M_S, amp=amp, amp_sq=amp_sq,
-        n_good=counts[:, present].sum(axis=0), n_antennas=n_ant, freq_hz=freq_hz, column=column,
+        n_good=counts[:4, present].sum(axis=0), n_antennas=n_ant, freq_hz=freq_hz, column=column,
     )
+
+
+def _qu_residual(data: np.ndarray, flags: np.ndarray, pol: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample (|XX - YY|^2 + |XY + YX|^2)^(1/2) / 2, shape (nrow, nchan, 1), and its flags.
+
+    The sky's Stokes I cancels in XX - YY and its Stokes V in XY + YX (XY = U + iV, YX = U - iV),
+    so an unpolarised or circularly polarised sky, bright sources and bursts included, leaves only
+    its Q and U (apparent: small for compact sources at these frequencies) and the noise; an
+    additive baseline fault with independent phases in the four products does not cancel.
+    """
+    d1 = data[..., pol["XX"]] - data[..., pol["YY"]]
+    d2 = data[..., pol["XY"]] + data[..., pol["YX"]]
+    power = d1.real ** 2 + d1.imag ** 2 + d2.real ** 2 + d2.imag ** 2
+    return (0.5 * np.sqrt(power))[..., None], flags.any(axis=2, keepdims=True)
 
 
 def _reduce_channels(data: np.ndarray, flags: np.ndarray, amp: np.ndarray | None = None
@@ -304,88 +339,137 @@ def detect_hot_baselines(
     a1, a2 = stats.ant1, stats.ant2
     amp_par = _mean2(stats.amp["XX"], stats.amp["YY"])
     amp_cross = _mean2(stats.amp["XY"], stats.amp["YX"])
-    var_par = (np.zeros(a1.size) if stats.amp_sq is None else
-               _mean2(stats.amp_sq["XX"] - stats.amp["XX"] ** 2, stats.amp_sq["YY"] - stats.amp["YY"] ** 2))
     valid = stats.n_good > 0
-
-    # dead antennas: one polarisation far below the array
-    dead: dict[int, dict] = {}
-    if dead_fraction > 0:
-        for p in ("XX", "YY"):
-            vals = np.where(valid, stats.amp[p], np.nan)
-            per_ant = _antenna_medians(a1, a2, vals, n_ant)
-            array_med = np.nanmedian(per_ant) if np.isfinite(per_ant).any() else np.nan
-            if not np.isfinite(array_med) or array_med <= 0:
-                continue
-            ratio = per_ant / array_med
-            for a in np.flatnonzero(np.isfinite(ratio) & (ratio < dead_fraction)):
-                entry = dead.setdefault(int(a), {"pols": [], "ratio": 1.0})
-                entry["pols"].append(p)
-                entry["ratio"] = round(min(entry["ratio"], float(ratio[a])), 5)
+    dead = _dead_antennas(stats, valid, dead_fraction) if dead_fraction > 0 else {}
     is_dead = np.zeros(n_ant, bool)
     is_dead[list(dead)] = True
-
     considered = valid & (stats.uv_lambda >= min_uv_lambda) & ~is_dead[a1] & ~is_dead[a2]
     considered &= np.isfinite(amp_par) & np.isfinite(amp_cross)
     n_cons = int(considered.sum())
     # thresholds never below the level that pure noise exceeds once in 100 MS of this many baselines
     look_elsewhere = float(norm.isf(0.01 / max(n_cons, 1)))
-    nan = np.full(a1.size, np.nan)
-    rolling_med, rolling_sig, score_uv = nan.copy(), nan.copy(), nan.copy()
-    flag_uv = np.zeros(a1.size, bool)
-    if uv_pass and n_cons:
-        if n_cons < window:
-            log.warning("only %d baselines above %.1f lambda, fewer than the window of %d: pass 1 uses "
-                        "them all as one window", n_cons, min_uv_lambda, window)
-        idx = np.flatnonzero(considered)
-        order = idx[np.argsort(stats.uv_lambda[idx], kind="stable")]
-        med, sig = rolling_median_sigma(amp_par[order], window)
-        # A coherent sky (the A-team's fringes) can hold a baseline's time-mean amplitude anywhere
-        # within the spread of its single samples, when its fringe turns slowly: that spread (the
-        # window's median per-sample RMS about each baseline's mean) is the scale a hot baseline
-        # must beat, so that no sky signal reaches sigma_uv
-        spread = np.sqrt(rolling_median(np.maximum(var_par[order], 0.0), window))
-        sig = _sigma_floor(np.maximum(sig, spread), med)
-        rolling_med[order], rolling_sig[order] = med, sig
-        score_uv[order] = (amp_par[order] - med) / sig
-        flag_uv[order] = score_uv[order] > max(sigma_uv, look_elsewhere)
-
-    score_cross = nan.copy()
-    flag_cross = np.zeros(a1.size, bool)
-    cross_med, cross_sig = float("nan"), float("nan")
-    if crosspol_pass and n_cons:
-        ref = considered & ~flag_uv
-        cross_med, cross_sig = robust_median_sigma(amp_cross[ref])
-        # the mean of |XY| over a baseline is skewed to high values (a Rice-like amplitude; sky V
-        # and leakage add to some baselines): scale by the upper half's spread when it is wider
-        upper = float(np.nanpercentile(amp_cross[ref], 84.13)) - cross_med if ref.any() else 0.0
-        cross_sig = float(_sigma_floor(max(cross_sig, upper), cross_med))
-        score_cross[considered] = (amp_cross[considered] - cross_med) / cross_sig
-        flag_cross[considered] = score_cross[considered] > max(sigma_heatmap, look_elsewhere)
-
-    # the antenna rule: > antenna_fraction of an antenna's (considered) baselines flagged
-    bad = (flag_uv | flag_cross) & considered
-    n_per_ant = np.bincount(a1[considered], minlength=n_ant) + np.bincount(a2[considered], minlength=n_ant)
-    bad_per_ant = np.bincount(a1[bad], minlength=n_ant) + np.bincount(a2[bad], minlength=n_ant)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(n_per_ant > 0, bad_per_ant / np.maximum(n_per_ant, 1), 0.0)
-    rule = {int(a): float(frac[a]) for a in np.flatnonzero(frac > antenna_fraction) if a not in dead}
-
+    if uv_pass and 0 < n_cons < window:
+        log.warning("only %d baselines above %.1f lambda, fewer than the window of %d: pass 1 uses "
+                    "them all as one window", n_cons, min_uv_lambda, window)
+    threshold_uv = max(sigma_uv, look_elsewhere)
+    par = _uv_pass(stats, amp_par, _sample_variance(stats, ("XX", "YY")), considered if uv_pass else None,
+                   window, threshold_uv)
+    amp_qu = stats.amp.get("QU", np.full(a1.size, np.nan))
+    qu = _uv_pass(stats, amp_qu, _sample_variance(stats, ("QU",)),
+                  considered & np.isfinite(amp_qu) if uv_pass else None, window, threshold_uv)
+    cross = _crosspol_pass(amp_cross, considered if crosspol_pass else None, par.flag | qu.flag,
+                           max(sigma_heatmap, look_elsewhere))
+    rule, frac = _antenna_rule(stats, par.flag | qu.flag | cross.flag, considered, antenna_fraction, dead)
     settings = {"window": window, "sigma_uv": sigma_uv, "sigma_heatmap": sigma_heatmap,
                 "antenna_fraction": antenna_fraction, "min_uv_lambda": min_uv_lambda,
                 "dead_fraction": dead_fraction, "uv_pass": uv_pass, "crosspol_pass": crosspol_pass}
     result = HotBaselineResult(
         stats=stats, settings=settings, antenna_names=names, considered=considered, amp_par=amp_par,
-        amp_cross=amp_cross, rolling_median=rolling_med, rolling_sigma=rolling_sig, score_uv=score_uv,
-        score_cross=score_cross, flag_uv=flag_uv, flag_cross=flag_cross, cross_median=cross_med,
-        cross_sigma=cross_sig, dead=dead, antenna_rule=rule, antenna_fraction=frac,
+        amp_cross=amp_cross, rolling_median=par.median, rolling_sigma=par.sigma, score_uv=par.score,
+        score_cross=cross.score, flag_uv=par.flag | qu.flag, flag_cross=cross.flag, cross_median=cross.median,
+        cross_sigma=cross.sigma, dead=dead, antenna_rule=rule, antenna_fraction=frac,
+        amp_qu=amp_qu, score_qu=qu.score, flag_par=par.flag, flag_qu=qu.flag,
     )
-    log.info("hot baselines: %d baselines, %d considered (>= %.1f lambda); pass 1 (amp vs uv, %.1f sigma) "
-             "flagged %d, pass 2 (cross-pol, %.1f sigma) flagged %d; dead antennas %s; antennas over %.0f%% %s",
-             a1.size, n_cons, min_uv_lambda, sigma_uv, int(flag_uv.sum()), sigma_heatmap,
-             int(flag_cross.sum()), [names[a] for a in sorted(dead)] or "none", 100 * antenna_fraction,
+    log.info("hot baselines: %d baselines, %d considered (>= %.1f lambda); pass 1 (%.1f sigma) flagged %d "
+             "(parallel amplitude %d, sky-free Q/U residual %d), pass 2 (cross-pol, %.1f sigma) flagged %d; "
+             "dead antennas %s; antennas over %.0f%% %s",
+             a1.size, n_cons, min_uv_lambda, sigma_uv, int(result.flag_uv.sum()), int(par.flag.sum()),
+             int(qu.flag.sum()), sigma_heatmap, int(cross.flag.sum()),
+             [names[a] for a in sorted(dead)] or "none", 100 * antenna_fraction,
              [names[a] for a in sorted(rule)] or "none")
     return result
+
+
+@dataclass(frozen=True)
+class _PassResult:
+    """One pass's per-baseline arrays (NaN / False where the pass did not judge a baseline)."""
+
+    score: np.ndarray
+    flag: np.ndarray
+    median: np.ndarray | float = float("nan")
+    sigma: np.ndarray | float = float("nan")
+
+
+def _skipped(n: int) -> _PassResult:
+    nan = np.full(n, np.nan)
+    return _PassResult(score=nan, flag=np.zeros(n, bool), median=nan.copy(), sigma=nan.copy())
+
+
+def _dead_antennas(stats: BaselineStats, valid: np.ndarray, dead_fraction: float) -> dict[int, dict]:
+    """Antennas with one polarisation's median amplitude below `dead_fraction` of the array's."""
+    dead: dict[int, dict] = {}
+    for p in ("XX", "YY"):
+        vals = np.where(valid, stats.amp[p], np.nan)
+        per_ant = _antenna_medians(stats.ant1, stats.ant2, vals, stats.n_antennas)
+        array_med = np.nanmedian(per_ant) if np.isfinite(per_ant).any() else np.nan
+        if not np.isfinite(array_med) or array_med <= 0:
+            continue
+        ratio = per_ant / array_med
+        for a in np.flatnonzero(np.isfinite(ratio) & (ratio < dead_fraction)):
+            entry = dead.setdefault(int(a), {"pols": [], "ratio": 1.0})
+            entry["pols"].append(p)
+            entry["ratio"] = round(min(entry["ratio"], float(ratio[a])), 5)
+    return dead
+
+
+def _sample_variance(stats: BaselineStats, pols: tuple[str, ...]) -> np.ndarray:
+    """Per baseline, the mean over `pols` of the per-sample variance of |V| about its mean."""
+    if stats.amp_sq is None or any(p not in stats.amp_sq for p in pols):
+        return np.zeros(stats.ant1.size)
+    var = [stats.amp_sq[p] - stats.amp[p] ** 2 for p in pols]
+    return var[0] if len(var) == 1 else _mean2(*var)
+
+
+def _uv_pass(stats: BaselineStats, values: np.ndarray, var: np.ndarray, considered: np.ndarray | None,
+             window: int, threshold: float) -> _PassResult:
+    """Pass 1 on one statistic: against a rolling median over the uv-sorted baselines.
+
+    A coherent sky (the A-team's fringes) can hold a baseline's time-mean amplitude anywhere within
+    the spread of its single samples, when its fringe turns slowly: that spread (the window's median
+    per-sample RMS about each baseline's mean) is the least sigma a hot baseline must beat, so that
+    no sky signal reaches the threshold.
+    """
+    out = _skipped(values.size)
+    if considered is None or not considered.any():
+        return out
+    idx = np.flatnonzero(considered)
+    order = idx[np.argsort(stats.uv_lambda[idx], kind="stable")]
+    med, sig = rolling_median_sigma(values[order], window)
+    spread = np.sqrt(rolling_median(np.maximum(var[order], 0.0), window))
+    sig = _sigma_floor(np.maximum(sig, spread), med)
+    out.median[order], out.sigma[order] = med, sig
+    out.score[order] = (values[order] - med) / sig
+    out.flag[order] = out.score[order] > threshold
+    return out
+
+
+def _crosspol_pass(amp_cross: np.ndarray, considered: np.ndarray | None, prior: np.ndarray,
+                   threshold: float) -> _PassResult:
+    """Pass 2: robust z-score of the cross-hand amplitude over the baselines pass 1 kept."""
+    out = _skipped(amp_cross.size)
+    if considered is None or not considered.any():
+        return out
+    ref = considered & ~prior
+    med, sig = robust_median_sigma(amp_cross[ref])
+    # the mean of |XY| over a baseline is skewed to high values (a Rice-like amplitude; sky V and
+    # leakage add to some baselines): scale by the upper half's spread when it is wider
+    upper = float(np.nanpercentile(amp_cross[ref], 84.13)) - med if ref.any() else 0.0
+    sig = float(_sigma_floor(max(sig, upper), med))
+    out.score[considered] = (amp_cross[considered] - med) / sig
+    out.flag[considered] = out.score[considered] > threshold
+    return _PassResult(score=out.score, flag=out.flag, median=med, sigma=sig)
+
+
+def _antenna_rule(stats: BaselineStats, flagged: np.ndarray, considered: np.ndarray, antenna_fraction: float,
+                  dead: dict[int, dict]) -> tuple[dict[int, float], np.ndarray]:
+    """Antennas with more than `antenna_fraction` of their considered baselines flagged (not dead)."""
+    a1, a2, n_ant = stats.ant1, stats.ant2, stats.n_antennas
+    bad = flagged & considered
+    n_per_ant = np.bincount(a1[considered], minlength=n_ant) + np.bincount(a2[considered], minlength=n_ant)
+    bad_per_ant = np.bincount(a1[bad], minlength=n_ant) + np.bincount(a2[bad], minlength=n_ant)
+    frac = np.where(n_per_ant > 0, bad_per_ant / np.maximum(n_per_ant, 1), 0.0)
+    rule = {int(a): float(frac[a]) for a in np.flatnonzero(frac > antenna_fraction) if a not in dead}
+    return rule, frac
 
 
 def find_hot_baselines(
@@ -440,10 +524,9 @@ def write_flagged_csv(path: str | Path, result: HotBaselineResult) -> Path:
     rows = []
     for i in np.flatnonzero(result.flag_baseline):
         a, b = int(result.stats.ant1[i]), int(result.stats.ant2[i])
-        scores = [s for s, on in ((result.score_uv[i], result.flag_uv[i]),
-                                  (result.score_cross[i], result.flag_cross[i])) if on]
-        rows.append([a, b, names[a], names[b], f"{result.stats.uv_lambda[i]:.3f}",
-                     _reason(result.flag_uv[i], result.flag_cross[i]), f"{max(scores):.3f}"])
+        scores = [score for _, score in result.reasons(i)]
+        rows.append([a, b, names[a], names[b], f"{result.stats.uv_lambda[i]:.3f}", result.reason(i),
+                     f"{max(scores):.3f}"])
     for a, info in sorted(result.dead.items()):
         rows.append([a, "", names[a], "", "", "dead_antenna:" + "+".join(info["pols"]), f"{info['ratio']:.5f}"])
     for a, frac in sorted(result.antenna_rule.items()):
