@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from lwa_transient import (
     local_background_rms,
     read_candidates,
     search_images,
+    trend_prediction,
 )
 from lwa_transient.select import collect_paths, select_images
 
@@ -724,3 +726,58 @@ def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed
     direct = search_images([folder], output=tmp_path / "direct", params=SearchParams(
         products=False, stokes=("V",), v_difference=False, v_sidelobe_fraction=(0.0, 0.0)))
     assert len([c for c in direct.candidates if c.klass != "artefact"]) > 10  # what the rules remove
+
+
+@pytest.mark.parametrize(("values", "at", "expected"), [
+    ([-0.2] * 5, 0, -0.2),  # a burst of one interval: the others hold its diluted share, opposite sign
+    ([1.0, -0.5, -0.5, -0.5, -0.5], 0, -0.5),  # a burst straddling this and the next interval
+    ([-0.5, -0.5, 1.0, -0.5, -0.5], 2, -0.5),
+    ([0.9, 1.0, 0.85, 0.95, 0.9], 3, 0.9),  # the same residual in every difference
+    ([1.32, 0.55, -0.03, -0.53, -1.0], 1, 1.0),  # a sidelobe drifting over the place
+])
+def test_trend_prediction(values, at, expected):
+    others = [i for i in range(6) if i != at]
+    assert trend_prediction(others, values, at) == pytest.approx(expected, abs=0.1)
+    assert trend_prediction([0, 1], [1.0, 3.0], 5) == 2.0  # two points: their median
+    assert math.isnan(trend_prediction([0, 1], [math.nan, math.nan], 2))
+
+
+def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path):
+    """10 min − deep images: a residual at the same place in every interval (six 7σ spots that the
+    10 min images share and the deep image lacks: its own PSF/weighting differs from the 10 min
+    ones around a bright source) and a
+    sidelobe drifting over a place (+8σ → −8σ over the hour) are `trend` artefacts; a 10σ burst of
+    one interval and a 12σ burst straddling two intervals stay candidates. With the rule off the
+    shared residuals are candidates (the rule is what removes them)."""
+    n = 6
+    h0 = header("V", "deep")
+    spots = positions(h0, 9, 11, min_sep=20)
+    shared, drift, single, straddle = spots[:6], spots[6], spots[7], spots[8]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    tens = {}
+    for k in range(n):
+        tag = f"t{k + 1:04d}"
+        src = [(*drift, 8.0 * (1 - 2 * k / (n - 1)))] + [(*s, 7.0) for s in shared]
+        src += [(*single, 10.0)] if k == 1 else []
+        src += [(*straddle, 12.0)] if k in (3, 4) else []
+        tens[tag] = image(header("V", interval=tag), src, noise=1.0, seed=100 + k)
+    deep = sum(tens.values()) / n - image(h0, [(*s, 7.0) for s in shared], noise=0.0)  # without them
+    write(folder / "deepV.fits", h0, deep)
+    for tag, data in tens.items():
+        write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
+    params = SearchParams(products=False, stokes=("V",))
+    res = search_images([folder], output=tmp_path / "out", params=params)
+    real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
+    assert {(c.interval, c.sign) for c in real} == {("t0002", 1), ("t0004", 1), ("t0005", 1)}, real
+    assert nearest(real, *single, interval="t0002")[1] < BEAM
+    assert all(nearest(real, *straddle, interval=tag)[1] < BEAM for tag in ("t0004", "t0005"))
+    trend = [c for c in res.candidates if c.reason == "trend"]
+    assert len(trend) >= 2 * len(shared)
+    echo = [c for c in trend if c.sign < 0 and sep_deg(c.ra, c.dec, *straddle) < BEAM]  # its share of the deep
+    assert all(min(sep_deg(c.ra, c.dec, *s) for s in [*shared, drift]) < BEAM for c in trend if c not in echo)
+    off = search_images([folder], output=tmp_path / "off", params=replace(params, trend_fraction=0.0))
+    left = [c for c in off.candidates if c.klass != "artefact" and c.interval != "deep"
+            and min(sep_deg(c.ra, c.dec, *s) for s in shared) < BEAM]
+    assert len(left) >= 2 * len(shared)

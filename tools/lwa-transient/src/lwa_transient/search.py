@@ -42,6 +42,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
+from scipy.stats import theilslopes
 
 from lwa_common.catalogs import read_reference_catalog
 from lwa_common.config import Config, Cutout, Transient
@@ -131,6 +132,7 @@ class SearchParams:
     v_sidelobe_margin: float = _T.v_sidelobe_margin
     v_source_sigma: float = _T.v_source_sigma
     v_source_mask_beams: float = _T.v_source_mask_beams
+    trend_fraction: float = _T.trend_fraction
     max_cutouts: int = _T.max_cutouts
     warn_candidates: int = _T.warn_candidates
     cutout_size_deg: float = Cutout().size_deg
@@ -154,6 +156,7 @@ class SearchParams:
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
             v_sidelobe_margin=t.v_sidelobe_margin,
             v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
+            trend_fraction=t.trend_fraction,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
             robust=t.robust,
         )
@@ -186,6 +189,8 @@ class SearchParams:
             a, b = getattr(self, name)
             if a < b:
                 raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
+        if not 0 <= self.trend_fraction:
+            raise LwaError(f"--trend-fraction must be >= 0 (0: off), got {self.trend_fraction:g}")
         if self.v_sidelobe_margin < 0:
             raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
@@ -233,7 +238,7 @@ class Candidate:
     catalog_sep_arcmin: float = math.nan
     cutout: str = ""
     png: str = ""
-    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V), echo
+    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V), echo, trend
     beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
@@ -507,6 +512,51 @@ def _mark_echoes(cands: list[Candidate], n_intervals: int) -> int:
     return n
 
 
+def trend_prediction(times: Sequence[float], values: Sequence[float], at: float) -> float:
+    """What `values` (at `times`) predict at `at`: a Theil–Sen line (`scipy.stats.theilslopes`, the
+    median of the pairwise slopes: one other burst among the points does not tilt it) through 3 or
+    more finite points, their median through fewer; NaN without any."""
+    t, v = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
+    keep = np.isfinite(t) & np.isfinite(v)
+    t, v = t[keep], v[keep]
+    if v.size == 0:
+        return math.nan
+    if v.size < 3:
+        return float(np.median(v))
+    slope, intercept = theilslopes(v, t)[:2]
+    return float(intercept + slope * at)
+
+
+def _mark_trends(cands: Sequence[Candidate], intervals: Sequence[str], samples: dict[str, np.ndarray],
+                 fraction: float) -> int:
+    """In 10 min − deep images, class `artefact` (reason `trend`) for a candidate whose place the
+    other intervals' differences predict (`trend_prediction` over the interval order) to at least
+    `fraction` of its own value, same sign. A transient confined to one interval leaves −S/N in
+    every other difference (its share of the deep image: opposite sign, flat), one straddling two
+    intervals a single same-sign neighbour that the median slope ignores; what recurs with the
+    same sign — the deep image's own PSF and weighting differing from every 10 min one around a
+    bright source, a dirty sidelobe sweeping over the place as the sky rotates — is predicted by
+    the others. `intervals`: every searched interval, in time order; `samples[interval]`: that
+    interval's difference (minus background) at the pixel of each of `cands`. Limit: an event
+    lasting half of the intervals or more is steady enough to be marked in its first or last one."""
+    order = list(intervals)
+    if fraction <= 0 or len(order) < 2:
+        return 0
+    n = 0
+    for i, c in enumerate(cands):
+        if c.klass == "artefact":
+            continue
+        others = [j for j, k in enumerate(order) if k != c.interval and k in samples]
+        if not others:
+            continue
+        at = order.index(c.interval)
+        guess = trend_prediction(others, [samples[order[j]][i] for j in others], at)
+        if math.isfinite(guess) and c.sign * guess >= fraction * abs(c.peak_jy):
+            c.klass, c.reason = "artefact", "trend"
+            n += 1
+    return n
+
+
 def _sep_deg(a: Candidate, b: Candidate) -> float:
     ra1, dec1, ra2, dec2 = (math.radians(v) for v in (a.ra, a.dec, b.ra, b.dec))
     cos = math.sin(dec1) * math.sin(dec2) + math.cos(dec1) * math.cos(dec2) * math.cos(ra1 - ra2)
@@ -748,7 +798,30 @@ class _Search:
             n_echo = _mark_echoes(per_interval, len(group.ten_v))
             if n_echo:
                 log.info("%s V: %d echo(es) of bursts of other intervals (diluted into the deep V)", label, n_echo)
+            self._trends(per_interval, group.ten_v, deep, f"{label} V")
         return out + per_interval
+
+    def _trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: _Image, label: str) -> None:
+        """The trend rule (`_mark_trends`) on the candidates of the 10 min − `ref` differences of
+        `images`: each difference is made again (minus its background) only when a candidate is
+        left to test, and sampled at the candidates' pixels."""
+        p = self.params
+        if p.trend_fraction <= 0 or all(c.klass == "artefact" for c in cands):
+            return
+        ny, nx = ref.data.shape
+        ys = np.clip(np.rint([c.y for c in cands]).astype(int), 0, ny - 1)
+        xs = np.clip(np.rint([c.x for c in cands]).astype(int), 0, nx - 1)
+        samples = {}
+        for interval in sorted(images):
+            img = self._load(images[interval])
+            if img is None:
+                continue
+            data = img.data - ref.data
+            bg, _ = local_background_rms(data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
+            samples[interval] = data[ys, xs] - bg[ys, xs]
+        n = _mark_trends(cands, sorted(samples), samples, p.trend_fraction)
+        if n:
+            log.info("%s: %d candidate(s) predicted by the other intervals' differences (trend)", label, n)
 
     def _search_i(self, group: SubbandImages, deep_i: _Image | None, masks: _IMasks | None,
                   label: str) -> list[Candidate]:
@@ -771,6 +844,7 @@ class _Search:
             log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                      p.i_sigma, 100 * mask.mean())
             out += found
+        self._trends(out, group.ten_i, deep_i, f"{label} I")
         return out
 
     # ------------------------------------------------------------------ products
