@@ -737,16 +737,27 @@ def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed
 ])
 def test_trend_prediction(values, at, expected):
     others = [i for i in range(6) if i != at]
-    assert trend_prediction(others, values, at) == pytest.approx(expected, abs=0.1)
-    assert trend_prediction([0, 1], [1.0, 3.0], 5) == 2.0  # two points: their median
-    assert math.isnan(trend_prediction([0, 1], [math.nan, math.nan], 2))
+    guess, scatter = trend_prediction(others, values, at)
+    assert guess == pytest.approx(expected, abs=0.1)
+    assert scatter < 0.1
+    assert trend_prediction([0, 1], [1.0, 3.0], 5) == (2.0, 0.0)  # two points: their median
+    assert math.isnan(trend_prediction([0, 1], [math.nan, math.nan], 2)[0])
+
+
+def test_trend_prediction_of_a_long_event_is_a_step_not_a_line():
+    """An event in the first 3 of 6 intervals: from its first one, the other differences (+1 +1 −1
+    −1 −1 of its value) tilt the line up to +0.75 of it there, but far from the points (median
+    0.83): a step, which the trend rule keeps."""
+    guess, scatter = trend_prediction([1, 2, 3, 4, 5], [1.0, 1.0, -1.0, -1.0, -1.0], 0)
+    assert guess == pytest.approx(0.75, abs=0.05)
+    assert scatter == pytest.approx(0.83, abs=0.05)
 
 
 def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path):
     """10 min − deep images: a residual at the same place in every interval (six 7σ spots that the
     10 min images share and the deep image lacks: its own PSF/weighting differs from the 10 min
     ones around a bright source) and a
-    sidelobe drifting over a place (+8σ → −8σ over the hour) are `trend` artefacts; a 10σ burst of
+    sidelobe drifting over a place (+10σ → −10σ over the hour) are `trend` artefacts; a 10σ burst of
     one interval and a 12σ burst straddling two intervals stay candidates. With the rule off the
     shared residuals are candidates (the rule is what removes them)."""
     n = 6
@@ -759,7 +770,7 @@ def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path
     tens = {}
     for k in range(n):
         tag = f"t{k + 1:04d}"
-        src = [(*drift, 8.0 * (1 - 2 * k / (n - 1)))] + [(*s, 7.0) for s in shared]
+        src = [(*drift, 10.0 * (1 - 2 * k / (n - 1)))] + [(*s, 7.0) for s in shared]
         src += [(*single, 10.0)] if k == 1 else []
         src += [(*straddle, 12.0)] if k in (3, 4) else []
         tens[tag] = image(header("V", interval=tag), src, noise=1.0, seed=100 + k)
@@ -770,13 +781,16 @@ def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path
     params = SearchParams(products=False, stokes=("V",))
     res = search_images([folder], output=tmp_path / "out", params=params)
     real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
-    assert {(c.interval, c.sign) for c in real} == {("t0002", 1), ("t0004", 1), ("t0005", 1)}, real
+    # the straddling burst's share of the deep image (−4σ in the other intervals) may reach 5σ with
+    # the noise: its echoes are not this rule's (a step in time, not a level or a drift)
+    echoes = [c for c in real if c.sign < 0 and sep_deg(c.ra, c.dec, *straddle) < BEAM]
+    assert {(c.interval, c.sign) for c in real if c not in echoes} == {("t0002", 1), ("t0004", 1), ("t0005", 1)}
     assert nearest(real, *single, interval="t0002")[1] < BEAM
     assert all(nearest(real, *straddle, interval=tag)[1] < BEAM for tag in ("t0004", "t0005"))
     trend = [c for c in res.candidates if c.reason == "trend"]
     assert len(trend) >= 2 * len(shared)
-    echo = [c for c in trend if c.sign < 0 and sep_deg(c.ra, c.dec, *straddle) < BEAM]  # its share of the deep
-    assert all(min(sep_deg(c.ra, c.dec, *s) for s in [*shared, drift]) < BEAM for c in trend if c not in echo)
+    assert all(min(sep_deg(c.ra, c.dec, *s) for s in [*shared, drift]) < BEAM for c in trend)
+    assert len([c for c in trend if sep_deg(c.ra, c.dec, *drift) < BEAM]) >= 2
     off = search_images([folder], output=tmp_path / "off", params=replace(params, trend_fraction=0.0))
     left = [c for c in off.candidates if c.klass != "artefact" and c.interval != "deep"
             and min(sep_deg(c.ra, c.dec, *s) for s in shared) < BEAM]

@@ -519,33 +519,36 @@ def _mark_echoes(cands: list[Candidate], n_intervals: int) -> int:
     return n
 
 
-def trend_prediction(times: Sequence[float], values: Sequence[float], at: float) -> float:
-    """What `values` (at `times`) predict at `at`: a Theil–Sen line (`scipy.stats.theilslopes`, the
-    median of the pairwise slopes: one other burst among the points does not tilt it) through 3 or
-    more finite points, their median through fewer; NaN without any."""
+def trend_prediction(times: Sequence[float], values: Sequence[float], at: float) -> tuple[float, float]:
+    """What `values` (at `times`) predict at `at`, and how well: a Theil–Sen line
+    (`scipy.stats.theilslopes`, the median of the pairwise slopes: one other burst among the points
+    does not tilt it) through 3 or more finite points, their median through fewer; with the median
+    |value − line| of the points (0 with fewer than 3). (NaN, NaN) without any point."""
     t, v = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
     keep = np.isfinite(t) & np.isfinite(v)
     t, v = t[keep], v[keep]
     if v.size == 0:
-        return math.nan
+        return math.nan, math.nan
     if v.size < 3:
-        return float(np.median(v))
+        return float(np.median(v)), 0.0
     slope, intercept = theilslopes(v, t)[:2]
-    return float(intercept + slope * at)
+    return float(intercept + slope * at), float(np.median(np.abs(v - (intercept + slope * t))))
 
 
 def _mark_trends(cands: Sequence[Candidate], intervals: Sequence[str], samples: dict[str, np.ndarray],
                  fraction: float) -> int:
     """In 10 min − deep images, class `artefact` (reason `trend`) for a candidate whose place the
-    other intervals' differences predict (`trend_prediction` over the interval order) to at least
-    `fraction` of its own value, same sign. A transient confined to one interval leaves −S/N in
+    other intervals' differences predict to at least `fraction` of its own value, same sign: their
+    median (a steady level; a minority of other intervals holding an event does not move it), or
+    a line over the interval order (`trend_prediction`) that passes within `fraction` of the value
+    of those differences (median |residual|: a drift, not a step). A transient confined to one interval leaves −S/N in
     every other difference (its share of the deep image: opposite sign, flat), one straddling two
     intervals a single same-sign neighbour that the median slope ignores; what recurs with the
     same sign — the deep image's own PSF and weighting differing from every 10 min one around a
     bright source, a dirty sidelobe sweeping over the place as the sky rotates — is predicted by
     the others. `intervals`: every searched interval, in time order; `samples[interval]`: that
     interval's difference (minus background) at the pixel of each of `cands`. Limit: an event
-    lasting half of the intervals or more is steady enough to be marked in its first or last one."""
+    lasting more than half of the intervals is steady enough to be marked."""
     order = list(intervals)
     if fraction <= 0 or len(order) < 2:
         return 0
@@ -557,8 +560,11 @@ def _mark_trends(cands: Sequence[Candidate], intervals: Sequence[str], samples: 
         if not others:
             continue
         at = order.index(c.interval)
-        guess = trend_prediction(others, [samples[order[j]][i] for j in others], at)
-        if math.isfinite(guess) and c.sign * guess >= fraction * abs(c.peak_jy):
+        values = [samples[order[j]][i] for j in others]
+        guess, scatter = trend_prediction(others, values, at)
+        level = fraction * abs(c.peak_jy)
+        steady = c.sign * float(np.nanmedian(values)) >= level if np.isfinite(values).any() else False
+        if steady or (math.isfinite(guess) and c.sign * guess >= level and scatter <= level):
             c.klass, c.reason = "artefact", "trend"
             n += 1
     return n
