@@ -241,6 +241,10 @@ class Transient:
     v_sidelobe_margin: float = 2.0  # same image: margin × the source's sidelobe envelope measured there
     v_source_sigma: float = 10.0  # V sources whose sidelobes are tested: |S/N| >= this in deep V
     v_source_mask_beams: float = 1.5  # 10 min − deep V: disks around those sources (main lobe residual)
+    # 10 min − deep (V and I): a candidate that the other intervals' differences at its place
+    # predict (Theil–Sen line over the intervals) to at least this fraction of its own value is a
+    # steady or slowly drifting imaging difference, not a transient (0: off)
+    trend_fraction: float = 0.5
 
 
 @dataclass(frozen=True)

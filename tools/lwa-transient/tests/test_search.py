@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from lwa_transient import (
     local_background_rms,
     read_candidates,
     search_images,
+    trend_prediction,
 )
 from lwa_transient.select import collect_paths, select_images
 
@@ -724,3 +726,110 @@ def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed
     direct = search_images([folder], output=tmp_path / "direct", params=SearchParams(
         products=False, stokes=("V",), v_difference=False, v_sidelobe_fraction=(0.0, 0.0)))
     assert len([c for c in direct.candidates if c.klass != "artefact"]) > 10  # what the rules remove
+
+
+@pytest.mark.parametrize(("values", "at", "expected"), [
+    ([-0.2] * 5, 0, -0.2),  # a burst of one interval: the others hold its diluted share, opposite sign
+    ([1.0, -0.5, -0.5, -0.5, -0.5], 0, -0.5),  # a burst straddling this and the next interval
+    ([-0.5, -0.5, 1.0, -0.5, -0.5], 2, -0.5),
+    ([0.9, 1.0, 0.85, 0.95, 0.9], 3, 0.9),  # the same residual in every difference
+    ([1.32, 0.55, -0.03, -0.53, -1.0], 1, 1.0),  # a sidelobe drifting over the place
+])
+def test_trend_prediction(values, at, expected):
+    others = [i for i in range(6) if i != at]
+    guess, scatter = trend_prediction(others, values, at)
+    assert guess == pytest.approx(expected, abs=0.1)
+    assert scatter < 0.1
+    assert trend_prediction([0, 1], [1.0, 3.0], 5) == (2.0, 0.0)  # two points: their median
+    assert math.isnan(trend_prediction([0, 1], [math.nan, math.nan], 2)[0])
+
+
+def test_trend_prediction_of_a_long_event_is_a_step_not_a_line():
+    """An event in the first 3 of 6 intervals: from its first one, the other differences (+1 +1 −1
+    −1 −1 of its value) tilt the line up to +0.75 of it there, but far from the points (median
+    0.83): a step, which the trend rule keeps."""
+    guess, scatter = trend_prediction([1, 2, 3, 4, 5], [1.0, 1.0, -1.0, -1.0, -1.0], 0)
+    assert guess == pytest.approx(0.75, abs=0.05)
+    assert scatter == pytest.approx(0.83, abs=0.05)
+
+
+def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path):
+    """10 min − deep images: a residual at the same place in every interval (six 7σ spots that the
+    10 min images share and the deep image lacks: its own PSF/weighting differs from the 10 min
+    ones around a bright source) and a
+    sidelobe drifting over a place (+10σ → −10σ over the hour) are `trend` artefacts; a 10σ burst of
+    one interval and a 12σ burst straddling two intervals stay candidates. With the rule off the
+    shared residuals are candidates (the rule is what removes them)."""
+    n = 6
+    h0 = header("V", "deep")
+    spots = positions(h0, 9, 11, min_sep=20)
+    shared, drift, single, straddle = spots[:6], spots[6], spots[7], spots[8]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    tens = {}
+    for k in range(n):
+        tag = f"t{k + 1:04d}"
+        src = [(*drift, 10.0 * (1 - 2 * k / (n - 1)))] + [(*s, 7.0) for s in shared]
+        src += [(*single, 10.0)] if k == 1 else []
+        src += [(*straddle, 12.0)] if k in (3, 4) else []
+        tens[tag] = image(header("V", interval=tag), src, noise=1.0, seed=100 + k)
+    deep = sum(tens.values()) / n - image(h0, [(*s, 7.0) for s in shared], noise=0.0)  # without them
+    write(folder / "deepV.fits", h0, deep)
+    for tag, data in tens.items():
+        write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
+    params = SearchParams(products=False, stokes=("V",))
+    res = search_images([folder], output=tmp_path / "out", params=params)
+    real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
+    # the straddling burst's share of the deep image (−4σ in the other intervals) may reach 5σ with
+    # the noise: its echoes are not this rule's (a step in time, not a level or a drift)
+    echoes = [c for c in real if c.sign < 0 and sep_deg(c.ra, c.dec, *straddle) < BEAM]
+    assert {(c.interval, c.sign) for c in real if c not in echoes} == {("t0002", 1), ("t0004", 1), ("t0005", 1)}
+    assert nearest(real, *single, interval="t0002")[1] < BEAM
+    assert all(nearest(real, *straddle, interval=tag)[1] < BEAM for tag in ("t0004", "t0005"))
+    trend = [c for c in res.candidates if c.reason == "trend"]
+    assert len(trend) >= 2 * len(shared)
+    assert all(min(sep_deg(c.ra, c.dec, *s) for s in [*shared, drift]) < BEAM for c in trend)
+    assert len([c for c in trend if sep_deg(c.ra, c.dec, *drift) < BEAM]) >= 2
+    off = search_images([folder], output=tmp_path / "off", params=replace(params, trend_fraction=0.0))
+    left = [c for c in off.candidates if c.klass != "artefact" and c.interval != "deep"
+            and min(sep_deg(c.ra, c.dec, *s) for s in shared) < BEAM]
+    assert len(left) >= 2 * len(shared)
+
+
+def test_first_negative_sidelobe_of_a_bright_burst_is_marked(tmp_path):
+    """A 40σ V burst whose dirty PSF has a −25 % lobe 1.4 beams out (the first negative sidelobe of
+    a small array) in one 10 min image: the lobe is a `sidelobe` artefact (opposite sign, within
+    the bi-lobe radius, at most `v_sidelobe_fraction[0]` of the burst), the burst a candidate. With
+    that radius at 1 beam (the near rule off) the lobe is a candidate: the rule is what marks it."""
+    n = 4
+    h0 = header("V", "deep")
+    burst = positions(h0, 1, 3, margin=60)[0]
+    w = wcs_of(h0)
+    bx, by = w.all_world2pix([burst], 0)[0]
+    beam_px = h0["BMAJ"] / abs(h0["CDELT2"])
+    yy, xx = np.mgrid[0:h0["NAXIS2"], 0:h0["NAXIS1"]]
+    lobe_px = 1.4 * beam_px / math.sqrt(2)  # one lobe, as the six-fold dirty PSF's are: no ring to measure
+    lobe = -0.25 * 40.0 * np.exp(-0.5 * (np.hypot(xx - bx - lobe_px, yy - by - lobe_px) / (beam_px / 2.3548)) ** 2)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    tens = {}
+    for k in range(1, n + 1):
+        tag = f"t{k:04d}"
+        tens[tag] = image(header("V", interval=tag), noise=1.0, seed=200 + k)
+    tens["t0002"] = tens["t0002"] + image(header("V", interval="t0002"), [(*burst, 40.0)], noise=0.0) + lobe[None, None]
+    write(folder / "deepV.fits", h0, sum(tens.values()) / n)
+    for tag, data in tens.items():
+        write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
+    params = SearchParams(products=False, stokes=("V",))
+    res = search_images([folder], output=tmp_path / "out", params=params)
+    ten = [c for c in res.candidates if c.interval == "t0002"]
+    found, sep = nearest([c for c in ten if c.klass != "artefact"], *burst)
+    assert sep < BEAM / 2 and found.sign == 1
+    lobes = [c for c in ten if c.sign == -1 and sep_deg(c.ra, c.dec, *burst) < 2 * BEAM]
+    assert lobes and all(c.reason == "sidelobe" for c in lobes), lobes
+    off = search_images([folder], output=tmp_path / "off", params=replace(params, bilobe_radius_beams=1.0))
+    lobes = [c for c in off.candidates if c.interval == "t0002" and c.sign == -1
+             and sep_deg(c.ra, c.dec, *burst) < 2 * BEAM]
+    assert lobes and any(c.klass != "artefact" for c in lobes), lobes

@@ -10,6 +10,7 @@ from lwa_transient.search import (
     SearchResult,
     read_candidates,
     search_images,
+    trend_prediction,
 )
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Candidate",
     "CSV_COLUMNS",
     "read_candidates",
+    "trend_prediction",
     "local_background_rms",
     "find_peaks",
     "bilobe_partner",

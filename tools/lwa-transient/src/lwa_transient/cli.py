@@ -89,6 +89,9 @@ def cli() -> None:
                             _T.v_sidelobe_margin))
 @click.option("--v-source-sigma", type=float, default=None,
               help=_default("|S/N| in deep V of the V sources whose sidelobes are tested.", _T.v_source_sigma))
+@click.option("--trend-fraction", type=float, default=None,
+              help=_default("Trend rule (10 min − deep, V and I): a candidate that the other intervals' differences "
+                            "predict to this fraction of its value is an artefact (0: off).", _T.trend_fraction))
 @click.option("--max-cutouts", type=int, default=None,
               help=_default("Cutouts + PNGs per subband per Stokes (the brightest).", _T.max_cutouts))
 @click.option("--warn-candidates", type=int, default=None,
@@ -103,7 +106,7 @@ def cli() -> None:
 def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, stokes: str, v_sigma, i_sigma,
                rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, mask_beams, steady_ratio, v_ateam_radius_deg,
                i_ateam_radius_deg, ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_beams, bilobe_ratio, bilobe_sigma,
-               drop_bilobe, match_beams, v_difference, v_sidelobe_fraction, v_sidelobe_margin, v_source_sigma, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
+               drop_bilobe, match_beams, v_difference, v_sidelobe_fraction, v_sidelobe_margin, v_source_sigma, trend_fraction, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
                overwrite, as_json, hints, cfg) -> None:
     """Search INPUTS (FITS images and/or folders of them) for transients.
 
@@ -137,6 +140,7 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
         "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_beams": match_beams,
         "v_difference": v_difference, "v_sidelobe_fraction": v_sidelobe_fraction,
         "v_sidelobe_margin": v_sidelobe_margin, "v_source_sigma": v_source_sigma,
+        "trend_fraction": trend_fraction,
         "max_cutouts": max_cutouts, "warn_candidates": warn_candidates, "cutout_size_deg": cutout_size_deg,
         "robust": robust, "products": products,
         "stokes": ("V", "I") if stokes == "both" else (stokes,),

@@ -10,7 +10,8 @@ header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per ban
   `v_source_mask_beams` around the deep-V sources. Artefact rules (README, "Algorithm"):
   `sidelobe` (no brighter than the sidelobe envelope of a brighter V source measured in the same
   image, × `v_sidelobe_margin`, capped at `v_sidelobe_fraction`), `fainter` (a deep-V
-  source fading), `echo` (a burst of another interval diluted into the deep V).
+  source fading), `echo` (a burst of another interval diluted into the deep V), `trend` (what
+  the other intervals' differences predict at its place: an imaging difference; also for I).
 * **Stokes I** — each 10 min R0 image minus the deep R0 image, positive only, ≥ `i_sigma` × local
   RMS of the difference; masks at `i_mask_sigma` (100σ → 2 beams, 30σ → 1 beam) and larger
   A-team caps. A deep-I source that is `steady_ratio` (2) times brighter in the 10 min image is the
@@ -42,6 +43,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
+from scipy.stats import theilslopes
 
 from lwa_common.catalogs import read_reference_catalog
 from lwa_common.config import Config, Cutout, Transient
@@ -128,6 +130,7 @@ class SearchParams:
     v_sidelobe_margin: float = _T.v_sidelobe_margin
     v_source_sigma: float = _T.v_source_sigma
     v_source_mask_beams: float = _T.v_source_mask_beams
+    trend_fraction: float = _T.trend_fraction
     max_cutouts: int = _T.max_cutouts
     warn_candidates: int = _T.warn_candidates
     cutout_size_deg: float = Cutout().size_deg
@@ -151,6 +154,7 @@ class SearchParams:
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
             v_sidelobe_margin=t.v_sidelobe_margin,
             v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
+            trend_fraction=t.trend_fraction,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
             robust=t.robust,
         )
@@ -183,6 +187,8 @@ class SearchParams:
             a, b = getattr(self, name)
             if a < b:
                 raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
+        if not 0 <= self.trend_fraction:
+            raise LwaError(f"--trend-fraction must be >= 0 (0: off), got {self.trend_fraction:g}")
         if self.v_sidelobe_margin < 0:
             raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
@@ -230,7 +236,7 @@ class Candidate:
     catalog_sep_arcmin: float = math.nan
     cutout: str = ""
     png: str = ""
-    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V), echo
+    reason: str = ""  # why an artefact: bilobe, sidelobe (of a brighter V source), fainter (than deep V), echo, trend
     beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
@@ -460,11 +466,15 @@ class _Envelope:
 
 
 def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float, *,
-                    residual: np.ndarray | None = None, margin: float = 2.0) -> int:
+                    residual: np.ndarray | None = None, margin: float = 2.0, near_beams: float = 0.0) -> int:
     """Class `artefact` (reason `sidelobe`) for every candidate more than 1 beam from a V source and
     no brighter than what the dirty beam of that source can put there: `margin` × the source's
     sidelobe envelope measured in `residual` at the candidate's distance, at most `fraction` of the
-    source; without `residual`, `fraction` of the source at any distance."""
+    source; without `residual`, `fraction` of the source at any distance. Within `near_beams` of
+    the source (the bi-lobe radius), a candidate of the opposite sign up to `fraction` of the source
+    is one too: the first negative sidelobe of a dirty PSF (~0.2–0.3 of the peak on 64 antennas)
+    lies there, where the measured envelope cannot judge (its ring is within `_Envelope.EXCLUDE_BEAMS`
+    of the candidate)."""
     if fraction <= 0 or not sources:
         return 0
     ranked = sorted(sources, key=lambda s: -abs(s.value))
@@ -475,7 +485,9 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
         if c.klass == "artefact":
             continue
         for s in ranked:
-            if abs(c.peak_jy) <= _sidelobe_limit(envelopes, s, c.x, c.y, beam_px, fraction, margin) * abs(s.value):
+            dist = math.hypot(c.x - s.x_sub, c.y - s.y_sub) / beam_px
+            near = c.sign != s.sign and 1.0 < dist <= near_beams and abs(c.peak_jy) <= fraction * abs(s.value)
+            if near or abs(c.peak_jy) <= _sidelobe_limit(envelopes, s, c.x, c.y, beam_px, fraction, margin) * abs(s.value):
                 c.klass, c.reason = "artefact", "sidelobe"
                 n += 1
                 break
@@ -501,6 +513,57 @@ def _mark_echoes(cands: list[Candidate], n_intervals: int) -> int:
                 c.klass, c.reason = "artefact", "echo"
                 n += 1
                 break
+    return n
+
+
+def trend_prediction(times: Sequence[float], values: Sequence[float], at: float) -> tuple[float, float]:
+    """What `values` (at `times`) predict at `at`, and how well: a Theil–Sen line
+    (`scipy.stats.theilslopes`, the median of the pairwise slopes: one other burst among the points
+    does not tilt it) through 3 or more finite points, their median through fewer; with the median
+    |value − line| of the points (0 with fewer than 3). (NaN, NaN) without any point."""
+    t, v = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
+    keep = np.isfinite(t) & np.isfinite(v)
+    t, v = t[keep], v[keep]
+    if v.size == 0:
+        return math.nan, math.nan
+    if v.size < 3:
+        return float(np.median(v)), 0.0
+    slope, intercept = theilslopes(v, t)[:2]
+    return float(intercept + slope * at), float(np.median(np.abs(v - (intercept + slope * t))))
+
+
+def _mark_trends(cands: Sequence[Candidate], intervals: Sequence[str], samples: dict[str, np.ndarray],
+                 fraction: float) -> int:
+    """In 10 min − deep images, class `artefact` (reason `trend`) for a candidate whose place the
+    other intervals' differences predict to at least `fraction` of its own value, same sign: their
+    median (a steady level; a minority of other intervals holding an event does not move it), or
+    a line over the interval order (`trend_prediction`) that passes within `fraction` of the value
+    of those differences (median |residual|: a drift, not a step). A transient confined to one interval leaves −S/N in
+    every other difference (its share of the deep image: opposite sign, flat), one straddling two
+    intervals a single same-sign neighbour that the median slope ignores; what recurs with the
+    same sign — the deep image's own PSF and weighting differing from every 10 min one around a
+    bright source, a dirty sidelobe sweeping over the place as the sky rotates — is predicted by
+    the others. `intervals`: every searched interval, in time order; `samples[interval]`: that
+    interval's difference (minus background) at the pixel of each of `cands`. Limit: an event
+    lasting more than half of the intervals is steady enough to be marked."""
+    order = list(intervals)
+    if fraction <= 0 or len(order) < 2:
+        return 0
+    n = 0
+    for i, c in enumerate(cands):
+        if c.klass == "artefact":
+            continue
+        others = [j for j, k in enumerate(order) if k != c.interval and k in samples]
+        if not others:
+            continue
+        at = order.index(c.interval)
+        values = [samples[order[j]][i] for j in others]
+        guess, scatter = trend_prediction(others, values, at)
+        level = fraction * abs(c.peak_jy)
+        steady = c.sign * float(np.nanmedian(values)) >= level if np.isfinite(values).any() else False
+        if steady or (math.isfinite(guess) and c.sign * guess >= level and scatter <= level):
+            c.klass, c.reason = "artefact", "trend"
+            n += 1
     return n
 
 
@@ -707,7 +770,8 @@ class _Search:
             found = _candidates(outcome, deep, stokes="V", interval="deep", beam_px=deep_beam,
                                 reference=str(ref.path) if ref else "")
             n_side = _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[0], deep_beam,
-                                     residual=outcome.residual, margin=p.v_sidelobe_margin)
+                                     residual=outcome.residual, margin=p.v_sidelobe_margin,
+                                     near_beams=p.bilobe_radius_beams)
             log.info("%s V deep: %d candidate(s) at |S/N| >= %g (%d sidelobe(s) of %d V source(s))", label,
                      len(found), p.v_sigma, n_side, len(deep_sources))
             out += found
@@ -734,7 +798,8 @@ class _Search:
             own = _v_sources(outcome, p.v_source_sigma, beam, fraction=p.v_sidelobe_fraction[0],
                              margin=p.v_sidelobe_margin)
             n_side = _mark_sidelobes(found, own, p.v_sidelobe_fraction[0], beam,
-                                     residual=outcome.residual, margin=p.v_sidelobe_margin)
+                                     residual=outcome.residual, margin=p.v_sidelobe_margin,
+                                     near_beams=p.bilobe_radius_beams)
             if difference:
                 n_side += _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[1], beam)
             n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
@@ -745,7 +810,30 @@ class _Search:
             n_echo = _mark_echoes(per_interval, len(group.ten_v))
             if n_echo:
                 log.info("%s V: %d echo(es) of bursts of other intervals (diluted into the deep V)", label, n_echo)
+            self._trends(per_interval, group.ten_v, deep, f"{label} V")
         return out + per_interval
+
+    def _trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: _Image, label: str) -> None:
+        """The trend rule (`_mark_trends`) on the candidates of the 10 min − `ref` differences of
+        `images`: each difference is made again (minus its background) only when a candidate is
+        left to test, and sampled at the candidates' pixels."""
+        p = self.params
+        if p.trend_fraction <= 0 or all(c.klass == "artefact" for c in cands):
+            return
+        ny, nx = ref.data.shape
+        ys = np.clip(np.rint([c.y for c in cands]).astype(int), 0, ny - 1)
+        xs = np.clip(np.rint([c.x for c in cands]).astype(int), 0, nx - 1)
+        samples = {}
+        for interval in sorted(images):
+            img = self._load(images[interval])
+            if img is None:
+                continue
+            data = img.data - ref.data
+            bg, _ = local_background_rms(data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
+            samples[interval] = data[ys, xs] - bg[ys, xs]
+        n = _mark_trends(cands, sorted(samples), samples, p.trend_fraction)
+        if n:
+            log.info("%s: %d candidate(s) predicted by the other intervals' differences (trend)", label, n)
 
     def _search_i(self, group: SubbandImages, deep_i: _Image | None, masks: _IMasks | None,
                   label: str) -> list[Candidate]:
@@ -768,6 +856,7 @@ class _Search:
             log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                      p.i_sigma, 100 * mask.mean())
             out += found
+        self._trends(out, group.ten_i, deep_i, f"{label} I")
         return out
 
     # ------------------------------------------------------------------ products
