@@ -183,6 +183,12 @@ class Dewarp:
     fit_box_beams: float = 1.2  # extraction: half-side of the Gaussian-fit box around each peak
     interp_order: int = 3  # apply: 3 cubic spline, 1 bilinear
     freq_scaling: bool = True  # apply: scale offsets by (f_screen / f_image)^2
+    # apply: compact peaks above rigid_snr robust sigmas are shifted by their own offset within
+    # rigid_radius_beams (BMAJ), tapered into the smooth screen over rigid_taper_beams, so the
+    # screen's stretch does not change their shape or integrated flux (0: smooth resampling only)
+    rigid_snr: float = 5.0
+    rigid_radius_beams: float = 2.0
+    rigid_taper_beams: float = 1.0
 
 
 @dataclass(frozen=True)
