@@ -431,3 +431,50 @@ def test_a_stretching_screen_keeps_the_integrated_flux_of_compact_sources(rigid)
         assert np.abs(np.array(ratios) - 1).max() < 0.02
     else:
         assert np.median(ratios) == pytest.approx(1 / ((1 + ax) * (1 + ay)), abs=0.02)
+
+
+def test_a_second_pass_finds_offsets_beyond_the_first_match_radius(warped_sky):
+    """The first pass matches within 1.5 beams and so misses the larger offsets; the second looks
+    for every catalogue source within a beam of where the first screen puts it."""
+    one = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=1.5,
+                     cfg=replace_dewarp(rematch_radius_beams=0.0))
+    two = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=1.5)
+    assert one.status == two.status == "ok"
+    assert one.summary["n_anchors"] < 25
+    assert two.summary["n_anchors"] == len(warped_sky.catalog) == 30
+    assert two.summary["median_offset_after_cv_beams"] <= one.summary["median_offset_after_cv_beams"]
+    assert two.anchors["sep_arcmin"].max() > 1.5 * warped_sky.header["BMAJ"] * 60  # offsets > 1.5 beams kept
+
+
+def replace_dewarp(**changes):
+    from dataclasses import replace
+
+    from lwa_common.config import Dewarp
+
+    return replace(Dewarp(), **changes)
+
+
+def test_the_screen_model_is_chosen_by_leave_one_out():
+    """A field of long-wavelength modes (lwa-sim's ionosphere): the model chosen by leave-one-out
+    predicts unseen points better than the thin-plate spline it used to be, and says which it is."""
+    from lwa_dewarp.screen import TPS1, _build
+
+    rng = np.random.default_rng(4)
+    k = rng.normal(size=(2, 4, 2)) / 0.6
+    phase = rng.uniform(0, 2 * np.pi, size=(2, 4))
+
+    def field(p):
+        u = (p - 127.5) / 128.0
+        return np.column_stack([4.0 * np.sin(u @ k[j].T + phase[j]).sum(axis=1) for j in (0, 1)])
+
+    r, t = 0.8 * np.sqrt(rng.uniform(size=70)), rng.uniform(0, 2 * np.pi, 70)
+    pts = 127.5 + 128.0 * np.column_stack([r * np.cos(t), r * np.sin(t)])
+    train, test = pts[:30], pts[30:]
+    model, keep, _ = fit_offset_model(train, field(train), shape=(256, 256), smoothing=1.0,
+                                      pos_err=np.full(30, 0.02))
+    assert keep.all() and "thin_plate" not in model.kind
+    tps = _build(train, field(train), np.full(30, 1e-4), centre=(127.5, 127.5), scale=128.0, smoothing=1.0,
+                 kernel=TPS1)
+    err_chosen = np.hypot(*(np.array(model(test[:, 0], test[:, 1])) - field(test).T))
+    err_tps = np.hypot(*(np.array(tps(test[:, 0], test[:, 1])) - field(test).T))
+    assert np.median(err_chosen) < 0.7 * np.median(err_tps)
