@@ -1,11 +1,13 @@
 """The offset screen: a smooth 2-D field of pixel offsets (observed minus true) over an image grid.
 
-Fitting is scipy's `RBFInterpolator`: a smoothing thin-plate spline with a degree-1 polynomial
-term, in pixel coordinates normalised by the image half-size. Each anchor's smoothing is
+Fitting is scipy's `RBFInterpolator`: a smoothing RBF interpolant with a polynomial term, in
+pixel coordinates normalised by the image half-size; the kernel (thin-plate spline with a
+degree 1-3 term, or Gaussian / multiquadric of 0.5-2 half-widths with a linear term) is the one
+with the smallest leave-one-out residual on the anchors (`candidate_kernels`). Each anchor's smoothing is
 `smoothing` times its squared position error over the squared RMS offset (a noise-to-signal
 ratio), so the value means the same on a 512 px test image and a 4096 px science image, and
 faint anchors pull less. Anchors whose leave-one-out residual exceeds `clip_sigma` robust sigmas
-are dropped and the spline refitted (a wrong match must not bend the screen); the leave-one-out
+are dropped and the model refitted (a wrong match must not bend the screen); the leave-one-out
 residuals come from one matrix inverse (Rippa's formula), which scipy does not offer. The
 linear term makes the screen extrapolate linearly outside the anchors' convex hull rather than
 fall to zero; there its length is capped at the largest anchor offset so that a far corner (the
