@@ -2,7 +2,7 @@
 
 Fitting is scipy's `RBFInterpolator`: a smoothing RBF interpolant with a polynomial term, in
 pixel coordinates normalised by the image half-size; the kernel (thin-plate spline with a
-degree 1-3 term, or Gaussian / multiquadric of 0.5-2 half-widths with a linear term) is the one
+degree 1-3 term, or Gaussian / multiquadric of 0.5-2 half-widths with a constant or linear term) is the one
 with the smallest leave-one-out residual on the anchors (`candidate_kernels`). Each anchor's smoothing is
 `smoothing` times its squared position error over the squared RMS offset (a noise-to-signal
 ratio), so the value means the same on a 512 px test image and a 4096 px science image, and
@@ -210,11 +210,11 @@ class Kernel:
 def candidate_kernels(max_degree: int) -> list[Kernel]:
     """The screen models compared by leave-one-out residual: the thin-plate spline (the least
     bending surface; what extrapolates is its polynomial term, degree 1 .. `max_degree`) and
-    smoother fields -- Gaussian and multiquadric RBFs over a range of scales (0.5 to 2 image
-    half-widths), as a sum of long-wavelength modes (an ionospheric screen) is smooth on scales the
+    smoother fields -- Gaussian RBFs (with a constant or a linear term; a Gaussian process of that
+    covariance) and multiquadrics over a range of scales (0.5 to 2 image half-widths), as a sum of long-wavelength modes (an ionospheric screen) is smooth on scales the
     thin-plate spline's r^2 log r cannot follow between sparse anchors."""
     out = [Kernel("thin_plate_spline", d) for d in range(1, max_degree + 1)]
-    out += [Kernel("gaussian", 1, eps) for eps in GAUSSIAN_EPSILONS]
+    out += [Kernel("gaussian", degree, eps) for degree in (0, 1) for eps in GAUSSIAN_EPSILONS]
     out += [Kernel("multiquadric", 1, eps) for eps in MULTIQUADRIC_EPSILONS]
     return out
 
