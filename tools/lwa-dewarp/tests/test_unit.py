@@ -478,3 +478,11 @@ def test_the_screen_model_is_chosen_by_leave_one_out():
     err_chosen = np.hypot(*(np.array(model(test[:, 0], test[:, 1])) - field(test).T))
     err_tps = np.hypot(*(np.array(tps(test[:, 0], test[:, 1])) - field(test).T))
     assert np.median(err_chosen) < 0.7 * np.median(err_tps)
+
+
+def test_the_screen_header_names_its_model_without_truncation(warped_sky, tmp_path, recwarn):
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    write_fit_products(res, screen_path=tmp_path / "screen.fits", qa_dir=tmp_path / "qa", plots=False)
+    header = fits.getheader(tmp_path / "screen.fits")
+    assert header["DWMODEL"] == res.summary["screen_model_card"] and "eps=" in header["DWMODEL"]
+    assert not [w for w in recwarn if "truncated" in str(w.message)]

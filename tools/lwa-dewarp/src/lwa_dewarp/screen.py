@@ -95,6 +95,7 @@ class OffsetModel:
     hull: Delaunay | None
     max_offset_px: float
     kind: str = ""
+    card: str = ""
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=float)
@@ -196,6 +197,11 @@ class Kernel:
         eps = "" if self.name == "thin_plate_spline" else f" (scale {1.0 / self.epsilon:.2g} half-widths)"
         return f"{self.name}{eps} + degree-{self.degree} polynomial"
 
+    @property
+    def card(self) -> str:
+        """A short form for a FITS card: 'gaussian eps=1 deg=1'."""
+        return f"{self.name} eps={self.epsilon:g} deg={self.degree}"
+
     def matrix(self, r: np.ndarray) -> np.ndarray:
         """The kernel of distances `r`, as RBFInterpolator evaluates it."""
         r = self.epsilon * r
@@ -240,7 +246,7 @@ def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, cent
     except (QhullError, ValueError):  # collinear or too few anchors: cap everywhere
         hull = None
     max_offset = float(np.max(np.hypot(offsets[:, 0], offsets[:, 1]))) if len(offsets) else 0.0
-    return OffsetModel(rbf, tuple(centre), scale, hull, max_offset, str(kernel))
+    return OffsetModel(rbf, tuple(centre), scale, hull, max_offset, str(kernel), kernel.card)
 
 
 def _monomials(norm: np.ndarray, degree: int) -> np.ndarray:
