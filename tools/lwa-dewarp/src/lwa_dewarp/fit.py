@@ -45,6 +45,7 @@ STATUS_TOO_FEW = "too_few_anchors"
 STATUS_IDENTITY = "identity"  # a screen was fitted but does not beat the identity: zero screen
 OFFSET_FRAMES = ("radec", "plane")
 DWSTATUS = {STATUS_OK: "SCREEN", STATUS_IDENTITY: "IDENTITY"}  # the header keyword of each
+MAX_PASSES = 10  # matching passes: the first around the catalogue, then around the last screen's predictions
 
 
 @dataclass
@@ -190,13 +191,34 @@ def _match(compact: pd.DataFrame, inp: _Inputs, d: Dewarp, *, radius_beams: floa
 
 def _rematch(compact: pd.DataFrame, inp: _Inputs, d: Dewarp, anchors: pd.DataFrame, model: PlaneModel,
              counts: dict[str, int]) -> tuple[pd.DataFrame, PlaneModel, dict[str, int]]:
-    """The second pass: every catalogue source is looked for within `rematch_radius_beams` of where
-    the first screen puts it (so offsets beyond the first radius are found, and the first pass's
-    nearest-source guesses are checked), and the screen refitted on those anchors. The first pass
-    stands when its screen does not beat the identity, or the second finds too few anchors."""
-    if d.rematch_radius_beams <= 0 or not _judge(anchors[anchors["used"]], inp.beam, d)["screen_beats_identity"]:
+    """Further passes: every catalogue source is looked for within `rematch_radius_beams` of where
+    the last screen puts it, and the screen refitted on those anchors, until a pass adds no anchor
+    (at most `MAX_PASSES`): offsets beyond the first radius are found from the anchors next to
+    them outwards (lwa-sim skies have sources 3-5.5 beams off), and the first pass's nearest-source
+    guesses are checked against the field. The last good pass stands; none when the first screen
+    does not beat the identity."""
+    if d.rematch_radius_beams <= 0:
         return anchors, model, counts
+    for _ in range(MAX_PASSES - 1):
+        if not _judge(anchors[anchors["used"]], inp.beam, d)["screen_beats_identity"]:
+            break
+        again, counts2 = _match(compact, inp, d, radius_beams=d.rematch_radius_beams, predict=_predictor(inp, model))
+        if len(again) < d.min_anchors:
+            break
+        try:
+            model2 = _fit_anchors(again, inp, d)
+        except LwaError:
+            break
+        log.info("pass around the screen's predictions: %d anchors (before: %d)", len(again), len(anchors))
+        grew = int(again["used"].sum()) > int(anchors["used"].sum())
+        anchors, model, counts = again, model2, counts2
+        if not grew:
+            break
+    return anchors, model, counts
 
+
+def _predictor(inp: _Inputs, model: PlaneModel):
+    """Catalogue (RA, Dec) -> where `model` puts them in the image (degrees; NaN off the image)."""
     def predict(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore"):
             x, y = inp.wcs.world_to_pixel_values(ra, dec)
@@ -205,15 +227,7 @@ def _rematch(compact: pd.DataFrame, inp: _Inputs, d: Dewarp, anchors: pd.DataFra
             pra, pdec = inp.wcs.pixel_to_world_values(x + dx, y + dy)
         return np.where(ok, pra, np.nan), np.where(ok, pdec, np.nan)
 
-    again, counts2 = _match(compact, inp, d, radius_beams=d.rematch_radius_beams, predict=predict)
-    if len(again) < d.min_anchors:
-        return anchors, model, counts
-    try:
-        model2 = _fit_anchors(again, inp, d)
-    except LwaError:
-        return anchors, model, counts
-    log.info("second pass around the screen's predictions: %d anchors (first pass %d)", len(again), len(anchors))
-    return again, model2, counts2
+    return predict
 
 
 def _base_summary(inp: _Inputs, d: Dewarp, detections: pd.DataFrame, compact: pd.DataFrame,
