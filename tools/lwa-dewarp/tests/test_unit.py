@@ -151,7 +151,8 @@ def test_too_few_anchors_removes_a_stale_screen(warped_sky, tmp_path):
 
 
 def test_wrong_matches_are_rejected_and_do_not_bend_the_screen(make_sky):
-    """Three catalogue positions wrong by 0.7-1.1 beams: dropped, and the screen stays right."""
+    """Three catalogue positions wrong by 0.7-1.1 beams: dropped (the one furthest off is not
+    even matched around the screen's prediction in the later passes), and the screen stays right."""
     sky = make_sky(seed=3)
     bad = list(sky.catalog)
     for k, shift in ((5, 1.6), (9, -1.2), (17, 1.0)):
@@ -160,8 +161,8 @@ def test_wrong_matches_are_rejected_and_do_not_bend_the_screen(make_sky):
                                ref_freq_hz=s.ref_freq_hz)
     res = fit_screen((sky.image, sky.header), bad, match_radius_beams=RADIUS)
     a = res.anchors
-    assert sorted(a.loc[~a["used"], "name"]) == ["src05", "src09", "src17"]
-    assert res.summary["n_rejected_outliers"] == 3 and res.summary["n_anchors"] == 27
+    assert sorted(a.loc[~a["used"], "name"]) == ["src09", "src17"] and "src05" not in set(a["name"])
+    assert res.summary["n_rejected_outliers"] == 2 and res.summary["n_anchors"] == 27
     pts = _hull_points(sky)
     tdx, tdy = sky.warp(pts[:, 0], pts[:, 1])
     gdx, gdy = res.screen.offsets_at(pts[:, 0], pts[:, 1])

@@ -331,6 +331,29 @@ def _best_kernel(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, m
     return best
 
 
+def _readmit(model: OffsetModel, points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, keep: np.ndarray,
+             cv: np.ndarray, *, smoothing: float, kernel: Kernel, clip_floor_px: float
+             ) -> tuple[np.ndarray, np.ndarray, OffsetModel]:
+    """Anchors dropped while a wrong match still spoiled their neighbours' residuals come back
+    when the final model predicts them within `clip_floor_px`; the model is refitted with them."""
+    out = np.flatnonzero(~keep)
+    if not len(out) or clip_floor_px <= 0:
+        return keep, cv, model
+    px, py = model(points[out, 0], points[out, 1])
+    back = out[np.hypot(offsets[out, 0] - px, offsets[out, 1] - py) <= clip_floor_px]
+    if not len(back):
+        return keep, cv, model
+    keep = keep.copy()
+    keep[back] = True
+    norm = (points - np.asarray(model.centre)) / model.scale
+    cv = np.full_like(cv, np.nan)
+    cv[keep] = _loo_residuals(norm[keep], offsets[keep], smoothing * weights[keep], kernel)[0]
+    log.info("%d anchors dropped as outliers are back: the final screen predicts them within %.2f px",
+             len(back), clip_floor_px)
+    return keep, cv, _build(points[keep], offsets[keep], weights[keep], centre=model.centre, scale=model.scale,
+                            smoothing=smoothing, kernel=kernel)
+
+
 def fit_offset_model(
     points: np.ndarray,
     offsets: np.ndarray,
@@ -396,6 +419,8 @@ def fit_offset_model(
         keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
     model = _build(points[keep], offsets[keep], weights[keep], centre=centre, scale=scale, smoothing=smoothing,
                    kernel=kernel)
+    keep, cv, model = _readmit(model, points, offsets, weights, keep, cv, smoothing=smoothing, kernel=kernel,
+                               clip_floor_px=clip_floor_px)
     rejected = np.flatnonzero(~keep)
     if len(rejected):
         px, py = model(points[rejected, 0], points[rejected, 1])
