@@ -162,7 +162,7 @@ class Dewarp:
     # the same values hold on any grid and at any resolution.
     snr: float = 5.0
     match_radius_beams: float = 3.0  # ionospheric offsets of up to ~2.5 beams are matched
-    # second pass: each catalogue source within this many beams of where the first screen puts it
+    # further passes: each catalogue source within this many beams of where the last screen puts it
     # (larger offsets than the first radius, and the first pass's guesses checked); 0: one pass
     rematch_radius_beams: float = 1.0
     min_anchors: int = 6
