@@ -172,6 +172,9 @@ class Dewarp:
     # the same values hold on any grid and at any resolution.
     snr: float = 5.0
     match_radius_beams: float = 3.0  # ionospheric offsets of up to ~2.5 beams are matched
+    # further passes: each catalogue source within this many beams of where the last screen puts it
+    # (larger offsets than the first radius, and the first pass's guesses checked); 0: one pass
+    rematch_radius_beams: float = 1.0
     min_anchors: int = 6
     reference_freq_mhz: float = 73.8
     spectral_index: float = -0.8
@@ -180,7 +183,7 @@ class Dewarp:
     max_size_beams: float = 1.5  # compact: fitted FWHM major axis <= this many restoring beams (BMAJ)
     max_grid_px: int = 512  # screen grid side; bigger images get an integer coarsening factor
     clip_sigma: float = 4.0  # anchors further than this many robust sigmas (leave-one-out) are outliers
-    clip_floor_beams: float = 0.25  # ... but never when they agree within this many beams
+    clip_floor_beams: float = 0.5  # ... but never when they agree within this many beams
     position_floor_beams: float = 0.02  # added in quadrature to the fitted position errors (CLEAN, sidelobes)
     # the screen is kept only when its leave-one-out residual beats the identity's (the raw
     # offsets) on the anchors: RMS after <= cv_gain x RMS before; else the images stay undewarped
@@ -193,6 +196,12 @@ class Dewarp:
     fit_box_beams: float = 1.2  # extraction: half-side of the Gaussian-fit box around each peak
     interp_order: int = 3  # apply: 3 cubic spline, 1 bilinear
     freq_scaling: bool = True  # apply: scale offsets by (f_screen / f_image)^2
+    # apply: compact peaks above rigid_snr robust sigmas are shifted by their own offset within
+    # rigid_radius_beams (BMAJ), tapered into the smooth screen over rigid_taper_beams, so the
+    # screen's stretch does not change their shape or integrated flux (0: smooth resampling only)
+    rigid_snr: float = 5.0
+    rigid_radius_beams: float = 2.0
+    rigid_taper_beams: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,7 @@ pixels around a peak pixel (a least-squares quadratic in log space), exact for a
 any sampling, and the local top of a dirty beam's main lobe (whose flanks a Gaussian of the
 restoring beam does not follow: a beam-shaped fit reads dirty Stokes V 3–7 % high).
 
-lwa-cutout's `measure` uses this; lwa-dewarp's `extract` still has its own scipy fit (to be
-moved here).
+Used by lwa-cutout's `measure`, lwa-dewarp's `extract` and `lwa_common.testing.fit_point_source`.
 """
 
 from __future__ import annotations
@@ -120,10 +119,40 @@ def fit_gaussian(
     there are too few finite pixels or the solver fails outright; otherwise a `GaussianFit2D`
     whose `converged` says whether the result may be used.
     """
-    from astropy.modeling import fitting, models
-    from astropy.utils.exceptions import AstropyUserWarning
+    n_free = 3 + (0 if fixed_shape else 3) + int(fit_offset)
+    pixels = _box_pixels(np.asarray(image), x0, y0, half_box=half_box, radius=radius, min_pixels=n_free + 2)
+    if pixels is None:
+        return None
+    xx, yy, zz, amp0 = pixels
+    reach = centre_reach if centre_reach is not None else max(1.0, max(sigma_x, sigma_y))
+    bounds = {"x_mean": (x0 - reach, x0 + reach), "y_mean": (y0 - reach, y0 + reach)}
+    if not fixed_shape:
+        s_bounds = (sigma_range[0] * min(sigma_x, sigma_y), sigma_range[1] * max(sigma_x, sigma_y))
+        bounds.update({"x_stddev": s_bounds, "y_stddev": s_bounds})
+    model = _model(amp0, x0, y0, sigma_x, sigma_y, theta, bounds=bounds, fixed_shape=fixed_shape,
+                   fit_offset=fit_offset)
+    solved = _solve(model, xx, yy, zz, maxiter=maxiter)
+    if solved is None:
+        return None
+    fitted, status, warned = solved
+    g, c = fitted[0], fitted[1]
+    values = [float(g.amplitude.value), float(g.x_mean.value), float(g.y_mean.value), abs(float(g.x_stddev.value)),
+              abs(float(g.y_stddev.value)), float(g.theta.value), float(c.amplitude.value)]
+    if not all(math.isfinite(v) for v in values):
+        return None
+    amp_err = _amplitude_std(g)
+    reasons = _doubts(values, amp0=amp0, amp_err=amp_err, status=status, warned=warned, bounds=bounds,
+                      fixed_shape=fixed_shape)
+    return GaussianFit2D(
+        amplitude=values[0], x=values[1], y=values[2], sigma_x=values[3], sigma_y=values[4], theta=values[5],
+        offset=values[6], amplitude_err=amp_err, converged=not reasons, fixed_shape=fixed_shape,
+        npix=len(zz), message="; ".join(reasons),
+    )
 
-    image = np.asarray(image)
+
+def _box_pixels(image: np.ndarray, x0: float, y0: float, *, half_box: int, radius: float | None, min_pixels: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """(x, y, value) of the finite pixels to fit and the start amplitude; None when too few."""
     ny, nx = image.shape
     xc, yc = int(round(x0)), int(round(y0))
     if not (0 <= xc < nx and 0 <= yc < ny):
@@ -135,18 +164,19 @@ def fit_gaussian(
     good = np.isfinite(cut)
     if radius is not None:
         good &= (xx - x0) ** 2 + (yy - y0) ** 2 <= radius * radius
-    n_free = 3 + (0 if fixed_shape else 3) + int(fit_offset)
-    if good.sum() < max(MIN_PIXELS, n_free + 2):
+    if good.sum() < max(MIN_PIXELS, min_pixels):
         return None
     amp0 = float(image[yc, xc]) if np.isfinite(image[yc, xc]) else float(np.nanmax(np.abs(cut)))
     if amp0 == 0:
         return None
-    s_lo = sigma_range[0] * min(sigma_x, sigma_y)
-    s_hi = sigma_range[1] * max(sigma_x, sigma_y)
-    reach = centre_reach if centre_reach is not None else max(1.0, max(sigma_x, sigma_y))
-    bounds = {"x_mean": (x0 - reach, x0 + reach), "y_mean": (y0 - reach, y0 + reach)}
-    if not fixed_shape:
-        bounds.update({"x_stddev": (s_lo, s_hi), "y_stddev": (s_lo, s_hi)})
+    return xx[good].astype(float), yy[good].astype(float), cut[good], amp0
+
+
+def _model(amp0: float, x0: float, y0: float, sigma_x: float, sigma_y: float, theta: float, *, bounds: dict,
+           fixed_shape: bool, fit_offset: bool):
+    """Gaussian2D + Const2D with the given start, bounds and fixed parameters."""
+    from astropy.modeling import models
+
     gauss = models.Gaussian2D(amplitude=amp0, x_mean=x0, y_mean=y0, x_stddev=sigma_x, y_stddev=sigma_y,
                               theta=theta, bounds=bounds)
     if fixed_shape:
@@ -155,48 +185,55 @@ def fit_gaussian(
     const = models.Const2D(amplitude=0.0)
     if not fit_offset:
         const.amplitude.fixed = True
-    model = gauss + const
+    return gauss + const
+
+
+def _solve(model, xx: np.ndarray, yy: np.ndarray, zz: np.ndarray, *, maxiter: int):
+    """(fitted model, solver status, astropy warnings) of `TRFLSQFitter`; None when it fails outright."""
+    from astropy.modeling import fitting
+    from astropy.utils.exceptions import AstropyUserWarning
+
     fitter = fitting.TRFLSQFitter(calc_uncertainties=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AstropyUserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            fitted = fitter(model, xx[good].astype(float), yy[good].astype(float), cut[good], maxiter=maxiter)
+            fitted = fitter(model, xx, yy, zz, maxiter=maxiter)
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
             log.debug("Gaussian fit failed: %s", err)
             return None
     info = fitter.fit_info
-    g, c = fitted[0], fitted[1]
-    values = [float(g.amplitude.value), float(g.x_mean.value), float(g.y_mean.value), abs(float(g.x_stddev.value)),
-              abs(float(g.y_stddev.value)), float(g.theta.value), float(c.amplitude.value)]
-    if not all(math.isfinite(v) for v in values):
-        return None
-    reasons = []
     status = getattr(info, "status", None) if not isinstance(info, dict) else info.get("status")
+    warned = [str(w.message) for w in caught if issubclass(w.category, AstropyUserWarning)]
+    return fitted, status, warned
+
+
+def _amplitude_std(g) -> float:
+    try:
+        std = g.amplitude.std
+        return float(std) if std is not None else math.nan
+    except (AttributeError, TypeError, ValueError):
+        return math.nan
+
+
+def _doubts(values: list[float], *, amp0: float, amp_err: float, status: int | None, warned: list[str],
+            bounds: dict, fixed_shape: bool) -> list[str]:
+    """Why a fit may not be trusted (empty: converged)."""
+    reasons = []
     if status is not None and status <= 0:
         reasons.append("iteration limit reached" if status == 0 else f"solver status {status}")
-    if any(issubclass(w.category, AstropyUserWarning) for w in caught):
-        reasons.append("; ".join(str(w.message) for w in caught if issubclass(w.category, AstropyUserWarning)))
+    if warned:
+        reasons.append("; ".join(warned))
     if values[0] * amp0 <= 0:
         reasons.append("amplitude changed sign")
     checks = [(values[1], *bounds["x_mean"]), (values[2], *bounds["y_mean"])]
     if not fixed_shape:
-        checks += [(values[3], s_lo, s_hi), (values[4], s_lo, s_hi)]
+        checks += [(values[3], *bounds["x_stddev"]), (values[4], *bounds["y_stddev"])]
     if any(_on_bound(v, lo, hi) for v, lo, hi in checks):
         reasons.append("a parameter is on its bound")
-    amp_err = math.nan
-    try:
-        std = g.amplitude.std
-        amp_err = float(std) if std is not None else math.nan
-    except (AttributeError, TypeError, ValueError):
-        pass
     if not math.isfinite(amp_err):
         reasons.append("no finite uncertainty")
-    return GaussianFit2D(
-        amplitude=values[0], x=values[1], y=values[2], sigma_x=values[3], sigma_y=values[4], theta=values[5],
-        offset=values[6], amplitude_err=amp_err, converged=not reasons, fixed_shape=fixed_shape,
-        npix=int(good.sum()), message="; ".join(reasons),
-    )
+    return reasons
 
 
 def gaussian_peak_3x3(image: np.ndarray, x: int, y: int) -> tuple[float, float, float] | None:

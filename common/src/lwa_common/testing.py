@@ -55,29 +55,24 @@ def best_of(fn, repeat: int) -> float:
 
 
 def fit_point_source(image: np.ndarray, x0: float, y0: float, *, box: int = 7) -> dict[str, float]:
-    """Fit a 2-D Gaussian + offset around pixel (x0, y0); returns x, y, peak, sigmas.
+    """Fit a 2-D Gaussian + offset around pixel (x0, y0); returns x, y, peak, sigmas, converged.
 
-    Uses astropy.modeling (LevMar); the box is centred on the brightest pixel within `box`/2 of
-    the guess so that a small position error does not bias the fit.
+    The project's one fitter (`lwa_common.fitting.fit_gaussian`, free shape started at 1.5 px);
+    the box is centred on the brightest pixel within `box`/2 of the guess so that a small position
+    error does not bias the fit. ValueError when there is nothing to fit.
     """
-    from astropy.modeling import fitting, models
+    from lwa_common.fitting import fit_gaussian
 
-    x0, y0 = float(x0), float(y0)
-    xi, yi = int(round(x0)), int(round(y0))
+    xi, yi = int(round(float(x0))), int(round(float(y0)))
     h = box // 2
     sub = image[max(yi - h, 0): yi + h + 1, max(xi - h, 0): xi + h + 1]
     dy, dx = np.unravel_index(np.nanargmax(sub), sub.shape)
     xc, yc = max(xi - h, 0) + dx, max(yi - h, 0) + dy
-    y_lo, x_lo = max(yc - h, 0), max(xc - h, 0)
-    cut = image[y_lo: yc + h + 1, x_lo: xc + h + 1]
-    yy, xx = np.mgrid[y_lo: y_lo + cut.shape[0], x_lo: x_lo + cut.shape[1]]
-    good = np.isfinite(cut)
-    g0 = models.Gaussian2D(amplitude=float(np.nanmax(cut)), x_mean=xc, y_mean=yc, x_stddev=1.5, y_stddev=1.5)
-    model = g0 + models.Const2D(amplitude=0.0)
-    fit = fitting.LevMarLSQFitter()(model, xx[good], yy[good], cut[good])
-    g = fit[0]
-    return {"x": float(g.x_mean.value), "y": float(g.y_mean.value), "peak": float(g.amplitude.value),
-            "sx": float(abs(g.x_stddev.value)), "sy": float(abs(g.y_stddev.value))}
+    fit = fit_gaussian(image, xc, yc, sigma_x=1.5, sigma_y=1.5, half_box=h, centre_reach=h, sigma_range=(0.1, 10.0))
+    if fit is None:
+        raise ValueError(f"no Gaussian fit at ({x0}, {y0})")
+    return {"x": fit.x, "y": fit.y, "peak": fit.amplitude, "sx": fit.sigma_x, "sy": fit.sigma_y,
+            "converged": fit.converged}
 
 
 def allsky_header(*, size: int = 256, scale_deg: float = 0.5, ra_deg: float = 151.0, dec_deg: float = 37.24,

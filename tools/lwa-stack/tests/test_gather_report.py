@@ -384,6 +384,10 @@ def test_dewarp_score_from_the_screen(synth):
     sc = collect_run(synth.run, cfg=CFG).get("dewarp", "55MHz")
     assert sc.score == pytest.approx(0.9 * 0.2 / 0.5)
     assert sc.colour == "red" and "worsens astrometry" in sc.items[0]
+    with fits.open(screen, mode="update") as h:
+        h[0].header["DWSTATUS"] = "IDENTITY"  # that screen was not applied: the images stay as they were
+    sc = collect_run(synth.run, cfg=CFG).get("dewarp", "55MHz")
+    assert sc.value == 1.0 and not sc.items and "left undewarped" in sc.detail
     screen.unlink()
     (sb / "logs" / "dewarp-fit.log").write_text("$ lwa-dewarp fit ...\nonly 2 anchors matched (need 6)\n")
     sc = collect_run(synth.run, cfg=CFG).get("dewarp", "55MHz")

@@ -299,6 +299,49 @@ class FitOutcome:
     resolved: bool
 
 
+@dataclass(frozen=True)
+class _Cutout:
+    """The pixels around a position: values (NaN off the sky and in masks), sky positions,
+    separations from the position (deg), the box's corner in the image, and the masks."""
+
+    raw: np.ndarray  # values, NaN off the sky only (the catalogue value ignores the masks)
+    box: np.ndarray  # values, NaN off the sky and in the masks
+    ra: np.ndarray
+    dec: np.ndarray
+    sep: np.ndarray
+    xlo: int
+    ylo: int
+    masked: np.ndarray
+
+    @property
+    def on_sky(self) -> np.ndarray:
+        return np.isfinite(self.sep)
+
+
+def _cutout(image: np.ndarray, wcs: WCS, x0: float, y0: float, ra_deg: float, dec_deg: float, *, reach_deg: float,
+            mask: Sequence[tuple[float, float]], mask_radius_deg: float) -> _Cutout:
+    """The box of `reach_deg` around pixel (x0, y0), with per-pixel sky positions and masks."""
+    ny, nx = image.shape
+    sx, sy = _pixel_scale_deg(wcs)
+    half = int(math.ceil(reach_deg / min(sx, sy))) + 2
+    xlo, xhi = max(int(math.floor(x0)) - half, 0), min(int(math.ceil(x0)) + half + 1, nx)
+    ylo, yhi = max(int(math.floor(y0)) - half, 0), min(int(math.ceil(y0)) + half + 1, ny)
+    raw = np.array(image[ylo:yhi, xlo:xhi], dtype=float)
+    yy, xx = np.mgrid[ylo:yhi, xlo:xhi]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pra, pdec = wcs.pixel_to_world_values(xx.astype(float), yy.astype(float))
+    sep = angular_separation_deg(ra_deg, dec_deg, pra, pdec)
+    raw[~np.isfinite(sep)] = np.nan
+    masked = np.zeros(raw.shape, dtype=bool)
+    for mra, mdec in mask:
+        msep = angular_separation_deg(mra, mdec, pra, pdec)
+        masked |= np.isfinite(msep) & (msep < mask_radius_deg)
+    box = raw.copy()
+    box[masked] = np.nan
+    return _Cutout(raw, box, pra, pdec, sep, xlo, ylo, masked)
+
+
 def measure_position(
     image: np.ndarray,
     wcs: WCS,
@@ -330,8 +373,6 @@ def measure_position(
     inner, outer = (a * beam.major_deg for a in annulus_beams)
     if not 0 <= inner < outer:
         raise LwaError(f"annulus {annulus_beams} beams: the inner radius must be below the outer one")
-    mask_radius = beam.major_deg if mask_radius_deg is None else mask_radius_deg
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         x0, y0 = (float(v) for v in wcs.world_to_pixel_values(ra_deg, dec_deg))
@@ -339,60 +380,45 @@ def measure_position(
     if not (np.isfinite(x0) and np.isfinite(y0)) or not (-0.5 <= x0 < nx - 0.5 and -0.5 <= y0 < ny - 0.5):
         return Measurement.empty(stokes, search_radius_arcsec=radius_arcsec, note="outside image")
 
-    sx, sy = _pixel_scale_deg(wcs)
-    scale = math.sqrt(sx * sy)
-    reach = max(outer, radius + FIT_HALF_BOX_BEAMS * beam.major_deg)
-    half = int(math.ceil(reach / min(sx, sy))) + 2
-    xlo, xhi = max(int(math.floor(x0)) - half, 0), min(int(math.ceil(x0)) + half + 1, nx)
-    ylo, yhi = max(int(math.floor(y0)) - half, 0), min(int(math.ceil(y0)) + half + 1, ny)
-    raw = np.array(image[ylo:yhi, xlo:xhi], dtype=float)
-    yy, xx = np.mgrid[ylo:yhi, xlo:xhi]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        pra, pdec = wcs.pixel_to_world_values(xx.astype(float), yy.astype(float))
-    sep = angular_separation_deg(ra_deg, dec_deg, pra, pdec)
-    on_sky = np.isfinite(sep)
-    raw[~on_sky] = np.nan
-    box = raw.copy()
-
-    masked = np.zeros(box.shape, dtype=bool)
-    for mra, mdec in mask:
-        msep = angular_separation_deg(mra, mdec, pra, pdec)
-        masked |= np.isfinite(msep) & (msep < mask_radius)
-    box[masked] = np.nan
-    in_search = on_sky & (sep <= radius)
-    n_masked = int((masked & in_search).sum())
+    cut = _cutout(image, wcs, x0, y0, ra_deg, dec_deg, reach_deg=max(outer, radius + FIT_HALF_BOX_BEAMS * beam.major_deg),
+                  mask=mask, mask_radius_deg=beam.major_deg if mask_radius_deg is None else mask_radius_deg)
+    in_search = cut.on_sky & (cut.sep <= radius)
+    n_masked = int((cut.masked & in_search).sum())
     notes = []
-    if mask and masked[int(round(y0)) - ylo, int(round(x0)) - xlo]:
+    if mask and cut.masked[int(round(y0)) - cut.ylo, int(round(x0)) - cut.xlo]:
         notes.append("position masked")
-
-    cat = bilinear(raw, x0 - xlo, y0 - ylo)  # the catalogue value ignores the masks
-    rms = robust_rms(box[on_sky & (sep >= inner) & (sep <= outer)])
-
-    search_vals = np.where(in_search & np.isfinite(box), box, np.nan)
+    cat = bilinear(cut.raw, x0 - cut.xlo, y0 - cut.ylo)  # the catalogue value ignores the masks
+    rms = robust_rms(cut.box[cut.on_sky & (cut.sep >= inner) & (cut.sep <= outer)])
+    search_vals = np.where(in_search & np.isfinite(cut.box), cut.box, np.nan)
     if not np.isfinite(search_vals).any():
         notes.append("no finite pixel in the search circle")
         return Measurement(stokes, cat, math.nan, math.nan, math.nan, math.nan, rms, math.nan, False, None,
                            radius_arcsec, n_masked, "; ".join(notes))
     flat = np.abs(search_vals) if signed_abs else search_vals
-    iy, ix = np.unravel_index(int(np.nanargmax(flat)), box.shape)
-    peak = float(box[iy, ix])
-    peak_ra, peak_dec = float(pra[iy, ix]), float(pdec[iy, ix])
-    peak_offset = float(sep[iy, ix]) * 3600.0
+    iy, ix = np.unravel_index(int(np.nanargmax(flat)), cut.box.shape)
+    peak = float(cut.box[iy, ix])
     snr = peak / rms if np.isfinite(rms) and rms > 0 else math.nan
     level = abs(snr) if signed_abs else snr
     detected = bool(np.isfinite(level) and level >= detection_sigma)
-
     gfit = None
-    if fit and np.isfinite(level) and level >= detection_sigma:
-        outcome, note = _fit(box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs), masked=masked,
-                             point_only=signed_abs)
-        if outcome is None:
-            notes.append(note)
-        else:
-            gfit = _fit_result(outcome, beam=beam, wcs=wcs, xlo=xlo, ylo=ylo, scale=scale, sx=sx, sy=sy)
-    return Measurement(stokes, cat, peak, peak_ra, peak_dec, peak_offset, rms, snr, detected, gfit, radius_arcsec,
-                       n_masked, "; ".join(notes))
+    if fit and detected:
+        gfit = _fit_peak(cut, ix, iy, beam=beam, wcs=wcs, point_only=signed_abs, notes=notes)
+    return Measurement(stokes, cat, peak, float(cut.ra[iy, ix]), float(cut.dec[iy, ix]), float(cut.sep[iy, ix]) * 3600.0,
+                       rms, snr, detected, gfit, radius_arcsec, n_masked, "; ".join(notes))
+
+
+def _fit_peak(cut: _Cutout, ix: int, iy: int, *, beam: RestoringBeam, wcs: WCS, point_only: bool,
+              notes: list[str]) -> GaussianFit | None:
+    """The Gaussian fit of the peak pixel (ix, iy) of `cut` in image terms; None (and a note) when
+    it did not converge."""
+    sx, sy = _pixel_scale_deg(wcs)
+    scale = math.sqrt(sx * sy)
+    outcome, note = _fit(cut.box, ix, iy, beam=beam, scale_deg=scale, x_east=_x_axis_east(wcs), masked=cut.masked,
+                         point_only=point_only)
+    if outcome is None:
+        notes.append(note)
+        return None
+    return _fit_result(outcome, beam=beam, wcs=wcs, xlo=cut.xlo, ylo=cut.ylo, scale=scale, sx=sx, sy=sy)
 
 
 def _fit_result(outcome: FitOutcome, *, beam: RestoringBeam, wcs: WCS, xlo: int, ylo: int, scale: float,

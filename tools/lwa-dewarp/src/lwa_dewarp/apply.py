@@ -4,8 +4,11 @@ The dewarped value at pixel p is the observed value at p + d(p), where d is the 
 minus true position, a function of the true position): a pull resampling with
 `scipy.ndimage.map_coordinates`, cubic B-spline by default (bilinear on request). Cubic keeps the
 peak of a beam-sized source to a fraction of a per cent at any sub-pixel shift, where bilinear
-interpolation smooths it by up to ~10 % for a 3-pixel beam; both keep the integrated flux
-because the warp is smooth (its Jacobian is 1 to well within a per cent).
+interpolation smooths it by up to ~10 % for a 3-pixel beam. A screen whose offsets vary over the
+image stretches what it resamples by its Jacobian (lwa-sim's fields by up to ~8 %), which would
+change the fitted area and so the integrated flux of a compact source by as much: compact sources
+are therefore moved rigidly by their own offset (`lwa_dewarp.rigid`, DWRIGID patches), and only
+the emission between them follows the smooth screen.
 
 `map_coordinates` has no notion of missing data, so the NaN handling is ours: NaN pixels (outside
 the horizon, below the primary-beam cut) are filled before interpolation -- a band of a few
@@ -41,8 +44,9 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 from lwa_common.images import ImageHints, image_info, same_grid
 from lwa_common.io import check_output
-from lwa_dewarp.extract import celestial_wcs
+from lwa_dewarp.extract import beam_from_header, celestial_wcs
 from lwa_dewarp.fit import _settings, image_freq_mhz
+from lwa_dewarp.rigid import Patches, find_patches
 from lwa_dewarp.screen import Screen, read_screen
 
 __all__ = ["apply_screen", "dewarp_images", "dewarped_path", "sample_coordinates", "resample_nan_aware",
@@ -99,18 +103,28 @@ class _Sampler:
             coords[1] += np.arange(nx, dtype=float)[None, :]
             return coords
         yy, xx = np.mgrid[y0:y1, 0:nx].astype(float)
+        xs, ys = self.at(xx, yy)
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        coords[0] = np.where(ok, ys, -1e6)
+        coords[1] = np.where(ok, xs, -1e6)
+        return coords
+
+    def at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Input (x, y) pixels sampled by output pixels (x, y) (arrays); NaN without a sky position."""
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if self.same_grid:
+            dx, dy = self.screen.offsets_at(x, y)
+            return x + self.scale * dx, y + self.scale * dy
         ref = self.screen.ref_wcs
         with np.errstate(invalid="ignore"):
-            ra, dec = self.wcs.pixel_to_world_values(xx, yy)
+            ra, dec = self.wcs.pixel_to_world_values(x, y)
             xr, yr = ref.world_to_pixel_values(ra, dec)
             ok = np.isfinite(xr) & np.isfinite(yr)
             dx, dy = self.screen.offsets_at(np.where(ok, xr, 0.0), np.where(ok, yr, 0.0))
             ra_o, dec_o = ref.pixel_to_world_values(xr + self.scale * dx, yr + self.scale * dy)
             xs, ys = self.wcs.world_to_pixel_values(ra_o, dec_o)
         ok &= np.isfinite(xs) & np.isfinite(ys)
-        coords[0] = np.where(ok, ys, -1e6)
-        coords[1] = np.where(ok, xs, -1e6)
-        return coords
+        return np.where(ok, xs, np.nan), np.where(ok, ys, np.nan)
 
 
 def sample_coordinates(screen: Screen, header: fits.Header, shape: tuple[int, int], *,
@@ -227,9 +241,10 @@ def resample_nan_aware(plane: np.ndarray, coords: np.ndarray, *, order: int = De
     return _Prepared(np.asarray(plane), order).sample(coords)
 
 
-def _dewarp_planes(planes: np.ndarray, sampler: _Sampler, order: int) -> np.ndarray:
+def _dewarp_planes(planes: np.ndarray, sampler: _Sampler, order: int, patches: Patches | None = None) -> np.ndarray:
     """Resample planes (k, ny, nx) block by block of rows: the coordinates of a block serve every
-    plane, and memory stays at a few blocks instead of full-size coordinate arrays."""
+    plane, and memory stays at a few blocks instead of full-size coordinate arrays. Near the
+    `patches` (compact sources) the coordinates are their rigid shifts (`lwa_dewarp.rigid`)."""
     prepared = [_Prepared(p, order) for p in planes]
     k, ny, nx = planes.shape
     out = np.empty((k, ny, nx), dtype=np.float32)
@@ -238,9 +253,24 @@ def _dewarp_planes(planes: np.ndarray, sampler: _Sampler, order: int) -> np.ndar
     for y0 in range(0, ny, step):
         y1 = min(y0 + step, ny)
         coords = sampler.block(y0, y1, reuse=True)
+        if patches is not None:
+            patches.blend(coords, y0)
         for i, prep in enumerate(prepared):
             out[i, y0:y1] = prep.sample(coords, out=buffer[: y1 - y0])
     return out
+
+
+def _patches(planes: np.ndarray, header: fits.Header, sampler: _Sampler, d: Dewarp, *, where: str) -> Patches | None:
+    """The rigid patches of an image (None when `rigid_snr` is 0 or the header has no beam)."""
+    if d.rigid_snr <= 0:
+        return None
+    try:
+        beam = beam_from_header(header, where=where)
+    except LwaError as err:
+        log.warning("%s: compact sources are resampled with the smooth screen (no rigid patches)", err)
+        return None
+    return find_patches(planes, sampler.at, beam_px=beam.bmaj_px, snr=d.rigid_snr, radius_beams=d.rigid_radius_beams,
+                        taper_beams=d.rigid_taper_beams)
 
 
 def apply_screen(
@@ -253,8 +283,9 @@ def apply_screen(
     cfg: Config | Dewarp | None = None,
 ) -> np.ndarray:
     """The dewarped image (float32): `data` (any leading axes, last two y, x) resampled with the
-    inverse warp of `screen` (a `Screen` or a screen FITS path). Unset `order` / `freq_scaling`
-    come from `cfg.dewarp` (`interp_order`, `freq_scaling`)."""
+    inverse warp of `screen` (a `Screen` or a screen FITS path), compact sources moved rigidly
+    (`lwa_dewarp.rigid`; `cfg.dewarp.rigid_*`). Unset `order` / `freq_scaling` come from
+    `cfg.dewarp` (`interp_order`, `freq_scaling`)."""
     d = _settings(cfg)
     order = d.interp_order if order is None else order
     freq_scaling = d.freq_scaling if freq_scaling is None else freq_scaling
@@ -266,7 +297,9 @@ def apply_screen(
         raise LwaError(f"image data must be at least 2-D, got shape {data.shape}")
     shape = data.shape[-2:]
     sampler = _Sampler(screen, header, shape, freq_scaling=freq_scaling)
-    return _dewarp_planes(data.reshape(-1, *shape), sampler, order).reshape(data.shape)
+    planes = data.reshape(-1, *shape)
+    patches = _patches(planes, header, sampler, d, where="image")
+    return _dewarp_planes(planes, sampler, order, patches).reshape(data.shape)
 
 
 @dataclass(frozen=True)
@@ -360,15 +393,20 @@ def dewarp_images(
         data, header = read_image(p)
         sampler = _Sampler(scr, header, data.shape[-2:], freq_scaling=freq_scaling, hints=hints)
         same, scale = sampler.same_grid, sampler.scale
+        n_rigid = 0
         if scr.is_identity:  # the fit found no gain over the identity: the pixels stay as they are
             dewarped = data
         else:
-            dewarped = _dewarp_planes(data.reshape(-1, *data.shape[-2:]), sampler, order).reshape(data.shape)
+            planes = data.reshape(-1, *data.shape[-2:])
+            patches = _patches(planes, header, sampler, d, where=str(p))
+            n_rigid = len(patches) if patches is not None else 0
+            dewarped = _dewarp_planes(planes, sampler, order, patches).reshape(data.shape)
         header["DWSTATUS"] = ("IDENTITY" if scr.is_identity else "SCREEN",
                               "IDENTITY: screen did not beat identity, not resampled")
         header["DWSCREEN"] = (screen_path.name[:68], "lwa-dewarp screen applied")
         header["DWORDER"] = (order, "dewarp interpolation order (1 linear, 3 cubic)")
         header["DWSCALE"] = (round(scale, 6), "screen offsets scaled by (f_screen/f_image)^2")
+        header["DWRIGID"] = (n_rigid, "compact sources shifted rigidly, not stretched")
         write_image(out, dewarped, header, tool=TOOL, keywords={"DEWARPED": True}, argv=argv, overwrite=overwrite,
                     extra_history=[f"input: {p}", f"screen: {screen_path}"])
         rec = DewarpedImage(str(p), str(out), same, scale, float(np.mean(~np.isfinite(data))),

@@ -5,8 +5,9 @@ MAD-based RMS in boxes of `background_box_beams` (8) beams, with the NaN pixels 
 a global sigma-clipped estimate when the image is too small for boxes) and the local maxima above
 `snr` times the local RMS from `find_peaks`.
 
-Positions and sizes come from our own least-squares fit of an elliptical Gaussian plus a constant
-in a box of 2 x `fit_box_beams` (1.2) beams around each peak (`scipy.optimize.least_squares`), not from a segment
+Positions and sizes come from a least-squares fit of an elliptical Gaussian plus a constant in a
+box of 2 x `fit_box_beams` (1.2) beams around each peak (the project's one fitter,
+`lwa_common.fitting.fit_gaussian`; a fit that did not converge is no detection), not from a segment
 centroid: a moment centroid over a thresholded segment is biased by the segment boundary and by
 neighbouring emission, and the dewarp screen needs positions good to a small fraction of the beam.
 The fitted size decides whether a source is compact (close to the restoring beam BMAJ/BMIN).
@@ -22,17 +23,17 @@ import pandas as pd
 from astropy.io import fits
 from astropy.stats import SigmaClip, sigma_clipped_stats
 from astropy.wcs.utils import proj_plane_pixel_scales
-from scipy.optimize import least_squares
 
 from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs
+from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian
 
 __all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "find_compact_sources", "DETECTION_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+SIGMA_RANGE = (0.15, 6.0)  # free sigmas: 0.15 x the beam's minor .. 6 x its major sigma
 MAX_PEAKS = 20000
 
 DETECTION_COLUMNS = [
@@ -112,40 +113,14 @@ def estimate_background(plane: np.ndarray, *, box_px: int) -> tuple[np.ndarray, 
     return np.full(plane.shape, float(median)), np.full(plane.shape, float(std)), "global sigma-clipped"
 
 
-def _gaussian(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-    amp, x0, y0, sa, sb, theta, const = p
-    ct, st = math.cos(theta), math.sin(theta)
-    dx, dy = xx - x0, yy - y0
-    u = dx * ct + dy * st
-    v = -dx * st + dy * ct
-    return amp * np.exp(-0.5 * ((u / sa) ** 2 + (v / sb) ** 2)) + const
-
-
-def _fit_one(plane: np.ndarray, xp: int, yp: int, amp0: float, beam: Beam, half: int) -> np.ndarray | None:
-    ny, nx = plane.shape
-    y_lo, y_hi = max(yp - half, 0), min(yp + half + 1, ny)
-    x_lo, x_hi = max(xp - half, 0), min(xp + half + 1, nx)
-    cut = plane[y_lo:y_hi, x_lo:x_hi]
-    yy, xx = np.mgrid[y_lo:y_hi, x_lo:x_hi]
-    good = np.isfinite(cut)
-    if good.sum() < 7:
-        return None
-    xx, yy, zz = xx[good].astype(float), yy[good].astype(float), cut[good].astype(float)
+def _fit_one(plane: np.ndarray, xp: int, yp: int, beam: Beam, half: int) -> GaussianFit2D | None:
+    """The free elliptical Gaussian (+ constant) of the peak at (xp, yp), started at the restoring
+    beam (`lwa_common.fitting.fit_gaussian`); None unless the fit converged."""
     s_maj = beam.bmaj_px / FWHM_PER_SIGMA
     s_min = beam.bmin_px / FWHM_PER_SIGMA
-    theta0 = math.radians(90.0 + beam.bpa_deg)
-    p0 = np.array([amp0, xp, yp, s_maj, s_min, theta0, 0.0])
-    lo = np.array([0.0, xp - half, yp - half, 0.15 * s_min, 0.15 * s_min, -np.inf, -np.inf])
-    hi = np.array([np.inf, xp + half, yp + half, 6.0 * s_maj + 1.0, 6.0 * s_maj + 1.0, np.inf, np.inf])
-    p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
-    try:
-        res = least_squares(lambda p: _gaussian(p, xx, yy) - zz, p0, bounds=(lo, hi), x_scale="jac",
-                            max_nfev=300)
-    except (ValueError, np.linalg.LinAlgError):
-        return None
-    if not res.success or not np.all(np.isfinite(res.x)):
-        return None
-    return res.x
+    fit = fit_gaussian(plane, xp, yp, sigma_x=s_maj, sigma_y=s_min, theta=math.radians(90.0 + beam.bpa_deg),
+                       half_box=half, centre_reach=half, sigma_range=SIGMA_RANGE)
+    return fit if fit is not None and fit.converged else None
 
 
 def find_compact_sources(
@@ -185,13 +160,12 @@ def find_compact_sources(
         log.warning("more than %d peaks above %.1f sigma: kept the brightest", MAX_PEAKS, snr)
     rows = []
     half = max(3, int(math.ceil(fit_box_beams * beam.bmaj_px)))
-    for xp, yp, val in zip(table["x_peak"] if n_peaks else [], table["y_peak"] if n_peaks else [],
-                           table["peak_value"] if n_peaks else [], strict=True):
+    for xp, yp in zip(table["x_peak"] if n_peaks else [], table["y_peak"] if n_peaks else [], strict=True):
         xp, yp = int(xp), int(yp)
-        p = _fit_one(subtracted, xp, yp, float(val), beam, half)
-        if p is None:
+        fit = _fit_one(subtracted, xp, yp, beam, half)
+        if fit is None:
             continue
-        amp, x0, y0, sa, sb, _, _ = p
+        amp, x0, y0, sa, sb = fit.amplitude, fit.x, fit.y, fit.sigma_x, fit.sigma_y
         local_rms = float(rms[yp, xp])
         fwhm_maj = FWHM_PER_SIGMA * max(sa, sb)
         fwhm_min = FWHM_PER_SIGMA * min(sa, sb)

@@ -45,6 +45,7 @@ STATUS_TOO_FEW = "too_few_anchors"
 STATUS_IDENTITY = "identity"  # a screen was fitted but does not beat the identity: zero screen
 OFFSET_FRAMES = ("radec", "plane")
 DWSTATUS = {STATUS_OK: "SCREEN", STATUS_IDENTITY: "IDENTITY"}  # the header keyword of each
+MAX_PASSES = 10  # matching passes: the first around the catalogue, then around the last screen's predictions
 
 
 @dataclass
@@ -132,7 +133,8 @@ def _resolve(cfg: Config | Dewarp | None, overrides: dict[str, Any]) -> Dewarp:
         value = getattr(d, name)
         if not (math.isfinite(value) and value > low):
             raise LwaError(f"dewarp.{name} must be > {low:g}, got {value}")
-    for name in ("clip_floor_beams", "position_floor_beams", "smoothing"):
+    for name in ("clip_floor_beams", "position_floor_beams", "smoothing", "rematch_radius_beams", "rigid_snr",
+                 "rigid_radius_beams", "rigid_taper_beams"):
         value = getattr(d, name)
         if not (math.isfinite(value) and value >= 0):
             raise LwaError(f"dewarp.{name} must be >= 0, got {value}")
@@ -170,15 +172,62 @@ def _find_anchors(inp: _Inputs, d: Dewarp) -> tuple[pd.DataFrame, pd.DataFrame, 
     detections = find_compact_sources(inp.plane, inp.header, snr=d.snr, max_size_beams=d.max_size_beams,
                                       background_box_beams=d.background_box_beams, fit_box_beams=d.fit_box_beams)
     compact = detections[detections["compact"]].reset_index(drop=True)
+    anchors, counts = _match(compact, inp, d, radius_beams=d.match_radius_beams)
+    return detections, compact, anchors, counts
+
+
+def _match(compact: pd.DataFrame, inp: _Inputs, d: Dewarp, *, radius_beams: float, predict=None
+           ) -> tuple[pd.DataFrame, dict[str, int]]:
     anchors, counts = match_catalog(compact, inp.sources, inp.wcs, np.isfinite(inp.plane),
-                                    freq_hz=inp.freq_mhz * 1e6, radius_arcmin=d.match_radius_beams * inp.beam.fwhm_arcmin,
+                                    freq_hz=inp.freq_mhz * 1e6, radius_arcmin=radius_beams * inp.beam.fwhm_arcmin,
                                     flux_ratio_max=d.flux_ratio_max, ref_freq_hz=d.reference_freq_mhz * 1e6,
-                                    alpha=d.spectral_index)
+                                    alpha=d.spectral_index, predict=predict)
     anchors = anchors.copy()
     for col in ("fit_dx_px", "fit_dy_px", "cv_dx_px", "cv_dy_px", "after_arcmin", "after_cv_arcmin"):
         anchors[col] = np.nan
     anchors["used"] = False
-    return detections, compact, anchors, counts
+    return anchors, counts
+
+
+def _rematch(compact: pd.DataFrame, inp: _Inputs, d: Dewarp, anchors: pd.DataFrame, model: PlaneModel,
+             counts: dict[str, int]) -> tuple[pd.DataFrame, PlaneModel, dict[str, int]]:
+    """Further passes: every catalogue source is looked for within `rematch_radius_beams` of where
+    the last screen puts it, and the screen refitted on those anchors, until a pass adds no anchor
+    (at most `MAX_PASSES`): offsets beyond the first radius are found from the anchors next to
+    them outwards (lwa-sim skies have sources 3-5.5 beams off), and the first pass's nearest-source
+    guesses are checked against the field. The last good pass stands; none when the first screen
+    does not beat the identity."""
+    if d.rematch_radius_beams <= 0:
+        return anchors, model, counts
+    for _ in range(MAX_PASSES - 1):
+        if not _judge(anchors[anchors["used"]], inp.beam, d)["screen_beats_identity"]:
+            break
+        again, counts2 = _match(compact, inp, d, radius_beams=d.rematch_radius_beams, predict=_predictor(inp, model))
+        if len(again) < d.min_anchors:
+            break
+        try:
+            model2 = _fit_anchors(again, inp, d)
+        except LwaError:
+            break
+        log.info("pass around the screen's predictions: %d anchors (before: %d)", len(again), len(anchors))
+        grew = int(again["used"].sum()) > int(anchors["used"].sum())
+        anchors, model, counts = again, model2, counts2
+        if not grew:
+            break
+    return anchors, model, counts
+
+
+def _predictor(inp: _Inputs, model: PlaneModel):
+    """Catalogue (RA, Dec) -> where `model` puts them in the image (degrees; NaN off the image)."""
+    def predict(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(invalid="ignore"):
+            x, y = inp.wcs.world_to_pixel_values(ra, dec)
+            ok = np.isfinite(x) & np.isfinite(y)
+            dx, dy = model(np.where(ok, x, 0.0), np.where(ok, y, 0.0))
+            pra, pdec = inp.wcs.pixel_to_world_values(x + dx, y + dy)
+        return np.where(ok, pra, np.nan), np.where(ok, pdec, np.nan)
+
+    return predict
 
 
 def _base_summary(inp: _Inputs, d: Dewarp, detections: pd.DataFrame, compact: pd.DataFrame,
@@ -305,8 +354,12 @@ def fit_screen(
         model = _fit_anchors(anchors, inp, d)
     except LwaError as err:  # collinear or coincident anchors: as good as too few
         return result(None, STATUS_TOO_FEW, len(anchors), f"{len(anchors)} anchors, but {err}")
+    anchors, model, counts = _rematch(compact, inp, d, anchors, model, counts)
+    summary.update(_base_summary(inp, d, detections, compact, anchors, counts))
     used = anchors[anchors["used"]]
     summary["n_rejected_outliers"] = int((~anchors["used"]).sum())
+    summary["screen_model"] = model.inner.kind
+    summary["screen_model_card"] = model.inner.card
     if len(used) < d.min_anchors:
         return result(None, STATUS_TOO_FEW, len(used),
                       f"only {len(used)} anchors left after outlier rejection (need {d.min_anchors})")
@@ -363,7 +416,8 @@ def write_fit_products(
             "OFFMED0": (s["median_offset_before_arcmin"], "median offset before dewarping [arcmin]"),
             "OFFMED1": (s["median_offset_after_arcmin"], "median residual after (in-sample) [arcmin]"),
             "OFFMEDCV": (s["median_offset_after_cv_arcmin"], "median residual after (cross-valid.) [arcmin]"),
-            "DWSMOOTH": (s["settings"]["smoothing"], "thin-plate spline smoothing"),
+            "DWSMOOTH": (s["settings"]["smoothing"], "screen smoothing (noise-to-signal)"),
+            "DWMODEL": (str(s.get("screen_model_card", ""))[:40], "screen model (least leave-one-out residual)"),
             "DWSTATUS": (DWSTATUS[result.status], "SCREEN: fitted; IDENTITY: no gain, zero screen"),
             "RMSOFF0": (s["rms_offset_before_beams"], "RMS anchor offset before [beams]"),
             "RMSOFFCV": (s["rms_offset_after_cv_beams"], "RMS leave-one-out residual of screen [beams]"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import astropy.units as u
@@ -127,12 +127,16 @@ def match_catalog(
     flux_ratio_max: float,
     ref_freq_hz: float,
     alpha: float,
+    predict: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Anchors (columns `ANCHOR_COLUMNS`) and counts of what was kept and why not.
 
     `detections` are compact sources from `find_compact_sources`; `valid` is the image's finite
     pixel mask (a catalogue source projected onto a NaN pixel is outside the field). Offsets are
     observed minus catalogue, in pixels (dx, dy) and on the sky (dra = dRA cos Dec, ddec; arcmin).
+    With `predict` (catalogue RA, Dec in degrees -> where a screen expects them in the image) the
+    detections are matched within the radius of the predicted positions (the blend test too),
+    while the offsets stay observed minus catalogue.
     """
     counts = {"catalog": len(sources), "catalog_in_field": 0, "detections": len(detections), "matched": 0,
               "rejected_blend": 0, "rejected_flux": 0, "rejected_duplicate": 0}
@@ -145,17 +149,24 @@ def match_catalog(
     if len(idx) == 0:
         return empty, counts
     cat = SkyCoord([placed[i].ra_deg for i in idx] * u.deg, [placed[i].dec_deg for i in idx] * u.deg)
+    target = cat
+    if predict is not None:
+        p_ra, p_dec = predict(cat.ra.deg, cat.dec.deg)
+        target = SkyCoord(np.where(np.isfinite(p_ra), p_ra, cat.ra.deg) * u.deg,
+                          np.where(np.isfinite(p_dec), p_dec, cat.dec.deg) * u.deg)
     expected = np.array([expected_flux(placed[i], freq_hz, ref_freq_hz=ref_freq_hz, alpha=alpha) for i in idx])
     det = SkyCoord(detections["ra_deg"].to_numpy() * u.deg, detections["dec_deg"].to_numpy() * u.deg)
-    claimed = _pick(det, cat, expected, detections["flux_jy"].to_numpy(dtype=float),
+    claimed = _pick(det, target, expected, detections["flux_jy"].to_numpy(dtype=float),
                     radius=radius_arcmin * u.arcmin, flux_ratio_max=flux_ratio_max, counts=counts)
     rows = [_anchor_row(placed[idx[j]], cat[j], det[k], detections.iloc[k], expected=float(expected[j]),
-                        x_cat=float(xc[idx[j]]), y_cat=float(yc[idx[j]]), sep_arcmin=s)
-            for j, (k, s) in sorted(claimed.items(), key=lambda item: item[1][0])]
+                        x_cat=float(xc[idx[j]]), y_cat=float(yc[idx[j]]),
+                        sep_arcmin=float(cat[j].separation(det[k]).to_value(u.arcmin)))
+            for j, (k, _) in sorted(claimed.items(), key=lambda item: item[1][0])]
     anchors = pd.DataFrame(rows, columns=ANCHOR_COLUMNS)
     counts["matched"] = len(anchors)
-    log.info("catalogue: %d sources, %d in the field; %d of %d compact detections matched within %.1f' "
+    log.info("catalogue: %d sources, %d in the field; %d of %d compact detections matched within %.1f' of %s "
              "(rejected: %d blends, %d flux, %d duplicates)", counts["catalog"], counts["catalog_in_field"],
-             counts["matched"], counts["detections"], radius_arcmin, counts["rejected_blend"],
+             counts["matched"], counts["detections"], radius_arcmin,
+             "the screen's predictions" if predict is not None else "the catalogue", counts["rejected_blend"],
              counts["rejected_flux"], counts["rejected_duplicate"])
     return anchors, counts

@@ -1,11 +1,13 @@
 """The offset screen: a smooth 2-D field of pixel offsets (observed minus true) over an image grid.
 
-Fitting is scipy's `RBFInterpolator`: a smoothing thin-plate spline with a degree-1 polynomial
-term, in pixel coordinates normalised by the image half-size. Each anchor's smoothing is
+Fitting is scipy's `RBFInterpolator`: a smoothing RBF interpolant with a polynomial term, in
+pixel coordinates normalised by the image half-size; the kernel (thin-plate spline with a
+degree 1-3 term, or Gaussian / multiquadric of 0.5-2 half-widths with a constant or linear term) is the one
+with the smallest leave-one-out residual on the anchors (`candidate_kernels`). Each anchor's smoothing is
 `smoothing` times its squared position error over the squared RMS offset (a noise-to-signal
 ratio), so the value means the same on a 512 px test image and a 4096 px science image, and
 faint anchors pull less. Anchors whose leave-one-out residual exceeds `clip_sigma` robust sigmas
-are dropped and the spline refitted (a wrong match must not bend the screen); the leave-one-out
+are dropped and the model refitted (a wrong match must not bend the screen); the leave-one-out
 residuals come from one matrix inverse (Rippa's formula), which scipy does not offer. The
 linear term makes the screen extrapolate linearly outside the anchors' convex hull rather than
 fall to zero; there its length is capped at the largest anchor offset so that a far corner (the
@@ -53,6 +55,7 @@ __all__ = ["Screen", "OffsetModel", "PlaneModel", "equidistant_wcs", "fit_offset
 
 log = logging.getLogger(__name__)
 
+OUTLIER_TRIM = 0.2  # the model is first chosen on the best 80 % of the anchors' leave-one-out residuals
 TOOL = "lwa-dewarp"
 _COPY_KEYS = ("FREQMHZ", "SUBBAND", "DATE-OBS", "DATE-END", "MJD-MID", "BMAJ", "BMIN", "BPA", "INTERVAL",
               "NINTERVL", "CONFIG", "ROBUST", "TAPER", "PBCOR", "TELESCOP", "RADESYS", "EQUINOX")
@@ -91,6 +94,8 @@ class OffsetModel:
     scale: float
     hull: Delaunay | None
     max_offset_px: float
+    kind: str = ""
+    card: str = ""
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=float)
@@ -179,14 +184,61 @@ def offset_by(ra_deg: np.ndarray, dec_deg: np.ndarray, dra_arcmin: np.ndarray, d
     return moved.ra.deg, moved.dec.deg
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """One screen model: an RBF kernel of scipy's `RBFInterpolator` (`epsilon` scales distances in
+    units of the image half-size) plus a polynomial term of `degree`."""
+
+    name: str
+    degree: int
+    epsilon: float = 1.0
+
+    def __str__(self) -> str:
+        eps = "" if self.name == "thin_plate_spline" else f" (scale {1.0 / self.epsilon:.2g} half-widths)"
+        return f"{self.name}{eps} + degree-{self.degree} polynomial"
+
+    @property
+    def card(self) -> str:
+        """A short form for a FITS card: 'gaussian eps=1 deg=1'."""
+        return f"{self.name} eps={self.epsilon:g} deg={self.degree}"
+
+    def matrix(self, r: np.ndarray) -> np.ndarray:
+        """The kernel of distances `r`, as RBFInterpolator evaluates it."""
+        r = self.epsilon * r
+        if self.name == "gaussian":
+            return np.exp(-(r**2))
+        if self.name == "multiquadric":
+            return -np.sqrt(1.0 + r**2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(r > 0, r**2 * np.log(r), 0.0)
+
+
+def candidate_kernels(max_degree: int) -> list[Kernel]:
+    """The screen models compared by leave-one-out residual: the thin-plate spline (the least
+    bending surface; what extrapolates is its polynomial term, degree 1 .. `max_degree`) and
+    smoother fields -- Gaussian RBFs (with a constant or a linear term; a Gaussian process of that
+    covariance) and multiquadrics over a range of scales (0.5 to 2 image half-widths), as a sum of long-wavelength modes (an ionospheric screen) is smooth on scales the
+    thin-plate spline's r^2 log r cannot follow between sparse anchors."""
+    out = [Kernel("thin_plate_spline", d) for d in range(1, max_degree + 1)]
+    out += [Kernel("gaussian", degree, eps) for degree in (0, 1) for eps in GAUSSIAN_EPSILONS]
+    out += [Kernel("multiquadric", 1, eps) for eps in MULTIQUADRIC_EPSILONS]
+    return out
+
+
+GAUSSIAN_EPSILONS = (0.5, 0.7, 1.0, 1.4, 2.0)
+MULTIQUADRIC_EPSILONS = (0.5, 1.0, 2.0)
+TPS1 = Kernel("thin_plate_spline", 1)
+
+
 def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, centre, scale, smoothing: float,
-           degree: int = 1) -> OffsetModel:
+           kernel: Kernel = TPS1) -> OffsetModel:
     norm = (points - np.asarray(centre)) / scale
     spread = np.linalg.svd(norm - norm.mean(axis=0), compute_uv=False) if len(norm) >= 3 else np.zeros(2)
     if spread[-1] <= 1e-2 * max(spread[0], 1e-12):
         raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen")
     try:
-        rbf = RBFInterpolator(norm, offsets, kernel="thin_plate_spline", degree=degree, smoothing=smoothing * weights)
+        rbf = RBFInterpolator(norm, offsets, kernel=kernel.name, epsilon=kernel.epsilon, degree=kernel.degree,
+                              smoothing=smoothing * weights)
     except (ValueError, np.linalg.LinAlgError):
         raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen") from None
     try:
@@ -194,7 +246,7 @@ def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, cent
     except (QhullError, ValueError):  # collinear or too few anchors: cap everywhere
         hull = None
     max_offset = float(np.max(np.hypot(offsets[:, 0], offsets[:, 1]))) if len(offsets) else 0.0
-    return OffsetModel(rbf, tuple(centre), scale, hull, max_offset)
+    return OffsetModel(rbf, tuple(centre), scale, hull, max_offset, str(kernel), kernel.card)
 
 
 def _monomials(norm: np.ndarray, degree: int) -> np.ndarray:
@@ -202,21 +254,18 @@ def _monomials(norm: np.ndarray, degree: int) -> np.ndarray:
     return np.column_stack([norm[:, 0] ** i * norm[:, 1] ** (t - i) for t in range(degree + 1) for i in range(t + 1)])
 
 
-def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, degree: int = 1
+def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, kernel: Kernel = TPS1
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact leave-one-out residuals of the smoothing thin-plate spline (Rippa 1999): with A the
-    upper-left block of the inverse of the spline's system matrix, e_i = (A y)_i / A_ii. One
-    matrix inversion instead of n refits; the same system RBFInterpolator solves. Also returns
-    A_ii: read as kriging, 1 / A_ii is the LOO prediction variance up to a common factor, large
-    where an anchor has no close neighbours (the hull's edge), small in a crowd."""
+    """Exact leave-one-out residuals of the smoothing RBF interpolant (Rippa 1999): with A the
+    upper-left block of the inverse of the system matrix, e_i = (A y)_i / A_ii. One matrix
+    inversion instead of n refits; the same system RBFInterpolator solves. Also returns A_ii:
+    read as kriging, 1 / A_ii is the LOO prediction variance up to a common factor, large where
+    an anchor has no close neighbours (the hull's edge), small in a crowd."""
     n = len(norm)
-    r = cdist(norm, norm)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kernel = np.where(r > 0, r**2 * np.log(r), 0.0)
-    poly = _monomials(norm, degree)
+    poly = _monomials(norm, kernel.degree)
     m = poly.shape[1]
     system = np.zeros((n + m, n + m))
-    system[:n, :n] = kernel + np.diag(smoothing)
+    system[:n, :n] = kernel.matrix(cdist(norm, norm)) + np.diag(smoothing)
     system[:n, n:] = poly
     system[n:, :n] = system[:n, n:].T
     try:
@@ -224,12 +273,12 @@ def _loo_residuals(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray,
     except np.linalg.LinAlgError:
         raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen") from None
     diag = np.diag(a).copy()
-    if not np.all(diag > 0):
+    if not np.all(diag > 0) or not np.all(np.isfinite(a)):
         raise LwaError("the anchors are degenerate (collinear or coincident): cannot fit a screen")
     return (a @ offsets) / diag[:, None], diag
 
 
-def _clip(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, *, degree: int, clip_sigma: float,
+def _clip(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, *, kernel: Kernel, clip_sigma: float,
           clip_floor_px: float, min_points: int) -> tuple[np.ndarray, np.ndarray]:
     """The anchors kept by the outlier rejection of `fit_offset_model`, and their leave-one-out
     residuals (NaN for the dropped)."""
@@ -238,7 +287,7 @@ def _clip(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, *, degre
     cv = np.full((n, 2), np.nan)
     while True:
         idx = np.flatnonzero(keep)
-        loo, diag = _loo_residuals(norm[idx], offsets[idx], smoothing[idx], degree)
+        loo, diag = _loo_residuals(norm[idx], offsets[idx], smoothing[idx], kernel)
         cv[:] = np.nan
         cv[idx] = loo
         length = np.hypot(loo[:, 0], loo[:, 1])
@@ -255,21 +304,54 @@ def _clip(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, *, degre
         keep[idx[drop]] = False
 
 
-def _best_degree(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, max_degree: int) -> int:
-    """The degree of the spline's polynomial term (1 .. max_degree) with the smallest RMS
-    leave-one-out residual; a degree needs three anchors more than its polynomial has terms."""
-    best, best_rms = 1, math.inf
-    for degree in range(1, max_degree + 1):
-        if len(norm) < (degree + 1) * (degree + 2) // 2 + 3:
-            break
-        try:
-            loo, _ = _loo_residuals(norm, offsets, smoothing, degree)
-        except LwaError:
-            break
-        rms = float(np.sqrt(np.mean(np.sum(loo**2, axis=1))))
-        if rms < best_rms:
-            best, best_rms = degree, rms
+def _loo_score(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, kernel: Kernel, *, trim: float
+               ) -> float:
+    """RMS leave-one-out residual length of `kernel` on the anchors, the largest `trim` fraction
+    left out (a wrong match must not choose the model); inf when the system is singular."""
+    try:
+        loo, _ = _loo_residuals(norm, offsets, smoothing, kernel)
+    except LwaError:
+        return math.inf
+    sq = np.sort(np.sum(loo**2, axis=1))
+    keep = max(1, int(math.ceil((1.0 - trim) * len(sq))))
+    return float(np.sqrt(np.mean(sq[:keep])))
+
+
+def _best_kernel(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, max_degree: int, *,
+                 trim: float = 0.0) -> Kernel:
+    """The candidate model (`candidate_kernels`) with the smallest (trimmed) RMS leave-one-out
+    residual; a polynomial term needs three anchors more than it has terms."""
+    best, best_score = TPS1, math.inf
+    for kernel in candidate_kernels(max_degree):
+        if len(norm) < (kernel.degree + 1) * (kernel.degree + 2) // 2 + 3:
+            continue
+        score = _loo_score(norm, offsets, smoothing, kernel, trim=trim)
+        if score < best_score:
+            best, best_score = kernel, score
     return best
+
+
+def _readmit(model: OffsetModel, points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, keep: np.ndarray,
+             cv: np.ndarray, *, smoothing: float, kernel: Kernel, clip_floor_px: float
+             ) -> tuple[np.ndarray, np.ndarray, OffsetModel]:
+    """Anchors dropped while a wrong match still spoiled their neighbours' residuals come back
+    when the final model predicts them within `clip_floor_px`; the model is refitted with them."""
+    out = np.flatnonzero(~keep)
+    if not len(out) or clip_floor_px <= 0:
+        return keep, cv, model
+    px, py = model(points[out, 0], points[out, 1])
+    back = out[np.hypot(offsets[out, 0] - px, offsets[out, 1] - py) <= clip_floor_px]
+    if not len(back):
+        return keep, cv, model
+    keep = keep.copy()
+    keep[back] = True
+    norm = (points - np.asarray(model.centre)) / model.scale
+    cv = np.full_like(cv, np.nan)
+    cv[keep] = _loo_residuals(norm[keep], offsets[keep], smoothing * weights[keep], kernel)[0]
+    log.info("%d anchors dropped as outliers are back: the final screen predicts them within %.2f px",
+             len(back), clip_floor_px)
+    return keep, cv, _build(points[keep], offsets[keep], weights[keep], centre=model.centre, scale=model.scale,
+                            smoothing=smoothing, kernel=kernel)
 
 
 def fit_offset_model(
@@ -326,12 +408,19 @@ def fit_offset_model(
     # noise-to-signal: smoothing * (sigma_i / rms offset)^2, the same on any pixel scale
     weights = (sigma / max(rms, float(np.median(sigma)))) ** 2
     clip = {"clip_sigma": clip_sigma, "clip_floor_px": clip_floor_px, "min_points": min_points}
-    keep, cv = _clip(norm, offsets, smoothing * weights, degree=1, **clip)
-    degree = _best_degree(norm[keep], offsets[keep], smoothing * weights[keep], max_degree)
-    if degree > 1:
-        keep, cv = _clip(norm, offsets, smoothing * weights, degree=degree, **clip)
+    s_w = smoothing * weights
+    # the model by leave-one-out on every anchor (the worst 20 % aside: wrong matches), clip with
+    # it, choose again on the kept anchors, and clip again when that changed the choice
+    kernel = _best_kernel(norm, offsets, s_w, max_degree, trim=OUTLIER_TRIM)
+    keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
+    chosen = _best_kernel(norm[keep], offsets[keep], s_w[keep], max_degree)
+    if chosen != kernel:
+        kernel = chosen
+        keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
     model = _build(points[keep], offsets[keep], weights[keep], centre=centre, scale=scale, smoothing=smoothing,
-                   degree=degree)
+                   kernel=kernel)
+    keep, cv, model = _readmit(model, points, offsets, weights, keep, cv, smoothing=smoothing, kernel=kernel,
+                               clip_floor_px=clip_floor_px)
     rejected = np.flatnonzero(~keep)
     if len(rejected):
         px, py = model(points[rejected, 0], points[rejected, 1])
@@ -339,7 +428,8 @@ def fit_offset_model(
         cv[rejected, 1] = offsets[rejected, 1] - py
         log.info("dropped %d outlier anchors (standardised leave-one-out residual > %.1f sigma)", len(rejected),
                  clip_sigma)
-    log.info("screen: thin-plate spline with a degree-%d polynomial term", degree)
+    log.info("screen: %s (the smallest leave-one-out residual of %d models)", kernel,
+             len(candidate_kernels(max_degree)))
     return model, keep, cv
 
 

@@ -516,7 +516,10 @@ def _score_dewarp(sc: Score, sbdir: Path, ims: list[_Image], cfg: Config) -> Non
             lim = cfg.report.qa_dewarp_max_beam
             sc.score = 1.0 if r <= lim else 0.9 * lim / r
             sc.detail = f"{h.get('NANCHOR')} anchors; cross-validated residual {offcv:.2f}' = {r:.2f} beam"
-            if off0 is not None and float(offcv) > float(off0):
+            if str(h.get("DWSTATUS", "")).strip().upper() == "IDENTITY":  # the images were left as they were
+                sc.score = 1.0
+                sc.detail += "; identity screen (no gain on held-out anchors): the images are left undewarped"
+            elif off0 is not None and float(offcv) > float(off0):
                 sc.items.append(f"the screen worsens astrometry on held-out anchors ({offcv:.2f}' after vs "
                                 f"{off0:.2f}' before)")
         return
