@@ -495,7 +495,7 @@ def _read_input(cand: Candidate, book: _NoiseBook, ref_grid: _RefGrid) -> tuple[
     data, header = read_image(cand.path, require_finite=False)  # "no usable pixels" from the noise
     plane = image_plane(data)
     cand.rms_jy = book.rms(cand.info, plane)
-    if same_grid(cand.info, ref_grid.header):
+    if cand.grid == ref_grid.signature or same_grid(cand.info, ref_grid.header):
         return plane, header, False
     log.info("regridding %s onto the reference grid of %s", cand.path.name, ref_grid.path.name)
     return regrid(plane, header, ref_grid.header), header, True
