@@ -87,6 +87,8 @@ def read_image(path: str | Path, *, require_finite: bool = True) -> tuple[np.nda
         raise LwaError(f"FITS file {path} has no image data in its primary HDU")
     if require_finite and data.size and not _any_finite(data):
         raise LwaError(f"FITS image {path} has no finite pixel (all NaN/inf): nothing to measure")
+    if data.dtype.kind == "f" and not data.dtype.isnative and data.flags.writeable:
+        data = data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))  # FITS is big-endian: no copy
     return np.asarray(data, dtype=np.float32 if data.dtype.itemsize <= 4 else np.float64), header
 
 
