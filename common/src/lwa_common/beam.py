@@ -44,6 +44,7 @@ the fit, and the beam is frozen beyond that.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -513,9 +514,21 @@ def _bilinear(
 
 
 def load_beam(path: str | Path | None = None) -> BeamModel:
-    """The beam in `path`, or the shipped analytic dipole beam when `path` is None or empty."""
-    if path is None or str(path) == "":
-        return BeamModel.from_h5(default_beam_path())
+    """The beam in `path`, or the shipped analytic dipole beam when `path` is None or empty.
+
+    A file is read once per process while it is unchanged (same size and modification time), so
+    that every image's beam in a run is the same object (and `beam_for_image`'s cache holds).
+    """
+    path = Path(default_beam_path() if path is None or str(path) == "" else path)
+    try:
+        st = path.stat()
+    except OSError:
+        return BeamModel.from_h5(path)  # its own "not found" error
+    return _load_beam_file(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_beam_file(path: str, size: int, mtime_ns: int) -> BeamModel:
     return BeamModel.from_h5(path)
 
 
