@@ -7,10 +7,11 @@ horizon) with sources moved by a smooth warp, a screen fitted on it, then times,
   apply    lwa_dewarp.apply_screen(data, header, screen)   (screen upsampling, NaN-aware resampling)
   baseline scipy.ndimage.map_coordinates(image, coords, order)  (coords precomputed, NaN -> 0)
 
-and prints the ratio for cubic (the default) and bilinear interpolation, plus the file-to-file time
-of `dewarp_images` (read, resample, write) for reference.
+timed interleaved, best of --repeat, for cubic (the default) and bilinear interpolation, plus the
+file-to-file time of `dewarp_images` (read, resample, write) for reference. Prints
+`bench dewarp-apply-cubic-...: ratio X goal <= 1.2 held|short` (issue 17; the default, cubic).
 
-    /work/venv/bin/python bench/bench_dewarp.py [--size 2048] [--repeat 3]
+    .venv/bin/python bench/bench_dewarp.py [--size 2048] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from astropy.io import fits
 from scipy.ndimage import map_coordinates
 
 from lwa_common.fitsio import image_plane
-from lwa_common.testing import allsky_header, synthetic_image
+from lwa_common.testing import allsky_header, bench_line, best_of, synthetic_image
 from lwa_dewarp import apply_screen, dewarp_images, fit_screen, write_fit_products
 from lwa_dewarp.apply import sample_coordinates
 from lwa_dewarp.extract import celestial_wcs
+
+GOAL = 1.2
 
 
 def _best(fn, repeat: int) -> tuple[float, float]:
@@ -93,12 +96,15 @@ def main() -> None:
     coords, same, _ = sample_coordinates(screen, header, plane.shape)
     filled = np.nan_to_num(plane, nan=0.0)
     print(f"same grid: {same}; timings are the best of {args.repeat}")
+    apply_screen(image, header, screen)  # warm-up
+    fns = {}
     for order, label in ((3, "cubic"), (1, "bilinear")):
-        (w_apply, c_apply) = _best(lambda o=order: apply_screen(image, header, screen, order=o), args.repeat)
-        (w_base, c_base) = _best(lambda o=order: map_coordinates(filled, coords, order=o, mode="nearest"),
-                                 args.repeat)
-        print(f"{label:8s}: apply_screen {w_apply:.3f} s (cpu {c_apply:.3f}) | one map_coordinates {w_base:.3f} s "
-              f"(cpu {c_base:.3f}) | ratio {w_apply / w_base:.2f} wall, {c_apply / c_base:.2f} cpu")
+        fns[f"apply {label}"] = lambda o=order: apply_screen(image, header, screen, order=o)
+        fns[f"floor {label}"] = lambda o=order: map_coordinates(filled, coords, order=o, mode="nearest")
+    best = best_of(fns, args.repeat)
+    for label in ("cubic", "bilinear"):
+        print(f"{label:8s}: apply_screen {best['apply ' + label]:.3f} s | one map_coordinates "
+              f"{best['floor ' + label]:.3f} s | ratio {best['apply ' + label] / best['floor ' + label]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         path = tmp / "img.fits"
@@ -107,6 +113,7 @@ def main() -> None:
         t_files, _ = _best(lambda: dewarp_images([path], screen=tmp / "screen.fits", output_dir=tmp / "out",
                                                  overwrite=True), args.repeat)
     print(f"dewarp_images (read + cubic resample + write one FITS): {t_files:.3f} s wall")
+    bench_line(f"dewarp-apply-cubic-{args.size}", best["apply cubic"] / best["floor cubic"], GOAL)
 
 
 if __name__ == "__main__":

@@ -304,6 +304,43 @@ def test_beam_for_image_on_zenith_all_sky(beam: BeamModel) -> None:
     np.testing.assert_allclose(beam_for_image(header, beam=beam), pb, equal_nan=True)
 
 
+@pytest.mark.parametrize(("freq_hz", "offset_min", "ctype"), [
+    (55e6, 0.0, "SIN"),  # wsclean's all-sky image: the direction cosines path
+    (30e6, 50.0, "SIN"),  # the phase centre 50 min of RA from the zenith, another frequency
+    (80e6, 20.0, "ZEA"),  # another projection: all_pix2world per pixel
+])
+def test_beam_for_image_interpolation_matches_exact(beam: BeamModel, freq_hz: float, offset_min: float,
+                                                    ctype: str) -> None:
+    """The beam interpolated from the coarse grid is within 1e-3 (relative) of the beam evaluated at
+    every pixel, with the same NaN mask (horizon, elevation and response cuts)."""
+    header = _zenith_header(1024, 0.125, freq_hz)  # 128 deg across, the science field
+    header["CRVAL1"] += offset_min / 4.0
+    for axis in ("1", "2"):
+        header["CTYPE" + axis] = header["CTYPE" + axis].replace("SIN", ctype)
+    beam_mod._PIXEL_BEAMS.clear()
+    pb = beam_for_image(header, beam=beam)
+    _, full = beam_mod._image_wcs(header)
+    exact = beam_mod._PixelBeam(full.celestial, beam_mod._icrs_to_enu(TIME, None), beam, freq_hz)
+    assert (exact.affine is not None) == (ctype == "SIN")
+    ref = beam_mod._exact_beam(exact, pb.shape, beam_mod._Cuts(10.0, 0.05))
+    if exact.affine is not None:  # the fast path is the WCS's own answer
+        ra, dec = full.celestial.all_pix2world(np.array([100.0, 512.0, 700.0]), np.array([500.0, 512.0, 900.0]), 0)
+        slow = beam.stokes_i(freq_hz, *radec_to_azel(ra, dec, time=TIME))
+        np.testing.assert_allclose(ref[[500, 512, 900], [100, 512, 700]], slow, rtol=1e-6)
+    np.testing.assert_array_equal(np.isnan(pb), np.isnan(ref))
+    assert 0.3 < np.isfinite(pb).mean() < 0.95  # ZEA holds more of the sky than SIN
+    assert np.nanmax(np.abs(pb / ref - 1.0)) < 1e-3
+
+
+def test_beam_for_image_is_cached_per_grid_and_time(beam: BeamModel) -> None:
+    header = _zenith_header(64, 3.0)
+    first = beam_for_image(header, time=TIME, beam=beam)
+    assert beam_for_image(header.copy(), time=TIME, beam=beam) is first  # the I and V image of one interval
+    assert not first.flags.writeable
+    later = beam_for_image(header, time=TIME + 600 * u.s, beam=beam)
+    assert later is not first and not np.array_equal(later, first, equal_nan=True)
+
+
 def test_beam_for_image_thresholds(beam: BeamModel) -> None:
     header = _zenith_header(64, 3.0)
     strict = beam_for_image(header, time=TIME, beam=beam, min_elevation_deg=30.0, min_response=0.5)

@@ -44,6 +44,7 @@ the fit, and the beam is frozen beyond that.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -102,7 +103,6 @@ _E_DATASETS = (
     "Y_pol_Efields/ephi",
 )
 _AXIS_DATASETS = ("freq_Hz", "theta_pts", "phi_pts")
-_ROWS_PER_CHUNK_PIXELS = 1 << 21  # pixels per chunk in beam_for_image (~ 200 MB of temporaries)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -514,9 +514,21 @@ def _bilinear(
 
 
 def load_beam(path: str | Path | None = None) -> BeamModel:
-    """The beam in `path`, or the shipped analytic dipole beam when `path` is None or empty."""
-    if path is None or str(path) == "":
-        return BeamModel.from_h5(default_beam_path())
+    """The beam in `path`, or the shipped analytic dipole beam when `path` is None or empty.
+
+    A file is read once per process while it is unchanged (same size and modification time), so
+    that every image's beam in a run is the same object (and `beam_for_image`'s cache holds).
+    """
+    path = Path(default_beam_path() if path is None or str(path) == "" else path)
+    try:
+        st = path.stat()
+    except OSError:
+        return BeamModel.from_h5(path)  # its own "not found" error
+    return _load_beam_file(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_beam_file(path: str, size: int, mtime_ns: int) -> BeamModel:
     return BeamModel.from_h5(path)
 
 
@@ -609,14 +621,60 @@ def beam_for_image(
     site: Site | None = None,
     shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Stokes I beam (zenith = 1) on an image's pixel grid, float32 shaped (ny, nx).
+    """Stokes I beam (zenith = 1) on an image's pixel grid, float32 shaped (ny, nx), read-only.
 
     `header_or_wcs` is a wsclean-style FITS header (any number of axes; the celestial ones are
     used) or an astropy WCS (then `shape` or the WCS's pixel shape gives the size). `freq_hz` and
     `time` default to the header's FREQMHZ / FREQ axis and MJD-MID / middle of DATE-OBS..DATE-END.
     `beam` defaults to the shipped analytic dipole beam. Pixels off the sky, below
     `min_elevation_deg` or with a response below `min_response` are NaN.
+
+    The beam is evaluated exactly on a coarse grid of pixels and interpolated (bilinear) where the
+    grid shows that this is good to `_PIXEL_BEAM_TOL` (relative); cells where it is not (near the
+    horizon of an all-sky image, across the elevation and response cuts) are evaluated per pixel.
+    The last few beams are kept (keyed by grid, shape, frequency, time, beam and cuts), so the
+    Stokes I and V images of one interval share one evaluation; the array returned is that cached
+    one, hence read-only.
     """
+    header, full = _image_wcs(header_or_wcs)
+    shape = _image_shape(header, full, shape)
+    if freq_hz is None:
+        freq_hz = _header_freq_hz(header) if header is not None else None
+        if freq_hz is None:
+            raise LwaError("image frequency unknown: pass freq_hz or a header with a FREQ axis or FREQMHZ")
+    time = _image_time(header, full, time)
+    beam = beam if beam is not None else load_beam()
+    wcs = full.celestial
+    key = (wcs.to_header_string(relax=True), shape, float(freq_hz), round(time.utc.mjd * 86400.0, 3), beam,
+           float(min_elevation_deg), float(min_response), site)
+    out = _PIXEL_BEAMS.get(key)
+    if out is None:
+        cuts = _Cuts(min_elevation_deg, min_response)
+        out = _interpolated_beam(_PixelBeam(wcs, _icrs_to_enu(time, site), beam, float(freq_hz)), shape, cuts)
+        out.flags.writeable = False
+        _PIXEL_BEAMS[key] = out
+        while len(_PIXEL_BEAMS) > _PIXEL_BEAM_CACHE:
+            _PIXEL_BEAMS.pop(next(iter(_PIXEL_BEAMS)))
+        log.info(
+            "beam on %dx%d image at %.3f MHz, %s: ~%.1f %% of pixels valid (el >= %g deg, response >= %g)",
+            shape[0], shape[1], freq_hz / 1e6, time.isot, 100.0 * np.isfinite(out[::7, ::7]).mean(),
+            min_elevation_deg, min_response,
+        )
+    return out
+
+
+_PIXEL_BEAM_TOL = 3e-4
+"""Largest relative error of the interpolated image-plane beam, estimated per cell from the second
+differences of the exact beam on the coarse grid (tests check < 1e-3 against the exact beam)."""
+_PIXEL_BEAM_STEP = 16  # coarse grid step [pixels]
+_PIXEL_BEAM_CACHE = 3  # image-plane beams kept (a 4096^2 beam is 64 MB)
+_PIXEL_BEAMS: dict[tuple, np.ndarray] = {}
+_EL_MARGIN_DEG = 0.25  # interpolation only where every node is this far from the elevation cut
+_RESPONSE_MARGIN = 0.02  # ... and this far (relative) from the response cut
+
+
+def _image_wcs(header_or_wcs: fits.Header | WCS) -> tuple[fits.Header | None, WCS]:
+    """(header or None, full WCS) of an image given by header or WCS; LwaError when unusable."""
     header = header_or_wcs if isinstance(header_or_wcs, fits.Header) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
@@ -632,55 +690,185 @@ def beam_for_image(
             raise LwaError(f"beam_for_image needs a FITS header or a WCS, got {type(header_or_wcs).__name__}")
     if not full.has_celestial:
         raise LwaError("image WCS has no celestial axes")
-    wcs = full.celestial
+    return header, full
 
+
+def _image_shape(header: fits.Header | None, full: WCS, shape: tuple[int, int] | None) -> tuple[int, int]:
     if shape is None:
         if header is not None:
             shape = (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))
-        elif wcs.pixel_shape is not None:
-            shape = (int(wcs.pixel_shape[1]), int(wcs.pixel_shape[0]))
+        elif full.celestial.pixel_shape is not None:
+            nx, ny = full.celestial.pixel_shape
+            shape = (int(ny), int(nx))
     if shape is None or min(shape) <= 0:
         raise LwaError("image size unknown: pass shape=(ny, nx) or a header with NAXIS1/NAXIS2")
-    ny, nx = shape
+    return int(shape[0]), int(shape[1])
 
-    if freq_hz is None:
-        freq_hz = _header_freq_hz(header) if header is not None else None
-        if freq_hz is None:
-            raise LwaError("image frequency unknown: pass freq_hz or a header with a FREQ axis or FREQMHZ")
+
+def _image_time(header: fits.Header | None, full: WCS, time: Any) -> Time:
     if time is None:
         if header is not None:
             time = _header_time(header)
         elif full.wcs.dateobs:
-            time = _as_time(full.wcs.dateobs)
+            time = full.wcs.dateobs
         if time is None:
             raise LwaError("image time unknown: pass time or a header with MJD-MID or DATE-OBS")
-    time = _as_time(time)
-    beam = beam if beam is not None else load_beam()
+    return _as_time(time)
 
-    rot = _icrs_to_enu(time, site)
-    out = np.empty((ny, nx), dtype=np.float32)
-    rows = max(1, _ROWS_PER_CHUNK_PIXELS // nx)
-    x = np.arange(nx, dtype=float)
-    for r0 in range(0, ny, rows):
-        r1 = min(ny, r0 + rows)
-        xx, yy = np.meshgrid(x, np.arange(r0, r1, dtype=float))
-        ra, dec = wcs.all_pix2world(xx, yy, 0)
-        az, el = _enu_to_azel(_unit_vectors(ra, dec) @ rot.T)
-        response = beam.stokes_i(float(freq_hz), az, el)
-        bad = ~np.isfinite(response) | (el < min_elevation_deg) | (response < min_response)
-        out[r0:r1] = np.where(bad, np.nan, response)
-    n_good = int(np.isfinite(out).sum())
-    log.info(
-        "beam on %dx%d image at %.3f MHz, %s: %.1f %% of pixels valid (el >= %g deg, response >= %g)",
-        ny,
-        nx,
-        freq_hz / 1e6,
-        time.isot,
-        100.0 * n_good / out.size,
-        min_elevation_deg,
-        min_response,
-    )
+
+@dataclass(frozen=True)
+class _Cuts:
+    min_elevation_deg: float
+    min_response: float
+
+    def mask(self, response: np.ndarray, el: np.ndarray) -> np.ndarray:
+        """The response with NaN off the sky, below the elevation cut or the response cut."""
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(response) | (el < self.min_elevation_deg) | (response < self.min_response)
+        return np.where(bad, np.nan, response).astype(np.float32)
+
+    def node_states(self, response: np.ndarray, el: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(surely kept, surely cut) per grid node, with margins that cover a cell's interior."""
+        with np.errstate(invalid="ignore"):
+            keep = (el >= self.min_elevation_deg + _EL_MARGIN_DEG) & (
+                response >= self.min_response * (1 + _RESPONSE_MARGIN))
+            cut = (el < self.min_elevation_deg - _EL_MARGIN_DEG) | (
+                response < self.min_response * (1 - _RESPONSE_MARGIN))
+        if self.min_elevation_deg > _EL_MARGIN_DEG:
+            cut |= ~np.isfinite(el)  # off the sky: below any cut worth the name
+        return keep & np.isfinite(response), cut
+
+
+class _PixelBeam:
+    """The exact beam at pixel positions: pixel -> ICRS (the image WCS) -> az/el -> Stokes I.
+
+    For a plain SIN image (wsclean's projection) a pixel's direction is an orthogonal transform of
+    its direction cosines (l, m, sqrt(1 - l^2 - m^2)), with (l, m) affine in the pixel: that
+    transform is fitted once to the WCS (and used only when it reproduces it to 1e-9 rad);
+    any other projection goes through `WCS.all_pix2world` per pixel.
+    """
+
+    def __init__(self, wcs: WCS, rot: np.ndarray, beam: BeamModel, freq_hz: float) -> None:
+        self.wcs, self.rot, self.beam, self.freq_hz = wcs, rot, beam, freq_hz
+        self.affine = _sin_affine(wcs)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.affine is None:
+            ra, dec = self.wcs.all_pix2world(x, y, 0)
+            enu = _unit_vectors(ra, dec) @ self.rot.T
+            az, el = _enu_to_azel(enu)
+        else:
+            lm0, lm_pix, orth = self.affine
+            l_ = lm0[0] + lm_pix[0, 0] * x + lm_pix[0, 1] * y
+            m_ = lm0[1] + lm_pix[1, 0] * x + lm_pix[1, 1] * y
+            with np.errstate(invalid="ignore"):
+                n_ = np.sqrt(1.0 - l_ * l_ - m_ * m_)  # NaN off the sky, as the WCS gives it
+            mat = self.rot @ orth
+            east, north, up = (mat[i, 0] * l_ + mat[i, 1] * m_ + mat[i, 2] * n_ for i in range(3))
+            az = np.mod(np.degrees(np.arctan2(east, north)), 360.0)
+            el = np.degrees(np.arcsin(np.clip(up, -1.0, 1.0)))
+        return self.beam.stokes_i(self.freq_hz, az, el), el
+
+
+def _sin_affine(wcs: WCS) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(l0, dl/dpix, Q) with ICRS vector = Q (l, m, n) for a plain SIN WCS, else None."""
+    w = wcs.wcs
+    if (not all(str(c).endswith("-SIN") for c in w.ctype) or w.get_pv() or wcs.sip is not None
+            or wcs.cpdis1 is not None or wcs.cpdis2 is not None or wcs.det2im1 is not None
+            or wcs.det2im2 is not None):
+        return None
+    lin = np.radians(np.asarray(w.get_cdelt(), float)[:, None] * np.asarray(w.get_pc(), float))
+    lm0 = -lin @ (np.asarray(w.crpix, float) - 1.0)  # pixel (0, 0), 0-based
+    ax = np.linspace(0.2, 0.8, 7) * np.asarray(wcs.pixel_shape or (2 * w.crpix[0], 2 * w.crpix[1]))[:, None]
+    xs, ys = (a.ravel() for a in np.meshgrid(ax[0], ax[1]))
+    ra, dec = wcs.all_pix2world(xs, ys, 0)
+    good = np.isfinite(ra) & np.isfinite(dec)
+    if good.sum() < 8:
+        return None
+    lm = lm0[:, None] + lin @ np.vstack([xs[good], ys[good]])
+    src = np.vstack([lm, np.sqrt(np.clip(1.0 - (lm**2).sum(axis=0), 0.0, None))]).T
+    dst = _unit_vectors(ra[good], dec[good])
+    u_, _, vt = np.linalg.svd(src.T @ dst)
+    orth = (u_ @ vt).T  # orthogonal (a reflection too: RA grows to the left)
+    if np.max(np.abs(src @ orth.T - dst)) > 1e-9:
+        return None
+    return lm0, lin, orth
+
+
+def _interpolated_beam(exact: _PixelBeam, shape: tuple[int, int], cuts: _Cuts) -> np.ndarray:
+    """The masked beam on every pixel: bilinear from a coarse grid where good, else refined."""
+    ny, nx = shape
+    step = _PIXEL_BEAM_STEP
+    if min(ny, nx) < 2 * step:
+        return _exact_beam(exact, shape, cuts)
+    cy, cx = -(-ny // step), -(-nx // step)  # the last cells may reach beyond the image
+    out = _beam_regions(exact, cuts, np.zeros(1, np.intp), np.zeros(1, np.intp), (cy * step, cx * step), step)
+    return np.ascontiguousarray(out[0, :ny, :nx])
+
+
+def _beam_regions(exact: _PixelBeam, cuts: _Cuts, y0: np.ndarray, x0: np.ndarray, size: tuple[int, int],
+                  step: int) -> np.ndarray:
+    """The masked beam on n equal regions (n, h, w) whose corners are (y0, x0), from node grids of
+    `step` pixels: cells whose corners are all surely kept and smooth are interpolated, cells whose
+    corners are all surely cut are NaN, the others are refined (a step 4 times finer, down to
+    single pixels)."""
+    h, w = size
+    if step < 4:
+        yy = (y0[:, None, None] + np.arange(h)[None, :, None]).astype(float)
+        xx = (x0[:, None, None] + np.arange(w)[None, None, :]).astype(float)
+        return cuts.mask(*exact(*np.broadcast_arrays(xx, yy)))
+    gy = (y0[:, None, None] + np.arange(0, h + 1, step)[None, :, None]).astype(float)
+    gx = (x0[:, None, None] + np.arange(0, w + 1, step)[None, None, :]).astype(float)
+    response, el = exact(*np.broadcast_arrays(gx, gy))
+    keep, cut = cuts.node_states(response, el)
+    keep &= _smooth_nodes(response, el)
+    out = _bilinear_upsample(np.where(keep, response, 0.0).astype(np.float32), step)
+    cells = out.reshape(len(y0), h // step, step, w // step, step)
+    all_corners = lambda a: a[:, :-1, :-1] & a[:, 1:, :-1] & a[:, :-1, 1:] & a[:, 1:, 1:]  # noqa: E731
+    masked = all_corners(cut)
+    refine = ~all_corners(keep) & ~masked
+    k, jy, jx = np.nonzero(masked)
+    cells[k, jy, :, jx, :] = np.nan
+    k, jy, jx = np.nonzero(refine)
+    if k.size:
+        cells[k, jy, :, jx, :] = _beam_regions(exact, cuts, y0[k] + jy * step, x0[k] + jx * step, (step, step),
+                                               step // 4)
     return out
+
+
+def _exact_beam(exact: _PixelBeam, shape: tuple[int, int], cuts: _Cuts) -> np.ndarray:
+    """The masked beam evaluated at every pixel (the reference the interpolation is tested against)."""
+    yy, xx = np.mgrid[0: shape[0], 0: shape[1]].astype(float)
+    return cuts.mask(*exact(xx, yy))
+
+
+def _smooth_nodes(response: np.ndarray, el: np.ndarray) -> np.ndarray:
+    """Nodes of (n, gy, gx) grids around which bilinear interpolation is good to `_PIXEL_BEAM_TOL`
+    (relative) in the response and to a fifth of the elevation margin: the error of bilinear
+    interpolation over a cell is about an eighth of the second differences along either axis
+    (a border node takes the second difference of its inner neighbour)."""
+    def curvature(a: np.ndarray) -> np.ndarray:
+        d2y = np.abs(a[:, 2:, :] - 2 * a[:, 1:-1, :] + a[:, :-2, :])
+        d2x = np.abs(a[:, :, 2:] - 2 * a[:, :, 1:-1] + a[:, :, :-2])
+        d2y = np.pad(d2y, ((0, 0), (1, 1), (0, 0)), mode="edge")
+        d2x = np.pad(d2x, ((0, 0), (0, 0), (1, 1)), mode="edge")
+        return (d2y + d2x) / 8.0
+
+    with np.errstate(invalid="ignore"):
+        ok = (curvature(response) <= _PIXEL_BEAM_TOL * np.abs(response)) & (curvature(el) <= _EL_MARGIN_DEG / 5)
+    return ok & np.isfinite(response) & np.isfinite(el)
+
+
+def _bilinear_upsample(nodes: np.ndarray, step: int) -> np.ndarray:
+    """Bilinear interpolation of node grids (n, cy + 1, cx + 1) onto (n, cy * step, cx * step) pixels."""
+    n, cy, cx = nodes.shape[0], nodes.shape[1] - 1, nodes.shape[2] - 1
+    w = np.arange(step, dtype=np.float32) / step
+    rows = nodes[..., :-1, None] + w * (nodes[..., 1:, None] - nodes[..., :-1, None])
+    rows = rows.reshape(n, cy + 1, cx * step)  # along x, at every node row
+    out = np.empty((n, cy, step, cx * step), dtype=np.float32)
+    np.multiply(w[:, None], (rows[:, 1:] - rows[:, :-1])[:, :, None, :], out=out)
+    out += rows[:, :-1, None, :]
+    return out.reshape(n, cy * step, cx * step)
 
 
 def apparent_flux(

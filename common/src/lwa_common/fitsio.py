@@ -85,9 +85,19 @@ def read_image(path: str | Path, *, require_finite: bool = True) -> tuple[np.nda
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if data is None:
         raise LwaError(f"FITS file {path} has no image data in its primary HDU")
-    if require_finite and data.size and not np.isfinite(data).any():
+    if require_finite and data.size and not _any_finite(data):
         raise LwaError(f"FITS image {path} has no finite pixel (all NaN/inf): nothing to measure")
+    if data.dtype.kind == "f" and not data.dtype.isnative and data.flags.writeable:
+        data = data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))  # FITS is big-endian: no copy
     return np.asarray(data, dtype=np.float32 if data.dtype.itemsize <= 4 else np.float64), header
+
+
+def _any_finite(data: np.ndarray) -> bool:
+    """Whether any pixel is finite; looks at the middle rows first (all-sky images are NaN at the
+    corners), so that a real image costs a few rows rather than a pass over every pixel."""
+    flat = data.reshape(-1)
+    mid, half = flat.size // 2, 1 << 15
+    return bool(np.isfinite(flat[max(mid - half, 0): mid + half]).any() or np.isfinite(flat).any())
 
 
 def update_keywords(header: fits.Header, keywords: dict[str, Any]) -> fits.Header:

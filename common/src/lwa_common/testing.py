@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = [
     "shared_data_dir", "system_cfg_path", "run_cli", "fit_point_source", "allsky_header", "synthetic_image",
-    "best_of",
+    "best_of", "bench_line",
 ]
 
 
@@ -42,16 +42,31 @@ def run_cli(args: list[str], *, cwd: Path | None = None, env: dict | None = None
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def best_of(fn, repeat: int) -> float:
-    """Best wall-clock time of `repeat` calls of `fn` (the benchmarks' timer)."""
+def best_of(fn, repeat: int):
+    """Best wall-clock time of `repeat` calls of `fn` (the benchmarks' timer).
+
+    `fn` is one callable (returns its best time in seconds) or a mapping name -> callable: then
+    the callables run interleaved (a, b, c, a, b, c, ...), so that a change of machine load
+    touches every figure alike, and the best time of each is returned under its name.
+    """
     import time
 
-    times = []
+    fns = fn if isinstance(fn, dict) else {None: fn}
+    times: dict = {name: [] for name in fns}
     for _ in range(max(repeat, 1)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for name, call in fns.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    best = {name: min(t) for name, t in times.items()}
+    return best if isinstance(fn, dict) else best[None]
+
+
+def bench_line(name: str, ratio: float, goal: float) -> str:
+    """Print and return a benchmark's verdict: `bench NAME: ratio X goal <= Y held|short`."""
+    line = f"bench {name}: ratio {ratio:.2f} goal <= {goal:g} {'held' if ratio <= goal else 'short'}"
+    print(line, flush=True)  # noqa: T201 - the benchmarks' contract is this printed line
+    return line
 
 
 def fit_point_source(image: np.ndarray, x0: float, y0: float, *, box: int = 7) -> dict[str, float]:

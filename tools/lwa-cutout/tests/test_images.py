@@ -107,3 +107,30 @@ def test_wideband_stacks_are_measured_like_deep_and_10min_images(allsky, tmp_pat
     assert (records["deep.fits"].category, records["deep.fits"].interval) == ("deep", "deep")
     assert (records["t2.fits"].category, records["t2.fits"].interval) == ("10min", "t0002")
     assert {r.subband for r in records.values()} == {"Green"}
+
+
+def test_cutout_header_is_the_parents_with_crpix_moved(allsky):
+    """make_cutout builds the parent's cutout header once per image and moves CRPIX per target: the
+    same cards as rebuilding it from the cutout's own WCS (also for a cutout over the image edge)."""
+    from astropy.wcs import WCS
+
+    from lwa_common.fitsio import celestial_wcs
+    from lwa_cutout.cutouts import cutout_header, make_cutout
+
+    path = allsky("deep.fits", [], size=256, noise=0.01, keywords={"PBCOR": True})
+    header = fits.getheader(path)
+    header.add_history("an earlier step")
+    wcs = celestial_wcs(header)
+    plane = fits.getdata(path)[0, 0]
+    centre = wcs.pixel_to_world_values(128, 128)
+    edge = wcs.pixel_to_world_values(20, 128)  # the 20 deg cutout reaches over the image edge
+    for ra, dec in (centre, edge, (centre[0] + 5.0, centre[1] - 3.0)):
+        cut = make_cutout(plane, header, wcs, float(ra), float(dec), size_deg=20.0)
+        full = cutout_header(header, cut.wcs)
+        assert list(cut.header.keys()) == list(full.keys())
+        for key in ("CRPIX1", "CRPIX2"):
+            assert cut.header[key] == pytest.approx(full[key], abs=1e-9)
+        assert [str(c) for c in cut.header.cards if not c.keyword.startswith("CRPIX")] == \
+               [str(c) for c in full.cards if not c.keyword.startswith("CRPIX")]
+        w = WCS(cut.header)
+        np.testing.assert_allclose(w.pixel_to_world_values(0, 0), cut.wcs.pixel_to_world_values(0, 0), atol=1e-9)

@@ -205,3 +205,36 @@ def test_nothing_to_stack_and_rerun(synth, tmp_path):
     again = _stack(synth.run, tmp_path / "wb", overwrite=True)
     h = fits.getheader(next(iter(again.values())).path)
     assert sum(str(c).startswith("lwa-pipe[lwa-stack]") and "cmd:" in str(c) for c in h["HISTORY"]) == 1
+
+
+def test_wideband_agrees_with_the_full_measurement(synth, tmp_path):
+    """One read per input and the noise from a lattice of the inner box: the weights are within 1 % of
+    the previous measurement (sigma clipping of every inner pixel), so the stack differs from the previous
+    float64 weighted mean by < 1 % of its noise (RMS; < 5 % at any pixel); the stack's noise row is
+    measured."""
+    from astropy.stats import sigma_clipped_stats
+
+    sigmas = (0.5, 0.9, 1.3, 2.0, 3.1)
+    paths = [synth.make(sb, stokes="V", noise=s, size=600, scale_deg=0.2, sources=[(151.0, 40.0, 30.0)])
+             for sb, s in zip(GREEN, sigmas, strict=True)]
+    res = _stack(synth.run, tmp_path / "wb")["Wideband_Green_V_deep_Taper_Robust-0.fits"]
+    planes, previous = [], []
+    for p in paths:
+        plane = fits.getdata(p)[0, 0].astype(np.float64)
+        box = plane[150:450, 150:450]
+        previous.append(sigma_clipped_stats(box[np.isfinite(box)], sigma=3.0, maxiters=10, stdfunc="mad_std")[2])
+        planes.append(plane)
+    weights = [w for _, w in res.used]
+    np.testing.assert_allclose(np.array(weights) ** -0.5, previous, rtol=0.01)
+    w_prev = 1.0 / np.array(previous)[:, None, None] ** 2
+    cube = np.array(planes)
+    with np.errstate(invalid="ignore"):
+        stack_prev = np.nansum(cube * w_prev, axis=0) / np.sum(np.isfinite(cube) * w_prev, axis=0)
+    stacked = fits.getdata(res.path)[0, 0]
+    np.testing.assert_array_equal(np.isnan(stacked), np.isnan(stack_prev))
+    diff = (stacked - stack_prev)[np.isfinite(stacked)]
+    assert np.sqrt(np.mean(diff**2)) < 0.01 * res.expected_rms_jy
+    assert np.max(np.abs(diff)) < 0.05 * res.expected_rms_jy
+    noise = read_noise_csv(tmp_path / "wb" / "thermal_noise.csv")
+    row = noise[str(res.path.resolve())]
+    assert row.rms_jy == pytest.approx(res.expected_rms_jy, rel=0.1)

@@ -80,7 +80,25 @@ def make_cutout(plane: np.ndarray, header: fits.Header, wcs: WCS, ra_deg: float,
     except (NoOverlapError, ValueError) as err:
         log.debug("no cutout at (%.4f, %.4f): %s", ra_deg, dec_deg, err)
         return None
-    return Cutout(np.asarray(cut.data, dtype=np.float32), cut.wcs, cutout_header(header, cut.wcs))
+    return Cutout(np.asarray(cut.data, dtype=np.float32), cut.wcs, _shifted_header(header, wcs, cut.wcs))
+
+
+_TEMPLATES: list[tuple[fits.Header, WCS, fits.Header]] = []  # (parent header, parent WCS, cutout_header of both)
+
+
+def _shifted_header(parent: fits.Header, wcs: WCS, cut_wcs: WCS) -> fits.Header:
+    """`cutout_header(parent, cut_wcs)` without rebuilding it per target: a cutout's WCS is the
+    parent's with CRPIX moved, so the parent's is built once per image and only CRPIX is set."""
+    if wcs.sip is not None or cut_wcs.wcs.naxis != 2:
+        return cutout_header(parent, cut_wcs)
+    template = next((t for h, w, t in _TEMPLATES if h is parent and w is wcs), None)
+    if template is None:
+        template = cutout_header(parent, wcs)
+        _TEMPLATES.insert(0, (parent, wcs, template))
+        del _TEMPLATES[4:]
+    header = template.copy()
+    header["CRPIX1"], header["CRPIX2"] = (float(v) for v in cut_wcs.wcs.crpix)
+    return header
 
 
 def write_cutout(path: Path, cutout: Cutout, *, keywords: dict, argv: list[str] | None,

@@ -58,14 +58,12 @@ def pbcor_image(image: str | Path, output: str | Path | None = None, *, beam: Be
                               shape=plane.shape, freq_hz=info.freq_mhz * 1e6,
                               time=Time(info.mjd_mid, format="mjd", scale="utc"))
     with np.errstate(invalid="ignore", divide="ignore"):
-        corrected = (plane / response).astype(np.float32)
-    out = corrected.reshape(data.shape)
-    valid = np.isfinite(corrected)
+        np.divide(plane, response, out=plane)  # `data` is our own copy: divided in place
     label = beam_label or getattr(beam, "source", "") or "default analytic dipole beam"
     history = [f"pbcor: beam {label}; NaN below {min_elevation_deg:g} deg elevation or response < {min_response:g}"]
-    write_image(output, out, header, tool="lwa-image", keywords={"PBCOR": True}, extra_history=history,
+    write_image(output, data, header, tool="lwa-image", keywords={"PBCOR": True}, extra_history=history,
                 overwrite=True)
-    log.info("wrote %s (%.1f %% of pixels valid)", output, 100.0 * valid.mean())
+    log.info("wrote %s", output)
     return output
 
 

@@ -5,7 +5,8 @@ axis: the all-sky images are noisiest and most distorted towards the horizon), o
 (NaN-aware: wsclean's horizon mask and the primary-beam cut are NaN), with iterative sigma clipping so
 that sources and their sidelobes drop out: astropy's `sigma_clipped_stats` with the MAD-based standard
 deviation (`mad_std`), which is unbiased for Gaussian noise and ignores the few bright pixels the
-clipping leaves behind.
+clipping leaves behind. The clipping runs on a regular lattice of at most ~`MAX_SAMPLES` pixels of
+the box (statistical error ~0.3 %).
 
 `thermal_noise.csv` has one row per image (columns `NOISE_COLUMNS`); `rms_jy` is the measured noise.
 `size_bytes` and `mtime_ns` let a later run reuse a row only while the file is unchanged.
@@ -43,11 +44,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+MAX_SAMPLES = 1 << 16
+"""robust_rms clips at most about this many pixels: a regular lattice of the inner box (every k-th
+pixel along both axes, so nearly independent samples of beam-correlated noise). The statistical
+error of the MAD RMS is then ~0.3 %, well below what the weights need."""
+
+
 def robust_rms(data: np.ndarray, *, inner_fraction: float = 0.5, sigma: float = 3.0,
                max_iter: int = 10) -> tuple[float, int]:
-    """Sigma-clipped MAD RMS of the finite pixels in the central `inner_fraction` box of a 2-D plane.
+    """Sigma-clipped MAD RMS of the finite pixels in the central `inner_fraction` box of a 2-D plane,
+    from a lattice of at most ~`MAX_SAMPLES` of them.
 
-    Returns (rms, number of finite pixels used); rms is NaN when fewer than 16 finite pixels exist.
+    Returns (rms, number of finite pixels in the box); rms is NaN when fewer than 16 finite pixels exist.
     """
     plane = image_plane(data)
     if not 0 < inner_fraction <= 1:
@@ -55,12 +63,17 @@ def robust_rms(data: np.ndarray, *, inner_fraction: float = 0.5, sigma: float = 
     ny, nx = plane.shape
     hy, hx = max(int(round(ny * inner_fraction / 2)), 1), max(int(round(nx * inner_fraction / 2)), 1)
     cy, cx = ny // 2, nx // 2
-    box = np.asarray(plane[max(cy - hy, 0): cy + hy, max(cx - hx, 0): cx + hx], dtype=np.float64)
-    good = box[np.isfinite(box)]
+    box = plane[max(cy - hy, 0): cy + hy, max(cx - hx, 0): cx + hx]
+    n_finite = int(np.count_nonzero(np.isfinite(box)))
+    if n_finite < 16:
+        return float("nan"), n_finite
+    k = max(1, math.ceil(math.sqrt(box.size / MAX_SAMPLES)))
+    sample = np.asarray(box[::k, ::k], dtype=np.float64)
+    good = sample[np.isfinite(sample)]
     if good.size < 16:
-        return float("nan"), int(good.size)
+        good = np.asarray(box[np.isfinite(box)], dtype=np.float64)
     _, _, std = sigma_clipped_stats(good, sigma=sigma, maxiters=max_iter, stdfunc="mad_std")
-    return float(std), int(good.size)
+    return float(std), n_finite
 
 
 @dataclass(frozen=True)
@@ -95,12 +108,14 @@ NOISE_COLUMNS = THERMAL_NOISE.columns  # = the fields of NoiseRecord (tests/test
 
 
 def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = 0.5, sigma: float = 3.0,
-                  hints: ImageHints | None = None) -> NoiseRecord:
+                  hints: ImageHints | None = None, data: np.ndarray | None = None) -> NoiseRecord:
     """Measure one image, given by path or by its `ImageInfo` (then its header is not read again);
+    `data`, when given, is the image's pixels already read (then the file is only stat'ed).
     LwaError when unreadable or without finite pixels in the inner box."""
     info = path if isinstance(path, ImageInfo) else image_info(path, hints)
     path = Path(info.path).resolve()
-    data, _ = read_image(path, require_finite=False)  # its own all-NaN check
+    if data is None:
+        data, _ = read_image(path, require_finite=False)  # its own all-NaN check
     rms, n_pix = robust_rms(data, inner_fraction=inner_fraction, sigma=sigma)
     if not math.isfinite(rms) or rms <= 0:
         raise LwaError(f"image {path} has no usable pixels for a noise estimate (all NaN or constant)")

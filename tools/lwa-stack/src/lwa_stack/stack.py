@@ -53,13 +53,7 @@ from astropy.io import fits
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
 from lwa_common.images import ImageHints, ImageInfo, grid_key, regrid_onto, same_grid, scan_images
-from lwa_stack.noise import (
-    NoiseRecord,
-    measure_image,
-    measure_images,
-    read_noise_csv,
-    write_noise_csv,
-)
+from lwa_stack.noise import NoiseRecord, measure_image, read_noise_csv, write_noise_csv
 
 __all__ = [
     "Band",
@@ -265,28 +259,28 @@ def plan_stacks(candidates: Iterable[Candidate], bands: Sequence[Band], *,
 def stack_arrays(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """NaN-aware weighted mean of equal-shape arrays: (sum w x / sum w over finite x, sum w).
 
-    Pixels that are non-finite in every input (or have zero total weight) are NaN.
+    Pixels that are non-finite in every input (or have zero total weight) are NaN. Float32 throughout
+    (the images' precision; a float32 sum of tens of terms is good to ~1e-6 relative).
     """
     if len(arrays) != len(weights) or not arrays:
         raise LwaError("stack needs as many weights as images, and at least one image")
     shape = np.shape(arrays[0])
-    num = np.zeros(shape, dtype=np.float64)
-    den = np.zeros(shape, dtype=np.float64)
-    tmp = np.empty(shape, dtype=np.float64)
+    num = np.zeros(shape, dtype=np.float32)
+    den = np.zeros(shape, dtype=np.float32)
+    term = np.empty(shape, dtype=np.float32)
+    finite = np.empty(shape, dtype=bool)
     for arr, w in zip(arrays, weights, strict=True):
         arr = np.asarray(arr)
         if arr.shape != shape:
             raise LwaError(f"stack inputs differ in shape: {arr.shape} vs {shape} (regrid them first)")
         if not (math.isfinite(w) and w >= 0):
             raise LwaError(f"stack weight must be finite and >= 0, got {w}")
-        finite = np.isfinite(arr)
-        np.copyto(tmp, arr)
-        tmp[~finite] = 0.0
-        tmp *= w
-        num += tmp
-        den += finite * w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        np.isfinite(arr, out=finite)
+        np.multiply(arr, np.float32(w), out=term, casting="same_kind")
+        np.add(num, term, out=num, where=finite)
+        np.add(den, np.float32(w), out=den, where=finite)
+    out = np.full(shape, np.nan, dtype=np.float32)
+    np.divide(num, den, out=out, where=den > 0)
     return out, den
 
 
@@ -321,15 +315,18 @@ def _noise_cache(paths: Iterable[Path]) -> dict[str, NoiseRecord]:
     return cache
 
 
-def _v_deep_noise(cands: Sequence[Candidate], records: dict[str, NoiseRecord]) -> dict[str, float]:
+def _v_deep_noise(cands: Sequence[Candidate], book: _NoiseBook) -> dict[str, float]:
     """Per subband: the thermal noise of its deep, tapered, Briggs-0, non-PB Stokes V image."""
     out: dict[str, float] = {}
     for c in sorted(cands, key=lambda c: not c.info.dewarped):
         i = c.info
-        if i.stokes == "V" and i.category == "deep" and not i.pbcor and i.taper > 0 and _is(i.robust, 0.0):
-            rec = records.get(str(c.path.resolve()))
-            if rec is not None:
-                out.setdefault(_subband_key(i), rec.rms_jy)
+        key = _subband_key(i)
+        if (key not in out and i.stokes == "V" and i.category == "deep" and not i.pbcor and i.taper > 0
+                and _is(i.robust, 0.0)):
+            try:
+                out[key] = book.rms(i)
+            except LwaError as err:
+                log.debug("no deep V noise for %s: %s", key, err)
     return out
 
 
@@ -343,7 +340,7 @@ def _time_keywords(headers: Sequence[fits.Header]) -> dict:
 
 def _write_stack(plan: StackPlan, used: list[tuple[Candidate, np.ndarray, fits.Header, float]],
                  ref_header: fits.Header, out_path: Path, n_regrid: int, *, argv: list[str] | None,
-                 overwrite: bool) -> StackResult:
+                 overwrite: bool) -> tuple[StackResult, np.ndarray]:
     weights = [w for *_, w in used]
     stacked, _ = stack_arrays([a for _, a, _, _ in used], weights)
     wsum = float(sum(weights))
@@ -387,7 +384,7 @@ def _write_stack(plan: StackPlan, used: list[tuple[Candidate, np.ndarray, fits.H
     log.info("wrote %s: %d subbands (%s), f_eff %.2f MHz, expected rms %.4g Jy/beam",
              out_path.name, len(used), ",".join(subbands), f_eff, expected)
     return StackResult(path=out_path, plan=plan, used=[(c, w) for c, _, _, w in used], skipped=[],
-                       freq_mhz=f_eff, expected_rms_jy=expected, n_regridded=n_regrid)
+                       freq_mhz=f_eff, expected_rms_jy=expected, n_regridded=n_regrid), stacked
 
 
 def wideband(
@@ -412,7 +409,8 @@ def wideband(
     Weights are 1/rms^2 of each image (`weight_from='image'`) or of its subband's deep Stokes V image
     (`'v-deep'`, falling back to the image itself). Noise comes from `noise_csv`, or the
     thermal_noise.csv in `outdir` and in each input folder, when the row's file is unchanged; otherwise
-    it is measured. A subband whose image cannot be read or measured is skipped with a warning.
+    it is measured on the pixels read for the stack (each input is read once). A subband whose image
+    cannot be read or measured is skipped with a warning.
     """
     outdir = Path(outdir)
     if weight_from not in ("image", "v-deep"):
@@ -430,70 +428,106 @@ def wideband(
             raise LwaError(f"output exists: {out} (use --overwrite to replace it)")
     log.info("%d images found, %d wideband products planned", len(cands), len(plans))
 
-    if explicit is not None:
-        cache = explicit
-    else:
-        cache = _noise_cache([outdir / "thermal_noise.csv"] + [Path(d) / "thermal_noise.csv" for d in inputs
-                                                               if Path(d).is_dir()])
-    needed = {c.path.resolve(): c for p in plans for c in p.inputs}
-    if weight_from == "v-deep":
-        for c in cands:
-            i = c.info
-            if i.stokes == "V" and i.category == "deep" and not i.pbcor and i.taper > 0:
-                needed.setdefault(c.path.resolve(), c)
-    records, failed = measure_images([c.info for c in needed.values()], cache=cache, inner_fraction=inner_fraction,
-                                     sigma=clip_sigma)
-    by_path = {r.path: r for r in records}
-    merged = {**{k: v for k, v in cache.items() if v.matches_file()}, **by_path}
-    bad = {str(p.resolve()): why for p, why in failed}
-    v_noise = _v_deep_noise(cands, by_path) if weight_from == "v-deep" else {}
-
-    ref_grid = _reference_grid(plans, by_path)
-    results: list[StackResult] = []
+    if explicit is None:
+        explicit = _noise_cache([outdir / "thermal_noise.csv"] + [Path(d) / "thermal_noise.csv" for d in inputs
+                                                                  if Path(d).is_dir()])
+    book = _NoiseBook(explicit, inner_fraction=inner_fraction, sigma=clip_sigma)
+    v_noise = _v_deep_noise(cands, book) if weight_from == "v-deep" else {}
+    ref_grid = _reference_grid(plans)
+    results = []
     for plan in plans:
-        used, skipped, n_regrid = [], [], 0
-        ref_header = None
-        for cand in plan.inputs:
-            key = str(cand.path.resolve())
-            if key in bad:
-                log.warning("skipping %s in %s: %s", _subband_key(cand.info), plan.name, bad[key])
-                skipped.append((cand.path, bad[key]))
-                continue
-            cand.rms_jy = by_path[key].rms_jy
-            try:
-                data, header = read_image(cand.path, require_finite=False)  # "no usable pixels" below
-                plane = image_plane(data)
-            except LwaError as err:
-                log.warning("skipping %s in %s: %s", _subband_key(cand.info), plan.name, err)
-                skipped.append((cand.path, str(err)))
-                continue
-            if not same_grid(cand.info, ref_grid.header):
-                log.info("regridding %s onto the reference grid of %s", cand.path.name, ref_grid.path.name)
-                plane = regrid(plane, header, ref_grid.header)
-                n_regrid += 1
-            sigma_w = v_noise.get(_subband_key(cand.info), cand.rms_jy)
-            used.append((cand, plane, header, 1.0 / sigma_w**2))
-            ref_header = ref_grid.header
-        if not used:
-            log.warning("no usable subband for %s; not written", plan.name)
-            continue
-        result = _write_stack(plan, used, ref_header, outdir / plan.name, n_regrid, argv=argv, overwrite=True)
-        result.skipped = skipped
-        results.append(result)
-        try:
-            rec = measure_image(result.path, inner_fraction=inner_fraction, sigma=clip_sigma)
-        except LwaError as err:
-            log.warning("cannot measure the noise of %s: %s", result.path.name, err)
-        else:
-            merged[rec.path] = rec
-            log.info("%s: measured rms %.4g Jy/beam, expected %.4g (ratio %.2f)", result.path.name, rec.rms_jy,
-                     result.expected_rms_jy, rec.rms_jy / result.expected_rms_jy)
+        result = _stack_plan(plan, ref_grid, book, v_noise, outdir / plan.name, argv=argv)
+        if result is not None:
+            results.append(result)
+    log.info("thermal noise: %d images (%d reused from thermal_noise.csv), %d failed",
+             len(book.reused) + len(book.measured), len(book.reused), len(book.failed))
     if not results:
-        raise LwaError(f"no wideband stack could be made: every input image failed ({len(failed)} failures)")
-    write_noise_csv(outdir / "thermal_noise.csv", merged.values())
-    if unreadable or failed:
-        log.warning("%d images skipped (unreadable or unmeasurable)", len(unreadable) + len(failed))
+        raise LwaError(f"no wideband stack could be made: every input image failed ({len(book.failed)} failures)")
+    write_noise_csv(outdir / "thermal_noise.csv", book.table())
+    if unreadable or book.failed:
+        log.warning("%d images skipped (unreadable or unmeasurable)", len(unreadable) + len(book.failed))
     return results
+
+
+class _NoiseBook:
+    """Thermal noise per image: a cached row while its file is unchanged, else measured on the pixels
+    the caller has read; what was measured or failed, for thermal_noise.csv and the warnings."""
+
+    def __init__(self, cache: dict[str, NoiseRecord], *, inner_fraction: float, sigma: float) -> None:
+        self.cache = {k: v for k, v in cache.items() if v.matches_file()}
+        self.measured: dict[str, NoiseRecord] = {}
+        self.products: dict[str, NoiseRecord] = {}
+        self.reused: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.inner_fraction, self.sigma = inner_fraction, sigma
+
+    def rms(self, info: ImageInfo, data: np.ndarray | None = None) -> float:
+        """The noise of `info`'s image (LwaError when it cannot be measured); `data` its pixels
+        when already read."""
+        key = str(Path(info.path).resolve())
+        if key in self.failed:
+            raise LwaError(self.failed[key])
+        rec = self.measured.get(key) or self.cache.get(key)
+        if rec is not None and key not in self.measured:
+            self.reused.add(key)
+        if rec is None:
+            try:
+                rec = measure_image(info, inner_fraction=self.inner_fraction, sigma=self.sigma, data=data)
+            except LwaError as err:
+                self.failed[key] = str(err)
+                raise
+            self.measured[key] = rec
+        return rec.rms_jy
+
+    def add_product(self, path: Path, data: np.ndarray) -> NoiseRecord:
+        """Measure a written stack on its in-memory pixels."""
+        rec = measure_image(path, inner_fraction=self.inner_fraction, sigma=self.sigma, data=data)
+        self.products[rec.path] = rec
+        return rec
+
+    def table(self) -> list[NoiseRecord]:
+        return list({**self.cache, **self.measured, **self.products}.values())
+
+
+def _read_input(cand: Candidate, book: _NoiseBook, ref_grid: _RefGrid) -> tuple[np.ndarray, fits.Header, bool]:
+    """One input's plane on the reference grid, its header and whether it was regridded; its noise
+    goes into `cand.rms_jy` (measured on these pixels unless cached)."""
+    data, header = read_image(cand.path, require_finite=False)  # "no usable pixels" from the noise
+    plane = image_plane(data)
+    cand.rms_jy = book.rms(cand.info, plane)
+    if cand.grid == ref_grid.signature or same_grid(cand.info, ref_grid.header):
+        return plane, header, False
+    log.info("regridding %s onto the reference grid of %s", cand.path.name, ref_grid.path.name)
+    return regrid(plane, header, ref_grid.header), header, True
+
+
+def _stack_plan(plan: StackPlan, ref_grid: _RefGrid, book: _NoiseBook, v_noise: dict[str, float], out_path: Path,
+                *, argv: list[str] | None) -> StackResult | None:
+    """Read the plan's inputs (once each), stack, write and measure the stack; None when no input is usable."""
+    used, skipped = [], []
+    for cand in plan.inputs:
+        try:
+            plane, header, regridded = _read_input(cand, book, ref_grid)
+        except LwaError as err:
+            log.warning("skipping %s in %s: %s", _subband_key(cand.info), plan.name, err)
+            skipped.append((cand.path, str(err)))
+            continue
+        sigma_w = v_noise.get(_subband_key(cand.info), cand.rms_jy)
+        used.append((cand, plane, header, 1.0 / sigma_w**2, regridded))
+    if not used:
+        log.warning("no usable subband for %s; not written", plan.name)
+        return None
+    result, stacked = _write_stack(plan, [u[:4] for u in used], ref_grid.header, out_path,
+                                   sum(u[4] for u in used), argv=argv, overwrite=True)
+    result.skipped = skipped
+    try:
+        rec = book.add_product(result.path, stacked)
+    except LwaError as err:
+        log.warning("cannot measure the noise of %s: %s", result.path.name, err)
+    else:
+        log.info("%s: measured rms %.4g Jy/beam, expected %.4g (ratio %.2f)", result.path.name, rec.rms_jy,
+                 result.expected_rms_jy, rec.rms_jy / result.expected_rms_jy)
+    return result
 
 
 @dataclass
@@ -503,13 +537,10 @@ class _RefGrid:
     header: fits.Header
 
 
-def _reference_grid(plans: Sequence[StackPlan], measured: dict[str, NoiseRecord]) -> _RefGrid:
-    """The most common grid among the usable inputs (ties: the lowest-frequency image's)."""
-    usable = [c for p in plans for c in p.inputs if str(c.path.resolve()) in measured]
-    if not usable:
-        raise LwaError("no wideband stack could be made: no input image could be measured")
+def _reference_grid(plans: Sequence[StackPlan]) -> _RefGrid:
+    """The most common grid among the inputs (ties: the lowest-frequency image's)."""
+    usable = [c for p in plans for c in p.inputs]
     counts = Counter(c.grid for c in usable)
     best = max(counts.values())
     first = min((c for c in usable if counts[c.grid] == best), key=lambda c: (c.info.freq_mhz, str(c.path)))
-    header = first.info.header
-    return _RefGrid(signature=first.grid, path=first.path, header=header)
+    return _RefGrid(signature=first.grid, path=first.path, header=first.info.header)
