@@ -138,7 +138,12 @@ step() {
     t0=$(date +%s)
     echo "# start $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"
     note_state "steps.$tag/$name.status=running" "steps.$tag/$name.start=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    "$@" -v >> "$log" 2>&1 || rc=$?
+    if [ -x /usr/bin/time ]; then  # GNU time: the step's CPU seconds and peak RSS (with its children) in its log
+        /usr/bin/time -a -o "$log" -f '# lwa-pipe rusage: wall %e s, user %U s, system %S s, max_rss %M KB' \
+            "$@" -v >> "$log" 2>&1 || rc=$?
+    else
+        "$@" -v >> "$log" 2>&1 || rc=$?
+    fi
     local took=$(( $(date +%s) - t0 ))
     echo "# lwa-pipe step $name: exit $rc after $took s, end $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"  # the weblog reads it
     note_state "steps.$tag/$name.status=$([ $rc -eq 0 ] && echo done || echo failed)" \
