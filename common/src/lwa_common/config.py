@@ -142,6 +142,11 @@ class Imaging:
     intervals_out: int = 6
     mgain: float = 0.8
     threads: int = 0  # 0: let wsclean decide
+    # "wgridder" (wsclean -use-wgridder: matches a direct Fourier sum to the horizon and needs ~0.5 GB
+    # at 4096^2) or "wstack" (wsclean's default w-stacking: a ~10 GB w-layer stack at 4096^2);
+    # measured side by side in docs/performance.md
+    gridder: str = "wgridder"
+    slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
     configurations: tuple[ImageConfiguration, ...] = SCIENCE_CONFIGURATIONS
 
 
@@ -309,6 +314,11 @@ class Cluster:
 
     nodes: tuple[str, ...] = ()
     local_workdir: str = ""
+    # Slurm request per job type, "JOB=CPUS:MEMORY" (JOB: setup, peel, image, aggregate), sized from
+    # the peaks measured at real size with margin (docs/performance.md); run_hour.sh --cpus/--mem
+    # override every job. peel_tasks: Peel array tasks (one MS each) running at once.
+    jobs: tuple[str, ...] = ("setup=2:4G", "peel=2:8G", "image=32:32G", "aggregate=4:16G")
+    peel_tasks: int = 16
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from lwa_image._wsclean import (
     Timings,
     check_products,
     finalize_product,
+    gridder_args,
     product_name,
     rerun_command,
     run_wsclean,
@@ -187,9 +188,7 @@ def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: in
     args = ["-size", str(size), str(size), "-scale", f"{scale_deg:g}deg",
             "-weight", "briggs", f"{conf.robust:g}", "-pol", conf.stokes,
             "-horizon-mask", f"{imaging.horizon_mask_deg:g}deg",
-            "-data-column", data_column, "-no-update-model-required"]
-    if imaging.threads > 0:
-        args += ["-j", str(imaging.threads)]
+            "-data-column", data_column, "-no-update-model-required", *gridder_args(imaging)]
     if conf.taper:
         args += ["-taper-inner-tukey", f"{imaging.taper_inner_tukey_lambda:g}"]
     if conf.span == "10min":
