@@ -147,6 +147,11 @@ class Imaging:
     # measured side by side in docs/performance.md
     gridder: str = "wgridder"
     slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
+    # Configurations imaged at once (their CLEAN minor loops are single-threaded): 0 = one per
+    # cores_per_configuration CPUs of the job (7 on a 32-core node, 1 on a laptop); wsclean's
+    # threads are shared out among them
+    parallel_configurations: int = 0
+    cores_per_configuration: int = 4
     configurations: tuple[ImageConfiguration, ...] = SCIENCE_CONFIGURATIONS
 
 
