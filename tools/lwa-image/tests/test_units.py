@@ -198,5 +198,7 @@ def test_gridder_threads_and_memory_follow_the_config_and_the_slurm_job():
     # in a Slurm job wsclean sees the whole node: threads and memory come from the job's request
     args = gridder_args(imaging, {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "20480"})
     assert args == ["-use-wgridder", "-j", "8", "-abs-mem", f"{20 * imaging.slurm_mem_fraction:.1f}"]
+    shared = gridder_args(imaging, {"SLURM_MEM_PER_NODE": "20480"}, share=4)  # four configurations at once
+    assert shared[-1] == f"{20 * imaging.slurm_mem_fraction / 4:.1f}"
     with pytest.raises(LwaError, match="imaging.gridder must be one of wgridder, wstack"):
         gridder_args(replace(imaging, gridder="idg"), {})

@@ -62,14 +62,14 @@ def wsclean_exe() -> str:
 GRIDDERS = {"wgridder": ["-use-wgridder"], "wstack": []}
 
 
-def gridder_args(imaging: Imaging, environ: Mapping[str, str] | None = None) -> list[str]:
+def gridder_args(imaging: Imaging, environ: Mapping[str, str] | None = None, *, share: int = 1) -> list[str]:
     """wsclean's gridder, thread and memory options (shared by snapshots and science).
 
     The gridder and threads come from ``cfg.imaging``. Inside a Slurm job, wsclean would see the
     whole node (all its cores, all its memory) and size its buffers on it: its threads follow the
     job's ``SLURM_CPUS_PER_TASK`` (when ``imaging.threads`` is 0) and ``-abs-mem`` keeps it to
     ``imaging.slurm_mem_fraction`` of the job's ``SLURM_MEM_PER_NODE``, so the job is never killed
-    by its own memory request.
+    by its own memory request. `share`: wsclean runs sharing the job (each gets its part).
     """
     env = os.environ if environ is None else environ
     if imaging.gridder not in GRIDDERS:
@@ -80,7 +80,7 @@ def gridder_args(imaging: Imaging, environ: Mapping[str, str] | None = None) -> 
         args += ["-j", str(threads)]
     mem_mb = env.get("SLURM_MEM_PER_NODE", "")
     if mem_mb.isdigit() and int(mem_mb) > 0:
-        args += ["-abs-mem", f"{int(mem_mb) / 1024 * imaging.slurm_mem_fraction:.1f}"]
+        args += ["-abs-mem", f"{int(mem_mb) / 1024 * imaging.slurm_mem_fraction / max(share, 1):.1f}"]
     return args
 
 

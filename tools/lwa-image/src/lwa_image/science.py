@@ -186,12 +186,12 @@ def select_configurations(imaging: Imaging, only: Sequence[str] | None) -> list[
 
 
 def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: int, scale_deg: float,
-                         niter: int, intervals_out: int, data_column: str) -> list[str]:
+                         niter: int, intervals_out: int, data_column: str, share: int = 1) -> list[str]:
     """wsclean options (without -name and the MS) for one science configuration."""
     args = ["-size", str(size), str(size), "-scale", f"{scale_deg:g}deg",
             "-weight", "briggs", f"{conf.robust:g}", "-pol", conf.stokes,
             "-horizon-mask", f"{imaging.horizon_mask_deg:g}deg",
-            "-data-column", data_column, "-no-update-model-required", *gridder_args(imaging)]
+            "-data-column", data_column, "-no-update-model-required", *gridder_args(imaging, share=share)]
     if conf.taper:
         args += ["-taper-inner-tukey", f"{imaging.taper_inner_tukey_lambda:g}"]
     if conf.span == "10min":
@@ -286,12 +286,12 @@ def parallel_configurations(imaging: Imaging, n_configurations: int) -> int:
 
 def _image_configuration(conf: ImageConfiguration, *, ms: Path, outdir: Path, imaging: Imaging,
                          products: list[Product], info: MsTimes, size: int, scale_deg: float, niter_scale: float,
-                         intervals_out: int, column: str, made: dict[str, Path],
+                         intervals_out: int, column: str, made: dict[str, Path], share: int,
                          timings: Timings | None) -> list[Path]:
     """One configuration: its wsclean run in a private scratch folder, then its products."""
     niter = max(1, round(conf.niter * niter_scale)) if conf.niter > 0 else 0
     args = wsclean_science_args(conf, imaging, size=size, scale_deg=scale_deg, niter=niter,
-                                intervals_out=intervals_out, data_column=column)
+                                intervals_out=intervals_out, data_column=column, share=share)
     beam = _restoring_beam(conf, imaging, made, outdir, info)
     if beam is not None:
         args += beam.wsclean_args()
@@ -354,7 +354,7 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
     log.info("%d configuration(s) at a time%s", at_once, f", {threads} wsclean threads each" if at_once > 1 else "")
     made: dict[str, Path] = {}  # configuration name -> its (deep) image written by this run
     by_conf: dict[str, list[Path]] = {}
-    job = partial(_image_configuration, ms=ms, outdir=outdir, imaging=replace(imaging, threads=threads),
+    job = partial(_image_configuration, ms=ms, outdir=outdir, imaging=replace(imaging, threads=threads), share=at_once,
                   products=products, info=info, size=size, scale_deg=scale_deg, niter_scale=niter_scale,
                   intervals_out=intervals_out, column=column, made=made, timings=timings)
     with ThreadPoolExecutor(max_workers=at_once) as pool:
