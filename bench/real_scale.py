@@ -178,9 +178,9 @@ def read_steps(work: Path) -> list[Step]:
             its = [int(x) for x in re.findall(r"Iteration (\d+),", run)]
             st.iterations += max(its, default=0)
             st.capped += "maximum number of iterations was reached" in run
-            sp = WSCLEAN_SPLIT_RE.search(run)
-            if sp:
-                g = sp.groups()
+            splits = WSCLEAN_SPLIT_RE.findall(run)  # cumulative: printed after every interval
+            if splits:
+                g = splits[-1]
                 st.inversion_s += _hms(*g[0:3])
                 st.prediction_s += _hms(*g[3:6])
                 st.deconvolution_s += _hms(*g[6:9])
@@ -457,6 +457,11 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
             extra = f" ({r['passes']} passes, {r['iterations']} CLEAN it.)" if r.get("passes") else ""
             lines.append(f"| {r['step']}{extra} | {r['kind']} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} | "
                          f"{per:.2f} | {r['max_rss_gb']:.2f} | {eff:.2f} | {_fmt(r['hour_cpu_s'])} | {_fmt(wall)} |")
+        for a in result.get(f"assumed_{ch}ch", []):  # stages not measured by this run, with their source
+            wall = a["hour_threaded_cpu_s"] / (cores * efficiency) + a["hour_serial_cpu_s"]
+            lines.append(f"| {a['step']} | not measured: {a['source']} | | | | {a.get('max_rss_gb', '')} | | "
+                         f"{_fmt(a['hour_threaded_cpu_s'] + a['hour_serial_cpu_s'])} | {_fmt(wall)} |")
+            rows = [*rows, {**a, "hour_cpu_s": a["hour_threaded_cpu_s"] + a["hour_serial_cpu_s"]}]
         seq = hour_wall(rows, cores=cores, efficiency=efficiency)
         par = hour_wall(rows, cores=cores, efficiency=efficiency, side_by_side=True)
         cpu = sum(r["hour_cpu_s"] for r in rows)
