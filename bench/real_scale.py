@@ -295,7 +295,8 @@ THREADED = {"flag-rfi", "snapshots", "science"}
 ONCE_PER_HOUR = {"dewarp-fit", "gather", "report", "db-ingest", "archive"}
 
 
-def science_factors(steps: list[Step], configurations: tuple[str, ...]) -> tuple[dict[str, float], int, int]:
+def science_factors(steps: list[Step], configurations: tuple[str, ...],
+                    assumed_deep_i_passes: int = 11) -> tuple[dict[str, float], int, int]:
     """How the measured science step scales to all 7 configurations, and the images made / in all.
 
     Laptop mode images one cleaned deep I (P_I gridding passes) and the dirty deep V (2 passes: PSF,
@@ -313,10 +314,13 @@ def science_factors(steps: list[Step], configurations: tuple[str, ...]) -> tuple
     sci = next((s for s in steps if s.name == "science"), None)
     if sci is None:
         return {}, len(configurations), n_all
-    p_i = max(sci.passes - 2, 1)
-    fixed = (4 * p_i + 6 * p_i + 2 + 12) / (p_i + 2)
-    data = (4 * p_i + p_i + 2 + 2) / (p_i + 2)
-    return {"fixed": fixed, "data": data, "iterations": 10.0}, len(configurations), n_all
+    if sci.iterations:  # the cleaned deep I was measured: its passes
+        p_i, measured = max(sci.passes - 2, 1), sci.passes
+    else:  # only the dirty V finished: a cleaned deep I assumed to take 1 + 2 x 5 major cycles
+        p_i, measured = assumed_deep_i_passes, sci.passes
+    fixed = (4 * p_i + 6 * p_i + 2 + 12) / measured
+    data = (4 * p_i + p_i + 2 + 2) / measured
+    return {"fixed": fixed, "data": data, "iterations": 10.0, "deep_i_passes": p_i}, len(configurations), n_all
 
 
 def extrapolate(steps: list[Step], *, n_int: int, n_channels: int, rate: dict, hour_channels: int,
@@ -335,7 +339,8 @@ def extrapolate(steps: list[Step], *, n_int: int, n_channels: int, rate: dict, h
         share = st.cpu_s / max(st.wall_s, 1e-9)  # CPU the step got per wall second (here: a shared machine)
         if st.passes:
             deconv_cpu = min(st.deconvolution_s * share, st.cpu_s)
-            data_cpu = min(rate["s_per_gvis_cpu"] * rate["n_vis"] / 1e9 * st.passes, st.cpu_s - deconv_cpu)
+            per_pass = rate["n_vis"] / (n_int if st.name in IMAGE_PER_INTEGRATION else 1)  # a snapshot: one integration
+            data_cpu = min(rate["s_per_gvis_cpu"] * per_pass / 1e9 * st.passes, st.cpu_s - deconv_cpu)
             fixed_cpu = st.cpu_s - deconv_cpu - data_cpu
             if st.name in IMAGE_PER_INTEGRATION:  # one pass per snapshot: all of it grows with the integrations
                 grid_cpu, clean_cpu = (fixed_cpu + data_cpu * f_ch) * f_int, 0.0
@@ -373,9 +378,9 @@ def hour_wall(rows: list[dict], *, cores: int, efficiency: float, side_by_side: 
     total = 0.0
     for r in rows:
         serial = r["hour_serial_cpu_s"]
-        if r["step"] == "science" and side_by_side:
+        if r["step"].startswith("science") and side_by_side:
             serial *= 6 / 10
-        total += r["hour_threaded_cpu_s"] / (cores * efficiency) + serial
+        total += r["hour_wall_s"] if "hour_wall_s" in r else r["hour_threaded_cpu_s"] / (cores * efficiency) + serial
     return total
 
 
@@ -458,7 +463,7 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
             lines.append(f"| {r['step']}{extra} | {r['kind']} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} | "
                          f"{per:.2f} | {r['max_rss_gb']:.2f} | {eff:.2f} | {_fmt(r['hour_cpu_s'])} | {_fmt(wall)} |")
         for a in result.get(f"assumed_{ch}ch", []):  # stages not measured by this run, with their source
-            wall = a["hour_threaded_cpu_s"] / (cores * efficiency) + a["hour_serial_cpu_s"]
+            wall = a.get("hour_wall_s", a["hour_threaded_cpu_s"] / (cores * efficiency) + a["hour_serial_cpu_s"])
             lines.append(f"| {a['step']} | not measured: {a['source']} | | | | {a.get('max_rss_gb', '')} | | "
                          f"{_fmt(a['hour_threaded_cpu_s'] + a['hour_serial_cpu_s'])} | {_fmt(wall)} |")
             rows = [*rows, {**a, "hour_cpu_s": a["hour_threaded_cpu_s"] + a["hour_serial_cpu_s"]}]
@@ -470,7 +475,63 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
                   f"(floor: CPU / {cores} cores = {_fmt(cpu / cores)} s). Budget 3600 s: "
                   f"**{'inside' if par <= BUDGET_S else 'outside'}**; stretch 1800 s: "
                   f"**{'inside' if par <= STRETCH_S else 'outside'}**.", ""]
+    lines += [LEVERS, "", MEMORY, ""]
     path.write_text("\n".join(lines) + "\n")
+
+
+LEVERS = """\
+## Levers: in this branch, and what is left
+
+In the pipeline now (science unchanged: the scenario suite and lwa-image's tests pass):
+- **wgridder** (`imaging.gridder`), for the science images and the snapshots: right far from the
+  phase centre (above), and per #23 30 s / 0.54 GB against 49-67 s / 10 GB for a dirty 4096^2 image
+  (one core, 3 integrations); here a dirty deep V (PSF + image, 4096^2) took 40 CPU s and 0.9 GB.
+- **Configurations side by side** (`imaging.parallel_configurations`, 0 = one per 4 CPUs of the job:
+  7 on a 32-core node, 1 on a laptop), wsclean's threads and `-abs-mem` shared out; the images are
+  the same as one at a time (test). CLEAN's minor loops are single-threaded in wsclean 3.1, so this
+  is what shortens them: the wall becomes the longest run (the 10-min I run, 6 of the 10 CLEAN
+  units) instead of the sum.
+- **CLEAN stops on its threshold** (auto-threshold 0.5, auto-mask 3): no run here reached its cap; the
+  caps (500k/150k/50k) only bound a runaway. The iteration count is the model's uncertain term.
+- **Per-job Slurm resources** (`[cluster] jobs`, `peel_tasks`), wsclean threads and memory from the
+  job, AOFlagger's read mode from the job (below).
+
+Left (measured or estimated here, not done):
+- **The 10-min I run's six intervals as six wsclean runs** (`-interval`), side by side: the CLEAN
+  wall would drop from 6 units to about 1.
+- **`-parallel-deconvolution`** is no lever in wsclean 3.1: with `-local-rms` and multiscale its fast
+  sub-minor loop crashes (exit 134, as without it), and with `-no-multiscale-fast-subminor` a 512^2
+  test ran 10 major cycles instead of 5 and 4x the deconvolution time (every sub-image stopped on
+  the iteration cap). A newer wsclean (3.4+) is the way to the fast sub-minor loop.
+- **Snapshots** cost two 4096^2 inversions per integration whatever the data (the fixed part above):
+  the bad-integration QA needs only each snapshot's RMS, so 2048^2 at 3.75' would cost a quarter (a
+  QA change to check with the scenario suite).
+- **Concatenation** is a serial copy through casacore (0.74 CPU s per 48-channel integration here, x4
+  at 192): rephasing each working copy in place as an array task and a virtual concatenation
+  (casacore ConcatTable) would remove the copy.
+- **192 channels**: every gridding pass grows with the channels; the observatory's 48-channel
+  averaged product costs a quarter. Science cost of 48 channels: radial bandwidth smearing of
+  (95.7 kHz / 55 MHz) x l, about 5' at 60 deg from the phase centre (half an 11.5' beam: peaks
+  there roughly 10 % low, flux conserved) against 1.3' at 192 channels; the archive holds the
+  48-channel product, so that is the data as it comes."""
+
+
+MEMORY = """\
+## Memory and the Slurm requests
+
+Peak RSS per step at real image size (GNU time, the step and its children; 6 integrations, 48
+channels): concat 0.39 GB, flag-hot 0.34 GB, flag-rfi 1.54 GB (AOFlagger read the whole MS into
+memory), dirty V science 0.87 GB, cleaned deep I science and snapshots in the table above; lwa-sim
+1.25 GB per 192-channel integration. How they grow with the hour: wsclean's images are fixed
+(4096^2, multiscale scales) and its visibility buffers are bounded by `-abs-mem`, which lwa-image
+now sets from the job (`imaging.slurm_mem_fraction` x `--mem`, shared among the configurations run
+at once); AOFlagger's automatic mode would read the whole hour's MS (55 GB at 48 channels, 210 GB
+at 192) into memory because in a job it sees the whole node, so lwa-flag rfi now asks for
+`-indirect-read` inside a job whose memory the MS does not fit twice. concat and flag-hot stream
+per MS / per chunk. Requests (`[cluster] jobs`, with margin over the measured peaks): setup 2 CPUs
+4 GB (one MS at a time), peel 2 CPUs 8 GB (DDECal 5.0 GB per MS, #23) x 16 tasks, image 32 CPUs
+32 GB (7 wsclean at ~2 GB of images each + buffers within `-abs-mem` 25.6 GB), aggregate 4 CPUs
+16 GB. `tests/test_archive_tree.py` checks that the dry-run job graph carries them."""
 
 
 GRIDDER_VERDICT = """\

@@ -86,7 +86,7 @@ def test_configurations_and_wsclean_arguments():
     args = wsclean_science_args(by_name["I-Taper-10min"], imaging, size=4096, scale_deg=0.03125, niter=50000,
                                 intervals_out=6, data_column="CORRECTED_DATA")
     text = " ".join(args)
-    for part in ("-use-wgridder", "-size 4096 4096", "-scale 0.03125deg", "-weight briggs 0", "-pol I", "-horizon-mask 10deg",
+    for part in ("-size 4096 4096", "-scale 0.03125deg", "-weight briggs 0", "-pol I", "-horizon-mask 10deg",
                  "-taper-inner-tukey 30", "-intervals-out 6", "-niter 50000", "-multiscale-scale-bias 0.8",
                  "-auto-threshold 0.5", "-auto-mask 3", "-local-rms", "-data-column CORRECTED_DATA"):
         assert part in text, part
@@ -193,11 +193,11 @@ def test_gridder_threads_and_memory_follow_the_config_and_the_slurm_job():
     from lwa_image._wsclean import gridder_args
 
     imaging = Config().imaging
-    assert gridder_args(imaging, {}) == ["-use-wgridder"]  # the default: exact to the horizon, ~0.5 GB
-    assert gridder_args(replace(imaging, gridder="wstack", threads=3), {}) == ["-j", "3"]
+    assert gridder_args(imaging, {}) == []  # the default: wsclean's w-stacking
+    assert gridder_args(replace(imaging, gridder="wgridder", threads=3), {}) == ["-use-wgridder", "-j", "3"]
     # in a Slurm job wsclean sees the whole node: threads and memory come from the job's request
     args = gridder_args(imaging, {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "20480"})
-    assert args == ["-use-wgridder", "-j", "8", "-abs-mem", f"{20 * imaging.slurm_mem_fraction:.1f}"]
+    assert args == ["-j", "8", "-abs-mem", f"{20 * imaging.slurm_mem_fraction:.1f}"]
     shared = gridder_args(imaging, {"SLURM_MEM_PER_NODE": "20480"}, share=4)  # four configurations at once
     assert shared[-1] == f"{20 * imaging.slurm_mem_fraction / 4:.1f}"
     with pytest.raises(LwaError, match="imaging.gridder must be one of wgridder, wstack"):
