@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent.parent
 START = "2024-12-20T11:55:00"  # the demo's start: LST hour 17h-18h of 2024-12-20
 HOUR_INTEGRATIONS = 360
 BUDGET_S, STRETCH_S = 3600.0, 1800.0
+WSTACK_OVER_WGRIDDER = 2.0  # #23: a dirty 4096^2 image, one core: 49-67 s with w-stacking, 30 s with the wgridder
 # integrations and channels of the chain, the science configurations imaged (laptop: one cleaned deep
 # I and one dirty V; the others are extrapolated from them), channel counts whose simulation rate is
 # measured
@@ -395,14 +396,14 @@ accounting: its CLEAN minor loops (deconvolution time x the step's CPU share) an
 passes; each pass = a fixed part (FFTs, w-planes: as measured) + a data part (the CPU seconds per
 visibility of a dirty 512^2 image of the same MS, where the FFTs are negligible, x the pass's
 visibilities) that grows with the hour's visibilities. CLEAN stops on its threshold (auto-mask 3 sigma,
-auto-threshold 0.5 sigma; no run reached its iteration cap): its iterations are taken as measured
+auto-threshold 0.5 sigma; the caps only bound a runaway): its iterations are taken as measured
 (assumed: a deeper hour has more flux above the threshold, so this is the uncertain term). In laptop
 mode the science step images one cleaned deep I and the dirty deep V; the other five configurations
 are scaled from them (factors in the JSON: four more deep I, six 10-min intervals with the deep
 image's passes and iterations each, pessimistic). Wall on a node with C cores: threaded CPU
 (wsclean gridding and FFTs, AOFlagger) / (C x E) with E the parallel efficiency, serial CPU (CLEAN
 minor loops, the Python steps, casacore concat) on one core. E cannot be measured here: this
-2-core machine is shared (load average 15-27 during the run), so CPU / (wall x 2) measures the
+2-core machine is shared (load average 20-40 during the run), so CPU / (wall x 2) measures the
 machine's load, not the tools' scaling; E = 0.5 is assumed (the measured 2-core values are listed)."""
 
 
@@ -423,6 +424,8 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
         "subbands per node).",
         "",
     ]
+    if result.get("notes"):
+        lines += [result["notes"], ""]
     sims = result.get("sim_rate", [])
     if sims:
         lines += ["## Simulation rate (lwa-sim, vectorised)", "",
@@ -467,80 +470,104 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
             lines.append(f"| {a['step']} | not measured: {a['source']} | | | | {a.get('max_rss_gb', '')} | | "
                          f"{_fmt(a['hour_threaded_cpu_s'] + a['hour_serial_cpu_s'])} | {_fmt(wall)} |")
             rows = [*rows, {**a, "hour_cpu_s": a["hour_threaded_cpu_s"] + a["hour_serial_cpu_s"]}]
-        seq = hour_wall(rows, cores=cores, efficiency=efficiency)
-        par = hour_wall(rows, cores=cores, efficiency=efficiency, side_by_side=True)
-        cpu = sum(r["hour_cpu_s"] for r in rows)
-        lines += ["", f"**Total, {ch} channels:** {_fmt(cpu)} CPU s; wall {_fmt(seq)} s with the configurations "
-                  f"one after another, {_fmt(par)} s with the 7 configurations side by side "
-                  f"(floor: CPU / {cores} cores = {_fmt(cpu / cores)} s). Budget 3600 s: "
-                  f"**{'inside' if par <= BUDGET_S else 'outside'}**; stretch 1800 s: "
-                  f"**{'inside' if par <= STRETCH_S else 'outside'}**.", ""]
+        gridder = result.get("gridder", "wgridder")
+        other = "wstack" if gridder == "wgridder" else "wgridder"
+        k = WSTACK_OVER_WGRIDDER if other == "wstack" else 1 / WSTACK_OVER_WGRIDDER
+        swapped = [{**r, "hour_threaded_cpu_s": r["hour_threaded_cpu_s"] * (k if r.get("kind") == "wsclean" else 1.0)}
+                   for r in rows]
+        for label, rs in ((f"gridder {gridder} (as measured)", rows), (f"gridder {other} (wsclean gridding x {k:.2g}, "
+                                                                        "the ratio #23 measured)", swapped)):
+            seq = hour_wall(rs, cores=cores, efficiency=efficiency)
+            par = hour_wall(rs, cores=cores, efficiency=efficiency, side_by_side=True)
+            cpu = sum(r["hour_threaded_cpu_s"] + r["hour_serial_cpu_s"] for r in rs)
+            lines += ["", f"**Total, {ch} channels, {label}:** {_fmt(cpu)} CPU s; wall {_fmt(seq)} s with the "
+                      f"configurations one after another, {_fmt(par)} s side by side (the default on a "
+                      f"{cores}-core node). Budget 3600 s: **{'inside' if par <= BUDGET_S else 'outside'}** "
+                      f"({par / BUDGET_S:.2f}x); stretch 1800 s: **{'inside' if par <= STRETCH_S else 'outside'}**."]
+        lines.append("")
     lines += [LEVERS, "", MEMORY, ""]
     path.write_text("\n".join(lines) + "\n")
 
 
 LEVERS = """\
-## Levers: in this branch, and what is left
+## Verdict and levers
 
-In the pipeline now (science unchanged: the scenario suite and lwa-image's tests pass):
-- **wgridder** (`imaging.gridder`), for the science images and the snapshots: right far from the
-  phase centre (above), and per #23 30 s / 0.54 GB against 49-67 s / 10 GB for a dirty 4096^2 image
-  (one core, 3 integrations); here a dirty deep V (PSF + image, 4096^2) took 40 CPU s and 0.9 GB.
+**Outside the budget.** By this measured extrapolation a 48-channel subband-hour (the archive's
+averaged product) needs about 1.4x the 3600 s on a 32-core node with the wgridder, more with
+w-stacking; a 192-channel hour several times more (every gridding pass grows with the channels).
+The largest terms: the science gridding passes (data part: 0.34 CPU us per gridded visibility per
+pass, about 60 full-data passes for the 7 configurations), CLEAN's single-threaded minor loops,
+peel, the snapshots' fixed cost per integration and the serial per-integration Python steps.
+
+In the pipeline now (science unchanged):
 - **Configurations side by side** (`imaging.parallel_configurations`, 0 = one per 4 CPUs of the job:
-  7 on a 32-core node, 1 on a laptop), wsclean's threads and `-abs-mem` shared out; the images are
-  the same as one at a time (test). CLEAN's minor loops are single-threaded in wsclean 3.1, so this
-  is what shortens them: the wall becomes the longest run (the 10-min I run, 6 of the 10 CLEAN
-  units) instead of the sum.
-- **CLEAN stops on its threshold** (auto-threshold 0.5, auto-mask 3): no run here reached its cap; the
-  caps (500k/150k/50k) only bound a runaway. The iteration count is the model's uncertain term.
+  7 on a 32-core node, 1 on a laptop, so the scenario suite is unaffected), wsclean's threads and
+  `-abs-mem` shared out; the same images as one at a time (tools/lwa-image test). CLEAN's minor
+  loops are single-threaded in wsclean 3.1, so this is what shortens them: the wall becomes the
+  longest run (the 10-min I run, 6 of the 10 CLEAN units) instead of the sum.
+- **CLEAN stops on its threshold** (auto-threshold 0.5, auto-mask 3): the caps (500k/150k/50k) only
+  bound a runaway; #23's extrapolation of the caps (79,400 s) is not what runs. The iteration count
+  of an hour-deep image is the model's uncertain term (5x the measured iterations would add
+  ~3,900 s side by side).
 - **Per-job Slurm resources** (`[cluster] jobs`, `peel_tasks`), wsclean threads and memory from the
   job, AOFlagger's read mode from the job (below).
+- **The wgridder as an option** (`imaging.gridder = "wgridder"`): half the gridding time and 1/20 of
+  the memory, and right for Stokes I far from the centre, but not the default (its Stokes V, above).
 
-Left (measured or estimated here, not done):
-- **The 10-min I run's six intervals as six wsclean runs** (`-interval`), side by side: the CLEAN
-  wall would drop from 6 units to about 1.
+Left (not done; the estimated gain on the 48-channel hour):
+- **The 10-min I run's six intervals as six wsclean runs** (`-interval`), side by side: CLEAN wall
+  6 units -> ~1 (~ -650 s with #23's CLEAN cost).
+- **Concatenation without the copy** (0.74 CPU s per 48-channel integration, serial): rephase each
+  working copy in place as array tasks and concatenate virtually (casacore ConcatTable): ~ -250 s.
+- **flag-hot and flag-integrations** run serially over the hour (0.64 and 1.3 CPU s per integration):
+  chunks in parallel, ~ -650 s.
+- **Snapshots** cost two 4096^2 inversions per integration whatever the data (21 CPU s per
+  integration with the wgridder, ~2x with w-stacking): the bad-integration QA needs only their RMS,
+  so 2048^2 at 3.75' would cost a quarter (a QA change to check with the scenario suite).
+- **The wgridder's Stokes V** understood (or a newer wsclean): x2 on every gridding pass.
 - **`-parallel-deconvolution`** is no lever in wsclean 3.1: with `-local-rms` and multiscale its fast
   sub-minor loop crashes (exit 134, as without it), and with `-no-multiscale-fast-subminor` a 512^2
   test ran 10 major cycles instead of 5 and 4x the deconvolution time (every sub-image stopped on
-  the iteration cap). A newer wsclean (3.4+) is the way to the fast sub-minor loop.
-- **Snapshots** cost two 4096^2 inversions per integration whatever the data (the fixed part above):
-  the bad-integration QA needs only each snapshot's RMS, so 2048^2 at 3.75' would cost a quarter (a
-  QA change to check with the scenario suite).
-- **Concatenation** is a serial copy through casacore (0.74 CPU s per 48-channel integration here, x4
-  at 192): rephasing each working copy in place as an array task and a virtual concatenation
-  (casacore ConcatTable) would remove the copy.
-- **192 channels**: every gridding pass grows with the channels; the observatory's 48-channel
-  averaged product costs a quarter. Science cost of 48 channels: radial bandwidth smearing of
-  (95.7 kHz / 55 MHz) x l, about 5' at 60 deg from the phase centre (half an 11.5' beam: peaks
-  there roughly 10 % low, flux conserved) against 1.3' at 192 channels; the archive holds the
-  48-channel product, so that is the data as it comes."""
+  its iteration cap). A newer wsclean (3.4+) is the way to the fast sub-minor loop.
+- **192 channels** cost 4x the gridding of the archive's 48-channel product. Science cost of 48
+  channels: radial bandwidth smearing of (95.7 kHz / 55 MHz) x l, about 5' at 60 deg from the phase
+  centre (half an 11.5' beam: peaks there roughly 10 % low, flux conserved) against 1.3' at 192.
+- **Peel** (#23: 266 CPU s per 192-channel MS, unconverged at 50 iterations): the `ateam` work."""
 
 
 MEMORY = """\
 ## Memory and the Slurm requests
 
-Peak RSS per step at real image size (GNU time, the step and its children; 6 integrations, 48
-channels): concat 0.39 GB, flag-hot 0.34 GB, flag-rfi 1.54 GB (AOFlagger read the whole MS into
-memory), dirty V science 0.87 GB, cleaned deep I science and snapshots in the table above; lwa-sim
-1.25 GB per 192-channel integration. How they grow with the hour: wsclean's images are fixed
-(4096^2, multiscale scales) and its visibility buffers are bounded by `-abs-mem`, which lwa-image
-now sets from the job (`imaging.slurm_mem_fraction` x `--mem`, shared among the configurations run
-at once); AOFlagger's automatic mode would read the whole hour's MS (55 GB at 48 channels, 210 GB
-at 192) into memory because in a job it sees the whole node, so lwa-flag rfi now asks for
-`-indirect-read` inside a job whose memory the MS does not fit twice. concat and flag-hot stream
-per MS / per chunk. Requests (`[cluster] jobs`, with margin over the measured peaks): setup 2 CPUs
-4 GB (one MS at a time), peel 2 CPUs 8 GB (DDECal 5.0 GB per MS, #23) x 16 tasks, image 32 CPUs
-32 GB (7 wsclean at ~2 GB of images each + buffers within `-abs-mem` 25.6 GB), aggregate 4 CPUs
-16 GB. `tests/test_archive_tree.py` checks that the dry-run job graph carries them."""
+Peak RSS per step at real image size (GNU time, the step and its children; 6 integrations of 352
+antennas, 48 channels, 4096^2): concat 0.39 GB, flag-hot 0.34 GB, flag-rfi 1.54 GB (AOFlagger read
+the whole MS into memory), flag-integrations 1.74 GB, snapshots 0.39 GB and the dirty deep V 0.87
+GB with the wgridder, the cleaned deep I above 1.7 GB when stopped; lwa-sim 1.25 GB per 192-channel
+integration; w-stacking: 10.0-10.8 GB per 4096^2 wsclean whatever the data (#23). How they grow with
+the hour: wsclean's images are fixed and its visibility buffers are bounded by `-abs-mem`, which
+lwa-image now sets from the job (`imaging.slurm_mem_fraction` x `--mem`, shared among the
+configurations run at once); AOFlagger's automatic mode would read the whole hour (55 GB at 48
+channels, 210 GB at 192) into memory because in a job it sees the whole node, so lwa-flag rfi asks
+for `-indirect-read` inside a job whose memory the MS does not fit twice; concat and flag-hot work
+per MS / per chunk. Requests (`[cluster] jobs`, with margin over the peaks): setup 2 CPUs 4 GB (one
+MS at a time), peel 2 CPUs 8 GB (DDECal 5.0 GB per MS, #23) x 16 tasks, image 32 CPUs 96 GB (7
+w-stacking wsclean side by side at ~10.8 GB each = 76 GB), aggregate 4 CPUs 16 GB.
+`tests/test_archive_tree.py` checks that the dry-run job graph carries them."""
 
 
 GRIDDER_VERDICT = """\
-**The wgridder is right; w-stacking loses flux far from the centre.** The wgridder's peak matches the
-direct sum to 0.05 % out to 70 deg and 0.2 % at 80 deg, its whole patch to 0.06 Jy (of 100) out to
-70 deg; w-stacking's peak is low by 0.3 % at 40 deg, 1 % at 60, 1.6 % at 70 and 3 % at 80 deg. At 80
-deg (the edge of the 10 deg horizon mask) the wgridder's sidelobe pixels 2-4 px from the peak differ
-from the sum by up to 6 Jy while its peak is right. The difference #23 saw beyond 50 deg is
-w-stacking's error. The pipeline images with the wgridder (`imaging.gridder = "wgridder"`)."""
+**For Stokes I the wgridder is right; w-stacking loses flux far from the centre.** The wgridder's
+peak matches the direct sum to 0.05 % out to 70 deg and 0.2 % at 80 deg, its whole patch to 0.06 Jy
+(of 100) out to 70 deg; w-stacking's peak is low by 0.3 % at 40 deg, 1 % at 60, 1.6 % at 70 and 3 %
+at 80 deg. At 80 deg (the edge of the 10 deg horizon mask) the wgridder's sidelobe pixels 2-4 px
+from the peak differ from the sum by up to 10 Jy while its peak is right. The I difference #23 saw
+beyond 50 deg is w-stacking's error.
+
+**But the wgridder is not the default.** With it the CI sky `pol_vbursts` (seed 101) scored as
+before on every goal (flux median 0.6 %, all 5 V bursts found) except `transient_false`: 47 false V
+candidates not marked artefact (53 in 12 images) instead of 1. On that sky's MS, wsclean 3.1's
+dirty V-Taper-10min minus V-Taper-Deep difference images hold 1,406-4,131 pixels above 5 sigma with
+the wgridder against 51-190 with w-stacking (512^2 demo grid), and the two deep V images differ by
+their noise RMS. Until that is understood `imaging.gridder` stays `"wstack"`."""
 
 
 def main() -> None:
