@@ -273,9 +273,10 @@ def _corrupt(vis: np.ndarray, *, spec: TruthSpec, k: int, a1: np.ndarray, a2: np
         if spec.gains is not None:
             vis[:, :, p] *= gains[a1, pa, :] * np.conj(gains[a2, pb, :])
     cross = a1 != a2
-    if sigma > 0:  # added to every row; the autocorrelations are overwritten below
-        vis += sigma * rng.standard_normal(vis.shape, dtype=np.float32)
-        vis += (1j * sigma) * rng.standard_normal(vis.shape, dtype=np.float32)
+    # thermal noise on every row (the autocorrelations are overwritten below): real then imaginary
+    # parts drawn as two full arrays, the random stream of earlier versions (same skies per seed)
+    vis += sigma * rng.standard_normal(vis.shape)
+    vis += (1j * sigma) * rng.standard_normal(vis.shape)
     autos = ~cross
     vis[autos, :, 0] = vis[autos, :, 3] = auto_level[None, :]
     vis[autos, :, 1] = vis[autos, :, 2] = 0.0
