@@ -492,12 +492,12 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
 LEVERS = """\
 ## Verdict and levers
 
-**Outside the budget.** By this measured extrapolation a 48-channel subband-hour (the archive's
-averaged product) needs about 1.4x the 3600 s on a 32-core node with the wgridder, more with
-w-stacking; a 192-channel hour several times more (every gridding pass grows with the channels).
-The largest terms: the science gridding passes (data part: 0.34 CPU us per gridded visibility per
-pass, about 60 full-data passes for the 7 configurations), CLEAN's single-threaded minor loops,
-peel, the snapshots' fixed cost per integration and the serial per-integration Python steps.
+**Outside the budget** (totals above). The largest terms: CLEAN's single-threaded minor loops
+(at 4096^2 with `-local-rms` and 9 multiscale scales: ~160 CPU s of set-up per major cycle, then
+~12.5 ms per iteration, 10,370 iterations in the first major cycle of one deep image of 6
+integrations), the science gridding passes (0.34 CPU us per gridded visibility per pass, about 60
+full-data passes for the 7 configurations), peel, the snapshots' fixed cost per integration and the
+serial per-integration Python steps.
 
 In the pipeline now (science unchanged):
 - **Configurations side by side** (`imaging.parallel_configurations`, 0 = one per 4 CPUs of the job:
@@ -507,8 +507,7 @@ In the pipeline now (science unchanged):
   longest run (the 10-min I run, 6 of the 10 CLEAN units) instead of the sum.
 - **CLEAN stops on its threshold** (auto-threshold 0.5, auto-mask 3): the caps (500k/150k/50k) only
   bound a runaway; #23's extrapolation of the caps (79,400 s) is not what runs. The iteration count
-  of an hour-deep image is the model's uncertain term (5x the measured iterations would add
-  ~3,900 s side by side).
+  of an hour-deep image is the model's uncertain term.
 - **Per-job Slurm resources** (`[cluster] jobs`, `peel_tasks`), wsclean threads and memory from the
   job, AOFlagger's read mode from the job (below).
 - **The wgridder as an option** (`imaging.gridder = "wgridder"`): half the gridding time and 1/20 of
@@ -516,7 +515,10 @@ In the pipeline now (science unchanged):
 
 Left (not done; the estimated gain on the 48-channel hour):
 - **The 10-min I run's six intervals as six wsclean runs** (`-interval`), side by side: CLEAN wall
-  6 units -> ~1 (~ -650 s with #23's CLEAN cost).
+  6 units -> 1 (5/6 of the CLEAN row's wall).
+- **CLEAN's set-up per major cycle**: the local-RMS map and the multiscale kernels at 4096^2; fewer
+  scales (`-multiscale-scales`) or `-local-rms-window` tuning, or wsclean's fast sub-minor loop
+  (a newer wsclean), are the levers; each changes the science and needs the scenario suite.
 - **Concatenation without the copy** (0.74 CPU s per 48-channel integration, serial): rephase each
   working copy in place as array tasks and concatenate virtually (casacore ConcatTable): ~ -250 s.
 - **flag-hot and flag-integrations** run serially over the hour (0.64 and 1.3 CPU s per integration):
