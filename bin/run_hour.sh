@@ -21,11 +21,13 @@
 # node-local disk; products and logs stay in --workdir. With --slurm, config cluster.nodes
 # ("SUBBAND=NODE" or "SUBBAND=partition:NAME"; --remap overrides one) pins a subband's Setup, Peel
 # and Image jobs to its node; --dry-run writes the sbatch commands to <workdir>/jobs/graph.tsv
-# (name, job id, options) without submitting anything.
+# (name, job id, options) without submitting anything. Each job type asks Slurm for the CPUs and
+# memory of config cluster.jobs (sized from the peaks measured at real size, docs/performance.md);
+# --cpus/--mem (or LWA_CPUS/LWA_MEM) override them for every job.
 #
 # Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, each stage as
 # its own process of this script. With --slurm it submits per subband a Setup job, a Peel array
-# job (one task per MS, at most 4 at once) and an Image job chained with afterok; the Image job ids
+# job (one task per MS, config cluster.peel_tasks at once) and an Image job chained with afterok; the Image job ids
 # go to <workdir>/<hour>/image_jobs.dep and one aggregation job per hour waits on all of them with
 # afterany (a failed subband does not block the aggregation of the others; it is reported).
 # A pre-flight audit (lwa-common audit) lists everything missing and exits 1 before any work.
@@ -45,7 +47,7 @@ die() { echo "run_hour: error: $*" >&2; exit 1; }
 # ---- arguments ------------------------------------------------------------------------------
 range="" date="" subbands="" data="" workdir="" archive="" bp="" xy="" catalog="" health=""
 peel_sky="" peel_rfi="" hot=0 slurm=0 resume=0 run_label="" config="" stage="" stage_sb="" stage_hour=""
-db="" remaps=() local_workdir="" dry_run=0 targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-2} mem=${LWA_MEM:-8G} partition=${LWA_PARTITION:-}
+db="" remaps=() local_workdir="" dry_run=0 targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-} mem=${LWA_MEM:-} partition=${LWA_PARTITION:-}
 orig_args=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -141,7 +143,13 @@ step() {
     echo "# start $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"
     note_state "steps.$tag/$name.status=running" "steps.$tag/$name.start=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     # the full output of wsclean/aoflagger/DP3 goes to $logs/$name.<tool>.log (lwa_common.provenance)
-    LWA_TOOL_LOG_DIR="$logs" LWA_STEP="$name" "$@" >> "$log" 2>&1 || rc=$?
+    local run=(env LWA_TOOL_LOG_DIR="$logs" LWA_STEP="$name" "$@")
+    if [ -x /usr/bin/time ]; then  # GNU time: the step's CPU seconds and peak RSS (with its children) in its log
+        /usr/bin/time -a -o "$log" -f '# lwa-pipe rusage: wall %e s, user %U s, system %S s, max_rss %M KB' \
+            "${run[@]}" >> "$log" 2>&1 || rc=$?
+    else
+        "${run[@]}" >> "$log" 2>&1 || rc=$?
+    fi
     local took=$(( $(date +%s) - t0 ))
     echo "# lwa-pipe step $name: exit $rc after $took s, end $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$log"  # the weblog reads it
     note_state "steps.$tag/$name.status=$([ $rc -eq 0 ] && echo done || echo failed)" \
@@ -395,10 +403,20 @@ if [ "$slurm" -eq 0 ]; then
     exit 0
 fi
 
-# ---- Slurm: Setup -> Peel array (%4) -> Image per subband (afterok); aggregation afterany -------
+# ---- Slurm: Setup -> Peel array -> Image per subband (afterok); aggregation afterany -------------
 jobs_dir="$workdir/jobs"; mkdir -p "$jobs_dir"
-sb_opts=(--parsable --cpus-per-task="$cpus" --mem="$mem")
+sb_opts=(--parsable)
 [ -n "$partition" ] && sb_opts+=(--partition="$partition")
+peel_tasks=$(plan_value peel_tasks)
+
+resources() {  # JOB TYPE -> --cpus-per-task=N --mem=M (config cluster.jobs; --cpus/--mem win)
+    python3 - "$plan" "$1" "$cpus" "$mem" <<'PY'
+import json, sys
+job = json.load(open(sys.argv[1])).get("jobs", {}).get(sys.argv[2], {})
+cpus, mem = sys.argv[3] or job.get("cpus", "2"), sys.argv[4] or job.get("mem", "8G")
+print(f"--cpus-per-task={cpus} --mem={mem}")
+PY
+}
 
 job_script() {  # NAME STAGE HOUR SB -> path of a job script that runs one stage of this driver
     local f="$jobs_dir/$1.sh"
@@ -416,8 +434,9 @@ graph="$jobs_dir/graph.tsv"  # the job graph: name, job id, sbatch options (read
 : > "$graph"
 fake_id=0
 submit() {  # NAME [sbatch options...] SCRIPT -> job id (--dry-run: a made-up one, nothing submitted)
-    local name=$1 id; shift
-    local cmd=(sbatch "${sb_opts[@]}" -J "lwa-$name" -o "$jobs_dir/$name-%A_%a.out" "$@")
+    local name=$1 id res; shift
+    read -r -a res <<< "$(resources "${name%%-*}")"
+    local cmd=(sbatch "${sb_opts[@]}" "${res[@]}" -J "lwa-$name" -o "$jobs_dir/$name-%A_%a.out" "$@")
     if [ "$dry_run" -eq 1 ]; then fake_id=$((fake_id + 1)); id="dry$fake_id"; else id=$("${cmd[@]}"); fi
     printf '%s\t%s\t%s\n' "$name" "$id" "${cmd[*]:1}" >> "$graph"
     echo "$id"
@@ -434,7 +453,7 @@ for hour in "${hours[@]}"; do
         if [ "$resume" -eq 0 ]; then
             last=$(submit "setup-$hour-$sb" ${pin:+"$pin"} "$(job_script "setup-$hour-$sb" setup "$hour" "$sb")")
             if [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; then
-                last=$(submit "peel-$hour-$sb" ${pin:+"$pin"} --array="0-$((n - 1))%4" --dependency="afterok:$last" \
+                last=$(submit "peel-$hour-$sb" ${pin:+"$pin"} --array="0-$((n - 1))%${peel_tasks:-4}" --dependency="afterok:$last" \
                     "$(job_script "peel-$hour-$sb" peel "$hour" "$sb")")
             fi
         fi

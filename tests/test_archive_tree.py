@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
+from lwa_common.config import Config
 from lwa_common.datatree import find_ms, local_copies
+from lwa_common.errors import LwaError
 from lwa_common.naming import parse_ms_name
+from lwa_common.plan import job_resources
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_HOUR = REPO / "bin" / "run_hour.sh"
@@ -163,3 +166,48 @@ def test_local_run_on_the_archive_tree(archive, tmp_path):
     assert (tmp_path / "nvme" / "10h" / "55MHz" / "55MHz-10h.ms").is_dir()  # the hour's MS on the local disk
     assert "unreadable tar" in (work / "10h" / "55MHz" / "logs" / "unpack.log").read_text()
     assert _snapshot(root) == before
+
+
+def _graph_options(work: Path) -> dict[str, list[str]]:
+    rows = [line.split("\t") for line in (work / "jobs" / "graph.tsv").read_text().splitlines()]
+    return {name: options.split() for name, _, options in rows}
+
+
+def test_slurm_job_graph_carries_each_job_types_resources(archive, tmp_path):
+    """Every job asks for its type's CPUs and memory (config cluster.jobs); --cpus/--mem override all."""
+    root, _ = archive
+    peel = tmp_path / "peel.json"
+    peel.write_text("[]")
+    base = ["--range", "10h-11h", "--date", "2024-12-20", "--subbands", "55", "--data", str(root), "--slurm",
+            "--dry-run", "--peel-sky", str(peel)]
+    res = _driver([*base, "--workdir", str(tmp_path / "default")])
+    assert res.returncode == 0, res.stderr[-2000:]
+    want = job_resources(Config().cluster.jobs)
+    graph = _graph_options(tmp_path / "default")
+    assert sorted(graph) == ["aggregate-10h", "image-10h-55MHz", "peel-10h-55MHz", "setup-10h-55MHz"]
+    for name, options in graph.items():
+        job = want[name.split("-")[0]]
+        assert f"--cpus-per-task={job['cpus']}" in options and f"--mem={job['mem']}" in options, (name, options)
+    array = [o for o in graph["peel-10h-55MHz"] if o.startswith("--array=")]
+    assert array == [f"--array=0-5%{Config().cluster.peel_tasks}"]  # 6 MS (one an unreadable tar)
+    # a site's own sizes from its config, and the command line over both
+    config = tmp_path / "jobs.toml"
+    config.write_text('[cluster]\njobs = ["image=16:48G", "peel=1:6G"]\npeel_tasks = 8\n')
+    res = _driver([*base, "--workdir", str(tmp_path / "site"), "--config", str(config)])
+    assert res.returncode == 0, res.stderr[-2000:]
+    graph = _graph_options(tmp_path / "site")
+    assert {"--cpus-per-task=16", "--mem=48G"} <= set(graph["image-10h-55MHz"])
+    assert {"--cpus-per-task=1", "--mem=6G", "--array=0-5%8"} <= set(graph["peel-10h-55MHz"])
+    res = _driver([*base, "--workdir", str(tmp_path / "cli"), "--config", str(config), "--mem", "5G"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    for options in _graph_options(tmp_path / "cli").values():
+        assert "--mem=5G" in options and not [o for o in options if o.startswith("--mem=") and o != "--mem=5G"]
+    config.write_text('[cluster]\njobs = ["imaging=16:48G"]\n')
+    bad = _driver([*base, "--workdir", str(tmp_path / "bad"), "--config", str(config)])
+    assert bad.returncode == 1 and "cluster.jobs entry 'imaging=16:48G'" in bad.stderr
+
+
+@pytest.mark.parametrize("entry", ["image=0:8G", "image=4", "image=4:lots", "sky=4:8G"])
+def test_job_resources_refuses_bad_entries(entry):
+    with pytest.raises(LwaError, match="JOB=CPUS:MEMORY"):
+        job_resources([entry])

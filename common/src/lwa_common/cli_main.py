@@ -11,7 +11,7 @@ import click
 from lwa_common.cli import NewPath, common_options, run_main
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_writable_folder
-from lwa_common.plan import Problem, format_problems, make_plan, subband_placement, write_plan
+from lwa_common.plan import Problem, format_problems, job_resources, make_plan, subband_placement, write_plan
 from lwa_common.site import split_lst_range
 
 __all__ = ["main", "cli"]
@@ -74,6 +74,7 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
     except ValueError:
         raise LwaError(f"--subbands '{subbands}' must be a comma-separated list like 55,73") from None
     placement = subband_placement(cfg.cluster.nodes, remaps, sbs)
+    jobs = job_resources(cfg.cluster.jobs)
     plan = make_plan(
         data=data, subbands=sbs, lst_range=lst_range, date=date, workdir=workdir,
         tables={"bandpass": bp_table, "xy-phase": xy_table},
@@ -90,6 +91,7 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
         raise LwaError(f"pre-flight audit found {len(plan.problems)} problem(s); nothing was submitted: "
                        + "; ".join(f"{p.what} {p.where}: {p.detail}" for p in plan.problems))
     plan.placement, plan.local_workdir = placement, cfg.cluster.local_workdir
+    plan.jobs, plan.peel_tasks = jobs, cfg.cluster.peel_tasks
     write_plan(plan, output)
     click.echo(str(output))
 

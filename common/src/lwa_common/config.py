@@ -152,6 +152,17 @@ class Imaging:
     intervals_out: int = 6
     mgain: float = 0.8
     threads: int = 0  # 0: let wsclean decide
+    # "wstack" (wsclean's default w-stacking: a ~10 GB w-layer stack at 4096^2, 1.6 % low at 70 deg
+    # from the phase centre) or "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to
+    # 70 deg, ~0.5 GB, 2x faster; but wsclean 3.1's Stokes V 10-min - deep differences gain 20x more
+    # > 5 sigma pixels and the V false transients of the CI sky go from 1 to 47): docs/performance.md
+    gridder: str = "wstack"
+    slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
+    # Configurations imaged at once (their CLEAN minor loops are single-threaded): 0 = one per
+    # cores_per_configuration CPUs of the job (7 on a 32-core node, 1 on a laptop); wsclean's
+    # threads are shared out among them
+    parallel_configurations: int = 0
+    cores_per_configuration: int = 4
     configurations: tuple[ImageConfiguration, ...] = SCIENCE_CONFIGURATIONS
 
 
@@ -339,6 +350,11 @@ class Cluster:
 
     nodes: tuple[str, ...] = ()
     local_workdir: str = ""
+    # Slurm request per job type, "JOB=CPUS:MEMORY" (JOB: setup, peel, image, aggregate), sized from
+    # the peaks measured at real size with margin (docs/performance.md); run_hour.sh --cpus/--mem
+    # override every job. peel_tasks: Peel array tasks (one MS each) running at once.
+    jobs: tuple[str, ...] = ("setup=2:4G", "peel=2:8G", "image=32:96G", "aggregate=4:16G")
+    peel_tasks: int = 16
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from lwa_common.ms import check_ms
 from lwa_common.naming import parse_ms_name, subband_label
 from lwa_common.site import LstHour, split_lst_range
 
-__all__ = ["Problem", "Plan", "make_plan", "find_ms", "format_problems", "subband_placement"]
+__all__ = ["Problem", "Plan", "make_plan", "find_ms", "format_problems", "subband_placement", "job_resources"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Plan:
     placement: dict[str, dict[str, str]] = field(default_factory=dict)  # subband -> {"node"|"partition": name}
     local_workdir: str = ""
     unusable: dict[str, str] = field(default_factory=dict)  # MS path -> why it was left out
+    jobs: dict[str, dict[str, str]] = field(default_factory=dict)  # job type -> {"cpus", "mem"} (Slurm)
+    peel_tasks: int = 4
 
     def as_dict(self) -> dict:
         return {
@@ -54,6 +57,8 @@ class Plan:
             "ms": self.ms,
             "placement": self.placement,
             "local_workdir": self.local_workdir,
+            "jobs": self.jobs,
+            "peel_tasks": self.peel_tasks,
             "problems": [p.__dict__ for p in self.problems],
             "unusable": self.unusable,
         }
@@ -87,6 +92,24 @@ def subband_placement(entries: Iterable[str], remaps: Iterable[str], subbands: I
             else:
                 out[label] = {"node": value}
     return {label: out[label] for label in sorted(out)}
+
+
+JOB_TYPES = ("setup", "peel", "image", "aggregate")
+
+
+def job_resources(entries: Iterable[str]) -> dict[str, dict[str, str]]:
+    """config `cluster.jobs` ("JOB=CPUS:MEMORY", e.g. "image=32:32G") -> {job: {"cpus", "mem"}}."""
+    out: dict[str, dict[str, str]] = {}
+    for item in entries:
+        job, sep, value = str(item).partition("=")
+        cpus, colon, mem = value.partition(":")
+        job, cpus, mem = job.strip(), cpus.strip(), mem.strip()
+        if not sep or not colon or job not in JOB_TYPES or not cpus.isdigit() or int(cpus) < 1 \
+                or re.fullmatch(r"\d+[KMGT]?", mem) is None:
+            raise LwaError(f"config cluster.jobs entry '{item}' is not JOB=CPUS:MEMORY with JOB one of "
+                           f"{', '.join(JOB_TYPES)} (e.g. image=32:32G)")
+        out[job] = {"cpus": cpus, "mem": mem}
+    return out
 
 
 def _table_readable(path: Path) -> str:

@@ -118,3 +118,15 @@ def test_user_strategy_preamble_and_broken_strategy(rfi_cat, tmp_path, digest):
     res = run_cli(["lwa-flag", "rfi", str(ms), "-o", str(tmp_path / "x.ms"), "--strategy", str(notlua)])
     assert res.returncode == 1 and "not an AOFlagger Lua strategy" in res.stderr
     assert digest(ms) == before
+
+
+def test_slurm_job_reads_an_ms_too_big_for_its_memory_indirectly(tmp_path):
+    """In a Slurm job AOFlagger would size its read mode on the whole node: reordered reading instead."""
+    from lwa_flag.rfi import slurm_read_mode
+
+    ms = tmp_path / "big.ms"
+    ms.mkdir()
+    (ms / "table.f1").write_bytes(b"\0" * 3 * 1024**2)  # 3 MB
+    assert slurm_read_mode(ms, {}) == []  # outside Slurm: AOFlagger's own choice
+    assert slurm_read_mode(ms, {"SLURM_MEM_PER_NODE": "5"}) == ["-indirect-read"]  # 2 x 3 MB > 5 MB
+    assert slurm_read_mode(ms, {"SLURM_MEM_PER_NODE": "7"}) == []

@@ -11,6 +11,7 @@ narrow-band RFI is found, broadband RFI filling whole integrations is not.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 import subprocess
@@ -52,13 +53,28 @@ def pick_rfi_column(ms: str | Path, column: str | None = None) -> str:
     raise LwaError(f"{ms}: MS has neither CORRECTED_DATA nor DATA")
 
 
+def slurm_read_mode(ms: str | Path, environ: dict[str, str] | None = None) -> list[str]:
+    """["-indirect-read"] inside a Slurm job whose --mem the MS would not fit in twice, else [].
+
+    AOFlagger's automatic read mode reads the whole MS into memory when the machine has room, and
+    in a Slurm job it sees the whole node: an hour's MS (tens to hundreds of GB) would get the job
+    killed by its own memory request. Reordered reading needs little memory.
+    """
+    env = os.environ if environ is None else environ
+    mem_mb = env.get("SLURM_MEM_PER_NODE", "")
+    if not mem_mb.isdigit() or not Path(ms).is_dir():
+        return []
+    size = sum(f.stat().st_size for f in Path(ms).rglob("*") if f.is_file())
+    return ["-indirect-read"] if 2 * size > int(mem_mb) * 1024**2 else []
+
+
 def aoflagger_command(ms: str | Path, *, strategy: str | Path, column: str = "DATA", threads: int | None = None,
                       preamble: tuple[str, ...] = (), executable: str = "aoflagger") -> list[str]:
     """The aoflagger command line (logged verbatim so that it can be rerun by hand)."""
     cmd = [executable]
     if threads:
         cmd += ["-j", str(int(threads))]
-    cmd += ["-column", column, "-strategy", str(strategy)]
+    cmd += ["-column", column, "-strategy", str(strategy), *slurm_read_mode(ms)]
     for statement in preamble:
         cmd += ["-preamble", statement]
     cmd.append(str(ms))

@@ -12,12 +12,13 @@ and the name wsclean gave that image, so a user can rerun it and find the file.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,13 @@ from typing import Any
 
 from astropy.io import fits
 
+from lwa_common.config import Imaging
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 from lwa_common.io import make_dirs
 from lwa_common.provenance import keep_tool_output
 
-__all__ = ["Timings", "wsclean_exe", "run_wsclean", "rerun_command", "scratch_dir", "finalize_product",
+__all__ = ["Timings", "wsclean_exe", "run_wsclean", "gridder_args", "rerun_command", "scratch_dir", "finalize_product",
            "product_name", "check_products", "wsclean_date_obs"]
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,31 @@ def wsclean_exe() -> str:
     if exe is None:
         raise LwaError("wsclean not found on PATH (Debian: apt-get install wsclean)")
     return exe
+
+
+GRIDDERS = {"wgridder": ["-use-wgridder"], "wstack": []}
+
+
+def gridder_args(imaging: Imaging, environ: Mapping[str, str] | None = None, *, share: int = 1) -> list[str]:
+    """wsclean's gridder, thread and memory options (shared by snapshots and science).
+
+    The gridder and threads come from ``cfg.imaging``. Inside a Slurm job, wsclean would see the
+    whole node (all its cores, all its memory) and size its buffers on it: its threads follow the
+    job's ``SLURM_CPUS_PER_TASK`` (when ``imaging.threads`` is 0) and ``-abs-mem`` keeps it to
+    ``imaging.slurm_mem_fraction`` of the job's ``SLURM_MEM_PER_NODE``, so the job is never killed
+    by its own memory request. `share`: wsclean runs sharing the job (each gets its part).
+    """
+    env = os.environ if environ is None else environ
+    if imaging.gridder not in GRIDDERS:
+        raise LwaError(f"config imaging.gridder must be one of {', '.join(GRIDDERS)}, not '{imaging.gridder}'")
+    args = list(GRIDDERS[imaging.gridder])
+    threads = imaging.threads or int(env.get("SLURM_CPUS_PER_TASK", "0") or 0)
+    if threads > 0:
+        args += ["-j", str(threads)]
+    mem_mb = env.get("SLURM_MEM_PER_NODE", "")
+    if mem_mb.isdigit() and int(mem_mb) > 0:
+        args += ["-abs-mem", f"{int(mem_mb) / 1024 * imaging.slurm_mem_fraction / max(share, 1):.1f}"]
+    return args
 
 
 def product_name(subband: str, config: str, interval: int | None = None, suffix: str = "image") -> str:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,7 @@ from lwa_image._wsclean import (
     Timings,
     check_products,
     finalize_product,
+    gridder_args,
     product_name,
     rerun_command,
     run_wsclean,
@@ -183,14 +187,12 @@ def select_configurations(imaging: Imaging, only: Sequence[str] | None) -> list[
 
 
 def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: int, scale_deg: float,
-                         niter: int, intervals_out: int, data_column: str) -> list[str]:
+                         niter: int, intervals_out: int, data_column: str, share: int = 1) -> list[str]:
     """wsclean options (without -name and the MS) for one science configuration."""
     args = ["-size", str(size), str(size), "-scale", f"{scale_deg:g}deg",
             "-weight", "briggs", f"{conf.robust:g}", "-pol", conf.stokes,
             "-horizon-mask", f"{imaging.horizon_mask_deg:g}deg",
-            "-data-column", data_column, "-no-update-model-required"]
-    if imaging.threads > 0:
-        args += ["-j", str(imaging.threads)]
+            "-data-column", data_column, "-no-update-model-required", *gridder_args(imaging, share=share)]
     if conf.taper:
         args += ["-taper-inner-tukey", f"{imaging.taper_inner_tukey_lambda:g}"]
     if conf.span == "10min":
@@ -270,6 +272,51 @@ def _check_beam_applied(src: Path, beam: RestoringBeam) -> None:
         raise LwaError(f"wsclean restored {src.name} with BMAJ/BMIN/BPA {got}, not the -beam-shape {want}")
 
 
+def _cores() -> int:
+    """CPUs this process may use: the Slurm job's, else the machine's."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return int(slurm) if slurm.isdigit() and int(slurm) > 0 else len(os.sched_getaffinity(0))
+
+
+def parallel_configurations(imaging: Imaging, n_configurations: int) -> int:
+    """How many configurations wsclean images at once: ``imaging.parallel_configurations``, or with
+    0 one per `imaging.cores_per_configuration` CPUs (one at a time on a small machine)."""
+    n = imaging.parallel_configurations or _cores() // imaging.cores_per_configuration
+    return max(1, min(n, n_configurations))
+
+
+def _image_configuration(conf: ImageConfiguration, *, ms: Path, outdir: Path, imaging: Imaging,
+                         products: list[Product], info: MsInfo, size: int, scale_deg: float, niter_scale: float,
+                         intervals_out: int, column: str, made: dict[str, Path], share: int,
+                         timings: Timings | None) -> list[Path]:
+    """One configuration: its wsclean run in a private scratch folder, then its products."""
+    niter = max(1, round(conf.niter * niter_scale)) if conf.niter > 0 else 0
+    args = wsclean_science_args(conf, imaging, size=size, scale_deg=scale_deg, niter=niter,
+                                intervals_out=intervals_out, data_column=column, share=share)
+    beam = _restoring_beam(conf, imaging, made, outdir, info)
+    if beam is not None:
+        args += beam.wsclean_args()
+    written = []
+    with scratch_dir(outdir, conf.name) as tmp:
+        prefix = tmp / f"{info.subband}-{conf.name}"
+        run_wsclean([*args, "-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())], workdir=tmp,
+                    timings=timings, label=conf.name,
+                    keep_log=outdir / f"{info.subband}-{conf.name}-wsclean-failed.log")
+        command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
+        for product in (p for p in products if p.config is conf):
+            src = wsclean_output(prefix, product.interval, intervals_out)
+            if product.interval is not None:
+                _check_wsclean_time(src, product)
+            if beam is not None:
+                _check_beam_applied(src, beam)
+            cards = beam.cards() if beam is not None else {"BEAMREF": (FITTED, "beam fitted to this image's PSF")}
+            keywords = product.keywords(subband=info.subband, freq_mhz=info.freq_mhz,
+                                        taper_lambda=imaging.taper_inner_tukey_lambda)
+            written.append(finalize_product(src, product.path, keywords=keywords, command=command,
+                                            extra_history=[f"ms: {ms.resolve()}"], cards=cards))
+    return written
+
+
 def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None,
                 only: Sequence[str] | None = None, size: int | None = None, scale_deg: float | None = None,
                 niter_scale: float = 1.0, intervals_out: int | None = None, data_column: str | None = None,
@@ -306,36 +353,24 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
     log.info("science imaging of %s (%s, %.3f MHz, %d time steps, column %s): %s; %d px at %g deg",
              ms, info.subband, info.freq_mhz, info.n_times, column, ", ".join(c.name for c in confs), size,
              scale_deg)
-    written: list[Path] = []
+    refs = {id(r) for c in confs if (r := beam_reference(c, imaging)) is not None}
+    stages = [[c for c in confs if id(c) in refs], [c for c in confs if id(c) not in refs]]
+    at_once = parallel_configurations(imaging, len(confs))
+    threads = max(1, _cores() // at_once) if at_once > 1 and imaging.threads == 0 else imaging.threads
+    log.info("%d configuration(s) at a time%s", at_once, f", {threads} wsclean threads each" if at_once > 1 else "")
     made: dict[str, Path] = {}  # configuration name -> its (deep) image written by this run
-    for conf in confs:
-        niter = max(1, round(conf.niter * niter_scale)) if conf.niter > 0 else 0
-        args = wsclean_science_args(conf, imaging, size=size, scale_deg=scale_deg, niter=niter,
-                                    intervals_out=intervals_out, data_column=column)
-        beam = _restoring_beam(conf, imaging, made, outdir, info)
-        if beam is not None:
-            args += beam.wsclean_args()
-        mine = [p for p in products if p.config is conf]
-        with scratch_dir(outdir, conf.name) as tmp:
-            prefix = tmp / f"{info.subband}-{conf.name}"
-            run_wsclean([*args, "-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())], workdir=tmp,
-                        timings=timings, label=conf.name,
-                        keep_log=outdir / f"{info.subband}-{conf.name}-wsclean-failed.log")
-            command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
-            for product in mine:
-                src = wsclean_output(prefix, product.interval, intervals_out)
-                if product.interval is not None:
-                    _check_wsclean_time(src, product)
-                if beam is not None:
-                    _check_beam_applied(src, beam)
-                cards = beam.cards() if beam is not None else {
-                    "BEAMREF": (FITTED, "beam fitted to this image's PSF")}
-                keywords = product.keywords(subband=info.subband, freq_mhz=info.freq_mhz,
-                                            taper_lambda=imaging.taper_inner_tukey_lambda)
-                written.append(finalize_product(src, product.path, keywords=keywords, command=command,
-                                                extra_history=[f"ms: {ms.resolve()}"], cards=cards))
-                if product.interval is None:
-                    made[conf.name] = product.path
+    by_conf: dict[str, list[Path]] = {}
+    job = partial(_image_configuration, ms=ms, outdir=outdir, imaging=replace(imaging, threads=threads), share=at_once,
+                  products=products, info=info, size=size, scale_deg=scale_deg, niter_scale=niter_scale,
+                  intervals_out=intervals_out, column=column, made=made, timings=timings)
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        for stage in stages:  # beam references first: the configurations restored with their beam follow
+            for conf, paths in zip(stage, pool.map(job, stage)):
+                by_conf[conf.name] = paths
+                deep = [p for p in paths if conf.span == "deep"]
+                if deep:
+                    made[conf.name] = deep[0]
+    written = [p for c in confs for p in by_conf[c.name]]
     if timings is not None:
         timings.total_s += time.perf_counter() - t_start
     log.info("science: %d images in %s", len(written), outdir)

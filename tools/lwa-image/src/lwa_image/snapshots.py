@@ -19,6 +19,7 @@ from lwa_image._wsclean import (
     Timings,
     check_products,
     finalize_product,
+    gridder_args,
     product_name,
     rerun_command,
     run_wsclean,
@@ -58,9 +59,7 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = No
     log.info("snapshots of %s: %d time steps, %d px at %g arcmin, column %s", ms, n, size, scale_arcmin, column)
     args = ["-size", str(size), str(size), "-scale", f"{scale_arcmin:g}amin", "-weight", "briggs", f"{robust:g}",
             "-pol", "I,V", "-niter", "0", "-intervals-out", str(n), "-data-column", column,
-            "-no-update-model-required", "-no-dirty"]
-    if cfg.imaging.threads > 0:
-        args += ["-j", str(cfg.imaging.threads)]
+            "-no-update-model-required", "-no-dirty", *gridder_args(cfg.imaging)]
     written: list[Path] = []
     with scratch_dir(outdir, "snapshots") as tmp:
         prefix = tmp / f"{info.subband}-snapshot"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -160,9 +161,171 @@ def _beam_model(spec: TruthSpec):
     return BeamModel.from_h5(default_beam_path())
 
 
+def _new_uvdata(telescope, freqs: np.ndarray, chan_width: float, tmid: Time, dt: float, n_ant: int):
+    """A metadata-only one-integration UVData (all baselines and autos), phased to zenith at `tmid`.
+
+    Phased without data (phasing an all-zero data array costs seconds at real size); the data,
+    flags and weights are set by the caller.
+    """
+    from pyuvdata import UVData
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        uvd = UVData.new(
+            freq_array=freqs, polarization_array=["xx", "xy", "yx", "yy"],
+            times=np.array([tmid.jd]), telescope=telescope, integration_time=dt,
+            channel_width=chan_width, vis_units="Jy",
+            antpairs=[(i, j) for i in range(n_ant) for j in range(i, n_ant)],
+        )
+        uvd.phase_to_time(tmid)
+    return uvd
+
+
+def _source_amplitudes(sources: list[Source], horizontal: SkyCoord, freqs: np.ndarray, beam, interval: int,
+                       transients: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the sources above the horizon and their beam-weighted I and V [source, channel]."""
+    el, az = horizontal.alt.deg, horizontal.az.deg
+    keep, amp_i, amp_v = [], [], []
+    for idx, s in enumerate(sources):
+        flux = s.flux_at(freqs)
+        if s.name in transients:
+            tr = transients[s.name]
+            if interval not in tr.intervals:
+                continue
+            i_flux = flux if tr.stokes == "I" else np.zeros_like(flux)
+            v_flux = flux if tr.stokes == "V" else flux * s.v_frac
+        else:
+            i_flux, v_flux = flux, flux * s.v_frac
+        if el[idx] <= 0:
+            continue
+        b = beam.stokes_i(freqs, az[idx], el[idx]) if beam is not None else np.ones_like(freqs)
+        keep.append(idx)
+        amp_i.append(i_flux * b)
+        amp_v.append(v_flux * b)
+    shape = (len(keep), len(freqs))
+    return np.array(keep, dtype=int), np.array(amp_i, float).reshape(shape), np.array(amp_v, float).reshape(shape)
+
+
+def _add_point_sources(vis: np.ndarray, uvw: np.ndarray, freqs: np.ndarray, lmn: np.ndarray,
+                       amp_i: np.ndarray, amp_v: np.ndarray, chunk_rows: int = 4096) -> None:
+    """vis[row, chan, pol] += sum over sources of the fringe x (I, iV, -iV, I) (a direct Fourier sum).
+
+    The fringe exp(-2 pi i phi f / c) (phi = u l + v m + w (n - 1) in metres) is stepped from channel
+    to channel by one complex multiply on a uniform frequency grid, and the sum over sources is one
+    matrix product per channel, so no exponential is evaluated per channel and source.
+    """
+    if len(lmn) == 0:
+        return
+    df = np.diff(freqs)
+    uniform = len(freqs) < 2 or np.allclose(df, df[0], rtol=1e-9, atol=1e-3)
+    amps = np.stack([amp_i, 1j * amp_v], axis=-1).astype(np.complex128)  # [source, chan, (I, iV)]
+    for r0 in range(0, len(uvw), chunk_rows):
+        rows = slice(r0, r0 + chunk_rows)
+        phi = uvw[rows] @ np.array([lmn[:, 0], lmn[:, 1], lmn[:, 2] - 1.0])  # [row, source] metres
+        step = np.exp(-2j * np.pi * phi * (df[0] / C_M_S)) if uniform and len(freqs) > 1 else None
+        fringe = np.exp(-2j * np.pi * phi * (freqs[0] / C_M_S))
+        iv = np.empty((len(freqs), len(phi), 2), dtype=np.complex128)  # [chan, row, (I, iV)]
+        for c in range(len(freqs)):
+            if c > 0 and step is not None:
+                fringe *= step
+            elif c > 0:
+                fringe = np.exp(-2j * np.pi * phi * (freqs[c] / C_M_S))
+            np.matmul(fringe, amps[:, c, :], out=iv[c])
+        i_part, v_part = iv[:, :, 0].T, iv[:, :, 1].T  # [row, chan]
+        vis[rows, :, 0] += i_part
+        vis[rows, :, 3] += i_part
+        vis[rows, :, 1] += v_part
+        vis[rows, :, 2] -= v_part
+
+
+def _add_extended_source(vis: np.ndarray, uvw_l: tuple, lmn: np.ndarray, amp_i: np.ndarray, amp_v: np.ndarray,
+                         s: Source) -> None:
+    """A Gaussian source: the fringe times its visibility envelope, channel by channel (exact)."""
+    u_l, v_l, w_l = uvw_l
+    l, m, n = lmn
+    fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1))) * gaussian_visibility(
+        u_l, v_l, major_arcsec=s.major_arcsec, minor_arcsec=s.minor_arcsec, pa_deg=s.pa_deg)
+    vis[:, :, 0] += fringe * amp_i
+    vis[:, :, 3] += fringe * amp_i
+    vis[:, :, 1] += fringe * (1j * amp_v)
+    vis[:, :, 2] += fringe * (-1j * amp_v)
+
+
+def _add_rfi_emitters(vis: np.ndarray, spec: TruthSpec, k: int, frame: AltAz, uvw_l: tuple, ra0: float,
+                      dec0: float, n_chan: int) -> None:
+    for e in spec.rfi_emitters:
+        if e.integrations is not None and k not in e.integrations:
+            continue
+        u_l, v_l, w_l = uvw_l
+        c = SkyCoord(alt=e.el_deg * u.deg, az=e.az_deg * u.deg, frame=frame).icrs
+        l, m, n = direction_cosines(c.ra.rad, c.dec.rad, ra0, dec0)
+        fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1)))
+        chans = np.zeros(n_chan, bool)
+        chans[list(e.channels) if e.channels is not None else slice(None)] = True
+        for p in (0, 3):
+            vis[:, chans, p] += e.flux_jy * fringe[:, chans]
+
+
+def _corrupt(vis: np.ndarray, *, spec: TruthSpec, k: int, a1: np.ndarray, a2: np.ndarray, gains: np.ndarray,
+             sigma: float, auto_level: np.ndarray, hot_phase: dict, hot_amp: dict, rng: np.random.Generator) -> None:
+    """Gains, thermal noise, autocorrelations, RFI bursts, hot baselines and dead antennas, in place."""
+    for p, (pa, pb) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):  # g_i g_j^*: pol index p = 2*pa + pb
+        if spec.gains is not None:
+            vis[:, :, p] *= gains[a1, pa, :] * np.conj(gains[a2, pb, :])
+    cross = a1 != a2
+    # thermal noise on every row (the autocorrelations are overwritten below): real then imaginary
+    # parts drawn as two full arrays, the random stream of earlier versions (same skies per seed)
+    vis += sigma * rng.standard_normal(vis.shape)
+    vis += (1j * sigma) * rng.standard_normal(vis.shape)
+    autos = ~cross
+    vis[autos, :, 0] = vis[autos, :, 3] = auto_level[None, :]
+    vis[autos, :, 1] = vis[autos, :, 2] = 0.0
+    for burst in spec.rfi_bursts:
+        if burst.integrations is not None and k not in burst.integrations:
+            continue
+        chans = list(burst.channels) if burst.channels is not None else slice(None)
+        sub = vis[cross]
+        shape = sub[:, chans].shape
+        sub[:, chans] += burst.amplitude_jy * (1 + rng.standard_normal(shape)) * np.exp(2j * np.pi * rng.random(shape))
+        vis[cross] = sub
+    for pair, ph in hot_phase.items():
+        sel = ((a1 == pair[0]) & (a2 == pair[1])) | ((a1 == pair[1]) & (a2 == pair[0]))
+        vis[sel] += hot_amp[pair] * np.exp(1j * ph)[None, None, :]
+    for dead in spec.dead_antennas:
+        sel = ((a1 == dead) | (a2 == dead)) & cross
+        vis[sel] = 0.01 * sigma * (rng.standard_normal(vis[sel].shape) + 1j * rng.standard_normal(vis[sel].shape))
+
+
+def _simulate_integration(uvd, *, k: int, n_int: int, spec: TruthSpec, sources: list[Source], positions: np.ndarray,
+                          horizontal: SkyCoord, frame: AltAz, freqs: np.ndarray, beam, chan_width: float,
+                          dt: float, sigma: float, gains: np.ndarray, hot_phase: dict, hot_amp: dict,
+                          rng: np.random.Generator) -> np.ndarray:
+    """The visibilities of integration `k` [row, channel, pol] (MS convention, complex64)."""
+    interval = min(k * spec.n_intervals // n_int, spec.n_intervals - 1)
+    transients = {t.source.name: t for t in spec.transients}
+    cat = next(iter(uvd.phase_center_catalog.values()))
+    ra0, dec0 = cat["cat_lon"], cat["cat_lat"]
+    uvw = uvd.uvw_array  # metres, (nbl, 3)
+    vis = np.zeros((uvd.Nblts, len(freqs), 4), dtype=np.complex64)
+    keep, amp_i, amp_v = _source_amplitudes(sources, horizontal, freqs, beam, interval, transients)
+    lmn = np.array(direction_cosines(np.radians(positions[keep, 0]), np.radians(positions[keep, 1]),
+                                     ra0, dec0)).T.reshape(-1, 3)
+    extended = np.array([sources[i].major_arcsec > 0 for i in keep], dtype=bool)
+    _add_point_sources(vis, uvw, freqs, lmn[~extended], amp_i[~extended], amp_v[~extended])
+    scale = freqs[None, :] / C_M_S  # wavelengths per metre
+    uvw_l = tuple(uvw[:, i, None] * scale for i in range(3)) if extended.any() or spec.rfi_emitters else ()
+    for j in np.flatnonzero(extended):
+        _add_extended_source(vis, uvw_l, lmn[j], amp_i[j], amp_v[j], sources[keep[j]])
+    _add_rfi_emitters(vis, spec, k, frame, uvw_l, ra0, dec0, len(freqs))
+    auto_level = amp_i.sum(axis=0) + 3 * sigma * np.sqrt(2 * chan_width * dt)
+    _corrupt(vis, spec=spec, k=k, a1=uvd.ant_1_array, a2=uvd.ant_2_array, gains=gains, sigma=sigma,
+             auto_level=auto_level, hot_phase=hot_phase, hot_amp=hot_amp, rng=rng)
+    return vis
+
+
 def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
     """Write the observation into `outdir` and return the truth (also written as truth.json)."""
-    from pyuvdata import Telescope, UVData
+    from pyuvdata import Telescope
 
     if settings.n_integrations < 1:
         raise LwaError("--n-int must be at least 1")
@@ -181,9 +344,8 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
     sources = apparent_sources(spec, mid_obs, site)
     beam = _beam_model(spec)
     rng = np.random.default_rng(settings.seed)
-    transient_names = {t.source.name: t for t in spec.transients}
     positions = np.array([_offset_position(s) for s in sources]).reshape(-1, 2)  # apparent (ra, dec) deg
-    horizontal: dict[int, SkyCoord] = {}  # integration -> AltAz of every source
+    horizontal: dict[int, SkyCoord] = {}  # integration -> AltAz of every source, shared by subbands
 
     telescope = Telescope.new(
         name="OVRO-LWA", instrument="OVRO-LWA", location=loc,
@@ -204,91 +366,29 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
         hot_phase = {pair: rng.uniform(0, 2 * np.pi, size=4) for pair in spec.hot_pairs}
         hot_amp = dict(spec.hot_pair_amplitudes())
         for k, t0 in enumerate(starts):
+            t_sim, cpu_sim = time.perf_counter(), time.process_time()
             tmid = t0 + (dt / 2) * u.s
-            interval = min(k * spec.n_intervals // n_int, spec.n_intervals - 1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                uvd = UVData.new(
-                    freq_array=freqs, polarization_array=["xx", "xy", "yx", "yy"],
-                    times=np.array([tmid.jd]), telescope=telescope, integration_time=dt,
-                    channel_width=chan_width, empty=True, vis_units="Jy",
-                    antpairs=[(i, j) for i in range(array.n) for j in range(i, array.n)],
-                )
-                uvd.phase_to_time(tmid)
-            cat = next(iter(uvd.phase_center_catalog.values()))
-            ra0, dec0 = cat["cat_lon"], cat["cat_lat"]
-            uvw = uvd.uvw_array  # metres, (nbl, 3)
-            a1, a2 = uvd.ant_1_array, uvd.ant_2_array
-            cross = a1 != a2
-            vis = np.zeros((uvd.Nblts, len(freqs), 4), dtype=np.complex128)
-            scale = freqs[None, :] / C_M_S  # wavelengths per metre
-            u_l, v_l, w_l = (uvw[:, i, None] * scale for i in range(3))
+            uvd = _new_uvdata(telescope, freqs, chan_width, tmid, dt, array.n)
             frame = AltAz(obstime=tmid, location=loc)
-            if k not in horizontal:  # one transform of every source per integration, shared by subbands
+            if k not in horizontal:
                 horizontal[k] = SkyCoord(positions[:, 0] * u.deg, positions[:, 1] * u.deg).transform_to(frame)
-            total_auto = np.zeros(len(freqs))
-            for s, (ra, dec), c in zip(sources, positions, horizontal[k]):
-                flux = s.flux_at(freqs)
-                if s.name in transient_names:
-                    tr = transient_names[s.name]
-                    if interval not in tr.intervals:
-                        continue
-                    i_flux = flux if tr.stokes == "I" else np.zeros_like(flux)
-                    v_flux = flux if tr.stokes == "V" else flux * s.v_frac
-                else:
-                    i_flux, v_flux = flux, flux * s.v_frac
-                el, az = c.alt.deg, c.az.deg
-                if el <= 0:
-                    continue
-                b = beam.stokes_i(freqs, az, el) if beam is not None else np.ones_like(freqs)
-                l, m, n = direction_cosines(np.radians(ra), np.radians(dec), ra0, dec0)
-                fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1))) * gaussian_visibility(
-                    u_l, v_l, major_arcsec=s.major_arcsec, minor_arcsec=s.minor_arcsec, pa_deg=s.pa_deg)
-                vis[:, :, 0] += fringe * (i_flux * b)
-                vis[:, :, 3] += fringe * (i_flux * b)
-                vis[:, :, 1] += fringe * (1j * v_flux * b)
-                vis[:, :, 2] += fringe * (-1j * v_flux * b)
-                total_auto += i_flux * b
-            for e in spec.rfi_emitters:
-                if e.integrations is not None and k not in e.integrations:
-                    continue
-                c = SkyCoord(alt=e.el_deg * u.deg, az=e.az_deg * u.deg, frame=frame).icrs
-                l, m, n = direction_cosines(c.ra.rad, c.dec.rad, ra0, dec0)
-                fringe = np.exp(-2j * np.pi * (u_l * l + v_l * m + w_l * (n - 1)))
-                chans = np.zeros(len(freqs), bool)
-                chans[list(e.channels) if e.channels is not None else slice(None)] = True
-                for p in (0, 3):
-                    vis[:, chans, p] += e.flux_jy * fringe[:, chans]
-            # antenna gains g_i g_j^*: pol index p = 2*pa + pb
-            for p, (pa, pb) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-                vis[:, :, p] *= gains[a1, pa, :] * np.conj(gains[a2, pb, :])
-            noise = sigma * (rng.standard_normal(vis.shape) + 1j * rng.standard_normal(vis.shape))
-            vis[cross] += noise[cross]
-            autos = ~cross
-            vis[autos, :, 0] = vis[autos, :, 3] = (total_auto + 3 * sigma * np.sqrt(2 * chan_width * dt))[None, :]
-            vis[autos, :, 1] = vis[autos, :, 2] = 0.0
-            for burst in spec.rfi_bursts:
-                if burst.integrations is not None and k not in burst.integrations:
-                    continue
-                chans = list(burst.channels) if burst.channels is not None else slice(None)
-                shape = vis[cross][:, chans].shape
-                spike = burst.amplitude_jy * (1 + rng.standard_normal(shape)) * np.exp(2j * np.pi * rng.random(shape))
-                sub = vis[cross]
-                sub[:, chans] += spike
-                vis[cross] = sub
-            for pair, ph in hot_phase.items():
-                sel = ((a1 == pair[0]) & (a2 == pair[1])) | ((a1 == pair[1]) & (a2 == pair[0]))
-                vis[sel] += hot_amp[pair] * np.exp(1j * ph)[None, None, :]
-            for dead in spec.dead_antennas:
-                sel = ((a1 == dead) | (a2 == dead)) & cross
-                vis[sel] = 0.01 * sigma * (rng.standard_normal(vis[sel].shape) + 1j * rng.standard_normal(vis[sel].shape))
-            uvd.data_array = np.conj(vis).astype(np.complex64)
-            uvd.nsample_array[:] = 1.0
+            vis = _simulate_integration(
+                uvd, k=k, n_int=n_int, spec=spec, sources=sources, positions=positions, horizontal=horizontal[k],
+                frame=frame, freqs=freqs, beam=beam, chan_width=chan_width, dt=dt, sigma=sigma, gains=gains,
+                hot_phase=hot_phase, hot_amp=hot_amp, rng=rng)
+            uvd.data_array = np.conj(vis, out=vis)  # pyuvdata conjugates on write
+            uvd.flag_array = np.zeros(vis.shape, dtype=bool)
+            uvd.nsample_array = np.ones(vis.shape, dtype=np.float32)
+            t_vis, cpu_vis = time.perf_counter(), time.process_time()
             name = format_ms_name(t0, sb)
             with atomic_path(outdir / name, directory=True) as tmp, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 uvd.write_ms(str(tmp), clobber=True)
             files.append(name)
+            log.info("%s: %d rows x %d channels, %d sources: simulated in %.1f s (CPU %.1f s, %.2g visibilities "
+                     "per CPU second), written in %.1f s (CPU %.1f s)", name, uvd.Nblts, len(freqs), len(sources),
+                     t_vis - t_sim, cpu_vis - cpu_sim, vis.size / max(cpu_vis - cpu_sim, 1e-9),
+                     time.perf_counter() - t_vis, time.process_time() - cpu_vis)
         truth_subbands.append({
             "subband": subband_label(sb), "freqs_hz": freqs.tolist(), "channel_width_hz": chan_width,
             "noise_sigma_jy": float(sigma), "files": files,
