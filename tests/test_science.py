@@ -37,9 +37,10 @@ NOT_YET = {
                          "image) and the 10 min V - deep V search inherits it: a 12 Jy one-integration burst at 20 "
                          "sigma in its 10-min image comes out at 5.8 sigma (artefact), a 6 Jy one is missed",
                          frozenset({"loud_bursts"})),
-    "flag_false": ("goal flag_false: AOFlagger's Stokes I frequency-direction pass flags 2.01 % (quiet_noiono) and "
-                   "2.98 % (low_elevation) of clean data, 7-8 % of the edge channels; 0-1.7 % on the other skies",
-                   frozenset({"quiet_noiono", "low_elevation"})),
+    "flag_false": ("goal flag_false: AOFlagger's Stokes I frequency-direction pass flags 2.01 % (quiet_noiono), "
+                   "2.98 % (low_elevation) and 2.96 % (ateam_peel, the same without the A-team) of clean data, "
+                   "7-8 % of the edge channels; 0-1.7 % on the other skies",
+                   frozenset({"quiet_noiono", "low_elevation", "ateam_peel"})),
     "target_v": ("goal target_v: the peak V of the 8 Jy V target of hot_strengths is -6.6 % (fitted -1.7 %); "
                  "within 5 % on the other skies", frozenset({"hot_strengths"})),
     "dewarp_residual": ("goal dewarp_residual: every isolated >= 10 sigma source is now an anchor, so little is "

@@ -250,24 +250,15 @@ def peel_ms(
     in_col = _input_column(ms, info, input_column)
     target = (output if output is not None else ms).absolute()
     paths = product_paths(target, kind)
-    log.info(
-        "peel %s: %s (%s -> %s of %s), %d %s source(s) from %s; settings %s",
-        kind, ms, in_col, column, "a copy " + str(output) if output else "the MS in place",
-        len(chosen), kind, label, settings,
-    )
+    log.info("peel %s: %s (%s -> %s of %s), %d %s source(s) from %s; settings %s", kind, ms, in_col, column,
+             "a copy " + str(output) if output else "the MS in place", len(chosen), kind, label, settings)
 
     already = kind in _markers(ms, in_col)
     directions, skipped = _directions(chosen, kind, info, settings, ms=ms, in_col=in_col, already=already)
     fixed = _field(field_sources, directions, info, settings)
     markers = _markers(ms, in_col) | ({kind} if directions or already else set())
-    params = _parset(target, in_col, column, directions, paths, settings, len(info.freqs_hz), fixed)
     same_column = in_col == column
-    need_dp3 = bool(directions) or not same_column
-    if directions:
-        write_skymodel(paths["skymodel"], [*directions, *([fixed] if fixed else [])],
-                       comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
-    if need_dp3:
-        write_parset(paths["parset"], params, comment=_rerun_comment(kind, target, directions, paths, same_column))
+    need_dp3 = _write_dp3_inputs(kind, target, in_col, column, directions, fixed, paths, settings, info)
     note = ""
     if not directions:
         note = "already peeled" if already else f"no {kind} source to peel"
@@ -278,16 +269,37 @@ def peel_ms(
         what=f"DP3 peel {kind}" if directions else "DP3 copy",
         message=f"lwa-peel {kind}: {', '.join(d.name for d in directions) or note} ({in_col} -> {column})")
     dp3 = _execute(process, ms, output, paths["solutions"], peel=bool(directions), copy_only=not same_column)
-    if dp3 is not None and directions:
-        _log_convergence(dp3, int(settings["max_iterations"]))
-        _log_solutions(paths["solutions"])
-    log.info("peel %s: %d peeled, %d skipped -> %s", kind, len(directions), len(skipped), target)
+    _log_outcome(dp3, directions, skipped, kind=kind, target=target, solutions=paths["solutions"],
+                 max_iterations=int(settings["max_iterations"]))
     return PeelResult(
         kind=kind, ms=target, input_column=in_col, column=column, peeled=tuple(directions),
         skipped=tuple(skipped), solutions=paths["solutions"] if directions else None,
         skymodel=paths["skymodel"] if directions else None, parset=paths["parset"] if need_dp3 else None,
         dp3=dp3, note=note, settings=settings, field=fixed,
     )
+
+
+def _write_dp3_inputs(kind: str, target: Path, in_col: str, column: str, directions: list[Direction],
+                      fixed: Direction | None, paths: dict[str, Path], settings: dict, info: MsInfo) -> bool:
+    """Write the sky model and the parset DP3 runs; returns whether DP3 runs at all (a peel, or a
+    copy of the data into another column)."""
+    same_column = in_col == column
+    params = _parset(target, in_col, column, directions, paths, settings, len(info.freqs_hz), fixed)
+    if directions:
+        write_skymodel(paths["skymodel"], [*directions, *([fixed] if fixed else [])],
+                       comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
+    need_dp3 = bool(directions) or not same_column
+    if need_dp3:
+        write_parset(paths["parset"], params, comment=_rerun_comment(kind, target, directions, paths, same_column))
+    return need_dp3
+
+
+def _log_outcome(dp3: Dp3Run | None, directions: list[Direction], skipped: list[Skipped], *, kind: str,
+                 target: Path, solutions: Path, max_iterations: int) -> None:
+    if dp3 is not None and directions:
+        _log_convergence(dp3, max_iterations)
+        _log_solutions(solutions)
+    log.info("peel %s: %d peeled, %d skipped -> %s", kind, len(directions), len(skipped), target)
 
 
 def _check_request(kind: str, output: str | Path | None, in_place: bool, column: str) -> None:

@@ -28,6 +28,7 @@ from astropy.time import Time
 
 from lwa_common import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane, read_image
+from lwa_common.products import BAD_INTEGRATIONS, FLAGGED_BASELINES
 from lwa_sim.peelscore import PEEL_GOALS, peel_goals, score_peel
 
 __all__ = ["GOALS", "ScoreSettings", "score_run", "format_table"]
@@ -310,18 +311,75 @@ def _candidates(folder: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _transients(images: list[Image], truth: dict, subband: str, cands: list[dict], steady: list[dict],
-                st: ScoreSettings) -> dict[str, Any]:
-    """Per injected event (transient x interval): found or missed, its S/N; false candidates."""
+def _searched(images: list[Image]) -> dict[tuple, Image]:
+    """The 10-min images the search reads, one per (Stokes, interval); dewarped preferred, as lwa-transient does."""
     ten = [im for im in images if im.key("IMGCAT") == "10min" and not im.key("PBCOR")
            and float(im.key("TAPER", 0) or 0) > 0 and _same(im.key("ROBUST"), 0.0)]
-    searched = {}
-    for im in ten:  # one per (Stokes, interval); dewarped preferred, as lwa-transient does
+    searched: dict[tuple, Image] = {}
+    for im in ten:
         k = (im.key("STOKES"), im.key("INTERVAL"))
         if k not in searched or im.key("DEWARPED"):
             searched[k] = im
+    return searched
+
+
+def _event(s: dict, interval: str, duty: float, im: Image | None, *, subband: str, bright: list[dict],
+           cands: list[dict], used: set[int], st: ScoreSettings) -> dict[str, Any]:
+    """One injected event (a transient in one image): its expected S/N there, and the candidate that
+    finds it (nearest of the same Stokes, interval and sign within `match_beams`; marked in `used`)."""
+    tr = s["transient"]
+    ev = {"name": s["name"], "stokes": tr["stokes"], "interval": interval,
+          "apparent_jy": s["flux_by_subband"][subband]["apparent_jy"], "duty": duty, "found": False,
+          "found_any_class": False}
+    if bright:
+        ev["bright_sep_beams"] = None
+    if im is None:
+        ev["expected_snr"] = None
+        return ev
+    img, wcs = _load(im)
+    beam_px = im.bmaj_deg / im.pixel_deg
+    x, y = wcs.all_world2pix([_position(s, im.key("DEWARPED"))], 0)[0]
+    rms = _local_rms(img, x, y, 6 * beam_px) if np.isfinite(x) else float("nan")
+    ev["expected_snr"] = abs(ev["apparent_jy"]) * duty / rms if rms > 0 else None
+    if bright:
+        seps = [float(_sep_deg(s["ra_deg"], s["dec_deg"], b["ra_deg"], b["dec_deg"])) for b in bright]
+        ev["bright_sep_beams"] = min(seps) / im.bmaj_deg
+    best = None
+    for i, c in enumerate(cands):
+        if c["stokes"] != tr["stokes"] or c["interval"] != interval or float(c["sign"]) * ev["apparent_jy"] <= 0:
+            continue
+        sep = _sep_either(c, s)
+        if sep <= st.match_beams * im.bmaj_deg and (best is None or sep < best[1]):
+            best = (i, sep)
+    if best is not None:
+        c = cands[best[0]]
+        used.add(best[0])
+        ev.update({"found_any_class": True, "found": c["class"] != "artefact", "class": c["class"],
+                   "snr": float(c["snr"]), "sep_beams": best[1] / im.bmaj_deg})
+    return ev
+
+
+def _real_unmatched(cands: list[dict], used: set[int], steady: list[dict], truth: dict, subband: str,
+                    beam: float, st: ScoreSettings) -> tuple[set[int], set[int]]:
+    """Candidates not matched to an event that are still real: a steady circularly polarised source
+    in a 10-min V image, and a transient seen in the deep image (its fluence spread over the hour)."""
+    pol = [s for s in steady if s.get("v_frac")]
+    steady_v = {i for i, c in enumerate(cands) if i not in used and c["stokes"] == "V" and any(
+        float(c["sign"]) * s["v_frac"] > 0 and _sep_either(c, s) <= st.match_beams * beam for s in pol)}
+    bursts = [s for s in truth["sources"] if s.get("transient") and subband in s.get("flux_by_subband", {})]
+    deep_t = {i for i, c in enumerate(cands) if i not in used and c["interval"] == "deep" and any(
+        c["stokes"] == s["transient"]["stokes"] and float(c["sign"]) * s["flux_by_subband"][subband]["apparent_jy"] > 0
+        and _sep_either(c, s) <= st.match_beams * beam for s in bursts)}
+    return steady_v, deep_t
+
+
+def _transients(images: list[Image], truth: dict, subband: str, cands: list[dict], steady: list[dict],
+                st: ScoreSettings) -> dict[str, Any]:
+    """Per injected event (transient x interval): found or missed, its S/N; false candidates."""
+    searched = _searched(images)
     bright = [s for s in steady if s["_fb"]["intrinsic_jy"] >= st.bright_jy]
-    n_img = max([int(im.key("NINTERVL", 0) or 0) for im in ten] + [0]) or len(truth["observation"]["intervals"])
+    n_img = (max([int(im.key("NINTERVL", 0) or 0) for im in searched.values()] + [0])
+             or len(truth["observation"]["intervals"]))
     events, used = [], set()
     for s in truth["sources"]:
         tr = s.get("transient")
@@ -329,57 +387,12 @@ def _transients(images: list[Image], truth: dict, subband: str, cands: list[dict
             continue
         for idx, duty in _image_intervals(truth, tr["intervals"], n_img).items():
             interval = f"t{idx + 1:04d}"
-            im = searched.get((tr["stokes"], interval))
-            ev = {"name": s["name"], "stokes": tr["stokes"], "interval": interval,
-                  "apparent_jy": s["flux_by_subband"][subband]["apparent_jy"], "duty": duty, "found": False,
-                  "found_any_class": False}
-            if bright:
-                ev["bright_sep_beams"] = None
-            if im is None:
-                ev["expected_snr"] = None
-                events.append(ev)
-                continue
-            img, wcs = _load(im)
-            beam_px = im.bmaj_deg / im.pixel_deg
-            x, y = wcs.all_world2pix([_position(s, im.key("DEWARPED"))], 0)[0]
-            rms = _local_rms(img, x, y, 6 * beam_px) if np.isfinite(x) else float("nan")
-            ev["expected_snr"] = abs(ev["apparent_jy"]) * duty / rms if rms > 0 else None
-            if bright:
-                seps = [float(_sep_deg(s["ra_deg"], s["dec_deg"], b["ra_deg"], b["dec_deg"])) for b in bright]
-                ev["bright_sep_beams"] = min(seps) / im.bmaj_deg
-            best = None
-            for i, c in enumerate(cands):
-                if (c["stokes"] != tr["stokes"] or c["interval"] != interval
-                        or float(c["sign"]) * ev["apparent_jy"] <= 0):
-                    continue
-                sep = _sep_either(c, s)
-                if sep <= st.match_beams * im.bmaj_deg and (best is None or sep < best[1]):
-                    best = (i, sep)
-            if best is not None:
-                c = cands[best[0]]
-                used.add(best[0])
-                ev.update({"found_any_class": True, "found": c["class"] != "artefact", "class": c["class"],
-                           "snr": float(c["snr"]), "sep_beams": best[1] / im.bmaj_deg})
-            events.append(ev)
-    # a steady circularly polarised source seen in a 10-min V image is a real detection, not a false one
+            events.append(_event(s, interval, duty, searched.get((tr["stokes"], interval)), subband=subband,
+                                 bright=bright, cands=cands, used=used, st=st))
     beam = max((im.bmaj_deg for im in searched.values()), default=1.0)
-    pol = [s for s in steady if s.get("v_frac")]
-    steady_v = set()
-    for i, c in enumerate(cands):
-        if i in used or c["stokes"] != "V":
-            continue
-        for s in pol:
-            same_sign = float(c["sign"]) * s["v_frac"] > 0
-            if same_sign and _sep_either(c, s) <= st.match_beams * beam:
-                steady_v.add(i)
-                break
-    # a transient seen in the deep image (its fluence spread over the hour) is real too
-    bursts = [s for s in truth["sources"] if s.get("transient") and subband in s.get("flux_by_subband", {})]
-    deep_t = {i for i, c in enumerate(cands) if i not in used and c["interval"] == "deep" and any(
-        c["stokes"] == s["transient"]["stokes"] and float(c["sign"]) * s["flux_by_subband"][subband]["apparent_jy"] > 0
-        and _sep_either(c, s) <= st.match_beams * beam for s in bursts)}
+    steady_v, deep_t = _real_unmatched(cands, used, steady, truth, subband, beam, st)
     false = [c for i, c in enumerate(cands) if i not in used and i not in steady_v and i not in deep_t]
-    by = {}
+    by: dict[str, int] = {}
     for c in false:
         key = f"{c['stokes']}/{'artefact' if c['class'] == 'artefact' else 'not_artefact'}"
         by[key] = by.get(key, 0) + 1
@@ -405,54 +418,120 @@ def _image_intervals(truth: dict, intervals: list[int], n_img: int) -> dict[int,
     return {j: sum(image_of[k] == j for k in on) / image_of.count(j) for j in sorted({image_of[k] for k in on})}
 
 
-def _flags(folder: Path, truth: dict) -> dict[str, Any]:
-    """Recall of every injected fault and the flagged fraction of clean visibilities, from the
-    FLAG column of the concatenated MS, attributed to the flaggers by their QA lists."""
+@dataclass
+class _FlagData:
+    """The FLAG column of the concatenated MS with what the scorer needs to judge it."""
+
+    flags: np.ndarray  # (row, chan, pol), FLAG_ROW folded in
+    a1: np.ndarray
+    a2: np.ndarray
+    k: np.ndarray  # integration index of each row
+    t0: float  # start, MJD seconds
+    dt: float  # integration, s
+
+    @property
+    def cross(self) -> np.ndarray:
+        return self.a1 != self.a2
+
+
+def _read_flags(ms: Path, truth: dict) -> _FlagData:
     from casacore.tables import table
 
-    ms = sorted(p for p in folder.glob("*.ms") if p.is_dir())
-    if not ms:
-        return {"ms": None}
-    with table(str(ms[0]), ack=False) as t:
-        flags = t.getcol("FLAG")  # (row, chan, pol)
-        flag_row = t.getcol("FLAG_ROW")
+    with table(str(ms), ack=False) as t:
+        flags = t.getcol("FLAG") | t.getcol("FLAG_ROW")[:, None, None]
         a1, a2, times = t.getcol("ANTENNA1"), t.getcol("ANTENNA2"), t.getcol("TIME")
-    flags = flags | flag_row[:, None, None]
     obs = truth["observation"]
     t0 = Time(obs["start"], scale="utc").mjd * 86400.0
     dt = float(obs["integration_s"])
     k = np.clip(np.floor((times - t0) / dt).astype(int), 0, obs["n_integrations"] - 1)
-    cross = a1 != a2
-    nchan = flags.shape[1]
-    fault = np.zeros(flags.shape, bool)
-    faults: dict[str, dict] = {}
+    return _FlagData(flags, a1, a2, k, t0, dt)
 
-    def record(name: str, sel: np.ndarray) -> None:
-        sel = sel & cross[:, None, None]
-        n = int(sel.sum())
-        if n:
-            faults[name] = {"cells": n, "recall": float(flags[sel].mean())}
-            fault[sel] = True
 
-    chans = np.arange(nchan)
-    for i, b in enumerate(truth["rfi"]["bursts"]):
-        ch = np.isin(chans, b["channels"]) if b["channels"] is not None else np.ones(nchan, bool)
-        it = np.isin(k, b["integrations"]) if b["integrations"] is not None else np.ones(len(k), bool)
-        record(f"rfi_burst_{i}", it[:, None, None] & ch[None, :, None] & np.ones(flags.shape, bool))
-    for i, e in enumerate(truth["rfi"]["emitters"]):
-        ch = np.isin(chans, e["channels"]) if e["channels"] is not None else np.ones(nchan, bool)
-        it = np.isin(k, e["integrations"]) if e["integrations"] is not None else np.ones(len(k), bool)
-        record(f"rfi_emitter_{i}", it[:, None, None] & ch[None, :, None] & np.ones(flags.shape, bool))
+def _fault_selections(fd: _FlagData, truth: dict) -> dict[str, np.ndarray]:
+    """Row/channel/pol mask of every injected fault (RFI bursts and emitters, hot baselines, dead antennas)."""
+    shape, nchan = fd.flags.shape, fd.flags.shape[1]
+    chans, everything = np.arange(nchan), np.ones(fd.flags.shape, bool)
+    out: dict[str, np.ndarray] = {}
+    for kind in ("bursts", "emitters"):
+        for i, b in enumerate(truth["rfi"][kind]):
+            ch = np.isin(chans, b["channels"]) if b["channels"] is not None else np.ones(nchan, bool)
+            it = np.isin(fd.k, b["integrations"]) if b["integrations"] is not None else np.ones(len(fd.k), bool)
+            out[f"rfi_{kind[:-1]}_{i}"] = it[:, None, None] & ch[None, :, None] & everything
     for h in truth["hot_baselines"]:
-        sel = ((a1 == h["ant1"]) & (a2 == h["ant2"])) | ((a1 == h["ant2"]) & (a2 == h["ant1"]))
+        sel = ((fd.a1 == h["ant1"]) & (fd.a2 == h["ant2"])) | ((fd.a1 == h["ant2"]) & (fd.a2 == h["ant1"]))
         amp = h.get("amplitude_jy", truth.get("hot_amplitude_jy"))
-        record(f"hot_{h['ant1']}-{h['ant2']}_{amp:g}Jy", sel[:, None, None] & np.ones(flags.shape, bool))
+        out[f"hot_{h['ant1']}-{h['ant2']}_{amp:g}Jy"] = np.broadcast_to(sel[:, None, None], shape)
     for d in truth["dead_antennas"]:
-        sel = (a1 == d["index"]) | (a2 == d["index"])
-        record(f"dead_{d['index']}", sel[:, None, None] & np.ones(flags.shape, bool))
-    clean = ~fault & cross[:, None, None]
+        sel = (fd.a1 == d["index"]) | (fd.a2 == d["index"])
+        out[f"dead_{d['index']}"] = np.broadcast_to(sel[:, None, None], shape)
+    return out
+
+
+def _transient_integrations(truth: dict) -> set[int]:
+    out: set[int] = set()
+    for s in truth["sources"]:
+        if s.get("transient"):
+            for iv in truth["observation"]["intervals"]:
+                if iv["index"] in s["transient"]["intervals"]:
+                    out.update(range(iv["integrations"][0], iv["integrations"][1] + 1))
+    return out
+
+
+def _qa_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _by_flagger(fd: _FlagData, flagged_clean: np.ndarray, n_clean: int, qa: Path) -> dict[str, float]:
+    """Flagged clean data attributed to the flaggers: the hot-baseline list, the bad integrations,
+    the rest AOFlagger (run first in the chain)."""
+    per: dict[str, float] = {}
+    explained = np.zeros(fd.flags.shape, bool)
+    hot_csv, bad_csv = FLAGGED_BASELINES.path(qa), BAD_INTEGRATIONS.path(qa)
+    if hot_csv.exists():
+        sel = np.zeros(len(fd.a1), bool)
+        for row in _qa_rows(hot_csv):
+            i, j = int(row["ant1"]), row.get("ant2")
+            if j in (None, ""):
+                sel |= (fd.a1 == i) | (fd.a2 == i)
+            else:
+                sel |= ((fd.a1 == i) & (fd.a2 == int(j))) | ((fd.a1 == int(j)) & (fd.a2 == i))
+        m = flagged_clean & sel[:, None, None]
+        per["hot-baselines"] = float(m.sum() / n_clean) if n_clean else 0.0
+        explained |= m
+    if bad_csv.exists():
+        bad_k: set[int] = set()
+        for row in _qa_rows(bad_csv):
+            mjd = row.get("mjd") or row.get("time_mjd") or row.get("mjd_mid")
+            if str(row.get("bad", "1")).lower() in ("1", "true") and mjd not in (None, ""):
+                bad_k.add(int(np.floor((float(mjd) * 86400.0 - fd.t0) / fd.dt)))
+        m = flagged_clean & np.isin(fd.k, sorted(bad_k))[:, None, None] & ~explained
+        per["integrations"] = float(m.sum() / n_clean) if n_clean else 0.0
+        explained |= m
+    per["rfi (AOFlagger, the rest)"] = float((flagged_clean & ~explained).sum() / n_clean) if n_clean else 0.0
+    return per
+
+
+def _flags(folder: Path, truth: dict) -> dict[str, Any]:
+    """Recall of every injected fault and the flagged fraction of clean visibilities, from the
+    FLAG column of the concatenated MS, attributed to the flaggers by their QA lists."""
+    ms = sorted(p for p in folder.glob("*.ms") if p.is_dir())
+    if not ms:
+        return {"ms": None}
+    fd = _read_flags(ms[0], truth)
+    cross = fd.cross[:, None, None]
+    fault = np.zeros(fd.flags.shape, bool)
+    faults: dict[str, dict] = {}
+    for name, sel in _fault_selections(fd, truth).items():
+        sel = sel & cross
+        if sel.any():
+            faults[name] = {"cells": int(sel.sum()), "recall": float(fd.flags[sel].mean())}
+            fault |= sel
+    clean = ~fault & cross
     n_clean = int(clean.sum())
-    flagged_clean = flags & clean
+    flagged_clean = fd.flags & clean
     out: dict[str, Any] = {"ms": ms[0].name, "faults": faults,
                            "false_flag_fraction": float(flagged_clean.sum() / n_clean) if n_clean else None}
     rfi = [v for n, v in faults.items() if n.startswith("rfi")]
@@ -461,48 +540,13 @@ def _flags(folder: Path, truth: dict) -> dict[str, Any]:
     hot = [v["recall"] for n, v in faults.items() if n.startswith("hot")]
     if hot:
         out["hot_recall"] = float(np.mean(hot))
-    # flagged clean data per channel and in the transients' integrations
     per_chan = flagged_clean.sum(axis=(0, 2)) / np.maximum(clean.sum(axis=(0, 2)), 1)
     out["false_flag_by_channel"] = [round(float(v), 4) for v in per_chan]
-    burst_int = set()
-    for s in truth["sources"]:
-        if s.get("transient"):
-            for iv in truth["observation"]["intervals"]:
-                if iv["index"] in s["transient"]["intervals"]:
-                    burst_int.update(range(iv["integrations"][0], iv["integrations"][1] + 1))
+    burst_int = _transient_integrations(truth)
     if burst_int:
-        sel = clean & np.isin(k, sorted(burst_int))[:, None, None]
-        out["false_flag_in_transient_integrations"] = float(flags[sel].mean()) if sel.any() else None
-    # attribution: hot-baseline list, bad integrations, the rest AOFlagger (run first in the chain)
-    per: dict[str, float] = {}
-    explained = np.zeros(flags.shape, bool)
-    hot_csv = folder / "qa" / "flagged_baselines.csv"
-    if hot_csv.exists():
-        sel = np.zeros(len(a1), bool)
-        with open(hot_csv) as f:
-            for row in csv.DictReader(f):
-                i = int(row["ant1"])
-                j = row.get("ant2")
-                if j in (None, ""):
-                    sel |= (a1 == i) | (a2 == i)
-                else:
-                    sel |= ((a1 == i) & (a2 == int(j))) | ((a1 == int(j)) & (a2 == i))
-        m = flagged_clean & sel[:, None, None]
-        per["hot-baselines"] = float(m.sum() / n_clean) if n_clean else 0.0
-        explained |= m
-    bad_csv = folder / "qa" / "bad_integrations.csv"
-    if bad_csv.exists():
-        bad_k: set[int] = set()
-        with open(bad_csv) as f:
-            for row in csv.DictReader(f):
-                mjd = row.get("mjd") or row.get("time_mjd") or row.get("mjd_mid")
-                if str(row.get("bad", "1")).lower() in ("1", "true") and mjd not in (None, ""):
-                    bad_k.add(int(np.floor((float(mjd) * 86400.0 - t0) / dt)))
-        m = flagged_clean & np.isin(k, sorted(bad_k))[:, None, None] & ~explained
-        per["integrations"] = float(m.sum() / n_clean) if n_clean else 0.0
-        explained |= m
-    per["rfi (AOFlagger, the rest)"] = float((flagged_clean & ~explained).sum() / n_clean) if n_clean else 0.0
-    out["false_flag_by_flagger"] = per
+        sel = clean & np.isin(fd.k, sorted(burst_int))[:, None, None]
+        out["false_flag_in_transient_integrations"] = float(fd.flags[sel].mean()) if sel.any() else None
+    out["false_flag_by_flagger"] = _by_flagger(fd, flagged_clean, n_clean, folder / "qa")
     return out
 
 
