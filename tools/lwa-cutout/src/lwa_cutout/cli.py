@@ -19,7 +19,6 @@ from lwa_cutout.targets import run_targets
 __all__ = ["cli", "main"]
 
 log = logging.getLogger(__name__)
-_D = Config()  # the defaults, for --help only: the values used come from cfg (--config may change them)
 
 images_option = click.option("--images", "image_dirs", type=ExistingPath, multiple=True,
                              help="Folder (searched recursively) or FITS file with the images; repeatable.")
@@ -43,9 +42,9 @@ def measurement_options(func):
         section_option("cutout", "detection_sigma", type=click.FloatRange(min=0, min_open=True),
                        help="Detection / fit threshold in local RMS."),
         click.option("--annulus-beams", type=(float, float), default=None,
-                     help="Inner and outer radius of the RMS annulus in BMAJ  [default: "
-                          f"{default_text('cutout', 'annulus_inner_beams')}, annulus_outer_beams "
-                          f"{_D.cutout.annulus_outer_beams:g}]."),
+                     help="Inner and outer radius of the RMS annulus in BMAJ  ["
+                          f"{default_text('cutout', 'annulus_inner_beams')}; "
+                          f"{default_text('cutout', 'annulus_outer_beams')}]."),
         section_option("imaging", "intervals_out", "--intervals", "intervals", type=click.IntRange(min=0),
                        help="Rows per set when there are no 10 min images."),
     ]
