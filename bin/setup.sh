@@ -7,7 +7,7 @@ cd "$here"
 
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-apt_pkgs=(wsclean aoflagger casacore-tools casacore-data ffmpeg python3-venv chromium)
+apt_pkgs=(wsclean aoflagger casacore-tools casacore-data ffmpeg python3-venv chromium time)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

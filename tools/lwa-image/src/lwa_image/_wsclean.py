@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -112,13 +114,35 @@ def check_products(paths: Sequence[Path], *, overwrite: bool) -> None:
 
 @contextmanager
 def scratch_dir(outdir: Path, label: str) -> Iterator[Path]:
-    """A private temporary folder inside `outdir`, removed on exit."""
+    """A private temporary folder inside `outdir`, removed on exit.
+
+    Its name carries this host and process (`.wsclean-LABEL-HOST-PID-XXXX`), so the scratch of a run
+    that was killed (kill -9, a node crash: no cleanup ran) is recognised and removed by the next
+    run on the same host: a folder whose process no longer exists.
+    """
     make_dirs(outdir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".wsclean-{label}-", dir=outdir)).resolve()
+    _remove_dead_scratch(outdir)
+    tag = f"{socket.gethostname()}-{os.getpid()}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".wsclean-{label}-{tag}-", dir=outdir)).resolve()
     try:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_dead_scratch(outdir: Path) -> None:
+    host = socket.gethostname()
+    for old in outdir.glob(f".wsclean-*-{host}-*-*"):
+        match = re.search(rf"-{re.escape(host)}-(\d+)-[^-]+$", old.name)
+        if not (match and old.is_dir()):
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            log.info("removing %s, the scratch of a run that did not finish", old)
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 def run_wsclean(args: Sequence[str], *, workdir: Path, timings: Timings | None = None,
