@@ -90,20 +90,11 @@ def run_measured(cmd: list[str], *, log: Path | None = None, cwd: Path | None = 
 # ---- simulation -------------------------------------------------------------------------------
 def lst_range_and_date(start: str, n_int: int, dt: float = 10.031) -> tuple[str, str]:
     """The LST hour holding the observation's middle and the date run_hour.sh maps it on (as bin/demo.sh)."""
-    import astropy.units as u
     from astropy.time import Time
 
-    from lwa_common.site import lst_hours, lst_to_utc
+    from lwa_common.site import lst_hour_of
 
-    t0 = Time(start, scale="utc")
-    mid = t0 + n_int * dt / 2 * u.s
-    hour = int(lst_hours(mid)) % 24
-    for day in (0, -1):
-        date = (mid + day * u.day).strftime("%Y-%m-%d")
-        begin = lst_to_utc(float(hour), date)
-        if begin <= t0 and mid - begin < 1 * u.hour:
-            break
-    return f"{hour:02d}h-{(hour + 1) % 24:02d}h", date
+    return lst_hour_of(Time(start, scale="utc"), n_int * dt)
 
 
 def simulate(out: Path, *, n_int: int, n_channels: int, spec: Path) -> dict:

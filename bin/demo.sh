@@ -51,23 +51,15 @@ work=$(cd "$work" && pwd)
 read -r range date < <(python3 - "$start" "$((n_int))" "$int_s" <<'PY'
 import sys
 
-import astropy.units as u
 from astropy.time import Time
 
-from lwa_common.site import lst_hours, lst_to_utc
+from lwa_common.site import lst_hour_of
 
 try:
     t0 = Time(sys.argv[1], scale="utc")
 except ValueError:
     sys.exit(f"demo: error: --start '{sys.argv[1]}' is not an ISO time like 2024-12-20T11:55:00")
-mid = t0 + float(sys.argv[2]) * float(sys.argv[3]) / 2 * u.s
-hour = int(lst_hours(mid)) % 24
-for day in (0, -1):
-    date = (mid + day * u.day).strftime("%Y-%m-%d")
-    begin = lst_to_utc(float(hour), date)
-    if begin <= t0 and mid - begin < 1 * u.hour:
-        break
-print(f"{hour:02d}h-{(hour + 1) % 24:02d}h {date}")
+print(*lst_hour_of(t0, float(sys.argv[2]) * float(sys.argv[3])))
 PY
 )
 if [ ! -f "$work/sim/truth.json" ]; then

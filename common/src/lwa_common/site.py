@@ -20,6 +20,7 @@ __all__ = [
     "lst_to_utc",
     "LstHour",
     "split_lst_range",
+    "lst_hour_of",
     "altaz",
     "zenith_radec",
     "meridian_phase_centre",
@@ -108,6 +109,20 @@ def split_lst_range(text: str, date: str, site: Site | None = None) -> list[LstH
         t_b = first + ((b - start) / SIDEREAL_RATIO) * u.hour
         out.append(LstHour(a, b, t_a, t_b))
     return out
+
+
+def lst_hour_of(start: Time, duration_s: float, site: Site | None = None) -> tuple[str, str]:
+    """The LST hour holding the middle of an observation from `start` lasting `duration_s`, as the
+    driver's `--range` ("10h-11h") and the `--date` on which its LST-to-UTC mapping (the first time
+    on that date at that LST) finds the observation: that date, or the day before."""
+    mid = start + duration_s / 2 * u.s
+    hour = int(lst_hours(mid, site)) % 24
+    for day in (0, -1):
+        date = (mid + day * u.day).strftime("%Y-%m-%d")
+        begin = lst_to_utc(float(hour), date, site)
+        if begin <= start and mid - begin < 1 * u.hour:
+            break
+    return f"{hour:02d}h-{(hour + 1) % 24:02d}h", date
 
 
 def altaz(coord: SkyCoord, time: Time, site: Site | None = None) -> SkyCoord:
