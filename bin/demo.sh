@@ -88,12 +88,26 @@ with open(sys.argv[2], "w") as f:
 PY
     [ "$(wc -l < "$work/targets.csv")" -le 1 ] || targets="$work/targets.csv"
 fi
+# A sky with instrument gains (the spec's `gains:`) is calibrated as a night is: run_hour.sh applies
+# bandpass + XY-phase tables. The observatory's tables come from its calibrator solve (lwa-calib
+# solve); here they are made from the simulated instrument's own gains (sim/true_gains_*.h5).
+cal_opt=()
+gains_h5=$(find "$work/sim" -maxdepth 1 -name 'true_gains_*.h5' | head -1)
+if [ -n "$gains_h5" ]; then
+    xy_deg=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["gains"]["xy_phase_deg"])' \
+        "$work/sim/truth.json")
+    if [ ! -d "$work/cal/xyphase.Xf" ]; then
+        lwa-calib tables-from-gains "$gains_h5" --template "$(head -1 "$work/sim_files.txt")" \
+            -o "$work/cal" --xy-phase-deg "$xy_deg" --overwrite > /dev/null
+    fi
+    cal_opt=(--bp-table "$work/cal/bandpass.B" --xy-table "$work/cal/xyphase.Xf")
+fi
 echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim (truth: $work/sim/truth.json); LST $range on $date" >&2
 # The whole chain, locally, at demo size.
 "$here/bin/run_hour.sh" --range "$range" --date "$date" --subbands 55 --data "$work/sim" \
     --workdir "$work/run" ${targets:+--targets "$targets"} --catalog "$work/sim/catalog.csv" \
     --hot-baselines --image-size 512 --image-scale-deg 0.25 --niter-scale 0.02 \
-    ${peel_sky:+--peel-sky "$peel_sky"}
+    ${peel_sky:+--peel-sky "$peel_sky"} "${cal_opt[@]}"
 if [ "$score" -eq 1 ]; then
     lwa-sim score "$work/run" --truth "$work/sim/truth.json" -o "$work/score.json" --overwrite "${control_opt[@]}"
 fi
