@@ -17,7 +17,8 @@
 # Demo size: 36 integrations of 10 s, 64 antennas of the compact core, 8 channels at 55 MHz, images
 # of 512 px of 15 arcmin (restoring beams of 54-65 arcmin: 3.6-4.3 pixels), 2 % of the CLEAN
 # iterations. Writes WORKDIR/sim/ (MS, truth.json, catalog.csv) and WORKDIR/run/ (run_hour.sh's
-# work folder).
+# work folder). A spec with `gains:` is calibrated: bandpass + XY-phase tables of the simulated
+# instrument go to WORKDIR/cal/ and run_hour.sh applies them (--bp-table, --xy-table).
 # Any sky runs through the same chain and options: bin/demo.sh /tmp/sky1 --truth my_sky.yaml --seed 3
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
