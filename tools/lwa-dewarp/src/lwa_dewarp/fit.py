@@ -45,6 +45,7 @@ STATUS_TOO_FEW = "too_few_anchors"
 STATUS_IDENTITY = "identity"  # a screen was fitted but does not beat the identity: zero screen
 OFFSET_FRAMES = ("radec", "plane")
 DWSTATUS = {STATUS_OK: "SCREEN", STATUS_IDENTITY: "IDENTITY"}  # the header keyword of each
+MAX_HELDOUT_FITS = 60  # held-out refits: leave-one-out up to this many anchors, else this many folds
 MAX_PASSES = 10  # matching passes: the first around the catalogue, then around the last screen's predictions
 
 
@@ -288,22 +289,23 @@ def _fit_anchors(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> PlaneModel:
 
 
 def _heldout(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> pd.DataFrame:
-    """Each anchor held out in turn: the screen fitted by the whole procedure (model choice,
-    outlier clipping) on the others, and where it puts that anchor's catalogue position in the
-    image (`heldout_ra_deg`, `heldout_dec_deg`; NaN when the others are degenerate), with its
+    """Each anchor held out in turn (in `MAX_HELDOUT_FITS` folds when there are more anchors): the
+    screen fitted by the whole procedure (model choice, outlier clipping) on the others, and
+    where it puts that anchor's catalogue position in the image (`heldout_ra_deg`, `heldout_dec_deg`; NaN when the others are degenerate), with its
     separation from where the anchor was measured (`heldout_arcmin`). What a source outside the
     fit gets from the screen, compared with the truth by `lwa-sim score`; unlike the leave-one-out
     residual it includes the model choice and the clipping."""
     out = anchors.copy()
     pra, pdec = np.full(len(out), np.nan), np.full(len(out), np.nan)
     ra, dec = out["cat_ra_deg"].to_numpy(), out["cat_dec_deg"].to_numpy()
-    for i in range(len(out)):
-        others = out.drop(index=out.index[i])
+    fold = np.arange(len(out)) % min(len(out), MAX_HELDOUT_FITS)  # one anchor per fit, up to that many fits
+    for k in np.unique(fold):
+        held = fold == k
         try:
-            model = _plane_fit(others, inp, d)[0]
+            model = _plane_fit(out[~held], inp, d)[0]
         except LwaError:
             continue
-        pra[i], pdec[i] = (float(v[0]) for v in _predictor(inp, model)(ra[i:i + 1], dec[i:i + 1]))
+        pra[held], pdec[held] = _predictor(inp, model)(ra[held], dec[held])
     out["heldout_ra_deg"], out["heldout_dec_deg"] = pra, pdec
     ok = np.isfinite(pra) & np.isfinite(pdec)
     sep = np.full(len(out), np.nan)

@@ -6,7 +6,10 @@ the concatenated MS, the flaggers' QA CSVs, `dewarp/screen_qa/anchors.csv` and t
 photometry CSVs. Every radius is in beams of the measured image's own header (BMAJ).
 
 The goals (issue 15, item 5) are evaluated as stated in `GOALS`; each is `pass`, `fail` or
-`n/a` (nothing in this sky to test it on), with the numbers behind it.
+`n/a` (nothing in this sky to test it on), with the numbers behind it. The dewarp's held-out
+sources are all the scored ones: those outside the fit by their position in the dewarped image,
+the anchors by where the screen fitted without them (anchors.csv `heldout_ra_deg`/`_dec_deg`,
+lwa-dewarp's refit) puts them against where the ionosphere truly put them.
 """
 
 from __future__ import annotations
