@@ -83,6 +83,25 @@ def test_fit_recovers_the_analytic_warp(warped_sky):
     assert np.percentile(err, 95) < 0.3 * warped_sky.beam_px
 
 
+def test_each_anchor_held_out_is_predicted_by_the_screen_fitted_without_it(warped_sky):
+    """anchors.csv's held-out columns: the whole fit without the anchor; compared with the truth
+    (where the warp put the source), close but no better than the screen fitted with it."""
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    a = res.anchors
+    assert a["heldout_ra_deg"].notna().all() and a["heldout_arcmin"].notna().all()
+    idx = [int(n[3:]) for n in a["name"]]
+    x, y = warped_sky.wcs.world_to_pixel_values(a["heldout_ra_deg"].to_numpy(), a["heldout_dec_deg"].to_numpy())
+    err = np.hypot(x - warped_sky.obs_xy[idx, 0], y - warped_sky.obs_xy[idx, 1]) / warped_sky.beam_px
+    fitted = np.hypot(a["x_cat"] + a["fit_dx_px"] - warped_sky.obs_xy[idx, 0],
+                      a["y_cat"] + a["fit_dy_px"] - warped_sky.obs_xy[idx, 1]) / warped_sky.beam_px
+    assert np.median(err) <= 0.1 and np.percentile(err, 90) <= 0.3, np.sort(err)
+    assert np.median(err) > np.median(fitted)  # held out is the harder test
+    s = res.summary
+    assert s["n_heldout_offset_1beam"] >= 15 and s["heldout_within_0p2_beam"] >= 0.8
+    assert s["median_heldout_beams"] == pytest.approx(np.median(a["heldout_arcmin"]) / (
+        warped_sky.beam_px * abs(warped_sky.header["CDELT2"]) * 60), rel=0.05)
+
+
 def test_dewarp_puts_held_out_sources_back_and_keeps_flux(warped_sky):
     """Fit on half of the catalogue, judge on the other half (sources the screen never saw)."""
     fit_half = warped_sky.catalog[0::2]

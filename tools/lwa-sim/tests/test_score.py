@@ -142,3 +142,21 @@ def test_cli_score_bad_inputs(tmp_path, run_folder):
     bad.write_text("{}")
     res = run_cli(["lwa-sim", "score", str(run), "--truth", str(bad)])
     assert res.returncode == 1 and "not an lwa-sim truth.json" in res.stderr
+
+
+def test_held_out_errors_are_the_refit_predictions_against_the_truth():
+    """Anchors are judged by where the screen fitted without them puts them (against the truth's
+    apparent position), other sources by the dewarped image; no refit or no screen: the offset."""
+    from lwa_sim.score import _heldout
+
+    steady = [{"name": n, "ra_deg": 150.0 + i, "dec_deg": 40.0, "apparent_ra_deg": 150.0 + i,
+               "apparent_dec_deg": 41.5} for i, n in enumerate(("a", "b", "c"))]
+    after = {"sources": [{"name": n, "error_beams": 0.01, "true_offset_beams": 1.5, "anchor": n != "c"}
+                         for n in ("a", "b", "c")]}
+    anchors = {"a": (150.0, 41.5 - 0.1), "b": (float("nan"), float("nan"))}  # 'a' predicted 0.1 deg south
+    rows = {r["name"]: r for r in _heldout(after, steady, anchors, True, 0.5)}
+    assert rows["a"]["error_beams"] == pytest.approx(0.2, rel=1e-3) and rows["a"]["heldout_by"] == "refit"
+    assert rows["b"]["error_beams"] == 1.5  # no held-out prediction: as undewarped
+    assert rows["c"]["error_beams"] == 0.01 and rows["c"]["heldout_by"] == "image"
+    rows = {r["name"]: r for r in _heldout(after, steady, anchors, False, 0.5)}  # identity screen
+    assert rows["a"]["error_beams"] == 1.5 and rows["c"]["error_beams"] == 0.01

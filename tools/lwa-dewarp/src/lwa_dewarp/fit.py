@@ -45,6 +45,7 @@ STATUS_TOO_FEW = "too_few_anchors"
 STATUS_IDENTITY = "identity"  # a screen was fitted but does not beat the identity: zero screen
 OFFSET_FRAMES = ("radec", "plane")
 DWSTATUS = {STATUS_OK: "SCREEN", STATUS_IDENTITY: "IDENTITY"}  # the header keyword of each
+MAX_HELDOUT_FITS = 60  # held-out refits: leave-one-out up to this many anchors, else this many folds
 MAX_PASSES = 10  # matching passes: the first around the catalogue, then around the last screen's predictions
 
 
@@ -183,7 +184,8 @@ def _match(compact: pd.DataFrame, inp: _Inputs, d: Dewarp, *, radius_beams: floa
                                     flux_ratio_max=d.flux_ratio_max, ref_freq_hz=d.reference_freq_mhz * 1e6,
                                     alpha=d.spectral_index, predict=predict)
     anchors = anchors.copy()
-    for col in ("fit_dx_px", "fit_dy_px", "cv_dx_px", "cv_dy_px", "after_arcmin", "after_cv_arcmin"):
+    for col in ("fit_dx_px", "fit_dy_px", "cv_dx_px", "cv_dy_px", "after_arcmin", "after_cv_arcmin", "heldout_ra_deg",
+                "heldout_dec_deg", "heldout_arcmin"):
         anchors[col] = np.nan
     anchors["used"] = False
     return anchors, counts
@@ -245,10 +247,9 @@ def _base_summary(inp: _Inputs, d: Dewarp, detections: pd.DataFrame, compact: pd
     }
 
 
-def _fit_anchors(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> PlaneModel:
-    """Fit the screen on the anchors (outliers clipped) in the equidistant plane, filling the
-    anchors' fitted (image pixels), cross-validated (sky offsets in image pixel units) and
-    corrected columns;
+def _plane_fit(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> tuple[PlaneModel, np.ndarray, np.ndarray, np.ndarray]:
+    """The screen of `anchors` (outliers clipped) in the equidistant plane: the model, the kept
+    mask, the cross-validated residuals (`fit_offset_model`) and the anchors' plane positions;
     LwaError when the anchors are degenerate."""
     plane = equidistant_wcs(inp.wcs)
     unit = inp.beam.pixel_deg * 60.0
@@ -264,7 +265,16 @@ def _fit_anchors(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> PlaneModel:
                                                         d.position_floor_beams * inp.beam_px),
                                        clip_sigma=d.clip_sigma, clip_floor_px=d.clip_floor_beams * inp.beam_px,
                                        min_points=d.min_anchors, max_degree=d.max_degree)
-    model = PlaneModel(inner, inp.wcs, plane, unit, d.offset_frame)
+    return PlaneModel(inner, inp.wcs, plane, unit, d.offset_frame), keep, cv, points
+
+
+def _fit_anchors(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> PlaneModel:
+    """Fit the screen on the anchors (`_plane_fit`), filling the anchors' fitted (image pixels),
+    cross-validated (sky offsets in image pixel units) and corrected columns;
+    LwaError when the anchors are degenerate."""
+    model, keep, cv, points = _plane_fit(anchors, inp, d)
+    plane, unit = model.plane, model.unit_arcmin
+    ra, dec = anchors["cat_ra_deg"].to_numpy(), anchors["cat_dec_deg"].to_numpy()
     fx, fy = model(anchors["x_cat"].to_numpy(), anchors["y_cat"].to_numpy())
     anchors["fit_dx_px"], anchors["fit_dy_px"] = fx, fy
     anchors["cv_dx_px"], anchors["cv_dy_px"] = cv[:, 0], cv[:, 1]
@@ -276,6 +286,45 @@ def _fit_anchors(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> PlaneModel:
     else:
         anchors["after_cv_arcmin"] = np.hypot(cv[:, 0], cv[:, 1]) * unit
     return model
+
+
+def _heldout(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> pd.DataFrame:
+    """Each anchor held out in turn (in `MAX_HELDOUT_FITS` folds when there are more anchors): the
+    screen fitted by the whole procedure (model choice, outlier clipping) on the others, and
+    where it puts that anchor's catalogue position in the image (`heldout_ra_deg`, `heldout_dec_deg`; NaN when the others are degenerate), with its
+    separation from where the anchor was measured (`heldout_arcmin`). What a source outside the
+    fit gets from the screen, compared with the truth by `lwa-sim score`; unlike the leave-one-out
+    residual it includes the model choice and the clipping."""
+    out = anchors.copy()
+    pra, pdec = np.full(len(out), np.nan), np.full(len(out), np.nan)
+    ra, dec = out["cat_ra_deg"].to_numpy(), out["cat_dec_deg"].to_numpy()
+    fold = np.arange(len(out)) % min(len(out), MAX_HELDOUT_FITS)  # one anchor per fit, up to that many fits
+    for k in np.unique(fold):
+        held = fold == k
+        try:
+            model = _plane_fit(out[~held], inp, d)[0]
+        except LwaError:
+            continue
+        pra[held], pdec[held] = _predictor(inp, model)(ra[held], dec[held])
+    out["heldout_ra_deg"], out["heldout_dec_deg"] = pra, pdec
+    ok = np.isfinite(pra) & np.isfinite(pdec)
+    sep = np.full(len(out), np.nan)
+    if ok.any():
+        sep[ok] = SkyCoord(pra[ok] * u.deg, pdec[ok] * u.deg).separation(
+            SkyCoord(out["obs_ra_deg"].to_numpy()[ok] * u.deg, out["obs_dec_deg"].to_numpy()[ok] * u.deg)).arcmin
+    out["heldout_arcmin"] = sep
+    return out
+
+
+def _heldout_summary(anchors: pd.DataFrame, beam: Beam) -> dict[str, Any]:
+    """The held-out residuals (`_heldout`) of the anchors offset >= 1 beam, against their measured
+    positions: the fraction within 0.2 beam (issue 15's dewarp goal, without a truth) and the median."""
+    far = anchors[(anchors["sep_arcmin"] >= beam.fwhm_arcmin)]
+    res = far["heldout_arcmin"].to_numpy() / beam.fwhm_arcmin
+    res = np.where(np.isfinite(res), res, far["sep_arcmin"].to_numpy() / beam.fwhm_arcmin)
+    return {"n_heldout_offset_1beam": len(far),
+            "heldout_within_0p2_beam": round(float(np.mean(res <= 0.2)), 4) if len(res) else None,
+            "median_heldout_beams": _median(anchors["heldout_arcmin"] / beam.fwhm_arcmin)}
 
 
 def _rms(values: np.ndarray) -> float:
@@ -364,6 +413,8 @@ def fit_screen(
         return result(None, STATUS_TOO_FEW, len(used),
                       f"only {len(used)} anchors left after outlier rejection (need {d.min_anchors})")
     verdict = _judge(used, inp.beam, d)
+    anchors = _heldout(anchors, inp, d)
+    summary.update(_heldout_summary(anchors, inp.beam))
     screen = sample_screen(model, shape=inp.plane.shape, wcs=inp.wcs, max_grid_px=d.max_grid_px,
                            freq_mhz=inp.freq_mhz, header=inp.header)
     summary.update(verdict)

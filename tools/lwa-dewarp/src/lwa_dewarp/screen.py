@@ -299,7 +299,8 @@ def _clip(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, *, kerne
             return keep, cv
         near = cKDTree(norm[idx]).query(norm[idx][bad], k=min(6, len(idx)))[1]
         drop = [i for i, nb in zip(bad, near, strict=True) if z[i] >= z[nb].max()]
-        if len(idx) - len(drop) < min_points:
+        # none is the worst of its neighbours (a worse one agrees within the floor): stop, else this loops
+        if not drop or len(idx) - len(drop) < min_points:
             return keep, cv
         keep[idx[drop]] = False
 
