@@ -18,7 +18,8 @@
 # of 512 px of 15 arcmin (restoring beams of 54-65 arcmin: 3.6-4.3 pixels), 2 % of the CLEAN
 # iterations. Writes WORKDIR/sim/ (MS, truth.json, catalog.csv) and WORKDIR/run/ (run_hour.sh's
 # work folder). A spec with `gains:` is calibrated: bandpass + XY-phase tables of the simulated
-# instrument go to WORKDIR/cal/ and run_hour.sh applies them (--bp-table, --xy-table).
+# instrument go to WORKDIR/cal/ and run_hour.sh applies them (--bp-table, --xy-table). Broadband
+# emitters of the spec (channels: all) are peeled with the site's RFI list lwa-sim writes (--peel-rfi).
 # Any sky runs through the same chain and options: bin/demo.sh /tmp/sky1 --truth my_sky.yaml --seed 3
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,7 +93,7 @@ fi
 # A sky with instrument gains (the spec's `gains:`) is calibrated as a night is: run_hour.sh applies
 # bandpass + XY-phase tables. The observatory's tables come from its calibrator solve (lwa-calib
 # solve); here they are made from the simulated instrument's own gains (sim/true_gains_*.h5).
-cal_opt=()
+site_opt=()
 gains_h5=$(find "$work/sim" -maxdepth 1 -name 'true_gains_*.h5' | head -1)
 if [ -n "$gains_h5" ]; then
     xy_deg=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["gains"]["xy_phase_deg"])' \
@@ -101,14 +102,18 @@ if [ -n "$gains_h5" ]; then
         lwa-calib tables-from-gains "$gains_h5" --template "$(head -1 "$work/sim_files.txt")" \
             -o "$work/cal" --xy-phase-deg "$xy_deg" --overwrite > /dev/null
     fi
-    cal_opt=(--bp-table "$work/cal/bandpass.B" --xy-table "$work/cal/xyphase.Xf")
+    site_opt=(--bp-table "$work/cal/bandpass.B" --xy-table "$work/cal/xyphase.Xf")
 fi
+# A sky with broadband emitters on the horizon (spec `rfi:` entries with `channels: all`) has the
+# site's RFI list in sim/rfi_sources.json (where they stand, as the site's RFI survey knows them):
+# run_hour.sh peels them (--peel-rfi), as it peels the observatory's list; narrow-band RFI is flagged.
+[ -f "$work/sim/rfi_sources.json" ] && site_opt+=(--peel-rfi "$work/sim/rfi_sources.json")
 echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim (truth: $work/sim/truth.json); LST $range on $date" >&2
 # The whole chain, locally, at demo size.
 "$here/bin/run_hour.sh" --range "$range" --date "$date" --subbands 55 --data "$work/sim" \
     --workdir "$work/run" ${targets:+--targets "$targets"} --catalog "$work/sim/catalog.csv" \
     --hot-baselines --image-size 512 --image-scale-deg 0.25 --niter-scale 0.02 \
-    ${peel_sky:+--peel-sky "$peel_sky"} "${cal_opt[@]}"
+    ${peel_sky:+--peel-sky "$peel_sky"} "${site_opt[@]}"
 if [ "$score" -eq 1 ]; then
     lwa-sim score "$work/run" --truth "$work/sim/truth.json" -o "$work/score.json" --overwrite "${control_opt[@]}"
 fi

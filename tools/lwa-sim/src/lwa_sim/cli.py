@@ -59,7 +59,9 @@ def observe_cmd(spec: Path | None, output: Path, start: str, n_int: int, subband
     Writes OUTPUT/YYYYMMDD_HHMMSS_XXMHz.ms per integration and subband, OUTPUT/truth.json (every
     source's true and ionospherically shifted position, intrinsic and beam-attenuated flux, the
     transient intervals, RFI, hot baselines, dead antennas), OUTPUT/catalog.csv (true positions,
-    73.8 MHz fluxes) and OUTPUT/true_gains_XXMHz.h5 when the spec has gains. Prints the MS paths.
+    73.8 MHz fluxes), OUTPUT/true_gains_XXMHz.h5 when the spec has gains and OUTPUT/rfi_sources.json
+    (the site's RFI list: a TTCal entry per broadband emitter, for lwa-peel rfi) when it has
+    emitters on every channel. Prints the MS paths.
 
     \b
     Example:

@@ -21,7 +21,7 @@ from pathlib import Path
 import astropy.units as u
 import h5py
 import numpy as np
-from astropy.coordinates import AltAz, SkyCoord
+from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.time import Time
 
 from lwa_common import LwaError
@@ -33,6 +33,10 @@ from lwa_common.sky import direction_cosines, gaussian_visibility
 from lwa_common.subbands import CHANNEL_WIDTH_HZ, subband_freqs
 from lwa_sim.array import Array, load_array
 from lwa_sim.spec import Source, TruthSpec
+
+# How far away the site's RFI list puts an emitter simulated at an az/el (far enough for no parallax
+# across the array).
+RFI_SURVEY_DISTANCE_M = 50_000.0
 
 __all__ = ["ObserveSettings", "observe", "apparent_sources"]
 
@@ -395,12 +399,39 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
         })
         if spec.gains is not None:
             _write_gains(outdir / f"true_gains_{subband_label(sb)}.h5", gains, freqs, array)
+    if any(e.channels is None for e in spec.rfi_emitters):
+        _write_rfi_sources(outdir / "rfi_sources.json", spec, ovro_location(settings.site),
+                           np.concatenate(list(freqs_by_subband.values())))
     truth = _truth(spec, settings, array, sources, starts, mid_obs, beam, truth_subbands)
     with atomic_path(outdir / "truth.json") as tmp:
         tmp.write_text(json.dumps(truth, indent=1))
     _write_catalog(outdir / "catalog.csv", sources)
     log.info("wrote %d integrations x %d subbands to %s", n_int, len(settings.subbands_mhz), outdir)
     return truth
+
+
+def _write_rfi_sources(path: Path, spec: TruthSpec, centre: EarthLocation, freqs: np.ndarray) -> None:
+    """The site's list of broadband emitters (those on every channel), as a TTCal RFI sources.json
+    (`lwa-peel rfi --sources`): each emitter placed RFI_SURVEY_DISTANCE_M away along its az/el from the
+    array centre (ITRF, so `lwa-peel`'s direction is the simulated one), with its flat spectrum.
+    Narrow-band emitters are left to the flaggers, as a site's RFI survey would."""
+    geo = centre.to_geodetic("WGS84")
+    lat, lon = np.radians(geo.lat.deg), np.radians(geo.lon.deg)
+    east = np.array([-np.sin(lon), np.cos(lon), 0.0])
+    north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
+    up = np.array([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    here = np.array([centre.x.to_value(u.m), centre.y.to_value(u.m), centre.z.to_value(u.m)])
+    entries = []
+    for i, e in enumerate(x for x in spec.rfi_emitters if x.channels is None):
+        az, el = np.radians(e.az_deg), np.radians(e.el_deg)
+        d = np.cos(el) * np.sin(az) * east + np.cos(el) * np.cos(az) * north + np.sin(el) * up
+        there = EarthLocation.from_geocentric(*(here + RFI_SURVEY_DISTANCE_M * d), unit=u.m).to_geodetic("WGS84")
+        entries.append({"name": f"emitter-{i}", "sys": "WGS84", "lat": float(there.lat.deg),
+                        "long": float(there.lon.deg), "el": float(there.height.to_value(u.m)),
+                        "rfi-frequencies": [float(f) for f in (freqs.min(), freqs.max())],
+                        "rfi-I": [float(e.flux_jy)] * 2})
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(entries, indent=1))
 
 
 def _write_gains(path: Path, gains: np.ndarray, freqs: np.ndarray, array: Array) -> None:
