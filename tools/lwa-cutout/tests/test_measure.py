@@ -209,3 +209,36 @@ def test_a_fit_that_does_not_converge_is_never_the_flux(monkeypatch):
                          freq_mhz=FREQ)
     assert m.detected and m.fit is None
     assert "did not converge" in m.note and math.isnan(m.columns("I")["I_fit_flux_jy"])
+
+
+@pytest.mark.parametrize("px_per_beam", [3.0, 4.3, 6.0])
+def test_peak_is_the_maximum_between_pixels(px_per_beam):
+    """The peak (not only the fit) is right at any pixel phase once the beam spans ≥ 3 px: the top
+    of the Gaussian through the 3 x 3 pixels, its position within a tenth of a pixel."""
+    scale = 0.1
+    rng = np.random.default_rng(int(px_per_beam * 10) + 1)
+    errors, pixel_errors = [], []
+    for k in range(8):
+        ra, dec = 150.0 + rng.uniform(-3, 3), 38.0 + rng.uniform(-3, 3)
+        truth = float(rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 20.0))
+        img, header = _image([(ra, dec, abs(truth))], noise=0.01, size=200, scale=scale,
+                             bmaj=px_per_beam * scale, seed=k)
+        img *= np.sign(truth)
+        for stokes in ("V", "I") if truth > 0 else ("V",):
+            m = measure_position(img, celestial_wcs(header), ra, dec, beam=RestoringBeam.from_header(header),
+                                 freq_mhz=FREQ, stokes=stokes)
+            errors.append(m.peak_jy / truth - 1)
+            assert angular_separation_deg(ra, dec, m.peak_ra_deg, m.peak_dec_deg) < 0.1 * scale
+            assert m.peak_offset_arcsec == pytest.approx(
+                3600 * angular_separation_deg(ra, dec, m.peak_ra_deg, m.peak_dec_deg), abs=1e-6)
+        pixel_errors.append(np.nanmax(np.abs(img)) / abs(truth) - 1)
+    assert max(abs(e) for e in errors) < 0.01, errors
+    assert min(pixel_errors) < -0.01  # the brightest pixel alone would not have been right
+
+
+def test_peak_on_coarse_pixels_is_the_brightest_pixel():
+    """Below 3 px per beam the 3 x 3 pixels reach the flanks: the peak stays the brightest pixel."""
+    img, header = _image([(150.03, 38.04, 5.0)], noise=0.01, size=200, scale=0.1, bmaj=0.15, seed=2)
+    m = measure_position(img, celestial_wcs(header), 150.03, 38.04, beam=RestoringBeam.from_header(header),
+                         freq_mhz=FREQ)
+    assert m.peak_jy == float(np.nanmax(img))

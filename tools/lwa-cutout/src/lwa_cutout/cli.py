@@ -174,7 +174,7 @@ def solar_cmd(images, image_dirs, fallback_dirs, output, bodies, size_deg, min_e
 @section_option("flux_scale", "min_elevation_deg", type=click.FloatRange(-90, 90),
                 help="Only calibrators above this elevation.")
 @click.option("--measure", type=click.Choice(["fit", "peak"]), default="fit", show_default=True,
-              help="Measured flux: integrated flux of the Gaussian fit, or the peak pixel.")
+              help="Measured flux: integrated flux of the Gaussian fit, or the peak (between pixels at >= 3 px per beam).")
 @png_option
 @overwrite_option
 @json_option

@@ -26,7 +26,7 @@ of ours renames ours to `lwa_<name>`), then
 | `search_radius_arcsec`, `beam_major_arcsec`, `beam_minor_arcsec`, `pbcor`, `dewarped` | measurement setup |
 | `{S}_image` | the image measured (S = I, V) |
 | `{S}_cat_jy` | value at the position, bilinear (Jy/beam) |
-| `{S}_peak_jy`, `{S}_peak_ra_deg`, `{S}_peak_dec_deg`, `{S}_peak_offset_arcsec` | peak in the search circle |
+| `{S}_peak_jy`, `{S}_peak_ra_deg`, `{S}_peak_dec_deg`, `{S}_peak_offset_arcsec` | peak in the search circle (between pixels: `lwa_cutout.measure`) |
 | `{S}_rms_jy`, `{S}_snr`, `{S}_detected` | annulus RMS, peak / RMS, SNR >= 5 (|SNR| for V) |
 | `{S}_fit_peak_jy`, `{S}_fit_flux_jy`, `{S}_fit_ra_deg`, `{S}_fit_dec_deg`, `{S}_fit_major_arcsec`, `{S}_fit_minor_arcsec`, `{S}_fit_pa_deg` | Gaussian fit (when detected) |
 | `{S}_masked_px`, `{S}_note` | masked pixels in the search circle; remarks |
