@@ -131,7 +131,8 @@ def rfi_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
       lwa-flag rfi concat_55MHz.ms --in-place --strategy my.lua --preamble 'lwa_base_threshold = 1.5'
     """
     target = _target(output, in_place, overwrite, summary_path)
-    _result(flag_rfi(ms, target=target, strategy=strategy, column=column, threads=threads, preamble=preamble),
+    _result(flag_rfi(ms, target=target, strategy=strategy, column=column, threads=threads, preamble=preamble,
+                     settings=cfg.rfi),
             as_json)
 
 

@@ -53,7 +53,7 @@ local cfg = {
   dilate_time = setting("dilate_time", 0.2),           -- scale-invariant rank operator levels
   dilate_freq = setting("dilate_freq", 0.2),
   time_polarizations = setting("time_polarizations", { "Q", "U" }),  -- time + frequency detection
-  freq_polarizations = setting("freq_polarizations", { "I" }),       -- frequency-only detection
+  freq_polarizations = setting("freq_polarizations", {}),  -- frequency-only detection (e.g. { "I" }); off: see header
 }
 
 -- SumThreshold on one polarisation's amplitudes, along frequency and (with enough time steps)
