@@ -21,6 +21,7 @@ not move the median (the Q/U detection of the strategy is the tool for polarised
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,9 @@ def array_spectrum(ms: str | Path, column: str) -> tuple[np.ndarray, np.ndarray]
     def finish(keep_from: float | None) -> None:
         for tv in [tv for tv in pending if keep_from is None or tv < keep_from]:
             rows = np.concatenate(pending.pop(tv))
-            with np.errstate(all="ignore"):
-                done[tv] = np.nanmedian(rows, axis=0) if np.isfinite(rows).any() else np.full(rows.shape[1], np.nan)
+            with warnings.catch_warnings():  # a channel flagged on every baseline: NaN, not a warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                done[tv] = np.nanmedian(rows, axis=0)
 
     with open_table(ms) as t:
         n = t.nrows()
@@ -89,7 +91,8 @@ def spectral_outliers(m: np.ndarray, settings: Rfi = Rfi()) -> tuple[np.ndarray,
     cells = np.zeros(m.shape, bool)
     if settings.spectrum_sigma <= 0 or n_chan < MIN_CHANNELS:
         return cells, info
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
         ref = np.nanmedian(m, axis=1, keepdims=True)
         r = m / ref - 1.0
     finite = np.isfinite(r)

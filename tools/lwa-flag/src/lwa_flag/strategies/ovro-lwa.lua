@@ -21,7 +21,7 @@
       the baseline is longer than c / (2 pi channel width) (83 m at 8 channels, 500 m at 48), with
       the extremes at the band edges; SumThreshold, whose levels follow each baseline's own
       amplitude, took those for RFI (measured: 1.2-3.0 % of RFI-free demo skies flagged, 5-8 % of
-      the edge channels; the 48-channel edges 3.7 %). Unpolarised narrow-band RFI (a steady
+      the edge channels). Unpolarised narrow-band RFI (a steady
       emitter in XX and YY alike) is found by `lwa-flag rfi` after this strategy, from the median
       spectrum over all baselines (lwa_flag/spectrum.py), where the beats average out.
       `lwa_freq_polarizations = { "I" }` brings the per-baseline frequency pass back;
