@@ -35,6 +35,7 @@ __all__ = [
     "Site",
     "Observation",
     "HotBaselines",
+    "Rfi",
     "SnapshotQA",
     "ImageConfiguration",
     "Imaging",
@@ -88,6 +89,17 @@ class HotBaselines:
     antenna_fraction: float = 0.25
     min_uv_lambda: float = 4.0
     dead_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class Rfi:
+    """`lwa-flag rfi`'s array-spectrum pass (after AOFlagger): unpolarised narrow-band RFI."""
+
+    # a (time, channel) cell is flagged on every baseline when the median |I| over the baselines
+    # exceeds that integration's median spectrum by more than spectrum_sigma robust sigmas (1.4826
+    # MAD of all cells) and by more than spectrum_min_excess of it; spectrum_sigma 0 turns the pass off
+    spectrum_sigma: float = 6.0
+    spectrum_min_excess: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -394,6 +406,7 @@ class Config:
     site: Site = field(default_factory=Site)
     observation: Observation = field(default_factory=Observation)
     hot_baselines: HotBaselines = field(default_factory=HotBaselines)
+    rfi: Rfi = field(default_factory=Rfi)
     snapshot_qa: SnapshotQA = field(default_factory=SnapshotQA)
     imaging: Imaging = field(default_factory=Imaging)
     primary_beam: PrimaryBeam = field(default_factory=PrimaryBeam)

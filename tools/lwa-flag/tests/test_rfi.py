@@ -100,12 +100,20 @@ def test_user_strategy_preamble_and_broken_strategy(rfi_cat, tmp_path, digest):
     assert res.returncode == 0, res.stderr
     run = json.loads(res.stdout)["flagged"]["aoflagger"]
     assert run["strategy"] == str(strategy) and "-j 1" in run["command"]
-    # a preamble reaches the shipped strategy: a huge base threshold flags (almost) nothing
-    res = run_cli(["lwa-flag", "rfi", str(ms), "-o", str(tmp_path / "lax.ms"), "--json",
-                   "--preamble", "lwa_base_threshold = 1000", "--preamble", "lwa_sky_threshold = 1000",
-                   "--preamble", "lwa_timestep_sigma = 1000"])
+    # a preamble reaches the shipped strategy: a huge base threshold flags (almost) nothing, and
+    # only the array-spectrum pass after it finds the transmitter (channel 20, every integration)
+    lax = ["--preamble", "lwa_base_threshold = 1000", "--preamble", "lwa_sky_threshold = 1000",
+           "--preamble", "lwa_timestep_sigma = 1000"]
+    res = run_cli(["lwa-flag", "rfi", str(ms), "-o", str(tmp_path / "lax.ms"), "--json", *lax])
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["flagged_percent_after"] < 1.0
+    cells = json.loads(res.stdout)["flagged"]["array_spectrum"]["cells"]
+    assert len(cells) == 12 and all(20 in c["channels"] for c in cells)
+    off = tmp_path / "off.toml"
+    off.write_text("[rfi]\nspectrum_sigma = 0\n")
+    res = run_cli(["lwa-flag", "rfi", str(ms), "-o", str(tmp_path / "lax0.ms"), "--json", "--config", str(off), *lax])
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["flagged_percent_after"] < 1.0 and summary["flagged"]["array_spectrum"]["skipped"]
     # a strategy that fails inside aoflagger: one line naming the Lua error, no output left behind
     bad = tmp_path / "bad.lua"
     bad.write_text("function execute(input)\n  aoflagger.no_such_function(input)\nend\n")

@@ -124,6 +124,8 @@ def rfi_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
     The exact aoflagger command is logged and stored in the summary. AOFlagger needs several time
     steps: on a one-integration MS only frequency-direction detection runs (narrow-band RFI is
     found, broadband RFI filling the whole integration is not); concatenate integrations first.
+    Afterwards, unpolarised narrow-band RFI is flagged from the median Stokes I spectrum over all
+    baselines of each integration (config [rfi]; spectrum_sigma = 0 turns it off).
 
     \b
     Example:
@@ -131,7 +133,8 @@ def rfi_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
       lwa-flag rfi concat_55MHz.ms --in-place --strategy my.lua --preamble 'lwa_base_threshold = 1.5'
     """
     target = _target(output, in_place, overwrite, summary_path)
-    _result(flag_rfi(ms, target=target, strategy=strategy, column=column, threads=threads, preamble=preamble),
+    _result(flag_rfi(ms, target=target, strategy=strategy, column=column, threads=threads, preamble=preamble,
+                     settings=cfg.rfi),
             as_json)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lwa_common.config import HotBaselines, SnapshotQA
+from lwa_common.config import HotBaselines, Rfi, SnapshotQA
 from lwa_common.errors import LwaError
 from lwa_common.io import check_output
 from lwa_common.ms import ms_time_range
@@ -138,9 +138,11 @@ def flag_antenna_health(ms: str | Path, health_file: str | Path | None = None, *
 
 # ---------------------------------------------------------------------------------------------- rfi
 def flag_rfi(ms: str | Path, *, target: Target, strategy: str | Path | None = None, column: str | None = None,
-             threads: int | None = None, preamble: Sequence[str] = ()) -> FlagRun:
-    """Flag RFI with AOFlagger and a Lua strategy (the OVRO-LWA one shipped with lwa-flag by default)."""
+             threads: int | None = None, preamble: Sequence[str] = (), settings: Rfi = Rfi()) -> FlagRun:
+    """Flag RFI with AOFlagger and a Lua strategy (the OVRO-LWA one shipped with lwa-flag by default),
+    then unpolarised narrow-band RFI from the array's Stokes I spectrum (`lwa_flag.spectrum`)."""
     from lwa_flag.rfi import default_strategy, flag_profile, pick_rfi_column, run_aoflagger
+    from lwa_flag.spectrum import flag_spectral_rfi
 
     ms = Path(ms)
     target.check()
@@ -153,7 +155,9 @@ def flag_rfi(ms: str | Path, *, target: Target, strategy: str | Path | None = No
 
     def action(where: Path) -> tuple[dict, str]:
         run = run_aoflagger(where, strategy=strategy, column=column, threads=threads, preamble=preamble)
-        return {"aoflagger": run, **flag_profile(where)}, f"lwa-flag rfi: {run['command']}"
+        spectrum = flag_spectral_rfi(where, column, settings)
+        return ({"aoflagger": run, "array_spectrum": spectrum, **flag_profile(where)},
+                f"lwa-flag rfi: {run['command']}; array spectrum {settings.spectrum_sigma:g} sigma")
 
     before, after, flagged = _flag(ms, target, action)
     return _finish("rfi", ms=ms, final=final, target=target, summary=summary, before=before, after=after,

@@ -2,8 +2,9 @@
 
 We ship an OVRO-LWA strategy (`strategies/ovro-lwa.lua`, written for AOFlagger 3.1's Lua API; its
 header explains the design) and accept any user strategy. The shipped strategy never flags a sky
-signal: it detects on Stokes Q and U (no sky there) along time and frequency, and on Stokes I along
-frequency only (a burst is smooth across the band). Time-direction detection needs at least ten
+signal: it detects on Stokes Q and U (no sky there) along time and frequency; unpolarised
+narrow-band RFI is left to the array-spectrum pass that `lwa-flag rfi` runs after it
+(`lwa_flag.spectrum`: on one baseline the sky's Stokes I spectrum beats like RFI). Time-direction detection needs at least ten
 time steps; with fewer (e.g. one 10 s integration per MS) only frequency-direction detection runs:
 narrow-band RFI is found, broadband RFI filling whole integrations is not.
 """

@@ -1,0 +1,152 @@
+"""Unpolarised narrow-band RFI from the array's Stokes I spectrum (`lwa-flag rfi`, after AOFlagger).
+
+AOFlagger works on one baseline at a time. On one baseline a steady unpolarised emitter in a few
+channels cannot be told from the sky: the sky's Stokes I spectrum is a sum of fringes whose beats
+swing its amplitude by factors of ten across a subband on baselines longer than c / (2 pi dnu)
+(83 m at 8 channels of 574 kHz, 500 m at 48 channels), and the extremes of such a spectrum sit at
+the band edges. A per-baseline threshold low enough to find the emitter flagged 2-3 % of clean
+data, most of it in the edge channels (issue 15). Over the array the beats average out: the median
+|I| over all baselines of one integration is a smooth spectrum (spectral index, beam), while an
+emitter, or a burst, in a channel lifts that channel on every baseline. So per integration:
+
+    m(t, nu) = median over cross-correlations of |XX + YY| / 2 (flagged samples left out)
+    r(t, nu) = m(t, nu) / median_nu m(t, nu) - 1
+
+and a cell is flagged on every baseline when r exceeds `spectrum_sigma` x the robust scatter of r
+over all cells (1.4826 MAD) and `spectrum_min_excess`. A broadband burst lifts a whole integration
+and leaves r unchanged, so sky transients are kept; RFI on fewer than half of the baselines does
+not move the median (the Q/U detection of the strategy is the tool for polarised RFI).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from lwa_common.config import Rfi
+from lwa_common.ms import open_table
+from lwa_flag._ms import chunk_rows
+
+__all__ = ["array_spectrum", "spectral_outliers", "flag_spectral_rfi"]
+
+log = logging.getLogger(__name__)
+
+MIN_CHANNELS = 3  # a median spectrum of fewer channels says nothing about one of them
+
+
+def _stokes_i_amplitude(t, column: str, start: int, nrow: int) -> tuple[np.ndarray, np.ndarray]:
+    """|XX + YY| / 2 of the cross-correlations in rows [start, start + nrow) (NaN where flagged), their TIME."""
+    a1 = t.getcol("ANTENNA1", startrow=start, nrow=nrow)
+    a2 = t.getcol("ANTENNA2", startrow=start, nrow=nrow)
+    times = t.getcol("TIME", startrow=start, nrow=nrow)
+    cross = a1 != a2
+    # XX and YY only (polarisations 0 and 3 of XX XY YX YY): half the read of the whole column
+    data = t.getcolslice(column, [-1, 0], [-1, 3], [1, 3], startrow=start, nrow=nrow)[cross]
+    flags = t.getcolslice("FLAG", [-1, 0], [-1, 3], [1, 3], startrow=start, nrow=nrow)[cross]
+    if "FLAG_ROW" in t.colnames():
+        flags |= t.getcol("FLAG_ROW", startrow=start, nrow=nrow)[cross][:, None, None]
+    amp = (0.5 * np.abs(data[..., 0] + data[..., 1])).astype(np.float32)
+    amp[flags.any(axis=2)] = np.nan
+    return amp, times[cross]
+
+
+def array_spectrum(ms: str | Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per integration the median Stokes I amplitude over the cross-correlations: (times, m[time, chan]).
+
+    One chunked read; only the rows of the integrations not yet complete are held (MS rows are in
+    time order; if they are not, every integration is held until the end).
+    """
+    ms = Path(ms)
+    pending: dict[float, list[np.ndarray]] = {}
+    done: dict[float, np.ndarray] = {}
+
+    def finish(keep_from: float | None) -> None:
+        for tv in [tv for tv in pending if keep_from is None or tv < keep_from]:
+            rows = np.concatenate(pending.pop(tv))
+            with warnings.catch_warnings():  # a channel flagged on every baseline: NaN, not a warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                done[tv] = np.nanmedian(rows, axis=0)
+
+    with open_table(ms) as t:
+        n = t.nrows()
+        step = chunk_rows(ms, n_pol=2)
+        for start in range(0, n, step):
+            amp, times = _stokes_i_amplitude(t, column, start, min(step, n - start))
+            for tv in np.unique(times):
+                pending.setdefault(float(tv), []).append(amp[times == tv])
+            if times.size:
+                finish(float(times.min()))
+    finish(None)
+    order = sorted(done)
+    return np.array(order), np.array([done[tv] for tv in order])
+
+
+def spectral_outliers(m: np.ndarray, settings: Rfi = Rfi()) -> tuple[np.ndarray, dict]:
+    """Cells (time, channel) of the median spectra `m` to flag, and the statistics that chose them."""
+    n_time, n_chan = m.shape
+    info = {"n_channels": n_chan, "sigma": None, "threshold": None}
+    cells = np.zeros(m.shape, bool)
+    if settings.spectrum_sigma <= 0 or n_chan < MIN_CHANNELS:
+        return cells, info
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = np.nanmedian(m, axis=1, keepdims=True)
+        r = m / ref - 1.0
+    finite = np.isfinite(r)
+    if not finite.any():
+        return cells, info
+    sigma = 1.4826 * float(np.median(np.abs(r[finite] - np.median(r[finite]))))
+    threshold = max(settings.spectrum_sigma * sigma, settings.spectrum_min_excess)
+    cells[finite] = r[finite] > threshold
+    info.update(sigma=round(sigma, 5), threshold=round(threshold, 5),
+                max_excess=round(float(r[finite].max()), 4))
+    return cells, info
+
+
+def _write_cells(ms: Path, times: np.ndarray, cells: np.ndarray) -> int:
+    """OR the flagged (time, channel) cells into every row and polarisation; returns visibilities flagged."""
+    bad = {float(tv): np.flatnonzero(c) for tv, c in zip(times, cells) if c.any()}
+    n_set = 0
+    with open_table(ms, readonly=False) as t:
+        n = t.nrows()
+        step = chunk_rows(ms, itemsize=1)
+        for start in range(0, n, step):
+            nrow = min(step, n - start)
+            tm = t.getcol("TIME", startrow=start, nrow=nrow)
+            hit = [tv for tv in np.unique(tm) if float(tv) in bad]
+            if not hit:
+                continue
+            f = t.getcol("FLAG", startrow=start, nrow=nrow)
+            before = int(np.count_nonzero(f))
+            for tv in hit:
+                f[np.ix_(tm == tv, bad[float(tv)])] = True
+            t.putcol("FLAG", f, startrow=start, nrow=nrow)
+            n_set += int(np.count_nonzero(f)) - before
+    return n_set
+
+
+def flag_spectral_rfi(ms: str | Path, column: str, settings: Rfi = Rfi()) -> dict:
+    """Find and flag the (integration, channel) cells where the array's Stokes I spectrum jumps.
+
+    Returns what the summary records: settings, statistics, the cells flagged (UTC MJD seconds of
+    each integration with its channels) and the number of FLAG elements set.
+    """
+    ms = Path(ms)
+    out: dict = {"spectrum_sigma": settings.spectrum_sigma, "spectrum_min_excess": settings.spectrum_min_excess}
+    if settings.spectrum_sigma <= 0:
+        return {**out, "skipped": "spectrum_sigma 0"}
+    times, m = array_spectrum(ms, column)
+    cells, info = spectral_outliers(m, settings)
+    out.update(info)
+    if info["n_channels"] < MIN_CHANNELS:
+        log.warning("%s: %d channels: no array-spectrum RFI pass (needs %d)", ms, info["n_channels"], MIN_CHANNELS)
+        return {**out, "skipped": f"fewer than {MIN_CHANNELS} channels"}
+    out["cells"] = [{"time": round(float(tv), 3), "channels": np.flatnonzero(c).tolist()}
+                    for tv, c in zip(times, cells) if c.any()]
+    out["flags_set"] = _write_cells(ms, times, cells) if cells.any() else 0
+    log.info("%s: array spectrum: %d of %d (integration, channel) cells flagged (threshold %.3g of the median)",
+             ms, int(cells.sum()), cells.size, info["threshold"] or 0.0)
+    return out
