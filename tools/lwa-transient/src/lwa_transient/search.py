@@ -33,7 +33,7 @@ import io
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -240,7 +240,8 @@ class Candidate:
     beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
-    subtracted: str = field(default="", repr=False)  # V: the deep V subtracted from a 10 min V
+    # V: the image(s) whose per-pixel median was subtracted from a 10 min V (`_v_reference`)
+    subtracted: tuple[str, ...] = field(default=(), repr=False)
 
     def row(self) -> dict[str, Any]:
         d = asdict(self)
@@ -411,6 +412,86 @@ def _sidelobe_limit(envelopes: dict[int, _Envelope] | None, source: Peak, x: flo
     return min(fraction, margin * env.fraction_at(x, y))
 
 
+V_REFERENCE_MIN_OTHERS = 2  # other 10 min V images needed for their weighted mean to be the reference
+
+
+class _VReference:
+    """What each 10 min V image is searched minus: the inverse-variance weighted mean of the
+    subband's other 10 min V images (weights 1 / local RMS² of each image, per pixel) when there
+    are at least `V_REFERENCE_MIN_OTHERS`, else the deep V image.
+
+    The deep V holds every burst of the hour diluted, with its dirty sidelobes: on `loud_bursts` a
+    500 Jy burst of one 20 s integration made the deep V RMS 0.26 Jy/beam against 0.065 in a quiet
+    10 min V image, and a 12 Jy burst of another interval came out of 10 min − deep V at 5.8σ
+    (25σ in its own image). Weighted by their noise, the intervals whose images a bright burst's
+    sidelobes fill hardly enter the reference of the quiet ones; with equal noise the reference is
+    the mean of the others, which holds the steady V sources and their sidelobes as the 10 min
+    images make them (their PSF and weighting, not the deep image's). Leaving the searched interval
+    out keeps the difference's noise independent of the reference's (near-Gaussian, its local RMS
+    is its noise; a median over all the intervals, the searched one included, gave 6 false
+    candidates at 5–7.6σ in 12 images of `hot_strengths`, its MAD blind to the tails; a median of
+    the others followed the bright bursts' sidelobes, which 4 of the 6 intervals of `loud_bursts`
+    hold). A burst S of interval j puts `share(k, j)` × S into the reference of interval k (1/N of
+    it with the deep V): its echo, which `_mark_echoes` judges. `images`: interval → `_Image`."""
+
+    def __init__(self, images: dict[str, _Image], deep: _Image, params: SearchParams):
+        self.images, self.deep = images, deep
+        self.weighted = len(images) - 1 >= V_REFERENCE_MIN_OTHERS
+        self.weights: dict[str, np.ndarray] = {}
+        self.own: dict[str, np.ndarray] = {}  # each 10 min V image minus its background
+        if not self.weighted:
+            return
+        for k, img in images.items():
+            bg, rms = local_background_rms(img.data, box=params.rms_box_px, smooth=params.rms_smooth_boxes)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = 1.0 / rms.astype(np.float64) ** 2
+            w[~np.isfinite(w) | ~np.isfinite(img.data)] = 0.0
+            self.weights[k] = w
+            self.own[k] = img.data - bg
+
+    def describe(self) -> str:
+        return (f"the noise-weighted mean of the {len(self.images) - 1} other 10 min V images" if self.weighted
+                else "the deep V")
+
+    def paths(self, interval: str) -> tuple[str, ...]:
+        if not self.weighted:
+            return (str(self.deep.info.path),)
+        return tuple(str(img.info.path) for k, img in self.images.items() if k != interval)
+
+    def __call__(self, interval: str) -> np.ndarray:
+        if not self.weighted:
+            return self.deep.data
+        num = np.zeros(self.deep.data.shape)
+        den = np.zeros(self.deep.data.shape)
+        for k, img in self.images.items():
+            if k != interval:
+                w = self.weights[k]
+                num += w * np.where(w > 0, img.data, 0.0)
+                den += w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (num / den).astype(np.float32)  # NaN where no other interval has a pixel
+
+    def share(self, interval: str, other: str, y: int, x: int) -> float:
+        """The fraction of `other`'s image in the reference of `interval` at pixel (y, x)."""
+        if not self.weighted:
+            return 1.0 / (len(self.images) - 1)  # the deep V: S/N here, (N − 1)/N × S in its own interval
+        den = sum(float(w[y, x]) for k, w in self.weights.items() if k != interval)
+        return float(self.weights[other][y, x]) / den if den > 0 else 0.0
+
+    def holds(self, c: Candidate) -> bool:
+        """Whether the candidate's own 10 min V image holds at least half of it (same sign); False
+        with the deep V as the reference (the share alone decides)."""
+        own = self.own.get(c.interval)
+        if own is None:
+            return False
+        y, x = _pixel(c, own.shape)
+        return c.sign * float(own[y, x]) >= 0.5 * abs(c.peak_jy)
+
+
+def _pixel(c: Candidate, shape: tuple[int, ...]) -> tuple[int, int]:
+    return min(max(round(c.y), 0), shape[0] - 1), min(max(round(c.x), 0), shape[1] - 1)
+
+
 def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, steady_ratio: float) -> np.ndarray:
     """Disks (`v_source_mask_beams`, 1.5 beams) around the deep-V sources in a 10 min − deep V image: the main lobe of a steady
     source does not cancel exactly (its PSF changes from interval to interval). A source at least
@@ -494,22 +575,27 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
     return n
 
 
-def _mark_echoes(cands: list[Candidate], n_intervals: int) -> int:
-    """In 10 min − deep V images, a burst S of one interval is S/N in the deep image, so every other
-    interval shows −S/N at its place. A candidate whose opposite-sign counterpart within 1 beam in
-    another interval is at least (N − 1)/2 times stronger is such an echo: class `artefact`, reason
-    `echo` (the factor 2 leaves room for noise; the exact ratio is N − 1)."""
-    if n_intervals < 2:
+def _mark_echoes(cands: list[Candidate], reference: _VReference) -> int:
+    """In 10 min − reference V images, a burst S of interval j is `share` × S in the reference of
+    interval k (1/N with the deep V, its weight in the weighted mean of the others), so interval k
+    shows −share × S at its place. A candidate whose opposite-sign counterpart within 1 beam in
+    another interval is at least 1 / (2 × share) times stronger (the factor 2 leaves room for
+    noise) and that its own 10 min image does not hold (`_VReference.holds`: less than half of it,
+    same sign; a real burst is in its own image, an echo only in the reference) is such an echo:
+    class `artefact`, reason `echo`. Two quiet intervals that are most of each other's reference
+    show a burst of one as a mirror burst of the other: the own-image test tells which is real."""
+    if len(reference.images) < 2:
         return 0
     n = 0
-    factor = 0.5 * (n_intervals - 1)
+    shape = reference.deep.data.shape
     for c in cands:
-        if c.klass == "artefact":
+        if c.klass == "artefact" or reference.holds(c):
             continue
         radius = c.beam_arcmin / 60.0
+        y, x = _pixel(c, shape)
         for b in cands:
-            if (b.interval != c.interval and b.sign != c.sign and abs(b.peak_jy) >= factor * abs(c.peak_jy)
-                    and _sep_deg(b, c) <= radius):
+            if (b.interval != c.interval and b.sign != c.sign and _sep_deg(b, c) <= radius
+                    and abs(c.peak_jy) <= 2.0 * reference.share(c.interval, b.interval, y, x) * abs(b.peak_jy)):
                 c.klass, c.reason = "artefact", "echo"
                 n += 1
                 break
@@ -652,6 +738,7 @@ class _Search:
         self._cache: dict[str, _Image] = {}
         self._seen: set[str] = set()
         self.infos: dict[str, ImageInfo] = {}  # path -> the selection's reading of the image
+        self.v_reference: _VReference | None = None  # the subband's 10 min V reference
 
     # ------------------------------------------------------------------ loading
 
@@ -700,6 +787,7 @@ class _Search:
         t0 = time.perf_counter()
         label = group.subband or "subband ?"
         self.grid = None
+        self.v_reference = None
         self._cache.clear()
         self._check_shapes(group)
         deep_i = self._load(group.deep_i)
@@ -776,13 +864,14 @@ class _Search:
                      len(found), p.v_sigma, n_side, len(deep_sources))
             out += found
         difference = p.v_difference and deep is not None
+        tens = {k: img for k in sorted(group.ten_v) if (img := self._load(group.ten_v[k])) is not None}
+        reference = self.v_reference = _VReference(tens, deep, p) if difference else None
+        if reference is not None:
+            log.info("%s V: each 10 min V image is searched minus %s", label, reference.describe())
         per_interval: list[Candidate] = []
-        for interval in sorted(group.ten_v):
-            img = self._load(group.ten_v[interval])
-            if img is None:
-                continue
+        for interval, img in tens.items():
             beam = self._beam(img, deep)
-            data = img.data - deep.data if difference else img.data
+            data = img.data - reference(interval) if reference is not None else img.data
             here = mask
             if difference and deep_sources:
                 here = mask | _steady_v_mask(deep_sources, data, p.v_source_mask_beams * beam, p.steady_ratio)
@@ -790,9 +879,9 @@ class _Search:
             ref = group.ten_i.get(interval) or group.deep_i
             found = _candidates(outcome, img, stokes="V", interval=interval, beam_px=beam,
                                 reference=str(ref.path) if ref else "")
-            if difference:
+            if reference is not None:
                 for c in found:
-                    c.subtracted = str(deep.info.path)
+                    c.subtracted = reference.paths(interval)
             # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
             # included; and the residual sidelobes of the steady deep-V sources
             own = _v_sources(outcome, p.v_source_sigma, beam, fraction=p.v_sidelobe_fraction[0],
@@ -807,20 +896,21 @@ class _Search:
                      label, interval, " − deep" if difference else "", len(found), p.v_sigma, n_side, n_faint)
             per_interval += found
         if difference:
-            n_echo = _mark_echoes(per_interval, len(group.ten_v))
+            n_echo = _mark_echoes(per_interval, reference)
             if n_echo:
-                log.info("%s V: %d echo(es) of bursts of other intervals (diluted into the deep V)", label, n_echo)
-            self._trends(per_interval, group.ten_v, deep, f"{label} V")
+                log.info("%s V: %d echo(es) of bursts of other intervals (in the reference)", label, n_echo)
+            self._trends(per_interval, group.ten_v, reference, f"{label} V")
         return out + per_interval
 
-    def _trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: _Image, label: str) -> None:
-        """The trend rule (`_mark_trends`) on the candidates of the 10 min − `ref` differences of
+    def _trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: Callable[[str], np.ndarray],
+                label: str) -> None:
+        """The trend rule (`_mark_trends`) on the candidates of the 10 min − `ref(interval)` differences of
         `images`: each difference is made again (minus its background) only when a candidate is
         left to test, and sampled at the candidates' pixels."""
         p = self.params
         if p.trend_fraction <= 0 or all(c.klass == "artefact" for c in cands):
             return
-        ny, nx = ref.data.shape
+        ny, nx = self.grid.data.shape
         ys = np.clip(np.rint([c.y for c in cands]).astype(int), 0, ny - 1)
         xs = np.clip(np.rint([c.x for c in cands]).astype(int), 0, nx - 1)
         samples = {}
@@ -828,7 +918,7 @@ class _Search:
             img = self._load(images[interval])
             if img is None:
                 continue
-            data = img.data - ref.data
+            data = img.data - ref(interval)
             bg, _ = local_background_rms(data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
             samples[interval] = data[ys, xs] - bg[ys, xs]
         n = _mark_trends(cands, sorted(samples), samples, p.trend_fraction)
@@ -856,7 +946,7 @@ class _Search:
             log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                      p.i_sigma, 100 * mask.mean())
             out += found
-        self._trends(out, group.ten_i, deep_i, f"{label} I")
+        self._trends(out, group.ten_i, lambda _: deep_i.data, f"{label} I")
         return out
 
     # ------------------------------------------------------------------ products
@@ -875,6 +965,14 @@ class _Search:
             for c in ranked[: p.max_cutouts]:
                 self._write_products(c)
 
+    def _reference_of(self, c: Candidate) -> np.ndarray:
+        """The reference subtracted from a V candidate's 10 min image (the subband's `_VReference`)."""
+        ref = self.v_reference
+        if ref is not None and c.interval in ref.images and ref.paths(c.interval) == c.subtracted:
+            return ref(c.interval)
+        path = c.subtracted[0]
+        return self._load(self.infos.get(path) or image_info(path)).data
+
     def _write_products(self, c: Candidate) -> None:
         p = self.params
         img = self._load(self.infos.get(c.image) or image_info(c.image))
@@ -885,7 +983,7 @@ class _Search:
             left_title, keywords = "deep I (reference)", {"IMGCAT": "diff"}
             right_title = f"I {c.interval} − deep"
         elif c.subtracted:
-            searched = img.data - self._load(image_info(c.subtracted)).data
+            searched = img.data - self._reference_of(c)
             left_title, keywords = f"I {ref.info.interval if ref else ''}".strip(), {"IMGCAT": "diff"}
             right_title = f"V {c.interval} − deep"
         else:
@@ -901,8 +999,11 @@ class _Search:
         stem = f"{c.jname}_{c.subband or 'sb'}_{c.stokes}_{c.interval}"
         keywords.update({"CANDNAME": c.jname, "CANDRA": round(c.ra, 6), "CANDDEC": round(c.dec, 6),
                          "CANDPEAK": float(f"{c.peak_jy:.6g}"), "CANDSNR": round(c.snr, 2)})
-        subtracted = c.reference if c.stokes == "I" else c.subtracted
-        history = [f"cutout of {Path(c.image).name}" + (f" minus {Path(subtracted).name}" if subtracted else "")]
+        subtracted = (c.reference,) if c.stokes == "I" else c.subtracted
+        minus = (f" minus {Path(subtracted[0]).name}" if len(subtracted) == 1
+                 else f" minus the noise-weighted mean of {', '.join(Path(s).name for s in subtracted)}"
+                 if subtracted else "")
+        history = [f"cutout of {Path(c.image).name}{minus}"]
         fits_path = write_cutout(folder / f"{stem}.fits", cut, img.header, keywords=keywords, argv=self.argv,
                                  extra_history=history)
         left_cut = cutout(ref.data, ref.wcs, coord, p.cutout_size_deg) if ref is not None else None
