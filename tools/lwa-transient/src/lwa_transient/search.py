@@ -577,13 +577,14 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
 
 def _mark_echoes(cands: list[Candidate], reference: _VReference) -> int:
     """In 10 min − reference V images, a burst S of interval j is `share` × S in the reference of
-    interval k (1/N with the deep V, its weight in the weighted mean of the others), so interval k
-    shows −share × S at its place. A candidate whose opposite-sign counterpart within 1 beam in
-    another interval is at least 1 / (2 × share) times stronger (the factor 2 leaves room for
-    noise) and that its own 10 min image does not hold (`_VReference.holds`: less than half of it,
-    same sign; a real burst is in its own image, an echo only in the reference) is such an echo:
-    class `artefact`, reason `echo`. Two quiet intervals that are most of each other's reference
-    show a burst of one as a mirror burst of the other: the own-image test tells which is real."""
+    interval k (its weight in the weighted mean of the others; with the deep V, S/N against
+    (N − 1)/N × S in its own difference), so interval k shows −share × S at its place, summed over
+    the intervals holding the event. A candidate whose opposite-sign counterparts within 1 beam in
+    the other intervals predict at least half of it that way (the factor 2 leaves room for noise)
+    and that its own 10 min image does not hold (`_VReference.holds`: less than half of it, same
+    sign; a real burst is in its own image, an echo only in the reference) is such an echo: class
+    `artefact`, reason `echo`. Two quiet intervals that are most of each other's reference show a
+    burst of one as a mirror burst of the other: the own-image test tells which is real."""
     if len(reference.images) < 2:
         return 0
     n = 0
@@ -593,12 +594,14 @@ def _mark_echoes(cands: list[Candidate], reference: _VReference) -> int:
             continue
         radius = c.beam_arcmin / 60.0
         y, x = _pixel(c, shape)
+        strongest: dict[str, float] = {}  # per other interval, its strongest opposite-sign counterpart
         for b in cands:
-            if (b.interval != c.interval and b.sign != c.sign and _sep_deg(b, c) <= radius
-                    and abs(c.peak_jy) <= 2.0 * reference.share(c.interval, b.interval, y, x) * abs(b.peak_jy)):
-                c.klass, c.reason = "artefact", "echo"
-                n += 1
-                break
+            if b.interval != c.interval and b.sign != c.sign and _sep_deg(b, c) <= radius:
+                strongest[b.interval] = max(strongest.get(b.interval, 0.0), abs(b.peak_jy))
+        echo = sum(reference.share(c.interval, k, y, x) * v for k, v in strongest.items())
+        if strongest and abs(c.peak_jy) <= 2.0 * echo:
+            c.klass, c.reason = "artefact", "echo"
+            n += 1
     return n
 
 
