@@ -728,6 +728,44 @@ def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed
     assert len([c for c in direct.candidates if c.klass != "artefact"]) > 10  # what the rules remove
 
 
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_deep_v_filled_by_a_bright_burst_is_replaced_by_the_other_intervals(tmp_path, seed):
+    """One interval of six holds a bright V burst whose far sidelobes fill its image (20× the noise
+    of the others): the deep V holds them diluted (its noise ~7× what the 10 min images reach
+    combined), and an 8σ burst of a quiet interval drowns in 10 min − deep V. Searched minus the
+    noise-weighted mean of the other 10 min V images (the default), it is found, and neither it
+    nor the bright burst leaves an echo in the other intervals; with the deep V as the
+    reference (`v_deep_noise_ratio` out of reach) it is not found."""
+    n = 6
+    h0 = header("V", "deep")
+    bright, weak = positions(h0, 2, seed, min_sep=30)
+    beam_px = h0["BMAJ"] / abs(h0["CDELT2"])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    tens = {}
+    for k in range(1, n + 1):
+        tag = f"t{k:04d}"
+        h = header("V", interval=tag)
+        tens[tag] = image(h, [(*weak, 8.0)] if k == 4 else [], noise=1.0, seed=10 * seed + k)
+    sidelobes = 20.0 * correlated_noise((h0["NAXIS2"], h0["NAXIS1"]), beam_px, seed + 100)[None, None]
+    tens["t0002"] = tens["t0002"] + image(h0, [(*bright, 600.0)], noise=0.0) + sidelobes
+    write(folder / "deepV.fits", h0, sum(tens.values()) / n)
+    for tag, data in tens.items():
+        write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
+    params = SearchParams(products=False, stokes=("V",))
+    res = search_images([folder], output=tmp_path / "out", params=params)
+    real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
+    c, sep = nearest(real, *weak, interval="t0004")
+    assert sep < BEAM and c.sign == 1 and c.snr > 5
+    assert nearest(real, *bright, interval="t0002")[1] < BEAM
+    others = [c for c in real if c.interval not in ("t0002", "t0004")]
+    assert not [c for c in others if min(sep_deg(c.ra, c.dec, *b) for b in (bright, weak)) < BEAM]  # no echo
+    assert len(others) <= 1, [(c.interval, c.snr) for c in others]  # noise: the goal's 1 per 10 images
+    old = search_images([folder], output=tmp_path / "deep", params=replace(params, v_deep_noise_ratio=1e6))
+    assert nearest([c for c in old.candidates if c.klass != "artefact"], *weak, interval="t0004")[1] > BEAM
+
+
 @pytest.mark.parametrize(("values", "at", "expected"), [
     ([-0.2] * 5, 0, -0.2),  # a burst of one interval: the others hold its diluted share, opposite sign
     ([1.0, -0.5, -0.5, -0.5, -0.5], 0, -0.5),  # a burst straddling this and the next interval
@@ -754,20 +792,19 @@ def test_trend_prediction_of_a_long_event_is_a_step_not_a_line():
 
 
 def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path):
-    """Six spots that every 10 min image holds and the deep image lacks (its own PSF/weighting
-    differs from the 10 min ones around a bright source): in 10 min − deep I (9σ) they are `trend`
-    artefacts, candidates with the rule off (the rule is what removes them); in V, searched minus
-    the other 10 min V images (7σ), they cancel and nothing is left there. A V sidelobe drifting
-    over a place (+10σ → −10σ over the hour) is `trend`; a 10σ V burst of one interval and a 12σ one
-    straddling two intervals stay candidates, without echoes."""
+    """10 min − deep images: a residual at the same place in every interval (six 7σ spots that the
+    10 min images share and the deep image lacks: its own PSF/weighting differs from the 10 min
+    ones around a bright source) and a
+    sidelobe drifting over a place (+10σ → −10σ over the hour) are `trend` artefacts; a 10σ burst of
+    one interval and a 12σ burst straddling two intervals stay candidates. With the rule off the
+    shared residuals are candidates (the rule is what removes them)."""
     n = 6
     h0 = header("V", "deep")
     spots = positions(h0, 9, 11, min_sep=20)
     shared, drift, single, straddle = spots[:6], spots[6], spots[7], spots[8]
     folder = tmp_path / "in"
     folder.mkdir()
-    h_i = header("I", "deep")
-    write(folder / "deepI.fits", h_i, image(h_i, noise=0.4, seed=1))
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
     tens = {}
     for k in range(n):
         tag = f"t{k + 1:04d}"
@@ -775,27 +812,25 @@ def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path
         src += [(*single, 10.0)] if k == 1 else []
         src += [(*straddle, 12.0)] if k in (3, 4) else []
         tens[tag] = image(header("V", interval=tag), src, noise=1.0, seed=100 + k)
-        h = header("I", interval=tag)
-        write(folder / f"tI_{tag}.fits", h, image(h, [(*s, 9.0) for s in shared], noise=1.0, seed=200 + k)
-              + image(h_i, noise=0.4, seed=1))
-    write(folder / "deepV.fits", h0, sum(tens.values()) / n - image(h0, [(*s, 7.0) for s in shared], noise=0.0))
+    deep = sum(tens.values()) / n - image(h0, [(*s, 7.0) for s in shared], noise=0.0)  # without them
+    write(folder / "deepV.fits", h0, deep)
     for tag, data in tens.items():
         write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
-    params = SearchParams(products=False)
+    params = SearchParams(products=False, stokes=("V",))
     res = search_images([folder], output=tmp_path / "out", params=params)
     real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
-    assert {(c.stokes, c.interval, c.sign) for c in real} == {("V", "t0002", 1), ("V", "t0004", 1), ("V", "t0005", 1)}
+    # the straddling burst's share of the deep image (−4σ in the other intervals) may reach 5σ with
+    # the noise: its echoes are not this rule's (a step in time, not a level or a drift)
+    echoes = [c for c in real if c.sign < 0 and sep_deg(c.ra, c.dec, *straddle) < BEAM]
+    assert {(c.interval, c.sign) for c in real if c not in echoes} == {("t0002", 1), ("t0004", 1), ("t0005", 1)}
     assert nearest(real, *single, interval="t0002")[1] < BEAM
     assert all(nearest(real, *straddle, interval=tag)[1] < BEAM for tag in ("t0004", "t0005"))
-    near_shared = [c for c in res.candidates if c.interval != "deep"
-                   and min(sep_deg(c.ra, c.dec, *s) for s in shared) < BEAM]
-    assert not [c for c in near_shared if c.stokes == "V"]
     trend = [c for c in res.candidates if c.reason == "trend"]
-    assert len([c for c in trend if c.stokes == "I"]) >= 2 * len(shared)
-    assert all(min(sep_deg(c.ra, c.dec, *s) for s in shared) < BEAM for c in trend if c.stokes == "I")
-    assert len([c for c in trend if c.stokes == "V" and sep_deg(c.ra, c.dec, *drift) < BEAM]) >= 2
+    assert len(trend) >= 2 * len(shared)
+    assert all(min(sep_deg(c.ra, c.dec, *s) for s in [*shared, drift]) < BEAM for c in trend)
+    assert len([c for c in trend if sep_deg(c.ra, c.dec, *drift) < BEAM]) >= 2
     off = search_images([folder], output=tmp_path / "off", params=replace(params, trend_fraction=0.0))
-    left = [c for c in off.candidates if c.klass != "artefact" and c.stokes == "I"
+    left = [c for c in off.candidates if c.klass != "artefact" and c.interval != "deep"
             and min(sep_deg(c.ra, c.dec, *s) for s in shared) < BEAM]
     assert len(left) >= 2 * len(shared)
 

@@ -130,6 +130,7 @@ class SearchParams:
     v_sidelobe_margin: float = _T.v_sidelobe_margin
     v_source_sigma: float = _T.v_source_sigma
     v_source_mask_beams: float = _T.v_source_mask_beams
+    v_deep_noise_ratio: float = _T.v_deep_noise_ratio
     trend_fraction: float = _T.trend_fraction
     max_cutouts: int = _T.max_cutouts
     warn_candidates: int = _T.warn_candidates
@@ -154,6 +155,7 @@ class SearchParams:
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
             v_sidelobe_margin=t.v_sidelobe_margin,
             v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
+            v_deep_noise_ratio=t.v_deep_noise_ratio,
             trend_fraction=t.trend_fraction,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
             robust=t.robust,
@@ -189,6 +191,8 @@ class SearchParams:
                 raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
         if not 0 <= self.trend_fraction:
             raise LwaError(f"--trend-fraction must be >= 0 (0: off), got {self.trend_fraction:g}")
+        if not self.v_deep_noise_ratio > 0:
+            raise LwaError(f"transient.v_deep_noise_ratio must be positive, got {self.v_deep_noise_ratio:g}")
         if self.v_sidelobe_margin < 0:
             raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
@@ -412,54 +416,73 @@ def _sidelobe_limit(envelopes: dict[int, _Envelope] | None, source: Peak, x: flo
     return min(fraction, margin * env.fraction_at(x, y))
 
 
-V_REFERENCE_MIN_OTHERS = 2  # other 10 min V images needed for their weighted mean to be the reference
+V_REFERENCE_MIN_OTHERS = 2  # other 10 min V images needed for their weighted mean to be a reference
 
 
 class _VReference:
-    """What each 10 min V image is searched minus: the inverse-variance weighted mean of the
-    subband's other 10 min V images (weights 1 / local RMS² of each image, per pixel) when there
-    are at least `V_REFERENCE_MIN_OTHERS`, else the deep V image.
+    """What each 10 min V image is searched minus: the deep V image while it is a clean reference,
+    else the inverse-variance weighted mean of the subband's other 10 min V images (weights
+    1 / local RMS² of each image, per pixel; needs `V_REFERENCE_MIN_OTHERS` of them).
 
-    The deep V holds every burst of the hour diluted, with its dirty sidelobes: on `loud_bursts` a
-    500 Jy burst of one 20 s integration made the deep V RMS 0.26 Jy/beam against 0.065 in a quiet
-    10 min V image, and a 12 Jy burst of another interval came out of 10 min − deep V at 5.8σ
-    (25σ in its own image). Weighted by their noise, the intervals whose images a bright burst's
-    sidelobes fill hardly enter the reference of the quiet ones; with equal noise the reference is
-    the mean of the others, which holds the steady V sources and their sidelobes as the 10 min
-    images make them (their PSF and weighting, not the deep image's). Leaving the searched interval
-    out keeps the difference's noise independent of the reference's (near-Gaussian, its local RMS
-    is its noise; a median over all the intervals, the searched one included, gave 6 false
-    candidates at 5–7.6σ in 12 images of `hot_strengths`, its MAD blind to the tails; a median of
-    the others followed the bright bursts' sidelobes, which 4 of the 6 intervals of `loud_bursts`
-    hold). A burst S of interval j puts `share(k, j)` × S into the reference of interval k (1/N of
-    it with the deep V): its echo, which `_mark_echoes` judges. `images`: interval → `_Image`."""
+    Clean: the deep V's noise (median local RMS) is at most `v_deep_noise_ratio` (3) times what the
+    10 min V images reach combined, 1/√(Σ 1/RMS²) of their median local RMSs. Measured 1.86–1.93
+    on `pol_vbursts`, `iono_rfi_hot` and `hot_strengths` (the deep V is imaged on its own, not
+    the mean of the 10 min images) and 6.2 on `loud_bursts`, where the deep V holds the bursts of
+    the hour diluted
+    with their dirty sidelobes: a 500 Jy burst of one 20 s integration made its RMS 0.26 Jy/beam
+    against 0.065 in a quiet 10 min V image, and a 12 Jy burst of another interval came out of
+    10 min − deep V at 5.8σ (25σ in its own image). Weighted by their noise, the intervals whose
+    images a bright burst's sidelobes fill hardly enter the reference of the quiet ones; the
+    searched interval is left out, so the difference's noise is independent of the reference's.
+    Measured alternatives, used for every sky:
+      - a median over all the intervals, the searched one included: 6 false candidates at 5–7.6σ
+        in 12 images of `hot_strengths`, its MAD blind to the difference's tails;
+      - a median of the others: it follows the bright bursts' sidelobes, which 4 of the 6
+        intervals of `loud_bursts` hold (2 of 11 bursts lost);
+      - the noise-weighted mean of the others: 11/11 on `loud_bursts`, but 3 false candidates at
+        5.0–5.5σ on `iono_rfi_hot` and 1 on `hot_strengths` (sidelobes of a bright V source
+        changing over the hour), which the deep V — its own small differences from the 10 min
+        images add to each difference's noise — keeps below 5σ.
+    A burst S of interval j puts `share(k, j)` × S into the reference of interval k: its echo,
+    which `_mark_echoes` judges. `images`: interval → `_Image`."""
 
     def __init__(self, images: dict[str, _Image], deep: _Image, params: SearchParams):
         self.images, self.deep = images, deep
-        self.weighted = len(images) - 1 >= V_REFERENCE_MIN_OTHERS
         self.weights: dict[str, np.ndarray] = {}
         self.own: dict[str, np.ndarray] = {}  # each 10 min V image minus its background
-        if not self.weighted:
+        self.noise: dict[str, float] = {}  # median local RMS of each 10 min V image
+        self.mean: set[str] = set()  # the intervals searched minus the weighted mean of the others
+        if len(images) - 1 < V_REFERENCE_MIN_OTHERS:
             return
+        box = {"box": params.rms_box_px, "smooth": params.rms_smooth_boxes}
         for k, img in images.items():
-            bg, rms = local_background_rms(img.data, box=params.rms_box_px, smooth=params.rms_smooth_boxes)
+            bg, rms = local_background_rms(img.data, **box)
             with np.errstate(divide="ignore", invalid="ignore"):
                 w = 1.0 / rms.astype(np.float64) ** 2
             w[~np.isfinite(w) | ~np.isfinite(img.data)] = 0.0
             self.weights[k] = w
             self.own[k] = img.data - bg
+            self.noise[k] = _median_finite(rms)
+        self.deep_noise = _median_finite(local_background_rms(deep.data, **box)[1])
+        self.combined = 1.0 / math.sqrt(sum(1.0 / n**2 for n in self.noise.values() if n > 0) or math.inf)
+        if self.deep_noise > params.v_deep_noise_ratio * self.combined:
+            self.mean = set(images)
 
     def describe(self) -> str:
-        return (f"the noise-weighted mean of the {len(self.images) - 1} other 10 min V images" if self.weighted
-                else "the deep V")
+        if not self.noise:
+            return "the deep V"
+        noise = f"deep V RMS {self.deep_noise:.3g} Jy/beam, the 10 min V images combined {self.combined:.3g}"
+        if self.mean:
+            return f"the noise-weighted mean of the other 10 min V images ({noise}: the deep V is not clean)"
+        return f"the deep V ({noise})"
 
     def paths(self, interval: str) -> tuple[str, ...]:
-        if not self.weighted:
+        if interval not in self.mean:
             return (str(self.deep.info.path),)
         return tuple(str(img.info.path) for k, img in self.images.items() if k != interval)
 
     def __call__(self, interval: str) -> np.ndarray:
-        if not self.weighted:
+        if interval not in self.mean:
             return self.deep.data
         num = np.zeros(self.deep.data.shape)
         den = np.zeros(self.deep.data.shape)
@@ -472,20 +495,26 @@ class _VReference:
             return (num / den).astype(np.float32)  # NaN where no other interval has a pixel
 
     def share(self, interval: str, other: str, y: int, x: int) -> float:
-        """The fraction of `other`'s image in the reference of `interval` at pixel (y, x)."""
-        if not self.weighted:
-            return 1.0 / (len(self.images) - 1)  # the deep V: S/N here, (N − 1)/N × S in its own interval
+        """The fraction of `other`'s image in the reference of `interval` at pixel (y, x) (with the
+        deep V: S/N there against (N − 1)/N × S in the event's own difference)."""
+        if interval not in self.mean:
+            return 1.0 / (len(self.images) - 1)
         den = sum(float(w[y, x]) for k, w in self.weights.items() if k != interval)
         return float(self.weights[other][y, x]) / den if den > 0 else 0.0
 
     def holds(self, c: Candidate) -> bool:
         """Whether the candidate's own 10 min V image holds at least half of it (same sign); False
-        with the deep V as the reference (the share alone decides)."""
-        own = self.own.get(c.interval)
-        if own is None:
+        with the deep V as its reference (the share alone decides there)."""
+        if c.interval not in self.mean:
             return False
+        own = self.own[c.interval]
         y, x = _pixel(c, own.shape)
         return c.sign * float(own[y, x]) >= 0.5 * abs(c.peak_jy)
+
+
+def _median_finite(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else math.nan
 
 
 def _pixel(c: Candidate, shape: tuple[int, ...]) -> tuple[int, int]:
