@@ -4,7 +4,8 @@ Per subband, on tapered, non-primary-beam-corrected (dewarped when available) im
 header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per band the same way):
 
 * **Stokes V** — the deep V image directly, and each 10 min V image minus the deep V image
-  (`v_difference`: steady V sources and their dirty-beam sidelobes cancel): pixels with
+  (`v_difference`: steady V sources and their dirty-beam sidelobes cancel; minus the noise-weighted
+  mean of the other 10 min V images when bright bursts fill the deep V, `_VReference`): pixels with
   |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
   `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), A-team caps, and in a difference
   `v_source_mask_beams` around the deep-V sources. Artefact rules (README, "Algorithm"):
