@@ -505,10 +505,10 @@ class _VReference:
 
     def holds(self, c: Candidate) -> bool:
         """Whether the candidate's own 10 min V image holds at least half of it (same sign); False
-        with the deep V as its reference (the share alone decides there)."""
-        if c.interval not in self.mean:
+        with fewer than 1 + `V_REFERENCE_MIN_OTHERS` intervals (the share alone decides there)."""
+        own = self.own.get(c.interval)
+        if own is None:
             return False
-        own = self.own[c.interval]
         y, x = _pixel(c, own.shape)
         return c.sign * float(own[y, x]) >= 0.5 * abs(c.peak_jy)
 
@@ -614,7 +614,8 @@ def _mark_echoes(cands: list[Candidate], reference: _VReference) -> int:
     and that its own 10 min image does not hold (`_VReference.holds`: less than half of it, same
     sign; a real burst is in its own image, an echo only in the reference) is such an echo: class
     `artefact`, reason `echo`. Two quiet intervals that are most of each other's reference show a
-    burst of one as a mirror burst of the other: the own-image test tells which is real."""
+    burst of one as a mirror burst of the other, and an event of half of the intervals shows S/2
+    in them and −S/2 in the others in 10 min − deep V: the own-image test tells which is real."""
     if len(reference.images) < 2:
         return 0
     n = 0
