@@ -245,7 +245,7 @@ class Candidate:
     beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
-    # V: the image(s) whose per-pixel median was subtracted from a 10 min V (`_v_reference`)
+    # V: the image(s) subtracted from a 10 min V: the deep V, or the others of the weighted mean (`_VReference`)
     subtracted: tuple[str, ...] = field(default=(), repr=False)
 
     def row(self) -> dict[str, Any]:
