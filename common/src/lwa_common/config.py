@@ -273,6 +273,10 @@ class Transient:
     v_sidelobe_margin: float = 2.0  # same image: margin × the source's sidelobe envelope measured there
     v_source_sigma: float = 10.0  # V sources whose sidelobes are tested: |S/N| >= this in deep V
     v_source_mask_beams: float = 1.5  # 10 min − deep V: disks around those sources (main lobe residual)
+    # the deep V is the reference of the 10 min V differences unless its noise exceeds this many times
+    # what the 10 min V images reach combined (1/sqrt(sum 1/rms^2)): bright bursts of the hour fill
+    # it; each 10 min V is then searched minus the noise-weighted mean of the others
+    v_deep_noise_ratio: float = 3.0
     # 10 min − deep (V and I): a candidate that the other intervals' differences at its place
     # predict (Theil–Sen line over the intervals) to at least this fraction of its own value is a
     # steady or slowly drifting imaging difference, not a transient (0: off)

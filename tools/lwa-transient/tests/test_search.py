@@ -728,6 +728,44 @@ def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed
     assert len([c for c in direct.candidates if c.klass != "artefact"]) > 10  # what the rules remove
 
 
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_deep_v_filled_by_a_bright_burst_is_replaced_by_the_other_intervals(tmp_path, seed):
+    """One interval of six holds a bright V burst whose far sidelobes fill its image (20× the noise
+    of the others): the deep V holds them diluted (its noise ~7× what the 10 min images reach
+    combined), and an 8σ burst of a quiet interval drowns in 10 min − deep V. Searched minus the
+    noise-weighted mean of the other 10 min V images (the default), it is found, and neither it
+    nor the bright burst leaves an echo in the other intervals; with the deep V as the
+    reference (`v_deep_noise_ratio` out of reach) it is not found."""
+    n = 6
+    h0 = header("V", "deep")
+    bright, weak = positions(h0, 2, seed, min_sep=30)
+    beam_px = h0["BMAJ"] / abs(h0["CDELT2"])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
+    tens = {}
+    for k in range(1, n + 1):
+        tag = f"t{k:04d}"
+        h = header("V", interval=tag)
+        tens[tag] = image(h, [(*weak, 8.0)] if k == 4 else [], noise=1.0, seed=10 * seed + k)
+    sidelobes = 20.0 * correlated_noise((h0["NAXIS2"], h0["NAXIS1"]), beam_px, seed + 100)[None, None]
+    tens["t0002"] = tens["t0002"] + image(h0, [(*bright, 600.0)], noise=0.0) + sidelobes
+    write(folder / "deepV.fits", h0, sum(tens.values()) / n)
+    for tag, data in tens.items():
+        write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
+    params = SearchParams(products=False, stokes=("V",))
+    res = search_images([folder], output=tmp_path / "out", params=params)
+    real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
+    c, sep = nearest(real, *weak, interval="t0004")
+    assert sep < BEAM and c.sign == 1 and c.snr > 5
+    assert nearest(real, *bright, interval="t0002")[1] < BEAM
+    others = [c for c in real if c.interval not in ("t0002", "t0004")]
+    assert not [c for c in others if min(sep_deg(c.ra, c.dec, *b) for b in (bright, weak)) < BEAM]  # no echo
+    assert len(others) <= 1, [(c.interval, c.snr) for c in others]  # noise: the goal's 1 per 10 images
+    old = search_images([folder], output=tmp_path / "deep", params=replace(params, v_deep_noise_ratio=1e6))
+    assert nearest([c for c in old.candidates if c.klass != "artefact"], *weak, interval="t0004")[1] > BEAM
+
+
 @pytest.mark.parametrize(("values", "at", "expected"), [
     ([-0.2] * 5, 0, -0.2),  # a burst of one interval: the others hold its diluted share, opposite sign
     ([1.0, -0.5, -0.5, -0.5, -0.5], 0, -0.5),  # a burst straddling this and the next interval

@@ -4,7 +4,8 @@ Per subband, on tapered, non-primary-beam-corrected (dewarped when available) im
 header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per band the same way):
 
 * **Stokes V** — the deep V image directly, and each 10 min V image minus the deep V image
-  (`v_difference`: steady V sources and their dirty-beam sidelobes cancel): pixels with
+  (`v_difference`: steady V sources and their dirty-beam sidelobes cancel; minus the noise-weighted
+  mean of the other 10 min V images when bright bursts fill the deep V, `_VReference`): pixels with
   |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
   `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), A-team caps, and in a difference
   `v_source_mask_beams` around the deep-V sources. Artefact rules (README, "Algorithm"):
@@ -33,7 +34,7 @@ import io
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ class SearchParams:
     v_sidelobe_margin: float = _T.v_sidelobe_margin
     v_source_sigma: float = _T.v_source_sigma
     v_source_mask_beams: float = _T.v_source_mask_beams
+    v_deep_noise_ratio: float = _T.v_deep_noise_ratio
     trend_fraction: float = _T.trend_fraction
     max_cutouts: int = _T.max_cutouts
     warn_candidates: int = _T.warn_candidates
@@ -154,6 +156,7 @@ class SearchParams:
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
             v_sidelobe_margin=t.v_sidelobe_margin,
             v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
+            v_deep_noise_ratio=t.v_deep_noise_ratio,
             trend_fraction=t.trend_fraction,
             max_cutouts=t.max_cutouts, warn_candidates=t.warn_candidates, cutout_size_deg=cfg.cutout.size_deg,
             robust=t.robust,
@@ -189,6 +192,8 @@ class SearchParams:
                 raise LwaError(f"--{name.replace('_', '-')} takes the 2-beam threshold first (>= the 1-beam one)")
         if not 0 <= self.trend_fraction:
             raise LwaError(f"--trend-fraction must be >= 0 (0: off), got {self.trend_fraction:g}")
+        if not self.v_deep_noise_ratio > 0:
+            raise LwaError(f"transient.v_deep_noise_ratio must be positive, got {self.v_deep_noise_ratio:g}")
         if self.v_sidelobe_margin < 0:
             raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
@@ -240,7 +245,8 @@ class Candidate:
     beam_arcmin: float = math.nan  # BMAJ of the searched image: the unit of every radius
     folder: str = ""  # J0553+31
     reference: str = field(default="", repr=False)  # deep I used for the difference / the I panel
-    subtracted: str = field(default="", repr=False)  # V: the deep V subtracted from a 10 min V
+    # V: the image(s) subtracted from a 10 min V: the deep V, or the others of the weighted mean (`_VReference`)
+    subtracted: tuple[str, ...] = field(default=(), repr=False)
 
     def row(self) -> dict[str, Any]:
         d = asdict(self)
@@ -411,6 +417,121 @@ def _sidelobe_limit(envelopes: dict[int, _Envelope] | None, source: Peak, x: flo
     return min(fraction, margin * env.fraction_at(x, y))
 
 
+V_REFERENCE_MIN_OTHERS = 2  # other 10 min V images needed for their weighted mean to be a reference
+
+
+class _VReference:
+    """What each 10 min V image is searched minus: the deep V image while it is a clean reference,
+    else, for the intervals quieter than the deep V (median local RMS below its), the
+    inverse-variance weighted mean of the subband's other 10 min V images (weights 1 / local RMS²
+    of each image, per pixel; needs `V_REFERENCE_MIN_OTHERS` of them). An interval noisier than
+    the deep V holds a bright burst of its own, whose sidelobes dominate it: it keeps the deep V
+    (with the weighted mean, the sidelobes of a 500 Jy burst in its own 2-integration image gave
+    a false candidate at 5.6σ in `test_science.py`, that the deep V's noise kept below 5σ).
+
+    Clean: the deep V's noise (median local RMS) is at most `v_deep_noise_ratio` (3) times what the
+    10 min V images reach combined, 1/√(Σ 1/RMS²) of their median local RMSs. Measured 1.86–1.93
+    on `pol_vbursts`, `iono_rfi_hot` and `hot_strengths` (the deep V is imaged on its own, not
+    the mean of the 10 min images) and 6.2 on `loud_bursts`, where the deep V holds the bursts of
+    the hour diluted
+    with their dirty sidelobes: a 500 Jy burst of one 20 s integration made its RMS 0.26 Jy/beam
+    against 0.065 in a quiet 10 min V image, and a 12 Jy burst of another interval came out of
+    10 min − deep V at 5.8σ (25σ in its own image). Weighted by their noise, the intervals whose
+    images a bright burst's sidelobes fill hardly enter the reference of the quiet ones; the
+    searched interval is left out, so the difference's noise is independent of the reference's.
+    Measured alternatives, used for every sky:
+      - a median over all the intervals, the searched one included: 6 false candidates at 5–7.6σ
+        in 12 images of `hot_strengths`, its MAD blind to the difference's tails;
+      - a median of the others: it follows the bright bursts' sidelobes, which 4 of the 6
+        intervals of `loud_bursts` hold (2 of 11 bursts lost);
+      - the noise-weighted mean of the others on every sky: 11/11 on `loud_bursts`, but 3 false
+        candidates at 5.0–5.5σ on `iono_rfi_hot` and 1 on `hot_strengths` (sidelobes of a bright
+        V source changing over the hour), which the deep V — its own small differences from the
+        10 min images add to each difference's noise — keeps below 5σ;
+      - it for every interval when the deep V is not clean: 11/11 on `loud_bursts`, but the
+        false candidate above. Kept for the quiet intervals only, `loud_bursts` loses the 40 Jy
+        burst of t0003 (10/11): that interval holds a 60 Jy one, and the sidelobe rule's limit
+        (README) takes the fainter for a sidelobe of the brighter.
+    A burst S of interval j puts `share(k, j)` × S into the reference of interval k: its echo,
+    which `_mark_echoes` judges. `images`: interval → `_Image`."""
+
+    def __init__(self, images: dict[str, _Image], deep: _Image, params: SearchParams):
+        self.images, self.deep = images, deep
+        self.weights: dict[str, np.ndarray] = {}
+        self.own: dict[str, np.ndarray] = {}  # each 10 min V image minus its background
+        self.noise: dict[str, float] = {}  # median local RMS of each 10 min V image
+        self.mean: set[str] = set()  # the intervals searched minus the weighted mean of the others
+        if len(images) - 1 < V_REFERENCE_MIN_OTHERS:
+            return
+        box = {"box": params.rms_box_px, "smooth": params.rms_smooth_boxes}
+        for k, img in images.items():
+            bg, rms = local_background_rms(img.data, **box)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = 1.0 / rms.astype(np.float64) ** 2
+            w[~np.isfinite(w) | ~np.isfinite(img.data)] = 0.0
+            self.weights[k] = w
+            self.own[k] = img.data - bg
+            self.noise[k] = _median_finite(rms)
+        self.deep_noise = _median_finite(local_background_rms(deep.data, **box)[1])
+        self.combined = 1.0 / math.sqrt(sum(1.0 / n**2 for n in self.noise.values() if n > 0) or math.inf)
+        if self.deep_noise > params.v_deep_noise_ratio * self.combined:
+            self.mean = {k for k, noise in self.noise.items() if noise < self.deep_noise}
+
+    def describe(self) -> str:
+        if not self.noise:
+            return "the deep V"
+        noise = f"deep V RMS {self.deep_noise:.3g} Jy/beam, the 10 min V images combined {self.combined:.3g}"
+        if self.mean:
+            rest = sorted(set(self.images) - self.mean)
+            return (f"the noise-weighted mean of the other 10 min V images ({noise}: the deep V is not clean)"
+                    + (f"; the deep V for {', '.join(rest)}, noisier than it" if rest else ""))
+        return f"the deep V ({noise})"
+
+    def paths(self, interval: str) -> tuple[str, ...]:
+        if interval not in self.mean:
+            return (str(self.deep.info.path),)
+        return tuple(str(img.info.path) for k, img in self.images.items() if k != interval)
+
+    def __call__(self, interval: str) -> np.ndarray:
+        if interval not in self.mean:
+            return self.deep.data
+        num = np.zeros(self.deep.data.shape)
+        den = np.zeros(self.deep.data.shape)
+        for k, img in self.images.items():
+            if k != interval:
+                w = self.weights[k]
+                num += w * np.where(w > 0, img.data, 0.0)
+                den += w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (num / den).astype(np.float32)  # NaN where no other interval has a pixel
+
+    def share(self, interval: str, other: str, y: int, x: int) -> float:
+        """The fraction of `other`'s image in the reference of `interval` at pixel (y, x) (with the
+        deep V: S/N there against (N − 1)/N × S in the event's own difference)."""
+        if interval not in self.mean:
+            return 1.0 / (len(self.images) - 1)
+        den = sum(float(w[y, x]) for k, w in self.weights.items() if k != interval)
+        return float(self.weights[other][y, x]) / den if den > 0 else 0.0
+
+    def holds(self, c: Candidate) -> bool:
+        """Whether the candidate's own 10 min V image holds at least half of it (same sign); False
+        with fewer than 1 + `V_REFERENCE_MIN_OTHERS` intervals (the share alone decides there)."""
+        own = self.own.get(c.interval)
+        if own is None:
+            return False
+        y, x = _pixel(c, own.shape)
+        return c.sign * float(own[y, x]) >= 0.5 * abs(c.peak_jy)
+
+
+def _median_finite(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
+def _pixel(c: Candidate, shape: tuple[int, ...]) -> tuple[int, int]:
+    return min(max(round(c.y), 0), shape[0] - 1), min(max(round(c.x), 0), shape[1] - 1)
+
+
 def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, steady_ratio: float) -> np.ndarray:
     """Disks (`v_source_mask_beams`, 1.5 beams) around the deep-V sources in a 10 min − deep V image: the main lobe of a steady
     source does not cancel exactly (its PSF changes from interval to interval). A source at least
@@ -494,25 +615,34 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
     return n
 
 
-def _mark_echoes(cands: list[Candidate], n_intervals: int) -> int:
-    """In 10 min − deep V images, a burst S of one interval is S/N in the deep image, so every other
-    interval shows −S/N at its place. A candidate whose opposite-sign counterpart within 1 beam in
-    another interval is at least (N − 1)/2 times stronger is such an echo: class `artefact`, reason
-    `echo` (the factor 2 leaves room for noise; the exact ratio is N − 1)."""
-    if n_intervals < 2:
+def _mark_echoes(cands: list[Candidate], reference: _VReference) -> int:
+    """In 10 min − reference V images, a burst S of interval j is `share` × S in the reference of
+    interval k (its weight in the weighted mean of the others; with the deep V, S/N against
+    (N − 1)/N × S in its own difference), so interval k shows −share × S at its place, summed over
+    the intervals holding the event. A candidate whose opposite-sign counterparts within 1 beam in
+    the other intervals predict at least half of it that way (the factor 2 leaves room for noise)
+    and that its own 10 min image does not hold (`_VReference.holds`: less than half of it, same
+    sign; a real burst is in its own image, an echo only in the reference) is such an echo: class
+    `artefact`, reason `echo`. Two quiet intervals that are most of each other's reference show a
+    burst of one as a mirror burst of the other, and an event of half of the intervals shows S/2
+    in them and −S/2 in the others in 10 min − deep V: the own-image test tells which is real."""
+    if len(reference.images) < 2:
         return 0
     n = 0
-    factor = 0.5 * (n_intervals - 1)
+    shape = reference.deep.data.shape
     for c in cands:
-        if c.klass == "artefact":
+        if c.klass == "artefact" or reference.holds(c):
             continue
         radius = c.beam_arcmin / 60.0
+        y, x = _pixel(c, shape)
+        strongest: dict[str, float] = {}  # per other interval, its strongest opposite-sign counterpart
         for b in cands:
-            if (b.interval != c.interval and b.sign != c.sign and abs(b.peak_jy) >= factor * abs(c.peak_jy)
-                    and _sep_deg(b, c) <= radius):
-                c.klass, c.reason = "artefact", "echo"
-                n += 1
-                break
+            if b.interval != c.interval and b.sign != c.sign and _sep_deg(b, c) <= radius:
+                strongest[b.interval] = max(strongest.get(b.interval, 0.0), abs(b.peak_jy))
+        echo = sum(reference.share(c.interval, k, y, x) * v for k, v in strongest.items())
+        if strongest and abs(c.peak_jy) <= 2.0 * echo:
+            c.klass, c.reason = "artefact", "echo"
+            n += 1
     return n
 
 
@@ -652,6 +782,7 @@ class _Search:
         self._cache: dict[str, _Image] = {}
         self._seen: set[str] = set()
         self.infos: dict[str, ImageInfo] = {}  # path -> the selection's reading of the image
+        self.v_reference: _VReference | None = None  # the subband's 10 min V reference
 
     # ------------------------------------------------------------------ loading
 
@@ -700,6 +831,7 @@ class _Search:
         t0 = time.perf_counter()
         label = group.subband or "subband ?"
         self.grid = None
+        self.v_reference = None
         self._cache.clear()
         self._check_shapes(group)
         deep_i = self._load(group.deep_i)
@@ -776,13 +908,14 @@ class _Search:
                      len(found), p.v_sigma, n_side, len(deep_sources))
             out += found
         difference = p.v_difference and deep is not None
+        tens = {k: img for k in sorted(group.ten_v) if (img := self._load(group.ten_v[k])) is not None}
+        reference = self.v_reference = _VReference(tens, deep, p) if difference else None
+        if reference is not None:
+            log.info("%s V: each 10 min V image is searched minus %s", label, reference.describe())
         per_interval: list[Candidate] = []
-        for interval in sorted(group.ten_v):
-            img = self._load(group.ten_v[interval])
-            if img is None:
-                continue
+        for interval, img in tens.items():
             beam = self._beam(img, deep)
-            data = img.data - deep.data if difference else img.data
+            data = img.data - reference(interval) if reference is not None else img.data
             here = mask
             if difference and deep_sources:
                 here = mask | _steady_v_mask(deep_sources, data, p.v_source_mask_beams * beam, p.steady_ratio)
@@ -790,9 +923,9 @@ class _Search:
             ref = group.ten_i.get(interval) or group.deep_i
             found = _candidates(outcome, img, stokes="V", interval=interval, beam_px=beam,
                                 reference=str(ref.path) if ref else "")
-            if difference:
+            if reference is not None:
                 for c in found:
-                    c.subtracted = str(deep.info.path)
+                    c.subtracted = reference.paths(interval)
             # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
             # included; and the residual sidelobes of the steady deep-V sources
             own = _v_sources(outcome, p.v_source_sigma, beam, fraction=p.v_sidelobe_fraction[0],
@@ -804,23 +937,24 @@ class _Search:
                 n_side += _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[1], beam)
             n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
             log.info("%s V %s%s: %d candidate(s) at |S/N| >= %g (%d sidelobe(s), %d deep-V source(s) fainter)",
-                     label, interval, " − deep" if difference else "", len(found), p.v_sigma, n_side, n_faint)
+                     label, interval, " − reference" if difference else "", len(found), p.v_sigma, n_side, n_faint)
             per_interval += found
         if difference:
-            n_echo = _mark_echoes(per_interval, len(group.ten_v))
+            n_echo = _mark_echoes(per_interval, reference)
             if n_echo:
-                log.info("%s V: %d echo(es) of bursts of other intervals (diluted into the deep V)", label, n_echo)
-            self._trends(per_interval, group.ten_v, deep, f"{label} V")
+                log.info("%s V: %d echo(es) of bursts of other intervals (in the reference)", label, n_echo)
+            self._trends(per_interval, group.ten_v, reference, f"{label} V")
         return out + per_interval
 
-    def _trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: _Image, label: str) -> None:
-        """The trend rule (`_mark_trends`) on the candidates of the 10 min − `ref` differences of
+    def _trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: Callable[[str], np.ndarray],
+                label: str) -> None:
+        """The trend rule (`_mark_trends`) on the candidates of the 10 min − `ref(interval)` differences of
         `images`: each difference is made again (minus its background) only when a candidate is
         left to test, and sampled at the candidates' pixels."""
         p = self.params
         if p.trend_fraction <= 0 or all(c.klass == "artefact" for c in cands):
             return
-        ny, nx = ref.data.shape
+        ny, nx = self.grid.data.shape
         ys = np.clip(np.rint([c.y for c in cands]).astype(int), 0, ny - 1)
         xs = np.clip(np.rint([c.x for c in cands]).astype(int), 0, nx - 1)
         samples = {}
@@ -828,7 +962,7 @@ class _Search:
             img = self._load(images[interval])
             if img is None:
                 continue
-            data = img.data - ref.data
+            data = img.data - ref(interval)
             bg, _ = local_background_rms(data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
             samples[interval] = data[ys, xs] - bg[ys, xs]
         n = _mark_trends(cands, sorted(samples), samples, p.trend_fraction)
@@ -856,7 +990,7 @@ class _Search:
             log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                      p.i_sigma, 100 * mask.mean())
             out += found
-        self._trends(out, group.ten_i, deep_i, f"{label} I")
+        self._trends(out, group.ten_i, lambda _: deep_i.data, f"{label} I")
         return out
 
     # ------------------------------------------------------------------ products
@@ -875,6 +1009,14 @@ class _Search:
             for c in ranked[: p.max_cutouts]:
                 self._write_products(c)
 
+    def _reference_of(self, c: Candidate) -> np.ndarray:
+        """The reference subtracted from a V candidate's 10 min image (the subband's `_VReference`)."""
+        ref = self.v_reference
+        if ref is not None and c.interval in ref.images and ref.paths(c.interval) == c.subtracted:
+            return ref(c.interval)
+        path = c.subtracted[0]
+        return self._load(self.infos.get(path) or image_info(path)).data
+
     def _write_products(self, c: Candidate) -> None:
         p = self.params
         img = self._load(self.infos.get(c.image) or image_info(c.image))
@@ -885,7 +1027,7 @@ class _Search:
             left_title, keywords = "deep I (reference)", {"IMGCAT": "diff"}
             right_title = f"I {c.interval} − deep"
         elif c.subtracted:
-            searched = img.data - self._load(image_info(c.subtracted)).data
+            searched = img.data - self._reference_of(c)
             left_title, keywords = f"I {ref.info.interval if ref else ''}".strip(), {"IMGCAT": "diff"}
             right_title = f"V {c.interval} − deep"
         else:
@@ -901,8 +1043,11 @@ class _Search:
         stem = f"{c.jname}_{c.subband or 'sb'}_{c.stokes}_{c.interval}"
         keywords.update({"CANDNAME": c.jname, "CANDRA": round(c.ra, 6), "CANDDEC": round(c.dec, 6),
                          "CANDPEAK": float(f"{c.peak_jy:.6g}"), "CANDSNR": round(c.snr, 2)})
-        subtracted = c.reference if c.stokes == "I" else c.subtracted
-        history = [f"cutout of {Path(c.image).name}" + (f" minus {Path(subtracted).name}" if subtracted else "")]
+        subtracted = (c.reference,) if c.stokes == "I" else c.subtracted
+        minus = (f" minus {Path(subtracted[0]).name}" if len(subtracted) == 1
+                 else f" minus the noise-weighted mean of {', '.join(Path(s).name for s in subtracted)}"
+                 if subtracted else "")
+        history = [f"cutout of {Path(c.image).name}{minus}"]
         fits_path = write_cutout(folder / f"{stem}.fits", cut, img.header, keywords=keywords, argv=self.argv,
                                  extra_history=history)
         left_cut = cutout(ref.data, ref.wcs, coord, p.cutout_size_deg) if ref is not None else None
