@@ -34,6 +34,7 @@ __all__ = [
     "config_option",
     "json_option",
     "section_option",
+    "renamed",
     "setup_logging",
     "run_main",
     "version_string",
@@ -183,6 +184,38 @@ def section_option(section: str, key: str, *decls: str, help: str, **kw: Any) ->
     if "type" not in kw and not isinstance(value, (bool, tuple)):
         kw["type"] = type(value)
     return click.option(*decls, default=None, help=f"{help}  [{default_text(section, key)}]", **kw)
+
+
+class RenamedOption(click.Option):
+    """An option whose earlier spellings still parse but are hidden (help, errors, docs/options.md)."""
+
+    def __init__(self, param_decls: list[str], *, old_names: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init__([*param_decls, *old_names], **kw)
+        self.old_names = tuple(n for name in old_names for n in name.split("/"))
+
+    def _shown(self, method: Callable[..., Any], ctx: click.Context) -> Any:
+        opts, secondary = self.opts, self.secondary_opts
+        self.opts = [o for o in opts if o not in self.old_names]
+        self.secondary_opts = [o for o in secondary if o not in self.old_names]
+        try:
+            return method(ctx)
+        finally:
+            self.opts, self.secondary_opts = opts, secondary
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        return self._shown(super().get_help_record, ctx)
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        return self._shown(super().get_error_hint, ctx)
+
+
+def renamed(*old_names: str) -> dict[str, Any]:
+    """Keyword arguments of `click.option` keeping `old_names` as hidden aliases of a renamed option.
+
+    `click.option("--plots/--no-plots", "png", **renamed("--png/--no-png"), ...)`: one name per
+    meaning across the suite (docs/options.md lists the rules and every old spelling still accepted).
+    """
+    return {"cls": RenamedOption, "old_names": old_names}
 
 
 def emit(value: Any, *, as_json: bool = False) -> None:
