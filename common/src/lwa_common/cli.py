@@ -286,6 +286,10 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> None:
         raise
 
 
+# modules of the lwa-common[ms] extra (measurement sets, beam models), by the distribution that has them
+_MS_EXTRA = {"casacore": "python-casacore", "h5py": "h5py"}
+
+
 def _held_note(error: str = "") -> str:
     """Drop the warnings held back from stderr; a note on them for the `error` line."""
     return _held[0].drop(error) if _held else ""
@@ -321,6 +325,11 @@ def _run_group(group: click.Group, argv: list[str] | None, prog: str, logger: lo
     except Exception as err:  # a bug: still one line for the user, the traceback at DEBUG
         logger.debug("unexpected failure", exc_info=True)
         _held_note()
+        missing = (err.name or "").split(".")[0] if isinstance(err, ModuleNotFoundError) else ""
+        if missing in _MS_EXTRA:  # an MS command where lwa-common was installed without its [ms] extra
+            click.echo(f"{prog}: error: this command needs {_MS_EXTRA[missing]}, which is not installed: "
+                       "pip install 'lwa-common[ms]'", err=True)
+            sys.exit(1)
         click.echo(f"{prog}: error: unexpected {type(err).__name__}: {err} (rerun with -vv for the traceback)",
                    err=True)
         sys.exit(1)
