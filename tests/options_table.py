@@ -45,7 +45,8 @@ RULES = [
     "cross-match radius `--match-radius-beams`, shortest baseline used `--uv-min-lambda`, "
     "time intervals `--intervals-out` (wsclean's name), beam model `--beam-file`.",
     "PNG diagnostics are switched with `--plots/--no-plots`.",
-    "Defaults come from `lwa_common.config` and are shown as `[default: VALUE, config SECTION.KEY]`.",
+    "Defaults live once, in `lwa_common.config`; help shows the value and, for most options, its config key "
+    "(`default: VALUE, config SECTION.KEY`).",
 ]
 
 

@@ -149,3 +149,59 @@ def test_scancel_mid_step_then_rerun(slurm_wait, sim_cache, tmp_path):
     assert (work / "10h" / "weblog" / "index.html").exists()
     assert not _temporaries(work), _temporaries(work)
     assert _digest(data) == before
+
+
+# ---- SIGINT while a tool waits on wsclean / DP3: the child ends, nothing is left ---------------
+def _descendants(pid: int) -> dict[int, str]:
+    """Live descendant processes of `pid`: {pid: command name}."""
+    parent_of, names = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if fields[0] != "Z":
+            parent_of[int(stat.parent.name)], names[int(stat.parent.name)] = int(fields[1]), name
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {p for p, pp in parent_of.items() if pp in frontier and p not in found}
+        found.update({p: names[p] for p in frontier})
+    return found
+
+
+CATALOGUE_SKY = '[{"name": "CygA", "ra": "19h59m28.3s", "dec": "+40d44m02s", "I": 16000, "freq": 55e6, "index": [-0.8]}]'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("command", "child"), [
+    ("lwa-image science {ms} -o {out} --only I-Deep-Taper-Robust-0", "wsclean"),
+    ("lwa-peel sky {ms} --sources {sources} -o {out}/peeled.ms --max-iterations 500", "DP3"),
+], ids=["wsclean", "dp3"])
+def test_sigint_ends_the_external_tool_and_leaves_nothing(command, child, sim_cache, tmp_path):
+    sim, _ = sim_cache("sigint_child", SPEC, start="2024-12-20T11:56:00", n_int=2, n_channels=8, n_antennas=48)
+    ms = sorted(sim.glob("*.ms"))[0]
+    before = _digest(ms)
+    sources = tmp_path / "sources.json"
+    sources.write_text(CATALOGUE_SKY)
+    out = tmp_path / "out"
+    argv = command.format(ms=ms, out=out, sources=sources).split()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / argv[0]), *argv[1:]], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    deadline, seen = time.monotonic() + 300, {}
+    while time.monotonic() < deadline and proc.poll() is None and not seen:
+        seen = {p: n for p, n in _descendants(proc.pid).items() if n.startswith(child)}
+        time.sleep(0.05)
+    assert seen, f"{child} never ran: {proc.communicate()[1][-2000:]}"
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err[-2000:]
+    time.sleep(0.5)
+    assert not set(seen) & set(_descendants(1)), f"{child} still running"
+    assert not out.exists(), sorted(out.rglob("*"))  # the run made this folder: it goes, with everything in it
+    assert _digest(ms) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sources.json"]  # no casa.log, parset or skymodel

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -255,8 +256,48 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+CHILD_GRACE_S = 5.0  # seconds a child process has to end on SIGTERM before it is killed
+
+
+def _end_children() -> None:
+    """SIGTERM to every child process of this one (wsclean, aoflagger, DP3, ffmpeg), SIGKILL after
+    `CHILD_GRACE_S` to those still running. A tool waiting on its child from a worker thread (an
+    executor) could otherwise not unwind before the child finished on its own."""
+    me = str(os.getpid())
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] == me and fields[0] != "Z":
+                children.append(int(stat.parent.name))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + CHILD_GRACE_S
+        while children and time.monotonic() < deadline:
+            children = [pid for pid in children if _running(pid)]
+            time.sleep(0.05)
+        if not children:
+            return
+
+
+def _running(pid: int) -> bool:
+    """`pid` is alive and not a zombie (a zombie child is reaped by whoever waits on it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _raise_terminated(signum: int, _frame: Any) -> None:
+    _end_children()
     raise Terminated(signum)
+
+
+def _raise_interrupted(_signum: int, _frame: Any) -> None:
+    _end_children()
+    raise KeyboardInterrupt
 
 
 def run_main(group: click.Group, argv: list[str] | None = None) -> None:
@@ -273,14 +314,15 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> None:
     logger = logging.getLogger(prog)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGINT, _raise_interrupted)
     forget_created()
     try:
         _run_group(group, argv, prog, logger)
     except SystemExit as exit_:
         if exit_.code not in (0, None):
             remove_created()  # a failed or interrupted run leaves no output folder behind
-        if _held and exit_.code in (1, 2):
-            _held[0].drop()  # the error line says it all (and how many warnings it held back)
+        if _held and exit_.code not in (0, None):
+            _held[0].drop()  # the error (or interrupt) line says it all; the warnings are in --log-file
         elif _held:
             _held[0].show()
         raise

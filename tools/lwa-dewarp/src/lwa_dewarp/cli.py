@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, renamed, run_main
-from lwa_common.config import Dewarp, section_with
+from lwa_common.config import Dewarp, default_text, section_with
 from lwa_common.errors import LwaError
 from lwa_common.images import image_hint_options
 from lwa_common.io import check_output
@@ -22,7 +22,7 @@ _D = Dewarp()
 
 
 def _default(name: str) -> str:
-    return f"config dewarp.{name}, default {getattr(_D, name)}"
+    return default_text("dewarp", name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
