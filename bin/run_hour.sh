@@ -20,8 +20,10 @@
 # cluster.local_workdir) puts the working MS (copies, unpacked tars, the hour's concatenation) on a
 # node-local disk; products and logs stay in --workdir. With --slurm, config cluster.nodes
 # ("SUBBAND=NODE" or "SUBBAND=partition:NAME"; --remap overrides one) pins a subband's Setup, Peel
-# and Image jobs to its node; --dry-run writes the sbatch commands to <workdir>/jobs/graph.tsv
-# (name, job id, options) without submitting anything. Each job type asks Slurm for the CPUs and
+# and Image jobs to its node; --slurm --dry-run writes the sbatch commands to <workdir>/jobs/graph.tsv
+# (name, job id, options) without submitting anything. Without --slurm, --dry-run prints on stdout
+# the exact command of every step (after the pre-flight audit), "[HOUR/SUBBAND] STEP: COMMAND", and
+# runs nothing: no work folder, no state, no log (products not made yet appear as their patterns). Each job type asks Slurm for the CPUs and
 # memory of config cluster.jobs (sized from the peaks measured at real size, docs/performance.md);
 # --cpus/--mem (or LWA_CPUS/LWA_MEM) override them for every job.
 #
@@ -41,7 +43,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} MPLBACKEND=Agg
 
-usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "run_hour: error: $*" >&2; exit 1; }
 
 # ---- arguments ------------------------------------------------------------------------------
@@ -91,13 +93,21 @@ done
 for req in range date subbands data workdir; do
     [ -n "${!req}" ] || { echo "run_hour: --$req is required (see --help)" >&2; exit 2; }
 done
-mkdir -p "$workdir"
-workdir=$(cd "$workdir" && pwd)
+local_dry=0
+[ "$dry_run" -eq 1 ] && [ "$slurm" -eq 0 ] && local_dry=1
+if [ "$local_dry" -eq 1 ]; then  # nothing is written: the plan goes to a temporary folder
+    workdir=$(realpath -m -- "$workdir")
+    dry_tmp=$(mktemp -d)
+    trap 'rm -rf "$dry_tmp"' EXIT
+else
+    mkdir -p "$workdir"
+    workdir=$(cd "$workdir" && pwd)
+fi
 data=$(cd "$data" 2>/dev/null && pwd) || die "--data folder not found: $data"
 IFS=, read -r -a subband_list <<< "$subbands"
 for i in "${!subband_list[@]}"; do s=${subband_list[$i]%MHz}; subband_list[$i]="${s}MHz"; done
 state="$workdir/state.json"
-plan="$workdir/plan.json"
+plan="${dry_tmp:-$workdir}/plan.json"
 cfg_opt=()
 [ -n "$config" ] && cfg_opt=(--config "$config")
 
@@ -126,6 +136,12 @@ step() {
     set -- "$@" -v  # every tool at INFO: its progress and timings go to the step log
     local log="$logs/$name.log" marker="$logs/.$name.done" want
     want=$(fingerprint "$@")
+    if [ "$local_dry" -eq 1 ]; then  # --dry-run: the exact command, nothing run
+        local skip=""
+        [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && ! forced "$name" && skip=" (done before: would be skipped)"
+        { printf '[%s] %s%s:' "$tag" "$name" "$skip"; printf ' %q' "$@"; printf '\n'; } | sed 's/\\\*/*/g'
+        return 0
+    fi
     if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && ! forced "$name"; then
         echo "run_hour: [$tag] $name: done before with the same command and inputs, skipped" >&2; return 0
     fi
@@ -173,7 +189,13 @@ forced() {
 }
 
 # note_state KEY=VALUE...: record progress in the run-state JSON (never fatal)
-note_state() { lwa-common state "$state" "$@" || echo "run_hour: could not update $state" >&2; }
+note_state() {
+    [ "$local_dry" -eq 1 ] && return 0
+    lwa-common state "$state" "$@" || echo "run_hour: could not update $state" >&2
+}
+
+# have PATH: PATH exists (under --dry-run every product the steps would make counts as made)
+have() { [ "$local_dry" -eq 1 ] || [ -e "$1" ]; }
 
 # optional STEP: a failure is reported but the chain goes on (QA and science extras)
 optional() { step "$@" || echo "run_hour: [$tag] $1 failed; continuing without it" >&2; }
@@ -185,7 +207,7 @@ subband_dirs() {  # HOUR SB -> sets dir (products), work (working MS: node-local
     work="${local_root:-$workdir}/$hour/$sb"
     logs="$dir/logs"
     tag="$hour/$sb"
-    mkdir -p "$logs" "$work"
+    [ "$local_dry" -eq 1 ] || mkdir -p "$logs" "$work"
 }
 
 plan_value() {  # KEY -> a top-level string of the plan
@@ -220,15 +242,14 @@ lst_of_hour() {  # HOUR -> lst_start_h lst_end_h
 # Image-size knobs (defaults: the science parameters of lwa_common.config) for quick runs.
 img_opts=() snap_opts=()
 [ -n "$size" ] && img_opts+=(--size "$size") && snap_opts+=(--size "$size")
-[ -n "$scale_deg" ] && img_opts+=(--scale-deg "$scale_deg") \
-    && snap_opts+=(--scale-arcmin "$(python3 -c "print(round($scale_deg * 60, 6))")")
+[ -n "$scale_deg" ] && img_opts+=(--scale-deg "$scale_deg") && snap_opts+=(--scale-deg "$scale_deg")
 [ -n "$niter_scale" ] && img_opts+=(--niter-scale "$niter_scale")
 
 stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's MS; inputs never touched
     subband_dirs "$1" "$2"
     mapfile -t files < <(ms_list "$1" "$2")
     [ ${#files[@]} -gt 0 ] || { echo "run_hour: [$tag] no MS in the plan" >&2; return 1; }
-    mkdir -p "$work/ms"
+    [ "$local_dry" -eq 1 ] || mkdir -p "$work/ms"
     local f tars=() plain=()
     for f in "${files[@]}"; do
         if [[ $f == *.ms.tar ]]; then tars+=("$f"); else plain+=("$f"); fi
@@ -237,6 +258,7 @@ stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's M
         optional unpack lwa-common unpack "${tars[@]}" -o "$work/unpacked" "${cfg_opt[@]}"
         [ -s "$work/unpacked/unpack_failed.txt" ] && sed 's/^/    unusable: /' "$work/unpacked/unpack_failed.txt" >&2
         for f in "$work"/unpacked/*.ms; do [ -d "$f" ] && plain+=("$f"); done
+        if [ "$local_dry" -eq 1 ]; then for f in "${tars[@]}"; do f=$(basename "$f"); plain+=("$work/unpacked/${f%.tar}"); done; fi
     fi
     [ ${#plain[@]} -gt 0 ] || { echo "run_hour: [$tag] no usable MS" >&2; return 1; }
     if [ -n "$bp" ]; then
@@ -246,12 +268,13 @@ stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's M
         for f in "${plain[@]}"; do  # plain working copies, renamed into place when complete
             local name; name=$(basename "$f")
             [ -e "$work/ms/$name" ] && continue
+            if [ "$local_dry" -eq 1 ]; then printf '[%s] copy: cp -r --dereference %q %q\n' "$tag" "$f" "$work/ms/$name"; continue; fi
             if [[ $f == "$work"/unpacked/* ]]; then mv "$f" "$work/ms/$name"; continue; fi
             cp -r --dereference --preserve=timestamps "$f" "$work/ms/.$name.part" && mv "$work/ms/.$name.part" "$work/ms/$name"
         done
-        echo "run_hour: [$tag] ${#plain[@]} working MS in $work/ms" >&2
+        [ "$local_dry" -eq 1 ] || echo "run_hour: [$tag] ${#plain[@]} working MS in $work/ms" >&2
     fi
-    [ -d "$work/unpacked" ] && find "$work/unpacked" -mindepth 1 -maxdepth 1 -name '*.ms' -exec rm -rf {} +
+    [ "$local_dry" -eq 0 ] && [ -d "$work/unpacked" ] && find "$work/unpacked" -mindepth 1 -maxdepth 1 -name '*.ms' -exec rm -rf {} +
     note_state "subbands.$tag.setup=done"
 }
 
@@ -263,7 +286,7 @@ stage_peel() {  # HOUR SB [INDEX]: peel one working MS (array task) or all of th
         [ "$idx" = all ] || [ "$idx" = "$i" ] || continue
         local name; name=$(basename "${files[$i]}"); name=${name%.tar}
         local ms="$work/ms/$name"
-        [ -d "$ms" ] || continue  # an unusable input (reported by Setup)
+        have "$ms" || continue  # an unusable input (reported by Setup)
         [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" ${catalog:+--field "$catalog"} \
             --in-place "${cfg_opt[@]}"
         [ -n "$peel_rfi" ] && step "peel-rfi-$i" lwa-peel rfi "$ms" --sources "$peel_rfi" --in-place "${cfg_opt[@]}"
@@ -288,8 +311,9 @@ stage_image() {  # HOUR SB: concat at the LST-hour meridian, flag, QA, science i
             --qa-dir "$dir/qa" "${cfg_opt[@]}"
         step science lwa-image science "$ms" -o "$img" --subband "$sb" "${img_opts[@]}" --overwrite "${cfg_opt[@]}"
     else
-        ls "$img"/*-image.fits >/dev/null 2>&1 || { echo "run_hour: [$tag] --resume-science: no images in $img" >&2; return 1; }
-        rm -f "$logs"/.pbcor.done "$logs"/.dewarp-*.done "$logs"/.targets.done "$logs"/.solar.done \
+        ls "$img"/*-image.fits >/dev/null 2>&1 || [ "$local_dry" -eq 1 ] \
+            || { echo "run_hour: [$tag] --resume-science: no images in $img" >&2; return 1; }
+        [ "$local_dry" -eq 1 ] || rm -f "$logs"/.pbcor.done "$logs"/.dewarp-*.done "$logs"/.targets.done "$logs"/.solar.done \
             "$logs"/.transients.done "$logs"/.movie.done
     fi
     science_steps "$hour" "$sb"
@@ -300,9 +324,9 @@ science_steps() {  # HOUR SB: everything after imaging (rerun by --resume-scienc
     local img="$dir/images"
     step pbcor lwa-image pbcor "$img"/*-image.fits --overwrite "${cfg_opt[@]}"
     local deep="$img/$2-I-Deep-Taper-Robust-0-image.fits"
-    if [ -n "$catalog" ] && [ -f "$deep" ]; then
+    if [ -n "$catalog" ] && have "$deep"; then
         step dewarp-fit lwa-dewarp fit "$deep" --catalog "$catalog" -o "$dir/dewarp/screen.fits" --overwrite "${cfg_opt[@]}"
-        if [ -f "$dir/dewarp/screen.fits" ]; then
+        if have "$dir/dewarp/screen.fits"; then
             step dewarp-apply lwa-dewarp apply "$img"/*-image.fits "$img"/*-image-pbcorr.fits \
                 --screen "$dir/dewarp/screen.fits" -o "$img" --overwrite "${cfg_opt[@]}"
         else
@@ -315,23 +339,28 @@ science_steps() {  # HOUR SB: everything after imaging (rerun by --resume-scienc
     optional solar lwa-cutout solar-system --images "$img" -o "$dir/solar" --overwrite "${cfg_opt[@]}"
     optional transients lwa-transient search "$img" -o "$dir/transients" ${catalog:+--catalog "$catalog"} \
         --overwrite "${cfg_opt[@]}"
-    [ -d "$dir/snapshots" ] && optional movie lwa-image movie "$dir/snapshots" -o "$dir/movies" --overwrite "${cfg_opt[@]}"
+    have "$dir/snapshots" && optional movie lwa-image movie "$dir/snapshots" -o "$dir/movies" --overwrite "${cfg_opt[@]}"
     return 0
 }
 
 stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, colour, search, gather, report
     local hour=$1
-    dir="$workdir/$hour"; logs="$dir/logs"; tag="$hour/all"; mkdir -p "$logs"
+    dir="$workdir/$hour"; logs="$dir/logs"; tag="$hour/all"
     local imgs=() s
-    for s in "$dir"/*MHz/images; do [ -d "$s" ] && imgs+=("$s"); done
+    if [ "$local_dry" -eq 1 ]; then
+        for s in "${subband_list[@]}"; do [ -n "$(ms_list "$hour" "$s")" ] && imgs+=("$dir/$s/images"); done
+    else
+        mkdir -p "$logs"
+        for s in "$dir"/*MHz/images; do [ -d "$s" ] && imgs+=("$s"); done
+    fi
     for s in "${subband_list[@]}"; do
-        [ -f "$workdir/$hour/$s/logs/.science.done" ] || echo "run_hour: [$tag] subband $s has no images (failed or not run); aggregating the others" >&2
+        have "$workdir/$hour/$s/logs/.science.done" || echo "run_hour: [$tag] subband $s has no images (failed or not run); aggregating the others" >&2
     done
     [ ${#imgs[@]} -gt 0 ] || { echo "run_hour: [$tag] no subband produced images" >&2; return 1; }
     [ -n "$flux_skymodel" ] && optional flux-check lwa-cutout flux-check --images "${imgs[@]}" \
         --skymodel "$flux_skymodel" -o "$dir/qa" --overwrite "${cfg_opt[@]}"
     optional wideband lwa-stack wideband "${imgs[@]}" -o "$dir/Wideband" --overwrite "${cfg_opt[@]}"
-    if [ -d "$dir/Wideband" ]; then
+    if have "$dir/Wideband"; then
         optional color lwa-stack color "$dir/Wideband" -o "$dir/Wideband" --overwrite "${cfg_opt[@]}"
         optional wideband-search lwa-transient search "$dir/Wideband" -o "$dir/Wideband/transients" \
             ${catalog:+--catalog "$catalog"} --overwrite "${cfg_opt[@]}"
@@ -376,6 +405,19 @@ read -r -a hours <<< "$(hours_of_plan)"
 self_args=()
 for a in "${orig_args[@]}"; do [ "$a" = "--slurm" ] || [ "$a" = "--dry-run" ] || self_args+=("$a"); done
 note_state "range=$range" "date=$date" "subband_labels=$subbands" "mode=$([ "$slurm" -eq 0 ] && echo local || { [ "$dry_run" -eq 1 ] && echo slurm-dry-run || echo slurm; })"
+
+if [ "$local_dry" -eq 1 ]; then
+    # ---- local --dry-run: every step's command, in the order a local run takes them -----------
+    for hour in "${hours[@]}"; do
+        for sb in "${subband_list[@]}"; do
+            [ -n "$(ms_list "$hour" "$sb")" ] || continue
+            [ "$resume" -eq 1 ] || { stage_setup "$hour" "$sb"; stage_peel "$hour" "$sb" all; }
+            stage_image "$hour" "$sb"
+        done
+        stage_aggregate "$hour"
+    done
+    exit 0
+fi
 
 if [ "$slurm" -eq 0 ]; then
     # ---- local: Setup -> Peel -> Image per subband, then the aggregation ----------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,21 @@ def slurm():
     if os.environ.get("CI") == "true":
         pytest.fail(why)
     pytest.skip(why)
+
+
+def _wait_for_job(job: str, timeout: float) -> str:
+    """The final state of Slurm job `job` (COMPLETED, FAILED, CANCELLED...), waiting up to `timeout` s."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, check=False).stdout
+        state = next((w.split("=", 1)[1] for w in out.split() if w.startswith("JobState=")), "")
+        if state and state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+            return state
+        time.sleep(2)
+    raise AssertionError(f"Slurm job {job} did not finish in {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def slurm_wait(slurm):
+    """wait(job, timeout) -> the job's final state, on the running Slurm."""
+    return _wait_for_job

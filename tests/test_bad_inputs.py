@@ -308,7 +308,7 @@ def area(tmp_path, good, system_cfg):
     return values
 
 
-def _run_case(command: str, values: dict, tmp_path: Path) -> None:
+def _run_case(command: str, values: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     inputs, out_area = tmp_path / "inputs", tmp_path / "out"
     argv = [part.format(**{k: str(v) for k, v in values.items()}) for part in shlex.split(command)]
     before_inputs, before_out = _tree_digest(inputs), _tree_digest(out_area)
@@ -323,6 +323,7 @@ def _run_case(command: str, values: dict, tmp_path: Path) -> None:
     assert _tree_digest(inputs) == before_inputs, "an input was modified or something was written beside it"
     assert _tree_digest(out_area) == before_out, f"left behind: {sorted(set(_tree_digest(out_area)) - set(before_out))}"
     assert not list(Path.cwd().glob("casa*.log")), "casa log left in the working folder"
+    return res
 
 
 @pytest.mark.slow
@@ -387,3 +388,51 @@ def test_existing_output_needs_overwrite(command, area, tmp_path, monkeypatch):
     (existing_ms / "keep").write_text("keep me\n")
     area["existing_file"], area["existing_ms"] = existing_file, existing_ms
     _run_case(command, area, tmp_path)
+
+
+# ---- every command that needs a primary beam model, when the model is missing or unreadable -------
+BEAM_COMMANDS = [
+    "lwa-image pbcor {good_fits} -o {out} {beam_option} {beam_value}",
+    "lwa-peel sky {good_ms} --sources {good_json} -o {out}/peeled.ms --beam {beam_option} {beam_value}",
+    "lwa-calib solve {good_ms} --sources {good_json} -o {out} {beam_option} {beam_value}",
+]
+BEAM_FAULTS = {  # name: (where the beam file is named, its contents; None: no such file)
+    "config-missing": ("config", None),
+    "config-text": ("config", b"not an HDF5 file\n"),
+    "config-empty": ("config", b""),
+    "config-wrong-layout": ("config", "h5"),
+    "option-truncated": ("option", b"\x89HDF\r\n\x1a\n" + b"\0" * 64),  # an HDF5 signature, then nothing
+    "option-missing": ("option", None),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", BEAM_FAULTS)
+@pytest.mark.parametrize("command", BEAM_COMMANDS, ids=lambda c: " ".join(c.split()[:2]))
+def test_missing_beam_model(command, fault, area, tmp_path, monkeypatch):
+    """A missing, empty or foreign beam file: one line naming it (exit 1), or a usage error when an option
+    names a file that is not there (exit 2); never a traceback, a silent fallback to the default beam, or
+    output. lwa-calib solve takes its beam from the config only."""
+    monkeypatch.chdir(tmp_path)
+    how, content = BEAM_FAULTS[fault]
+    if how == "option" and "lwa-calib" in command:
+        pytest.skip("lwa-calib solve has no beam option (config primary_beam.beam_file)")
+    beam = area["inputs"] / "beam.h5"
+    if content == "h5":
+        import h5py
+
+        with h5py.File(beam, "w") as f:
+            f.create_dataset("something_else", data=np.zeros(3))
+    elif content is not None:
+        beam.write_bytes(content)
+    if how == "config":
+        config = area["inputs"] / "beam.toml"
+        config.write_text(f'[primary_beam]\nbeam_file = "{beam}"\n')
+        area["beam_option"], area["beam_value"] = "--config", config
+    else:
+        area["beam_option"], area["beam_value"] = "--beam-file", beam
+    res = _run_case(command, area, tmp_path)
+    if fault == "option-missing":
+        assert res.returncode == 2 and "beam.h5" in res.stderr, res.stderr
+    else:
+        assert res.returncode == 1 and "beam" in res.stderr.lower() and "beam.h5" in res.stderr, res.stderr

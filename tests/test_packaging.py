@@ -60,7 +60,7 @@ def test_metadata_is_complete(folder):
     assert (folder / "LICENSE").read_text() == (ROOT / "LICENSE").read_text()
     assert (folder / project["readme"]).exists()
     lwa_deps = [d for d in project.get("dependencies", []) if d.startswith("lwa-")]
-    assert all(d.startswith("lwa-common>=") for d in lwa_deps), lwa_deps  # no unpublished tool as a dependency
+    assert all(d.startswith(("lwa-common>=", "lwa-common[ms]>=")) for d in lwa_deps), lwa_deps  # no unpublished tool
 
 
 def _uv() -> str:
@@ -90,6 +90,11 @@ def test_tool_installs_alone(folder, tmp_path):
         assert res.stdout.split()[:2] == [project["name"], project["version"]]
         res = subprocess.run([str(venv / "bin" / script), "--help"], capture_output=True, text=True, check=False)
         assert res.returncode == 0 and "Usage:" in res.stdout, res.stderr
+    if not any(d.startswith(("lwa-common[ms]", "python-casacore")) for d in project.get("dependencies", [])):
+        # a FITS-only tool: lwa-common without its [ms] extra, so no python-casacore
+        res = subprocess.run([str(venv / "bin" / "python"), "-c", "import casacore"], capture_output=True,
+                             text=True, check=False)
+        assert res.returncode != 0, f"{project['name']} pulled python-casacore"
     # the wheel carries the licence
     dist_info = list((venv / "lib").glob(f"python3*/site-packages/{project['name'].replace('-', '_')}-*.dist-info"))
     assert dist_info and list(dist_info[0].rglob("LICENSE")), dist_info

@@ -230,29 +230,18 @@ def test_usage_errors_exit_2(tmp_path):
 
 # ---- Slurm ---------------------------------------------------------------------------------------
 
-def _wait_for(job: str, timeout: float) -> str:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, check=False).stdout
-        state = next((w.split("=", 1)[1] for w in out.split() if w.startswith("JobState=")), "")
-        if state and state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
-            return state
-        time.sleep(2)
-    raise AssertionError(f"Slurm job {job} did not finish in {timeout} s")
-
-
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_slurm_run_matches_local_run(slurm, local_run, hour_data, tmp_path):
+def test_slurm_run_matches_local_run(slurm_wait, local_run, hour_data, tmp_path):
     local_work, _ = local_run
     work = tmp_path / "slurm"
     res = _run(_args(hour_data, work, "--slurm", "--cpus", "1", "--mem", "4G"), timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     agg_job = res.stdout.strip().splitlines()[-1]
-    assert _wait_for(agg_job, timeout=1500) == "COMPLETED", (work / "jobs").glob("*.out")
+    assert slurm_wait(agg_job, timeout=1500) == "COMPLETED", (work / "jobs").glob("*.out")
     deps = (work / "10h" / "image_jobs.dep").read_text().split()
     assert len(deps) == 3  # one Image job per subband, the broken one included
-    states = [_wait_for(j, 10) for j in deps]
+    states = [slurm_wait(j, 10) for j in deps]
     assert sorted(states) == ["COMPLETED", "COMPLETED", "FAILED"]
     # the dependency chain: each Image job waited on its Setup job
     state = json.loads((work / "state.json").read_text())

@@ -91,3 +91,28 @@ def test_unexpected_exception_is_one_line(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert err.strip() == "tool.py: error: unexpected TypeError: a bug (rerun with -vv for the traceback)"
+
+
+def test_missing_ms_extra_is_one_line_naming_the_fix(tmp_path):
+    """An MS command without python-casacore (lwa-common installed without [ms]): one line with the fix."""
+    script = tmp_path / "tool.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import click
+        from lwa_common.cli import run_main
+        sys.modules["casacore"] = None  # as if python-casacore were not installed
+
+        @click.group()
+        def cli():
+            "A tool."
+
+        @cli.command()
+        def work():
+            from casacore.tables import table  # noqa: F401
+
+        run_main(cli)
+    """))
+    res = subprocess.run([sys.executable, str(script), "work"], capture_output=True, text=True, check=False)
+    assert res.returncode == 1
+    assert res.stderr.strip() == ("tool.py: error: this command needs python-casacore, which is not installed: "
+                                  "pip install 'lwa-common[ms]'")

@@ -55,7 +55,6 @@ from pathlib import Path
 from typing import Any
 
 import astropy.units as u
-import h5py
 import numpy as np
 from astropy.coordinates import AltAz, SkyCoord
 from astropy.io import fits
@@ -219,6 +218,8 @@ def write_analytic_beam_h5(
         np.radians(theta)[None, :, None],
         np.radians(phi)[None, None, :],
     )
+    import h5py  # lwa-common[ms]
+
     path = Path(path)
     lo, hi = FIT_FREQ_RANGE_HZ
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
@@ -355,6 +356,8 @@ class BeamModel:
     @classmethod
     def from_h5(cls, path: str | Path) -> BeamModel:
         """Read an OVRO-LWA layout beam file and form the normalised Stokes I grid."""
+        import h5py  # lwa-common[ms]
+
         path = Path(path)
         if not path.is_file():
             raise LwaError(f"beam file not found: {path}")

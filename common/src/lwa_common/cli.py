@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,6 +35,7 @@ __all__ = [
     "config_option",
     "json_option",
     "section_option",
+    "renamed",
     "setup_logging",
     "run_main",
     "version_string",
@@ -185,6 +187,38 @@ def section_option(section: str, key: str, *decls: str, help: str, **kw: Any) ->
     return click.option(*decls, default=None, help=f"{help}  [{default_text(section, key)}]", **kw)
 
 
+class RenamedOption(click.Option):
+    """An option whose earlier spellings still parse but are hidden (help, errors, docs/options.md)."""
+
+    def __init__(self, param_decls: list[str], *, old_names: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init__([*param_decls, *old_names], **kw)
+        self.old_names = tuple(n for name in old_names for n in name.split("/"))
+
+    def _shown(self, method: Callable[..., Any], ctx: click.Context) -> Any:
+        opts, secondary = self.opts, self.secondary_opts
+        self.opts = [o for o in opts if o not in self.old_names]
+        self.secondary_opts = [o for o in secondary if o not in self.old_names]
+        try:
+            return method(ctx)
+        finally:
+            self.opts, self.secondary_opts = opts, secondary
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        return self._shown(super().get_help_record, ctx)
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        return self._shown(super().get_error_hint, ctx)
+
+
+def renamed(*old_names: str) -> dict[str, Any]:
+    """Keyword arguments of `click.option` keeping `old_names` as hidden aliases of a renamed option.
+
+    `click.option("--plots/--no-plots", "png", **renamed("--png/--no-png"), ...)`: one name per
+    meaning across the suite (docs/options.md lists the rules and every old spelling still accepted).
+    """
+    return {"cls": RenamedOption, "old_names": old_names}
+
+
 def emit(value: Any, *, as_json: bool = False) -> None:
     """Machine-readable result on stdout: JSON, or one path per line."""
     if as_json:
@@ -222,8 +256,48 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+CHILD_GRACE_S = 5.0  # seconds a child process has to end on SIGTERM before it is killed
+
+
+def _end_children() -> None:
+    """SIGTERM to every child process of this one (wsclean, aoflagger, DP3, ffmpeg), SIGKILL after
+    `CHILD_GRACE_S` to those still running. A tool waiting on its child from a worker thread (an
+    executor) could otherwise not unwind before the child finished on its own."""
+    me = str(os.getpid())
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] == me and fields[0] != "Z":
+                children.append(int(stat.parent.name))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + CHILD_GRACE_S
+        while children and time.monotonic() < deadline:
+            children = [pid for pid in children if _running(pid)]
+            time.sleep(0.05)
+        if not children:
+            return
+
+
+def _running(pid: int) -> bool:
+    """`pid` is alive and not a zombie (a zombie child is reaped by whoever waits on it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _raise_terminated(signum: int, _frame: Any) -> None:
+    _end_children()
     raise Terminated(signum)
+
+
+def _raise_interrupted(_signum: int, _frame: Any) -> None:
+    _end_children()
+    raise KeyboardInterrupt
 
 
 def run_main(group: click.Group, argv: list[str] | None = None) -> None:
@@ -240,17 +314,22 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> None:
     logger = logging.getLogger(prog)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGINT, _raise_interrupted)
     forget_created()
     try:
         _run_group(group, argv, prog, logger)
     except SystemExit as exit_:
         if exit_.code not in (0, None):
             remove_created()  # a failed or interrupted run leaves no output folder behind
-        if _held and exit_.code in (1, 2):
-            _held[0].drop()  # the error line says it all (and how many warnings it held back)
+        if _held and exit_.code not in (0, None):
+            _held[0].drop()  # the error (or interrupt) line says it all; the warnings are in --log-file
         elif _held:
             _held[0].show()
         raise
+
+
+# modules of the lwa-common[ms] extra (measurement sets, beam models), by the distribution that has them
+_MS_EXTRA = {"casacore": "python-casacore", "h5py": "h5py"}
 
 
 def _held_note(error: str = "") -> str:
@@ -288,6 +367,11 @@ def _run_group(group: click.Group, argv: list[str] | None, prog: str, logger: lo
     except Exception as err:  # a bug: still one line for the user, the traceback at DEBUG
         logger.debug("unexpected failure", exc_info=True)
         _held_note()
+        missing = (err.name or "").split(".")[0] if isinstance(err, ModuleNotFoundError) else ""
+        if missing in _MS_EXTRA:  # an MS command where lwa-common was installed without its [ms] extra
+            click.echo(f"{prog}: error: this command needs {_MS_EXTRA[missing]}, which is not installed: "
+                       "pip install 'lwa-common[ms]'", err=True)
+            sys.exit(1)
         click.echo(f"{prog}: error: unexpected {type(err).__name__}: {err} (rerun with -vv for the traceback)",
                    err=True)
         sys.exit(1)

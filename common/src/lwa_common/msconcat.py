@@ -49,6 +49,7 @@ from lwa_common.phasing import (
     resolve_centre,
     set_one_field,
 )
+from lwa_common.progress import progress
 from lwa_common.provenance import stamp_ms
 
 __all__ = ["ConcatResult", "concat_ms", "skipped_list_path"]
@@ -343,7 +344,7 @@ def concat_ms(inputs: Sequence[str | Path], output: str | Path, *, centre: str |
     with atomic_path(output, directory=True) as tmp:
         _prepare_template(template, tmp, drop, add_corrected, add_data="DATA" not in template.columns)
         with open_table(tmp, readonly=False) as out:
-            for x in used:
+            for x in progress(used, what="concat", logger=log):
                 rows += _copy_rows(x, out, cols, vis_cols, new, template.freqs)
         _finish_subtables(tmp, used, centre_c)
         n_times = sum(x.n_times for x in used)

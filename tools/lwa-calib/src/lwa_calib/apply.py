@@ -38,6 +38,7 @@ from lwa_calib.casa_env import casa_log, run_task
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, make_dirs
 from lwa_common.ms import check_ms, check_ms_output, ms_output, open_table
+from lwa_common.progress import progress
 from lwa_common.provenance import stamp_ms
 
 __all__ = ["ApplyResult", "apply_tables", "check_tables_cover", "choose_window", "resample_solutions", "applycal"]
@@ -235,7 +236,7 @@ def apply_tables(
 
     result = ApplyResult(failed_list=failed_path)
     with casa_log(logfile):
-        for src, dst in zip(ms_paths, targets):
+        for src, dst in progress(list(zip(ms_paths, targets)), what="apply", logger=log):
             try:
                 if not src.is_dir():
                     raise LwaError(f"not found: {src}" if not src.exists() else f"{src} is not an MS folder")

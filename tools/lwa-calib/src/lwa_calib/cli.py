@@ -12,7 +12,16 @@ from lwa_calib.apply import apply_tables
 from lwa_calib.caltables import gains_to_tables, read_true_gains
 from lwa_calib.delay import delay_check
 from lwa_calib.solve import XY_MODES, solve
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    json_option,
+    renamed,
+    run_main,
+    section_option,
+)
 from lwa_common.config import section_with
 from lwa_common.errors import LwaError
 from lwa_common.io import make_dirs
@@ -85,14 +94,16 @@ def apply_cmd(ms: tuple[Path, ...], bp_table: Path, xy_table: Path | None, outpu
                    "calib.source_names].")
 @section_option("calib", "refant", help="Reference antenna name or index (none: the one with the most "
                                         "unflagged data).")
-@section_option("calib", "min_snr", help="CASA minsnr of the solves.")
+@section_option("calib", "min_snr", "--solution-sigma", "min_snr", **renamed("--min-snr"),
+                help="Reject solutions below this S/N (CASA minsnr of the solves).")
 @section_option("calib", "uvrange", help="CASA uvrange selection for the solves, e.g. '>10lambda' (none: all).")
 @section_option("calib", "min_elevation_deg", help="Leave sources below this elevation out of the model.")
 @section_option("calib", "xy_mode", "--xy-phase", "xy_mode", type=click.Choice(XY_MODES),
                 help="auto: solve the XY phase when the model has U or V flux, else skip with a warning; "
                      "solve: require it; skip: never.")
-@section_option("calib", "sigma_antenna", help="Robust z-score above which an antenna's bandpass level is flagged.")
-@section_option("calib", "sigma_channel",
+@section_option("calib", "sigma_antenna", "--antenna-sigma", "sigma_antenna", **renamed("--sigma-antenna"),
+                help="Robust z-score above which an antenna's bandpass level is flagged.")
+@section_option("calib", "sigma_channel", "--channel-sigma", "sigma_channel", **renamed("--sigma-channel"),
                 help="Robust z-score above which a channel of an antenna's bandpass is flagged.")
 @section_option("calib", "channel_window", type=click.IntRange(min=1),
                 help="Running-median window (channels) of the channel flagging.")
@@ -143,7 +154,8 @@ def solve_cmd(ms: tuple[Path, ...], sources: Path, output: Path, source_names: t
               help="TTCal sources.json to model the sky [CASA's 1 Jy at the phase centre].")
 @section_option("calib", "refant", help="Reference antenna name or index (none: the one with the most "
                                         "unflagged data).")
-@section_option("calib", "delay_min_snr", "--min-snr", "min_snr", help="CASA minsnr of the delay solve.")
+@section_option("calib", "delay_min_snr", "--solution-sigma", "min_snr", **renamed("--min-snr"),
+                help="Reject delay solutions below this S/N (CASA minsnr of the delay solve).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier check in OUTPUT.")
 @json_option
 @common_options

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    json_option,
+    renamed,
+    run_main,
+    section_option,
+)
 from lwa_common.config import Config, default_text, section_with
 from lwa_common.errors import LwaError
 from lwa_common.images import image_hint_options
@@ -27,13 +36,13 @@ fallback_option = click.option("--fallback-dir", "fallback_dirs", type=ExistingP
                                     "--images; repeatable.")
 output_option = click.option("-o", "--output", type=NewPath, required=True, help="Output folder.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing photometry CSVs / outputs.")
-png_option = click.option("--png/--no-png", default=True, show_default=True, help="Write the 2-panel PNGs.")
+png_option = click.option("--plots/--no-plots", "png", **renamed("--png/--no-png"), default=True, show_default=True, help="Write the 2-panel PNGs.")
 
 
 def measurement_options(func):
     """Options shared by `targets` and `solar-system` (defaults from cfg.cutout)."""
     opts = [
-        section_option("cutout", "size_deg", type=click.FloatRange(min=0, min_open=True), help="Cutout side."),
+        section_option("cutout", "size_deg", "--cutout-size-deg", "size_deg", **renamed("--size-deg"), type=click.FloatRange(min=0, min_open=True), help="Cutout side."),
         section_option("cutout", "min_elevation_deg", type=click.FloatRange(-90, 90),
                        help="Skip a subject below this elevation at the image mid-time."),
         section_option("cutout", "ionospheric_pad_arcsec_at_85mhz", "--pad-arcsec", "pad_arcsec",
@@ -45,7 +54,8 @@ def measurement_options(func):
                      help="Inner and outer radius of the RMS annulus in BMAJ  ["
                           f"{default_text('cutout', 'annulus_inner_beams')}; "
                           f"{default_text('cutout', 'annulus_outer_beams')}]."),
-        section_option("imaging", "intervals_out", "--intervals", "intervals", type=click.IntRange(min=0),
+        section_option("imaging", "intervals_out", "--intervals-out", "intervals", **renamed("--intervals"),
+                       type=click.IntRange(min=0),
                        help="Rows per set when there are no 10 min images."),
     ]
     for opt in reversed(opts):

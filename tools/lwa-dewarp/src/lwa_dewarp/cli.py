@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
-from lwa_common.config import Dewarp, section_with
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, renamed, run_main
+from lwa_common.config import Dewarp, default_text, section_with
 from lwa_common.errors import LwaError
 from lwa_common.images import image_hint_options
 from lwa_common.io import check_output
@@ -22,7 +22,7 @@ _D = Dewarp()
 
 
 def _default(name: str) -> str:
-    return f"config dewarp.{name}, default {getattr(_D, name)}"
+    return default_text("dewarp", name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +38,7 @@ def cli() -> None:
 @click.option("-o", "--output", type=NewPath, required=True, help="Screen FITS to write.")
 @click.option("--qa-dir", type=NewPath, default=None,
               help="Folder for the diagnostics [default: OUTPUT without .fits + '_qa'].")
-@click.option("--snr", type=click.FloatRange(min=0, min_open=True), default=None, help=f"Detection threshold in local RMS ({_default('snr')}).")
+@click.option("--detection-sigma", "snr", **renamed("--snr"), type=click.FloatRange(min=0, min_open=True), default=None, help=f"Detection threshold in local RMS ({_default('snr')}).")
 @click.option("--match-radius-beams", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Cross-match radius in restoring beams of IMAGE (geometric mean of BMAJ, BMIN) "
                    f"({_default('match_radius_beams')}).")
@@ -73,7 +73,7 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
             overwrite: bool, as_json: bool, hints, cfg) -> None:
     """Fit an ionospheric offset screen on IMAGE (deep Stokes I) against --catalog.
 
-    Compact sources above --snr are matched to the catalogue within --match-radius-beams (with a
+    Compact sources above --detection-sigma are matched to the catalogue within --match-radius-beams (with a
     spectral-index flux check); their offsets give a smooth thin-plate-spline screen, written to
     OUTPUT as FITS (planes dx, dy in pixels of IMAGE's grid) with diagnostics in --qa-dir
     (anchors.csv, detections.csv, summary.json, offsets.png, screen.png, residuals.png).

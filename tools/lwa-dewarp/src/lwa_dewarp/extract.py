@@ -142,7 +142,7 @@ def find_compact_sources(
     from photutils.detection import find_peaks
 
     if snr <= 0:
-        raise LwaError(f"--snr must be positive, got {snr}")
+        raise LwaError(f"--detection-sigma must be positive, got {snr}")
     plane = np.asarray(plane, dtype=float)
     beam = beam_from_header(header)
     wcs = celestial_wcs(header)

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    json_option,
+    renamed,
+    run_main,
+    section_option,
+)
 from lwa_common.config import section_with
 from lwa_flag.commands import (
     FlagRun,
@@ -110,7 +119,7 @@ def antennas_cmd(ms: Path, health_file: Path | None, output: Path | None, in_pla
 @_target_options
 @click.option("--strategy", type=ExistingPath, default=None,
               help="AOFlagger Lua strategy [default: the OVRO-LWA strategy shipped with lwa-flag].")
-@click.option("--column", default=None, help="Data column to flag on [default: CORRECTED_DATA if present, else DATA].")
+@click.option("--data-column", "column", default=None, **renamed("--column"), help="Data column to flag on [default: CORRECTED_DATA if present, else DATA].")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="aoflagger -j (default: all cores).")
 @click.option("--preamble", multiple=True,
               help="Lua statement run before the strategy, e.g. 'lwa_base_threshold = 1.5' (repeatable).")
@@ -142,13 +151,15 @@ def rfi_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
 @cli.command("hot-baselines")
 @click.argument("ms", type=ExistingPath)
 @_target_options
-@click.option("--column", default=None, help="Data column [default: CORRECTED_DATA, else DATA with a warning].")
+@click.option("--data-column", "column", default=None, **renamed("--column"), help="Data column [default: CORRECTED_DATA, else DATA with a warning].")
 @section_option("hot_baselines", "window", help="Rolling-median window (baselines).")
-@section_option("hot_baselines", "sigma_uv", help="Pass 1 threshold (sigma above the rolling median).")
-@section_option("hot_baselines", "sigma_heatmap", help="Pass 2 cross-pol robust z-score threshold.")
+@section_option("hot_baselines", "sigma_uv", "--uv-sigma", "sigma_uv", **renamed("--sigma-uv"), help="Pass 1 threshold (sigma above the rolling median).")
+@section_option("hot_baselines", "sigma_heatmap", "--heatmap-sigma", "sigma_heatmap", **renamed("--sigma-heatmap"),
+                help="Pass 2 cross-pol robust z-score threshold.")
 @section_option("hot_baselines", "antenna_fraction",
                 help="Flag an antenna whole above this fraction of its baselines flagged.")
-@section_option("hot_baselines", "min_uv_lambda", help="Skip baselines shorter than this (wavelengths).")
+@section_option("hot_baselines", "min_uv_lambda", "--uv-min-lambda", "min_uv_lambda", **renamed("--min-uv-lambda"),
+                help="Skip baselines shorter than this (wavelengths).")
 @section_option("hot_baselines", "dead_fraction",
                 help="Dead antenna: median amplitude below this fraction of the array's (0: off).")
 @click.option("--uv-pass/--no-uv-pass", default=True, show_default=True, help="Pass 1: amplitude vs uv.")
@@ -171,7 +182,7 @@ def hot_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
     Pass 1: mean (|XX|+|YY|)/2 per baseline against a rolling median over the uv-sorted
     baselines (robust sigma = 1.4826 MAD). Pass 2: mean (|XY|+|YX|)/2 as an antenna x antenna
     matrix, robust z-score. Antennas with more than --antenna-fraction of their baselines
-    flagged, and dead antennas, are flagged whole. Baselines under --min-uv-lambda are skipped.
+    flagged, and dead antennas, are flagged whole. Baselines under --uv-min-lambda are skipped.
     QA: amp_vs_uv.png, heatmap.png (with --system-cfg: annotated with correlator input, SNAP2
     and ARX board) and flagged_baselines.csv (ant1, ant2, names, uv_lambda, reason, score).
 
@@ -185,9 +196,9 @@ def hot_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
                             antenna_fraction=antenna_fraction, min_uv_lambda=min_uv_lambda,
                             dead_fraction=dead_fraction)
     _window(settings.window)
-    _positive("--sigma-uv", settings.sigma_uv)
-    _positive("--sigma-heatmap", settings.sigma_heatmap)
-    _positive("--min-uv-lambda", settings.min_uv_lambda, allow_zero=True)
+    _positive("--uv-sigma", settings.sigma_uv)
+    _positive("--heatmap-sigma", settings.sigma_heatmap)
+    _positive("--uv-min-lambda", settings.min_uv_lambda, allow_zero=True)
     _positive("--dead-fraction", settings.dead_fraction, allow_zero=True)
     if not 0 < settings.antenna_fraction <= 1:
         raise click.BadParameter(f"must be in (0, 1], got {settings.antenna_fraction}",
@@ -203,7 +214,8 @@ def hot_cmd(ms: Path, output: Path | None, in_place: bool, overwrite: bool, summ
 @click.option("--ms", "ms_list", type=ExistingPath, multiple=True, required=True,
               help="The MS holding those times: one concatenated MS, or repeat for per-integration MS.")
 @_target_options
-@section_option("snapshot_qa", "sigma", help="Flag frames deviating more than this from the running median.")
+@section_option("snapshot_qa", "sigma", "--rms-sigma", "sigma", **renamed("--sigma"),
+                help="Flag frames whose RMS deviates more than this (robust sigma) from the running median.")
 @section_option("snapshot_qa", "low_ratio", help="Also flag frames with RMS below this x the running median.")
 @section_option("snapshot_qa", "running_window", "--window", "window", help="Running-median window (frames).")
 @section_option("snapshot_qa", "min_scatter_fraction",
@@ -219,7 +231,7 @@ def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], out
     """Flag integrations whose pilot Stokes V snapshot RMS is an outlier (never a sky transient).
 
     SNAPSHOTS are Stokes V FITS images, one per integration (IMGCAT=snapshot; time from
-    MJD-MID, else DATE-OBS). A frame is bad when its robust RMS deviates more than --sigma from
+    MJD-MID, else DATE-OBS). A frame is bad when its robust RMS deviates more than --rms-sigma from
     the running median, or is below --low-ratio x the quiet level (lower quartile) of its window.
     A high frame whose difference from its neighbours' median image is a compact source (peak >=
     snapshot_qa.compact_peak_ratio x its RMS) holds a transient and is kept. With fewer than
@@ -236,7 +248,7 @@ def integrations_cmd(snapshots: tuple[Path, ...], ms_list: tuple[Path, ...], out
     settings = section_with(cfg.snapshot_qa, sigma=sigma, low_ratio=low_ratio, running_window=window,
                             min_scatter_fraction=min_scatter_fraction)
     _positive("--min-scatter-fraction", settings.min_scatter_fraction, allow_zero=True)
-    _positive("--sigma", settings.sigma)
+    _positive("--rms-sigma", settings.sigma)
     _positive("--low-ratio", settings.low_ratio, allow_zero=True)
     _window(settings.running_window)
     _result(flag_integrations(snapshots, ms=ms_list, target=target, settings=settings, qa_dir=qa_dir), as_json)

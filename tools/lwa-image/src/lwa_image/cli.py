@@ -14,6 +14,7 @@ from lwa_common.cli import (
     emit,
     json_option,
     overwrite_option,
+    renamed,
     run_main,
     section_option,
 )
@@ -108,14 +109,18 @@ def rephase_cmd(ms: Path, output: Path | None, in_place: bool, centre: str | Non
 @click.argument("ms", type=ExistingPath)
 @click.option("-o", "--output", type=NewPath, required=True, help="Output folder.")
 @section_option("snapshot_qa", "size", type=click.IntRange(min=16), help="Image size in pixels.")
-@section_option("snapshot_qa", "scale_arcmin", type=click.FloatRange(min=0, min_open=True), help="Pixel size.")
+@click.option("--scale-deg", type=click.FloatRange(min=0, min_open=True), default=None,
+              help=f"Pixel size in degrees  [default: {_DEFAULTS.snapshot_qa.scale_arcmin / 60:g} "
+                   f"({_DEFAULTS.snapshot_qa.scale_arcmin:g} arcmin), config snapshot_qa.scale_arcmin].")
+@click.option("--scale-arcmin", type=click.FloatRange(min=0, min_open=True), default=None, hidden=True,
+              help="Old spelling: --scale-deg, in arcmin.")
 @data_column_option
 @subband_option
 @overwrite_option
 @json_option
 @common_options
-def snapshots_cmd(ms: Path, output: Path, size: int | None, scale_arcmin: float | None, data_column: str | None,
-                  subband: str | None, overwrite: bool, as_json: bool, cfg: Config) -> None:
+def snapshots_cmd(ms: Path, output: Path, size: int | None, scale_deg: float | None, scale_arcmin: float | None,
+                  data_column: str | None, subband: str | None, overwrite: bool, as_json: bool, cfg: Config) -> None:
     """Dirty Stokes I and V image of every integration of MS (one wsclean run, -intervals-out N).
 
     Writes OUTPUT/{SUBBAND}-{I,V}-Snapshot-t000N-image.fits (IMGCAT = snapshot) and prints them.
@@ -124,6 +129,8 @@ def snapshots_cmd(ms: Path, output: Path, size: int | None, scale_arcmin: float 
     Example:
       lwa-image snapshots work/55MHz-10h.ms -o work/snapshots/
     """
+    if scale_deg is not None:
+        scale_arcmin = scale_deg * 60
     cfg = section_with(cfg, snapshot_qa=section_with(cfg.snapshot_qa, size=size, scale_arcmin=scale_arcmin))
     paths = run_snapshots(ms, output, cfg=cfg, data_column=data_column, subband=subband, overwrite=overwrite)
     emit([str(p) for p in paths], as_json=as_json)
@@ -169,7 +176,7 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
 @cli.command("pbcor")
 @click.argument("images", nargs=-1, required=True, type=ExistingPath)
 @click.option("-o", "--output", type=NewPath, default=None, help="Output folder [default: beside each image].")
-@section_option("primary_beam", "beam_file", "--beam", "beam_file", type=ExistingPath,
+@section_option("primary_beam", "beam_file", "--beam-file", "beam_file", type=ExistingPath, **renamed("--beam"),
                 help="Beam h5 file (OVRO-LWA layout); none: the shipped analytic dipole beam.")
 @section_option("primary_beam", "min_elevation_deg", help="NaN below this elevation.")
 @section_option("primary_beam", "min_response", help="NaN where the beam is below this.")
@@ -187,7 +194,7 @@ def pbcor_cmd(images: tuple[Path, ...], output: Path | None, beam_file: Path | N
 
     \b
     Example:
-      lwa-image pbcor images/55MHz-I-Deep-Taper-Robust-0-image.fits --beam OVRO-LWA_MROsoil_updatedheight.h5
+      lwa-image pbcor images/55MHz-I-Deep-Taper-Robust-0-image.fits --beam-file OVRO-LWA_MROsoil_updatedheight.h5
       lwa-image pbcor wsclean-image.fits -o pbcor/       # a plain WSClean image
     """
     cfg = section_with(cfg, primary_beam=section_with(

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.cli import (
+    ExistingPath,
+    NewPath,
+    common_options,
+    emit,
+    json_option,
+    renamed,
+    run_main,
+    section_option,
+)
 from lwa_common.config import default_text, section_with
 from lwa_peel.peel import MODES, peel_ms
 
@@ -25,9 +34,9 @@ def _shared(func):
         click.option("-o", "--output", type=NewPath, default=None,
                      help="Write the peeled data into this copy of MS (the input stays untouched)."),
         click.option("--in-place", is_flag=True, help="Peel MS itself instead of a copy."),
-        click.option("--column", default="CORRECTED_DATA", show_default=True,
+        click.option("--output-column", "column", default="CORRECTED_DATA", show_default=True, **renamed("--column"),
                      help="Column receiving the peeled visibilities (created when missing)."),
-        click.option("--input-column", default=None,
+        click.option("--data-column", "input_column", default=None, **renamed("--input-column"),
                      help="Column to peel  [default: CORRECTED_DATA, else DATA]."),
         section_option("peel", "uv_min_lambda", type=click.FloatRange(min=0),
                        help="Ignore shorter baselines in the solve."),

@@ -53,6 +53,7 @@ from astropy.io import fits
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
 from lwa_common.images import ImageHints, ImageInfo, grid_key, regrid_onto, same_grid, scan_images
+from lwa_common.progress import progress
 from lwa_stack.noise import NoiseRecord, measure_image, read_noise_csv, write_noise_csv
 
 __all__ = [
@@ -435,7 +436,7 @@ def wideband(
     v_noise = _v_deep_noise(cands, book) if weight_from == "v-deep" else {}
     ref_grid = _reference_grid(plans)
     results = []
-    for plan in plans:
+    for plan in progress(plans, what="wideband", logger=log):
         result = _stack_plan(plan, ref_grid, book, v_noise, outdir / plan.name, argv=argv)
         if result is not None:
             results.append(result)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, renamed, run_main
 from lwa_common.config import Cutout, Transient
 from lwa_common.images import image_hint_options
 from lwa_transient.search import SearchParams, search_images
@@ -43,8 +43,8 @@ def cli() -> None:
                    "3C/4C, an astropy table).")
 @click.option("--stokes", type=click.Choice(["both", "V", "I"]), default="both", show_default=True,
               help="Which searches to run.")
-@click.option("--v-sigma", type=float, default=None, help=_default("V detection threshold (σ, both signs).", _T.v_sigma))
-@click.option("--i-sigma", type=float, default=None,
+@click.option("--v-detection-sigma", "v_sigma", **renamed("--v-sigma"), type=float, default=None, help=_default("V detection threshold (σ, both signs).", _T.v_sigma))
+@click.option("--i-detection-sigma", "i_sigma", **renamed("--i-sigma"), type=float, default=None,
               help=_default("I difference detection threshold (σ, positive).", _T.i_sigma))
 @click.option("--rms-box-px", type=int, default=None, help=_default("Local RMS block size (px).", _T.rms_box_px))
 @click.option("--rms-smooth-boxes", type=int, default=None,
@@ -77,7 +77,7 @@ def cli() -> None:
 @click.option("--bilobe-sigma", type=_PAIR, default=None,
               help=_default("S/N of the partner, then of the candidate, for the test.", _T.bilobe_sigma))
 @click.option("--drop-bilobe", is_flag=True, help="Leave bi-lobe artefacts out of candidates.csv.")
-@click.option("--match-beams", type=float, default=None,
+@click.option("--match-radius-beams", "match_beams", **renamed("--match-beams"), type=float, default=None,
               help=_default("Catalogue match radius (restoring beams, BMAJ).", _T.catalog_match_beams))
 @click.option("--v-difference/--no-v-difference", default=None,
               help=_default("Search each 10 min V image minus the deep V image.", _T.v_difference))
@@ -98,7 +98,8 @@ def cli() -> None:
               help=_default("Warn when a subband/Stokes has more candidates.", _T.warn_candidates))
 @click.option("--cutout-size-deg", type=float, default=None, help=_default("Cutout side (deg).", Cutout().size_deg))
 @click.option("--robust", type=float, default=None, help=_default("ROBUST of the images to search.", _T.robust))
-@click.option("--products/--no-products", default=True, show_default=True, help="Write cutouts and PNGs.")
+@click.option("--plots/--no-plots", "products", **renamed("--products/--no-products"), default=True, show_default=True,
+              help="Write the candidates' cutouts (FITS) and their PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing candidates.csv (and its products).")
 @json_option
 @image_hint_options
@@ -129,7 +130,7 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
       lwa-transient search images/55MHz/ -o transients/55MHz \\
           --catalog vlssr.csv -v
       lwa-transient search *-V-Taper-*.fits *-I-*Robust-0*.fits -o out \\
-          --v-sigma 6 --bilobe-ratio 0.25 4 --json
+          --v-detection-sigma 6 --bilobe-ratio 0.25 4 --json
       lwa-transient search wsclean-V-image.fits wsclean-I-image.fits -o out   # plain WSClean images
     """
     overrides = {

@@ -170,7 +170,7 @@ class SearchParams:
     def check(self) -> None:
         """Fail before work on impossible values."""
         if self.v_sigma <= 0 or self.i_sigma <= 0:
-            raise LwaError("--v-sigma and --i-sigma must be positive")
+            raise LwaError("--v-detection-sigma and --i-detection-sigma must be positive")
         if self.rms_box_px < 4:
             raise LwaError(f"--rms-box-px must be at least 4, got {self.rms_box_px}")
         if self.rms_smooth_boxes < 1:
@@ -199,7 +199,7 @@ class SearchParams:
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
             raise LwaError(f"--v-sidelobe-fraction takes fractions in [0, 1), got {self.v_sidelobe_fraction}")
         if self.bilobe_radius_beams <= 0 or self.catalog_match_beams < 0:
-            raise LwaError("--bilobe-radius-beams must be positive and --match-beams >= 0")
+            raise LwaError("--bilobe-radius-beams must be positive and --match-radius-beams >= 0")
         if self.cutout_size_deg <= 0:
             raise LwaError("--cutout-size-deg must be positive")
         if self.max_cutouts < 0:
