@@ -360,18 +360,42 @@ def _split(name: str, cpu: float) -> dict[str, float]:
             "hour_serial_cpu_s": 0.0 if name in THREADED else cpu}
 
 
-def hour_wall(rows: list[dict], *, cores: int, efficiency: float, side_by_side: bool = False) -> float:
+def clean_wall_units(slots: int) -> float:
+    """CLEAN units on the critical path when `slots` wsclean runs go side by side (the science step).
+
+    lwa-image science side by side: every interval of a 10-min configuration is its own wsclean run,
+    the beam reference (I-Deep-Taper-Robust-0) first, then the other deep runs and the dirty V runs,
+    and the six 10-min I intervals as soon as the reference is written. Each cleaned run is one unit
+    (four deep I, six 10-min I intervals: pessimistic, an interval has a sixth of the data); the
+    dirty V runs hold a slot for no CLEAN. List scheduling of those runs on `slots` slots.
+    """
+    if slots <= 1:
+        return 10.0
+    free = [0.0] * slots  # when each slot is next free
+    ends = {}
+    queue = [("ref", 1.0, None)] + [("deep", 1.0, None)] * 3 + [("v", 0.0, None)] * 7 + [("int", 1.0, "ref")] * 6
+    for name, length, after in queue:
+        k = min(range(slots), key=free.__getitem__)
+        start = max(free[k], ends.get(after, 0.0))
+        free[k] = start + length
+        ends.setdefault(name, free[k])
+    return max(free)
+
+
+def hour_wall(rows: list[dict], *, cores: int, efficiency: float, side_by_side: bool = False,
+              cores_per_run: int = 4) -> float:
     """Wall seconds of the chain: threaded CPU over cores x efficiency, serial CPU on one core each.
 
-    The science step's serial CLEAN is 10 units (four deep I, six 10-min intervals in one wsclean
-    run). One configuration at a time they add up; side by side (imaging.parallel_configurations)
-    the longest run sets the wall: the 10-min run's six intervals, 6 of the 10 units.
+    The science step's serial CLEAN is 10 units (four deep I, six 10-min intervals). One
+    configuration at a time they add up; side by side (imaging.parallel_configurations, one wsclean
+    run per `cores_per_run` cores) the critical path sets the wall (`clean_wall_units`: 2 of the 10
+    on 32 cores, the reference deep I then one 10-min interval).
     """
     total = 0.0
     for r in rows:
         serial = r["hour_serial_cpu_s"]
         if r["step"].startswith("science") and side_by_side:
-            serial *= 6 / 10
+            serial *= clean_wall_units(cores // cores_per_run) / 10
         total += r["hour_wall_s"] if "hour_wall_s" in r else r["hour_threaded_cpu_s"] / (cores * efficiency) + serial
     return total
 
@@ -654,9 +678,11 @@ def _report_only(args: argparse.Namespace) -> None:
     """Recompute the model from an earlier run's JSON and step logs, then write the report."""
     result = json.loads(args.report_only.read_text())
     mode = MODES[result["mode"]]
-    work = args.workdir / "run"
-    steps = read_steps(work) + [s for extra in args.extra_logs for s in read_steps(extra)]
-    steps = _merge_science(steps)
+    if args.workdir is not None:  # the step logs of that run
+        steps = read_steps(args.workdir / "run") + [s for extra in args.extra_logs for s in read_steps(extra)]
+        steps = _merge_science(steps)
+    else:  # the steps the JSON holds
+        steps = [Step(**d) for d in result["steps"]]
     result["steps"] = [st.__dict__ for st in steps]
     factors, n_images, hour_images = science_factors(steps, mode["configurations"])
     result["science_factors"] = factors

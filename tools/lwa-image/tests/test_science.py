@@ -274,6 +274,9 @@ def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, 
 def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, tmp_path, caplog):
     """imaging.parallel_configurations > 1 runs several wsclean at once: the same images as one at a time.
 
+    Side by side, the intervals of a 10-min configuration are separate wsclean runs (`-interval`)
+    instead of one `-intervals-out` run: the same time steps, weights and CLEAN per interval.
+
     Each wsclean then has fewer threads, and w-stacking's CLEAN is not bit-identical across thread
     counts: the images must agree to a small part of their noise and in their peaks.
     """
@@ -286,7 +289,8 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
     with caplog.at_level("INFO", logger="lwa_image.science"):
         again = run_science(hour_ms, tmp_path, cfg=cfg, size=header["NAXIS1"], scale_deg=abs(header["CDELT2"]),
                             niter_scale=0.01)
-    assert "3 configuration(s) at a time" in caplog.text
+    assert "3 wsclean run(s) at a time" in caplog.text
+    assert "17 run(s)" in caplog.text  # side by side, each 10-min interval is its own wsclean run (-interval)
     assert [p.name for p in again] == [p.name for p in paths]  # same products, same order
     for one, other in zip(paths, again):
         a, b = (fits.getdata(p).astype(float) for p in (one, other))
