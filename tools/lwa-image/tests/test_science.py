@@ -298,3 +298,25 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
         assert np.std(a[good] - b[good]) < 0.5 * mad_std(a[good]), one.name
         assert abs(np.max(a[good]) - np.max(b[good])) < 0.01 * np.max(np.abs(a[good])), one.name
         assert fits.getheader(one)["BEAMREF"] == fits.getheader(other)["BEAMREF"]
+
+
+def test_pixels_below_the_horizon_mask_are_nan(hour_ms, tmp_path):
+    """Below wsclean's horizon mask (10 deg elevation from the phase centre) every science pixel is
+    NaN and HORIZON says so; above it every pixel is data (an all-sky grid: 128 px of 1 deg)."""
+    from lwa_common.config import load_config
+    from lwa_image import run_science
+
+    horizon = load_config().imaging.horizon_mask_deg
+    [path] = run_science(hour_ms, tmp_path, only=["V-Taper-Deep"], size=128, scale_deg=1.0)
+    header = fits.getheader(path)
+    data = fits.getdata(path)[0, 0]
+    assert header["HORIZON"] == horizon
+    ny, nx = data.shape
+    y, x = np.mgrid[:ny, :nx]
+    step = np.radians(abs(header["CDELT2"]))  # SIN: pixel offsets are direction cosines
+    r = np.hypot((x + 1 - header["CRPIX1"]) * step, (y + 1 - header["CRPIX2"]) * step)
+    edge = np.cos(np.radians(horizon))
+    below, above = r > edge + 2 * step, r < edge - 2 * step
+    assert below.sum() > 1000 and above.sum() > 1000
+    assert np.isnan(data[below]).all()
+    assert np.isfinite(data[above]).all()

@@ -38,6 +38,7 @@ from lwa_common.ms import MsInfo, TimeRange, interval_bounds, ms_info
 from lwa_common.ms import data_column as pick_data_column
 from lwa_image._wsclean import (
     Timings,
+    below_horizon,
     check_products,
     finalize_product,
     gridder_args,
@@ -334,6 +335,9 @@ def _image_unit(unit: _Unit, *, ms: Path, outdir: Path, imaging: Imaging, produc
                     timings=timings, label=unit.label,
                     keep_log=outdir / f"{info.subband}-{unit.label}-wsclean-failed.log")
         command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
+        blank = below_horizon(prefix) if imaging.blank_below_horizon else None
+        horizon = {"HORIZON": (imaging.horizon_mask_deg if blank is not None else 0.0,
+                               "[deg] pixels below this elevation are NaN (0: none)")}
         for product in mine:
             if unit.interval is None:
                 src = wsclean_output(prefix, product.interval, intervals_out)
@@ -347,7 +351,8 @@ def _image_unit(unit: _Unit, *, ms: Path, outdir: Path, imaging: Imaging, produc
             keywords = product.keywords(subband=info.subband, freq_mhz=info.freq_mhz,
                                         taper_lambda=imaging.taper_inner_tukey_lambda)
             written.append(finalize_product(src, product.path, keywords=keywords, command=command,
-                                            extra_history=[f"ms: {ms.resolve()}"], cards=cards))
+                                            extra_history=[f"ms: {ms.resolve()}"], cards={**cards, **horizon},
+                                            blank=blank))
     return written
 
 
