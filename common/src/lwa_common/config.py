@@ -146,7 +146,7 @@ class Imaging:
     horizon_mask_deg: float = 10.0
     # science images: the pixels below horizon_mask_deg (wsclean's horizon mask: never cleaned, beyond
     # the horizon not on the sky) are NaN, as in the primary-beam corrected images
-    blank_below_horizon: bool = True
+    blank_below_horizon: bool = False
     multiscale_scale_bias: float = 0.8
     auto_threshold: float = 0.5
     auto_mask: float = 3.0
@@ -155,11 +155,11 @@ class Imaging:
     intervals_out: int = 6
     mgain: float = 0.8
     threads: int = 0  # 0: let wsclean decide
-    # "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to 70 deg from the phase
-    # centre, ~0.5 GB at 4096^2, 2x faster) or "wstack" (wsclean's w-stacking: a ~10 GB w-layer stack,
-    # 1.6 % low at 70 deg). The wgridder's pixels below the horizon mask are structured junk that
-    # changes with the time range (false V transients there): blank_below_horizon. docs/performance.md
-    gridder: str = "wgridder"
+    # "wstack" (wsclean's w-stacking: a ~10 GB w-layer stack at 4096^2, 1.6 % low at 70 deg from the
+    # phase centre) or "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to 70 deg,
+    # ~0.5 GB, 2x faster; with wsclean 3.1 its multiscale CLEAN of the tapered deep I of the CI sky
+    # pol_vbursts diverged on a source at 77 deg from the phase centre): docs/performance.md
+    gridder: str = "wstack"
     slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
     # Configurations imaged at once (their CLEAN minor loops are single-threaded): 0 = one per
     # cores_per_configuration CPUs of the job (7 on a 32-core node, 1 on a laptop); wsclean's

@@ -301,13 +301,15 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
 
 
 def test_pixels_below_the_horizon_mask_are_nan(hour_ms, tmp_path):
-    """Below wsclean's horizon mask (10 deg elevation from the phase centre) every science pixel is
-    NaN and HORIZON says so; above it every pixel is data (an all-sky grid: 128 px of 1 deg)."""
+    """imaging.blank_below_horizon: below wsclean's horizon mask (10 deg elevation from the phase
+    centre) every science pixel is NaN and HORIZON says so; above it every pixel is data (an all-sky
+    grid: 128 px of 1 deg)."""
     from lwa_common.config import load_config
     from lwa_image import run_science
 
-    horizon = load_config().imaging.horizon_mask_deg
-    [path] = run_science(hour_ms, tmp_path, only=["V-Taper-Deep"], size=128, scale_deg=1.0)
+    cfg = load_config(overrides={"imaging": {"blank_below_horizon": True}})
+    horizon = cfg.imaging.horizon_mask_deg
+    [path] = run_science(hour_ms, tmp_path, cfg=cfg, only=["V-Taper-Deep"], size=128, scale_deg=1.0)
     header = fits.getheader(path)
     data = fits.getdata(path)[0, 0]
     assert header["HORIZON"] == horizon
