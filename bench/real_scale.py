@@ -493,8 +493,10 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
         k = WSTACK_OVER_WGRIDDER if other == "wstack" else 1 / WSTACK_OVER_WGRIDDER
         swapped = [{**r, "hour_threaded_cpu_s": r["hour_threaded_cpu_s"] * (k if r.get("kind") == "wsclean" else 1.0)}
                    for r in rows]
+        default = "wgridder" if _config_gridder() else "wstack"
         for label, rs in ((f"gridder {gridder} (as measured)", rows), (f"gridder {other} (wsclean gridding x {k:.2g}, "
                                                                         "the ratio #23 measured)", swapped)):
+            label += ", the pipeline's default" if label.split()[1] == default else ""
             seq = hour_wall(rs, cores=cores, efficiency=efficiency)
             par = hour_wall(rs, cores=cores, efficiency=efficiency, side_by_side=True)
             cpu = sum(r["hour_threaded_cpu_s"] + r["hour_serial_cpu_s"] for r in rs)
@@ -523,9 +525,6 @@ In the pipeline now (science unchanged):
   restored with a deep image's beam starts as soon as that image is written: the CLEAN wall is the
   reference deep I then one 10-min interval, 2 of the 10 units (it was the 10-min run's six
   intervals in one wsclean, 6 of 10). The same images as one at a time (tools/lwa-image test).
-- **The wgridder** (`imaging.gridder = "wgridder"`, the default now): half the gridding CPU and
-  ~0.5 GB instead of a ~10 GB w-layer stack per 4096^2 wsclean, right for Stokes I far from the
-  centre; its V false candidates were pixels below the horizon mask, now NaN (above).
 - **CLEAN stops on its threshold** (auto-threshold 0.5, auto-mask 3): the caps (500k/150k/50k) only
   bound a runaway. The iteration count of an hour-deep image is the model's uncertain term.
 - **Peel converges** on a sky with the A-team (the `ateam` work): 64 CPU s per 192-channel MS instead
@@ -534,7 +533,9 @@ In the pipeline now (science unchanged):
   job, AOFlagger's read mode from the job (below).
 
 Left (not done; the estimated gain on the 48-channel hour):
-- **CLEAN's cost per unit** (CLEAN_PROBE_SUMMARY)
+- **CLEAN's cost per unit** (the probe below): the slow sub-minor loop that `-local-rms` forces in
+  wsclean 3.1 is 3x the fast one (4x with the RMS map); a newer wsclean or no `-local-rms` would cut the CLEAN row's
+  wall (2,030 s) by about three quarters, ~ -1,500 s. Fewer multiscale scales gain nothing.
 - **Concatenation without the copy** (0.74 CPU s per 48-channel integration, serial): rephase each
   working copy in place as array tasks and concatenate virtually (casacore ConcatTable): ~ -250 s.
 - **flag-hot and flag-integrations** run serially over the hour (0.64 and 1.3 CPU s per integration):
@@ -543,6 +544,10 @@ Left (not done; the estimated gain on the 48-channel hour):
   integration with the wgridder): the bad-integration QA needs only their RMS, so 2048^2 at 3.75'
   would cost a quarter, ~ -350 s (a QA and movie change the demo-size scenario suite cannot check:
   its snapshots are 512^2).
+- **The wgridder** (`imaging.gridder = "wgridder"`): half the gridding CPU (the "gridder wgridder"
+  totals) and ~0.5 GB instead of a ~10 GB w-layer stack per 4096^2 wsclean; its false V candidates
+  are understood (pixels below the horizon mask, `imaging.blank_below_horizon`), its CLEAN
+  divergence near the horizon is not (above).
 - **Fewer gridding passes**: the seven configurations grid the same visibilities ~60 times;
   `-mgain` above 0.8 (fewer major cycles) or baseline-dependent averaging (`-baseline-averaging`:
   the short baselines dominate the 352-antenna array) cut the data term; both change the science.
@@ -558,7 +563,25 @@ Left (not done; the estimated gain on the 48-channel hour):
 CLEAN_PROBE = """\
 ## What CLEAN costs (probe)
 
-PROBE_TABLE"""
+The cleaned deep I's options, one wsclean each (`-j 1`, the wgridder), on 3 real-size integrations
+(352 antennas, 48 channels, the demo sky), 2048^2 at 1.875' (a quarter of the pixels), CLEAN capped
+at 5,000 iterations (every run reached it in 5 major cycles),
+2026-12-07 on the shared machine (load 10-16: CPU seconds are the figure; the deconvolution's CPU
+is wsclean's deconvolution share of the wall x the run's CPU):
+
+| run | CPU s | deconvolution CPU s | peak RSS |
+|---|---|---|---|
+| the pipeline's: multiscale (8 scales), `-local-rms`, `-no-multiscale-fast-subminor` | 79.5 | 42 | 0.62 GB |
+| the same with `-multiscale-max-scales 4` | 80.3 | 38 | 0.53 GB |
+| multiscale (8 scales) without `-local-rms` (wsclean's fast sub-minor loop) | 53.7 | 11 | 0.69 GB |
+| multiscale (8 scales) without `-local-rms`, `-no-multiscale-fast-subminor` | 77.0 | 34 | 0.61 GB |
+
+CLEAN's cost is its slow sub-minor loop, which `-local-rms` forces in wsclean 3.1 (the fast one
+crashes with it): 3x the deconvolution CPU of the fast loop for the same iterations; the local-RMS
+map itself adds about a quarter. The large scales (up to 1,003 px) are never chosen and cost
+little. The lever is wsclean's fast sub-minor loop with a local RMS (a newer wsclean, 3.4+) or a
+CLEAN without `-local-rms` (a science change: the auto-mask and threshold then follow the global
+RMS, which the bright sources' sidelobes raise near them): about -3/4 of the CLEAN row."""
 
 
 PEEL = """\
@@ -608,11 +631,11 @@ at 80 deg. At 80 deg (the edge of the 10 deg horizon mask) the wgridder's sidelo
 from the peak differ from the sum by up to 10 Jy while its peak is right. The I difference #23 saw
 beyond 50 deg is w-stacking's error.
 
-**The wgridder is the default now, with the pixels below the horizon mask blanked.** With the
-wgridder, the CI sky `pol_vbursts` (seed 101) had 47 false V candidates instead of 1. Cause: the
-pixels beyond wsclean's `-horizon-mask` (10 deg elevation; `-horizon-mask` is only a CLEAN mask, the
-image keeps them). On that sky's MS (512^2 at 0.25 deg, dirty V-Taper-10min interval 3 minus
-V-Taper-Deep), the 5-sigma pixels of the difference by zenith distance from the phase centre:
+**Why the wgridder made false V candidates.** With the wgridder, the CI sky `pol_vbursts` (seed
+101) had 47 false V candidates instead of 1. Cause: the pixels below wsclean's `-horizon-mask` (10
+deg elevation; `-horizon-mask` is only a CLEAN mask, the image keeps them). On that sky's MS (512^2
+at 0.25 deg, dirty V-Taper-10min interval 3 minus V-Taper-Deep), the 5-sigma pixels of the
+difference by distance from the phase centre:
 
 | zenith distance | pixels | w-stacking > 5 sigma | wgridder > 5 sigma |
 |---|---|---|---|
@@ -621,11 +644,23 @@ V-Taper-Deep), the 5-sigma pixels of the difference by zenith distance from the 
 | beyond 90 deg (not on the sky) | 97,099 | 15 | 3,823 |
 
 Above the mask the two gridders agree (difference RMS within 5 %, the same normalisation: equal
-WSCNORMF, PSF peaks 1.0, the 10-min / deep scale 1.044 vs 1.050). Beyond it the wgridder's pixels
-are structured and change with the time range; lwa-transient searched them. `lwa-image science`
-now writes every pixel below the horizon mask as NaN (`imaging.blank_below_horizon`, header
-`HORIZON`), as the primary-beam corrected images already were, and `imaging.gridder` is
-`"wgridder"`. CI skies with both (this session): CI_RESULTS"""
+WSCNORMF, PSF peaks 1.0, 10-min / deep scale 1.044 vs 1.050). Below it the wgridder's pixels are
+structured and change with the time range, and lwa-transient searched them. `lwa-image science`
+can now write every pixel below the horizon mask as NaN (`imaging.blank_below_horizon`, header
+`HORIZON`, as the primary-beam corrected images already are). With the wgridder and that blanking,
+both CI skies ran the whole chain (2026-12-07): `pol_vbursts` 0 false V candidates (70 marked
+artefact), 4/4 bursts, flux 27/27 (median 0.6 %), target V -1.7 to -3.8 %; `iono_rfi_hot` every goal
+passed (3/3, 0 false, flags 100 % / 1.27 %, dewarp 1.474 -> 0.007 beam, flux 29/30, median 1.0 %,
+target V -3.7 %).
+
+**But the wgridder is still not the default**: in that `pol_vbursts` run the multiscale CLEAN of
+both tapered deep I images diverged (I-Deep-Taper-Robust-0: image MAD 7.4 Jy against 0.06 with
+w-stacking, peak 551 Jy; the residual peak alternating in sign and growing x1.6 per major cycle on a
+source 77 deg from the phase centre, where the gridder check above shows the wgridder's sidelobes
+off by up to 10 % of the peak). The scorer did not see it (its flux is measured on the untapered
+deep I; the dewarp fit on the tapered one found 13 sources instead of ~30). Next: `-wgridder-accuracy`
+1e-5, or a CLEAN mask a few degrees above the horizon mask, each checked on the CI skies.
+`imaging.blank_below_horizon` stays off until a CI sky confirms it with w-stacking."""
 
 
 def main() -> None:
