@@ -655,10 +655,11 @@ target V -3.7 %).
 
 **But the wgridder is still not the default**: in that `pol_vbursts` run the multiscale CLEAN of
 both tapered deep I images diverged (I-Deep-Taper-Robust-0: image MAD 7.4 Jy against 0.06 with
-w-stacking, peak 551 Jy; the residual peak alternating in sign and growing x1.6 per major cycle on a
-source 77 deg from the phase centre, where the gridder check above shows the wgridder's sidelobes
-off by up to 10 % of the peak). The scorer did not see it (its flux is measured on the untapered
-deep I; the dewarp fit on the tapered one found 13 sources instead of ~30). Next: `-wgridder-accuracy`
+a w-stacking run of the same sky, peak 551 Jy; the residual peak alternating in sign and growing
+x1.6 per major cycle at one pixel 77 deg from the phase centre, where the gridder check above shows
+the wgridder's sidelobes off by up to 10 % of the peak). The scorer did not see it (its flux is
+measured on the untapered deep I); the dewarp fit on the tapered one found 13 sources (8 anchors),
+and the scorer counted 2 isolated sources for astrometry instead of 27. Next: `-wgridder-accuracy`
 1e-5, or a CLEAN mask a few degrees above the horizon mask, each checked on the CI skies.
 `imaging.blank_below_horizon` stays off until a CI sky confirms it with w-stacking."""
 
