@@ -654,7 +654,7 @@ passed (3/3, 0 false, flags 100 % / 1.27 %, dewarp 1.474 -> 0.007 beam, flux 29/
 target V -3.7 %).
 
 **But the wgridder is still not the default**: in that `pol_vbursts` run the multiscale CLEAN of
-both tapered deep I images diverged (I-Deep-Taper-Robust-0: image MAD 7.4 Jy against 0.06 with
+both tapered deep I images diverged (I-Deep-Taper-Robust-0: image MAD 7.4 Jy against 0.06 in
 a w-stacking run of the same sky, peak 551 Jy; the residual peak alternating in sign and growing
 x1.6 per major cycle at one pixel 77 deg from the phase centre, where the gridder check above shows
 the wgridder's sidelobes off by up to 10 % of the peak). The scorer did not see it (its flux is
