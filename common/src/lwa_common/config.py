@@ -146,7 +146,7 @@ class Imaging:
     horizon_mask_deg: float = 10.0
     # science images: the pixels below horizon_mask_deg (wsclean's horizon mask: never cleaned, beyond
     # the horizon not on the sky) are NaN, as in the primary-beam corrected images
-    blank_below_horizon: bool = False
+    blank_below_horizon: bool = True
     multiscale_scale_bias: float = 0.8
     auto_threshold: float = 0.5
     auto_mask: float = 3.0
