@@ -156,6 +156,9 @@ class Imaging:
     size: int = 4096
     scale_deg: float = 0.03125
     horizon_mask_deg: float = 10.0
+    # science images: the pixels below horizon_mask_deg (wsclean's horizon mask: never cleaned, beyond
+    # the horizon not on the sky) are NaN, as in the primary-beam corrected images
+    blank_below_horizon: bool = True
     multiscale_scale_bias: float = 0.8
     auto_threshold: float = 0.5
     auto_mask: float = 3.0
@@ -164,10 +167,10 @@ class Imaging:
     intervals_out: int = 6
     mgain: float = 0.8
     threads: int = 0  # 0: let wsclean decide
-    # "wstack" (wsclean's default w-stacking: a ~10 GB w-layer stack at 4096^2, 1.6 % low at 70 deg
-    # from the phase centre) or "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to
-    # 70 deg, ~0.5 GB, 2x faster; but wsclean 3.1's Stokes V 10-min - deep differences gain 20x more
-    # > 5 sigma pixels and the V false transients of the CI sky go from 1 to 47): docs/performance.md
+    # "wstack" (wsclean's w-stacking: a ~10 GB w-layer stack at 4096^2, 1.6 % low at 70 deg from the
+    # phase centre) or "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to 70 deg,
+    # ~0.5 GB, 2x faster; with wsclean 3.1 its multiscale CLEAN of the tapered deep I of the CI sky
+    # pol_vbursts diverged on a source at 77 deg from the phase centre): docs/performance.md
     gridder: str = "wstack"
     slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
     # Configurations imaged at once (their CLEAN minor loops are single-threaded): 0 = one per

@@ -274,6 +274,9 @@ def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, 
 def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, tmp_path, caplog):
     """imaging.parallel_configurations > 1 runs several wsclean at once: the same images as one at a time.
 
+    Side by side, the intervals of a 10-min configuration are separate wsclean runs (`-interval`)
+    instead of one `-intervals-out` run: the same time steps, weights and CLEAN per interval.
+
     Each wsclean then has fewer threads, and w-stacking's CLEAN is not bit-identical across thread
     counts: the images must agree to a small part of their noise and in their peaks.
     """
@@ -286,7 +289,8 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
     with caplog.at_level("INFO", logger="lwa_image.science"):
         again = run_science(hour_ms, tmp_path, cfg=cfg, size=header["NAXIS1"], scale_deg=abs(header["CDELT2"]),
                             niter_scale=0.01)
-    assert "3 configuration(s) at a time" in caplog.text
+    assert "3 wsclean run(s) at a time" in caplog.text
+    assert "17 run(s)" in caplog.text  # side by side, each 10-min interval is its own wsclean run (-interval)
     assert [p.name for p in again] == [p.name for p in paths]  # same products, same order
     for one, other in zip(paths, again):
         a, b = (fits.getdata(p).astype(float) for p in (one, other))
@@ -294,3 +298,27 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
         assert np.std(a[good] - b[good]) < 0.5 * mad_std(a[good]), one.name
         assert abs(np.max(a[good]) - np.max(b[good])) < 0.01 * np.max(np.abs(a[good])), one.name
         assert fits.getheader(one)["BEAMREF"] == fits.getheader(other)["BEAMREF"]
+
+
+def test_pixels_below_the_horizon_mask_are_nan(hour_ms, tmp_path):
+    """imaging.blank_below_horizon: below wsclean's horizon mask (10 deg elevation from the phase
+    centre) every science pixel is NaN and HORIZON says so; above it every pixel is data (an all-sky
+    grid: 128 px of 1 deg)."""
+    from lwa_common.config import load_config
+    from lwa_image import run_science
+
+    cfg = load_config(overrides={"imaging": {"blank_below_horizon": True}})
+    horizon = cfg.imaging.horizon_mask_deg
+    [path] = run_science(hour_ms, tmp_path, cfg=cfg, only=["V-Taper-Deep"], size=128, scale_deg=1.0)
+    header = fits.getheader(path)
+    data = fits.getdata(path)[0, 0]
+    assert header["HORIZON"] == horizon
+    ny, nx = data.shape
+    y, x = np.mgrid[:ny, :nx]
+    step = np.radians(abs(header["CDELT2"]))  # SIN: pixel offsets are direction cosines
+    r = np.hypot((x + 1 - header["CRPIX1"]) * step, (y + 1 - header["CRPIX2"]) * step)
+    edge = np.cos(np.radians(horizon))
+    below, above = r > edge + 2 * step, r < edge - 2 * step
+    assert below.sum() > 1000 and above.sum() > 1000
+    assert np.isnan(data[below]).all()
+    assert np.isfinite(data[above]).all()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from astropy.io import fits
 
 from lwa_common.config import Imaging
@@ -193,17 +194,22 @@ def rerun_command(args: Sequence[str], *, prefix: Path, ms: Path) -> str:
 
 
 def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command: str,
-                     extra_history: Sequence[str] = (), cards: dict[str, tuple[Any, str]] | None = None) -> Path:
+                     extra_history: Sequence[str] = (), cards: dict[str, tuple[Any, str]] | None = None,
+                     blank: np.ndarray | None = None) -> Path:
     """Rewrite wsclean's `src` as `dst` with our keywords (wsclean's BMAJ/BMIN/BPA kept unless in `cards`).
 
     `command` (the rerunnable one, `rerun_command`) is recorded as ``wsclean: <command>``, followed
     by ``wsclean product: <src name> (renamed <dst name>)``, the file that command writes; wsclean's
     own HISTORY (the command as run, in the scratch folder) stays above it. `cards` are extra
-    header cards (value, comment) set before the keywords.
+    header cards (value, comment) set before the keywords. `blank`: pixels (the image's last two
+    axes) set to NaN.
     """
     if not src.exists():
         raise LwaError(f"wsclean did not write the expected product {src.name}")
     data, header = read_image(src)
+    if blank is not None:
+        data = np.array(data, copy=True)
+        data[..., blank] = np.nan
     for key, card in (cards or {}).items():
         header[key] = card
     renamed = f" (renamed {dst.name})" if src.name != dst.name else ""
@@ -211,6 +217,21 @@ def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command:
     write_image(dst, data, header, tool=TOOL, keywords=keywords, extra_history=history, overwrite=True)
     log.info("wrote %s", dst)
     return dst
+
+
+def below_horizon(prefix: Path) -> np.ndarray | None:
+    """The pixels outside wsclean's ``-horizon-mask`` (its ``<prefix>-horizon-mask.fits``: 0 there).
+
+    Below that elevation CLEAN never works and the pixels are not data (beyond the horizon, not on
+    the sky at all): the wgridder leaves structured junk there that changes with the time range.
+    None (with a warning) when wsclean wrote no mask.
+    """
+    path = Path(f"{prefix}-horizon-mask.fits")
+    if not path.exists():
+        log.warning("wsclean wrote no %s: pixels below the horizon mask are kept", path.name)
+        return None
+    mask, _ = read_image(path)
+    return np.asarray(mask).reshape(mask.shape[-2:]) == 0
 
 
 def wsclean_date_obs(path: Path) -> str | None:

@@ -22,8 +22,8 @@ import difflib
 import logging
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -34,10 +34,11 @@ from astropy.time import Time
 
 from lwa_common.config import Config, ImageConfiguration, Imaging, load_config
 from lwa_common.errors import LwaError
-from lwa_common.ms import MsInfo, TimeRange, ms_info
+from lwa_common.ms import MsInfo, TimeRange, interval_bounds, ms_info
 from lwa_common.ms import data_column as pick_data_column
 from lwa_image._wsclean import (
     Timings,
+    below_horizon,
     check_products,
     finalize_product,
     gridder_args,
@@ -187,8 +188,14 @@ def select_configurations(imaging: Imaging, only: Sequence[str] | None) -> list[
 
 
 def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: int, scale_deg: float,
-                         niter: int, intervals_out: int, data_column: str, share: int = 1) -> list[str]:
-    """wsclean options (without -name and the MS) for one science configuration."""
+                         niter: int, intervals_out: int, data_column: str, share: int = 1,
+                         steps: tuple[int, int] | None = None) -> list[str]:
+    """wsclean options (without -name and the MS) for one science configuration.
+
+    A 10-min configuration is one run of ``-intervals-out``, or with `steps` (first, stop) the run
+    of one of its intervals (``-interval``: the same time steps, weights and CLEAN as that interval
+    of ``-intervals-out``).
+    """
     args = ["-size", str(size), str(size), "-scale", f"{scale_deg:g}deg",
             "-weight", "briggs", f"{conf.robust:g}", "-pol", conf.stokes,
             "-horizon-mask", f"{imaging.horizon_mask_deg:g}deg",
@@ -196,7 +203,7 @@ def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: in
     if conf.taper:
         args += ["-taper-inner-tukey", f"{imaging.taper_inner_tukey_lambda:g}"]
     if conf.span == "10min":
-        args += ["-intervals-out", str(intervals_out)]
+        args += ["-interval", str(steps[0]), str(steps[1])] if steps else ["-intervals-out", str(intervals_out)]
     if niter > 0:
         args += ["-niter", str(niter), "-mgain", f"{imaging.mgain:g}",
                  "-auto-threshold", f"{imaging.auto_threshold:g}", "-auto-mask", f"{imaging.auto_mask:g}"]
@@ -285,26 +292,57 @@ def parallel_configurations(imaging: Imaging, n_configurations: int) -> int:
     return max(1, min(n, n_configurations))
 
 
-def _image_configuration(conf: ImageConfiguration, *, ms: Path, outdir: Path, imaging: Imaging,
-                         products: list[Product], info: MsInfo, size: int, scale_deg: float, niter_scale: float,
-                         intervals_out: int, column: str, made: dict[str, Path], share: int,
-                         timings: Timings | None) -> list[Path]:
-    """One configuration: its wsclean run in a private scratch folder, then its products."""
+@dataclass(frozen=True)
+class _Unit:
+    """One wsclean run: a configuration, or one interval of a 10-min configuration (`interval`, 1-based)."""
+
+    conf: ImageConfiguration
+    interval: int | None = None
+    steps: tuple[int, int] | None = None  # the interval's (first, stop) time steps
+
+    @property
+    def label(self) -> str:
+        return self.conf.name if self.interval is None else f"{self.conf.name}-t{self.interval:04d}"
+
+
+def _units(confs: Sequence[ImageConfiguration], info: MsInfo, intervals_out: int, *, split: bool) -> list[_Unit]:
+    """The wsclean runs of `confs`: with `split`, a 10-min configuration's intervals run one by one."""
+    out = []
+    for conf in confs:
+        if split and conf.span == "10min" and intervals_out > 1:
+            bounds = interval_bounds(info.n_times, intervals_out)
+            out += [_Unit(conf, i, b) for i, b in enumerate(bounds, start=1)]
+        else:
+            out.append(_Unit(conf))
+    return out
+
+
+def _image_unit(unit: _Unit, *, ms: Path, outdir: Path, imaging: Imaging, products: list[Product], info: MsInfo,
+                size: int, scale_deg: float, niter_scale: float, intervals_out: int, column: str,
+                beam: RestoringBeam | None, share: int, timings: Timings | None) -> list[Path]:
+    """One wsclean run in a private scratch folder, then its products."""
+    conf = unit.conf
     niter = max(1, round(conf.niter * niter_scale)) if conf.niter > 0 else 0
     args = wsclean_science_args(conf, imaging, size=size, scale_deg=scale_deg, niter=niter,
-                                intervals_out=intervals_out, data_column=column, share=share)
-    beam = _restoring_beam(conf, imaging, made, outdir, info)
+                                intervals_out=intervals_out, data_column=column, share=share, steps=unit.steps)
     if beam is not None:
         args += beam.wsclean_args()
+    mine = [p for p in products if p.config is conf and (unit.interval is None or p.interval == unit.interval)]
     written = []
-    with scratch_dir(outdir, conf.name) as tmp:
-        prefix = tmp / f"{info.subband}-{conf.name}"
+    with scratch_dir(outdir, unit.label) as tmp:
+        prefix = tmp / f"{info.subband}-{unit.label}"
         run_wsclean([*args, "-temp-dir", str(tmp), "-name", str(prefix), str(ms.resolve())], workdir=tmp,
-                    timings=timings, label=conf.name,
-                    keep_log=outdir / f"{info.subband}-{conf.name}-wsclean-failed.log")
+                    timings=timings, label=unit.label,
+                    keep_log=outdir / f"{info.subband}-{unit.label}-wsclean-failed.log")
         command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
-        for product in (p for p in products if p.config is conf):
-            src = wsclean_output(prefix, product.interval, intervals_out)
+        blank = below_horizon(prefix) if imaging.blank_below_horizon else None
+        horizon = {"HORIZON": (imaging.horizon_mask_deg if blank is not None else 0.0,
+                               "[deg] pixels below this elevation are NaN (0: none)")}
+        for product in mine:
+            if unit.interval is None:
+                src = wsclean_output(prefix, product.interval, intervals_out)
+            else:  # one -interval run: wsclean writes no interval tag
+                src = wsclean_output(prefix, None, 1)
             if product.interval is not None:
                 _check_wsclean_time(src, product)
             if beam is not None:
@@ -313,8 +351,34 @@ def _image_configuration(conf: ImageConfiguration, *, ms: Path, outdir: Path, im
             keywords = product.keywords(subband=info.subband, freq_mhz=info.freq_mhz,
                                         taper_lambda=imaging.taper_inner_tukey_lambda)
             written.append(finalize_product(src, product.path, keywords=keywords, command=command,
-                                            extra_history=[f"ms: {ms.resolve()}"], cards=cards))
+                                            extra_history=[f"ms: {ms.resolve()}"], cards={**cards, **horizon},
+                                            blank=blank))
     return written
+
+
+def _run_units(units: list[_Unit], job: Callable[..., list[Path]], *, imaging: Imaging, outdir: Path, info: MsInfo,
+               at_once: int) -> list[list[Path]]:
+    """Run every unit, `at_once` at a time; a unit restored with a deep image's beam starts when that
+    image is written (the references are submitted first, so a waiting unit never blocks them)."""
+    refs = {id(r) for u in units if (r := beam_reference(u.conf, imaging)) is not None}
+    order = sorted(range(len(units)), key=lambda k: (0 if id(units[k].conf) in refs
+                                                     else 2 if beam_reference(units[k].conf, imaging) else 1))
+    futures: dict[int, Future] = {}
+    deep: dict[str, Future] = {}  # reference configuration name -> the future of its run
+
+    def run(unit: _Unit) -> list[Path]:
+        ref = beam_reference(unit.conf, imaging)
+        made = {}
+        if ref is not None and ref.name in deep:
+            made[ref.name] = deep[ref.name].result()[0]
+        return job(unit, beam=_restoring_beam(unit.conf, imaging, made, outdir, info))
+
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        for k in order:
+            futures[k] = pool.submit(run, units[k])
+            if id(units[k].conf) in refs:
+                deep[units[k].conf.name] = futures[k]
+        return [futures[k].result() for k in range(len(units))]
 
 
 def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None,
@@ -353,23 +417,18 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
     log.info("science imaging of %s (%s, %.3f MHz, %d time steps, column %s): %s; %d px at %g deg",
              ms, info.subband, info.freq_mhz, info.n_times, column, ", ".join(c.name for c in confs), size,
              scale_deg)
-    refs = {id(r) for c in confs if (r := beam_reference(c, imaging)) is not None}
-    stages = [[c for c in confs if id(c) in refs], [c for c in confs if id(c) not in refs]]
-    at_once = parallel_configurations(imaging, len(confs))
+    at_once = parallel_configurations(imaging, len(_units(confs, info, intervals_out, split=True)))
+    units = _units(confs, info, intervals_out, split=at_once > 1)
     threads = max(1, _cores() // at_once) if at_once > 1 and imaging.threads == 0 else imaging.threads
-    log.info("%d configuration(s) at a time%s", at_once, f", {threads} wsclean threads each" if at_once > 1 else "")
-    made: dict[str, Path] = {}  # configuration name -> its (deep) image written by this run
-    by_conf: dict[str, list[Path]] = {}
-    job = partial(_image_configuration, ms=ms, outdir=outdir, imaging=replace(imaging, threads=threads), share=at_once,
+    log.info("%d wsclean run(s) at a time%s: %d run(s)", at_once,
+             f", {threads} wsclean threads each" if at_once > 1 else "", len(units))
+    job = partial(_image_unit, ms=ms, outdir=outdir, imaging=replace(imaging, threads=threads), share=at_once,
                   products=products, info=info, size=size, scale_deg=scale_deg, niter_scale=niter_scale,
-                  intervals_out=intervals_out, column=column, made=made, timings=timings)
-    with ThreadPoolExecutor(max_workers=at_once) as pool:
-        for stage in stages:  # beam references first: the configurations restored with their beam follow
-            for conf, paths in zip(stage, pool.map(job, stage)):
-                by_conf[conf.name] = paths
-                deep = [p for p in paths if conf.span == "deep"]
-                if deep:
-                    made[conf.name] = deep[0]
+                  intervals_out=intervals_out, column=column, timings=timings)
+    by_unit = _run_units(units, job, imaging=imaging, outdir=outdir, info=info, at_once=at_once)
+    by_conf: dict[str, list[Path]] = {}
+    for unit, paths in zip(units, by_unit):
+        by_conf.setdefault(unit.conf.name, []).extend(paths)
     written = [p for c in confs for p in by_conf[c.name]]
     if timings is not None:
         timings.total_s += time.perf_counter() - t_start
