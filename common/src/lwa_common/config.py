@@ -266,6 +266,10 @@ class Transient:
     rms_smooth_boxes: int = 3  # local RMS: median over this many x this many neighbouring boxes
     steady_ratio: float = 2.0  # I: a deep-I source this many times brighter in 10 min is not masked (0: off)
     ateam_major_jy: float = 5000.0  # TTCal A-team file: sources this bright get the larger radius
+    # An A-team cap masks only around a source the deep I holds at >= i_mask_high_sigma within this
+    # many beams of its position: peeled to the noise, set, or not in the sky, its sidelobes are not
+    # there to mask, and a cap of 10-15 degrees would hide real transients.
+    ateam_present_beams: float = 3.0
     mask_beams: tuple[float, float] = (2.0, 1.0)  # mask radii (beams) above the high / low *_mask_sigma
     # Stokes V: each 10 min V image is searched minus the deep V image (steady V sources and their
     # dirty sidelobes cancel); a candidate within what a brighter V source's dirty beam puts there

@@ -317,9 +317,16 @@ def test_ateam_zones(tmp_path, name, ra, dec, v_radius, i_radius):
 
     v_in, v_out = at(v_radius - 1.0, 30), at(v_radius + 1.5, 200)
     i_in, i_out = at(i_radius - 1.5, 120), at(i_radius + 2.0, 300)
+    # without the A-team in the deep I (peeled, set, not in the sky) there is nothing to mask
     write(tmp_path / "deepI.fits", hd, image(hd, noise=0.4, seed=1))
     write(tmp_path / "tV.fits", hv, image(hv, [(*v_in, 10.0), (*v_out, 10.0)], noise=1.0, seed=2))
     write(tmp_path / "tI.fits", hi, image(hi, [(*i_in, 14.0), (*i_out, 14.0)], noise=1.0, seed=3))
+    res = search_images([tmp_path], output=tmp_path / "o0", params=FAST)
+    assert nearest(res.candidates, *v_in, stokes="V")[1] < 2 * scale, name
+    assert nearest(res.candidates, *i_in, stokes="I")[1] < 2 * scale, name
+    # the A-team in the deep I (2000 sigma, a third of a beam off its position: an ionospheric shift): capped
+    (tmp_path / "deepI.fits").unlink()
+    write(tmp_path / "deepI.fits", hd, image(hd, [(ra + 0.3, dec, 800.0)], noise=0.4, seed=1))
     res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
     assert nearest(res.candidates, *v_in, stokes="V")[1] > 1.0, name
     assert nearest(res.candidates, *v_out, stokes="V")[1] < 2 * scale, name

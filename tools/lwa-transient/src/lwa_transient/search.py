@@ -103,7 +103,9 @@ class SearchParams:
     `steady_ratio`: in the I search, a deep-I source at least this many times brighter in the
     10 min image than in the deep image is the transient itself and is not masked there (0: off).
     `ateam` / `ateam_file` / `ateam_major_jy`: built-in J2000 A-team, or a TTCal sources.json whose
-    sources at least `ateam_major_jy` bright at the image frequency get the larger radius.
+    sources at least `ateam_major_jy` bright at the image frequency get the larger radius; a cap is
+    drawn only around a source the deep I holds at >= the first `i_mask_sigma` within
+    `ateam_present_beams` of its position (peeled, set or absent: no sidelobes to mask).
     `stokes`: the searches to run; `products`: write cutouts and PNGs.
     """
 
@@ -120,6 +122,7 @@ class SearchParams:
     ateam: tuple[AteamSource, ...] = ATEAM_J2000
     ateam_file: Path | None = None
     ateam_major_jy: float = _T.ateam_major_jy
+    ateam_present_beams: float = _T.ateam_present_beams
     bilobe: bool = True
     bilobe_radius_beams: float = _T.bilobe_radius_beams
     bilobe_ratio: tuple[float, float] = _T.bilobe_ratio
@@ -150,7 +153,7 @@ class SearchParams:
             i_mask_sigma=(t.i_mask_high_sigma, t.i_mask_low_sigma), mask_beams=_pair(t, "mask_beams"),
             steady_ratio=t.steady_ratio,
             v_ateam_radius_deg=_pair(t, "v_ateam_radius_deg"), i_ateam_radius_deg=_pair(t, "i_ateam_radius_deg"),
-            ateam_major_jy=t.ateam_major_jy,
+            ateam_major_jy=t.ateam_major_jy, ateam_present_beams=t.ateam_present_beams,
             bilobe_radius_beams=t.bilobe_radius_beams, bilobe_ratio=_pair(t, "bilobe_ratio"),
             bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_beams=t.catalog_match_beams,
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
@@ -340,6 +343,28 @@ def _ateam_sources(params: SearchParams, freq_mhz: float) -> tuple[AteamSource, 
         return params.ateam
     freq = freq_mhz * 1e6 if math.isfinite(freq_mhz) else 60e6
     return ateam_from_ttcal(params.ateam_file, freq_hz=freq, major_jy=params.ateam_major_jy)
+
+
+def _present(sources: Sequence[AteamSource], snr: np.ndarray, wcs: WCS, *, radius_px: float, sigma: float,
+             label: str) -> tuple[AteamSource, ...]:
+    """The A-team sources the deep I holds: S/N >= `sigma` within `radius_px` of the position."""
+    ny, nx = snr.shape
+    yy, xx = np.ogrid[0:ny, 0:nx]
+    kept = []
+    for src in sources:
+        x, y = wcs.all_world2pix([[src.ra_deg, src.dec_deg]], 0)[0]
+        if not (np.isfinite(x) and np.isfinite(y)) or not (-radius_px <= x < nx + radius_px
+                                                             and -radius_px <= y < ny + radius_px):
+            continue  # off the image: its cap cannot reach far in
+        values = snr[(yy - y) ** 2 + (xx - x) ** 2 <= radius_px ** 2]
+        values = values[np.isfinite(values)]
+        peak = float(values.max()) if values.size else 0.0
+        if peak >= sigma:
+            kept.append(src)
+        else:
+            log.info("%s: %s not in the deep I (peak %.0fσ within %.1f px < %g): no A-team cap", label, src.name,
+                     peak, radius_px, sigma)
+    return tuple(kept)
 
 
 @dataclass
@@ -866,7 +891,8 @@ class _Search:
         b2, b1 = p.mask_beams
         v_bright, v_src = bright_source_mask(snr, beam_px=beam, levels=((p.v_mask_sigma[0], b2), (p.v_mask_sigma[1], b1)))
         i_src, i_islands = bright_sources(snr, beam_px=beam, levels=((p.i_mask_sigma[0], b2), (p.i_mask_sigma[1], b1)))
-        ateam = _ateam_sources(p, deep_i.info.freq_mhz)
+        ateam = _present(_ateam_sources(p, deep_i.info.freq_mhz), snr, deep_i.wcs,
+                         radius_px=p.ateam_present_beams * beam, sigma=p.i_mask_sigma[0], label=label)
         v_zone, v_names = ateam_mask(deep_i.wcs, deep_i.data.shape, ateam, p.v_ateam_radius_deg)
         i_zone, i_names = ateam_mask(deep_i.wcs, deep_i.data.shape, ateam, p.i_ateam_radius_deg)
         v_mask = v_bright | v_zone
