@@ -82,6 +82,11 @@ def cli() -> None:
                 help="Beam h5 for --beam (none: the analytic dipole).")
 @section_option("peel", "field_min_jy", type=click.FloatRange(min=0),
                 help="Field sources fainter than this (apparent, band centre) are left out.")
+@section_option("peel", "field_refine",
+                help="With --field: peel twice, fitting the field sources' positions (moved by the ionosphere) "
+                     "on the first pass's output.")
+@section_option("peel", "field_refine_max_arcmin", type=click.FloatRange(min=0, min_open=True),
+                help="Farthest a field source may move from its catalogue position.")
 @click.option("--field", type=ExistingPath, default=None,
               help="Reference catalogue of the field (VLSSr, CSV, makesourcedb...): its sources are kept fixed "
                    "(subtracted before the solve, added back after), so the gains cannot absorb them.")

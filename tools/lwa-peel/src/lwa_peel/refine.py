@@ -1,0 +1,176 @@
+"""Where the field sources really are: their positions fitted on the data after a first peel.
+
+A reference catalogue gives true positions; the ionosphere moves every source by arcminutes (8'
+and more at 55 MHz), differently across the sky. Kept fixed at its catalogue positions, the field
+model is then wrong by a fringe on every baseline (a 70 Jy source 8' off is half wrong at 40
+wavelengths), and the A-team solve fits that error: at demo size this was most of what peeling
+left (the A-team power left fell from 1.9e-7 to 2.8e-8 with the true field positions, and to
+1.2e-7 only with the true A-team model; measured on the `ateam_peel` sky).
+
+So `lwa-peel sky --field` peels twice: the first pass removes the A-team (field at catalogue
+positions); on its output each field component brighter than `min_flux_jy` is moved to where the
+data put it (Stokes I of the cross-correlations, the other field components subtracted): a grid
+search of the dirty image within `max_offset_arcmin` on channel-averaged visibilities, then
+Gauss-Newton on every channel for the offset and an amplitude scale (the scale only weighs the fit:
+the model keeps its catalogue flux). A fit that runs to the edge of the search or finds a scale
+outside [0.5, 2] keeps the catalogue position. The second pass peels the original data with the
+moved field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from lwa_common.ms import open_table
+from lwa_common.sky import direction_cosines
+from lwa_peel.model import Direction
+
+__all__ = ["FieldFit", "refine_field"]
+
+log = logging.getLogger(__name__)
+
+C_M_S = 299_792_458.0
+_GN_ITERATIONS = 6
+_SCALE_RANGE = (0.5, 2.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldFit:
+    """One field component's fit: offset (arcmin, RA*cos(Dec) and Dec) and amplitude scale."""
+
+    name: str
+    flux_jy: float
+    d_ra_arcmin: float
+    d_dec_arcmin: float
+    scale: float
+    moved: bool
+
+
+def _read(ms: Path, column: str, uv_min_lambda: float):
+    """Stokes I of the unflagged cross-correlations, UVW (m), frequencies, the phase centre."""
+    with open_table(ms) as t:
+        a1, a2 = t.getcol("ANTENNA1"), t.getcol("ANTENNA2")
+        keep = a1 != a2
+        data = t.getcol(column)[keep]
+        flags = t.getcol("FLAG")[keep]
+        uvw = t.getcol("UVW")[keep]
+    with open_table(ms / "SPECTRAL_WINDOW") as t:
+        freqs = np.asarray(t.getcell("CHAN_FREQ", 0), dtype=float)
+    with open_table(ms / "FIELD") as t:
+        ra0, dec0 = (float(v) for v in t.getcell("PHASE_DIR", 0)[0])
+    vis = 0.5 * (data[..., 0] + data[..., -1])
+    good = ~(flags[..., 0] | flags[..., -1])
+    uv_len = np.hypot(uvw[:, 0], uvw[:, 1])[:, None] * freqs[None, :] / C_M_S
+    weight = (good & (uv_len >= uv_min_lambda)).astype(float)
+    return np.where(weight > 0, vis, 0), weight, uvw, freqs, (ra0, dec0)
+
+
+def _lmn(ra_deg: float, dec_deg: float, centre: tuple[float, float]) -> np.ndarray:
+    return np.array(direction_cosines(np.radians(ra_deg), np.radians(dec_deg), *centre), dtype=float)
+
+
+def _radec(lmn: np.ndarray, centre: tuple[float, float]) -> tuple[float, float]:
+    """(RA, Dec) in degrees of direction cosines (l, m) about `centre` (inverse SIN projection)."""
+    ra0, dec0 = centre
+    l, m = float(lmn[0]), float(lmn[1])  # noqa: E741
+    n = np.sqrt(max(1.0 - l * l - m * m, 0.0))
+    dec = np.arcsin(m * np.cos(dec0) + n * np.sin(dec0))
+    ra = ra0 + np.arctan2(l, n * np.cos(dec0) - m * np.sin(dec0))
+    return float(np.degrees(ra) % 360.0), float(np.degrees(dec))
+
+
+def _phase(uvw: np.ndarray, freqs: np.ndarray, lmn: np.ndarray) -> np.ndarray:
+    """exp(2 pi i tau nu / c): the visibility of a unit point source at `lmn` (lwa-sim / DP3 sign)."""
+    tau = uvw[:, 0] * lmn[0] + uvw[:, 1] * lmn[1] + uvw[:, 2] * (lmn[2] - 1.0)
+    return np.exp(2j * np.pi * tau[:, None] * freqs[None, :] / C_M_S)
+
+
+def _with_n(l: float, m: float) -> np.ndarray:  # noqa: E741
+    return np.array([l, m, np.sqrt(max(1.0 - l * l - m * m, 0.0))])
+
+
+def _grid_search(target, spectrum, weight, uvw, freqs, lmn, max_offset_rad) -> np.ndarray:
+    """Peak of the channel-averaged dirty image of `target` within `max_offset_rad` of `lmn`."""
+    rotated = target * np.conj(_phase(uvw, freqs, lmn)) * spectrum[None, :] * weight
+    mid = float(np.mean(freqs))
+    vis = rotated.sum(axis=1) * 1.0  # baseline average at the mean frequency (small fractional band)
+    u = (uvw[:, 0] - uvw[:, 2] * lmn[0] / lmn[2]) * mid / C_M_S
+    v = (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2]) * mid / C_M_S
+    uv_max = float(np.max(np.hypot(u, v)))
+    step = min(1.0 / (4.0 * uv_max), max_offset_rad / 4.0)
+    n = int(np.ceil(max_offset_rad / step))
+    offsets = np.arange(-n, n + 1) * step
+    dl, dm = np.meshgrid(offsets, offsets, indexing="ij")
+    inside = np.hypot(dl, dm) <= max_offset_rad
+    dl, dm = dl[inside], dm[inside]
+    image = np.array([np.sum(vis * np.exp(2j * np.pi * (u * a + v * b))).real for a, b in zip(dl, dm, strict=True)])
+    best = int(np.argmax(image))
+    return _with_n(lmn[0] + dl[best], lmn[1] + dm[best])
+
+
+def _gauss_newton(target, spectrum, weight, uvw, freqs, lmn) -> tuple[np.ndarray, float]:
+    """Least-squares offset and amplitude scale of a point source of `spectrum` near `lmn`."""
+    scale = 1.0
+    k = 2 * np.pi * freqs[None, :] / C_M_S
+    w = weight.ravel() > 0
+    for _ in range(_GN_ITERATIONS):
+        model = spectrum[None, :] * _phase(uvw, freqs, lmn)
+        d_tau_l = (uvw[:, 0] - uvw[:, 2] * lmn[0] / lmn[2])[:, None]
+        d_tau_m = (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2])[:, None]
+        jac = np.stack([model, 1j * k * d_tau_l * scale * model, 1j * k * d_tau_m * scale * model], axis=-1)
+        resid = (target - scale * model).ravel()[w]
+        jac = jac.reshape(-1, 3)[w]
+        a = np.concatenate([jac.real, jac.imag])
+        b = np.concatenate([resid.real, resid.imag])
+        step, *_ = np.linalg.lstsq(a, b, rcond=None)
+        scale += step[0]
+        lmn = _with_n(lmn[0] + step[1], lmn[1] + step[2])
+        if max(abs(step[1]), abs(step[2])) < 1e-7:
+            break
+    return lmn, float(scale)
+
+
+def refine_field(ms: Path, column: str, field: Direction, *, min_flux_jy: float, max_offset_arcmin: float,
+                 uv_min_lambda: float = 0.0) -> tuple[Direction, list[FieldFit]]:
+    """`field` with its components brighter than `min_flux_jy` (apparent, band centre) moved to the
+    positions that `column` of `ms` (the A-team already peeled) puts them at (module docstring)."""
+    target, weight, uvw, freqs, centre = _read(ms, column, uv_min_lambda)
+    ref = float(np.mean(freqs))
+    comps = list(field.components)
+    lmns = [_lmn(c.ra_deg, c.dec_deg, centre) for c in comps]
+    spectra = [np.asarray(c.flux_at(freqs), dtype=float) for c in comps]
+    models = [s[None, :] * _phase(uvw, freqs, p) for s, p in zip(spectra, lmns, strict=True)]
+    resid = target - weight * sum(models)
+    max_offset = np.radians(max_offset_arcmin / 60.0)
+    fits: list[FieldFit] = []
+    order = sorted(range(len(comps)), key=lambda i: -comps[i].flux_at(ref))
+    for i in order:
+        c = comps[i]
+        if c.flux_at(ref) < min_flux_jy or c.is_gaussian or lmns[i][2] <= 0:
+            continue
+        own = resid + weight * models[i]
+        start = _grid_search(own, spectra[i], weight, uvw, freqs, lmns[i], max_offset)
+        lmn, scale = _gauss_newton(own, spectra[i], weight, uvw, freqs, start)
+        offset = np.hypot(lmn[0] - lmns[i][0], lmn[1] - lmns[i][1])
+        moved = bool(offset < 0.95 * max_offset and _SCALE_RANGE[0] <= scale <= _SCALE_RANGE[1])
+        ra, dec = _radec(lmn, centre) if moved else (c.ra_deg, c.dec_deg)
+        d_ra = ((ra - c.ra_deg + 180.0) % 360.0 - 180.0) * np.cos(np.radians(c.dec_deg)) * 60.0
+        fits.append(FieldFit(c.name, float(c.flux_at(ref)), float(d_ra), float((dec - c.dec_deg) * 60.0),
+                             scale, moved))
+        if moved:
+            comps[i] = dataclasses.replace(c, ra_deg=ra, dec_deg=dec)
+            lmns[i] = lmn
+            models[i] = spectra[i][None, :] * _phase(uvw, freqs, lmn)
+        resid = own - weight * models[i]
+    if fits:
+        offsets = [np.hypot(f.d_ra_arcmin, f.d_dec_arcmin) for f in fits if f.moved]
+        log.info("field positions fitted on the first pass: %d of %d component(s) moved (median %.2f', max %.2f'), "
+                 "%d kept at the catalogue position", len(offsets), len(fits),
+                 float(np.median(offsets)) if offsets else 0.0, max(offsets, default=0.0),
+                 len(fits) - len(offsets))
+    return dataclasses.replace(field, components=tuple(comps)), fits
+
