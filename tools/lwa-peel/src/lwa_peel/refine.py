@@ -11,9 +11,9 @@ So `lwa-peel sky --field` peels twice: the first pass removes the A-team (field 
 positions); on its output each field component brighter than `min_flux_jy` is moved to where the
 data put it (Stokes I of the cross-correlations, the other field components subtracted): a grid
 search of the dirty image within `max_offset_arcmin` on channel-averaged visibilities, then
-Gauss-Newton on every channel for the offset and an amplitude scale (the scale only weighs the fit:
-the model keeps its catalogue flux). A fit that runs to the edge of the search or finds a scale
-outside [0.5, 2] keeps the catalogue position. The second pass peels the original data with the
+Gauss-Newton on every channel for the offset and an amplitude scale (catalogue fluxes are off by
+their errors and by the assumed spectral index), both applied. A fit that runs to the edge of the
+search or finds a scale outside [0.5, 2] keeps the catalogue position and flux. The second pass peels the original data with the
 moved field.
 """
 
@@ -66,7 +66,7 @@ def _read(ms: Path, column: str, uv_min_lambda: float):
     good = ~(flags[..., 0] | flags[..., -1])
     uv_len = np.hypot(uvw[:, 0], uvw[:, 1])[:, None] * freqs[None, :] / C_M_S
     weight = (good & (uv_len >= uv_min_lambda)).astype(float)
-    return np.where(weight > 0, vis, 0), weight, uvw, freqs, (ra0, dec0)
+    return np.where(weight > 0, vis, 0).astype(np.complex64), weight.astype(np.float32), uvw, freqs, (ra0, dec0)
 
 
 def _lmn(ra_deg: float, dec_deg: float, centre: tuple[float, float]) -> np.ndarray:
@@ -97,7 +97,7 @@ def _grid_search(target, spectrum, weight, uvw, freqs, lmn, max_offset_rad) -> n
     """Peak of the channel-averaged dirty image of `target` within `max_offset_rad` of `lmn`."""
     rotated = target * np.conj(_phase(uvw, freqs, lmn)) * spectrum[None, :] * weight
     mid = float(np.mean(freqs))
-    vis = rotated.sum(axis=1) * 1.0  # baseline average at the mean frequency (small fractional band)
+    vis = rotated.sum(axis=1)  # baseline average at the mean frequency (small fractional band)
     u = (uvw[:, 0] - uvw[:, 2] * lmn[0] / lmn[2]) * mid / C_M_S
     v = (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2]) * mid / C_M_S
     uv_max = float(np.max(np.hypot(u, v)))
@@ -113,20 +113,18 @@ def _grid_search(target, spectrum, weight, uvw, freqs, lmn, max_offset_rad) -> n
 
 
 def _gauss_newton(target, spectrum, weight, uvw, freqs, lmn) -> tuple[np.ndarray, float]:
-    """Least-squares offset and amplitude scale of a point source of `spectrum` near `lmn`."""
+    """Least-squares offset and amplitude scale of a point source of `spectrum` near `lmn` (normal
+    equations of the real parameters, so no Jacobian of the size of the data is stacked)."""
     scale = 1.0
     k = 2 * np.pi * freqs[None, :] / C_M_S
-    w = weight.ravel() > 0
     for _ in range(_GN_ITERATIONS):
-        model = spectrum[None, :] * _phase(uvw, freqs, lmn)
-        d_tau_l = (uvw[:, 0] - uvw[:, 2] * lmn[0] / lmn[2])[:, None]
-        d_tau_m = (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2])[:, None]
-        jac = np.stack([model, 1j * k * d_tau_l * scale * model, 1j * k * d_tau_m * scale * model], axis=-1)
-        resid = (target - scale * model).ravel()[w]
-        jac = jac.reshape(-1, 3)[w]
-        a = np.concatenate([jac.real, jac.imag])
-        b = np.concatenate([resid.real, resid.imag])
-        step, *_ = np.linalg.lstsq(a, b, rcond=None)
+        model = spectrum[None, :] * _phase(uvw, freqs, lmn) * weight
+        resid = target - scale * model
+        cols = (model, 1j * k * (uvw[:, 0] - uvw[:, 2] * lmn[0] / lmn[2])[:, None] * scale * model,
+                1j * k * (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2])[:, None] * scale * model)
+        normal = np.array([[np.vdot(a, b).real for b in cols] for a in cols])
+        rhs = np.array([np.vdot(a, resid).real for a in cols])
+        step = np.linalg.lstsq(normal, rhs, rcond=None)[0]
         scale += step[0]
         lmn = _with_n(lmn[0] + step[1], lmn[1] + step[2])
         if max(abs(step[1]), abs(step[2])) < 1e-7:
@@ -143,18 +141,22 @@ def refine_field(ms: Path, column: str, field: Direction, *, min_flux_jy: float,
     comps = list(field.components)
     lmns = [_lmn(c.ra_deg, c.dec_deg, centre) for c in comps]
     spectra = [np.asarray(c.flux_at(freqs), dtype=float) for c in comps]
-    models = [s[None, :] * _phase(uvw, freqs, p) for s, p in zip(spectra, lmns, strict=True)]
-    resid = target - weight * sum(models)
+
+    def model(i: int) -> np.ndarray:
+        return spectra[i][None, :] * _phase(uvw, freqs, lmns[i]) * weight
+
+    resid = target.copy()
+    for i in range(len(comps)):
+        resid -= model(i)
     max_offset = np.radians(max_offset_arcmin / 60.0)
     fits: list[FieldFit] = []
-    order = sorted(range(len(comps)), key=lambda i: -comps[i].flux_at(ref))
-    for i in order:
+    for i in sorted(range(len(comps)), key=lambda i: -comps[i].flux_at(ref)):
         c = comps[i]
         if c.flux_at(ref) < min_flux_jy or c.is_gaussian or lmns[i][2] <= 0:
             continue
-        own = resid + weight * models[i]
-        start = _grid_search(own, spectra[i], weight, uvw, freqs, lmns[i], max_offset)
-        lmn, scale = _gauss_newton(own, spectra[i], weight, uvw, freqs, start)
+        resid += model(i)  # this component's own data back in
+        start = _grid_search(resid, spectra[i], weight, uvw, freqs, lmns[i], max_offset)
+        lmn, scale = _gauss_newton(resid, spectra[i], weight, uvw, freqs, start)
         offset = np.hypot(lmn[0] - lmns[i][0], lmn[1] - lmns[i][1])
         moved = bool(offset < 0.95 * max_offset and _SCALE_RANGE[0] <= scale <= _SCALE_RANGE[1])
         ra, dec = _radec(lmn, centre) if moved else (c.ra_deg, c.dec_deg)
@@ -162,15 +164,18 @@ def refine_field(ms: Path, column: str, field: Direction, *, min_flux_jy: float,
         fits.append(FieldFit(c.name, float(c.flux_at(ref)), float(d_ra), float((dec - c.dec_deg) * 60.0),
                              scale, moved))
         if moved:
-            comps[i] = dataclasses.replace(c, ra_deg=ra, dec_deg=dec)
+            comps[i] = dataclasses.replace(c, ra_deg=ra, dec_deg=dec, i_jy=c.i_jy * scale, q_jy=c.q_jy * scale,
+                                           u_jy=c.u_jy * scale, v_jy=c.v_jy * scale)
             lmns[i] = lmn
-            models[i] = spectra[i][None, :] * _phase(uvw, freqs, lmn)
-        resid = own - weight * models[i]
+            spectra[i] = spectra[i] * scale
+        resid -= model(i)
     if fits:
         offsets = [np.hypot(f.d_ra_arcmin, f.d_dec_arcmin) for f in fits if f.moved]
-        log.info("field positions fitted on the first pass: %d of %d component(s) moved (median %.2f', max %.2f'), "
-                 "%d kept at the catalogue position", len(offsets), len(fits),
+        scales = [f.scale for f in fits if f.moved]
+        log.info("field positions fitted on the first pass: %d of %d component(s) moved (median %.2f', max %.2f'; "
+                 "flux x%.3f median, %.3f-%.3f), %d kept as catalogued", len(offsets), len(fits),
                  float(np.median(offsets)) if offsets else 0.0, max(offsets, default=0.0),
+                 float(np.median(scales)) if scales else 1.0, min(scales, default=1.0), max(scales, default=1.0),
                  len(fits) - len(offsets))
     return dataclasses.replace(field, components=tuple(comps)), fits
 
