@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 C_M_S = 299_792_458.0
 _GN_ITERATIONS = 6
 _SCALE_RANGE = (0.5, 2.0)
+_SWEEPS = 2  # the first fits see the others at their catalogue positions; the second does not
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,26 +150,30 @@ def refine_field(ms: Path, column: str, field: Direction, *, min_flux_jy: float,
     for i in range(len(comps)):
         resid -= model(i)
     max_offset = np.radians(max_offset_arcmin / 60.0)
-    fits: list[FieldFit] = []
-    for i in sorted(range(len(comps)), key=lambda i: -comps[i].flux_at(ref)):
-        c = comps[i]
+    fits: dict[int, FieldFit] = {}
+    order = sorted(range(len(comps)), key=lambda i: -comps[i].flux_at(ref))
+    for i in order * _SWEEPS:
+        c, cat = comps[i], field.components[i]
         if c.flux_at(ref) < min_flux_jy or c.is_gaussian or lmns[i][2] <= 0:
             continue
         resid += model(i)  # this component's own data back in
         start = _grid_search(resid, spectra[i], weight, uvw, freqs, lmns[i], max_offset)
         lmn, scale = _gauss_newton(resid, spectra[i], weight, uvw, freqs, start)
-        offset = np.hypot(lmn[0] - lmns[i][0], lmn[1] - lmns[i][1])
-        moved = bool(offset < 0.95 * max_offset and _SCALE_RANGE[0] <= scale <= _SCALE_RANGE[1])
-        ra, dec = _radec(lmn, centre) if moved else (c.ra_deg, c.dec_deg)
-        d_ra = ((ra - c.ra_deg + 180.0) % 360.0 - 180.0) * np.cos(np.radians(c.dec_deg)) * 60.0
-        fits.append(FieldFit(c.name, float(c.flux_at(ref)), float(d_ra), float((dec - c.dec_deg) * 60.0),
-                             scale, moved))
-        if moved:
-            comps[i] = dataclasses.replace(c, ra_deg=ra, dec_deg=dec, i_jy=c.i_jy * scale, q_jy=c.q_jy * scale,
-                                           u_jy=c.u_jy * scale, v_jy=c.v_jy * scale)
-            lmns[i] = lmn
-            spectra[i] = spectra[i] * scale
+        home = _lmn(cat.ra_deg, cat.dec_deg, centre)
+        total = scale * c.i_jy / cat.i_jy  # against the catalogue
+        offset = np.hypot(lmn[0] - home[0], lmn[1] - home[1])
+        moved = bool(offset < 0.95 * max_offset and _SCALE_RANGE[0] <= total <= _SCALE_RANGE[1])
+        ra, dec = _radec(lmn, centre) if moved else (cat.ra_deg, cat.dec_deg)
+        d_ra = ((ra - cat.ra_deg + 180.0) % 360.0 - 180.0) * np.cos(np.radians(cat.dec_deg)) * 60.0
+        fits[i] = FieldFit(c.name, float(cat.flux_at(ref)), float(d_ra), float((dec - cat.dec_deg) * 60.0),
+                           total if moved else 1.0, moved)
+        total = total if moved else 1.0
+        comps[i] = dataclasses.replace(cat, ra_deg=ra, dec_deg=dec, i_jy=cat.i_jy * total, q_jy=cat.q_jy * total,
+                                       u_jy=cat.u_jy * total, v_jy=cat.v_jy * total)
+        lmns[i] = lmn if moved else home
+        spectra[i] = np.asarray(cat.flux_at(freqs), dtype=float) * total
         resid -= model(i)
+    fits = [fits[i] for i in order if i in fits]
     if fits:
         offsets = [np.hypot(f.d_ra_arcmin, f.d_dec_arcmin) for f in fits if f.moved]
         scales = [f.scale for f in fits if f.moved]
