@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 C_M_S = 299_792_458.0
 _GN_ITERATIONS = 6
 _SCALE_RANGE = (0.5, 2.0)
+_BLOCKS = 16  # channel groups the fit runs on (bandwidth smearing within one: < 1e-3 rad)
 _SWEEPS = 2  # the first fits see the others at their catalogue positions; the second does not
 
 
@@ -84,43 +85,62 @@ def _radec(lmn: np.ndarray, centre: tuple[float, float]) -> tuple[float, float]:
     return float(np.degrees(ra) % 360.0), float(np.degrees(dec))
 
 
-def _phase(uvw: np.ndarray, freqs: np.ndarray, lmn: np.ndarray) -> np.ndarray:
-    """exp(2 pi i tau nu / c): the visibility of a unit point source at `lmn` (lwa-sim / DP3 sign)."""
-    tau = uvw[:, 0] * lmn[0] + uvw[:, 1] * lmn[1] + uvw[:, 2] * (lmn[2] - 1.0)
-    return np.exp(2j * np.pi * tau[:, None] * freqs[None, :] / C_M_S)
+def _phase(uvw: np.ndarray, freqs: np.ndarray, lmn: np.ndarray, origin: np.ndarray | None = None) -> np.ndarray:
+    """exp(2 pi i tau nu / c): the visibility of a unit point source at `lmn` (lwa-sim / DP3 sign),
+    phased to `origin` (default the phase centre). Evenly spaced channels take a running product
+    instead of an exponential per channel."""
+    origin = np.array([0.0, 0.0, 1.0]) if origin is None else origin
+    tau = uvw @ (np.asarray(lmn) - origin) * (2 * np.pi / C_M_S)
+    step = np.diff(freqs)
+    if freqs.size < 3 or not np.allclose(step, step[0], rtol=1e-9, atol=0):
+        return np.exp(1j * tau[:, None] * freqs[None, :])
+    out = np.empty((tau.size, freqs.size), dtype=complex)
+    out[:, 0] = np.exp(1j * tau * freqs[0])
+    out[:, 1:] = np.exp(1j * tau * step[0])[:, None]
+    return np.cumprod(out, axis=1, out=out)
 
 
 def _with_n(l: float, m: float) -> np.ndarray:  # noqa: E741
     return np.array([l, m, np.sqrt(max(1.0 - l * l - m * m, 0.0))])
 
 
-def _grid_search(target, spectrum, weight, uvw, freqs, lmn, max_offset_rad) -> np.ndarray:
-    """Peak of the channel-averaged dirty image of `target` within `max_offset_rad` of `lmn`."""
-    rotated = target * np.conj(_phase(uvw, freqs, lmn)) * spectrum[None, :] * weight
+def _blocks(rotated: np.ndarray, weight: np.ndarray, freqs: np.ndarray, spectrum: np.ndarray):
+    """Sums over up to `_BLOCKS` groups of channels of data phased to the source (it barely moves
+    within a group), with the groups' weights, mean frequencies and mean spectrum."""
+    starts = np.unique(np.linspace(0, freqs.size, min(_BLOCKS, freqs.size) + 1).astype(int)[:-1])
+    counts = np.diff(np.append(starts, freqs.size))
+    return (np.add.reduceat(rotated, starts, axis=1), np.add.reduceat(weight, starts, axis=1),
+            np.add.reduceat(freqs, starts) / counts, np.add.reduceat(spectrum, starts) / counts)
+
+
+def _grid_search(vis, weight, uvw, freqs, spectrum, lmn, max_offset_rad) -> np.ndarray:
+    """Peak of the dirty image (channel blocks summed at their mean frequency) of `vis`, phased to
+    `lmn`, within `max_offset_rad` of it."""
     mid = float(np.mean(freqs))
-    vis = rotated.sum(axis=1)  # baseline average at the mean frequency (small fractional band)
+    summed = (vis * spectrum[None, :]).sum(axis=1)
     u = (uvw[:, 0] - uvw[:, 2] * lmn[0] / lmn[2]) * mid / C_M_S
     v = (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2]) * mid / C_M_S
-    uv_max = float(np.max(np.hypot(u, v)))
+    used = weight.sum(axis=1) > 0
+    uv_max = float(np.max(np.hypot(u[used], v[used]))) if np.any(used) else 1.0
     step = min(1.0 / (4.0 * uv_max), max_offset_rad / 4.0)
     n = int(np.ceil(max_offset_rad / step))
     offsets = np.arange(-n, n + 1) * step
     dl, dm = np.meshgrid(offsets, offsets, indexing="ij")
     inside = np.hypot(dl, dm) <= max_offset_rad
     dl, dm = dl[inside], dm[inside]
-    image = np.array([np.sum(vis * np.exp(2j * np.pi * (u * a + v * b))).real for a, b in zip(dl, dm, strict=True)])
+    image = np.array([np.sum(summed * np.exp(2j * np.pi * (u * a + v * b))).real for a, b in zip(dl, dm, strict=True)])
     best = int(np.argmax(image))
     return _with_n(lmn[0] + dl[best], lmn[1] + dm[best])
 
 
-def _gauss_newton(target, spectrum, weight, uvw, freqs, lmn) -> tuple[np.ndarray, float]:
-    """Least-squares offset and amplitude scale of a point source of `spectrum` near `lmn` (normal
-    equations of the real parameters, so no Jacobian of the size of the data is stacked)."""
+def _gauss_newton(vis, weight, uvw, freqs, spectrum, origin, lmn) -> tuple[np.ndarray, float]:
+    """Least-squares offset and amplitude scale of a point source of `spectrum` near `lmn`, on `vis`
+    phased to `origin` (normal equations of the three real parameters)."""
     scale = 1.0
     k = 2 * np.pi * freqs[None, :] / C_M_S
     for _ in range(_GN_ITERATIONS):
-        model = spectrum[None, :] * _phase(uvw, freqs, lmn) * weight
-        resid = target - scale * model
+        model = spectrum[None, :] * _phase(uvw, freqs, lmn, origin) * weight
+        resid = vis - scale * model
         cols = (model, 1j * k * (uvw[:, 0] - uvw[:, 2] * lmn[0] / lmn[2])[:, None] * scale * model,
                 1j * k * (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2])[:, None] * scale * model)
         normal = np.array([[np.vdot(a, b).real for b in cols] for a in cols])
@@ -156,9 +176,12 @@ def refine_field(ms: Path, column: str, field: Direction, *, min_flux_jy: float,
         c, cat = comps[i], field.components[i]
         if c.flux_at(ref) < min_flux_jy or c.is_gaussian or lmns[i][2] <= 0:
             continue
-        resid += model(i)  # this component's own data back in
-        start = _grid_search(resid, spectra[i], weight, uvw, freqs, lmns[i], max_offset)
-        lmn, scale = _gauss_newton(resid, spectra[i], weight, uvw, freqs, start)
+        phase = _phase(uvw, freqs, lmns[i])
+        resid += spectra[i][None, :] * phase * weight  # this component's own data back in
+        vis, w_blk, f_blk, s_blk = _blocks(resid * np.conj(phase), weight, freqs, spectra[i])
+        del phase
+        start = _grid_search(vis, w_blk, uvw, f_blk, s_blk, lmns[i], max_offset)
+        lmn, scale = _gauss_newton(vis, w_blk, uvw, f_blk, s_blk, lmns[i], start)
         home = _lmn(cat.ra_deg, cat.dec_deg, centre)
         total = scale * c.i_jy / cat.i_jy  # against the catalogue
         offset = np.hypot(lmn[0] - home[0], lmn[1] - home[1])
