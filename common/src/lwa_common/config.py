@@ -339,6 +339,12 @@ class Peel:
     # than field_min_jy (apparent, band centre) or within field_exclude_deg of a peeled source are left out
     field_min_jy: float = 5.0
     field_exclude_deg: float = 1.0
+    # the catalogue's positions are off by the ionosphere: with field_refine the peel runs twice and
+    # moves each field source >= field_refine_min_jy (apparent) to where the first pass's output puts
+    # it (within field_refine_max_arcmin); at demo size the A-team power left falls ~6x (lwa_peel.refine)
+    field_refine: bool = True
+    field_refine_max_arcmin: float = 20.0
+    field_refine_min_jy: float = 5.0
     field_reference_freq_mhz: float = 73.8  # catalogue fluxes without their own frequency (VLSSr)
     field_spectral_index: float = -0.8  # catalogue sources without their own spectral index
 

@@ -91,6 +91,11 @@ def cli() -> None:
                 help="Beam h5 for --beam (none: the analytic dipole).")
 @section_option("peel", "field_min_jy", type=click.FloatRange(min=0),
                 help="Field sources fainter than this (apparent, band centre) are left out.")
+@section_option("peel", "field_refine",
+                help="With --field: peel twice, fitting the field sources' positions (moved by the ionosphere) "
+                     "on the first pass's output.")
+@section_option("peel", "field_refine_max_arcmin", type=click.FloatRange(min=0, min_open=True),
+                help="Farthest a field source may move from its catalogue position.")
 @click.option("--field", type=ExistingPath, default=None,
               help="Reference catalogue of the field (VLSSr, CSV, makesourcedb...): its sources are kept fixed "
                    "(subtracted before the solve, added back after), so the gains cannot absorb them.")
@@ -103,7 +108,9 @@ def sky_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_jso
     the MS, ignoring baselines under --uv-min-lambda, and subtracts the corrupted model. With
     --field, the catalogue's sources stay in the model as one fixed direction (never solved) so the
     solve does not eat them: field sources near the A-team then change by < 1 % instead of 3-7 %
-    at demo size (64 antennas). DDECal's iterations are logged (and converged: true/false). Writes
+    at demo size (64 antennas); the field's positions (moved by the ionosphere) and fluxes are
+    fitted on a first pass's output and the second pass peels with them (--no-field-refine: one
+    pass). DDECal's iterations are logged (and converged: true/false). Writes
     OUT.ms (or MS with --in-place) plus NAME.peel-sky.{h5,skymodel,parset} beside it; prints the
     paths written (MS, solutions) or a JSON summary with --json.
 

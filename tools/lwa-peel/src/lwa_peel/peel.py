@@ -11,7 +11,10 @@ With a field catalogue (`field`), its sources (apparent flux >= `field_min_jy`, 
 `field_exclude_deg` from the peeled sources) form one more patch, "field", that is never solved:
 a DP3 Predict step subtracts it before DDECal and another adds it back after, so the A-team gains
 are solved on data without the field and cannot absorb it (they absorb only what the catalogue
-gets wrong).
+gets wrong). The catalogue's positions are off by the ionosphere (arcminutes), which the solve
+would fit as A-team error; so with `field_refine` the peel runs twice: the first pass's output
+gives each field source's position (`lwa_peel.refine`), and the second pass peels the original
+data with the field moved there.
 
 Output: a copy of the MS (`output`, written atomically) or the MS itself (`in_place`); the
 peeled visibilities go to `column` (CORRECTED_DATA by default) from `input_column`
@@ -25,6 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +44,7 @@ from lwa_common.ms import ms_info as read_ms_info
 from lwa_common.provenance import stamp_ms, tool_version
 from lwa_peel.dp3 import Dp3Run, dp3_env, find_dp3, run_dp3, thread_count, write_parset
 from lwa_peel.model import Direction, Skipped, field_direction, rfi_directions, sky_directions, write_skymodel
+from lwa_peel.refine import refine_field
 
 __all__ = ["PeelResult", "MsInfo", "ms_info", "peel_ms", "product_paths", "resolve_settings"]
 
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 KINDS = ("sky", "rfi")
 MODES = ("diagonal", "scalar", "fulljones")
 MARKER = "LWA_PEEL"
+SCRATCH = "LWA_PEEL_PASS1"  # the first pass's output column (removed after the field fit)
 
 @dataclass(frozen=True)
 class PeelResult:
@@ -143,7 +149,8 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
     """Peel settings: the given values, else the config (`[peel]`)."""
     cfg = cfg or load_config(None)
     names = ("min_elevation_deg", "uv_min_lambda", "max_iterations", "tolerance", "step_size",
-             "channels_per_solution", "mode", "beam", "smoothness_mhz", "field_min_jy", "field_exclude_deg")
+             "channels_per_solution", "mode", "beam", "smoothness_mhz", "field_min_jy", "field_exclude_deg",
+             "field_refine", "field_refine_max_arcmin", "field_refine_min_jy")
     out = {name: given.get(name) if given.get(name) is not None else getattr(cfg.peel, name) for name in names}
     if kind == "rfi":
         out.pop("min_elevation_deg")
@@ -151,6 +158,8 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         out.pop("smoothness_mhz")
         out.pop("field_min_jy")
         out.pop("field_exclude_deg")
+        for name in ("field_refine", "field_refine_max_arcmin", "field_refine_min_jy"):
+            out.pop(name)
         if given.get("channels_per_solution") is None:
             out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
     if kind == "sky":
@@ -169,6 +178,8 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         raise LwaError(f"smoothness_mhz must be >= 0, got {out['smoothness_mhz']}")
     if kind == "sky" and (float(out["field_min_jy"]) < 0 or float(out["field_exclude_deg"]) < 0):
         raise LwaError("field_min_jy and field_exclude_deg must be >= 0")
+    if kind == "sky" and not (float(out["field_refine_max_arcmin"]) > 0 and float(out["field_refine_min_jy"]) >= 0):
+        raise LwaError("field_refine_max_arcmin must be > 0 and field_refine_min_jy >= 0")
     if float(out["uv_min_lambda"]) < 0:
         raise LwaError(f"uv_min_lambda must be >= 0, got {out['uv_min_lambda']}")
     return out
@@ -264,8 +275,15 @@ def peel_ms(
         note = "already peeled" if already else f"no {kind} source to peel"
         log.info("%s: %s; %s", ms, note, "copying the data" if not same_column or output else "nothing to do")
 
+    refined: dict[str, Direction] = {}
+    first_pass = None
+    if fixed is not None and settings["field_refine"]:
+        first_pass = functools.partial(_first_pass, parset=paths["parset"], fixed=fixed, directions=directions,
+                                       skymodel=paths["skymodel"], settings=settings, refined=refined,
+                                       comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
     process = functools.partial(
-        _process, parset=paths["parset"] if need_dp3 else None, column=column, markers=markers, argv=argv,
+        _process, parset=paths["parset"] if need_dp3 else None, first_pass=first_pass, column=column,
+        markers=markers, argv=argv,
         what=f"DP3 peel {kind}" if directions else "DP3 copy",
         message=f"lwa-peel {kind}: {', '.join(d.name for d in directions) or note} ({in_col} -> {column})")
     dp3 = _execute(process, ms, output, paths["solutions"], peel=bool(directions), copy_only=not same_column)
@@ -275,7 +293,7 @@ def peel_ms(
         kind=kind, ms=target, input_column=in_col, column=column, peeled=tuple(directions),
         skipped=tuple(skipped), solutions=paths["solutions"] if directions else None,
         skymodel=paths["skymodel"] if directions else None, parset=paths["parset"] if need_dp3 else None,
-        dp3=dp3, note=note, settings=settings, field=fixed,
+        dp3=dp3, note=note, settings=settings, field=refined.get("field", fixed),
     )
 
 
@@ -395,11 +413,14 @@ def _rerun_comment(kind: str, target: Path, directions: Sequence[Direction], pat
     )
 
 
-def _process(ms_path: Path, h5_tmp: Path | None, *, parset: Path | None, column: str, markers: set[str],
-             argv: list[str] | None, what: str, message: str) -> Dp3Run | None:
-    """Run the parset (if any) on `ms_path`, solutions to `h5_tmp`; mark the column, stamp HISTORY."""
+def _process(ms_path: Path, h5_tmp: Path | None, *, parset: Path | None, first_pass, column: str,
+             markers: set[str], argv: list[str] | None, what: str, message: str) -> Dp3Run | None:
+    """Run the parset (if any) on `ms_path`, solutions to `h5_tmp` (after `first_pass`, when given);
+    mark the column, stamp HISTORY."""
     run = None
     if parset is not None:
+        if first_pass is not None:
+            first_pass(ms_path)
         overrides = [f"msin={ms_path.absolute()}"]
         if h5_tmp is not None:
             overrides.append(f"ddecal.h5parm={h5_tmp.absolute()}")
@@ -407,6 +428,28 @@ def _process(ms_path: Path, h5_tmp: Path | None, *, parset: Path | None, column:
     _set_marker(ms_path, column, markers)
     stamp_ms(ms_path, tool="lwa-peel", argv=argv, message=message)
     return run
+
+
+def _first_pass(ms_path: Path, *, parset: Path, fixed: Direction, directions: Sequence[Direction], skymodel: Path,
+                settings: dict, refined: dict, comment: str) -> None:
+    """Peel with the field at its catalogue positions into a scratch column, fit the field's
+    positions on it (`lwa_peel.refine`), rewrite the sky model with the moved field."""
+    with tempfile.TemporaryDirectory(prefix=".peel-pass1-", dir=ms_path.parent) as tmp:
+        run = run_dp3(parset, [f"msin={ms_path.absolute()}", f"msout.datacolumn={SCRATCH}",
+                               f"ddecal.h5parm={Path(tmp) / 'pass1.h5'}"],
+                      what="DP3 peel sky, first pass (field at its catalogue positions)")
+    if run.iterations:
+        log.info("first pass: DDECal took %s iterations", list(run.iterations))
+    try:
+        moved, _ = refine_field(ms_path, SCRATCH, fixed, min_flux_jy=float(settings["field_refine_min_jy"]),
+                                max_offset_arcmin=float(settings["field_refine_max_arcmin"]),
+                                uv_min_lambda=float(settings["uv_min_lambda"]))
+    finally:
+        with open_table(ms_path, readonly=False) as t:
+            if SCRATCH in t.colnames():
+                t.removecols([SCRATCH])
+    write_skymodel(skymodel, [*directions, moved], comment=comment)
+    refined["field"] = moved
 
 
 def _execute(process, ms: Path, output: Path | None, solutions: Path, *, peel: bool, copy_only: bool
