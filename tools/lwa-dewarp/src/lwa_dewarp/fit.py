@@ -28,6 +28,7 @@ from lwa_common.io import atomic_path, make_dirs
 from lwa_dewarp.extract import Beam, beam_from_header, celestial_wcs, find_compact_sources
 from lwa_dewarp.match import match_catalog
 from lwa_dewarp.screen import (
+    Kernel,
     PlaneModel,
     Screen,
     equidistant_wcs,
@@ -46,6 +47,9 @@ STATUS_IDENTITY = "identity"  # a screen was fitted but does not beat the identi
 OFFSET_FRAMES = ("radec", "plane")
 DWSTATUS = {STATUS_OK: "SCREEN", STATUS_IDENTITY: "IDENTITY"}  # the header keyword of each
 MAX_HELDOUT_FITS = 60  # held-out refits: leave-one-out up to this many anchors, else this many folds
+# ... and above that many anchors the folds reuse the full fit's screen model (kernel) instead of
+# choosing it again: the choice is most of a fit's cost, O(n^3) per candidate, and with hundreds
+# of anchors it no longer hangs on the few held out
 MAX_PASSES = 10  # matching passes: the first around the catalogue, then around the last screen's predictions
 
 
@@ -247,10 +251,11 @@ def _base_summary(inp: _Inputs, d: Dewarp, detections: pd.DataFrame, compact: pd
     }
 
 
-def _plane_fit(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> tuple[PlaneModel, np.ndarray, np.ndarray, np.ndarray]:
+def _plane_fit(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp, kernel: Kernel | None = None
+               ) -> tuple[PlaneModel, np.ndarray, np.ndarray, np.ndarray]:
     """The screen of `anchors` (outliers clipped) in the equidistant plane: the model, the kept
-    mask, the cross-validated residuals (`fit_offset_model`) and the anchors' plane positions;
-    LwaError when the anchors are degenerate."""
+    mask, the cross-validated residuals (`fit_offset_model`; its model choice skipped when
+    `kernel` is given) and the anchors' plane positions; LwaError when the anchors are degenerate."""
     plane = equidistant_wcs(inp.wcs)
     unit = inp.beam.pixel_deg * 60.0
     ra, dec = anchors["cat_ra_deg"].to_numpy(), anchors["cat_dec_deg"].to_numpy()
@@ -264,7 +269,7 @@ def _plane_fit(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> tuple[PlaneMod
                                        pos_err=np.hypot(anchors["pos_err_px"].to_numpy(),
                                                         d.position_floor_beams * inp.beam_px),
                                        clip_sigma=d.clip_sigma, clip_floor_px=d.clip_floor_beams * inp.beam_px,
-                                       min_points=d.min_anchors, max_degree=d.max_degree)
+                                       min_points=d.min_anchors, max_degree=d.max_degree, kernel=kernel)
     return PlaneModel(inner, inp.wcs, plane, unit, d.offset_frame), keep, cv, points
 
 
@@ -288,24 +293,26 @@ def _fit_anchors(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> PlaneModel:
     return model
 
 
-def _heldout(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp) -> pd.DataFrame:
+def _heldout(anchors: pd.DataFrame, inp: _Inputs, d: Dewarp, model: PlaneModel) -> pd.DataFrame:
     """Each anchor held out in turn (in `MAX_HELDOUT_FITS` folds when there are more anchors): the
     screen fitted by the whole procedure (model choice, outlier clipping) on the others, and
     where it puts that anchor's catalogue position in the image (`heldout_ra_deg`, `heldout_dec_deg`; NaN when the others are degenerate), with its
     separation from where the anchor was measured (`heldout_arcmin`). What a source outside the
     fit gets from the screen, compared with the truth by `lwa-sim score`; unlike the leave-one-out
-    residual it includes the model choice and the clipping."""
+    residual it includes the model choice and the clipping. Above `MAX_HELDOUT_FITS` anchors each
+    fold keeps `model`'s kernel (the full fit's choice) and only clips and refits."""
     out = anchors.copy()
+    kernel = model.inner.kernel if len(out) > MAX_HELDOUT_FITS else None
     pra, pdec = np.full(len(out), np.nan), np.full(len(out), np.nan)
     ra, dec = out["cat_ra_deg"].to_numpy(), out["cat_dec_deg"].to_numpy()
     fold = np.arange(len(out)) % min(len(out), MAX_HELDOUT_FITS)  # one anchor per fit, up to that many fits
     for k in np.unique(fold):
         held = fold == k
         try:
-            model = _plane_fit(out[~held], inp, d)[0]
+            refit = _plane_fit(out[~held], inp, d, kernel)[0]
         except LwaError:
             continue
-        pra[held], pdec[held] = _predictor(inp, model)(ra[held], dec[held])
+        pra[held], pdec[held] = _predictor(inp, refit)(ra[held], dec[held])
     out["heldout_ra_deg"], out["heldout_dec_deg"] = pra, pdec
     ok = np.isfinite(pra) & np.isfinite(pdec)
     sep = np.full(len(out), np.nan)
@@ -413,7 +420,7 @@ def fit_screen(
         return result(None, STATUS_TOO_FEW, len(used),
                       f"only {len(used)} anchors left after outlier rejection (need {d.min_anchors})")
     verdict = _judge(used, inp.beam, d)
-    anchors = _heldout(anchors, inp, d)
+    anchors = _heldout(anchors, inp, d, model)
     summary.update(_heldout_summary(anchors, inp.beam))
     screen = sample_screen(model, shape=inp.plane.shape, wcs=inp.wcs, max_grid_px=d.max_grid_px,
                            freq_mhz=inp.freq_mhz, header=inp.header)

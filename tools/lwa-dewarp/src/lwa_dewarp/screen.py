@@ -50,7 +50,7 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 from lwa_dewarp.extract import celestial_wcs
 
-__all__ = ["Screen", "OffsetModel", "PlaneModel", "equidistant_wcs", "fit_offset_model", "sample_screen", "read_screen", "write_screen",
+__all__ = ["Screen", "OffsetModel", "Kernel", "PlaneModel", "equidistant_wcs", "fit_offset_model", "sample_screen", "read_screen", "write_screen",
            "reference_wcs", "coarse_wcs"]
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class OffsetModel:
     max_offset_px: float
     kind: str = ""
     card: str = ""
+    kernel: Kernel | None = None
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=float)
@@ -246,7 +247,7 @@ def _build(points: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *, cent
     except (QhullError, ValueError):  # collinear or too few anchors: cap everywhere
         hull = None
     max_offset = float(np.max(np.hypot(offsets[:, 0], offsets[:, 1]))) if len(offsets) else 0.0
-    return OffsetModel(rbf, tuple(centre), scale, hull, max_offset, str(kernel), kernel.card)
+    return OffsetModel(rbf, tuple(centre), scale, hull, max_offset, str(kernel), kernel.card, kernel)
 
 
 def _monomials(norm: np.ndarray, degree: int) -> np.ndarray:
@@ -366,6 +367,7 @@ def fit_offset_model(
     clip_floor_px: float = 0.0,
     min_points: int = 3,
     max_degree: int = Dewarp.max_degree,
+    kernel: Kernel | None = None,
 ) -> tuple[OffsetModel, np.ndarray, np.ndarray]:
     """Fit d(points) = offsets (pixels, shape (n, 2)) with outlier clipping.
 
@@ -386,6 +388,9 @@ def fit_offset_model(
     Returns the model, the boolean mask of the anchors kept, and the cross-validated residual
     vectors of every anchor (leave-one-out for kept anchors, the final model's prediction error
     for rejected ones): the honest accuracy of the screen at places it was not told about.
+
+    A given `kernel` skips the model choice (its leave-one-out comparison of every candidate is
+    most of the cost: one (n + m)^2 inverse each); the clipping runs with that kernel.
     """
     points = np.asarray(points, dtype=float)
     offsets = np.asarray(offsets, dtype=float)
@@ -410,14 +415,17 @@ def fit_offset_model(
     weights = (sigma / max(rms, float(np.median(sigma)))) ** 2
     clip = {"clip_sigma": clip_sigma, "clip_floor_px": clip_floor_px, "min_points": min_points}
     s_w = smoothing * weights
-    # the model by leave-one-out on every anchor (the worst 20 % aside: wrong matches), clip with
-    # it, choose again on the kept anchors, and clip again when that changed the choice
-    kernel = _best_kernel(norm, offsets, s_w, max_degree, trim=OUTLIER_TRIM)
-    keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
-    chosen = _best_kernel(norm[keep], offsets[keep], s_w[keep], max_degree)
-    if chosen != kernel:
-        kernel = chosen
+    if kernel is not None:
         keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
+    else:
+        # the model by leave-one-out on every anchor (the worst 20 % aside: wrong matches), clip with
+        # it, choose again on the kept anchors, and clip again when that changed the choice
+        kernel = _best_kernel(norm, offsets, s_w, max_degree, trim=OUTLIER_TRIM)
+        keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
+        chosen = _best_kernel(norm[keep], offsets[keep], s_w[keep], max_degree)
+        if chosen != kernel:
+            kernel = chosen
+            keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
     model = _build(points[keep], offsets[keep], weights[keep], centre=centre, scale=scale, smoothing=smoothing,
                    kernel=kernel)
     keep, cv, model = _readmit(model, points, offsets, weights, keep, cv, smoothing=smoothing, kernel=kernel,
