@@ -328,6 +328,11 @@ class Peel:
     # test_peel_mismatch.py); field sources near the A-team change less at worst (12 % vs 30-110 %)
     channels_per_solution: int = 1
     rfi_channels_per_solution: int = 1  # rfi: per channel; the gains absorb the ragged spectra
+    # rfi: the emitter's model is alone in the solve, so its gains also absorb ~2/((N_ant - 1) x
+    # channels per solution) of the unmodelled sky (3 % per channel at 64 antennas: the demo's fluxes
+    # came out 3.5 % low and the emitter's residue 4.7x the noise); solutions span as many channels
+    # as keep that below this fraction (1 channel at 352 antennas is 0.6 %: 2 channels)
+    rfi_max_absorption: float = 0.005
     # DDECal's smoothness constraint: per-channel solutions smoothed along frequency by a Gaussian
     # kernel of this FWHM (MHz), so the gains follow the model's spectral error without the
     # freedom to absorb field sources; 0 = off (sky only)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import tempfile
 from collections.abc import Sequence
@@ -162,6 +163,8 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
             out.pop(name)
         if given.get("channels_per_solution") is None:
             out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
+        # an explicit channels_per_solution is taken as it is; the config's grows to the absorption budget
+        out["rfi_max_absorption"] = 0.0 if given.get("channels_per_solution") is not None else cfg.peel.rfi_max_absorption
     if kind == "sky":
         out["beam_file"] = given.get("beam_file") if given.get("beam_file") is not None else cfg.primary_beam.beam_file
     if out["mode"] not in MODES:
@@ -297,11 +300,26 @@ def peel_ms(
     )
 
 
+def rfi_solution_channels(n_channels: int, n_antennas: int, configured: int, max_absorption: float) -> int:
+    """Channels per RFI-peel solution: at least `configured` (0: the whole band), and enough that a
+    diagonal solve's gains absorb at most `max_absorption` of the unmodelled sky, ~2 / ((N - 1) x
+    channels); the band is cut into equal blocks (no short last block absorbing more)."""
+    if configured == 0 or n_channels <= 1 or max_absorption <= 0:
+        return configured
+    need = max(configured, math.ceil(2.0 / (max(n_antennas - 1, 1) * max_absorption)))
+    blocks = max(1, n_channels // need)
+    return 0 if blocks == 1 else math.ceil(n_channels / blocks)
+
+
 def _write_dp3_inputs(kind: str, target: Path, in_col: str, column: str, directions: list[Direction],
                       fixed: Direction | None, paths: dict[str, Path], settings: dict, info: MsInfo) -> bool:
     """Write the sky model and the parset DP3 runs; returns whether DP3 runs at all (a peel, or a
     copy of the data into another column)."""
     same_column = in_col == column
+    if kind == "rfi":
+        settings = {**settings, "channels_per_solution": rfi_solution_channels(
+            len(info.freqs_hz), info.n_antennas, int(settings["channels_per_solution"]),
+            float(settings["rfi_max_absorption"]))}
     params = _parset(target, in_col, column, directions, paths, settings, len(info.freqs_hz), fixed)
     if directions:
         write_skymodel(paths["skymodel"], [*directions, *([fixed] if fixed else [])],
