@@ -7,7 +7,8 @@ rfi/hot-baselines/integrations), with the real AOFlagger and wsclean:
 - correlation orders other than lwa-sim's XX,XY,YX,YY (XX,YY,XY,YX and XX,XY,YX,YY written in
   another order): every tool must give the same flags, calibrated data and images as on the
   standard order, because it must select correlations by CORR_TYPE, not by position;
-- one integration, 20 antennas and an odd channel count: every step finishes with its outputs.
+- one integration, 20 antennas and an odd channel count: every step finishes with its outputs;
+- antennas named as older correlators name them (ANT001): health files find them, every step runs.
 """
 
 from __future__ import annotations
@@ -165,3 +166,30 @@ def test_one_integration_twenty_antennas_odd_channels(tmp_path):
     with table(str(hour), ack=False) as t:
         sel = t.query("(ANTENNA1 == 3 && ANTENNA2 == 11) || (ANTENNA1 == 11 && ANTENNA2 == 3)")
         assert sel.nrows() > 0 and sel.getcol("FLAG").all(), "hot baseline not flagged"
+
+
+def test_older_correlator_antenna_names(tmp_path):
+    """An MS whose antennas are named as older correlators name them (ANT001, ANT002, ...): a health
+    file's ANT names (either spelling) flag exactly those antennas' rows, and the flaggers and the
+    imaging run on it."""
+    ms_list = _simulate(tmp_path, n_int=2, n_ant=20, n_chan=4)
+    for ms in ms_list:
+        with table(str(ms / "ANTENNA"), readonly=False, ack=False) as at:
+            at.putcol("NAME", np.array([f"ANT{i + 1:03d}" for i in range(at.nrows())]))
+    hour = tmp_path / "hour.ms"
+    _ok(run_cli(["lwa-image", "concat", *map(str, ms_list), "-o", str(hour)]))
+    health = tmp_path / "badants.csv"
+    health.write_text("antname\nANT005\nant-12\n")
+    flagged = tmp_path / "flagged.ms"
+    _ok(run_cli(["lwa-flag", "antennas", str(hour), str(health), "-o", str(flagged)]))
+    with table(str(flagged), ack=False) as t:
+        a1, a2, flags = t.getcol("ANTENNA1"), t.getcol("ANTENNA2"), t.getcol("FLAG")
+    bad = np.isin(a1, [4, 11]) | np.isin(a2, [4, 11])
+    assert flags[bad].all(), "rows of ANT005 / ANT012 not flagged"
+    assert not flags[~bad].any(), "rows of healthy antennas flagged"
+    _ok(run_cli(["lwa-flag", "rfi", str(flagged), "--in-place"]))
+    _ok(run_cli(["lwa-flag", "hot-baselines", str(flagged), "--in-place"]))
+    img = tmp_path / "img"
+    _ok(run_cli(["lwa-image", "science", str(flagged), "-o", str(img), "--size", "128", "--scale-deg", "0.5",
+                 "--niter-scale", "0.01"]))
+    assert sorted(img.glob("*.fits")), "science wrote no image"
