@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, renamed, run_main
-from lwa_common.config import Cutout, Transient
+from lwa_common.config import default_text
 from lwa_common.images import image_hint_options
 from lwa_transient.search import SearchParams, search_images
 
@@ -17,16 +17,12 @@ __all__ = ["cli", "main"]
 
 log = logging.getLogger(__name__)
 
-_T = Transient()
 _PAIR = click.Tuple([float, float])
 
 
-def _default(text: str, value) -> str:
-    if isinstance(value, bool):
-        shown = "on" if value else "off"
-    else:
-        shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
-    return f"{text} [default: {shown}, from the config]"
+def _default(text: str, *keys: str, section: str = "transient") -> str:
+    """Help text ending with the default of each config key, rendered as every tool renders it."""
+    return f"{text} [{'; '.join(default_text(section, key) for key in keys)}]"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,61 +39,61 @@ def cli() -> None:
                    "3C/4C, an astropy table).")
 @click.option("--stokes", type=click.Choice(["both", "V", "I"]), default="both", show_default=True,
               help="Which searches to run.")
-@click.option("--v-detection-sigma", "v_sigma", **renamed("--v-sigma"), type=float, default=None, help=_default("V detection threshold (σ, both signs).", _T.v_sigma))
+@click.option("--v-detection-sigma", "v_sigma", **renamed("--v-sigma"), type=float, default=None, help=_default("V detection threshold (σ, both signs).", "v_sigma"))
 @click.option("--i-detection-sigma", "i_sigma", **renamed("--i-sigma"), type=float, default=None,
-              help=_default("I difference detection threshold (σ, positive).", _T.i_sigma))
-@click.option("--rms-box-px", type=int, default=None, help=_default("Local RMS block size (px).", _T.rms_box_px))
+              help=_default("I difference detection threshold (σ, positive).", "i_sigma"))
+@click.option("--rms-box-px", type=int, default=None, help=_default("Local RMS block size (px).", "rms_box_px"))
 @click.option("--rms-smooth-boxes", type=int, default=None,
-              help=_default("Median over this many × this many neighbouring blocks (1 = none).", _T.rms_smooth_boxes))
+              help=_default("Median over this many × this many neighbouring blocks (1 = none).", "rms_smooth_boxes"))
 @click.option("--v-mask-sigma", type=_PAIR, default=None,
               help=_default("Deep-I σ above which V is masked to 2 beams, then to 1 beam.",
-                            (_T.v_mask_high_sigma, _T.v_mask_low_sigma)))
+                            "v_mask_high_sigma", "v_mask_low_sigma"))
 @click.option("--i-mask-sigma", type=_PAIR, default=None,
               help=_default("Deep-I σ above which I is masked to 2 beams, then to 1 beam.",
-                            (_T.i_mask_high_sigma, _T.i_mask_low_sigma)))
+                            "i_mask_high_sigma", "i_mask_low_sigma"))
 @click.option("--mask-beams", type=_PAIR, default=None,
-              help=_default("Mask radius (restoring beams) above the first, then the second mask σ.", _T.mask_beams))
+              help=_default("Mask radius (restoring beams) above the first, then the second mask σ.", "mask_beams"))
 @click.option("--steady-ratio", type=float, default=None,
               help=_default("I: a deep-I source this many times brighter in a 10 min image is not masked there "
-                            "(0: off).", _T.steady_ratio))
+                            "(0: off).", "steady_ratio"))
 @click.option("--v-ateam-radius-deg", type=_PAIR, default=None,
-              help=_default("V exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", _T.v_ateam_radius_deg))
+              help=_default("V exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", "v_ateam_radius_deg"))
 @click.option("--i-ateam-radius-deg", type=_PAIR, default=None,
-              help=_default("I exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", _T.i_ateam_radius_deg))
+              help=_default("I exclusion radius around Vir A/Tau A, then around Cyg A/Cas A.", "i_ateam_radius_deg"))
 @click.option("--ateam-file", type=ExistingPath, default=None,
               help="TTCal sources.json replacing the built-in A-team positions.")
 @click.option("--ateam-major-jy", type=float, default=None,
-              help=_default("With --ateam-file: sources at least this bright get the larger radius.", _T.ateam_major_jy))
+              help=_default("With --ateam-file: sources at least this bright get the larger radius.", "ateam_major_jy"))
 @click.option("--ateam/--no-ateam", "use_ateam", default=True, show_default=True, help="Mask the A-team zones.")
 @click.option("--bilobe/--no-bilobe", default=True, show_default=True, help="Run the bi-lobe partner test.")
 @click.option("--bilobe-radius-beams", type=float, default=None,
-              help=_default("Partner search radius (restoring beams, BMAJ).", _T.bilobe_radius_beams))
+              help=_default("Partner search radius (restoring beams, BMAJ).", "bilobe_radius_beams"))
 @click.option("--bilobe-ratio", type=_PAIR, default=None,
-              help=_default("Allowed |candidate|/|partner| flux ratio (min max).", _T.bilobe_ratio))
+              help=_default("Allowed |candidate|/|partner| flux ratio (min max).", "bilobe_ratio"))
 @click.option("--bilobe-sigma", type=_PAIR, default=None,
-              help=_default("S/N of the partner, then of the candidate, for the test.", _T.bilobe_sigma))
+              help=_default("S/N of the partner, then of the candidate, for the test.", "bilobe_sigma"))
 @click.option("--drop-bilobe", is_flag=True, help="Leave bi-lobe artefacts out of candidates.csv.")
 @click.option("--match-radius-beams", "match_beams", **renamed("--match-beams"), type=float, default=None,
-              help=_default("Catalogue match radius (restoring beams, BMAJ).", _T.catalog_match_beams))
+              help=_default("Catalogue match radius (restoring beams, BMAJ).", "catalog_match_beams"))
 @click.option("--v-difference/--no-v-difference", default=None,
-              help=_default("Search each 10 min V image minus the deep V image.", _T.v_difference))
+              help=_default("Search each 10 min V image minus the deep V image.", "v_difference"))
 @click.option("--v-sidelobe-fraction", type=_PAIR, default=None,
               help=_default("Sidelobe rule: cap on the fraction of a brighter V source of the same image, and the "
-                            "fraction of a deep-V source in 10 min − deep V.", _T.v_sidelobe_fraction))
+                            "fraction of a deep-V source in 10 min − deep V.", "v_sidelobe_fraction"))
 @click.option("--v-sidelobe-margin", type=float, default=None,
               help=_default("Sidelobe rule: this many times the sidelobe envelope measured around a V source.",
-                            _T.v_sidelobe_margin))
+                            "v_sidelobe_margin"))
 @click.option("--v-source-sigma", type=float, default=None,
-              help=_default("|S/N| in deep V of the V sources whose sidelobes are tested.", _T.v_source_sigma))
+              help=_default("|S/N| in deep V of the V sources whose sidelobes are tested.", "v_source_sigma"))
 @click.option("--trend-fraction", type=float, default=None,
               help=_default("Trend rule (10 min − deep, V and I): a candidate that the other intervals' differences "
-                            "predict to this fraction of its value is an artefact (0: off).", _T.trend_fraction))
+                            "predict to this fraction of its value is an artefact (0: off).", "trend_fraction"))
 @click.option("--max-cutouts", type=int, default=None,
-              help=_default("Cutouts + PNGs per subband per Stokes (the brightest).", _T.max_cutouts))
+              help=_default("Cutouts + PNGs per subband per Stokes (the brightest).", "max_cutouts"))
 @click.option("--warn-candidates", type=int, default=None,
-              help=_default("Warn when a subband/Stokes has more candidates.", _T.warn_candidates))
-@click.option("--cutout-size-deg", type=float, default=None, help=_default("Cutout side (deg).", Cutout().size_deg))
-@click.option("--robust", type=float, default=None, help=_default("ROBUST of the images to search.", _T.robust))
+              help=_default("Warn when a subband/Stokes has more candidates.", "warn_candidates"))
+@click.option("--cutout-size-deg", type=float, default=None, help=_default("Cutout side (deg).", "size_deg", section="cutout"))
+@click.option("--robust", type=float, default=None, help=_default("ROBUST of the images to search.", "robust"))
 @click.option("--plots/--no-plots", "products", **renamed("--products/--no-products"), default=True, show_default=True,
               help="Write the candidates' cutouts (FITS) and their PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing candidates.csv (and its products).")
