@@ -31,3 +31,19 @@ def test_without_a_length(caplog):
     caplog.set_level(logging.INFO)
     list(progress((i for i in range(2)), what="scan", logger=log, every_s=0))
     assert [line.split(",")[0] for line in _lines(caplog)] == ["scan: 1 done", "scan: 2 done"]
+
+
+def test_a_bar_on_a_terminal(caplog, capsys):
+    """With a bar (stderr a terminal) tqdm draws on stderr, no per-item lines, one total line."""
+    caplog.set_level(logging.INFO)
+    assert list(progress(["a", "b", "c"], what="concat", logger=log, every_s=0, bar=True)) == ["a", "b", "c"]
+    err = capsys.readouterr().err
+    assert "concat" in err and "3/3" in err
+    assert _lines(caplog) == [_lines(caplog)[0]] and _lines(caplog)[0].startswith("concat: 3 done in ")
+
+
+def test_no_bar_in_a_log_file(caplog, capsys):
+    caplog.set_level(logging.INFO)
+    list(progress(["a"], what="concat", logger=log, every_s=0))  # pytest's stderr is not a terminal
+    assert "1/1" not in capsys.readouterr().err
+    assert _lines(caplog)[0].startswith("concat: 1/1 done")
