@@ -20,7 +20,7 @@
 # cluster.local_workdir) puts the working MS (copies, unpacked tars, the hour's concatenation) on a
 # node-local disk; products and logs stay in --workdir. With --slurm, config cluster.nodes
 # ("SUBBAND=NODE" or "SUBBAND=partition:NAME"; --remap overrides one) pins a subband's Setup, Peel
-# and Image jobs to its node; --slurm --dry-run writes the sbatch commands to <workdir>/jobs/graph.tsv
+# and Image jobs to its node; --slurm --dry-run prints the job graph (also in <workdir>/jobs/graph.tsv)
 # (name, job id, options) without submitting anything. Without --slurm, --dry-run prints on stdout
 # the exact command of every step (after the pre-flight audit), "[HOUR/SUBBAND] STEP: COMMAND", and
 # runs nothing: no work folder, no state, no log (products not made yet appear as their patterns). Each job type asks Slurm for the CPUs and
@@ -512,3 +512,7 @@ for hour in "${hours[@]}"; do
     echo "run_hour: submitted aggregation of $hour: job $agg (after $deps)" >&2
     echo "$agg"
 done
+if [ "$dry_run" -eq 1 ]; then  # the job graph with its resources, as sbatch would get it
+    echo "run_hour: --dry-run: nothing submitted; the job graph (name, id, sbatch options; also $graph):" >&2
+    sed 's/^/  /' "$graph" >&2
+fi

@@ -130,6 +130,8 @@ def test_driver_on_the_archive_tree_pins_subbands_to_nodes(archive, tmp_path):
         nodes = [o for o in options.split() if o.startswith(("--nodelist", "--partition"))]
         assert nodes == ([want] if want else []), (name, options)
     assert json.loads((work / "state.json").read_text())["mode"] == "slurm-dry-run"
+    assert "nothing submitted" in res.stderr  # the graph is printed too, each job with its resources
+    assert all(f"  {name}\t" in res.stderr for name in names)
     ids = {g[0]: g[1] for g in graph}
     assert f"--dependency=afterok:{ids['setup-10h-55MHz']}" in dict((g[0], g[2]) for g in graph)["peel-10h-55MHz"]
     # a remap of a subband not run is refused before anything
