@@ -10,7 +10,7 @@
 #       [--peel-sky ateam.json] [--peel-rfi rfi.json] [--flux-skymodel sh2012.skymodel] \
 #       [--resume-science] [--run-label NAME] [--archive ROOT --sample NAME] [--config FILE] \
 #       [--image-size N --image-scale-deg D --niter-scale F] [--local-workdir DIR] [--force STEP] [--db URL] \
-#       [--slurm [--cpus N --mem 8G --partition P] [--remap SUBBAND=NODE ...] [--dry-run]]
+#       [--slurm [--cpus N --mem 8G --time H:MM:SS --account A --partition P] [--remap SUBBAND=NODE ...] [--dry-run]]
 #
 # --peel-sky peels the sources of a TTCal sources.json from every MS (lwa-peel sky); with --catalog
 # the catalogue's sources are kept fixed in that solve (lwa-peel sky --field), so it cannot eat them.
@@ -24,8 +24,9 @@
 # (name, job id, options) without submitting anything. Without --slurm, --dry-run prints on stdout
 # the exact command of every step (after the pre-flight audit), "[HOUR/SUBBAND] STEP: COMMAND", and
 # runs nothing: no work folder, no state, no log (products not made yet appear as their patterns). Each job type asks Slurm for the CPUs and
-# memory of config cluster.jobs (sized from the peaks measured at real size, docs/performance.md);
-# --cpus/--mem (or LWA_CPUS/LWA_MEM) override them for every job.
+# memory and the time limit of config cluster.jobs (sized from the peaks and times measured at real
+# size, docs/performance.md) under config cluster.account; --cpus/--mem/--time/--account (or
+# LWA_CPUS/LWA_MEM/LWA_TIME/LWA_ACCOUNT) override them for every job.
 #
 # Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, each stage as
 # its own process of this script. With --slurm it submits per subband a Setup job, a Peel array
@@ -49,7 +50,7 @@ die() { echo "run_hour: error: $*" >&2; exit 1; }
 # ---- arguments ------------------------------------------------------------------------------
 range="" date="" subbands="" data="" workdir="" archive="" bp="" xy="" catalog="" health=""
 peel_sky="" peel_rfi="" hot=0 slurm=0 resume=0 run_label="" config="" stage="" stage_sb="" stage_hour=""
-db="" remaps=() local_workdir="" dry_run=0 targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-} mem=${LWA_MEM:-} partition=${LWA_PARTITION:-}
+db="" remaps=() local_workdir="" dry_run=0 targets=() force=() size="" scale_deg="" niter_scale="" flux_skymodel="" sample="" cpus=${LWA_CPUS:-} mem=${LWA_MEM:-} partition=${LWA_PARTITION:-} time_limit=${LWA_TIME:-} account=${LWA_ACCOUNT:-}
 orig_args=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -81,6 +82,8 @@ while [ $# -gt 0 ]; do
         --cpus) cpus=$2; shift 2 ;;
         --mem) mem=$2; shift 2 ;;
         --partition) partition=$2; shift 2 ;;
+        --time) time_limit=$2; shift 2 ;;
+        --account) account=$2; shift 2 ;;
         --remap) remaps+=("$2"); shift 2 ;;
         --local-workdir) local_workdir=$2; shift 2 ;;
         --dry-run) dry_run=1; shift ;;
@@ -451,12 +454,16 @@ sb_opts=(--parsable)
 [ -n "$partition" ] && sb_opts+=(--partition="$partition")
 peel_tasks=$(plan_value peel_tasks)
 
-resources() {  # JOB TYPE -> --cpus-per-task=N --mem=M (config cluster.jobs; --cpus/--mem win)
-    python3 - "$plan" "$1" "$cpus" "$mem" <<'PY'
+resources() {  # JOB TYPE -> --cpus-per-task=N --mem=M [--time=T] [--account=A] (config cluster.jobs,
+    # cluster.account; --cpus/--mem/--time/--account win)
+    python3 - "$plan" "$1" "$cpus" "$mem" "$time_limit" "$account" <<'PY'
 import json, sys
-job = json.load(open(sys.argv[1])).get("jobs", {}).get(sys.argv[2], {})
+plan = json.load(open(sys.argv[1]))
+job = plan.get("jobs", {}).get(sys.argv[2], {})
 cpus, mem = sys.argv[3] or job.get("cpus", "2"), sys.argv[4] or job.get("mem", "8G")
-print(f"--cpus-per-task={cpus} --mem={mem}")
+limit, account = sys.argv[5] or job.get("time", ""), sys.argv[6] or plan.get("account", "")
+print(f"--cpus-per-task={cpus} --mem={mem}" + (f" --time={limit}" if limit else "")
+      + (f" --account={account}" if account else ""))
 PY
 }
 

@@ -176,7 +176,8 @@ def _graph_options(work: Path) -> dict[str, list[str]]:
 
 
 def test_slurm_job_graph_carries_each_job_types_resources(archive, tmp_path):
-    """Every job asks for its type's CPUs and memory (config cluster.jobs); --cpus/--mem override all."""
+    """Every job asks for its type's CPUs, memory and time limit (config cluster.jobs) under the config's
+    account; --cpus/--mem/--time/--account override all."""
     root, _ = archive
     peel = tmp_path / "peel.json"
     peel.write_text("[]")
@@ -190,26 +191,30 @@ def test_slurm_job_graph_carries_each_job_types_resources(archive, tmp_path):
     for name, options in graph.items():
         job = want[name.split("-")[0]]
         assert f"--cpus-per-task={job['cpus']}" in options and f"--mem={job['mem']}" in options, (name, options)
+        assert f"--time={job['time']}" in options and not [o for o in options if o.startswith("--account")]
     array = [o for o in graph["peel-10h-55MHz"] if o.startswith("--array=")]
     assert array == [f"--array=0-5%{Config().cluster.peel_tasks}"]  # 6 MS (one an unreadable tar)
     # a site's own sizes from its config, and the command line over both
     config = tmp_path / "jobs.toml"
-    config.write_text('[cluster]\njobs = ["image=16:48G", "peel=1:6G"]\npeel_tasks = 8\n')
+    config.write_text('[cluster]\njobs = ["image=16:48G@6:00:00", "peel=1:6G"]\npeel_tasks = 8\naccount = "lwa"\n')
     res = _driver([*base, "--workdir", str(tmp_path / "site"), "--config", str(config)])
     assert res.returncode == 0, res.stderr[-2000:]
     graph = _graph_options(tmp_path / "site")
-    assert {"--cpus-per-task=16", "--mem=48G"} <= set(graph["image-10h-55MHz"])
-    assert {"--cpus-per-task=1", "--mem=6G", "--array=0-5%8"} <= set(graph["peel-10h-55MHz"])
-    res = _driver([*base, "--workdir", str(tmp_path / "cli"), "--config", str(config), "--mem", "5G"])
+    assert {"--cpus-per-task=16", "--mem=48G", "--time=6:00:00", "--account=lwa"} <= set(graph["image-10h-55MHz"])
+    assert {"--cpus-per-task=1", "--mem=6G", "--array=0-5%8", "--account=lwa"} <= set(graph["peel-10h-55MHz"])
+    assert not [o for o in graph["peel-10h-55MHz"] if o.startswith("--time")]  # no limit given for it
+    res = _driver([*base, "--workdir", str(tmp_path / "cli"), "--config", str(config), "--mem", "5G",
+                   "--time", "1-00:00:00", "--account", "other"])
     assert res.returncode == 0, res.stderr[-2000:]
     for options in _graph_options(tmp_path / "cli").values():
         assert "--mem=5G" in options and not [o for o in options if o.startswith("--mem=") and o != "--mem=5G"]
+        assert "--time=1-00:00:00" in options and "--account=other" in options
     config.write_text('[cluster]\njobs = ["imaging=16:48G"]\n')
     bad = _driver([*base, "--workdir", str(tmp_path / "bad"), "--config", str(config)])
     assert bad.returncode == 1 and "cluster.jobs entry 'imaging=16:48G'" in bad.stderr
 
 
-@pytest.mark.parametrize("entry", ["image=0:8G", "image=4", "image=4:lots", "sky=4:8G"])
+@pytest.mark.parametrize("entry", ["image=0:8G", "image=4", "image=4:lots", "sky=4:8G", "image=4:8G@soon"])
 def test_job_resources_refuses_bad_entries(entry):
     with pytest.raises(LwaError, match="JOB=CPUS:MEMORY"):
         job_resources([entry])

@@ -91,7 +91,7 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
         raise LwaError(f"pre-flight audit found {len(plan.problems)} problem(s); nothing was submitted: "
                        + "; ".join(f"{p.what} {p.where}: {p.detail}" for p in plan.problems))
     plan.placement, plan.local_workdir = placement, cfg.cluster.local_workdir
-    plan.jobs, plan.peel_tasks = jobs, cfg.cluster.peel_tasks
+    plan.jobs, plan.peel_tasks, plan.account = jobs, cfg.cluster.peel_tasks, cfg.cluster.account
     write_plan(plan, output)
     click.echo(str(output))
 

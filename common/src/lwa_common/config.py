@@ -384,11 +384,15 @@ class Cluster:
 
     nodes: tuple[str, ...] = ()
     local_workdir: str = ""
-    # Slurm request per job type, "JOB=CPUS:MEMORY" (JOB: setup, peel, image, aggregate), sized from
-    # the peaks measured at real size with margin (docs/performance.md); run_hour.sh --cpus/--mem
-    # override every job. peel_tasks: Peel array tasks (one MS each) running at once.
-    jobs: tuple[str, ...] = ("setup=2:4G", "peel=2:8G", "image=32:96G", "aggregate=4:16G")
+    # Slurm request per job type, "JOB=CPUS:MEMORY@TIME" (JOB: setup, peel, image, aggregate; TIME
+    # optional, a Slurm time limit), sized from the peaks and times measured at real size with margin
+    # (docs/performance.md: the image job's extrapolated 7,700 s per subband-hour); run_hour.sh
+    # --cpus/--mem/--time override every job. peel_tasks: Peel array tasks (one MS each) running at
+    # once. account: the Slurm account of every job ("": the user's default; --account overrides).
+    jobs: tuple[str, ...] = ("setup=2:4G@2:00:00", "peel=2:8G@0:30:00", "image=32:96G@12:00:00",
+                             "aggregate=4:16G@4:00:00")
     peel_tasks: int = 16
+    account: str = ""
 
 
 @dataclass(frozen=True)

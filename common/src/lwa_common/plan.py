@@ -48,8 +48,9 @@ class Plan:
     placement: dict[str, dict[str, str]] = field(default_factory=dict)  # subband -> {"node"|"partition": name}
     local_workdir: str = ""
     unusable: dict[str, str] = field(default_factory=dict)  # MS path -> why it was left out
-    jobs: dict[str, dict[str, str]] = field(default_factory=dict)  # job type -> {"cpus", "mem"} (Slurm)
+    jobs: dict[str, dict[str, str]] = field(default_factory=dict)  # job type -> {"cpus", "mem", "time"} (Slurm)
     peel_tasks: int = 4
+    account: str = ""  # Slurm account of every job ("" = the user's default)
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +60,7 @@ class Plan:
             "local_workdir": self.local_workdir,
             "jobs": self.jobs,
             "peel_tasks": self.peel_tasks,
+            "account": self.account,
             "problems": [p.__dict__ for p in self.problems],
             "unusable": self.unusable,
         }
@@ -98,17 +100,20 @@ JOB_TYPES = ("setup", "peel", "image", "aggregate")
 
 
 def job_resources(entries: Iterable[str]) -> dict[str, dict[str, str]]:
-    """config `cluster.jobs` ("JOB=CPUS:MEMORY", e.g. "image=32:32G") -> {job: {"cpus", "mem"}}."""
+    """config `cluster.jobs` ("JOB=CPUS:MEMORY[@TIME]", e.g. "image=32:96G@12:00:00") -> {job: {"cpus",
+    "mem"[, "time"]}}; TIME in a Slurm form (MINUTES, H:MM:SS, D-HH:MM:SS)."""
     out: dict[str, dict[str, str]] = {}
     for item in entries:
         job, sep, value = str(item).partition("=")
+        value, at, limit = value.partition("@")
         cpus, colon, mem = value.partition(":")
-        job, cpus, mem = job.strip(), cpus.strip(), mem.strip()
+        job, cpus, mem, limit = job.strip(), cpus.strip(), mem.strip(), limit.strip()
         if not sep or not colon or job not in JOB_TYPES or not cpus.isdigit() or int(cpus) < 1 \
-                or re.fullmatch(r"\d+[KMGT]?", mem) is None:
-            raise LwaError(f"config cluster.jobs entry '{item}' is not JOB=CPUS:MEMORY with JOB one of "
-                           f"{', '.join(JOB_TYPES)} (e.g. image=32:32G)")
-        out[job] = {"cpus": cpus, "mem": mem}
+                or re.fullmatch(r"\d+[KMGT]?", mem) is None \
+                or (at and re.fullmatch(r"(\d+-)?\d+(:\d\d){0,2}", limit) is None):
+            raise LwaError(f"config cluster.jobs entry '{item}' is not JOB=CPUS:MEMORY[@TIME] with JOB one of "
+                           f"{', '.join(JOB_TYPES)} (e.g. image=32:96G@12:00:00)")
+        out[job] = {"cpus": cpus, "mem": mem, **({"time": limit} if at else {})}
     return out
 
 
