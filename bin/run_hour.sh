@@ -117,14 +117,21 @@ cfg_opt=()
 # ---- helpers -----------------------------------------------------------------------------------
 # fingerprint CMD...: what a step's done-marker records: the exact command line, and the size and
 # modification time of every regular file among its arguments that is not its output (tables,
-# targets, catalogues, config, images). Measurement sets are named in the command; their content is
-# not hashed (flaggers change them in place).
+# targets, catalogues, config, images), and of the files directly inside a folder argument (an
+# image folder: a product added or remade there reruns the step). Measurement sets are named in
+# the command; their content is not hashed (flaggers change them in place).
 fingerprint() {
     printf '%q ' "$@"; printf '\n'
-    local a prev=""
+    local a prev="" out=""
+    for a in "$@"; do case "$prev" in -o|--output) out=$a ;; esac; prev=$a; done
+    prev=""
     for a in "$@"; do
         case "$prev" in -o|--output) prev=$a; continue ;; esac
-        [ -f "$a" ] && stat -c '%n %s %Y' -- "$a"
+        if [ -f "$a" ]; then
+            stat -c '%n %s %Y' -- "$a"
+        elif [ -d "$a" ] && [[ "$a" != *.ms ]] && [ "$a" != "$out" ]; then  # not the step's own output folder
+            find "$a" -maxdepth 1 -type f ! -name '.*' -printf '%p %s %T@\n' | sort
+        fi
         prev=$a
     done
     return 0

@@ -296,10 +296,11 @@ def _read_state(root: Path) -> dict[str, Any]:
 
 
 def _subbands(root: Path, state: dict[str, Any], hour: str) -> list[str]:
-    found = {p.name for p in root.iterdir() if p.is_dir() and re.fullmatch(r"\d+(\.\d+)?MHz", p.name)}
+    label = re.compile(r"\d+(\.\d+)?MHz")
+    found = {p.name for p in root.iterdir() if p.is_dir() and label.fullmatch(p.name)}
     for key in state.get("subbands", {}):
         h, _, sb = key.partition("/")
-        if h == hour and sb:
+        if h == hour and label.fullmatch(sb):  # not the hour's own steps ("10h/all")
             found.add(sb)
     return sorted(found, key=lambda s: float(s.removesuffix("MHz")))
 
