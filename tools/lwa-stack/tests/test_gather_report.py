@@ -411,3 +411,20 @@ def test_noise_plot_axes_have_no_offset_notation():
         lo, hi = ax.get_xlim()
         assert hi - lo >= 2.0  # a readable window around the one frequency
     plt.close(fig)
+
+
+def test_beam_far_from_its_expectation_is_red(synth):
+    """A 10-min image whose fitted beam is 3x its deep image's, and one undersampled image, are red items
+    naming the image and the cause (issue 22 item 4); beams as expected leave the stage without items."""
+    synth.make(55, stokes="I", dewarped=False, bmaj_deg=2.0, scale_deg=0.6)
+    synth.make(55, stokes="I", imgcat="10min", interval="t0001", dewarped=False, bmaj_deg=2.0, scale_deg=0.6)
+    _log(synth.run / "55MHz" / "logs", "science", "lwa-image science ...")
+    sc = collect_run(synth.run, cfg=CFG).get("imaging", "55MHz")
+    assert not sc.items  # (its score is low: 2 of the 17 expected images)
+    wide = synth.make(55, stokes="I", imgcat="10min", interval="t0002", dewarped=False, bmaj_deg=6.0, scale_deg=0.6)
+    sc = collect_run(synth.run, cfg=CFG).get("imaging", "55MHz")
+    assert sc.colour == "red" and len(sc.items) == 1, sc.items
+    assert any(it.startswith(wide.name) and "fitted beam 360.0'" in it and "3.00x" in it for it in sc.items)
+    coarse = synth.make(55, stokes="I", imgcat="10min", interval="t0003", dewarped=False, bmaj_deg=2.0, scale_deg=1.0)
+    sc = collect_run(synth.run, cfg=CFG).get("imaging", "55MHz")
+    assert any(it.startswith(coarse.name) and "undersampled" in it for it in sc.items)
