@@ -40,8 +40,6 @@ NOT_YET = {
                         "are anchors on the edge of the anchors' hull (extrapolation; 93-100 % inside it). At a "
                         "realistic anchor density (100-1000 anchors on 4096^2) 97-100 %",
                         frozenset({"iono_rfi_hot", "low_elevation", "emitter_iono"})),
-    "flux": ("goal flux: with a peeled 1500 Jy broadband horizon emitter and 1.3-beam ionosphere (emitter_iono) "
-             "94 % (33/35) of point sources within 5 %, median 1.3 %", frozenset({"emitter_iono"})),
 }
 
 
