@@ -300,6 +300,11 @@ class Stack:
         ("Blue", 64.0, 85.0),
     )
     stretch_percentiles: tuple[float, float] = (0.5, 99.8)
+    # Thermal noise of an image (lwa-stack noise / wideband weights): the sigma-clipped mad_std of
+    # the central box covering this fraction of each axis (all-sky images are noisiest and most
+    # distorted towards the horizon), clipped at this many sigmas.
+    noise_inner_fraction: float = 0.5
+    noise_clip_sigma: float = 3.0
 
 
 @dataclass(frozen=True)
