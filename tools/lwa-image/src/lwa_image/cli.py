@@ -169,7 +169,7 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
                                                  intervals_out=intervals_out))
     paths = run_science(ms, output, cfg=cfg, only=list(only), niter_scale=niter_scale, data_column=data_column,
                         subband=subband, overwrite=overwrite,
-                        intervals_out=intervals_out)  # given: an MS with fewer time steps is an error
+                        exact_intervals=intervals_out is not None)  # given: fewer time steps is an error
     emit([str(p) for p in paths], as_json=as_json)
 
 
