@@ -22,6 +22,7 @@ from pathlib import Path
 
 from astropy.time import Time
 
+from lwa_common.config import load_config
 from lwa_common.testing import bench_line, shared_data_dir
 from lwa_image import Timings, concat_ms, run_science, run_snapshots
 from lwa_sim import ObserveSettings, observe, parse_spec
@@ -63,12 +64,12 @@ def main() -> None:
 
         rows = []
         snap = Timings()
-        run_snapshots(ms, tmp / "snap", size=args.snapshot_size, scale_arcmin=1.875 * 4096 / args.snapshot_size,
-                      timings=snap)
+        grid = {"snapshot_qa": {"size": args.snapshot_size, "scale_arcmin": 1.875 * 4096 / args.snapshot_size},
+                "imaging": {"size": args.size, "scale_deg": 0.03125 * 4096 / args.size}}
+        run_snapshots(ms, tmp / "snap", cfg=load_config(overrides=grid), timings=snap)
         rows.append((f"snapshots {args.snapshot_size}^2 x {2 * args.n_int}", snap))
         sci = Timings()
-        run_science(ms, tmp / "sci", size=args.size, scale_deg=0.03125 * 4096 / args.size,
-                    niter_scale=args.niter_scale, timings=sci)
+        run_science(ms, tmp / "sci", cfg=load_config(overrides=grid), niter_scale=args.niter_scale, timings=sci)
         rows.append((f"science {args.size}^2, 7 configurations", sci))
 
     print(f"{'step':38s} {'wsclean s':>10s} {'own s':>8s} {'own/wsclean':>12s}")

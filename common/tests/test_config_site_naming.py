@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import astropy.units as u
 import click
+import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
+from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.time import Time
 from click.testing import CliRunner
 
@@ -13,7 +14,15 @@ from lwa_common import LwaError
 from lwa_common.cli import section_option
 from lwa_common.config import SCIENCE_CONFIGURATIONS, Config, default_text, load_config, section_with
 from lwa_common.naming import format_ms_name, jname, jname_short, parse_ms_name
-from lwa_common.site import lst_hours, lst_to_utc, meridian_phase_centre, parse_lst_range, split_lst_range
+from lwa_common.site import (
+    enu_basis,
+    geocentric_m,
+    lst_hours,
+    lst_to_utc,
+    meridian_phase_centre,
+    parse_lst_range,
+    split_lst_range,
+)
 from lwa_common.subbands import SUBBAND_LABELS_MHZ, subband_freqs, subband_of_freq
 
 
@@ -65,6 +74,24 @@ def test_lst_round_trip_and_split():
 def test_meridian_phase_centre():
     c = meridian_phase_centre(10.0, 11.0)
     assert c.ra.deg == pytest.approx(157.5) and c.dec.deg == pytest.approx(37.2398)
+
+
+def test_enu_basis_is_the_geodetic_tangent_frame():
+    """Up is astropy's geodetic normal, north and east point along growing latitude and longitude."""
+    lon, lat, h = -118.28, 37.24, 1183.0
+    here = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, h * u.m)
+    basis = enu_basis(here)
+    assert np.allclose(basis @ basis.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(basis) == pytest.approx(1.0)  # right-handed: east x north = up
+
+    def offset(dlon=0.0, dlat=0.0, dh=0.0):
+        there = EarthLocation.from_geodetic((lon + dlon) * u.deg, (lat + dlat) * u.deg, (h + dh) * u.m)
+        return basis @ (geocentric_m(there) - geocentric_m(here))
+
+    assert np.allclose(offset(dh=1000.0), [0.0, 0.0, 1000.0], atol=1e-6)
+    east, north = offset(dlon=1e-4), offset(dlat=1e-4)
+    assert east[0] > 8.8 and abs(east[1]) < 1e-3 and abs(east[2]) < 1e-3
+    assert north[1] > 11.0 and abs(north[0]) < 1e-6 and abs(north[2]) < 1e-3
 
 
 def test_ms_names_and_jnames():

@@ -69,3 +69,28 @@ def test_products_names_units_and_fields(tmp_path):
     for p in ("a/X_photometry.csv", "a/.hidden/Y_photometry.csv", "candidates.csv"):
         (tmp_path / p).write_text("")
     assert [p.name for p in find_tables(tmp_path, PHOTOMETRY)] == ["X_photometry.csv"]
+
+
+def test_flag_chunks_fold_flag_row_in_and_cover_every_row(tmp_path):
+    """Every row once, in order, with its own TIME; a FLAG_ROW row is flagged in every channel and pol."""
+    import numpy as np
+    from casacore.tables import makearrcoldesc, makescacoldesc, maketabdesc, table
+
+    from lwa_common.ms import flag_chunks
+
+    path, n = tmp_path / "flags.ms", 5000
+    desc = maketabdesc([makearrcoldesc("FLAG", False, ndim=2, shape=[3, 4]), makescacoldesc("FLAG_ROW", False),
+                        makescacoldesc("TIME", 0.0)])
+    flag = np.zeros((n, 3, 4), bool)
+    flag[::7, 1, 2] = True
+    flag_row = np.zeros(n, bool)
+    flag_row[::11] = True
+    with table(str(path), desc, nrow=n, ack=False) as t:
+        t.putcol("FLAG", flag)
+        t.putcol("FLAG_ROW", flag_row)
+        t.putcol("TIME", np.arange(n, dtype=float))
+    chunks = list(flag_chunks(path, columns=["TIME"], chunk_bytes=12 * 1500))
+    assert [len(f) for f, _ in chunks] == [1500, 1500, 1500, 500]  # 12 flags a row: 1500 rows a chunk
+    flags = np.concatenate([f for f, _ in chunks])
+    assert np.array_equal(np.concatenate([c["TIME"] for _, c in chunks]), np.arange(n))
+    assert np.array_equal(flags, flag | flag_row[:, None, None])

@@ -123,6 +123,11 @@ class SnapshotQA:
     # times that difference's robust RMS holds a compact sky source (a transient), not bad data:
     # noise-like damage (RFI, glitches) peaks near 5.
     compact_peak_ratio: float = 12.0
+    # QA movies of the snapshots (lwa-image movie): frames per second, the snapshots subsampled
+    # evenly to at most movie_max_frames, each block-averaged to at most movie_max_size_px a side.
+    movie_fps: float = 10.0
+    movie_max_frames: int = 150
+    movie_max_size_px: int = 1024
 
 
 @dataclass(frozen=True)
@@ -300,6 +305,11 @@ class Stack:
         ("Blue", 64.0, 85.0),
     )
     stretch_percentiles: tuple[float, float] = (0.5, 99.8)
+    # Thermal noise of an image (lwa-stack noise / wideband weights): the sigma-clipped mad_std of
+    # the central box covering this fraction of each axis (all-sky images are noisiest and most
+    # distorted towards the horizon), clipped at this many sigmas.
+    noise_inner_fraction: float = 0.5
+    noise_clip_sigma: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """MeasurementSet helpers over python-casacore: the MS contracts every tool uses.
 
 `check_ms` (a usable MS, before any work), `ms_info` -> `MsInfo` (what an MS holds, read once),
-`ms_output` (write a copy or modify in place, atomically), `data_column`, `ms_time_range`. The
+`ms_output` (write a copy or modify in place, atomically), `flag_chunks` (what is flagged, read in
+row chunks), `data_column`, `ms_time_range`. The
 concatenation is `lwa_common.msconcat`, the phase rotation `lwa_common.phasing`.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +37,13 @@ __all__ = [
     "LINEAR_POLS",
     "check_ms_output",
     "ms_output",
+    "flag_chunks",
 ]
 
 log = logging.getLogger(__name__)
 
 LINEAR_POLS = (9, 10, 11, 12)  # XX XY YX YY in casacore's Stokes enumeration
+FLAG_CHUNK_BYTES = 128 * 2**20  # FLAG elements (one byte each) read at a time by flag_chunks
 
 
 def open_table(path: str | Path, *, readonly: bool = True):
@@ -329,3 +332,24 @@ def ms_output(ms: str | Path, output: str | Path | None = None, *, in_place: boo
     with atomic_path(target, directory=True) as tmp:
         shutil.copytree(ms, tmp, symlinks=True)
         yield tmp
+
+
+def flag_chunks(ms: str | Path, *, columns: Sequence[str] = (),
+                chunk_bytes: int = FLAG_CHUNK_BYTES) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """FLAG of `ms` (rows x channels x correlations) in row chunks, each with the same rows of `columns`.
+
+    The one reading of "what is flagged" behind every tool's flag statistics: FLAG_ROW, when the MS
+    has it, is folded in (a flagged row counts as flagged in every channel and correlation). A chunk
+    holds about `chunk_bytes` FLAG elements, so an MS of any size is read in bounded memory.
+    """
+    with open_table(ms) as t:
+        n = t.nrows()
+        has_flag_row = "FLAG_ROW" in t.colnames()
+        per_row = int(np.asarray(t.getcell("FLAG", 0)).size) if n else 1
+        step = max(1024, chunk_bytes // max(1, per_row))
+        for start in range(0, n, step):
+            nrow = min(step, n - start)
+            flags = t.getcol("FLAG", startrow=start, nrow=nrow)
+            if has_flag_row:
+                flags |= t.getcol("FLAG_ROW", startrow=start, nrow=nrow)[:, None, None]
+            yield flags, {c: t.getcol(c, startrow=start, nrow=nrow) for c in columns}

@@ -1,4 +1,5 @@
-"""OVRO-LWA location, LST <-> UTC conversion and LST-hour splitting (astropy)."""
+"""OVRO-LWA location, the local east-north-up frame, LST <-> UTC conversion and LST-hour splitting
+(astropy)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from lwa_common.errors import LwaError
 
 __all__ = [
     "ovro_location",
+    "geocentric_m",
+    "enu_basis",
     "lst_hours",
     "parse_lst_range",
     "lst_to_utc",
@@ -32,6 +35,28 @@ SIDEREAL_RATIO = 1.002737909350795  # sidereal seconds per solar second
 def ovro_location(site: Site | None = None) -> EarthLocation:
     site = site or Site()
     return EarthLocation.from_geodetic(site.lon_deg * u.deg, site.lat_deg * u.deg, site.height_m * u.m)
+
+
+def geocentric_m(location: EarthLocation) -> np.ndarray:
+    """ITRF (geocentric) x, y, z of `location` in metres, as a numpy vector."""
+    return np.array([location.x.to_value(u.m), location.y.to_value(u.m), location.z.to_value(u.m)])
+
+
+def enu_basis(location: EarthLocation) -> np.ndarray:
+    """Rows east, north, up: the unit vectors of the local tangent frame at `location`, in ITRF axes.
+
+    The frame of the WGS84 ellipsoid (geodetic latitude), so the Earth's curvature between two
+    ITRF points is kept: `enu_basis(here) @ (there - here)` is the offset in (east, north, up), and
+    `enu_basis(here).T @ enu` turns a local offset back into ITRF. Astropy's AltAz frame needs a
+    time and a sky direction; a terrestrial emitter (the site's RFI list) has neither.
+    """
+    geo = location.to_geodetic("WGS84")
+    lat, lon = np.radians(geo.lat.deg), np.radians(geo.lon.deg)
+    return np.array([
+        [-np.sin(lon), np.cos(lon), 0.0],
+        [-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)],
+        [np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)],
+    ])
 
 
 def lst_hours(time: Time, site: Site | None = None) -> np.ndarray | float:

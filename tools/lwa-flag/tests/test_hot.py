@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from casacore.tables import makecoldesc, table
 
+from lwa_common.config import HotBaselines
 from lwa_common.testing import run_cli
 from lwa_flag import concat_ms, detect_hot_baselines, find_hot_baselines
 from lwa_flag._stats import rolling_median_sigma
@@ -191,9 +192,9 @@ def test_unit_rules_on_arrays():
     assert not r.flag_uv[clean].any()
     assert r.flag_cross[clean].mean() < 0.01
     # a lower antenna fraction catches a less affected antenna; off-switches work
-    assert 5 not in detect_hot_baselines(stats, antenna_fraction=0.5).antenna_rule
+    assert 5 not in detect_hot_baselines(stats, settings=HotBaselines(antenna_fraction=0.5)).antenna_rule
     assert not detect_hot_baselines(stats, crosspol_pass=False, uv_pass=False).flag_baseline.any()
-    assert detect_hot_baselines(stats, dead_fraction=0.0).dead == {}
+    assert detect_hot_baselines(stats, settings=HotBaselines(dead_fraction=0.0)).dead == {}
 
 
 def test_rolling_median_edges_follow_the_trend():

@@ -11,6 +11,7 @@ from astropy.io import fits
 from astropy.time import Time
 from casacore.tables import table
 
+from lwa_common.config import SnapshotQA
 from lwa_common.testing import allsky_header, run_cli, synthetic_image
 from lwa_flag import concat_ms, find_bad_integrations
 from lwa_flag.integrations import Frame
@@ -99,7 +100,7 @@ def test_core_running_median_edges_and_errors():
     rms = [5.0, 1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97, 0.4, 1.0, 1.01]
     frames = [Frame(path=f"f{k}", mjd=60664.5 + k * 10 / 86400, rms=r, time_source="MJD-MID")
               for k, r in enumerate(rms)]
-    result = find_bad_integrations(frames, sigma=5.0, low_ratio=0.5, window=11)
+    result = find_bad_integrations(frames, settings=SnapshotQA(sigma=5.0, low_ratio=0.5, running_window=11))
     assert [f.path for f in result.bad_frames] == ["f0", "f9"]  # a bad first frame is caught too
     assert result.frames[0].score > 5 and result.frames[9].rms < 0.5 * result.frames[9].running_median
     # too few frames for running statistics (issue 23: the middle of 3 was flagged): nothing flagged
@@ -134,7 +135,7 @@ def test_scatter_floor_keeps_a_modest_change_on_stable_data():
     stable = [1.0, 1.001, 0.999, 1.0, 1.06, 1.0, 0.999, 1.001, 3.0, 1.0, 1.0]
     default = find_bad_integrations(frames(stable))
     assert [f.bad for f in default.frames] == [i == 8 for i in range(11)]
-    strict = find_bad_integrations(frames(stable), min_scatter_fraction=0.0)
+    strict = find_bad_integrations(frames(stable), settings=SnapshotQA(min_scatter_fraction=0.0))
     assert strict.frames[4].bad and strict.frames[8].bad
 
 

@@ -13,6 +13,20 @@ START = "2024-12-20T12:00:00"  # zenith near RA 151 deg, Dec +37.4 deg
 SCALE_DEG = 0.07  # restoring beam ~0.3 deg: ~4 px per beam
 SIZE = 256
 
+
+def _grid(size: int = SIZE, scale_deg: float = SCALE_DEG, **imaging):
+    """The config with a test grid: [imaging] size/scale_deg (and `imaging`), [snapshot_qa] the same."""
+    from lwa_common.config import load_config
+
+    return load_config(overrides={"imaging": {"size": size, "scale_deg": scale_deg, **imaging},
+                                  "snapshot_qa": {"size": size, "scale_arcmin": scale_deg * 60}})
+
+
+@pytest.fixture(scope="session")
+def grid():
+    """`grid(size, scale_deg, **imaging)`: a Config imaging (and snapshotting) on that grid."""
+    return _grid
+
 MAIN_SPEC = {
     "sources": [
         {"name": "A", "ra": "09h52m00s", "dec": "+40d00m00s", "flux_jy": 200, "spectral_index": -0.7},
@@ -61,7 +75,7 @@ def science_run(hour_ms, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("science")
     timings = Timings()
-    paths = run_science(hour_ms, out, size=SIZE, scale_deg=SCALE_DEG, niter_scale=0.01, timings=timings)
+    paths = run_science(hour_ms, out, cfg=_grid(), niter_scale=0.01, timings=timings)
     return paths, timings
 
 
@@ -70,7 +84,7 @@ def snapshot_run(hour_ms, tmp_path_factory) -> list[Path]:
     from lwa_image import run_snapshots
 
     out = tmp_path_factory.mktemp("snapshots")
-    return run_snapshots(hour_ms, out, size=SIZE, scale_arcmin=SCALE_DEG * 60)
+    return run_snapshots(hour_ms, out, cfg=_grid())
 
 
 def load(path: Path) -> tuple[np.ndarray, fits.Header, WCS]:

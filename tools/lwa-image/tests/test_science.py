@@ -252,7 +252,7 @@ def test_10min_i_restored_with_the_deep_beam_so_steady_sources_cancel(science_ru
 
 
 @pytest.mark.slow
-def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, tmp_path, caplog):
+def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, tmp_path, caplog, grid):
     """--only I-Taper-10min: the deep robust-0 image already in the output folder gives the beam."""
     from lwa_image import run_science
 
@@ -261,8 +261,7 @@ def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, 
     (tmp_path / deep.name).write_bytes(deep.read_bytes())
     dh = fits.getheader(deep)
     with caplog.at_level("INFO"):
-        made = run_science(hour_ms, tmp_path, only=["I-Taper-10min"], size=128, scale_deg=0.07,
-                           niter_scale=0.001)
+        made = run_science(hour_ms, tmp_path, cfg=grid(128, 0.07), only=["I-Taper-10min"], niter_scale=0.001)
     assert len(made) == 6 and not [r for r in caplog.records if r.levelname == "WARNING" and "beam" in r.message]
     for p in made:
         h = fits.getheader(p)
@@ -271,7 +270,7 @@ def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, 
 
 
 
-def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, tmp_path, caplog):
+def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, tmp_path, caplog, grid):
     """imaging.parallel_configurations > 1 runs several wsclean at once: the same images as one at a time.
 
     Side by side, the intervals of a 10-min configuration are separate wsclean runs (`-interval`)
@@ -280,15 +279,13 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
     Each wsclean then has fewer threads, and w-stacking's CLEAN is not bit-identical across thread
     counts: the images must agree to a small part of their noise and in their peaks.
     """
-    from lwa_common.config import load_config
     from lwa_image import run_science
 
     paths, _ = science_run
     header = fits.getheader(paths[0])  # the fixture's grid
-    cfg = load_config(overrides={"imaging": {"parallel_configurations": 3}})
+    cfg = grid(header["NAXIS1"], abs(header["CDELT2"]), parallel_configurations=3)
     with caplog.at_level("INFO", logger="lwa_image.science"):
-        again = run_science(hour_ms, tmp_path, cfg=cfg, size=header["NAXIS1"], scale_deg=abs(header["CDELT2"]),
-                            niter_scale=0.01)
+        again = run_science(hour_ms, tmp_path, cfg=cfg, niter_scale=0.01)
     assert "3 wsclean run(s) at a time" in caplog.text
     assert "17 run(s)" in caplog.text  # side by side, each 10-min interval is its own wsclean run (-interval)
     assert [p.name for p in again] == [p.name for p in paths]  # same products, same order
@@ -300,16 +297,15 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
         assert fits.getheader(one)["BEAMREF"] == fits.getheader(other)["BEAMREF"]
 
 
-def test_pixels_below_the_horizon_mask_are_nan(hour_ms, tmp_path):
+def test_pixels_below_the_horizon_mask_are_nan(hour_ms, tmp_path, grid):
     """imaging.blank_below_horizon: below wsclean's horizon mask (10 deg elevation from the phase
     centre) every science pixel is NaN and HORIZON says so; above it every pixel is data (an all-sky
     grid: 128 px of 1 deg)."""
-    from lwa_common.config import load_config
     from lwa_image import run_science
 
-    cfg = load_config(overrides={"imaging": {"blank_below_horizon": True}})
+    cfg = grid(128, 1.0, blank_below_horizon=True)
     horizon = cfg.imaging.horizon_mask_deg
-    [path] = run_science(hour_ms, tmp_path, cfg=cfg, only=["V-Taper-Deep"], size=128, scale_deg=1.0)
+    [path] = run_science(hour_ms, tmp_path, cfg=cfg, only=["V-Taper-Deep"])
     header = fits.getheader(path)
     data = fits.getdata(path)[0, 0]
     assert header["HORIZON"] == horizon

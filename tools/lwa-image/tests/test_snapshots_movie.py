@@ -48,10 +48,10 @@ def test_snapshots_one_i_and_v_per_integration_with_its_time(snapshot_run, main_
 
 
 @pytest.mark.slow
-def test_snapshots_refuse_existing_outputs(snapshot_run, hour_ms):
+def test_snapshots_refuse_existing_outputs(snapshot_run, hour_ms, grid):
     out = snapshot_run[0].parent
     with pytest.raises(LwaError, match="output exists"):
-        run_snapshots(hour_ms, out, size=64, scale_arcmin=10)
+        run_snapshots(hour_ms, out, cfg=grid(64, 10 / 60))
 
 
 @pytest.mark.slow

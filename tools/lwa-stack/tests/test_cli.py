@@ -89,3 +89,19 @@ def test_usage_errors_exit_2(tmp_path):
     assert run_cli(["lwa-stack", "report", str(tmp_path), "-o", str(tmp_path / "r.html"), "--smtp-port",
                     "70000"]).returncode == 2
     assert run_cli(["lwa-stack", "frobnicate"]).returncode == 2
+
+
+def test_noise_box_from_config_or_option(synth, tmp_path):
+    """`[stack] noise_inner_fraction` in --config sets the noise box as --inner-fraction does; the option wins."""
+    synth.make(55, noise=0.7)
+    config = tmp_path / "lwa.toml"
+    config.write_text("[stack]\nnoise_inner_fraction = 0.2\n")
+    n_pix = {}
+    for name, extra in {"default": [], "config": ["--config", str(config)],
+                        "option": ["--inner-fraction", "0.2"],
+                        "both": ["--config", str(config), "--inner-fraction", "0.5"]}.items():
+        out = tmp_path / name / "thermal_noise.csv"
+        res = run_cli(["lwa-stack", "noise", str(synth.run), "-o", str(out), *extra])
+        assert res.returncode == 0, res.stderr
+        n_pix[name] = int(pd.read_csv(out)["n_pix"].iloc[0])
+    assert n_pix["config"] == n_pix["option"] < n_pix["default"] == n_pix["both"]

@@ -46,7 +46,7 @@ from lwa_common import msconcat
 from lwa_common.config import Calibration, Site
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
-from lwa_common.ms import check_ms, ms_info, open_table
+from lwa_common.ms import check_ms, flag_chunks, ms_info, open_table
 
 __all__ = ["SolveSettings", "SolveResult", "solve", "concat_ms", "choose_refant", "model_is_polarised"]
 
@@ -88,18 +88,13 @@ def choose_refant(ms: Path, refant: str = "") -> str:
         if refant.isdigit() and int(refant) < len(names):
             return refant
         raise LwaError(f"--refant {refant!r} is neither an antenna name nor an index below {len(names)} of {ms}")
-    with open_table(ms) as t:
-        a1, a2 = t.getcol("ANTENNA1"), t.getcol("ANTENNA2")
-        good = np.zeros(len(names))
-        step = 100_000
-        for start in range(0, t.nrows(), step):
-            nr = min(step, t.nrows() - start)
-            flag = t.getcol("FLAG", start, nr)
-            frac = 1.0 - flag.reshape(nr, -1).mean(axis=1)
-            b1, b2 = a1[start:start + nr], a2[start:start + nr]
-            cross = b1 != b2
-            np.add.at(good, b1[cross], frac[cross])
-            np.add.at(good, b2[cross], frac[cross])
+    good = np.zeros(len(names))
+    for flag, cols in flag_chunks(ms, columns=("ANTENNA1", "ANTENNA2")):
+        frac = 1.0 - flag.reshape(len(flag), -1).mean(axis=1)
+        b1, b2 = cols["ANTENNA1"], cols["ANTENNA2"]
+        cross = b1 != b2
+        np.add.at(good, b1[cross], frac[cross])
+        np.add.at(good, b2[cross], frac[cross])
     best = int(np.argmax(good))  # first of the ties: lowest index
     log.info("reference antenna: %d (%s), the one with the most unflagged data", best, names[best])
     return str(best)

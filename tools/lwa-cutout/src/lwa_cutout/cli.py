@@ -117,7 +117,7 @@ def targets_cmd(target_files, image_dirs, fallback_dirs, output, size_deg, min_e
     settings = _settings(cfg, size_deg, min_elevation_deg, pad_arcsec, detection_sigma, annulus_beams, png)
     run = run_targets(target_files, images=image_dirs, fallback_dirs=fallback_dirs, output_dir=output,
                       settings=settings, confusing_catalog=confusing_catalog,
-                      default_intervals=cfg.imaging.intervals_out if intervals is None else intervals,
+                      default_intervals=section_with(cfg.imaging, intervals_out=intervals).intervals_out,
                       overwrite=overwrite, hints=hints)
     summary = run.summary()
     emit(summary if as_json else summary["csv"], as_json=as_json)
@@ -160,7 +160,7 @@ def solar_cmd(images, image_dirs, fallback_dirs, output, bodies, size_deg, min_e
     settings = _settings(cfg, size_deg, min_elevation_deg, pad_arcsec, detection_sigma, annulus_beams, png)
     results = run_solar_system(images=sources, output_dir=output, fallback_dirs=fallback_dirs, bodies=names,
                                settings=settings,
-                               default_intervals=cfg.imaging.intervals_out if intervals is None else intervals,
+                               default_intervals=section_with(cfg.imaging, intervals_out=intervals).intervals_out,
                                overwrite=overwrite, hints=hints)
     csvs = [str(r.csv) for r in results if r.rows]
     summary = {

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from astropy.time import Time
 
+from lwa_common.config import Imaging
 from lwa_common.errors import LwaError
 from lwa_common.images import ImageHints, ImageInfo, image_info
 from lwa_common.images import scan_images as scan_fits
@@ -158,7 +159,7 @@ def _span(records: list[ImageInfo]) -> tuple[float, float]:
     return min(starts), max(ends)
 
 
-def select_sets(records: Sequence[ImageInfo], *, fallback: Iterable[Path] = (), default_intervals: int = 6
+def select_sets(records: Sequence[ImageInfo], *, fallback: Iterable[Path] = (), default_intervals: int = Imaging.intervals_out
                 ) -> list[ImageSet]:
     """Group records into sets and pick the best image for every role (see the module doc).
 
@@ -244,7 +245,7 @@ def _make_set(subband: str, deep: list[ImageInfo], ten: list[ImageInfo], default
 
 
 def find_sets(images: Sequence[str | Path], *, fallback_dirs: Sequence[str | Path] = (),
-              exclude: Sequence[Path] = (), default_intervals: int = 6, hints: ImageHints | None = None
+              exclude: Sequence[Path] = (), default_intervals: int = Imaging.intervals_out, hints: ImageHints | None = None
               ) -> list[ImageSet]:
     """Scan `images` (folders or files) and `fallback_dirs`, then `select_sets`; error when empty."""
     reasons: list[str] = []

@@ -55,6 +55,7 @@ from astropy.stats import mad_std
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from lwa_common.config import Cutout
 from lwa_common.errors import LwaError
 from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian, gaussian_peak_3x3
 from lwa_common.products import MEASUREMENT_COLUMNS
@@ -172,7 +173,8 @@ class Measurement:
         return {f"{prefix}_{key}": values[key] for key in MEASUREMENT_COLUMNS}
 
 
-def search_radius_deg(beam_major_deg: float, freq_mhz: float, *, pad_arcsec_at_85mhz: float = 120.0) -> float:
+def search_radius_deg(beam_major_deg: float, freq_mhz: float, *,
+                      pad_arcsec_at_85mhz: float = Cutout.ionospheric_pad_arcsec_at_85mhz) -> float:
     """BMAJ + pad x (85 / nu): the beam plus an ionospheric allowance (DESIGN.md)."""
     if not freq_mhz or not np.isfinite(freq_mhz) or freq_mhz <= 0:
         raise LwaError(f"image frequency {freq_mhz!r} MHz is not usable for the search radius")
@@ -357,9 +359,9 @@ def measure_position(
     stokes: str = "I",
     mask: Sequence[tuple[float, float]] = (),
     mask_radius_deg: float | None = None,
-    pad_arcsec_at_85mhz: float = 120.0,
-    annulus_beams: tuple[float, float] = (3.0, 6.0),
-    detection_sigma: float = 5.0,
+    pad_arcsec_at_85mhz: float = Cutout.ionospheric_pad_arcsec_at_85mhz,
+    annulus_beams: tuple[float, float] = (Cutout.annulus_inner_beams, Cutout.annulus_outer_beams),
+    detection_sigma: float = Cutout.detection_sigma,
     fit: bool = True,
 ) -> Measurement:
     """Measure the source at (ra_deg, dec_deg) in a 2-D `image` with celestial `wcs`.

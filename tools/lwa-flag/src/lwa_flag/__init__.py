@@ -4,8 +4,9 @@ integrations from the pilot Stokes V snapshots.
 The core functions take paths (or arrays) and keyword-only options; `lwa_flag.cli` is a thin click
 layer over them::
 
+    from lwa_common.config import HotBaselines
     from lwa_flag import find_hot_baselines, apply_hot_flags
-    result = find_hot_baselines("obs.ms", sigma_uv=7.0)
+    result = find_hot_baselines("obs.ms", settings=HotBaselines(sigma_uv=7.0))
     apply_hot_flags("obs_copy.ms", result)
 """
 

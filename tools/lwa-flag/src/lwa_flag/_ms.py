@@ -18,7 +18,7 @@ import numpy as np
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
-from lwa_common.ms import LINEAR_POLS, check_ms, ms_output, open_table
+from lwa_common.ms import LINEAR_POLS, check_ms, flag_chunks, ms_output, open_table
 from lwa_common.provenance import command_line, stamp_ms, tool_version
 
 __all__ = [
@@ -88,17 +88,9 @@ def flagged_fraction(path: Path) -> float:
     """Fraction of FLAG elements set (all rows, channels, polarisations); FLAG_ROW counts too."""
     flagged = 0
     total = 0
-    with open_table(path) as t:
-        n = t.nrows()
-        step = chunk_rows(path, itemsize=1)
-        for start in range(0, n, step):
-            nrow = min(step, n - start)
-            f = t.getcol("FLAG", startrow=start, nrow=nrow)
-            if "FLAG_ROW" in t.colnames():
-                fr = t.getcol("FLAG_ROW", startrow=start, nrow=nrow)
-                f = f | fr[:, None, None]
-            flagged += int(np.count_nonzero(f))
-            total += f.size
+    for f, _ in flag_chunks(path):
+        flagged += int(np.count_nonzero(f))
+        total += f.size
     return flagged / total if total else 0.0
 
 

@@ -190,8 +190,7 @@ def flag_hot_baselines(ms: str | Path, *, target: Target, settings: HotBaselines
                    overwrite=target.overwrite)
     wiring = load_wiring(system_cfg) if system_cfg else None
 
-    result = find_hot_baselines(ms, column=column, uv_pass=uv_pass, crosspol_pass=crosspol_pass,
-                                **dataclasses.asdict(settings))
+    result = find_hot_baselines(ms, column=column, settings=settings, uv_pass=uv_pass, crosspol_pass=crosspol_pass)
     if dry_run:
         before = after = _ms.flagged_fraction(ms)
         rows = 0
@@ -294,10 +293,7 @@ def flag_integrations(snapshots: Sequence[str | Path], *, ms: Sequence[str | Pat
     _check_outputs([summary, *qa.values(), *([] if target.in_place else finals)], overwrite=target.overwrite)
 
     frames = read_frames(list(snapshots))
-    s = settings
-    result = find_bad_integrations(frames, sigma=s.sigma, low_ratio=s.low_ratio, window=s.running_window,
-                                   min_scatter_fraction=s.min_scatter_fraction, min_frames=s.min_frames,
-                                   low_quantile=s.low_quantile, compact_peak_ratio=s.compact_peak_ratio)
+    result = find_bad_integrations(frames, settings=settings)
     per_ms, unmatched = _bad_times(frames, [f.mjd for f in result.bad_frames], ms_paths)
     before, after, flagged_ms = _flag_times_each(ms_paths, finals, per_ms, target)
     plot_snapshot_rms(result, qa["plot"])

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 C_M_S = 299_792_458.0
-_DEFAULTS = HotBaselines()
 _POL_CODES = {"XX": 9, "XY": 10, "YX": 11, "YY": 12}
 _STATS = ("XX", "XY", "YX", "YY", "QU")  # the four products, then the sky-free Q/U residual
 
@@ -322,16 +321,14 @@ def detect_hot_baselines(
     stats: BaselineStats,
     *,
     antenna_names: list[str] | None = None,
-    window: int = _DEFAULTS.window,
-    sigma_uv: float = _DEFAULTS.sigma_uv,
-    sigma_heatmap: float = _DEFAULTS.sigma_heatmap,
-    antenna_fraction: float = _DEFAULTS.antenna_fraction,
-    min_uv_lambda: float = _DEFAULTS.min_uv_lambda,
-    dead_fraction: float = _DEFAULTS.dead_fraction,
+    settings: HotBaselines = HotBaselines(),
     uv_pass: bool = True,
     crosspol_pass: bool = True,
 ) -> HotBaselineResult:
-    """Run dead-antenna detection and both passes on per-baseline statistics (no I/O)."""
+    """Run dead-antenna detection and both passes on per-baseline statistics (no I/O); the
+    thresholds are the fields of `settings` (the `[hot_baselines]` config section)."""
+    s = settings
+    window, min_uv_lambda, dead_fraction = s.window, s.min_uv_lambda, s.dead_fraction
     if window < 3:
         raise LwaError(f"--window must be at least 3 baselines, got {window}")
     n_ant = stats.n_antennas
@@ -351,20 +348,17 @@ def detect_hot_baselines(
     if uv_pass and 0 < n_cons < window:
         log.warning("only %d baselines above %.1f lambda, fewer than the window of %d: pass 1 uses "
                     "them all as one window", n_cons, min_uv_lambda, window)
-    threshold_uv = max(sigma_uv, look_elsewhere)
+    threshold_uv = max(s.sigma_uv, look_elsewhere)
     par = _uv_pass(stats, amp_par, _sample_variance(stats, ("XX", "YY")), considered if uv_pass else None,
                    window, threshold_uv)
     amp_qu = stats.amp.get("QU", np.full(a1.size, np.nan))
     qu = _uv_pass(stats, amp_qu, _sample_variance(stats, ("QU",)),
                   considered & np.isfinite(amp_qu) if uv_pass else None, window, threshold_uv)
     cross = _crosspol_pass(amp_cross, considered if crosspol_pass else None, par.flag | qu.flag,
-                           max(sigma_heatmap, look_elsewhere))
-    rule, frac = _antenna_rule(stats, par.flag | qu.flag | cross.flag, considered, antenna_fraction, dead)
-    settings = {"window": window, "sigma_uv": sigma_uv, "sigma_heatmap": sigma_heatmap,
-                "antenna_fraction": antenna_fraction, "min_uv_lambda": min_uv_lambda,
-                "dead_fraction": dead_fraction, "uv_pass": uv_pass, "crosspol_pass": crosspol_pass}
+                           max(s.sigma_heatmap, look_elsewhere))
+    rule, frac = _antenna_rule(stats, par.flag | qu.flag | cross.flag, considered, s.antenna_fraction, dead)
     result = HotBaselineResult(
-        stats=stats, settings=settings, antenna_names=names, considered=considered, amp_par=amp_par,
+        stats=stats, settings={**asdict(s), "uv_pass": uv_pass, "crosspol_pass": crosspol_pass}, antenna_names=names, considered=considered, amp_par=amp_par,
         amp_cross=amp_cross, rolling_median=par.median, rolling_sigma=par.sigma, score_uv=par.score,
         score_cross=cross.score, flag_uv=par.flag | qu.flag, flag_cross=cross.flag, cross_median=cross.median,
         cross_sigma=cross.sigma, dead=dead, antenna_rule=rule, antenna_fraction=frac,
@@ -373,9 +367,9 @@ def detect_hot_baselines(
     log.info("hot baselines: %d baselines, %d considered (>= %.1f lambda); pass 1 (%.1f sigma) flagged %d "
              "(parallel amplitude %d, sky-free Q/U residual %d), pass 2 (cross-pol, %.1f sigma) flagged %d; "
              "dead antennas %s; antennas over %.0f%% %s",
-             a1.size, n_cons, min_uv_lambda, sigma_uv, int(result.flag_uv.sum()), int(par.flag.sum()),
-             int(qu.flag.sum()), sigma_heatmap, int(cross.flag.sum()),
-             [names[a] for a in sorted(dead)] or "none", 100 * antenna_fraction,
+             a1.size, n_cons, min_uv_lambda, s.sigma_uv, int(result.flag_uv.sum()), int(par.flag.sum()),
+             int(qu.flag.sum()), s.sigma_heatmap, int(cross.flag.sum()),
+             [names[a] for a in sorted(dead)] or "none", 100 * s.antenna_fraction,
              [names[a] for a in sorted(rule)] or "none")
     return result
 
@@ -476,23 +470,15 @@ def find_hot_baselines(
     ms: str | Path,
     *,
     column: str | None = None,
-    window: int = _DEFAULTS.window,
-    sigma_uv: float = _DEFAULTS.sigma_uv,
-    sigma_heatmap: float = _DEFAULTS.sigma_heatmap,
-    antenna_fraction: float = _DEFAULTS.antenna_fraction,
-    min_uv_lambda: float = _DEFAULTS.min_uv_lambda,
-    dead_fraction: float = _DEFAULTS.dead_fraction,
+    settings: HotBaselines = HotBaselines(),
     uv_pass: bool = True,
     crosspol_pass: bool = True,
 ) -> HotBaselineResult:
     """Read `ms` once and run both passes; nothing is written (see `apply_hot_flags`)."""
     ms = Path(ms)
     stats = baseline_stats(ms, column=column)
-    return detect_hot_baselines(
-        stats, antenna_names=antenna_names(ms), window=window, sigma_uv=sigma_uv,
-        sigma_heatmap=sigma_heatmap, antenna_fraction=antenna_fraction, min_uv_lambda=min_uv_lambda,
-        dead_fraction=dead_fraction, uv_pass=uv_pass, crosspol_pass=crosspol_pass,
-    )
+    return detect_hot_baselines(stats, antenna_names=antenna_names(ms), settings=settings, uv_pass=uv_pass,
+                                crosspol_pass=crosspol_pass)
 
 
 def apply_hot_flags(ms: str | Path, result: HotBaselineResult) -> int:

@@ -44,7 +44,6 @@ __all__ = ["Frame", "IntegrationResult", "frame_time", "frame_rms", "read_frames
 
 log = logging.getLogger(__name__)
 
-_DEFAULTS = SnapshotQA()
 
 
 @dataclass
@@ -176,16 +175,11 @@ def compactness(frames: list[Frame], i: int, window: int) -> tuple[float, float]
 def find_bad_integrations(
     frames: list[Frame],
     *,
-    sigma: float = _DEFAULTS.sigma,
-    low_ratio: float = _DEFAULTS.low_ratio,
-    window: int = _DEFAULTS.running_window,
-    min_scatter_fraction: float = _DEFAULTS.min_scatter_fraction,
-    min_frames: int = _DEFAULTS.min_frames,
-    low_quantile: float = _DEFAULTS.low_quantile,
-    compact_peak_ratio: float = _DEFAULTS.compact_peak_ratio,
+    settings: SnapshotQA = SnapshotQA(),
 ) -> IntegrationResult:
-    """Mark frames deviating > sigma from the running median, or below low_ratio x the window's
-    quiet level (its `low_quantile`), unless the deviation is a compact sky source.
+    """Mark frames deviating > sigma from the running median (over `running_window` frames), or
+    below low_ratio x the window's quiet level (its `low_quantile`), unless the deviation is a
+    compact sky source; every name is a field of `settings` (the `[snapshot_qa]` config section).
 
     The scatter is at least `min_scatter_fraction` x the median RMS, so that on very stable data a
     frame must change by more than `sigma` x that fraction to be flagged. A high frame whose
@@ -193,6 +187,8 @@ def find_bad_integrations(
     frames whose image cannot be read are not tested) holds a transient and is kept. With fewer
     than `min_frames` frames there are no statistics: nothing is flagged and a WARNING says so.
     """
+    sigma, low_ratio, window, min_frames = settings.sigma, settings.low_ratio, settings.running_window, \
+        settings.min_frames
     if window < 3:
         raise LwaError(f"--window must be at least 3 frames, got {window}")
     if len(frames) < max(3, min_frames):
@@ -205,10 +201,10 @@ def find_bad_integrations(
     rms = np.array([f.rms for f in frames])
     w = min(window, len(frames))
     run = rolling_median(rms, w)
-    quiet = rolling_quantile(rms, w, low_quantile)
+    quiet = rolling_quantile(rms, w, settings.low_quantile)
     resid = rms - run
     scatter = float(mad_std(resid))
-    floor = max(min_scatter_fraction, 1e-3) * float(np.median(rms))
+    floor = max(settings.min_scatter_fraction, 1e-3) * float(np.median(rms))
     scatter_used = max(scatter, floor)
     for i, (f, r, q, s) in enumerate(zip(frames, run, quiet, resid / scatter_used)):
         f.running_median, f.score = float(r), float(s)
@@ -219,9 +215,9 @@ def find_bad_integrations(
             reasons.append(f"low rms {(q - f.rms) / scatter_used:.1f} sigma below the window's quiet level")
         if f.rms < low_ratio * q:
             reasons.append(f"rms {f.rms / q:.2f} x the window's quiet level < {low_ratio:g}")
-        if reasons and s > 0 and compact_peak_ratio > 0 and Path(f.path).is_file():
+        if reasons and s > 0 and settings.compact_peak_ratio > 0 and Path(f.path).is_file():
             ratio, peak = compactness(frames, i, w)
-            if ratio >= compact_peak_ratio:
+            if ratio >= settings.compact_peak_ratio:
                 f.transient = f"compact source: difference image peak {peak:.3g} = {ratio:.0f} x its rms; kept"
                 log.info("%s: %s (%s)", f.path, f.transient, "; ".join(reasons))
                 reasons = []

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from lwa_common.errors import LwaError
-from lwa_common.ms import open_table
+from lwa_common.ms import flag_chunks, open_table
 from lwa_common.provenance import keep_tool_output
-from lwa_flag._ms import chunk_rows
 
 __all__ = ["default_strategy", "aoflagger_command", "run_aoflagger", "flag_profile", "pick_rfi_column"]
 
@@ -136,26 +135,18 @@ def flag_profile(ms: str | Path, *, cross_only: bool = True) -> dict:
     per_chan = None
     n_chan_rows = 0
     times: dict[float, list[float]] = {}
-    with open_table(ms) as t:
-        n = t.nrows()
-        step = chunk_rows(ms, itemsize=1)
-        for start in range(0, n, step):
-            nrow = min(step, n - start)
-            f = t.getcol("FLAG", startrow=start, nrow=nrow)
-            a1 = t.getcol("ANTENNA1", startrow=start, nrow=nrow)
-            a2 = t.getcol("ANTENNA2", startrow=start, nrow=nrow)
-            tm = t.getcol("TIME", startrow=start, nrow=nrow)
-            sel = a1 != a2 if cross_only else np.ones(nrow, bool)
-            f, tm = f[sel], tm[sel]
-            frac_row = f.mean(axis=(1, 2)) if f.size else np.zeros(0)
-            chan = f.any(axis=2).sum(axis=0)
-            per_chan = chan if per_chan is None else per_chan + chan
-            n_chan_rows += f.shape[0]
-            for tv in np.unique(tm):
-                m = tm == tv
-                acc = times.setdefault(float(tv), [0.0, 0.0])
-                acc[0] += float(frac_row[m].sum())
-                acc[1] += float(m.sum())
+    for f, cols in flag_chunks(ms, columns=("ANTENNA1", "ANTENNA2", "TIME")):
+        sel = cols["ANTENNA1"] != cols["ANTENNA2"] if cross_only else np.ones(len(f), bool)
+        f, tm = f[sel], cols["TIME"][sel]
+        frac_row = f.mean(axis=(1, 2)) if f.size else np.zeros(0)
+        chan = f.any(axis=2).sum(axis=0)
+        per_chan = chan if per_chan is None else per_chan + chan
+        n_chan_rows += f.shape[0]
+        for tv in np.unique(tm):
+            m = tm == tv
+            acc = times.setdefault(float(tv), [0.0, 0.0])
+            acc[0] += float(frac_row[m].sum())
+            acc[1] += float(m.sum())
     per_time = [[tv, acc[0] / acc[1]] for tv, acc in sorted(times.items()) if acc[1]]
     return {
         "per_channel_percent": [round(100.0 * c / max(n_chan_rows, 1), 3) for c in (per_chan if per_chan is not None else [])],

@@ -13,7 +13,7 @@ emitter, or a burst, in a channel lifts that channel on every baseline. So per i
     r(t, nu) = m(t, nu) / median_nu m(t, nu) - 1
 
 and a cell is flagged on every baseline when r exceeds `spectrum_sigma` x the robust scatter of r
-over all cells (1.4826 MAD) and `spectrum_min_excess`. A broadband burst lifts a whole integration
+over all cells (astropy `mad_std`, 1.4826 MAD) and `spectrum_min_excess`. A broadband burst lifts a whole integration
 and leaves r unchanged, so sky transients are kept; RFI on fewer than half of the baselines does
 not move the median (the Q/U detection of the strategy is the tool for polarised RFI).
 """
@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from astropy.stats import mad_std
 
 from lwa_common.config import Rfi
 from lwa_common.ms import open_table
@@ -98,7 +99,7 @@ def spectral_outliers(m: np.ndarray, settings: Rfi = Rfi()) -> tuple[np.ndarray,
     finite = np.isfinite(r)
     if not finite.any():
         return cells, info
-    sigma = 1.4826 * float(np.median(np.abs(r[finite] - np.median(r[finite]))))
+    sigma = float(mad_std(r[finite]))
     threshold = max(settings.spectrum_sigma * sigma, settings.spectrum_min_excess)
     cells[finite] = r[finite] > threshold
     info.update(sigma=round(sigma, 5), threshold=round(threshold, 5),

@@ -169,7 +169,7 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
                                                  intervals_out=intervals_out))
     paths = run_science(ms, output, cfg=cfg, only=list(only), niter_scale=niter_scale, data_column=data_column,
                         subband=subband, overwrite=overwrite,
-                        intervals_out=intervals_out)  # given: an MS with fewer time steps is an error
+                        exact_intervals=intervals_out is not None)  # given: fewer time steps is an error
     emit([str(p) for p in paths], as_json=as_json)
 
 
@@ -207,16 +207,17 @@ def pbcor_cmd(images: tuple[Path, ...], output: Path | None, beam_file: Path | N
 @cli.command("movie")
 @click.argument("inputs", nargs=-1, required=True, type=ExistingPath)
 @click.option("-o", "--output", type=NewPath, required=True, help="Output folder for the MP4 files.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
-@click.option("--max-frames", type=click.IntRange(min=1), default=150, show_default=True,
-              help="Subsample the snapshots evenly to at most this many frames.")
-@click.option("--max-size-px", type=click.IntRange(min=16), default=1024, show_default=True,
-              help="Block-average frames down to at most this many pixels a side.")
+@section_option("snapshot_qa", "movie_fps", "--fps", "fps", type=click.FloatRange(min=0, min_open=True),
+                help="Frames per second.")
+@section_option("snapshot_qa", "movie_max_frames", "--max-frames", "max_frames", type=click.IntRange(min=1),
+                help="Subsample the snapshots evenly to at most this many frames.")
+@section_option("snapshot_qa", "movie_max_size_px", "--max-size-px", "max_size_px", type=click.IntRange(min=16),
+                help="Block-average frames down to at most this many pixels a side.")
 @overwrite_option
 @json_option
 @common_options
-def movie_cmd(inputs: tuple[Path, ...], output: Path, fps: float, max_frames: int, max_size_px: int,
-              overwrite: bool, as_json: bool, cfg: Config) -> None:
+def movie_cmd(inputs: tuple[Path, ...], output: Path, fps: float | None, max_frames: int | None,
+              max_size_px: int | None, overwrite: bool, as_json: bool, cfg: Config) -> None:
     """MP4 movies of snapshot images (files or folders): raw I, median-subtracted I, raw V.
 
     Writes OUTPUT/{SUBBAND}-snapshots-{I-raw,I-medsub,V-raw}.mp4 and prints them.
@@ -225,8 +226,9 @@ def movie_cmd(inputs: tuple[Path, ...], output: Path, fps: float, max_frames: in
     Example:
       lwa-image movie work/snapshots/ -o qa/
     """
-    paths = make_movies(list(inputs), output, fps=fps, max_frames=max_frames, max_size_px=max_size_px,
-                        overwrite=overwrite)
+    qa = section_with(cfg.snapshot_qa, movie_fps=fps, movie_max_frames=max_frames, movie_max_size_px=max_size_px)
+    paths = make_movies(list(inputs), output, fps=qa.movie_fps, max_frames=qa.movie_max_frames,
+                        max_size_px=qa.movie_max_size_px, overwrite=overwrite)
     emit([str(p) for p in paths], as_json=as_json)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from astropy.stats import mad_std
 from astropy.time import Time
 
+from lwa_common.config import SnapshotQA
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.images import find_images, image_info
@@ -143,8 +144,9 @@ def _encode(frames: list[bytes], size: tuple[int, int], output: Path, fps: float
     return cmd
 
 
-def make_movies(inputs: Sequence[str | Path], outdir: str | Path, *, fps: float = 10.0, max_frames: int = 150,
-                max_size_px: int = 1024, overwrite: bool = False) -> list[Path]:
+def make_movies(inputs: Sequence[str | Path], outdir: str | Path, *, fps: float = SnapshotQA.movie_fps,
+                max_frames: int = SnapshotQA.movie_max_frames, max_size_px: int = SnapshotQA.movie_max_size_px,
+                overwrite: bool = False) -> list[Path]:
     """Raw I, median-subtracted I and raw V movies of the snapshots in `inputs`; returns the MP4s."""
     if fps <= 0 or max_size_px < 16:
         raise LwaError(f"bad movie settings: fps {fps}, max size {max_size_px} px")

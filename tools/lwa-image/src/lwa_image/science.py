@@ -382,30 +382,27 @@ def _run_units(units: list[_Unit], job: Callable[..., list[Path]], *, imaging: I
 
 
 def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None,
-                only: Sequence[str] | None = None, size: int | None = None, scale_deg: float | None = None,
-                niter_scale: float = 1.0, intervals_out: int | None = None, data_column: str | None = None,
-                subband: str | None = None, overwrite: bool = False,
+                only: Sequence[str] | None = None, niter_scale: float = 1.0, data_column: str | None = None,
+                subband: str | None = None, overwrite: bool = False, exact_intervals: bool = False,
                 timings: Timings | None = None) -> list[Path]:
     """Image `ms` in the science configurations; returns the FITS written (in `outdir`).
 
-    `size`, `scale_deg`, `intervals_out` default to ``cfg.imaging`` (the default intervals shrink to the
-    MS's time steps when it has fewer, with a warning); `niter_scale` multiplies every
-    configuration's CLEAN iteration limit (tests use small values); `data_column` defaults to
-    CORRECTED_DATA when present, else DATA.
+    Grid and intervals are ``cfg.imaging``'s `size`, `scale_deg` and `intervals_out` (a CLI builds
+    it with `lwa_common.config.section_with`). An MS with fewer time steps than `intervals_out`
+    gets one interval per step, with a warning, unless `exact_intervals` (the intervals were asked
+    for: then it is an error). `niter_scale` multiplies every configuration's CLEAN iteration limit
+    (tests use small values); `data_column` defaults to CORRECTED_DATA when present, else DATA.
     """
     t_start = time.perf_counter()
     cfg = cfg or load_config()
     imaging = cfg.imaging
     ms, outdir = Path(ms), Path(outdir)
     confs = _order_references_first(select_configurations(imaging, only), imaging)
-    size = int(size or imaging.size)
-    scale_deg = float(scale_deg or imaging.scale_deg)
-    asked_intervals = intervals_out is not None
-    intervals_out = int(intervals_out or imaging.intervals_out)
+    size, scale_deg, intervals_out = int(imaging.size), float(imaging.scale_deg), int(imaging.intervals_out)
     if size < 16 or scale_deg <= 0 or niter_scale < 0:
         raise LwaError(f"bad imaging size/scale/niter-scale: {size}, {scale_deg}, {niter_scale}")
     info = ms_info(ms, subband=subband)
-    if info.n_times < intervals_out and not asked_intervals:  # an explicit --intervals-out stays an error
+    if info.n_times < intervals_out and not exact_intervals:  # asked-for intervals stay an error
         log.warning("%s has %d time step(s), fewer than the default %d intervals: imaging %d interval(s)",
                     ms, info.n_times, intervals_out, info.n_times)
         intervals_out = info.n_times

@@ -35,16 +35,17 @@ SNAPSHOT_CONFIGS = {"I": "I-Snapshot", "V": "V-Snapshot"}
 """CONFIG keyword (and file-name part) of the snapshot images per Stokes."""
 
 
-def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None, size: int | None = None,
-                  scale_arcmin: float | None = None, robust: float = 0.0, data_column: str | None = None,
-                  subband: str | None = None, overwrite: bool = False,
+def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None, robust: float = 0.0,
+                  data_column: str | None = None, subband: str | None = None, overwrite: bool = False,
                   timings: Timings | None = None) -> list[Path]:
-    """Dirty I and V per time step of `ms`; returns the FITS written (I and V of t0001, t0002, ...)."""
+    """Dirty I and V per time step of `ms`; returns the FITS written (I and V of t0001, t0002, ...).
+
+    Grid: ``cfg.snapshot_qa``'s `size` and `scale_arcmin` (a CLI builds it with
+    `lwa_common.config.section_with`)."""
     t_start = time.perf_counter()
     cfg = cfg or load_config()
     ms, outdir = Path(ms), Path(outdir)
-    size = int(size or cfg.snapshot_qa.size)
-    scale_arcmin = float(scale_arcmin or cfg.snapshot_qa.scale_arcmin)
+    size, scale_arcmin = int(cfg.snapshot_qa.size), float(cfg.snapshot_qa.scale_arcmin)
     if size < 16 or scale_arcmin <= 0:
         raise LwaError(f"bad snapshot size/scale: {size} px, {scale_arcmin} arcmin")
     info = ms_info(ms, subband=subband)

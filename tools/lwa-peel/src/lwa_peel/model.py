@@ -38,6 +38,7 @@ from astropy.time import Time
 from lwa_common.catalogs import CatalogSource, RfiSource
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
+from lwa_common.site import enu_basis, geocentric_m
 
 __all__ = [
     "Component",
@@ -159,17 +160,10 @@ def rfi_azel(source: RfiSource, centre: EarthLocation) -> tuple[float, float, fl
     """Azimuth (N through E), elevation (deg) and distance (m) of an RFI source from `centre`.
 
     The vector from the array centre to the emitter (both ITRF) is rotated into the local
-    east-north-up frame of the centre (WGS84 geodetic latitude), so Earth curvature is included.
+    east-north-up frame of the centre (`lwa_common.site.enu_basis`), so Earth curvature is included.
     """
-    here = np.array([centre.x.to_value(u.m), centre.y.to_value(u.m), centre.z.to_value(u.m)])
-    there_loc = source.location
-    there = np.array([there_loc.x.to_value(u.m), there_loc.y.to_value(u.m), there_loc.z.to_value(u.m)])
-    d = there - here
-    geo = centre.to_geodetic("WGS84")
-    lat, lon = math.radians(geo.lat.deg), math.radians(geo.lon.deg)
-    east = -math.sin(lon) * d[0] + math.cos(lon) * d[1]
-    north = -math.sin(lat) * math.cos(lon) * d[0] - math.sin(lat) * math.sin(lon) * d[1] + math.cos(lat) * d[2]
-    up = math.cos(lat) * math.cos(lon) * d[0] + math.cos(lat) * math.sin(lon) * d[1] + math.sin(lat) * d[2]
+    d = geocentric_m(source.location) - geocentric_m(centre)
+    east, north, up = (float(x) for x in enu_basis(centre) @ d)
     distance = float(np.linalg.norm(d))
     if distance < 1.0:
         raise LwaError(f"RFI source '{source.name}' sits at the array centre; it has no direction")

@@ -28,7 +28,7 @@ from lwa_common import LwaError
 from lwa_common.config import Site
 from lwa_common.io import atomic_path, make_dirs
 from lwa_common.naming import format_ms_name, subband_label
-from lwa_common.site import ovro_location
+from lwa_common.site import enu_basis, geocentric_m, ovro_location
 from lwa_common.sky import direction_cosines, gaussian_visibility
 from lwa_common.subbands import CHANNEL_WIDTH_HZ, subband_freqs
 from lwa_sim.array import Array, load_array
@@ -415,16 +415,12 @@ def _write_rfi_sources(path: Path, spec: TruthSpec, centre: EarthLocation, freqs
     (`lwa-peel rfi --sources`): each emitter placed RFI_SURVEY_DISTANCE_M away along its az/el from the
     array centre (ITRF, so `lwa-peel`'s direction is the simulated one), with its flat spectrum.
     Narrow-band emitters are left to the flaggers, as a site's RFI survey would."""
-    geo = centre.to_geodetic("WGS84")
-    lat, lon = np.radians(geo.lat.deg), np.radians(geo.lon.deg)
-    east = np.array([-np.sin(lon), np.cos(lon), 0.0])
-    north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
-    up = np.array([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-    here = np.array([centre.x.to_value(u.m), centre.y.to_value(u.m), centre.z.to_value(u.m)])
+    to_itrf = enu_basis(centre).T
+    here = geocentric_m(centre)
     entries = []
     for i, e in enumerate(x for x in spec.rfi_emitters if x.channels is None):
         az, el = np.radians(e.az_deg), np.radians(e.el_deg)
-        d = np.cos(el) * np.sin(az) * east + np.cos(el) * np.cos(az) * north + np.sin(el) * up
+        d = to_itrf @ np.array([np.cos(el) * np.sin(az), np.cos(el) * np.cos(az), np.sin(el)])
         there = EarthLocation.from_geocentric(*(here + RFI_SURVEY_DISTANCE_M * d), unit=u.m).to_geodetic("WGS84")
         entries.append({"name": f"emitter-{i}", "sys": "WGS84", "lat": float(there.lat.deg),
                         "long": float(there.lon.deg), "el": float(there.height.to_value(u.m)),

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main
+from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, run_main, section_option
+from lwa_common.config import section_with
 from lwa_common.errors import LwaError
 from lwa_common.images import image_hint_options
 from lwa_common.io import check_output
@@ -21,10 +22,11 @@ log = logging.getLogger(__name__)
 
 inputs_argument = click.argument("inputs", nargs=-1, required=True, type=ExistingPath)
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-inner_option = click.option("--inner-fraction", type=click.FloatRange(0.05, 1.0), default=0.5, show_default=True,
-                            help="Noise is measured in the central box covering this fraction of each axis.")
-clip_option = click.option("--clip-sigma", type=click.FloatRange(min=1.5), default=3.0, show_default=True,
-                           help="Sigma-clipping threshold of the noise estimate.")
+inner_option = section_option("stack", "noise_inner_fraction", "--inner-fraction", "inner_fraction",
+                              type=click.FloatRange(0.05, 1.0),
+                              help="Noise is measured in the central box covering this fraction of each axis.")
+clip_option = section_option("stack", "noise_clip_sigma", "--clip-sigma", "clip_sigma", type=click.FloatRange(min=1.5),
+                             help="Sigma-clipping threshold of the noise estimate.")
 
 
 def _noise_options(func):
@@ -44,8 +46,8 @@ def cli() -> None:
 @inputs_argument
 @click.option("-o", "--output", type=NewPath, required=True, help="CSV to write (thermal_noise.csv).")
 @_noise_options
-def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, clip_sigma: float, overwrite: bool,
-              as_json: bool, hints, cfg) -> None:
+def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float | None, clip_sigma: float | None,
+              overwrite: bool, as_json: bool, hints, cfg) -> None:
     """Measure the thermal noise (sigma-clipped robust RMS, NaN-aware) of every FITS image in INPUTS.
 
     INPUTS are FITS files or folders (searched recursively). Writes one row per image: path, SUBBAND,
@@ -59,13 +61,14 @@ def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, cli
     """
     from lwa_stack.noise import find_images, measure_images, read_noise_csv, write_noise_csv
 
+    settings = section_with(cfg.stack, noise_inner_fraction=inner_fraction, noise_clip_sigma=clip_sigma)
     check_output(output, overwrite=overwrite)
     images = find_images(inputs)
     if not images:
         raise LwaError(f"no FITS images under {', '.join(map(str, inputs))}")
     cache = read_noise_csv(output) if output.exists() else {}
-    records, failed = measure_images(images, cache=cache, inner_fraction=inner_fraction, sigma=clip_sigma,
-                                     hints=hints)
+    records, failed = measure_images(images, cache=cache, inner_fraction=settings.noise_inner_fraction,
+                                     sigma=settings.noise_clip_sigma, hints=hints)
     if not records:
         raise LwaError(f"no image could be measured ({len(failed)} failed; first: {failed[0][1]})")
     for path, why in failed:
@@ -85,7 +88,8 @@ def noise_cmd(inputs: tuple[Path, ...], output: Path, inner_fraction: float, cli
               help="Weight 1/rms^2 from each image's own noise, or from its subband's deep Stokes V image.")
 @_noise_options
 def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None, weight_from: str,
-                 inner_fraction: float, clip_sigma: float, overwrite: bool, as_json: bool, hints, cfg) -> None:
+                 inner_fraction: float | None, clip_sigma: float | None, overwrite: bool, as_json: bool, hints,
+                 cfg) -> None:
     """Inverse-variance weighted Red/Green/Blue stacks of the per-subband images under INPUTS.
 
     Images are chosen by header: transient stacks (TAPER>0, ROBUST 0, not PB-corrected, dewarped when
@@ -103,10 +107,12 @@ def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None,
     """
     from lwa_stack.stack import bands_from_config, wideband
 
+    settings = section_with(cfg.stack, noise_inner_fraction=inner_fraction, noise_clip_sigma=clip_sigma)
     if output.exists() and not output.is_dir():
         raise LwaError(f"output {output} exists and is not a folder")
-    results = wideband(inputs, outdir=output, bands=bands_from_config(cfg.stack.bands_mhz), noise_csv=noise_csv,
-                       weight_from=weight_from, inner_fraction=inner_fraction, clip_sigma=clip_sigma,
+    results = wideband(inputs, outdir=output, bands=bands_from_config(settings.bands_mhz), noise_csv=noise_csv,
+                       weight_from=weight_from, inner_fraction=settings.noise_inner_fraction,
+                       clip_sigma=settings.noise_clip_sigma,
                        overwrite=overwrite, argv=sys.argv, hints=hints)
     if as_json:
         emit({"outputs": [str(r.path) for r in results], "noise_csv": str(THERMAL_NOISE.path(output)),
@@ -120,8 +126,8 @@ def wideband_cmd(inputs: tuple[Path, ...], output: Path, noise_csv: Path | None,
 @cli.command("color")
 @inputs_argument
 @click.option("-o", "--output", type=NewPath, required=True, help="Folder for the 3-colour PNGs.")
-@click.option("--percentiles", type=(float, float), default=None,
-              help="Per-channel stretch percentiles LO HI (default: the config's stack.stretch_percentiles).")
+@section_option("stack", "stretch_percentiles", "--percentiles", "percentiles", type=(float, float),
+                help="Per-channel stretch percentiles LO HI.")
 @overwrite_option
 @json_option
 @common_options
@@ -138,9 +144,9 @@ def color_cmd(inputs: tuple[Path, ...], output: Path, percentiles: tuple[float, 
     """
     from lwa_stack.color import color_images
 
-    bands = [b[0] for b in cfg.stack.bands_mhz]
-    written = color_images(inputs, outdir=output, band_names=bands,
-                           percentiles=percentiles or cfg.stack.stretch_percentiles, overwrite=overwrite)
+    settings = section_with(cfg.stack, stretch_percentiles=percentiles)
+    written = color_images(inputs, outdir=output, band_names=[b[0] for b in settings.bands_mhz],
+                           percentiles=settings.stretch_percentiles, overwrite=overwrite)
     emit({"outputs": [str(p) for p in written]} if as_json else [str(p) for p in written], as_json=as_json)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from lwa_common.config import Stack
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_info, image_plane, read_image
 from lwa_common.io import atomic_path
@@ -81,7 +82,7 @@ def find_wideband_deep_i(inputs: Sequence[str | Path]) -> dict[tuple[str, str, b
     return found
 
 
-def stretch(plane: np.ndarray, percentiles: Sequence[float] = (0.5, 99.8)) -> np.ndarray:
+def stretch(plane: np.ndarray, percentiles: Sequence[float] = Stack.stretch_percentiles) -> np.ndarray:
     """Percentile stretch to [0, 1] over finite pixels; non-finite pixels become 0."""
     plane = np.asarray(plane, dtype=np.float64)
     finite = np.isfinite(plane)
@@ -96,7 +97,7 @@ def stretch(plane: np.ndarray, percentiles: Sequence[float] = (0.5, 99.8)) -> np
 
 
 def rgb_composite(red: np.ndarray | None, green: np.ndarray | None, blue: np.ndarray | None, *,
-                  percentiles: Sequence[float] = (0.5, 99.8)) -> np.ndarray:
+                  percentiles: Sequence[float] = Stack.stretch_percentiles) -> np.ndarray:
     """(ny, nx, 3) float RGB in [0, 1]; a None channel is black."""
     present = [c for c in (red, green, blue) if c is not None]
     if not present:
@@ -124,7 +125,7 @@ def _load(path: Path, ref: tuple[tuple, fits.Header] | None) -> tuple[np.ndarray
 
 
 def color_images(inputs: Sequence[str | Path], *, outdir: str | Path, band_names: Sequence[str],
-                 percentiles: Sequence[float] = (0.5, 99.8), overwrite: bool = False) -> list[Path]:
+                 percentiles: Sequence[float] = Stack.stretch_percentiles, overwrite: bool = False) -> list[Path]:
     """Write the three 3-colour PNGs (those whose channels exist) into `outdir`; return their paths."""
     if len(band_names) != 3:
         raise LwaError(f"3-colour images need exactly three bands (red, green, blue), got {list(band_names)}")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from astropy.stats import sigma_clipped_stats
 
+from lwa_common.config import Stack
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.images import ImageHints, ImageInfo, find_images, image_info
@@ -50,7 +51,7 @@ pixel along both axes, so nearly independent samples of beam-correlated noise). 
 error of the MAD RMS is then ~0.3 %, well below what the weights need."""
 
 
-def robust_rms(data: np.ndarray, *, inner_fraction: float = 0.5, sigma: float = 3.0,
+def robust_rms(data: np.ndarray, *, inner_fraction: float = Stack.noise_inner_fraction, sigma: float = Stack.noise_clip_sigma,
                max_iter: int = 10) -> tuple[float, int]:
     """Sigma-clipped MAD RMS of the finite pixels in the central `inner_fraction` box of a 2-D plane,
     from a lattice of at most ~`MAX_SAMPLES` of them.
@@ -107,7 +108,7 @@ class NoiseRecord:
 NOISE_COLUMNS = THERMAL_NOISE.columns  # = the fields of NoiseRecord (tests/test_stack.py checks)
 
 
-def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = 0.5, sigma: float = 3.0,
+def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = Stack.noise_inner_fraction, sigma: float = Stack.noise_clip_sigma,
                   hints: ImageHints | None = None, data: np.ndarray | None = None) -> NoiseRecord:
     """Measure one image, given by path or by its `ImageInfo` (then its header is not read again);
     `data`, when given, is the image's pixels already read (then the file is only stat'ed).
@@ -130,7 +131,7 @@ def measure_image(path: str | Path | ImageInfo, *, inner_fraction: float = 0.5, 
 
 
 def measure_images(paths: Iterable[str | Path | ImageInfo], *, cache: dict[str, NoiseRecord] | None = None,
-                   inner_fraction: float = 0.5, sigma: float = 3.0, hints: ImageHints | None = None
+                   inner_fraction: float = Stack.noise_inner_fraction, sigma: float = Stack.noise_clip_sigma, hints: ImageHints | None = None
                    ) -> tuple[list[NoiseRecord], list[tuple[Path, str]]]:
     """Measure every image, reusing `cache` rows whose file is unchanged.
 

@@ -317,23 +317,17 @@ def _interval_flags(sbdir: Path, n_intervals: int) -> pd.DataFrame | None:
     ms = next(iter(sorted(p for p in sbdir.glob("*.ms") if (p / "table.dat").exists())), None)
     if ms is None:
         return None
-    from lwa_common.ms import open_table
+    from lwa_common.ms import flag_chunks, open_table
 
     try:
         with open_table(ms) as t:
-            times = t.getcol("TIME")
-            utimes = np.unique(times)
-            nflag = np.zeros(len(utimes))
-            ntot = np.zeros(len(utimes))
-            step = 20000
-            for start in range(0, t.nrows(), step):
-                n = min(step, t.nrows() - start)
-                f = t.getcol("FLAG", startrow=start, nrow=n)
-                if "FLAG_ROW" in t.colnames():
-                    f = f | t.getcol("FLAG_ROW", startrow=start, nrow=n)[:, None, None]
-                idx = np.searchsorted(utimes, times[start:start + n])
-                np.add.at(nflag, idx, f.reshape(n, -1).sum(axis=1))
-                np.add.at(ntot, idx, f[0].size)
+            utimes = np.unique(t.getcol("TIME"))
+        nflag = np.zeros(len(utimes))
+        ntot = np.zeros(len(utimes))
+        for f, cols in flag_chunks(ms, columns=("TIME",)):
+            idx = np.searchsorted(utimes, cols["TIME"])
+            np.add.at(nflag, idx, f.reshape(len(f), -1).sum(axis=1))
+            np.add.at(ntot, idx, f[0].size)
     except (LwaError, RuntimeError) as err:
         log.warning("qa: cannot read flags of %s: %s", ms, err)
         return None

@@ -50,6 +50,7 @@ from typing import Literal
 import numpy as np
 from astropy.io import fits
 
+from lwa_common.config import Stack
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
 from lwa_common.images import ImageHints, ImageInfo, grid_key, regrid_onto, same_grid, scan_images
@@ -396,8 +397,8 @@ def wideband(
     noise_csv: str | Path | None = None,
     weight_from: Literal["image", "v-deep"] = "image",
     science_robusts: Sequence[float] = SCIENCE_ROBUSTS,
-    inner_fraction: float = 0.5,
-    clip_sigma: float = 3.0,
+    inner_fraction: float = Stack.noise_inner_fraction,
+    clip_sigma: float = Stack.noise_clip_sigma,
     overwrite: bool = False,
     argv: list[str] | None = None,
     hints: ImageHints | None = None,
