@@ -402,7 +402,7 @@ def dewarp_images(
             n_rigid = len(patches) if patches is not None else 0
             dewarped = _dewarp_planes(planes, sampler, order, patches).reshape(data.shape)
         header["DWSTATUS"] = ("IDENTITY" if scr.is_identity else "SCREEN",
-                              "IDENTITY: screen did not beat identity, not resampled")
+                              "IDENTITY: no gain, pixels copied unchanged")
         header["DWSCREEN"] = (screen_path.name[:68], "lwa-dewarp screen applied")
         header["DWORDER"] = (order, "dewarp interpolation order (1 linear, 3 cubic)")
         header["DWSCALE"] = (round(scale, 6), "screen offsets scaled by (f_screen/f_image)^2")

@@ -475,7 +475,7 @@ def write_fit_products(
             "OFFMED1": (s["median_offset_after_arcmin"], "median residual after (in-sample) [arcmin]"),
             "OFFMEDCV": (s["median_offset_after_cv_arcmin"], "median residual after (cross-valid.) [arcmin]"),
             "DWSMOOTH": (s["settings"]["smoothing"], "screen smoothing (noise-to-signal)"),
-            "DWMODEL": (str(s.get("screen_model_card", ""))[:40], "screen model (least leave-one-out residual)"),
+            "DWMODEL": (str(s.get("screen_model_card", ""))[:40], "screen model (least held-out residual)"),
             "DWSTATUS": (DWSTATUS[result.status], "SCREEN: fitted; IDENTITY: no gain, zero screen"),
             "RMSOFF0": (s["rms_offset_before_beams"], "RMS anchor offset before [beams]"),
             "RMSOFFCV": (s["rms_offset_after_cv_beams"], "RMS leave-one-out residual of screen [beams]"),

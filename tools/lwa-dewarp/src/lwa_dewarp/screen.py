@@ -2,8 +2,9 @@
 
 Fitting is scipy's `RBFInterpolator`: a smoothing RBF interpolant with a polynomial term, in
 pixel coordinates normalised by the image half-size; the kernel (thin-plate spline with a
-degree 1-3 term, or Gaussian / multiquadric of 0.5-2 half-widths with a constant or linear term) is the one
-with the smallest leave-one-out residual on the anchors (`candidate_kernels`). Each anchor's smoothing is
+degree 1-3 term, or Gaussian / multiquadric with a constant or linear term, the Gaussians' scales
+from 2 half-widths down to what the anchors' spacing resolves) is the one with the smallest
+leave-one-out residual on the anchors (`candidate_kernels`). Each anchor's smoothing is
 `smoothing` times its squared position error over the squared RMS offset (a noise-to-signal
 ratio), so the value means the same on a 512 px test image and a 4096 px science image, and
 faint anchors pull less. Anchors whose leave-one-out residual exceeds `clip_sigma` robust sigmas
@@ -42,7 +43,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy.interpolate import RBFInterpolator
 from scipy.ndimage import map_coordinates
-from scipy.spatial import Delaunay, QhullError, cKDTree
+from scipy.spatial import ConvexHull, Delaunay, QhullError, cKDTree
 from scipy.spatial.distance import cdist
 
 from lwa_common.config import Dewarp
@@ -214,19 +215,43 @@ class Kernel:
             return np.where(r > 0, r**2 * np.log(r), 0.0)
 
 
-def candidate_kernels(max_degree: int) -> list[Kernel]:
+def candidate_kernels(max_degree: int, spacing: float = 0.5) -> list[Kernel]:
     """The screen models compared by leave-one-out residual: the thin-plate spline (the least
     bending surface; what extrapolates is its polynomial term, degree 1 .. `max_degree`) and
     smoother fields -- Gaussian RBFs (with a constant or a linear term; a Gaussian process of that
-    covariance) and multiquadrics over a range of scales (0.5 to 2 image half-widths), as a sum of long-wavelength modes (an ionospheric screen) is smooth on scales the
-    thin-plate spline's r^2 log r cannot follow between sparse anchors."""
+    covariance) and multiquadrics, as a sum of long-wavelength modes (an ionospheric screen) is
+    smooth on scales the thin-plate spline's r^2 log r cannot follow between sparse anchors.
+
+    The Gaussians' scales run from 2 image half-widths down, by factors of sqrt(2), to twice the
+    anchors' mean `spacing` (half-widths): a scale is resolved by two anchors or more across it, so
+    dense anchors (a VLSSr-like catalogue) follow 10-degree structure that 30 anchors cannot, and a
+    shorter scale would only put isolated bumps on the anchors (and extrapolate to the constant
+    from the nearest one)."""
     out = [Kernel("thin_plate_spline", d) for d in range(1, max_degree + 1)]
-    out += [Kernel("gaussian", degree, eps) for degree in (0, 1) for eps in GAUSSIAN_EPSILONS]
+    out += [Kernel("gaussian", degree, eps) for degree in (0, 1) for eps in gaussian_epsilons(spacing)]
     out += [Kernel("multiquadric", 1, eps) for eps in MULTIQUADRIC_EPSILONS]
     return out
 
 
-GAUSSIAN_EPSILONS = (0.5, 0.7, 1.0, 1.4, 2.0)
+def gaussian_epsilons(spacing: float) -> list[float]:
+    """Gaussian inverse scales (per image half-width): 0.5 (2 half-widths) times sqrt(2)^k up to
+    1 / (2 `spacing`), and at least up to `MIN_GAUSSIAN_EPSILON`."""
+    top = max(MIN_GAUSSIAN_EPSILON, 0.5 / max(spacing, 1e-6))
+    n = int(math.floor(2 * math.log2(top / GAUSSIAN_EPSILON_STEP[0]) + 1e-9)) + 1
+    return [float(f"{GAUSSIAN_EPSILON_STEP[0] * GAUSSIAN_EPSILON_STEP[1] ** k:.3g}") for k in range(n)]
+
+
+def anchor_spacing(norm: np.ndarray) -> float:
+    """The anchors' mean spacing: sqrt(area of their convex hull / their number), in the units of
+    `norm` (image half-widths); 0.5 when the hull is degenerate."""
+    try:
+        return math.sqrt(ConvexHull(norm).volume / len(norm))
+    except (QhullError, ValueError):
+        return 0.5
+
+
+GAUSSIAN_EPSILON_STEP = (0.5, math.sqrt(2.0))  # the widest scale (2 half-widths) and the ratio between scales
+MIN_GAUSSIAN_EPSILON = 2.0  # ... and at least down to half a half-width, whatever the density
 MULTIQUADRIC_EPSILONS = (0.5, 1.0, 2.0)
 TPS1 = Kernel("thin_plate_spline", 1)
 
@@ -324,7 +349,7 @@ def _best_kernel(norm: np.ndarray, offsets: np.ndarray, smoothing: np.ndarray, m
     """The candidate model (`candidate_kernels`) with the smallest (trimmed) RMS leave-one-out
     residual; a polynomial term needs three anchors more than it has terms."""
     best, best_score = TPS1, math.inf
-    for kernel in candidate_kernels(max_degree):
+    for kernel in candidate_kernels(max_degree, anchor_spacing(norm)):
         if len(norm) < (kernel.degree + 1) * (kernel.degree + 2) // 2 + 3:
             continue
         score = _loo_score(norm, offsets, smoothing, kernel, trim=trim)
@@ -438,7 +463,7 @@ def fit_offset_model(
         log.info("dropped %d outlier anchors (standardised leave-one-out residual > %.1f sigma)", len(rejected),
                  clip_sigma)
     log.info("screen: %s (the smallest leave-one-out residual of %d models)", kernel,
-             len(candidate_kernels(max_degree)))
+             len(candidate_kernels(max_degree, anchor_spacing(norm))))
     return model, keep, cv
 
 
