@@ -200,12 +200,15 @@ def gridding_rate(ms: Path, tmp: Path, *, cfg_gridder: list[str]) -> dict:
 
 
 # ---- the gridder check -----------------------------------------------------------------------------
-def gridder_check(tmp: Path, *, size: int = 1024, scale_arcmin: float = 7.5, n_channels: int = 4) -> list[dict]:
+def gridder_check(tmp: Path, *, size: int = 1024, scale_arcmin: float = 7.5, n_channels: int = 4,
+                  accuracies: tuple[float, ...] = ()) -> list[dict]:
     """Dirty images of w-stacking and wgridder vs a direct Fourier sum, at sources 0-80 deg from the centre.
 
     One integration of the real 352-antenna array, noiseless point sources of 100 Jy (no beam) at
     zenith distances 1-80 deg; natural weighting, autocorrelations and baselines beyond 80 % of the
     uv grid excluded (-minuv-l, -maxuv-l; the same cut in the sum). The sum is evaluated on a 9x9 pixel patch around each source.
+    `accuracies`: more wgridder images at these ``-wgridder-accuracy`` values (wsclean's default 1e-4),
+    side by side in the same run (their CPU seconds in the first row).
     """
     import astropy.units as u
     import yaml
@@ -234,7 +237,9 @@ def gridder_check(tmp: Path, *, size: int = 1024, scale_arcmin: float = 7.5, n_c
     ms = next(sim.glob("*.ms"))
     max_uv = 0.8 / (2 * np.radians(scale_arcmin / 60))  # inside the uv grid of the image (wsclean drops the rest)
     images = {}
-    for name, extra in (("w-stacking", []), ("wgridder", ["-use-wgridder"])):
+    variants = [("w-stacking", []), ("wgridder", ["-use-wgridder"])]
+    variants += [(f"wgridder-{a:g}", ["-use-wgridder", "-wgridder-accuracy", f"{a:g}"]) for a in accuracies]
+    for name, extra in variants:
         prefix = tmp / f"grid-{name}"
         use = run_measured(["wsclean", "-size", str(size), str(size), "-scale", f"{scale_arcmin}amin", "-weight",
                             "natural", "-pol", "I", "-niter", "0", "-minuv-l", "1", "-maxuv-l", f"{max_uv:.1f}",
@@ -274,8 +279,73 @@ def gridder_check(tmp: Path, *, size: int = 1024, scale_arcmin: float = 7.5, n_c
         rows.append(row)
     for name, (_, use) in images.items():
         rows[0][f"{name}_wall_s"] = use.wall_s
+        rows[0][f"{name}_cpu_s"] = use.cpu_s
         rows[0][f"{name}_max_rss_gb"] = use.max_rss_gb
     return rows
+
+
+# ---- the CLEAN probe --------------------------------------------------------------------------------
+# The cleaned deep I (I-Deep-Taper-Robust-0) as lwa-image science runs it, with config overrides side by
+# side in one run; the floor is the same wsclean without CLEAN (its gridding and FFTs only).
+CLEAN_PROBE_RUNS = (
+    ("the pipeline's defaults", {}),
+    ("wgridder, CLEAN above 15 deg elevation, -local-rms", {"gridder": "wgridder", "clean_horizon_deg": 15.0}),
+    ("wgridder, no -local-rms (fast sub-minor loop)", {"gridder": "wgridder", "local_rms": False}),
+    ("w-stacking, no -local-rms (fast sub-minor loop)", {"gridder": "wstack", "local_rms": False}),
+)
+
+
+def clean_probe(tmp: Path, *, n_int: int = 3, n_channels: int = 48, size: int = 2048, niter: int = 5000,
+                threads: int = 1) -> list[dict]:
+    """CPU seconds of the cleaned deep I's wsclean with each of CLEAN_PROBE_RUNS, and of its dirty floor.
+
+    `n_int` real-size integrations (352 antennas, the demo sky) concatenated as the chain does,
+    imaged at `size`^2 over the real field (1.875' x 4096 / size), CLEAN capped at `niter`
+    iterations so every run does comparable work; `threads` wsclean threads (-j). The deconvolution
+    CPU is wsclean's deconvolution share of the wall x the run's CPU.
+    """
+    import dataclasses
+
+    from lwa_common.config import Config
+    from lwa_image.science import wsclean_science_args
+
+    sim = tmp / "probe-sim"
+    simulate(sim, n_int=n_int, n_channels=n_channels, spec=HERE / "docs" / "examples" / "demo_truth.yaml")
+    ms = tmp / "probe.ms"
+    run_measured(["lwa-image", "concat", *map(str, sorted(sim.glob("*.ms"))), "-o", str(ms)], log=tmp / "probe-concat.log")
+    base = Config().imaging
+    conf = next(c for c in base.configurations if c.name == "I-Deep-Taper-Robust-0")
+    scale = 0.03125 * 4096 / size
+    runs = [("the floor: the same without CLEAN", {}, 0), *((label, o, niter) for label, o in CLEAN_PROBE_RUNS)]
+    rows = []
+    for i, (label, overrides, n) in enumerate(runs):
+        imaging = dataclasses.replace(base, **overrides, threads=threads)
+        args = wsclean_science_args(conf, imaging, size=size, scale_deg=scale, niter=n, intervals_out=1,
+                                    data_column="DATA")
+        out = tmp / f"probe{i}"
+        out.mkdir(exist_ok=True)
+        use = run_measured(["wsclean", *args, "-name", str(out / "p"), str(ms)], log=out / "wsclean.log")
+        text = (out / "wsclean.log").read_text()
+        m = WSCLEAN_SPLIT_RE.search(text)
+        decon_share = _hms(*m.groups()[6:9]) / max(use.wall_s, 1e-9) if m else 0.0
+        image = out / "p-image.fits" if n else out / "p-dirty.fits"
+        rows.append({"run": label, "overrides": overrides, "cpu_s": use.cpu_s, "wall_s": use.wall_s,
+                     "deconvolution_cpu_s": decon_share * use.cpu_s, "max_rss_gb": use.max_rss_gb,
+                     "major_cycles": len(re.findall(r"== Deconvolving", text)),
+                     "iterations": max((int(x) for x in re.findall(r"Iteration (\d+)", text)), default=0),
+                     **_image_stats(image)})
+        print("  " + json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def _image_stats(path: Path) -> dict:
+    """Robust RMS (1.4826 MAD) and extremes of an image's finite pixels: a diverged CLEAN shows at once."""
+    from astropy.io import fits
+
+    data = fits.getdata(path).astype(float)
+    good = data[np.isfinite(data)]
+    mad = float(np.median(np.abs(good - np.median(good))))
+    return {"image_rms_jy": 1.4826 * mad, "image_max_jy": float(good.max()), "image_min_jy": float(good.min())}
 
 
 # ---- the model ---------------------------------------------------------------------------------------
@@ -460,13 +530,24 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
                   "of the same visibilities on a 9x9-pixel patch around each (the same uv cut).", "",
                   "| zenith distance | DFT peak Jy | w-stacking peak (err) | wgridder peak (err) "
                   "| w-stacking max abs err Jy | wgridder max abs err Jy |", "|---|---|---|---|---|---|"]
+        extra = sorted((k[len("wgridder-"):-len("_max_abs_err_jy")] for k in gc[0]
+                        if k.startswith("wgridder-") and k.endswith("_max_abs_err_jy")), key=float, reverse=True)
+        if extra:  # the wgridder at tighter -wgridder-accuracy, same run
+            lines[-2] += "".join(f" wgridder {a} max abs err Jy |" for a in extra)
+            lines[-1] += "---|" * len(extra)
         for r in gc:
             d = r["dft_peak_jy"]
             lines.append(
                 f"| {r['zenith_distance_deg']:.0f} deg | {d:.2f} | {r['w-stacking_peak_jy']:.2f} "
                 f"({100 * (r['w-stacking_peak_jy'] / d - 1):+.2f} %) | {r['wgridder_peak_jy']:.2f} "
                 f"({100 * (r['wgridder_peak_jy'] / d - 1):+.2f} %) | {r['w-stacking_max_abs_err_jy']:.2f} "
-                f"| {r['wgridder_max_abs_err_jy']:.2f} |")
+                f"| {r['wgridder_max_abs_err_jy']:.2f} |" + "".join(f" {r[f'wgridder-{a}_max_abs_err_jy']:.2f} |"
+                                                                    for a in extra))
+        if extra and "wgridder_cpu_s" in gc[0]:
+            cpu = ", ".join(f"{name} {gc[0][f'{key}_cpu_s']:.1f}" for name, key in
+                            (("w-stacking", "w-stacking"), ("wgridder 1e-4", "wgridder"),
+                             *((f"wgridder {a}", f"wgridder-{a}") for a in extra)))
+            lines += ["", f"CPU s of each dirty image (side by side in one run): {cpu}."]
         lines += ["", GRIDDER_VERDICT, ""]
     lines += ["## Per step", "", MODEL, ""]
     for ch in (192, 48):
@@ -687,7 +768,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the measurements here as JSON")
     ap.add_argument("--gridder-check", action="store_true", help="only the gridder accuracy check")
     ap.add_argument("--skip-gridder-check", action="store_true")
+    ap.add_argument("--wgridder-accuracy", type=float, nargs="*", default=[1e-5, 1e-6],
+                    help="more wgridder images in the gridder check at these -wgridder-accuracy values "
+                         "(default 1e-5 1e-6; wsclean's own 1e-4 is the 'wgridder' column)")
     ap.add_argument("--skip-sim-rate", action="store_true")
+    ap.add_argument("--clean-probe", action="store_true",
+                    help="only the CLEAN probe: the cleaned deep I with CLEAN_PROBE_RUNS side by side (2048^2)")
     ap.add_argument("--efficiency", type=float, default=0.5, help="parallel efficiency of threaded steps on the node")
     ap.add_argument("--doc", type=Path, default=HERE / "docs" / "performance.md", help="the report written")
     ap.add_argument("--extra-logs", type=Path, nargs="*", default=[],
@@ -706,9 +792,17 @@ def main() -> None:
     result: dict = {"mode": args.mode, "cores": args.cores, "n_int": n_int, "n_channels": n_channels,
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine_cores": os.cpu_count()}
     try:
+        if args.clean_probe:
+            result["clean_probe"] = rows = clean_probe(tmp)
+            floor = rows[0]["cpu_s"]
+            print(f"CLEAN probe (CPU s, ratio to the floor {floor:.1f} s: the same wsclean without CLEAN):")
+            for r in rows[1:]:
+                print(f"  {r['run']:55s} {r['cpu_s']:7.1f} s  x{r['cpu_s'] / floor:5.2f}  deconvolution "
+                      f"{r['deconvolution_cpu_s']:6.1f} s  image RMS {r['image_rms_jy']:.3g} Jy")
+            return
         if not args.skip_gridder_check or args.gridder_check:
             t0 = time.perf_counter()
-            result["gridder_check"] = gridder_check(tmp)
+            result["gridder_check"] = gridder_check(tmp, accuracies=tuple(args.wgridder_accuracy))
             print(f"gridder check ({time.perf_counter() - t0:.0f} s):", file=sys.stderr)
             for row in result["gridder_check"]:
                 print("  " + json.dumps(row), file=sys.stderr)

@@ -159,6 +159,11 @@ class Imaging:
     # science images: the pixels below horizon_mask_deg (wsclean's horizon mask: never cleaned, beyond
     # the horizon not on the sky) are NaN, as in the primary-beam corrected images
     blank_below_horizon: bool = True
+    # CLEAN works only above this elevation (the cleaned configurations' -horizon-mask; never below
+    # horizon_mask_deg, 0: that one): near the horizon the response is not the central PSF CLEAN
+    # subtracts, and with the wgridder the multiscale CLEAN diverged at 13 deg elevation on
+    # pol_vbursts with a 10 deg mask, converged with 12 or 15 deg (docs/performance.md)
+    clean_horizon_deg: float = 0.0
     multiscale_scale_bias: float = 0.8
     auto_threshold: float = 0.5
     auto_mask: float = 3.0
