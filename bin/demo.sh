@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh — simulate a short OVRO-LWA subband-hour with a known truth, then run the whole chain on it.
 #
-#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--control] [--targets FILE] [--score]
+#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--control] [--targets FILE]
+#               [--config FILE] [--score]
 #
 #   --truth SPEC      lwa-sim truth spec (YAML/JSON; default docs/examples/demo_truth.yaml)
 #   --seed N          noise/RFI seed of the simulation (default 0)
@@ -12,6 +13,8 @@
 #                     WORKDIR/control; --score then scores the peel against it (lwa-sim score --control)
 #   --targets FILE    target list for the photometry (default: docs/examples/demo_targets.csv for the
 #                     demo sky; for another --truth, the sky's circularly polarised steady sources)
+#   --config FILE     lwa-pipe config TOML given to every tool of the chain (run_hour.sh --config), e.g.
+#                     another imaging.gridder; the demo's image size and CLEAN scale still apply
 #   --score           afterwards score the run against the truth (lwa-sim score; WORKDIR/score.json)
 #
 # Demo size: 36 integrations of 10 s, 64 antennas of the compact core, 8 channels at 55 MHz, images
@@ -25,6 +28,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 work="" spec="$here/docs/examples/demo_truth.yaml" seed=0 start=2024-12-20T11:55:00 peel_sky="" score=0 targets=""
+config=""
 control=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
         --start) start=$2; shift 2 ;;
         --peel-sky) peel_sky=$2; shift 2 ;;
         --targets) targets=$2; shift 2 ;;
+        --config) config=$2; shift 2 ;;
         --score) score=1; shift ;;
         --control) control=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -42,6 +47,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$work" ] || { usage >&2; exit 2; }
 [ -f "$spec" ] || { echo "demo: error: truth spec not found: $spec" >&2; exit 1; }
+[ -z "$config" ] || [ -f "$config" ] || { echo "demo: error: --config file not found: $config" >&2; exit 1; }
 [ -z "$peel_sky" ] || [ -f "$peel_sky" ] || { echo "demo: error: --peel-sky file not found: $peel_sky" >&2; exit 1; }
 [ -x "$here/.venv/bin/python" ] && export PATH="$here/.venv/bin:$PATH"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -113,7 +119,7 @@ echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim
 "$here/bin/run_hour.sh" --range "$range" --date "$date" --subbands 55 --data "$work/sim" \
     --workdir "$work/run" ${targets:+--targets "$targets"} --catalog "$work/sim/catalog.csv" \
     --hot-baselines --image-size 512 --image-scale-deg 0.25 --niter-scale 0.02 \
-    ${peel_sky:+--peel-sky "$peel_sky"} "${site_opt[@]}"
+    ${peel_sky:+--peel-sky "$peel_sky"} ${config:+--config "$config"} "${site_opt[@]}"
 if [ "$score" -eq 1 ]; then
     lwa-sim score "$work/run" --truth "$work/sim/truth.json" -o "$work/score.json" --overwrite "${control_opt[@]}"
 fi

@@ -164,6 +164,12 @@ class Imaging:
     # science images: the pixels below horizon_mask_deg (wsclean's horizon mask: never cleaned, beyond
     # the horizon not on the sky) are NaN, as in the primary-beam corrected images
     blank_below_horizon: bool = True
+    # CLEAN works only above this elevation (the cleaned configurations' -horizon-mask; never below
+    # horizon_mask_deg, 0: that one): near the horizon the response is not the central PSF CLEAN
+    # subtracts, and with the wgridder the multiscale CLEAN diverged at 13 deg elevation on
+    # pol_vbursts with a 10 deg mask, converged with 12 or 15 deg (use 15 with the wgridder;
+    # docs/performance.md)
+    clean_horizon_deg: float = 0.0
     multiscale_scale_bias: float = 0.8
     auto_threshold: float = 0.5
     auto_mask: float = 3.0
@@ -174,8 +180,9 @@ class Imaging:
     threads: int = 0  # 0: let wsclean decide
     # "wstack" (wsclean's w-stacking: a ~10 GB w-layer stack at 4096^2, 1.6 % low at 70 deg from the
     # phase centre) or "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to 70 deg,
-    # ~0.5 GB, 2x faster; with wsclean 3.1 its multiscale CLEAN of the tapered deep I of the CI sky
-    # pol_vbursts diverged on a source at 77 deg from the phase centre): docs/performance.md
+    # ~0.5 GB, 2x faster; its multiscale CLEAN diverged at 13 deg elevation on pol_vbursts unless
+    # clean_horizon_deg = 15, and with that ateam_peel had 2 false V candidates in 12 images instead
+    # of 1): docs/performance.md
     gridder: str = "wstack"
     slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
     # Configurations imaged at once (their CLEAN minor loops are single-threaded): 0 = one per

@@ -298,23 +298,26 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
 
 
 def test_pixels_below_the_horizon_mask_are_nan(hour_ms, tmp_path, grid):
-    """imaging.blank_below_horizon: below wsclean's horizon mask (10 deg elevation from the phase
-    centre) every science pixel is NaN and HORIZON says so; above it every pixel is data (an all-sky
-    grid: 128 px of 1 deg)."""
+    """imaging.blank_below_horizon: below the horizon mask (10 deg elevation from the phase centre)
+    every science pixel is NaN and HORIZON says so; above it every pixel is data (an all-sky grid:
+    128 px of 1 deg), also in a cleaned image whose CLEAN is kept higher (clean_horizon_deg 20)."""
     from lwa_image import run_science
 
-    cfg = grid(128, 1.0, blank_below_horizon=True)
+    cfg = grid(128, 1.0, blank_below_horizon=True, clean_horizon_deg=20.0)
     horizon = cfg.imaging.horizon_mask_deg
-    [path] = run_science(hour_ms, tmp_path, cfg=cfg, only=["V-Taper-Deep"])
-    header = fits.getheader(path)
-    data = fits.getdata(path)[0, 0]
-    assert header["HORIZON"] == horizon
-    ny, nx = data.shape
-    y, x = np.mgrid[:ny, :nx]
-    step = np.radians(abs(header["CDELT2"]))  # SIN: pixel offsets are direction cosines
-    r = np.hypot((x + 1 - header["CRPIX1"]) * step, (y + 1 - header["CRPIX2"]) * step)
-    edge = np.cos(np.radians(horizon))
-    below, above = r > edge + 2 * step, r < edge - 2 * step
-    assert below.sum() > 1000 and above.sum() > 1000
-    assert np.isnan(data[below]).all()
-    assert np.isfinite(data[above]).all()
+    paths = run_science(hour_ms, tmp_path, cfg=cfg, only=["V-Taper-Deep", "I-Deep-Taper-Robust-0"],
+                        niter_scale=0.001)
+    assert len(paths) == 2
+    for path in paths:
+        header = fits.getheader(path)
+        data = fits.getdata(path)[0, 0]
+        assert header["HORIZON"] == horizon
+        ny, nx = data.shape
+        y, x = np.mgrid[:ny, :nx]
+        step = np.radians(abs(header["CDELT2"]))  # SIN: pixel offsets are direction cosines
+        r = np.hypot((x + 1 - header["CRPIX1"]) * step, (y + 1 - header["CRPIX2"]) * step)
+        edge = np.cos(np.radians(horizon))
+        below, above = r > edge + 2 * step, r < edge - 2 * step
+        assert below.sum() > 1000 and above.sum() > 1000
+        assert np.isnan(data[below]).all(), path.name
+        assert np.isfinite(data[above]).all(), path.name

@@ -86,16 +86,37 @@ def test_configurations_and_wsclean_arguments():
     args = wsclean_science_args(by_name["I-Taper-10min"], imaging, size=4096, scale_deg=0.03125, niter=50000,
                                 intervals_out=6, data_column="CORRECTED_DATA")
     text = " ".join(args)
-    for part in ("-size 4096 4096", "-scale 0.03125deg", "-weight briggs 0", "-pol I", "-horizon-mask 10deg",
+    clean_mask = f"-horizon-mask {max(imaging.clean_horizon_deg, imaging.horizon_mask_deg):g}deg"
+    for part in ("-size 4096 4096", "-scale 0.03125deg", "-weight briggs 0", "-pol I", clean_mask,
                  "-taper-inner-tukey 30", "-intervals-out 6", "-niter 50000", "-multiscale-scale-bias 0.8",
                  "-auto-threshold 0.5", "-auto-mask 3", "-local-rms", "-data-column CORRECTED_DATA"):
         assert part in text, part
     text = " ".join(wsclean_science_args(by_name["V-Taper-Deep"], imaging, size=4096, scale_deg=0.03125, niter=0,
                                          intervals_out=6, data_column="DATA"))
     assert "-pol V" in text and "-niter 0" in text and "-multiscale" not in text and "-intervals-out" not in text
+    assert f"-horizon-mask {imaging.horizon_mask_deg:g}deg" in text  # dirty: the horizon mask itself
     text = " ".join(wsclean_science_args(by_name["I-Deep-NoTaper-Robust-0.75"], imaging, size=512,
                                          scale_deg=0.25, niter=150000, intervals_out=6, data_column="DATA"))
     assert "-taper-inner-tukey" not in text and "-weight briggs -0.75" in text
+
+
+def test_clean_is_kept_above_clean_horizon_deg():
+    """imaging.clean_horizon_deg is the -horizon-mask of a cleaned configuration only, never below
+    horizon_mask_deg (0: that one); a dirty configuration keeps horizon_mask_deg."""
+    from dataclasses import replace
+
+    from lwa_image.science import clean_horizon_deg
+
+    imaging = Config().imaging
+    by_name = {c.name: c for c in imaging.configurations}
+    for clean, expected in ((0.0, 10.0), (5.0, 10.0), (15.0, 15.0)):
+        im = replace(imaging, horizon_mask_deg=10.0, clean_horizon_deg=clean)
+        assert clean_horizon_deg(im) == expected
+        cleaned = " ".join(wsclean_science_args(by_name["I-Deep-Taper-Robust-0"], im, size=512, scale_deg=0.25,
+                                                niter=100, intervals_out=6, data_column="DATA"))
+        dirty = " ".join(wsclean_science_args(by_name["V-Taper-Deep"], im, size=512, scale_deg=0.25, niter=0,
+                                              intervals_out=6, data_column="DATA"))
+        assert f"-horizon-mask {expected:g}deg" in cleaned and "-horizon-mask 10deg" in dirty
 
 
 def test_pbcor_divides_by_the_beam_and_blanks_the_horizon(tmp_path):

@@ -36,7 +36,7 @@ from lwa_common.io import make_dirs
 from lwa_common.provenance import keep_tool_output
 
 __all__ = ["Timings", "wsclean_exe", "run_wsclean", "gridder_args", "rerun_command", "scratch_dir", "finalize_product",
-           "product_name", "check_products", "wsclean_date_obs"]
+           "product_name", "check_products", "wsclean_date_obs", "below_elevation"]
 
 log = logging.getLogger(__name__)
 
@@ -219,19 +219,23 @@ def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command:
     return dst
 
 
-def below_horizon(prefix: Path) -> np.ndarray | None:
-    """The pixels outside wsclean's ``-horizon-mask`` (its ``<prefix>-horizon-mask.fits``: 0 there).
+def below_elevation(image: Path, elevation_deg: float) -> np.ndarray:
+    """The pixels of `image` (a SIN-projected wsclean product) below `elevation_deg` from its phase centre.
 
-    Below that elevation CLEAN never works and the pixels are not data (beyond the horizon, not on
-    the sky at all): the wgridder leaves structured junk there that changes with the time range.
-    None (with a warning) when wsclean wrote no mask.
+    Taking the phase centre as the zenith, as wsclean's ``-horizon-mask`` does: a pixel's offsets
+    from the reference pixel are its direction cosines (l, m) and it lies below the elevation when
+    sqrt(l^2 + m^2) > cos(elevation). Computed from the header rather than read from wsclean's
+    ``<prefix>-horizon-mask.fits``, so the blanked region stays at ``imaging.horizon_mask_deg``
+    when CLEAN is kept higher (``imaging.clean_horizon_deg``). Below that elevation the pixels are
+    not data (beyond the horizon, not on the sky at all): the wgridder leaves structured junk there
+    that changes with the time range.
     """
-    path = Path(f"{prefix}-horizon-mask.fits")
-    if not path.exists():
-        log.warning("wsclean wrote no %s: pixels below the horizon mask are kept", path.name)
-        return None
-    mask, _ = read_image(path)
-    return np.asarray(mask).reshape(mask.shape[-2:]) == 0
+    header = fits.getheader(image)
+    nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])
+    y, x = np.mgrid[1:ny + 1, 1:nx + 1]  # FITS pixels are 1-based
+    l = (x - header["CRPIX1"]) * np.radians(header["CDELT1"])
+    m = (y - header["CRPIX2"]) * np.radians(header["CDELT2"])
+    return np.hypot(l, m) > np.cos(np.radians(elevation_deg))
 
 
 def wsclean_date_obs(path: Path) -> str | None:

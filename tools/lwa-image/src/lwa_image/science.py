@@ -38,7 +38,7 @@ from lwa_common.ms import MsInfo, TimeRange, interval_bounds, ms_info
 from lwa_common.ms import data_column as pick_data_column
 from lwa_image._wsclean import (
     Timings,
-    below_horizon,
+    below_elevation,
     check_products,
     finalize_product,
     gridder_args,
@@ -187,6 +187,17 @@ def select_configurations(imaging: Imaging, only: Sequence[str] | None) -> list[
     return out
 
 
+def clean_horizon_deg(imaging: Imaging) -> float:
+    """The elevation (from the phase centre) below which CLEAN never works: ``-horizon-mask`` of a cleaned run.
+
+    ``imaging.clean_horizon_deg``, never below ``imaging.horizon_mask_deg`` (0: that one). Near
+    the horizon the direction cosine n changes fast across a pixel and the response there is no
+    longer the phase centre's PSF, which CLEAN's minor loop subtracts: with the wgridder the
+    multiscale CLEAN of the tapered deep I diverged there (docs/performance.md).
+    """
+    return max(imaging.clean_horizon_deg, imaging.horizon_mask_deg)
+
+
 def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: int, scale_deg: float,
                          niter: int, intervals_out: int, data_column: str, share: int = 1,
                          steps: tuple[int, int] | None = None) -> list[str]:
@@ -198,7 +209,7 @@ def wsclean_science_args(conf: ImageConfiguration, imaging: Imaging, *, size: in
     """
     args = ["-size", str(size), str(size), "-scale", f"{scale_deg:g}deg",
             "-weight", "briggs", f"{conf.robust:g}", "-pol", conf.stokes,
-            "-horizon-mask", f"{imaging.horizon_mask_deg:g}deg",
+            "-horizon-mask", f"{clean_horizon_deg(imaging) if niter > 0 else imaging.horizon_mask_deg:g}deg",
             "-data-column", data_column, "-no-update-model-required", *gridder_args(imaging, share=share)]
     if conf.taper:
         args += ["-taper-inner-tukey", f"{imaging.taper_inner_tukey_lambda:g}"]
@@ -335,8 +346,7 @@ def _image_unit(unit: _Unit, *, ms: Path, outdir: Path, imaging: Imaging, produc
                     timings=timings, label=unit.label,
                     keep_log=outdir / f"{info.subband}-{unit.label}-wsclean-failed.log")
         command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
-        blank = below_horizon(prefix) if imaging.blank_below_horizon else None
-        horizon = {"HORIZON": (imaging.horizon_mask_deg if blank is not None else 0.0,
+        horizon = {"HORIZON": (imaging.horizon_mask_deg if imaging.blank_below_horizon else 0.0,
                                "[deg] pixels below this elevation are NaN (0: none)")}
         for product in mine:
             if unit.interval is None:
@@ -350,6 +360,7 @@ def _image_unit(unit: _Unit, *, ms: Path, outdir: Path, imaging: Imaging, produc
             cards = beam.cards() if beam is not None else {"BEAMREF": (FITTED, "beam fitted to this image's PSF")}
             keywords = product.keywords(subband=info.subband, freq_mhz=info.freq_mhz,
                                         taper_lambda=imaging.taper_inner_tukey_lambda)
+            blank = below_elevation(src, imaging.horizon_mask_deg) if imaging.blank_below_horizon else None
             written.append(finalize_product(src, product.path, keywords=keywords, command=command,
                                             extra_history=[f"ms: {ms.resolve()}"], cards={**cards, **horizon},
                                             blank=blank))
