@@ -132,6 +132,9 @@ class SearchParams:
     v_difference: bool = _T.v_difference
     v_sidelobe_fraction: tuple[float, float] = _T.v_sidelobe_fraction
     v_sidelobe_margin: float = _T.v_sidelobe_margin
+    v_sidelobe_mirror: bool = _T.v_sidelobe_mirror
+    v_sidelobe_mirror_beams: float = _T.v_sidelobe_mirror_beams
+    v_sidelobe_mirror_reach_beams: float = _T.v_sidelobe_mirror_reach_beams
     v_source_sigma: float = _T.v_source_sigma
     v_source_mask_beams: float = _T.v_source_mask_beams
     v_deep_noise_ratio: float = _T.v_deep_noise_ratio
@@ -157,7 +160,9 @@ class SearchParams:
             bilobe_radius_beams=t.bilobe_radius_beams, bilobe_ratio=_pair(t, "bilobe_ratio"),
             bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_beams=t.catalog_match_beams,
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
-            v_sidelobe_margin=t.v_sidelobe_margin,
+            v_sidelobe_margin=t.v_sidelobe_margin, v_sidelobe_mirror=t.v_sidelobe_mirror,
+            v_sidelobe_mirror_beams=t.v_sidelobe_mirror_beams,
+            v_sidelobe_mirror_reach_beams=t.v_sidelobe_mirror_reach_beams,
             v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
             v_deep_noise_ratio=t.v_deep_noise_ratio,
             trend_fraction=t.trend_fraction,
@@ -199,6 +204,8 @@ class SearchParams:
             raise LwaError(f"transient.v_deep_noise_ratio must be positive, got {self.v_deep_noise_ratio:g}")
         if self.v_sidelobe_margin < 0:
             raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
+        if self.v_sidelobe_mirror_beams < 0 or self.v_sidelobe_mirror_reach_beams < 0:
+            raise LwaError("transient.v_sidelobe_mirror_beams and v_sidelobe_mirror_reach_beams must be >= 0")
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
             raise LwaError(f"--v-sidelobe-fraction takes fractions in [0, 1), got {self.v_sidelobe_fraction}")
         if self.bilobe_radius_beams <= 0 or self.catalog_match_beams < 0:
@@ -209,6 +216,11 @@ class SearchParams:
             raise LwaError("--max-cutouts must be >= 0")
         if not set(self.stokes) <= {"I", "V"} or not self.stokes:
             raise LwaError(f"--stokes must be I, V or both, got {self.stokes}")
+
+    @property
+    def mirror(self) -> tuple[float, float] | None:
+        """(radius, reach) in beams of the sidelobe rule's mirror test, None when it is off."""
+        return (self.v_sidelobe_mirror_beams, self.v_sidelobe_mirror_reach_beams) if self.v_sidelobe_mirror else None
 
     @property
     def rule(self) -> BilobeRule:
@@ -409,16 +421,18 @@ def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: 
     return out
 
 
-def _v_sources(outcome: _SearchOutcome, sigma: float, beam_px: float, *, fraction: float, margin: float) -> list[Peak]:
+def _v_sources(outcome: _SearchOutcome, sigma: float, beam_px: float, *, fraction: float, margin: float,
+               mirror: tuple[float, float] | None = None) -> list[Peak]:
     """The bright V sources of a searched image (|S/N| >= `sigma`, masked areas included: a
     polarised source next to a bright I source is masked, its sidelobes are not), brightest first,
-    without the peaks that are sidelobes of a brighter one (the sidelobe rule among themselves)."""
+    without the peaks that are sidelobes of a brighter one (the sidelobe rule among themselves,
+    `_explains`, with the mirror test when `mirror` is given)."""
     peaks = [peak for sign in (1, -1) for peak in find_peaks(outcome.residual, outcome.rms, threshold=sigma, sign=sign)]
     kept: list[Peak] = []
     envelopes: dict[int, _Envelope] = {}
     for peak in sorted(peaks, key=lambda q: -abs(q.value)):
-        if any(abs(peak.value) <= _sidelobe_limit(envelopes, k, peak.x_sub, peak.y_sub, beam_px, fraction, margin)
-               * abs(k.value) for k in kept):
+        if any(_explains(outcome.residual, envelopes, k, peak.x_sub, peak.y_sub, peak.value, beam_px=beam_px,
+                         fraction=fraction, margin=margin, mirror=mirror) for k in kept):
             continue
         kept.append(peak)
         if len(envelopes) < MAX_ENVELOPE_SOURCES:
@@ -440,6 +454,57 @@ def _sidelobe_limit(envelopes: dict[int, _Envelope] | None, source: Peak, x: flo
     if env is None:
         return 0.0
     return min(fraction, margin * env.fraction_at(x, y))
+
+
+def mirror_value(residual: np.ndarray, source_xy: tuple[float, float], xy: tuple[float, float], *, sign: int,
+                 radius_px: float) -> float:
+    """The image value of sign `sign` (the extreme one, signed) within `radius_px` of the point
+    mirrored through `source_xy` from `xy` (2 source − point); NaN when no finite pixel is there
+    (off the image, beyond the horizon).
+
+    Why: a dirty beam is point-symmetric — the PSF of real visibilities measured at ±(u, v) is real
+    and even, B(d) = B(−d), for any uv coverage, weighting and light curve (a burst shorter than
+    the interval has the PSF of its own integrations, not the interval's, but that one is even
+    too). So what a source S puts at offset d, S·B(d), it also puts at −d: a sidelobe of S has a
+    twin of the same sign and about the same value through S, while a burst that happens to lie
+    on a sidelobe crest of S does not (its twin holds only S's share of it). The extreme within a
+    fraction of a beam allows for the sub-pixel position and a PSF not exactly even across an
+    all-sky image (w-terms)."""
+    ny, nx = residual.shape
+    mx, my = 2.0 * source_xy[0] - xy[0], 2.0 * source_xy[1] - xy[1]
+    r = max(radius_px, 0.5)
+    x0, x1 = max(int(math.floor(mx - r)), 0), min(int(math.ceil(mx + r)), nx - 1)
+    y0, y1 = max(int(math.floor(my - r)), 0), min(int(math.ceil(my + r)), ny - 1)
+    if x0 > x1 or y0 > y1:
+        return math.nan
+    yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+    window = residual[y0:y1 + 1, x0:x1 + 1]
+    values = window[((yy - my) ** 2 + (xx - mx) ** 2 <= r * r) & np.isfinite(window)]
+    if values.size == 0:
+        return math.nan
+    return float(sign * np.max(sign * values))
+
+
+def _explains(residual: np.ndarray | None, envelopes: dict[int, _Envelope] | None, source: Peak, x: float,
+              y: float, value: float, *, beam_px: float, fraction: float, margin: float,
+              mirror: tuple[float, float] | None) -> bool:
+    """Whether `source`'s dirty beam can explain a candidate `value` at (x, y), more than 1 beam from
+    the source and at most `fraction` of it.
+
+    With the mirror test (`mirror` = (radius, reach) in beams) and the twin within reach: its twin
+    through the source (`mirror_value`, the beam's response at the opposite offset, same sign)
+    holds at least 1/`margin` of it. Otherwise — test off, twin off the image or beyond the reach,
+    where an all-sky image's beam is no longer point-symmetric enough — `margin` × the envelope
+    measured around the source (`_sidelobe_limit`)."""
+    dist = math.hypot(x - source.x_sub, y - source.y_sub) / beam_px
+    if dist <= 1.0 or abs(value) > fraction * abs(source.value):
+        return False
+    if mirror is not None and residual is not None and dist <= mirror[1]:
+        sign = 1 if value >= 0 else -1
+        twin = mirror_value(residual, (source.x_sub, source.y_sub), (x, y), sign=sign, radius_px=mirror[0] * beam_px)
+        if math.isfinite(twin):
+            return margin * sign * twin >= abs(value)
+    return abs(value) <= _sidelobe_limit(envelopes, source, x, y, beam_px, fraction, margin) * abs(source.value)
 
 
 V_REFERENCE_MIN_OTHERS = 2  # other 10 min V images needed for their weighted mean to be a reference
@@ -612,7 +677,8 @@ class _Envelope:
 
 
 def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float, *,
-                    residual: np.ndarray | None = None, margin: float = 2.0, near_beams: float = 0.0) -> int:
+                    residual: np.ndarray | None = None, margin: float = 2.0, near_beams: float = 0.0,
+                    mirror: tuple[float, float] | None = None) -> int:
     """Class `artefact` (reason `sidelobe`) for every candidate more than 1 beam from a V source and
     no brighter than what the dirty beam of that source can put there: `margin` × the source's
     sidelobe envelope measured in `residual` at the candidate's distance, at most `fraction` of the
@@ -630,13 +696,23 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
     for c in cands:
         if c.klass == "artefact":
             continue
+        doubted: Peak | None = None  # the brightest source whose envelope, not its twin, would explain c
         for s in ranked:
             dist = math.hypot(c.x - s.x_sub, c.y - s.y_sub) / beam_px
             near = c.sign != s.sign and 1.0 < dist <= near_beams and abs(c.peak_jy) <= fraction * abs(s.value)
-            if near or abs(c.peak_jy) <= _sidelobe_limit(envelopes, s, c.x, c.y, beam_px, fraction, margin) * abs(s.value):
+            rule = {"beam_px": beam_px, "fraction": fraction, "margin": margin}
+            if near or _explains(residual, envelopes, s, c.x, c.y, c.peak_jy, mirror=mirror, **rule):
                 c.klass, c.reason = "artefact", "sidelobe"
                 n += 1
                 break
+            if doubted is None and _explains(residual, envelopes, s, c.x, c.y, c.peak_jy, mirror=None, **rule):
+                doubted = s
+        else:
+            if doubted is not None:
+                log.info("%s (V %s, %+.3g Jy/beam) is within the sidelobe envelope of the %+.3g Jy/beam V source "
+                         "%.1f beams away, but its twin through the source holds less than 1/%g of it: not a sidelobe",
+                         c.jname, c.interval, c.peak_jy, doubted.value,
+                         math.hypot(c.x - doubted.x_sub, c.y - doubted.y_sub) / beam_px, margin)
     return n
 
 
@@ -923,13 +999,13 @@ class _Search:
             deep_beam = self._beam(deep)
             outcome = _search_one(deep.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), beam_px=deep_beam)
             deep_sources = _v_sources(outcome, p.v_source_sigma, deep_beam, fraction=p.v_sidelobe_fraction[0],
-                                      margin=p.v_sidelobe_margin)
+                                      margin=p.v_sidelobe_margin, mirror=p.mirror)
             ref = group.deep_i
             found = _candidates(outcome, deep, stokes="V", interval="deep", beam_px=deep_beam,
                                 reference=str(ref.path) if ref else "")
             n_side = _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[0], deep_beam,
                                      residual=outcome.residual, margin=p.v_sidelobe_margin,
-                                     near_beams=p.bilobe_radius_beams)
+                                     near_beams=p.bilobe_radius_beams, mirror=p.mirror)
             log.info("%s V deep: %d candidate(s) at |S/N| >= %g (%d sidelobe(s) of %d V source(s))", label,
                      len(found), p.v_sigma, n_side, len(deep_sources))
             out += found
@@ -955,10 +1031,10 @@ class _Search:
             # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
             # included; and the residual sidelobes of the steady deep-V sources
             own = _v_sources(outcome, p.v_source_sigma, beam, fraction=p.v_sidelobe_fraction[0],
-                             margin=p.v_sidelobe_margin)
+                             margin=p.v_sidelobe_margin, mirror=p.mirror)
             n_side = _mark_sidelobes(found, own, p.v_sidelobe_fraction[0], beam,
                                      residual=outcome.residual, margin=p.v_sidelobe_margin,
-                                     near_beams=p.bilobe_radius_beams)
+                                     near_beams=p.bilobe_radius_beams, mirror=p.mirror)
             if difference:
                 n_side += _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[1], beam)
             n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
