@@ -279,12 +279,12 @@ class Transient:
     v_sidelobe_fraction: tuple[float, float] = (0.5, 0.01)
     v_sidelobe_margin: float = 2.0  # same image: margin × the source's sidelobe envelope measured there
     # mirror test (README "sidelobe"): a candidate is a sidelobe of a brighter V source of the same
-    # image only when its twin through the source (a dirty beam is point-symmetric) holds at least
-    # 1/margin of it, same sign (the extreme within v_sidelobe_mirror_beams of the mirrored point).
-    # Off by default: it finds the 40 Jy burst of loud_bursts (11/11 on seeds 707 and 708), but the
-    # envelope it replaces also hid non-sidelobe artefacts (false candidates 0 -> 1 on ateam_bursts,
-    # 1 -> 2 on bright_bursts, 0 -> 3 on low_elevation)
-    v_sidelobe_mirror: bool = False
+    # image when its twin through the source (a dirty beam is point-symmetric; in a dewarped image
+    # the twin is moved by the dewarp screen's second difference) holds at least 1/margin of it,
+    # same sign (the extreme within v_sidelobe_mirror_beams of the mirrored point); one whose twin
+    # does not stays a sidelobe only below margin x the noise tail (5.6 sigma) within the envelope.
+    # false: the envelope alone decides (a fainter burst in a brighter one's interval is marked)
+    v_sidelobe_mirror: bool = True
     v_sidelobe_mirror_beams: float = 0.5
     # the twin is trusted up to this many beams from the source; beyond, the envelope decides (an
     # all-sky beam is less point-symmetric far out: true sidelobes' twins held 0.9-1.1 of them within

@@ -30,6 +30,7 @@ from lwa_transient import (
     read_candidates,
     search_images,
     trend_prediction,
+    twin_centre,
 )
 from lwa_transient.select import collect_paths, select_images
 
@@ -683,7 +684,8 @@ def test_cli_help_has_example():
 
 def _dirty(h, sources, *, sidelobe=0.25):
     """A dirty-image stand-in: each (ra, dec, peak) source with the restoring Gaussian plus a ring
-    of ± sidelobes (3-fold) 3 beams out, `sidelobe` of its peak."""
+    of ± sidelobes (6-fold: point-symmetric, as every dirty beam is) 3 beams out, `sidelobe` of
+    its peak."""
     w = wcs_of(h)
     ny, nx = h["NAXIS2"], h["NAXIS1"]
     beam_px = h["BMAJ"] / abs(h["CDELT2"])
@@ -692,7 +694,7 @@ def _dirty(h, sources, *, sidelobe=0.25):
     for ra, dec, peak in sources:
         x, y = w.all_world2pix([[ra, dec]], 0)[0]
         r, phi = np.hypot(xx - x, yy - y), np.arctan2(yy - y, xx - x)
-        out += peak * sidelobe * np.exp(-0.5 * ((r - 3 * beam_px) / (0.5 * beam_px)) ** 2) * np.cos(3 * phi)
+        out += peak * sidelobe * np.exp(-0.5 * ((r - 3 * beam_px) / (0.5 * beam_px)) ** 2) * np.cos(6 * phi)
     return out[None, None]
 
 
@@ -942,9 +944,9 @@ def test_a_fainter_burst_in_the_interval_of_a_brighter_one_is_not_its_sidelobe(t
     """Issue 15 (`loud_bursts`: a 40 Jy V burst in the 10 min interval of a 60 Jy one was marked
     `sidelobe`): a burst of 0.15 of a brighter one of the same interval, 9–11 beams from it, on a
     spot where the bright burst's dirty beam is below 1 % but within twice the sidelobe crests
-    measured at that distance (~10 %). With the mirror test (`v_sidelobe_mirror`: the beam is
-    point-symmetric, a sidelobe has a twin of about its value through the source) it has no twin
-    and stays a candidate; the envelope alone (the former rule, the default) marks it `sidelobe`."""
+    measured at that distance (~10 %). With the mirror test (`v_sidelobe_mirror`, the default: the
+    beam is point-symmetric, a sidelobe has a twin of about its value through the source) it has
+    no twin and stays a candidate; the envelope alone (the former rule) marks it `sidelobe`."""
     h0 = header("V", "deep")
     beam_px = h0["BMAJ"] / abs(h0["CDELT2"])
     offset = _quiet_offset(_dirty_beam(max(h0["NAXIS1"], h0["NAXIS2"])), lo_px=9 * beam_px, hi_px=11 * beam_px,
@@ -976,3 +978,22 @@ def test_the_sidelobes_of_a_bright_burst_are_still_marked(tmp_path):
     assert len(lobes) >= 10 and "sidelobe" in {c.reason for c in lobes}
     assert all(c.klass == "artefact" for c in lobes), [(c.snr, sep_deg(c.ra, c.dec, *centre) / BEAM) for c in lobes
                                                       if c.klass != "artefact"]
+
+
+def test_twin_centre_follows_the_dewarp_screen():
+    """In a dewarped image a sidelobe's twin moves by the screen's second difference
+    2 d(s) − d(p) − d(2s − p): none for a uniform or linear screen (a shift of the whole image),
+    that much for a curved one; no screen or a NaN offset leaves the source as the centre."""
+    ny, nx = 64, 80
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    source, point = (40.0, 30.0), (52.0, 18.0)
+    linear = np.stack([0.1 * xx + 2.0, -0.05 * yy + 1.0])
+    assert twin_centre(source, point, linear) == pytest.approx(source)
+    curved = np.stack([0.01 * (xx - 40.0) ** 2, np.zeros_like(yy)])
+    mirror = (2 * source[0] - point[0], 2 * source[1] - point[1])
+    second = 2 * curved[0, 30, 40] - curved[0, 18, 52] - curved[0, int(mirror[1]), int(mirror[0])]
+    cx, cy = twin_centre(source, point, curved)
+    assert (2 * cx - point[0], 2 * cy - point[1]) == pytest.approx((mirror[0] + second, mirror[1]))
+    assert twin_centre(source, point, None) == source
+    curved[0, 30, 40] = np.nan
+    assert twin_centre(source, point, curved) == source

@@ -84,8 +84,9 @@ def cli() -> None:
               help=_default("Sidelobe rule: this many times the sidelobe envelope measured around a V source.",
                             "v_sidelobe_margin"))
 @click.option("--v-sidelobe-mirror/--no-v-sidelobe-mirror", default=None,
-              help=_default("Sidelobe rule: a candidate is a sidelobe only when its twin through the brighter source "
-                            "(a dirty beam is point-symmetric) holds 1/margin of it, same sign.", "v_sidelobe_mirror"))
+              help=_default("Sidelobe rule: a candidate is a sidelobe when its twin through the brighter source "
+                            "(a dirty beam is point-symmetric; moved by the dewarp screen in a dewarped image) holds "
+                            "1/margin of it, same sign; off: the measured envelope alone.", "v_sidelobe_mirror"))
 @click.option("--v-source-sigma", type=float, default=None,
               help=_default("|S/N| in deep V of the V sources whose sidelobes are tested.", "v_source_sigma"))
 @click.option("--trend-fraction", type=float, default=None,
