@@ -290,6 +290,18 @@ class Transient:
     # (cap of the same-image rule, fixed fraction for the deep-V sources in 10 min − deep V)
     v_sidelobe_fraction: tuple[float, float] = (0.5, 0.01)
     v_sidelobe_margin: float = 2.0  # same image: margin × the source's sidelobe envelope measured there
+    # mirror test (README "sidelobe"): a candidate is a sidelobe of a brighter V source of the same
+    # image when its twin through the source (a dirty beam is point-symmetric; in a dewarped image
+    # the twin is moved by the dewarp screen's second difference) holds at least 1/margin of it,
+    # same sign (the extreme within v_sidelobe_mirror_beams of the mirrored point); one whose twin
+    # does not stays a sidelobe only below margin x the noise tail (5.6 sigma) within the envelope.
+    # false: the envelope alone decides (a fainter burst in a brighter one's interval is marked)
+    v_sidelobe_mirror: bool = True
+    v_sidelobe_mirror_beams: float = 0.5
+    # the twin is trusted up to this many beams from the source; beyond, the envelope decides (an
+    # all-sky beam is less point-symmetric far out: true sidelobes' twins held 0.9-1.1 of them within
+    # 18 beams, 0.73-0.85 at 31-36 beams on loud_bursts)
+    v_sidelobe_mirror_reach_beams: float = 40.0
     v_source_sigma: float = 10.0  # V sources whose sidelobes are tested: |S/N| >= this in deep V
     v_source_mask_beams: float = 1.5  # 10 min − deep V: disks around those sources (main lobe residual)
     # the deep V is the reference of the 10 min V differences unless its noise exceeds this many times

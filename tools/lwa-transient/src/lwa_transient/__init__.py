@@ -8,9 +8,11 @@ from lwa_transient.search import (
     Candidate,
     SearchParams,
     SearchResult,
+    mirror_value,
     read_candidates,
     search_images,
     trend_prediction,
+    twin_centre,
 )
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "CSV_COLUMNS",
     "read_candidates",
     "trend_prediction",
+    "mirror_value",
+    "twin_centre",
     "local_background_rms",
     "find_peaks",
     "bilobe_partner",

@@ -83,6 +83,10 @@ def cli() -> None:
 @click.option("--v-sidelobe-margin", type=float, default=None,
               help=_default("Sidelobe rule: this many times the sidelobe envelope measured around a V source.",
                             "v_sidelobe_margin"))
+@click.option("--v-sidelobe-mirror/--no-v-sidelobe-mirror", default=None,
+              help=_default("Sidelobe rule: a candidate is a sidelobe when its twin through the brighter source "
+                            "(a dirty beam is point-symmetric; moved by the dewarp screen in a dewarped image) holds "
+                            "1/margin of it, same sign; off: the measured envelope alone.", "v_sidelobe_mirror"))
 @click.option("--v-source-sigma", type=float, default=None,
               help=_default("|S/N| in deep V of the V sources whose sidelobes are tested.", "v_source_sigma"))
 @click.option("--trend-fraction", type=float, default=None,
@@ -103,7 +107,7 @@ def cli() -> None:
 def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, stokes: str, v_sigma, i_sigma,
                rms_box_px, rms_smooth_boxes, v_mask_sigma, i_mask_sigma, mask_beams, steady_ratio, v_ateam_radius_deg,
                i_ateam_radius_deg, ateam_file, ateam_major_jy, use_ateam, bilobe, bilobe_radius_beams, bilobe_ratio, bilobe_sigma,
-               drop_bilobe, match_beams, v_difference, v_sidelobe_fraction, v_sidelobe_margin, v_source_sigma, trend_fraction, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
+               drop_bilobe, match_beams, v_difference, v_sidelobe_fraction, v_sidelobe_margin, v_sidelobe_mirror, v_source_sigma, trend_fraction, max_cutouts, warn_candidates, cutout_size_deg, robust, products,
                overwrite, as_json, hints, cfg) -> None:
     """Search INPUTS (FITS images and/or folders of them) for transients.
 
@@ -136,7 +140,8 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
         "bilobe": bilobe, "bilobe_radius_beams": bilobe_radius_beams, "bilobe_ratio": bilobe_ratio,
         "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_beams": match_beams,
         "v_difference": v_difference, "v_sidelobe_fraction": v_sidelobe_fraction,
-        "v_sidelobe_margin": v_sidelobe_margin, "v_source_sigma": v_source_sigma,
+        "v_sidelobe_margin": v_sidelobe_margin, "v_sidelobe_mirror": v_sidelobe_mirror,
+        "v_source_sigma": v_source_sigma,
         "trend_fraction": trend_fraction,
         "max_cutouts": max_cutouts, "warn_candidates": warn_candidates, "cutout_size_deg": cutout_size_deg,
         "robust": robust, "products": products,

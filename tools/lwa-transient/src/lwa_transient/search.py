@@ -9,8 +9,10 @@ header (`lwa_transient.select`; lwa-stack's wideband stacks are searched per ban
   |V − background| ≥ `v_sigma` × local RMS, both signs. Masked: disks around deep-I sources above
   `v_mask_sigma[0]` σ (2 beams) and `v_mask_sigma[1]` σ (1 beam), A-team caps, and in a difference
   `v_source_mask_beams` around the deep-V sources. Artefact rules (README, "Algorithm"):
-  `sidelobe` (no brighter than the sidelobe envelope of a brighter V source measured in the same
-  image, × `v_sidelobe_margin`, capped at `v_sidelobe_fraction`), `fainter` (a deep-V
+  `sidelobe` (explained by a brighter V source's dirty beam: its twin through the source holds
+  1/`v_sidelobe_margin` of it — `mirror_value`, `twin_centre` — or, where the twin cannot judge, no
+  brighter than the sidelobe envelope measured in the same image × `v_sidelobe_margin`; capped at
+  `v_sidelobe_fraction`), `fainter` (a deep-V
   source fading), `echo` (a burst of another interval diluted into the deep V), `trend` (what
   the other intervals' differences predict at its place: an imaging difference; also for I).
 * **Stokes I** — each 10 min R0 image minus the deep R0 image, positive only, ≥ `i_sigma` × local
@@ -44,7 +46,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
-from scipy.stats import theilslopes
+from scipy.stats import norm, theilslopes
 
 from lwa_common.catalogs import read_reference_catalog
 from lwa_common.config import Config, Cutout, Transient
@@ -70,7 +72,8 @@ from lwa_transient.products import cutout, write_cutout, write_png
 from lwa_transient.rms import local_background_rms
 from lwa_transient.select import SubbandImages, select_images
 
-__all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_images", "read_candidates"]
+__all__ = ["SearchParams", "Candidate", "SearchResult", "CSV_COLUMNS", "search_images", "read_candidates",
+           "mirror_value", "twin_centre"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,9 @@ class SearchParams:
     v_difference: bool = _T.v_difference
     v_sidelobe_fraction: tuple[float, float] = _T.v_sidelobe_fraction
     v_sidelobe_margin: float = _T.v_sidelobe_margin
+    v_sidelobe_mirror: bool = _T.v_sidelobe_mirror
+    v_sidelobe_mirror_beams: float = _T.v_sidelobe_mirror_beams
+    v_sidelobe_mirror_reach_beams: float = _T.v_sidelobe_mirror_reach_beams
     v_source_sigma: float = _T.v_source_sigma
     v_source_mask_beams: float = _T.v_source_mask_beams
     v_deep_noise_ratio: float = _T.v_deep_noise_ratio
@@ -157,7 +163,9 @@ class SearchParams:
             bilobe_radius_beams=t.bilobe_radius_beams, bilobe_ratio=_pair(t, "bilobe_ratio"),
             bilobe_sigma=_pair(t, "bilobe_sigma"), catalog_match_beams=t.catalog_match_beams,
             v_difference=t.v_difference, v_sidelobe_fraction=_pair(t, "v_sidelobe_fraction"),
-            v_sidelobe_margin=t.v_sidelobe_margin,
+            v_sidelobe_margin=t.v_sidelobe_margin, v_sidelobe_mirror=t.v_sidelobe_mirror,
+            v_sidelobe_mirror_beams=t.v_sidelobe_mirror_beams,
+            v_sidelobe_mirror_reach_beams=t.v_sidelobe_mirror_reach_beams,
             v_source_sigma=t.v_source_sigma, v_source_mask_beams=t.v_source_mask_beams,
             v_deep_noise_ratio=t.v_deep_noise_ratio,
             trend_fraction=t.trend_fraction,
@@ -199,6 +207,8 @@ class SearchParams:
             raise LwaError(f"transient.v_deep_noise_ratio must be positive, got {self.v_deep_noise_ratio:g}")
         if self.v_sidelobe_margin < 0:
             raise LwaError(f"--v-sidelobe-margin must be >= 0, got {self.v_sidelobe_margin:g}")
+        if self.v_sidelobe_mirror_beams < 0 or self.v_sidelobe_mirror_reach_beams < 0:
+            raise LwaError("transient.v_sidelobe_mirror_beams and v_sidelobe_mirror_reach_beams must be >= 0")
         if not all(0 <= f < 1 for f in self.v_sidelobe_fraction):
             raise LwaError(f"--v-sidelobe-fraction takes fractions in [0, 1), got {self.v_sidelobe_fraction}")
         if self.bilobe_radius_beams <= 0 or self.catalog_match_beams < 0:
@@ -209,6 +219,11 @@ class SearchParams:
             raise LwaError("--max-cutouts must be >= 0")
         if not set(self.stokes) <= {"I", "V"} or not self.stokes:
             raise LwaError(f"--stokes must be I, V or both, got {self.stokes}")
+
+    @property
+    def mirror(self) -> tuple[float, float] | None:
+        """(radius, reach) in beams of the sidelobe rule's mirror test, None when it is off."""
+        return (self.v_sidelobe_mirror_beams, self.v_sidelobe_mirror_reach_beams) if self.v_sidelobe_mirror else None
 
     @property
     def rule(self) -> BilobeRule:
@@ -409,16 +424,18 @@ def _candidates(outcome: _SearchOutcome, img: _Image, *, stokes: str, interval: 
     return out
 
 
-def _v_sources(outcome: _SearchOutcome, sigma: float, beam_px: float, *, fraction: float, margin: float) -> list[Peak]:
+def _v_sources(outcome: _SearchOutcome, sigma: float, beam_px: float, *, fraction: float, margin: float,
+               mirror: tuple[float, float] | None = None, screen: np.ndarray | None = None) -> list[Peak]:
     """The bright V sources of a searched image (|S/N| >= `sigma`, masked areas included: a
     polarised source next to a bright I source is masked, its sidelobes are not), brightest first,
-    without the peaks that are sidelobes of a brighter one (the sidelobe rule among themselves)."""
+    without the peaks that are sidelobes of a brighter one (the sidelobe rule among themselves,
+    `_explains`, with the mirror test when `mirror` is given)."""
     peaks = [peak for sign in (1, -1) for peak in find_peaks(outcome.residual, outcome.rms, threshold=sigma, sign=sign)]
     kept: list[Peak] = []
     envelopes: dict[int, _Envelope] = {}
     for peak in sorted(peaks, key=lambda q: -abs(q.value)):
-        if any(abs(peak.value) <= _sidelobe_limit(envelopes, k, peak.x_sub, peak.y_sub, beam_px, fraction, margin)
-               * abs(k.value) for k in kept):
+        if any(_explains(outcome.residual, envelopes, k, peak.x_sub, peak.y_sub, peak.value, peak.rms, beam_px=beam_px,
+                         fraction=fraction, margin=margin, mirror=mirror, screen=screen) for k in kept):
             continue
         kept.append(peak)
         if len(envelopes) < MAX_ENVELOPE_SOURCES:
@@ -440,6 +457,94 @@ def _sidelobe_limit(envelopes: dict[int, _Envelope] | None, source: Peak, x: flo
     if env is None:
         return 0.0
     return min(fraction, margin * env.fraction_at(x, y))
+
+
+def mirror_value(residual: np.ndarray, source_xy: tuple[float, float], xy: tuple[float, float], *, sign: int,
+                 radius_px: float) -> float:
+    """The image value of sign `sign` (the extreme one, signed) within `radius_px` of the point
+    mirrored through `source_xy` from `xy` (2 source − point); NaN when no finite pixel is there
+    (off the image, beyond the horizon).
+
+    Why: a dirty beam is point-symmetric — the PSF of real visibilities measured at ±(u, v) is real
+    and even, B(d) = B(−d), for any uv coverage, weighting and light curve (a burst shorter than
+    the interval has the PSF of its own integrations, not the interval's, but that one is even
+    too). So what a source S puts at offset d, S·B(d), it also puts at −d: a sidelobe of S has a
+    twin of the same sign and about the same value through S, while a burst that happens to lie
+    on a sidelobe crest of S does not (its twin holds only S's share of it). The extreme within a
+    fraction of a beam allows for the sub-pixel position and a PSF not exactly even across an
+    all-sky image (w-terms)."""
+    ny, nx = residual.shape
+    mx, my = 2.0 * source_xy[0] - xy[0], 2.0 * source_xy[1] - xy[1]
+    r = max(radius_px, 0.5)
+    x0, x1 = max(int(math.floor(mx - r)), 0), min(int(math.ceil(mx + r)), nx - 1)
+    y0, y1 = max(int(math.floor(my - r)), 0), min(int(math.ceil(my + r)), ny - 1)
+    if x0 > x1 or y0 > y1:
+        return math.nan
+    yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+    window = residual[y0:y1 + 1, x0:x1 + 1]
+    values = window[((yy - my) ** 2 + (xx - mx) ** 2 <= r * r) & np.isfinite(window)]
+    if values.size == 0:
+        return math.nan
+    return float(sign * np.max(sign * values))
+
+
+def twin_centre(source_xy: tuple[float, float], xy: tuple[float, float],
+                screen: np.ndarray | None) -> tuple[float, float]:
+    """The point to mirror (x, y) through to find its twin in a dewarped image: the source itself,
+    moved by half the screen's second difference 2 d(s) − d(p) − d(m) (d: lwa-dewarp's offsets in
+    pixels, dewarped(q) = observed(q + d(q)); m = 2 s − p).
+
+    Why: the ionosphere shifts a source and its whole dirty beam by d at the source, so in the
+    observed image the sidelobe at s + d(s) + e has its twin at s + d(s) − e; dewarping moves each
+    pixel by its own d, so the twin of the sidelobe shown at p lies at 2 s − p + 2 d(s) − d(p) −
+    d(m) (to first order). Measured on `low_elevation` (seed 505, screen offsets up to 3 beams):
+    candidates 28–35 beams from a V source whose plain twins held 0.01 and 0.15 of them held
+    1.09 and 0.63 at the corrected place. None, or a NaN offset: the source."""
+    if screen is None:
+        return source_xy
+    ny, nx = screen.shape[1:]
+
+    def offset(px: float, py: float) -> np.ndarray:
+        ix, iy = min(max(round(px), 0), nx - 1), min(max(round(py), 0), ny - 1)
+        return screen[:, iy, ix].astype(np.float64)
+
+    (sx, sy), (x, y) = source_xy, xy
+    corr = 2.0 * offset(sx, sy) - offset(x, y) - offset(2.0 * sx - x, 2.0 * sy - y)
+    if not np.all(np.isfinite(corr)):
+        return source_xy
+    return sx + 0.5 * float(corr[0]), sy + 0.5 * float(corr[1])
+
+
+def _explains(residual: np.ndarray | None, envelopes: dict[int, _Envelope] | None, source: Peak, x: float,
+              y: float, value: float, rms: float, *, beam_px: float, fraction: float, margin: float,
+              mirror: tuple[float, float] | None, screen: np.ndarray | None = None) -> bool:
+    """Whether `source`'s dirty beam can explain a candidate `value` (local RMS `rms`) at (x, y),
+    more than 1 beam from the source and at most `fraction` of it.
+
+    The envelope measured around the source (`_sidelobe_limit`, × `margin`) says whether the beam
+    reaches that level at that distance. With the mirror test (`mirror` = (radius, reach) in
+    beams) and the twin within reach, its twin through the source (`mirror_value`: the beam's
+    response at the opposite offset, same sign) says what the beam puts at this very place: the
+    candidate is explained when the twin holds at least 1/`margin` of it; when it does not, only
+    if the candidate is also no stronger than `margin` × the noise's own tail (`NOISE_TAIL_SIGMA`
+    × `rms`) and within the envelope — there the twin's noise alone can take a true sidelobe's
+    twin below 1/`margin` of it, so it cannot clear the candidate. Without the test, or where the
+    twin is off the image or beyond reach (an all-sky beam is less point-symmetric far out), the
+    envelope decides. `screen`: the lwa-dewarp screen of a dewarped image (`twin_centre`)."""
+    dist = math.hypot(x - source.x_sub, y - source.y_sub) / beam_px
+    if dist <= 1.0 or abs(value) > fraction * abs(source.value):
+        return False
+    envelope = abs(value) <= _sidelobe_limit(envelopes, source, x, y, beam_px, fraction, margin) * abs(source.value)
+    if mirror is None or residual is None or dist > mirror[1]:
+        return envelope
+    sign = 1 if value >= 0 else -1
+    centre = twin_centre((source.x_sub, source.y_sub), (x, y), screen)
+    twin = mirror_value(residual, centre, (x, y), sign=sign, radius_px=mirror[0] * beam_px)
+    if not math.isfinite(twin):
+        return envelope
+    if margin * sign * twin >= abs(value):
+        return True
+    return envelope and abs(value) < margin * NOISE_TAIL_SIGMA * rms
 
 
 V_REFERENCE_MIN_OTHERS = 2  # other 10 min V images needed for their weighted mean to be a reference
@@ -474,9 +579,9 @@ class _VReference:
         V source changing over the hour), which the deep V — its own small differences from the
         10 min images add to each difference's noise — keeps below 5σ;
       - it for every interval when the deep V is not clean: 11/11 on `loud_bursts`, but the
-        false candidate above. Kept for the quiet intervals only, `loud_bursts` loses the 40 Jy
-        burst of t0003 (10/11): that interval holds a 60 Jy one, and the sidelobe rule's limit
-        (README) takes the fainter for a sidelobe of the brighter.
+        false candidate above. Kept for the quiet intervals only, `loud_bursts` finds the 40 Jy
+        burst of t0003, which holds a 60 Jy one, only with the sidelobe rule's mirror test (the
+        envelope alone took the fainter for a sidelobe of the brighter: 10/11).
     A burst S of interval j puts `share(k, j)` × S into the reference of interval k: its echo,
     which `_mark_echoes` judges. `images`: interval → `_Image`."""
 
@@ -573,6 +678,8 @@ def _steady_v_mask(sources: Sequence[Peak], diff: np.ndarray, radius_px: float, 
 
 SIDELOBE_EDGES_BEAMS = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 50.0, 80.0, math.inf)
 SIDELOBE_PERCENTILE = 99.5  # of |image| in each annulus: the sidelobe crests, not one compact burst
+# the same percentile of |Gaussian noise| in σ (2.81): a twin's noise alone reaches it
+NOISE_TAIL_SIGMA = float(norm.ppf(0.5 + SIDELOBE_PERCENTILE / 200.0))
 MAX_ENVELOPE_SOURCES = 5  # the brightest V sources of an image get a measured envelope
 
 
@@ -612,7 +719,8 @@ class _Envelope:
 
 
 def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: float, beam_px: float, *,
-                    residual: np.ndarray | None = None, margin: float = 2.0, near_beams: float = 0.0) -> int:
+                    residual: np.ndarray | None = None, margin: float = 2.0, near_beams: float = 0.0,
+                    mirror: tuple[float, float] | None = None, screen: np.ndarray | None = None) -> int:
     """Class `artefact` (reason `sidelobe`) for every candidate more than 1 beam from a V source and
     no brighter than what the dirty beam of that source can put there: `margin` × the source's
     sidelobe envelope measured in `residual` at the candidate's distance, at most `fraction` of the
@@ -630,13 +738,24 @@ def _mark_sidelobes(cands: list[Candidate], sources: Sequence[Peak], fraction: f
     for c in cands:
         if c.klass == "artefact":
             continue
+        doubted: Peak | None = None  # the brightest source whose envelope, not its twin, would explain c
         for s in ranked:
             dist = math.hypot(c.x - s.x_sub, c.y - s.y_sub) / beam_px
             near = c.sign != s.sign and 1.0 < dist <= near_beams and abs(c.peak_jy) <= fraction * abs(s.value)
-            if near or abs(c.peak_jy) <= _sidelobe_limit(envelopes, s, c.x, c.y, beam_px, fraction, margin) * abs(s.value):
+            rule = {"beam_px": beam_px, "fraction": fraction, "margin": margin}
+            if near or _explains(residual, envelopes, s, c.x, c.y, c.peak_jy, c.rms_jy, mirror=mirror, screen=screen,
+                                 **rule):
                 c.klass, c.reason = "artefact", "sidelobe"
                 n += 1
                 break
+            if doubted is None and _explains(residual, envelopes, s, c.x, c.y, c.peak_jy, c.rms_jy, mirror=None, **rule):
+                doubted = s
+        else:
+            if doubted is not None:
+                log.info("%s (V %s, %+.3g Jy/beam) is within the sidelobe envelope of the %+.3g Jy/beam V source "
+                         "%.1f beams away, but its twin through the source holds less than 1/%g of it: not a sidelobe",
+                         c.jname, c.interval, c.peak_jy, doubted.value,
+                         math.hypot(c.x - doubted.x_sub, c.y - doubted.y_sub) / beam_px, margin)
     return n
 
 
@@ -808,6 +927,7 @@ class _Search:
         self._seen: set[str] = set()
         self.infos: dict[str, ImageInfo] = {}  # path -> the selection's reading of the image
         self.v_reference: _VReference | None = None  # the subband's 10 min V reference
+        self._screens: dict[str, np.ndarray | None] = {}  # dewarp screens read for the mirror test
 
     # ------------------------------------------------------------------ loading
 
@@ -902,6 +1022,29 @@ class _Search:
                  ", ".join(v_names) or "none", 100 * v_mask.mean(), len(i_src), ", ".join(i_names) or "none")
         return v_mask, i_masks
 
+    def _screen(self, img: _Image) -> np.ndarray | None:
+        """The lwa-dewarp screen (2, ny, nx: dx, dy in pixels) of a dewarped image for the sidelobe
+        rule's mirror test: the file its DWSCREEN names, beside the image or in ../dewarp/ (the
+        layout run_hour.sh writes); None when the test is off, the image is not dewarped, or the
+        screen is not found or not on the image's grid (a warning: twins are then looked for
+        without it)."""
+        name = img.header.get("DWSCREEN")
+        if self.params.mirror is None or not img.header.get("DEWARPED") or not name:
+            return None
+        folder = img.info.path.parent
+        path = next((f for f in (folder / name, folder.parent / "dewarp" / name) if f.is_file()), None)
+        key = str(path)
+        if key not in self._screens:
+            screen = None
+            if path is not None:
+                data = np.asarray(fits.getdata(path), dtype=np.float32)
+                screen = data if data.shape == (2, *img.data.shape) else None
+            if screen is None:
+                log.warning("%s: dewarp screen %s not found beside it or in ../dewarp, or not on its grid: sidelobe "
+                            "twins are looked for without it", img.info.path.name, name)
+            self._screens[key] = screen
+        return self._screens[key]
+
     def _beam(self, *images: _Image | None) -> float:
         """BMAJ in pixels of the first of `images` (then of the subband's reference grid, the deep I)
         whose header has one: dirty images made without a fitted PSF have none."""
@@ -922,14 +1065,15 @@ class _Search:
         if deep is not None:
             deep_beam = self._beam(deep)
             outcome = _search_one(deep.data, params=p, mask=mask, threshold=p.v_sigma, signs=(1, -1), beam_px=deep_beam)
+            deep_screen = self._screen(deep)
             deep_sources = _v_sources(outcome, p.v_source_sigma, deep_beam, fraction=p.v_sidelobe_fraction[0],
-                                      margin=p.v_sidelobe_margin)
+                                      margin=p.v_sidelobe_margin, mirror=p.mirror, screen=deep_screen)
             ref = group.deep_i
             found = _candidates(outcome, deep, stokes="V", interval="deep", beam_px=deep_beam,
                                 reference=str(ref.path) if ref else "")
             n_side = _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[0], deep_beam,
                                      residual=outcome.residual, margin=p.v_sidelobe_margin,
-                                     near_beams=p.bilobe_radius_beams)
+                                     near_beams=p.bilobe_radius_beams, mirror=p.mirror, screen=deep_screen)
             log.info("%s V deep: %d candidate(s) at |S/N| >= %g (%d sidelobe(s) of %d V source(s))", label,
                      len(found), p.v_sigma, n_side, len(deep_sources))
             out += found
@@ -954,11 +1098,12 @@ class _Search:
                     c.subtracted = reference.paths(interval)
             # the full dirty sidelobes of what is bright in this (difference) image, a bright burst
             # included; and the residual sidelobes of the steady deep-V sources
+            screen = self._screen(img)
             own = _v_sources(outcome, p.v_source_sigma, beam, fraction=p.v_sidelobe_fraction[0],
-                             margin=p.v_sidelobe_margin)
+                             margin=p.v_sidelobe_margin, mirror=p.mirror, screen=screen)
             n_side = _mark_sidelobes(found, own, p.v_sidelobe_fraction[0], beam,
                                      residual=outcome.residual, margin=p.v_sidelobe_margin,
-                                     near_beams=p.bilobe_radius_beams)
+                                     near_beams=p.bilobe_radius_beams, mirror=p.mirror, screen=screen)
             if difference:
                 n_side += _mark_sidelobes(found, deep_sources, p.v_sidelobe_fraction[1], beam)
             n_faint = _mark_fainter(found, deep_sources, beam) if difference else 0
