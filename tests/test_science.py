@@ -29,10 +29,6 @@ RUN_ALL = os.environ.get("LWA_SCIENCE_ALL", "") not in ("", "0")
 # Goals of issue 15 item 5 that do not hold yet with the defaults (measured, docs/science.md):
 # goal -> (reason, the scenarios where it fails). A goal failing elsewhere is a regression.
 NOT_YET = {
-    "transient_recall": ("goal transient_recall: on loud_bursts 10 of 11 events >= 8 sigma found (both seeds 707 and "
-                         "708): a 40 Jy V burst sharing its 10-min interval with a 60 Jy one is found at 6.8 sigma "
-                         "but marked `sidelobe` (the sidelobe rule's known limit for bursts sharing an interval)",
-                         frozenset({"loud_bursts"})),
     "dewarp_residual": ("goal dewarp_residual: each anchor judged by the screen fitted without it (lwa-dewarp's "
                         "held-out refits) against its true offset: 86 % (19/22) of sources offset >= 1 beam within "
                         "0.2 beam on iono_rfi_hot, 82 % on a second seed, 54 % (14/26) on low_elevation, 71 % on emitter_iono; "
