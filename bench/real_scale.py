@@ -725,10 +725,29 @@ Since then `--field` peels twice (`peel.field_refine`): the first pass's output 
 source's position (the ionosphere moves them arcminutes from the catalogue), the second peels the
 original data with the field moved there. At demo size that takes the RMS near the A-team from
 1.77x to 1.21x the sky without it; at real size (one integration) the power left is 2.1e-5 (12 of
-25 field sources kept at their catalogue positions by the fit). Cost not measured at real size:
-estimated ~170 CPU s per 192-channel MS (two DDECal passes and ~45 CPU s of fitting) against 63,
-which the peel rows above do not yet include (+~2,000 s of array tasks per 192-channel hour on 32
-cores; `--no-field-refine` is the single pass)."""
+25 field sources kept at their catalogue positions by the fit).
+
+Then the A-team's model is refined from the data (`peel.model_refine_rounds`, lwa-peel README):
+after a pass, each source's residual (its own gains applied inverted, phase-shifted to it by DP3)
+is CLEANed around it by wsclean and the clean components join its model for the next pass. The
+same integration, `--field` with the field-position fit, one core (`taskset`), GNU time, power
+left and field change as `lwa-sim score` computes them (against the sky simulated without the
+A-team, same noise; the 9 field sources within 12 deg):
+
+| `model_refine_rounds` | DDECal passes, iterations | CPU s (user + sys) | peak RSS | A-team power left | field within 12 deg, median / max |
+|---|---|---|---|---|---|
+| 0 (before) | 2, 14 each, converged | 186 | 4.3 GB | 2.1e-5 | 0.53 % / 1.20 % |
+| 1 | 2, 14 each | 198 | 4.3 GB | 1.1e-5 | 0.30 % / 0.93 % |
+| 2 (default) | 3, 14 each | 349 | 4.3 GB | 6.0e-6 | 0.38 % / 0.80 % |
+
+The goal (1e-5) is met with two rounds. A round's imaging costs ~12 CPU s per MS (both sources: a
+DP3 pass writing a 16-channel rephased residual and a 64^2 wsclean); the second round's cost is its
+DDECal pass and a second field fit. The peel rows above still use 63-65 CPU s per MS (one pass):
+with the field fit and two rounds it is 349 CPU s per 192-channel MS, 5.5x (x 360 MS: ~126,000
+CPU s per 192-channel hour, ~3,900 s wall as 32 array tasks; ~1/4 of that at 48 channels if
+linear, not measured). Levers (not measured): refine once per subband-hour from a few MS into a
+beam-divided model that the per-MS peels use with one round or none; fit the field positions on
+the first pass only (~-45 CPU s)."""
 
 
 MEMORY = """\

@@ -379,6 +379,17 @@ class Peel:
     field_refine: bool = True
     field_refine_max_arcmin: float = 20.0
     field_refine_min_jy: float = 5.0
+    # the peeled sources' models refined from the data (lwa_peel.selfcal): after a pass, each
+    # source's residual (its gains applied inverted) is imaged with wsclean around it and the clean
+    # components within model_refine_radius_arcmin (or one resolution element) are added to its
+    # patch; this many such passes before the final one (0 = the shipped model as it is). The
+    # shipped A-team model lacks the structure the 1.6 km baselines see: at real size (ateam_peel
+    # sky, one integration) the power left is 2.1e-5 / 1.1e-5 / 6.0e-6 with 0 / 1 / 2 rounds (goal
+    # 1e-5), at 186 / 198 / 349 CPU s per 192-channel MS (lwa-peel README)
+    model_refine_rounds: int = 2
+    model_refine_radius_arcmin: float = 20.0
+    model_refine_clean_iterations: int = 2000
+    model_refine_channels: int = 4  # wsclean output channels the components' spectra are fitted on
     field_reference_freq_mhz: float = 73.8  # catalogue fluxes without their own frequency (VLSSr)
     field_spectral_index: float = -0.8  # catalogue sources without their own spectral index
 

@@ -230,3 +230,19 @@ def test_field_direction_keeps_bright_field_sources_apart_from_the_peeled(tmp_pa
     assert low.flux_at(ref) == pytest.approx(want, rel=1e-3) and low.flux_at(ref) < 0.5 * catalogue[3].flux_at(ref)
     assert field_direction(catalogue[2:3], time=TIME, location=loc, freqs_hz=FREQS, peeled=peeled,
                            min_flux_jy=5.0, exclude_deg=1.0) is None  # only a faint source
+
+
+def test_clean_components_keep_their_ordinary_polynomial_spectrum(tmp_path):
+    """A residual's clean components (negative fluxes, wsclean's LogarithmicSI=false) reach DP3 as
+    they are: the sky model reads back with the same law and fluxes."""
+    from lwa_peel.model import Component, Direction
+
+    comps = (Component("CygA", 299.868, 40.734, 100.0, 55e6, (-0.7,)),
+             Component("CygA_r1_0", 299.87, 40.74, -2.5, 55e6, (3.0, -40.0), log_si=False))
+    assert comps[1].flux_at(60e6) == pytest.approx(-2.5 + 3.0 * (60 / 55 - 1) - 40.0 * (60 / 55 - 1) ** 2)
+    assert comps[0].flux_at(60e6) == pytest.approx(100.0 * (60 / 55) ** -0.7)
+    path = write_skymodel(tmp_path / "m.skymodel", [Direction("Cyg A", "CygA", 299.868, 40.734, 0, 60, comps)])
+    back = {s.name: s for s in read_makesourcedb(path)}
+    assert back["CygA_r1_0"].spectral_law == "linear" and back["CygA"].spectral_law == "log"
+    for c in comps:
+        assert back[c.name].flux_at(60e6) == pytest.approx(c.flux_at(60e6), rel=1e-8)

@@ -96,6 +96,11 @@ def cli() -> None:
                      "on the first pass's output.")
 @section_option("peel", "field_refine_max_arcmin", type=click.FloatRange(min=0, min_open=True),
                 help="Farthest a field source may move from its catalogue position.")
+@section_option("peel", "model_refine_rounds", type=click.IntRange(min=0),
+                help="Passes before the final one whose residual around each peeled source is imaged (wsclean) and "
+                     "its clean components added to that source's model; 0 = the model as given.")
+@section_option("peel", "model_refine_radius_arcmin", type=click.FloatRange(min=0, min_open=True),
+                help="CLEAN the residual within this radius of each peeled source (at least one resolution element).")
 @click.option("--field", type=ExistingPath, default=None,
               help="Reference catalogue of the field (VLSSr, CSV, makesourcedb...): its sources are kept fixed "
                    "(subtracted before the solve, added back after), so the gains cannot absorb them.")
@@ -110,7 +115,10 @@ def sky_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_jso
     solve does not eat them: field sources near the A-team then change by < 1 % instead of 3-7 %
     at demo size (64 antennas); the field's positions (moved by the ionosphere) and fluxes are
     fitted on a first pass's output and the second pass peels with them (--no-field-refine: one
-    pass). DDECal's iterations are logged (and converged: true/false). Writes
+    pass). Each source's model is refined from the data first (--model-refine-rounds, 2 by
+    default): after a pass, its residual (its gains applied inverted) is imaged around it with
+    wsclean and the clean components are added to its model for the next pass (the structure a
+    few Gaussians lack, which long baselines see). DDECal's iterations are logged (and converged: true/false). Writes
     OUT.ms (or MS with --in-place) plus NAME.peel-sky.{h5,skymodel,parset} beside it; prints the
     paths written (MS, solutions) or a JSON summary with --json.
 

@@ -35,7 +35,7 @@ import numpy as np
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_body
 from astropy.time import Time
 
-from lwa_common.catalogs import CatalogSource, RfiSource
+from lwa_common.catalogs import CatalogSource, RfiSource, linear_polynomial_flux, log_polynomial_flux
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.site import enu_basis, geocentric_m
@@ -77,17 +77,18 @@ class Component:
     major_arcsec: float = 0.0
     minor_arcsec: float = 0.0
     pa_deg: float = 0.0
+    # log-polynomial spectrum (DP3 LogarithmicSI=true), else an ordinary polynomial in nu/nu0 - 1:
+    # wsclean's clean components of a residual (lwa_peel.selfcal), whose fluxes may be negative
+    log_si: bool = True
 
     @property
     def is_gaussian(self) -> bool:
         return self.major_arcsec > 0.0
 
     def flux_at(self, freq_hz: float | np.ndarray) -> float | np.ndarray:
-        """Stokes I as DP3 evaluates it (log-polynomial about `ref_freq_hz`)."""
-        x = np.log10(np.asarray(freq_hz, dtype=float) / self.ref_freq_hz)
-        exponent = sum(c * x ** (n + 1) for n, c in enumerate(self.spectral_terms))
-        value = self.i_jy * 10.0 ** np.asarray(exponent)
-        return float(value) if value.ndim == 0 else value
+        """Stokes I as DP3 evaluates it (a polynomial about `ref_freq_hz`, logarithmic or not)."""
+        law = log_polynomial_flux if self.log_si else linear_polynomial_flux
+        return law(self.i_jy, self.ref_freq_hz, self.spectral_terms, freq_hz)
 
 
 @dataclass(frozen=True)
@@ -438,7 +439,7 @@ def skymodel_text(directions: Sequence[Direction], *, comment: str = "") -> str:
                 f"{c.name}, {kind}, {d.patch}, {_ra_text(c.ra_deg)}, {_dec_text(c.dec_deg)}, "
                 f"{c.i_jy:.10g}, {c.q_jy:.10g}, {c.u_jy:.10g}, {c.v_jy:.10g}, "
                 f"{c.major_arcsec:.6g}, {c.minor_arcsec:.6g}, {c.pa_deg:.6g}, true, "
-                f"{c.ref_freq_hz:.10g}, {terms}, true"
+                f"{c.ref_freq_hz:.10g}, {terms}, {'true' if c.log_si else 'false'}"
             )
         lines.append("")
     return "\n".join(lines)

@@ -14,7 +14,9 @@ are solved on data without the field and cannot absorb it (they absorb only what
 gets wrong). The catalogue's positions are off by the ionosphere (arcminutes), which the solve
 would fit as A-team error; so with `field_refine` the peel runs twice: the first pass's output
 gives each field source's position (`lwa_peel.refine`), and the second pass peels the original
-data with the field moved there.
+data with the field moved there. With `model_refine_rounds` (sky), each peeled source's model
+also gets the clean components of its residual after such a pass (`lwa_peel.selfcal`): the
+structure the shipped few-Gaussian A-team model lacks.
 
 Output: a copy of the MS (`output`, written atomically) or the MS itself (`in_place`); the
 peeled visibilities go to `column` (CORRECTED_DATA by default) from `input_column`
@@ -46,6 +48,7 @@ from lwa_common.provenance import stamp_ms, tool_version
 from lwa_peel.dp3 import Dp3Run, dp3_env, find_dp3, run_dp3, thread_count, write_parset
 from lwa_peel.model import Direction, Skipped, field_direction, rfi_directions, sky_directions, write_skymodel
 from lwa_peel.refine import refine_field
+from lwa_peel.selfcal import refine_directions
 
 __all__ = ["PeelResult", "MsInfo", "ms_info", "peel_ms", "product_paths", "resolve_settings"]
 
@@ -54,7 +57,9 @@ log = logging.getLogger(__name__)
 KINDS = ("sky", "rfi")
 MODES = ("diagonal", "scalar", "fulljones")
 MARKER = "LWA_PEEL"
-SCRATCH = "LWA_PEEL_PASS1"  # the first pass's output column (removed after the field fit)
+SCRATCH = "LWA_PEEL_PASS1"  # a first pass's output column (removed after the field fit / model refinement)
+_MODEL_REFINE = ("model_refine_rounds", "model_refine_radius_arcmin", "model_refine_clean_iterations",
+                 "model_refine_channels")
 
 @dataclass(frozen=True)
 class PeelResult:
@@ -151,7 +156,7 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
     cfg = cfg or load_config(None)
     names = ("min_elevation_deg", "uv_min_lambda", "max_iterations", "tolerance", "step_size",
              "channels_per_solution", "mode", "beam", "smoothness_mhz", "field_min_jy", "field_exclude_deg",
-             "field_refine", "field_refine_max_arcmin", "field_refine_min_jy")
+             "field_refine", "field_refine_max_arcmin", "field_refine_min_jy", *_MODEL_REFINE)
     out = {name: given.get(name) if given.get(name) is not None else getattr(cfg.peel, name) for name in names}
     if kind == "rfi":
         out.pop("min_elevation_deg")
@@ -159,7 +164,7 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         out.pop("smoothness_mhz")
         out.pop("field_min_jy")
         out.pop("field_exclude_deg")
-        for name in ("field_refine", "field_refine_max_arcmin", "field_refine_min_jy"):
+        for name in ("field_refine", "field_refine_max_arcmin", "field_refine_min_jy", *_MODEL_REFINE):
             out.pop(name)
         if given.get("channels_per_solution") is None:
             out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
@@ -183,6 +188,11 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         raise LwaError("field_min_jy and field_exclude_deg must be >= 0")
     if kind == "sky" and not (float(out["field_refine_max_arcmin"]) > 0 and float(out["field_refine_min_jy"]) >= 0):
         raise LwaError("field_refine_max_arcmin must be > 0 and field_refine_min_jy >= 0")
+    if kind == "sky" and not (int(out["model_refine_rounds"]) >= 0 and float(out["model_refine_radius_arcmin"]) > 0
+                              and int(out["model_refine_clean_iterations"]) >= 1
+                              and int(out["model_refine_channels"]) >= 1):
+        raise LwaError("model_refine_rounds must be >= 0, model_refine_radius_arcmin > 0, "
+                       "model_refine_clean_iterations and model_refine_channels >= 1")
     if float(out["uv_min_lambda"]) < 0:
         raise LwaError(f"uv_min_lambda must be >= 0, got {out['uv_min_lambda']}")
     return out
@@ -278,9 +288,10 @@ def peel_ms(
         note = "already peeled" if already else f"no {kind} source to peel"
         log.info("%s: %s; %s", ms, note, "copying the data" if not same_column or output else "nothing to do")
 
-    refined: dict[str, Direction] = {}
+    refined: dict[str, object] = {}  # what the passes before the final one changed
     first_pass = None
-    if fixed is not None and settings["field_refine"]:
+    if directions and kind == "sky" and ((fixed is not None and settings["field_refine"])
+                                         or int(settings["model_refine_rounds"]) > 0):
         first_pass = functools.partial(_first_pass, parset=paths["parset"], fixed=fixed, directions=directions,
                                        skymodel=paths["skymodel"], settings=settings, refined=refined,
                                        comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
@@ -293,7 +304,7 @@ def peel_ms(
     _log_outcome(dp3, directions, skipped, kind=kind, target=target, solutions=paths["solutions"],
                  max_iterations=int(settings["max_iterations"]))
     return PeelResult(
-        kind=kind, ms=target, input_column=in_col, column=column, peeled=tuple(directions),
+        kind=kind, ms=target, input_column=in_col, column=column, peeled=tuple(refined.get("directions", directions)),
         skipped=tuple(skipped), solutions=paths["solutions"] if directions else None,
         skymodel=paths["skymodel"] if directions else None, parset=paths["parset"] if need_dp3 else None,
         dp3=dp3, note=note, settings=settings, field=refined.get("field", fixed),
@@ -448,26 +459,43 @@ def _process(ms_path: Path, h5_tmp: Path | None, *, parset: Path | None, first_p
     return run
 
 
-def _first_pass(ms_path: Path, *, parset: Path, fixed: Direction, directions: Sequence[Direction], skymodel: Path,
-                settings: dict, refined: dict, comment: str) -> None:
-    """Peel with the field at its catalogue positions into a scratch column, fit the field's
-    positions on it (`lwa_peel.refine`), rewrite the sky model with the moved field."""
-    with tempfile.TemporaryDirectory(prefix=".peel-pass1-", dir=ms_path.parent) as tmp:
-        run = run_dp3(parset, [f"msin={ms_path.absolute()}", f"msout.datacolumn={SCRATCH}",
-                               f"ddecal.h5parm={Path(tmp) / 'pass1.h5'}"],
-                      what="DP3 peel sky, first pass (field at its catalogue positions)")
-    if run.iterations:
-        log.info("first pass: DDECal took %s iterations", list(run.iterations))
-    try:
-        moved, _ = refine_field(ms_path, SCRATCH, fixed, min_flux_jy=float(settings["field_refine_min_jy"]),
-                                max_offset_arcmin=float(settings["field_refine_max_arcmin"]),
-                                uv_min_lambda=float(settings["uv_min_lambda"]))
-    finally:
-        with open_table(ms_path, readonly=False) as t:
-            if SCRATCH in t.colnames():
-                t.removecols([SCRATCH])
-    write_skymodel(skymodel, [*directions, moved], comment=comment)
-    refined["field"] = moved
+def _first_pass(ms_path: Path, *, parset: Path, fixed: Direction | None, directions: Sequence[Direction],
+                skymodel: Path, settings: dict, refined: dict, comment: str) -> None:
+    """The passes before the final one, each into a scratch column: on its output the field's
+    positions are fitted (`lwa_peel.refine`, with a field catalogue and `field_refine`) and the
+    peeled sources' models get the clean components of their residuals (`lwa_peel.selfcal`,
+    `model_refine_rounds` of them); the sky model is rewritten each time."""
+    fit_field = fixed is not None and bool(settings["field_refine"])
+    rounds = int(settings["model_refine_rounds"])
+    current, moved = list(directions), fixed
+    for k in range(max(rounds, int(fit_field))):
+        with tempfile.TemporaryDirectory(prefix=".peel-pass1-", dir=ms_path.parent) as tmp:
+            h5 = Path(tmp) / "pass.h5"
+            run = run_dp3(parset, [f"msin={ms_path.absolute()}", f"msout.datacolumn={SCRATCH}", f"ddecal.h5parm={h5}"],
+                          what=f"DP3 peel sky, pass {k + 1} (before the final one)")
+            if run.iterations:
+                log.info("pass %d: DDECal took %s iterations", k + 1, list(run.iterations))
+            try:
+                if fit_field:
+                    moved, _ = refine_field(ms_path, SCRATCH, fixed, min_flux_jy=float(settings["field_refine_min_jy"]),
+                                            max_offset_arcmin=float(settings["field_refine_max_arcmin"]),
+                                            uv_min_lambda=float(settings["uv_min_lambda"]))
+                    write_skymodel(skymodel, [*current, moved], comment=comment)
+                if k < rounds:
+                    current = refine_directions(
+                        ms_path, SCRATCH, current, h5parm=h5, skymodel=skymodel,
+                        field_patch=moved.patch if moved is not None else None, workdir=Path(tmp),
+                        radius_arcmin=float(settings["model_refine_radius_arcmin"]),
+                        channels=int(settings["model_refine_channels"]),
+                        clean_iterations=int(settings["model_refine_clean_iterations"]), round_no=k + 1)
+                    write_skymodel(skymodel, [*current, *([moved] if moved is not None else [])], comment=comment)
+            finally:
+                with open_table(ms_path, readonly=False) as t:
+                    if SCRATCH in t.colnames():
+                        t.removecols([SCRATCH])
+    if moved is not None:
+        refined["field"] = moved
+    refined["directions"] = current
 
 
 def _execute(process, ms: Path, output: Path | None, solutions: Path, *, peel: bool, copy_only: bool
