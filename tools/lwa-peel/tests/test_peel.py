@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from casacore.tables import table
 
-from lwa_common import LwaError
 from lwa_common.catalogs import read_ttcal_sources
 from lwa_common.testing import run_cli
 from lwa_peel import ms_info, peel_ms, rfi_azel, sky_directions, write_skymodel
@@ -367,6 +366,3 @@ def test_missing_ms_and_bad_column(tmp_path, shared_data, sim_cache):
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "no column NOPE" in proc.stderr
 
 
-def test_field_catalogue_is_for_sky_only(tmp_path):
-    with pytest.raises(LwaError, match="field catalogue is for peeling sky sources only"):
-        peel_ms(tmp_path / "x.ms", [], kind="rfi", output=tmp_path / "y.ms", field=[])

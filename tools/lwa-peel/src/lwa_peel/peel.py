@@ -160,18 +160,14 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
     out = {name: given.get(name) if given.get(name) is not None else getattr(cfg.peel, name) for name in names}
     if kind == "rfi":
         out.pop("min_elevation_deg")
-        out.pop("beam")
         out.pop("smoothness_mhz")
-        out.pop("field_min_jy")
-        out.pop("field_exclude_deg")
-        for name in ("field_refine", "field_refine_max_arcmin", "field_refine_min_jy", *_MODEL_REFINE):
+        for name in _MODEL_REFINE:
             out.pop(name)
         if given.get("channels_per_solution") is None:
             out["channels_per_solution"] = cfg.peel.rfi_channels_per_solution
         # an explicit channels_per_solution is taken as it is; the config's grows to the absorption budget
         out["rfi_max_absorption"] = 0.0 if given.get("channels_per_solution") is not None else cfg.peel.rfi_max_absorption
-    if kind == "sky":
-        out["beam_file"] = given.get("beam_file") if given.get("beam_file") is not None else cfg.primary_beam.beam_file
+    out["beam_file"] = given.get("beam_file") if given.get("beam_file") is not None else cfg.primary_beam.beam_file
     if out["mode"] not in MODES:
         raise LwaError(f"mode '{out['mode']}' is not one of {', '.join(MODES)}")
     if int(out["max_iterations"]) < 1:
@@ -184,9 +180,9 @@ def resolve_settings(cfg: Config | None = None, *, kind: str = "sky", **given) -
         raise LwaError(f"channels_per_solution must be >= 0, got {out['channels_per_solution']}")
     if kind == "sky" and not float(out["smoothness_mhz"]) >= 0:
         raise LwaError(f"smoothness_mhz must be >= 0, got {out['smoothness_mhz']}")
-    if kind == "sky" and (float(out["field_min_jy"]) < 0 or float(out["field_exclude_deg"]) < 0):
+    if (float(out["field_min_jy"]) < 0 or float(out["field_exclude_deg"]) < 0):
         raise LwaError("field_min_jy and field_exclude_deg must be >= 0")
-    if kind == "sky" and not (float(out["field_refine_max_arcmin"]) > 0 and float(out["field_refine_min_jy"]) >= 0):
+    if not (float(out["field_refine_max_arcmin"]) > 0 and float(out["field_refine_min_jy"]) >= 0):
         raise LwaError("field_refine_max_arcmin must be > 0 and field_refine_min_jy >= 0")
     if kind == "sky" and not (int(out["model_refine_rounds"]) >= 0 and float(out["model_refine_radius_arcmin"]) > 0
                               and int(out["model_refine_clean_iterations"]) >= 1
@@ -252,7 +248,7 @@ def peel_ms(
     """Peel the `kind` ("sky" or "rfi") sources of `sources` (a TTCal sources.json or records).
 
     Writes a copy `output` (default) or, with `in_place`, the MS `ms` itself. Settings left None
-    come from `config.peel`. `field` (sky only): a reference catalogue (any format
+    come from `config.peel`. `field` (sky and rfi): a reference catalogue (any format
     `lwa_common.catalogs.read_reference_catalog` reads) or records, kept fixed in the solve.
     Returns what was done; raises `LwaError`
     (one line) on bad input, before any output is written.
@@ -265,8 +261,6 @@ def peel_ms(
         channels_per_solution=channels_per_solution, mode=mode, beam=beam, beam_file=beam_file,
         smoothness_mhz=smoothness_mhz, field_min_jy=field_min_jy, field_exclude_deg=field_exclude_deg,
     )
-    if field is not None and kind != "sky":
-        raise LwaError("a field catalogue is for peeling sky sources only")
     output = _check_output(ms, output, overwrite)
     field_sources = _load_field(field, config)
     chosen, label = _load_sources(sources, kind)
@@ -290,8 +284,8 @@ def peel_ms(
 
     refined: dict[str, object] = {}  # what the passes before the final one changed
     first_pass = None
-    if directions and kind == "sky" and ((fixed is not None and settings["field_refine"])
-                                         or int(settings["model_refine_rounds"]) > 0):
+    if directions and ((fixed is not None and settings["field_refine"])
+                       or (kind == "sky" and int(settings["model_refine_rounds"]) > 0)):
         first_pass = functools.partial(_first_pass, parset=paths["parset"], fixed=fixed, directions=directions,
                                        skymodel=paths["skymodel"], settings=settings, refined=refined,
                                        comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
@@ -466,7 +460,7 @@ def _first_pass(ms_path: Path, *, parset: Path, fixed: Direction | None, directi
     peeled sources' models get the clean components of their residuals (`lwa_peel.selfcal`,
     `model_refine_rounds` of them); the sky model is rewritten each time."""
     fit_field = fixed is not None and bool(settings["field_refine"])
-    rounds = int(settings["model_refine_rounds"])
+    rounds = int(settings.get("model_refine_rounds", 0))
     current, moved = list(directions), fixed
     for k in range(max(rounds, int(fit_field))):
         with tempfile.TemporaryDirectory(prefix=".peel-pass1-", dir=ms_path.parent) as tmp:

@@ -136,7 +136,7 @@ def _grid_search(vis, weight, uvw, freqs, spectrum, lmn, max_offset_rad) -> np.n
 def _gauss_newton(vis, weight, uvw, freqs, spectrum, origin, lmn) -> tuple[np.ndarray, float]:
     """Least-squares offset and amplitude scale of a point source of `spectrum` near `lmn`, on `vis`
     phased to `origin` (normal equations of the three real parameters)."""
-    scale = 1.0
+    scale, start = 1.0, lmn
     k = 2 * np.pi * freqs[None, :] / C_M_S
     for _ in range(_GN_ITERATIONS):
         model = spectrum[None, :] * _phase(uvw, freqs, lmn, origin) * weight
@@ -145,7 +145,11 @@ def _gauss_newton(vis, weight, uvw, freqs, spectrum, origin, lmn) -> tuple[np.nd
                 1j * k * (uvw[:, 1] - uvw[:, 2] * lmn[1] / lmn[2])[:, None] * scale * model)
         normal = np.array([[np.vdot(a, b).real for b in cols] for a in cols])
         rhs = np.array([np.vdot(a, resid).real for a in cols])
+        if not np.all(np.isfinite(normal)):
+            return start, float("nan")  # diverged: the caller keeps the catalogue's position
         step = np.linalg.lstsq(normal, rhs, rcond=None)[0]
+        if np.hypot(lmn[0] + step[1], lmn[1] + step[2]) >= 1.0:
+            return start, float("nan")  # a step off the sky (a source far outside the search)
         scale += step[0]
         lmn = _with_n(lmn[0] + step[1], lmn[1] + step[2])
         if max(abs(step[1]), abs(step[2])) < 1e-7:
