@@ -651,7 +651,7 @@ Left (not done; the estimated gain on the 48-channel hour):
   would cost a quarter, ~ -350 s (a QA and movie change the demo-size scenario suite cannot check:
   its snapshots are 512^2).
 - **The wgridder** (`imaging.gridder = "wgridder"`): half the gridding CPU (the "gridder wgridder"
-  totals above: 48 channels 5,758 s instead of 7,682 s side by side) and ~0.6 GB instead of ~2 GB at
+  totals above: 48 channels 6,560 s instead of 8,484 s side by side) and ~0.6 GB instead of ~2 GB at
   2048^2 (~10 GB at 4096^2) per wsclean run; the cleaned deep I of the CLEAN probe (below) costs 69.9
   CPU s instead of 128.9. Its CLEAN divergence near the horizon is understood and fixed by
   `imaging.clean_horizon_deg = 15` (above: "Cause and fix"), but on `ateam_peel` it made 2 false V
@@ -742,10 +742,9 @@ A-team, same noise; the 9 field sources within 12 deg):
 
 The goal (1e-5) is met with two rounds. A round's imaging costs ~12 CPU s per MS (both sources: a
 DP3 pass writing a 16-channel rephased residual and a 64^2 wsclean); the second round's cost is its
-DDECal pass and a second field fit. The peel rows above still use 63-65 CPU s per MS (one pass):
-with the field fit and two rounds it is 349 CPU s per 192-channel MS, 5.5x (x 360 MS: ~126,000
-CPU s per 192-channel hour, ~3,900 s wall as 32 array tasks; ~1/4 of that at 48 channels if
-linear, not measured). Levers (not measured): refine once per subband-hour from a few MS into a
+DDECal pass and a second field fit. The peel rows above use it: with the field fit and two rounds
+it is 349 CPU s per 192-channel MS, 5.5x one pass (x 360 MS: ~126,000 CPU s per 192-channel hour,
+~3,900 s wall as 32 array tasks; ~1/4 of that at 48 channels if linear, not measured). Levers (not measured): refine once per subband-hour from a few MS into a
 beam-divided model that the per-MS peels use with one round or none; fit the field positions on
 the first pass only (~-45 CPU s)."""
 
