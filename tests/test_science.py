@@ -39,8 +39,8 @@ NOT_YET = {
                         frozenset({"iono_rfi_hot", "low_elevation", "emitter_iono", "dense_iono"})),
     "flux": ("goal flux: on dense_iono (120 sources of 5-60 Jy) 91 % (82/90) of point sources within 5 % by the "
              "restoring-beam fit, median 1.0 %, no bias (signed median -0.04 %); the misses are at 20-80 sigma, five "
-             "of them 6-18 % low at 28-37 deg elevation with neighbours 3-4 beams away, also before dewarping "
-             "(not understood yet)", frozenset({"dense_iono"})),
+             "of them 6-18 % low at 28-37 deg elevation with neighbours 3-4 beams away, also before dewarping and "
+             "with 10x the CLEAN iterations (not understood yet)", frozenset({"dense_iono"})),
 }
 
 
