@@ -286,8 +286,9 @@ def peel_ms(
     first_pass = None
     if directions and ((fixed is not None and settings["field_refine"])
                        or (kind == "sky" and int(settings["model_refine_rounds"]) > 0)):
-        first_pass = functools.partial(_first_pass, parset=paths["parset"], fixed=fixed, directions=directions,
-                                       skymodel=paths["skymodel"], settings=settings, refined=refined,
+        first_pass = functools.partial(_first_pass, kind=kind, parset=paths["parset"], fixed=fixed,
+                                       directions=directions, skymodel=paths["skymodel"], settings=settings,
+                                       refined=refined,
                                        comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
     process = functools.partial(
         _process, parset=paths["parset"] if need_dp3 else None, first_pass=first_pass, column=column,
@@ -453,7 +454,7 @@ def _process(ms_path: Path, h5_tmp: Path | None, *, parset: Path | None, first_p
     return run
 
 
-def _first_pass(ms_path: Path, *, parset: Path, fixed: Direction | None, directions: Sequence[Direction],
+def _first_pass(ms_path: Path, *, kind: str, parset: Path, fixed: Direction | None, directions: Sequence[Direction],
                 skymodel: Path, settings: dict, refined: dict, comment: str) -> None:
     """The passes before the final one, each into a scratch column: on its output the field's
     positions are fitted (`lwa_peel.refine`, with a field catalogue and `field_refine`) and the
@@ -466,7 +467,7 @@ def _first_pass(ms_path: Path, *, parset: Path, fixed: Direction | None, directi
         with tempfile.TemporaryDirectory(prefix=".peel-pass1-", dir=ms_path.parent) as tmp:
             h5 = Path(tmp) / "pass.h5"
             run = run_dp3(parset, [f"msin={ms_path.absolute()}", f"msout.datacolumn={SCRATCH}", f"ddecal.h5parm={h5}"],
-                          what=f"DP3 peel sky, pass {k + 1} (before the final one)")
+                          what=f"DP3 peel {kind}, pass {k + 1} (before the final one)")
             if run.iterations:
                 log.info("pass %d: DDECal took %s iterations", k + 1, list(run.iterations))
             try:

@@ -204,7 +204,7 @@ def refine_field(ms: Path, column: str, field: Direction, *, min_flux_jy: float,
     if fits:
         offsets = [np.hypot(f.d_ra_arcmin, f.d_dec_arcmin) for f in fits if f.moved]
         scales = [f.scale for f in fits if f.moved]
-        log.info("field positions fitted on the first pass: %d of %d component(s) moved (median %.2f', max %.2f'; "
+        log.info("field positions fitted on a pass before the final one: %d of %d component(s) moved (median %.2f', max %.2f'; "
                  "flux x%.3f median, %.3f-%.3f), %d kept as catalogued", len(offsets), len(fits),
                  float(np.median(offsets)) if offsets else 0.0, max(offsets, default=0.0),
                  float(np.median(scales)) if scales else 1.0, min(scales, default=1.0), max(scales, default=1.0),
