@@ -187,3 +187,25 @@ def test_flux_goal_is_the_point_source_fit():
     rows[1] = {"scored": True, "converged": False, "peak_err": 0.0}
     g = _flux_goal(rows)
     assert g["status"] == "fail" and g["detail"].startswith("90 % of 20 within 5 %")
+
+
+def test_isolation_is_counted_in_beams_of_the_image_grid():
+    """Two sources 3.3 deg apart are 3.3 beams apart next to the phase centre but 1.75 beams apart
+    58 deg from it, where the SIN grid's beam covers 1/cos(58 deg) = 1.9x more sky radially: there
+    they blend and neither is isolated; a neighbour below 20 % of a source's flux never counts."""
+    from lwa_common.fitsio import celestial_wcs
+    from lwa_sim.score import _isolated, _pixels
+
+    wcs = celestial_wcs(allsky_header(size=512, scale_deg=PIXEL_DEG, bmaj_deg=BEAM_DEG, ra_deg=151.0, dec_deg=37.24))
+
+    def src(dec, flux):
+        return {"ra_deg": 151.0, "dec_deg": dec, "el_deg_mid": 45.0, "_fb": {"apparent_jy": flux}}
+
+    steady = [src(37.0, 10.0), src(40.3, 10.0), src(-21.0, 10.0), src(-17.7, 10.0), src(-24.3, 1.0)]
+    where = _pixels(steady, wcs, True)
+    radius_px = 3.0 * BEAM_DEG / PIXEL_DEG
+    assert _isolated(0, steady, where, radius_px) and _isolated(1, steady, where, radius_px)
+    assert not _isolated(2, steady, where, radius_px) and not _isolated(3, steady, where, radius_px)
+    assert _isolated(4, steady, where, radius_px) is False  # its 10x brighter neighbour counts for it
+    steady[3]["_fb"]["apparent_jy"] = 1.9  # < 20 % of source 2
+    assert _isolated(2, steady, where, radius_px) and not _isolated(3, steady, where, radius_px)
