@@ -221,3 +221,16 @@ def test_spec_ateam_path_is_beside_the_spec(tmp_path, monkeypatch):
     assert load_spec("specs/sky.yaml").ateam == str(Path("specs") / "models" / "ateam.json")
     (tmp_path / "abs.yaml").write_text(f"ateam: {tmp_path / 'x.json'}\n")
     assert load_spec(tmp_path / "abs.yaml").ateam == str(tmp_path / "x.json")
+
+
+def test_an_offset_over_the_pole_comes_down_the_other_side():
+    """dense_iono with seed 909 put a source at Dec 90.5 (astropy refused the truth): an offset
+    north over the pole lands on the far side (RA + 180 deg); elsewhere the shift is as it was."""
+    from lwa_sim.observe import _offset_position
+    from lwa_sim.spec import Source
+
+    ra, dec = _offset_position(Source("p", 30.0, 89.5, 10.0, offset_arcmin=(0.0, 60.0)))
+    assert (ra, dec) == pytest.approx((210.0, 89.5))
+    ra, dec = _offset_position(Source("s", 30.0, -89.8, 10.0, offset_arcmin=(0.0, -30.0)))
+    assert (ra, dec) == pytest.approx((210.0, -89.7))
+    assert _offset_position(Source("m", 359.5, 0.0, 10.0, offset_arcmin=(60.0, 30.0))) == pytest.approx((0.5, 0.5))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -135,9 +136,13 @@ def apparent_sources(spec: TruthSpec, mid: Time, site: Site) -> list[Source]:
 
 
 def _offset_position(s: Source) -> tuple[float, float]:
+    """Where the ionosphere puts a source: (RA, Dec) degrees shifted by its offset (arcmin east,
+    north). An offset that carries it over a pole brings it down the other side (RA + 180 deg)."""
     dra, ddec = s.offset_arcmin
     dec = s.dec_deg + ddec / 60.0
     ra = s.ra_deg + dra / 60.0 / max(np.cos(np.radians(s.dec_deg)), 1e-6)
+    if abs(dec) > 90.0:
+        dec, ra = math.copysign(180.0, dec) - dec, ra + 180.0
     return ra % 360.0, dec
 
 
