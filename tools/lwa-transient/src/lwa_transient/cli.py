@@ -135,10 +135,11 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
           --v-detection-sigma 6 --bilobe-ratio 0.25 4 --json
       lwa-transient search wsclean-V-image.fits wsclean-I-image.fits -o out   # plain WSClean images
     """
+    v_high, v_low = v_mask_sigma or (None, None)  # one option, two config keys
+    i_high, i_low = i_mask_sigma or (None, None)
     settings = section_with(
         cfg.transient, v_sigma=v_sigma, i_sigma=i_sigma, rms_box_px=rms_box_px, rms_smooth_boxes=rms_smooth_boxes,
-        v_mask_high_sigma=v_mask_sigma and v_mask_sigma[0], v_mask_low_sigma=v_mask_sigma and v_mask_sigma[1],
-        i_mask_high_sigma=i_mask_sigma and i_mask_sigma[0], i_mask_low_sigma=i_mask_sigma and i_mask_sigma[1],
+        v_mask_high_sigma=v_high, v_mask_low_sigma=v_low, i_mask_high_sigma=i_high, i_mask_low_sigma=i_low,
         mask_beams=mask_beams, steady_ratio=steady_ratio, v_ateam_radius_deg=v_ateam_radius_deg,
         i_ateam_radius_deg=i_ateam_radius_deg, ateam_major_jy=ateam_major_jy, bilobe_radius_beams=bilobe_radius_beams,
         bilobe_ratio=bilobe_ratio, bilobe_sigma=bilobe_sigma, catalog_match_beams=match_beams,
