@@ -32,7 +32,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from scipy import ndimage
 
 from lwa_common.testing import allsky_header, bench_line, best_of
-from lwa_transient import SearchParams, search_images
+from lwa_transient import SearchOptions, search_images
 from lwa_transient.rms import block_statistics
 
 GOAL = 2.0
@@ -86,11 +86,11 @@ def main() -> None:
         fits.writeto(idiff / "t1I.fits", ten, header("I", "10min", "t0001"))
         v = make_image(header("V", "10min", "t0001"), bursts, 1.0, 1)
         fits.writeto(vdir / "v.fits", v, header("V", "10min", "t0001"))
-        params = SearchParams(products=False)
+        options = SearchOptions(products=False)
         count = {}
 
         def search(folder: Path, key: str) -> None:
-            res = search_images([folder], output=tmp / f"out_{key}", params=params, overwrite=True)
+            res = search_images([folder], output=tmp / f"out_{key}", options=options, overwrite=True)
             count[key] = len(res.candidates)
 
         def floor() -> None:

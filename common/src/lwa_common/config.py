@@ -494,6 +494,13 @@ def _unknown(key: str, known: list[str], where: str) -> LwaError:
     return LwaError(f"config: unknown key '{where}{key}'{typo}; known: {', '.join(sorted(known))}")
 
 
+def _numbers(value: list, n: int, where: str) -> tuple[float, ...]:
+    """A fixed-length tuple of floats (a pair of thresholds, radii...): TOML `[3, 1]` is `(3.0, 1.0)`."""
+    if len(value) != n or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise LwaError(f"config: '{where}' must be {n} numbers, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -506,6 +513,8 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, tuple):
         if not isinstance(value, list):
             raise LwaError(f"config: '{where}' must be a list, got {value!r}")
+        if default and all(isinstance(v, float) for v in default):
+            return _numbers(value, len(default), where)
         return tuple(tuple(v) if isinstance(v, list) else v for v in value)
     if isinstance(default, str) and not isinstance(value, str):
         raise LwaError(f"config: '{where}' must be a string, got {value!r}")

@@ -12,7 +12,7 @@ import pytest
 from lwa_common.config import load_config
 from lwa_common.testing import run_cli
 from lwa_stack.stack import bands_from_config, wideband
-from lwa_transient.search import SearchParams, search_images
+from lwa_transient import SearchOptions, search_images
 
 CFG = load_config()
 GREEN = (41, 46, 50, 55, 59)
@@ -35,7 +35,7 @@ def test_wideband_v_transient_found_only_in_stack(synth, tmp_path):
     probe.unlink()
     _run(synth, src)
     per_sb = search_images([synth.run / f"{sb}MHz" for sb in GREEN], output=tmp_path / "per_subband",
-                           params=SearchParams.from_config(CFG, products=False))
+                           settings=CFG.transient, options=SearchOptions(products=False))
     assert not [c for c in per_sb.candidates if c.stokes == "V" and abs(c.ra - src[0]) < 1 and abs(c.dec - src[1]) < 1]
 
     wb = tmp_path / "wb"

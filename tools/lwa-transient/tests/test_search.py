@@ -16,6 +16,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy import ndimage
 
+from lwa_common.config import Transient, section_with
 from lwa_common.errors import LwaError
 from lwa_common.naming import jname_short
 from lwa_common.testing import allsky_header, run_cli, synthetic_image
@@ -23,7 +24,7 @@ from lwa_transient import (
     CSV_COLUMNS,
     BilobeRule,
     Peak,
-    SearchParams,
+    SearchOptions,
     bilobe_partner,
     cap_mask,
     local_background_rms,
@@ -37,7 +38,8 @@ from lwa_transient.select import collect_paths, select_images
 KW = {"TAPER": 30.0, "ROBUST": 0.0, "PBCOR": False, "DEWARPED": True, "SUBBAND": "55MHz", "FREQMHZ": 56.0,
       "NINTERVL": 6}
 SCALE, BEAM = 0.125, 0.375  # 7.5'/px, beam FWHM 3 px; the 2-beam bi-lobe radius is 6 px
-FAST = SearchParams(products=False)
+FAST = SearchOptions(products=False)
+V_ONLY = SearchOptions(products=False, stokes=("V",))
 
 
 def header(stokes, cat="10min", interval="t0001", *, size=256, scale=SCALE, ra=151.0, dec=37.24, **kw):
@@ -187,7 +189,7 @@ def test_injected_bursts_and_transients_are_recovered(tmp_path):
     offsets = []
     for seed in range(1, 6):
         folder, bursts, flashes = _transient_set(tmp_path, seed)
-        res = search_images([folder], output=tmp_path / f"out{seed}", params=FAST)
+        res = search_images([folder], output=tmp_path / f"out{seed}", options=FAST)
         for ra, dec, peak in bursts:
             c, sep = nearest(res.candidates, ra, dec, stokes="V", interval="t0001")
             if c is not None and sep < 2 * SCALE and c.sign == np.sign(peak):
@@ -217,7 +219,7 @@ def test_transient_free_images_give_at_most_one_false_candidate_per_ten(tmp_path
                                       ("V", "10min", 1.0, 4)):
             h = header(stokes, cat, scale=scale)
             write(folder / f"{stokes}{cat}.fits", h, image(h, noise=noise, seed=100 + 10 * seed + k))
-        res = search_images([folder], output=tmp_path / f"o{seed}", params=FAST)
+        res = search_images([folder], output=tmp_path / f"o{seed}", options=FAST)
         n_v += sum(c.stokes == "V" for c in res.candidates)
         n_i += sum(c.stokes == "I" for c in res.candidates)
         v_images += 2
@@ -261,7 +263,7 @@ def _bright_field(tmp_path, *, deep_sigma=0.4):
 
 def test_bright_sources_are_masked_and_never_reported(tmp_path):
     folder, bright, burst, flash = _bright_field(tmp_path)
-    res = search_images([folder], output=tmp_path / "out", params=FAST)
+    res = search_images([folder], output=tmp_path / "out", options=FAST)
     beam = BEAM
     v_radius = (2 * beam, 2 * beam, 1 * beam, 0.0)  # > 500σ: 2 beams, > 100σ: 1 beam, else none
     i_radius = (2 * beam, 2 * beam, 2 * beam, 1 * beam)  # > 100σ: 2 beams, > 30σ: 1 beam
@@ -273,8 +275,8 @@ def test_bright_sources_are_masked_and_never_reported(tmp_path):
     assert nearest(res.candidates, burst[0], burst[1], stokes="V")[1] < 2 * SCALE
     assert nearest(res.candidates, flash[0], flash[1], stokes="I")[1] < 2 * SCALE
     # without the masks the same images do give candidates on the bright sources
-    off = SearchParams(products=False, v_mask_sigma=(1e9, 1e9), i_mask_sigma=(1e9, 1e9))
-    res = search_images([folder], output=tmp_path / "nomask", params=off)
+    off = Transient(v_mask_high_sigma=1e9, v_mask_low_sigma=1e9, i_mask_high_sigma=1e9, i_mask_low_sigma=1e9)
+    res = search_images([folder], output=tmp_path / "nomask", settings=off, options=FAST)
     near = [c for c in res.candidates if min(sep_deg(c.ra, c.dec, ra, dec) for ra, dec, _ in bright) <= 2 * beam]
     assert {c.stokes for c in near} == {"V", "I"}
 
@@ -287,11 +289,11 @@ def test_a_transient_bright_in_the_deep_image_is_not_masked_for_its_own_interval
     steady = positions(hd, 1, 10, avoid=[(ra, dec)])[0]
     write(tmp_path / "deepI.fits", hd, image(hd, [(ra, dec, 300 / 6), (*steady, 40.0)], noise=0.4, seed=1))
     write(tmp_path / "tI.fits", hi, image(hi, [(ra, dec, 300.0), (*steady, 40.0)], noise=1.0, seed=2))
-    res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+    res = search_images([tmp_path], output=tmp_path / "o", options=FAST)
     c, sep = nearest(res.candidates, ra, dec, stokes="I")
     assert sep < 2 * SCALE and c.snr > 150
     assert nearest(res.candidates, *steady, stokes="I")[1] > 2 * BEAM
-    res = search_images([tmp_path], output=tmp_path / "o2", params=SearchParams(products=False, steady_ratio=0))
+    res = search_images([tmp_path], output=tmp_path / "o2", settings=Transient(steady_ratio=0), options=FAST)
     assert nearest(res.candidates, ra, dec, stokes="I")[1] > 2 * BEAM  # masked as a deep-I source
 
 
@@ -322,18 +324,18 @@ def test_ateam_zones(tmp_path, name, ra, dec, v_radius, i_radius):
     write(tmp_path / "deepI.fits", hd, image(hd, noise=0.4, seed=1))
     write(tmp_path / "tV.fits", hv, image(hv, [(*v_in, 10.0), (*v_out, 10.0)], noise=1.0, seed=2))
     write(tmp_path / "tI.fits", hi, image(hi, [(*i_in, 14.0), (*i_out, 14.0)], noise=1.0, seed=3))
-    res = search_images([tmp_path], output=tmp_path / "o0", params=FAST)
+    res = search_images([tmp_path], output=tmp_path / "o0", options=FAST)
     assert nearest(res.candidates, *v_in, stokes="V")[1] < 2 * scale, name
     assert nearest(res.candidates, *i_in, stokes="I")[1] < 2 * scale, name
     # the A-team in the deep I (2000 sigma, a third of a beam off its position: an ionospheric shift): capped
     (tmp_path / "deepI.fits").unlink()
     write(tmp_path / "deepI.fits", hd, image(hd, [(ra + 0.3, dec, 800.0)], noise=0.4, seed=1))
-    res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+    res = search_images([tmp_path], output=tmp_path / "o", options=FAST)
     assert nearest(res.candidates, *v_in, stokes="V")[1] > 1.0, name
     assert nearest(res.candidates, *v_out, stokes="V")[1] < 2 * scale, name
     assert nearest(res.candidates, *i_in, stokes="I")[1] > 1.0, name
     assert nearest(res.candidates, *i_out, stokes="I")[1] < 2 * scale, name
-    res = search_images([tmp_path], output=tmp_path / "o2", params=SearchParams(products=False, ateam=()))
+    res = search_images([tmp_path], output=tmp_path / "o2", options=SearchOptions(products=False, ateam=()))
     assert nearest(res.candidates, *v_in, stokes="V")[1] < 2 * scale
     assert nearest(res.candidates, *i_in, stokes="I")[1] < 2 * scale
 
@@ -395,7 +397,7 @@ def test_bilobe_pairs_are_flagged_kept_or_dropped(tmp_path):
     write(tmp_path / "deepI.fits", header("I", "deep"), image(header("I", "deep"), noise=0.4, seed=1))
     write(tmp_path / "tV.fits", hv, image(hv, [(ra1, dec1, 14.0), (pra, pdec, -10.0), (ra2, dec2, 14.0)],
                                           noise=1.0, seed=5))
-    res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+    res = search_images([tmp_path], output=tmp_path / "o", options=FAST)
     pos, _ = nearest(res.candidates, ra1, dec1)
     neg, _ = nearest(res.candidates, pra, pdec)
     lone, _ = nearest(res.candidates, ra2, dec2)
@@ -403,11 +405,11 @@ def test_bilobe_pairs_are_flagged_kept_or_dropped(tmp_path):
     assert neg.bilobe and neg.klass == "artefact" and neg.sign == -1
     assert not lone.bilobe and lone.klass == "candidate"
     assert pos.partner_sep_arcmin == pytest.approx(20, abs=8)
-    res = search_images([tmp_path], output=tmp_path / "o2", params=SearchParams(products=False, drop_bilobe=True))
+    res = search_images([tmp_path], output=tmp_path / "o2", options=SearchOptions(products=False, drop_bilobe=True))
     assert nearest(res.candidates, ra1, dec1)[1] > 1.0 and nearest(res.candidates, pra, pdec)[1] > 1.0
     assert nearest(res.candidates, ra2, dec2)[1] < 2 * SCALE
     assert not any(c.bilobe for c in res.candidates)
-    res = search_images([tmp_path], output=tmp_path / "o3", params=SearchParams(products=False, bilobe=False))
+    res = search_images([tmp_path], output=tmp_path / "o3", options=SearchOptions(products=False, bilobe=False))
     assert {c.klass for c in res.candidates} == {"candidate"}
     assert nearest(res.candidates, ra1, dec1)[1] < 2 * SCALE and nearest(res.candidates, pra, pdec)[1] < 2 * SCALE
 
@@ -485,7 +487,7 @@ def test_wideband_stacks_are_selected_and_searched(tmp_path):
     with pytest.raises(LwaError, match="stack image without INTERVAL"):
         select_images(collect_paths([bare]))
 
-    res = search_images([folder], output=tmp_path / "out", params=SearchParams(products=True, max_cutouts=1))
+    res = search_images([folder], output=tmp_path / "out", settings=Transient(max_cutouts=1))
     green = [c for c in res.candidates if c.subband == "Green"]
     c, sep = nearest(green, burst[0], burst[1], stokes="V")
     assert sep < 2 * SCALE and c.interval == "t0002" and c.sign == -1
@@ -504,14 +506,14 @@ def test_config_sets_every_search_default(tmp_path):
     cfg_file = tmp_path / "cfg.toml"
     cfg_file.write_text("[transient]\nrobust = -0.75\nrms_smooth_boxes = 5\nsteady_ratio = 0\n"
                         "ateam_major_jy = 100\nmask_beams = [3, 1]\n")
-    p = SearchParams.from_config(load_config(cfg_file))
+    p = load_config(cfg_file).transient
     assert (p.robust, p.rms_smooth_boxes, p.steady_ratio, p.ateam_major_jy) == (-0.75, 5, 0.0, 100.0)
     assert p.mask_beams == (3.0, 1.0) and all(isinstance(v, float) for v in p.mask_beams)
-    assert SearchParams.from_config(load_config(cfg_file), robust=0.0).robust == 0.0
-    assert SearchParams() == SearchParams.from_config(load_config(None))
+    assert section_with(p, robust=0.0).robust == 0.0
+    assert Transient() == load_config(None).transient
     cfg_file.write_text("[transient]\nmask_beams = [3, 2, 1]\n")
     with pytest.raises(LwaError, match="transient.mask_beams"):
-        SearchParams.from_config(load_config(cfg_file))
+        load_config(cfg_file)
     # the CLI takes --robust from the config: R0 images are then not searched; the option wins
     _cli_set(tmp_path / "in")
     cfg_file.write_text("[transient]\nrobust = -0.75\n")
@@ -530,7 +532,7 @@ def test_images_on_another_grid_are_reprojected(tmp_path, caplog):
     write(tmp_path / "deepI.fits", hd, image(hd, noise=0.4, seed=1))
     write(tmp_path / "tV.fits", hv, image(hv, [(ra, dec, 12.0)], noise=1.0, seed=2))
     with caplog.at_level(logging.WARNING):
-        res = search_images([tmp_path], output=tmp_path / "o", params=FAST)
+        res = search_images([tmp_path], output=tmp_path / "o", options=FAST)
     assert "reprojecting" in caplog.text
     c, sep = nearest(res.candidates, ra, dec, stokes="V")
     assert sep < 0.5 * SCALE, sep
@@ -723,7 +725,7 @@ def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed
     write(folder / "deepV.fits", header("V", "deep"), deep)
     for tag, data in tens.items():
         write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
-    res = search_images([folder], output=tmp_path / "out", params=SearchParams(products=False, stokes=("V",)))
+    res = search_images([folder], output=tmp_path / "out", options=V_ONLY)
     real = [c for c in res.candidates if c.klass != "artefact"]
     for tag, (ra, dec, _) in bursts.items():
         c, sep = nearest(real, ra, dec, interval=tag)
@@ -732,8 +734,8 @@ def test_v_difference_removes_dirty_sidelobes_of_steady_v_sources(tmp_path, seed
     false = [c for c in real if c not in steady_found
              and min(sep_deg(c.ra, c.dec, b[0], b[1]) for b in bursts.values()) > BEAM]
     assert not false, [(c.interval, c.snr, c.reason) for c in false]
-    direct = search_images([folder], output=tmp_path / "direct", params=SearchParams(
-        products=False, stokes=("V",), v_difference=False, v_sidelobe_fraction=(0.0, 0.0)))
+    direct = search_images([folder], output=tmp_path / "direct", options=V_ONLY,
+                           settings=Transient(v_difference=False, v_sidelobe_fraction=(0.0, 0.0)))
     assert len([c for c in direct.candidates if c.klass != "artefact"]) > 10  # what the rules remove
 
 
@@ -762,8 +764,8 @@ def test_a_deep_v_filled_by_a_bright_burst_is_replaced_by_the_other_intervals(tm
     write(folder / "deepV.fits", h0, sum(tens.values()) / n)
     for tag, data in tens.items():
         write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
-    params = SearchParams(products=False, stokes=("V",))
-    res = search_images([folder], output=tmp_path / "out", params=params)
+    params = Transient()
+    res = search_images([folder], output=tmp_path / "out", settings=params, options=V_ONLY)
     real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
     c, sep = nearest(real, *weak, interval="t0004")
     assert sep < BEAM and c.sign == 1 and c.snr > 5
@@ -771,7 +773,7 @@ def test_a_deep_v_filled_by_a_bright_burst_is_replaced_by_the_other_intervals(tm
     others = [c for c in real if c.interval not in ("t0002", "t0004")]
     assert not [c for c in others if min(sep_deg(c.ra, c.dec, *b) for b in (bright, weak)) < BEAM]  # no echo
     assert len(others) <= 1, [(c.interval, c.snr) for c in others]  # noise: the goal's 1 per 10 images
-    old = search_images([folder], output=tmp_path / "deep", params=replace(params, v_deep_noise_ratio=1e6))
+    old = search_images([folder], output=tmp_path / "deep", settings=replace(params, v_deep_noise_ratio=1e6), options=V_ONLY)
     assert nearest([c for c in old.candidates if c.klass != "artefact"], *weak, interval="t0004")[1] > BEAM
 
 
@@ -825,8 +827,8 @@ def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path
     write(folder / "deepV.fits", h0, deep)
     for tag, data in tens.items():
         write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
-    params = SearchParams(products=False, stokes=("V",))
-    res = search_images([folder], output=tmp_path / "out", params=params)
+    params = Transient()
+    res = search_images([folder], output=tmp_path / "out", settings=params, options=V_ONLY)
     real = [c for c in res.candidates if c.klass != "artefact" and c.interval != "deep"]
     # the straddling burst's share of the deep image (−4σ in the other intervals) may reach 5σ with
     # the noise: its echoes are not this rule's (a step in time, not a level or a drift)
@@ -838,7 +840,7 @@ def test_trend_rule_marks_what_every_difference_shares_and_keeps_bursts(tmp_path
     assert len(trend) >= 2 * len(shared)
     assert all(min(sep_deg(c.ra, c.dec, *s) for s in [*shared, drift]) < BEAM for c in trend)
     assert len([c for c in trend if sep_deg(c.ra, c.dec, *drift) < BEAM]) >= 2
-    off = search_images([folder], output=tmp_path / "off", params=replace(params, trend_fraction=0.0))
+    off = search_images([folder], output=tmp_path / "off", settings=replace(params, trend_fraction=0.0), options=V_ONLY)
     left = [c for c in off.candidates if c.klass != "artefact" and c.interval != "deep"
             and min(sep_deg(c.ra, c.dec, *s) for s in shared) < BEAM]
     assert len(left) >= 2 * len(shared)
@@ -869,14 +871,14 @@ def test_first_negative_sidelobe_of_a_bright_burst_is_marked(tmp_path):
     write(folder / "deepV.fits", h0, sum(tens.values()) / n)
     for tag, data in tens.items():
         write(folder / f"tV_{tag}.fits", header("V", interval=tag), data)
-    params = SearchParams(products=False, stokes=("V",))
-    res = search_images([folder], output=tmp_path / "out", params=params)
+    params = Transient()
+    res = search_images([folder], output=tmp_path / "out", settings=params, options=V_ONLY)
     ten = [c for c in res.candidates if c.interval == "t0002"]
     found, sep = nearest([c for c in ten if c.klass != "artefact"], *burst)
     assert sep < BEAM / 2 and found.sign == 1
     lobes = [c for c in ten if c.sign == -1 and sep_deg(c.ra, c.dec, *burst) < 2 * BEAM]
     assert lobes and all(c.reason == "sidelobe" for c in lobes), lobes
-    off = search_images([folder], output=tmp_path / "off", params=replace(params, bilobe_radius_beams=1.0))
+    off = search_images([folder], output=tmp_path / "off", settings=replace(params, bilobe_radius_beams=1.0), options=V_ONLY)
     lobes = [c for c in off.candidates if c.interval == "t0002" and c.sign == -1
              and sep_deg(c.ra, c.dec, *burst) < 2 * BEAM]
     assert lobes and any(c.klass != "artefact" for c in lobes), lobes
@@ -953,11 +955,11 @@ def test_a_fainter_burst_in_the_interval_of_a_brighter_one_is_not_its_sidelobe(t
                            level=0.01)
     folder, bright, _ = _two_bursts(tmp_path, faint_at=offset)
     faint = wcs_of(h0).all_pix2world([[bright[0] + offset[0], bright[1] + offset[1]]], 0)[0]
-    params = SearchParams(products=False, stokes=("V",), v_sidelobe_mirror=True)
-    res = search_images([folder], output=tmp_path / "out", params=params)
+    params = Transient(v_sidelobe_mirror=True)
+    res = search_images([folder], output=tmp_path / "out", settings=params, options=V_ONLY)
     found, sep = nearest([c for c in res.candidates if c.klass != "artefact"], *faint, interval="t0002")
     assert sep < BEAM / 2 and found.sign == 1, found
-    old = search_images([folder], output=tmp_path / "old", params=replace(params, v_sidelobe_mirror=False))
+    old = search_images([folder], output=tmp_path / "old", settings=replace(params, v_sidelobe_mirror=False), options=V_ONLY)
     marked, sep = nearest(old.candidates, *faint, interval="t0002")
     assert sep < BEAM / 2 and marked.reason == "sidelobe", marked
 
@@ -969,8 +971,8 @@ def test_the_sidelobes_of_a_bright_burst_are_still_marked(tmp_path):
     folder, bright, _ = _two_bursts(tmp_path, faint_at=None)
     h0 = header("V", "deep")
     centre = wcs_of(h0).all_pix2world([bright], 0)[0]
-    params = SearchParams(products=False, stokes=("V",), v_sidelobe_mirror=True)
-    res = search_images([folder], output=tmp_path / "out", params=params)
+    params = Transient(v_sidelobe_mirror=True)
+    res = search_images([folder], output=tmp_path / "out", settings=params, options=V_ONLY)
     ten = [c for c in res.candidates if c.interval == "t0002"]
     found, sep = nearest([c for c in ten if c.klass != "artefact"], *centre)
     assert sep < BEAM / 2 and found.snr > 30

@@ -358,6 +358,22 @@ def _offset_summary(used: pd.DataFrame, beam: Beam) -> dict[str, float | None]:
     }
 
 
+def _log_start(inp: _Inputs, d: Dewarp) -> None:
+    """What is fitted against what, with which settings (one INFO line)."""
+    log.info("fit: %s (%.2f MHz, beam %.2f' = %.2f px) against %s (%d sources); snr %.1f, radius %.2f beams, "
+             "alpha %.2f, flux ratio <= %.1f, smoothing %.3g, >= %d anchors", inp.name, inp.freq_mhz,
+             inp.beam.fwhm_arcmin, inp.beam_px, inp.catalog_name, len(inp.sources), d.snr, d.match_radius_beams,
+             d.spectral_index, d.flux_ratio_max, d.smoothing, d.min_anchors)
+
+
+def _log_screen(n_used: int, summary: dict, inp: _Inputs) -> None:
+    """The fitted screen's anchors and offsets before/after (one INFO line)."""
+    log.info("screen from %d anchors (%d outliers dropped): median offset %.2f' before, %.2f' after "
+             "(cross-validated %.2f'; beam %.2f')", n_used, summary["n_rejected_outliers"],
+             summary["median_offset_before_arcmin"], summary["median_offset_after_arcmin"],
+             summary["median_offset_after_cv_arcmin"], inp.beam.fwhm_arcmin)
+
+
 def fit_screen(
     image: str | Path | tuple[np.ndarray, fits.Header],
     catalog: str | Path | Sequence[CatalogSource],
@@ -391,10 +407,7 @@ def fit_screen(
                        "flux_ratio_max": flux_ratio_max, "smoothing": smoothing, "max_size_beams": max_size_beams,
                        "max_grid_px": max_grid_px, "clip_sigma": clip_sigma, "cv_gain": cv_gain})
     inp = _read_inputs(image, catalog, d, hints)
-    log.info("fit: %s (%.2f MHz, beam %.2f' = %.2f px) against %s (%d sources); snr %.1f, radius %.2f beams, "
-             "alpha %.2f, flux ratio <= %.1f, smoothing %.3g, >= %d anchors", inp.name, inp.freq_mhz,
-             inp.beam.fwhm_arcmin, inp.beam_px, inp.catalog_name, len(inp.sources), d.snr, d.match_radius_beams,
-             d.spectral_index, d.flux_ratio_max, d.smoothing, d.min_anchors)
+    _log_start(inp, d)
     detections, compact, anchors, counts = _find_anchors(inp, d)
     summary = _base_summary(inp, d, detections, compact, anchors, counts)
 
@@ -413,9 +426,8 @@ def fit_screen(
     anchors, model, counts = _rematch(compact, inp, d, anchors, model, counts)
     summary.update(_base_summary(inp, d, detections, compact, anchors, counts))
     used = anchors[anchors["used"]]
-    summary["n_rejected_outliers"] = int((~anchors["used"]).sum())
-    summary["screen_model"] = model.inner.kind
-    summary["screen_model_card"] = model.inner.card
+    summary.update(n_rejected_outliers=int((~anchors["used"]).sum()), screen_model=model.inner.kind,
+                   screen_model_card=model.inner.card)
     if len(used) < d.min_anchors:
         return result(None, STATUS_TOO_FEW, len(used),
                       f"only {len(used)} anchors left after outlier rejection (need {d.min_anchors})")
@@ -434,10 +446,7 @@ def fit_screen(
                       f"does not beat the raw offsets ({verdict['rms_offset_before_beams']:.3f} beam) by "
                       f"{d.cv_gain:g}x: identity screen")
     summary["max_screen_offset_px"] = round(float(np.nanmax(np.hypot(screen.dx, screen.dy))), 4)
-    log.info("screen from %d anchors (%d outliers dropped): median offset %.2f' before, %.2f' after "
-             "(cross-validated %.2f'; beam %.2f')", len(used), summary["n_rejected_outliers"],
-             summary["median_offset_before_arcmin"], summary["median_offset_after_arcmin"],
-             summary["median_offset_after_cv_arcmin"], inp.beam.fwhm_arcmin)
+    _log_screen(len(used), summary, inp)
     return result(screen, STATUS_OK, len(used))
 
 

@@ -381,6 +381,47 @@ def _readmit(model: OffsetModel, points: np.ndarray, offsets: np.ndarray, weight
                             smoothing=smoothing, kernel=kernel)
 
 
+def _anchor_weights(offsets: np.ndarray, pos_err: np.ndarray | None) -> np.ndarray:
+    """Each anchor's noise-to-signal ratio (sigma_i / rms offset)^2, the same on any pixel scale;
+    without position errors, 1 % of the rms offset for every anchor."""
+    rms = float(np.sqrt(np.mean(np.sum(offsets**2, axis=1)) / 2.0))
+    if pos_err is None:
+        sigma = np.full(len(offsets), 0.01 * rms if rms > 0 else 1.0)
+    else:
+        sigma = np.asarray(pos_err, dtype=float)
+        if not (np.all(np.isfinite(sigma)) and np.all(sigma > 0)):
+            raise LwaError("anchor position errors must be positive and finite")
+    return (sigma / max(rms, float(np.median(sigma)))) ** 2
+
+
+def _choose_and_clip(norm: np.ndarray, offsets: np.ndarray, s_w: np.ndarray, kernel: Kernel | None,
+                     max_degree: int, clip: dict) -> tuple[Kernel, np.ndarray, np.ndarray]:
+    """The kernel (a given one, else chosen), the anchors kept by clipping with it, their LOO
+    residuals: the model by leave-one-out on every anchor (the worst 20 % aside: wrong matches),
+    clipped with, chosen again on the kept anchors, and clipped again when that changed the choice."""
+    if kernel is not None:
+        return (kernel, *_clip(norm, offsets, s_w, kernel=kernel, **clip))
+    kernel = _best_kernel(norm, offsets, s_w, max_degree, trim=OUTLIER_TRIM)
+    keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
+    chosen = _best_kernel(norm[keep], offsets[keep], s_w[keep], max_degree)
+    if chosen != kernel:
+        kernel = chosen
+        keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
+    return kernel, keep, cv
+
+
+def _rejected_residuals(model: OffsetModel, points: np.ndarray, offsets: np.ndarray, keep: np.ndarray,
+                        cv: np.ndarray, clip_sigma: float) -> None:
+    """The final model's prediction error at the anchors it dropped, into `cv`."""
+    rejected = np.flatnonzero(~keep)
+    if len(rejected):
+        px, py = model(points[rejected, 0], points[rejected, 1])
+        cv[rejected, 0] = offsets[rejected, 0] - px
+        cv[rejected, 1] = offsets[rejected, 1] - py
+        log.info("dropped %d outlier anchors (standardised leave-one-out residual > %.1f sigma)", len(rejected),
+                 clip_sigma)
+
+
 def fit_offset_model(
     points: np.ndarray,
     offsets: np.ndarray,
@@ -429,39 +470,14 @@ def fit_offset_model(
     scale = max(nx, ny) / 2.0
     norm = (points - np.asarray(centre)) / scale
     _build(points, offsets, np.ones(n), centre=centre, scale=scale, smoothing=smoothing)  # degenerate? fail early
-    rms = float(np.sqrt(np.mean(np.sum(offsets**2, axis=1)) / 2.0))
-    if pos_err is None:
-        sigma = np.full(n, 0.01 * rms if rms > 0 else 1.0)
-    else:
-        sigma = np.asarray(pos_err, dtype=float)
-        if not (np.all(np.isfinite(sigma)) and np.all(sigma > 0)):
-            raise LwaError("anchor position errors must be positive and finite")
-    # noise-to-signal: smoothing * (sigma_i / rms offset)^2, the same on any pixel scale
-    weights = (sigma / max(rms, float(np.median(sigma)))) ** 2
+    weights = _anchor_weights(offsets, pos_err)
     clip = {"clip_sigma": clip_sigma, "clip_floor_px": clip_floor_px, "min_points": min_points}
-    s_w = smoothing * weights
-    if kernel is not None:
-        keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
-    else:
-        # the model by leave-one-out on every anchor (the worst 20 % aside: wrong matches), clip with
-        # it, choose again on the kept anchors, and clip again when that changed the choice
-        kernel = _best_kernel(norm, offsets, s_w, max_degree, trim=OUTLIER_TRIM)
-        keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
-        chosen = _best_kernel(norm[keep], offsets[keep], s_w[keep], max_degree)
-        if chosen != kernel:
-            kernel = chosen
-            keep, cv = _clip(norm, offsets, s_w, kernel=kernel, **clip)
+    kernel, keep, cv = _choose_and_clip(norm, offsets, smoothing * weights, kernel, max_degree, clip)
     model = _build(points[keep], offsets[keep], weights[keep], centre=centre, scale=scale, smoothing=smoothing,
                    kernel=kernel)
     keep, cv, model = _readmit(model, points, offsets, weights, keep, cv, smoothing=smoothing, kernel=kernel,
                                clip_floor_px=clip_floor_px)
-    rejected = np.flatnonzero(~keep)
-    if len(rejected):
-        px, py = model(points[rejected, 0], points[rejected, 1])
-        cv[rejected, 0] = offsets[rejected, 0] - px
-        cv[rejected, 1] = offsets[rejected, 1] - py
-        log.info("dropped %d outlier anchors (standardised leave-one-out residual > %.1f sigma)", len(rejected),
-                 clip_sigma)
+    _rejected_residuals(model, points, offsets, keep, cv, clip_sigma)
     log.info("screen: %s (the smallest leave-one-out residual of %d models)", kernel,
              len(candidate_kernels(max_degree, anchor_spacing(norm))))
     return model, keep, cv

@@ -32,7 +32,7 @@ import logging
 import math
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,6 +216,27 @@ def _set_marker(ms: Path, column: str, kinds: set[str]) -> None:
         t.putcolkeyword(column, MARKER, ",".join(k for k in KINDS if k in kinds))
 
 
+def _nothing_to_peel(ms: Path, kind: str, directions: Sequence[object], *, already: bool, copy: bool) -> str:
+    """Why nothing is peeled ("already peeled", "no sky source to peel"), logged; "" when something is."""
+    if directions:
+        return ""
+    note = "already peeled" if already else f"no {kind} source to peel"
+    log.info("%s: %s; %s", ms, note, "copying the data" if copy else "nothing to do")
+    return note
+
+
+def _first_pass_for(kind: str, directions: Sequence[object], fixed: object, settings: dict, paths: dict[str, Path],
+                    refined: dict[str, object], *, comment: str) -> Callable | None:
+    """The passes before the final one (the field's fluxes refined, the A-team model refined from
+    the data), bound to this MS's products; None when neither is asked for or nothing is peeled.
+    What they change goes into `refined`."""
+    if not directions or not ((fixed is not None and settings["field_refine"])
+                              or (kind == "sky" and int(settings["model_refine_rounds"]) > 0)):
+        return None
+    return functools.partial(_first_pass, kind=kind, parset=paths["parset"], fixed=fixed, directions=directions,
+                             skymodel=paths["skymodel"], settings=settings, refined=refined, comment=comment)
+
+
 # --------------------------------------------------------------------------- main entry
 
 
@@ -277,19 +298,10 @@ def peel_ms(
     markers = _markers(ms, in_col) | ({kind} if directions or already else set())
     same_column = in_col == column
     need_dp3 = _write_dp3_inputs(kind, target, in_col, column, directions, fixed, paths, settings, info)
-    note = ""
-    if not directions:
-        note = "already peeled" if already else f"no {kind} source to peel"
-        log.info("%s: %s; %s", ms, note, "copying the data" if not same_column or output else "nothing to do")
-
+    note = _nothing_to_peel(ms, kind, directions, already=already, copy=not same_column or output is not None)
     refined: dict[str, object] = {}  # what the passes before the final one changed
-    first_pass = None
-    if directions and ((fixed is not None and settings["field_refine"])
-                       or (kind == "sky" and int(settings["model_refine_rounds"]) > 0)):
-        first_pass = functools.partial(_first_pass, kind=kind, parset=paths["parset"], fixed=fixed,
-                                       directions=directions, skymodel=paths["skymodel"], settings=settings,
-                                       refined=refined,
-                                       comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
+    first_pass = _first_pass_for(kind, directions, fixed, settings, paths, refined,
+                                 comment=f"lwa-peel {kind} model for {target} at {info.time_mid.isot}")
     process = functools.partial(
         _process, parset=paths["parset"] if need_dp3 else None, first_pass=first_pass, column=column,
         markers=markers, argv=argv,

@@ -332,10 +332,46 @@ def _simulate_integration(uvd, *, k: int, n_int: int, spec: TruthSpec, sources: 
     return vis
 
 
-def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
-    """Write the observation into `outdir` and return the truth (also written as truth.json)."""
+def _check_antennas(spec: TruthSpec, n_antennas: int) -> None:
+    """Fail before work on a dead or hot-baseline antenna index outside the simulated array."""
+    for a in spec.dead_antennas + tuple(x for p in spec.hot_pairs for x in p):
+        if not 0 <= a < n_antennas:
+            raise LwaError(f"spec: antenna index {a} outside 0..{n_antennas - 1}")
+
+
+def _telescope(array, loc: EarthLocation):
+    """The pyuvdata `Telescope` of the simulated array (alt-az dipoles, X and Y feeds)."""
     from pyuvdata import Telescope
 
+    return Telescope.new(
+        name="OVRO-LWA", instrument="OVRO-LWA", location=loc,
+        antenna_positions=array.ecef_rel_m, antenna_names=list(array.names),
+        antenna_numbers=np.arange(array.n), mount_type="alt-az",
+        feed_array=[["x", "y"]] * array.n, feed_angle=[[np.pi / 2, 0.0]] * array.n,
+    )
+
+
+def _noise_sigma(spec: TruthSpec, chan_width: float, dt: float) -> float:
+    """The visibility noise (Jy): the spec's `sigma_jy`, else its SEFD (6000 Jy when not given)
+    over sqrt(2 Δν Δt)."""
+    if spec.sigma_jy is not None:
+        return spec.sigma_jy
+    sefd = spec.sefd_jy if spec.sefd_jy is not None else 6000.0
+    return sefd / np.sqrt(2 * chan_width * dt)
+
+
+def _write_ms(uvd, vis: np.ndarray, path: Path) -> None:
+    """`vis` (MS convention) into `uvd` and written atomically as the MS `path` (nothing flagged)."""
+    uvd.data_array = np.conj(vis, out=vis)  # pyuvdata conjugates on write
+    uvd.flag_array = np.zeros(vis.shape, dtype=bool)
+    uvd.nsample_array = np.ones(vis.shape, dtype=np.float32)
+    with atomic_path(path, directory=True) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        uvd.write_ms(str(tmp), clobber=True)
+
+
+def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
+    """Write the observation into `outdir` and return the truth (also written as truth.json)."""
     if settings.n_integrations < 1:
         raise LwaError("--n-int must be at least 1")
     freqs_by_subband = {sb: subband_freqs(sb, settings.n_channels) for sb in settings.subbands_mhz}
@@ -343,9 +379,7 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
     site = settings.site
     loc = ovro_location(site)
     array = load_array(settings.system_cfg, n_antennas=settings.n_antennas, location=loc, layout=settings.layout)
-    for a in spec.dead_antennas + tuple(x for p in spec.hot_pairs for x in p):
-        if not 0 <= a < array.n:
-            raise LwaError(f"spec: antenna index {a} outside 0..{array.n - 1}")
+    _check_antennas(spec, array.n)
     dt = settings.integration_s
     n_int = settings.n_integrations
     starts = [settings.start + (k * dt) * u.s for k in range(n_int)]
@@ -356,21 +390,13 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
     positions = np.array([_offset_position(s) for s in sources]).reshape(-1, 2)  # apparent (ra, dec) deg
     horizontal: dict[int, SkyCoord] = {}  # integration -> AltAz of every source, shared by subbands
 
-    telescope = Telescope.new(
-        name="OVRO-LWA", instrument="OVRO-LWA", location=loc,
-        antenna_positions=array.ecef_rel_m, antenna_names=list(array.names),
-        antenna_numbers=np.arange(array.n), mount_type="alt-az",
-        feed_array=[["x", "y"]] * array.n, feed_angle=[[np.pi / 2, 0.0]] * array.n,
-    )
+    telescope = _telescope(array, loc)
     truth_subbands = []
     for sb in settings.subbands_mhz:
         freqs = freqs_by_subband[sb]
         chan_width = CHANNEL_WIDTH_HZ * 192 / settings.n_channels
         gains = _true_gains(spec, array.n, freqs)
-        sigma = spec.sigma_jy
-        if sigma is None:
-            sefd = spec.sefd_jy if spec.sefd_jy is not None else 6000.0
-            sigma = sefd / np.sqrt(2 * chan_width * dt)
+        sigma = _noise_sigma(spec, chan_width, dt)
         files = []
         hot_phase = {pair: rng.uniform(0, 2 * np.pi, size=4) for pair in spec.hot_pairs}
         hot_amp = dict(spec.hot_pair_amplitudes())
@@ -385,14 +411,9 @@ def observe(spec: TruthSpec, settings: ObserveSettings, outdir: Path) -> dict:
                 uvd, k=k, n_int=n_int, spec=spec, sources=sources, positions=positions, horizontal=horizontal[k],
                 frame=frame, freqs=freqs, beam=beam, chan_width=chan_width, dt=dt, sigma=sigma, gains=gains,
                 hot_phase=hot_phase, hot_amp=hot_amp, rng=rng)
-            uvd.data_array = np.conj(vis, out=vis)  # pyuvdata conjugates on write
-            uvd.flag_array = np.zeros(vis.shape, dtype=bool)
-            uvd.nsample_array = np.ones(vis.shape, dtype=np.float32)
             t_vis, cpu_vis = time.perf_counter(), time.process_time()
             name = format_ms_name(t0, sb)
-            with atomic_path(outdir / name, directory=True) as tmp, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                uvd.write_ms(str(tmp), clobber=True)
+            _write_ms(uvd, vis, outdir / name)
             files.append(name)
             log.info("%s: %d rows x %d channels, %d sources: simulated in %.1f s (CPU %.1f s, %.2g visibilities "
                      "per CPU second), written in %.1f s (CPU %.1f s)", name, uvd.Nblts, len(freqs), len(sources),

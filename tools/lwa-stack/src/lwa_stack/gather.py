@@ -27,7 +27,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,18 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
         return None
 
 
+def _tables(root: Path, table: Table, counts: Counter, key: str) -> Iterator[tuple[Path, pd.DataFrame]]:
+    """Every readable `table` product under `root` with its rows, counted in `counts[key]` (the
+    unreadable ones, skipped with a warning, in `counts["unreadable"]`)."""
+    for path in find_tables(root, table):
+        df = _read_csv(path)
+        if df is None:
+            counts["unreadable"] += 1
+            continue
+        counts[key] += 1
+        yield path, df
+
+
 def scan_run(rundir: str | Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Detections of one run and counts of the files scanned."""
     root = Path(rundir)
@@ -140,12 +152,7 @@ def scan_run(rundir: str | Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
     run = root.resolve().name
     out: list[dict[str, Any]] = []
     counts = Counter()
-    for path in find_tables(root, PHOTOMETRY):
-        df = _read_csv(path)
-        if df is None:
-            counts["unreadable"] += 1
-            continue
-        counts["photometry_files"] += 1
+    for path, df in _tables(root, PHOTOMETRY, counts, "photometry_files"):
         table = photometry_schema(df.columns)
         if table is None:
             log.warning("%s has no Detection/detected column; skipped", path)
@@ -158,12 +165,7 @@ def scan_run(rundir: str | Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
             name = str(table.value(row, "name", default))
             kind = "solar_system" if is_solar(path, root, name) else "target"
             out.append(_record(row, table, kind=kind, run=run, source=path, default_name=default))
-    for path in find_tables(root, CANDIDATES):
-        df = _read_csv(path)
-        if df is None:
-            counts["unreadable"] += 1
-            continue
-        counts["candidate_files"] += 1
+    for path, df in _tables(root, CANDIDATES, counts, "candidate_files"):
         for row in df.to_dict("records"):
             if LEGACY_PHOTOMETRY.detection in row and not truthy(row[LEGACY_PHOTOMETRY.detection]):
                 continue

@@ -1,23 +1,17 @@
 """lwa-transient: blind Stokes V and Stokes I difference-image transient search for OVRO-LWA."""
 
+from lwa_transient.candidates import CSV_COLUMNS, Candidate, SearchResult, read_candidates
 from lwa_transient.detect import BilobeRule, Peak, bilobe_partner, find_peaks
 from lwa_transient.masks import ATEAM_J2000, AteamSource, ateam_mask, bright_source_mask, cap_mask
 from lwa_transient.rms import local_background_rms
-from lwa_transient.search import (
-    CSV_COLUMNS,
-    Candidate,
-    SearchParams,
-    SearchResult,
-    mirror_value,
-    read_candidates,
-    search_images,
-    trend_prediction,
-    twin_centre,
-)
+from lwa_transient.rules import trend_prediction
+from lwa_transient.search import search_images
+from lwa_transient.settings import SearchOptions
+from lwa_transient.sidelobes import mirror_value, twin_centre
 
 __all__ = [
     "search_images",
-    "SearchParams",
+    "SearchOptions",
     "SearchResult",
     "Candidate",
     "CSV_COLUMNS",

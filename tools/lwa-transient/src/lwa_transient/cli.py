@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from lwa_common.cli import ExistingPath, NewPath, common_options, emit, json_option, renamed, run_main
-from lwa_common.config import default_text
+from lwa_common.config import default_text, section_with
 from lwa_common.images import image_hint_options
-from lwa_transient.search import SearchParams, search_images
+from lwa_transient.masks import ATEAM_J2000
+from lwa_transient.search import search_images
+from lwa_transient.settings import SearchOptions
 
 __all__ = ["cli", "main"]
 
@@ -133,25 +135,24 @@ def search_cmd(inputs: tuple[Path, ...], output: Path, catalog: Path | None, sto
           --v-detection-sigma 6 --bilobe-ratio 0.25 4 --json
       lwa-transient search wsclean-V-image.fits wsclean-I-image.fits -o out   # plain WSClean images
     """
-    overrides = {
-        "v_sigma": v_sigma, "i_sigma": i_sigma, "rms_box_px": rms_box_px, "rms_smooth_boxes": rms_smooth_boxes,
-        "v_mask_sigma": v_mask_sigma, "i_mask_sigma": i_mask_sigma, "mask_beams": mask_beams,
-        "steady_ratio": steady_ratio, "v_ateam_radius_deg": v_ateam_radius_deg, "i_ateam_radius_deg": i_ateam_radius_deg, "ateam_file": ateam_file, "ateam_major_jy": ateam_major_jy,
-        "bilobe": bilobe, "bilobe_radius_beams": bilobe_radius_beams, "bilobe_ratio": bilobe_ratio,
-        "bilobe_sigma": bilobe_sigma, "drop_bilobe": drop_bilobe, "catalog_match_beams": match_beams,
-        "v_difference": v_difference, "v_sidelobe_fraction": v_sidelobe_fraction,
-        "v_sidelobe_margin": v_sidelobe_margin, "v_sidelobe_mirror": v_sidelobe_mirror,
-        "v_source_sigma": v_source_sigma,
-        "trend_fraction": trend_fraction,
-        "max_cutouts": max_cutouts, "warn_candidates": warn_candidates, "cutout_size_deg": cutout_size_deg,
-        "robust": robust, "products": products,
-        "stokes": ("V", "I") if stokes == "both" else (stokes,),
-    }
-    if not use_ateam:
-        overrides["ateam"] = ()
-        overrides["ateam_file"] = None
-    params = SearchParams.from_config(cfg, **overrides)
-    result = search_images(list(inputs), output=output, params=params, catalog=catalog, overwrite=overwrite,
+    v_high, v_low = v_mask_sigma or (None, None)  # one option, two config keys
+    i_high, i_low = i_mask_sigma or (None, None)
+    settings = section_with(
+        cfg.transient, v_sigma=v_sigma, i_sigma=i_sigma, rms_box_px=rms_box_px, rms_smooth_boxes=rms_smooth_boxes,
+        v_mask_high_sigma=v_high, v_mask_low_sigma=v_low, i_mask_high_sigma=i_high, i_mask_low_sigma=i_low,
+        mask_beams=mask_beams, steady_ratio=steady_ratio, v_ateam_radius_deg=v_ateam_radius_deg,
+        i_ateam_radius_deg=i_ateam_radius_deg, ateam_major_jy=ateam_major_jy, bilobe_radius_beams=bilobe_radius_beams,
+        bilobe_ratio=bilobe_ratio, bilobe_sigma=bilobe_sigma, catalog_match_beams=match_beams,
+        v_difference=v_difference, v_sidelobe_fraction=v_sidelobe_fraction, v_sidelobe_margin=v_sidelobe_margin,
+        v_sidelobe_mirror=v_sidelobe_mirror, v_source_sigma=v_source_sigma, trend_fraction=trend_fraction,
+        max_cutouts=max_cutouts, warn_candidates=warn_candidates, robust=robust,
+    )
+    options = SearchOptions(stokes=("V", "I") if stokes == "both" else (stokes,), products=products, bilobe=bilobe,
+                            drop_bilobe=drop_bilobe, ateam=ATEAM_J2000 if use_ateam else (),
+                            ateam_file=ateam_file if use_ateam else None)
+    result = search_images(list(inputs), output=output, settings=settings,
+                           cutout=section_with(cfg.cutout, size_deg=cutout_size_deg), options=options,
+                           catalog=catalog, overwrite=overwrite,
                            argv=list(sys.argv), hints=hints)
     summary = result.summary()
     emit(summary if as_json else summary["outputs"], as_json=as_json)

@@ -34,6 +34,8 @@ from lwa_common.errors import LwaError
 from lwa_transient.detect import Island, islands
 
 __all__ = [
+    "ateam_sources",
+    "present_ateam",
     "AteamSource",
     "ATEAM_J2000",
     "ateam_from_ttcal",
@@ -286,3 +288,35 @@ def bright_source_mask(
     """`bright_sources` then `source_mask`: the mask and the masked sources."""
     sources, found = bright_sources(snr, beam_px=beam_px, levels=levels)
     return source_mask(snr.shape, sources, found), sources
+
+
+def ateam_sources(sources: tuple[AteamSource, ...], ttcal_file: Path | None, freq_mhz: float, *,
+                  major_jy: float) -> tuple[AteamSource, ...]:
+    """The A-team to mask at `freq_mhz`: `sources`, or those of a TTCal sources.json
+    (`ateam_from_ttcal`: at least `major_jy` at that frequency, 60 MHz when unknown, is major)."""
+    if ttcal_file is None:
+        return sources
+    freq = freq_mhz * 1e6 if math.isfinite(freq_mhz) else 60e6
+    return ateam_from_ttcal(ttcal_file, freq_hz=freq, major_jy=major_jy)
+
+
+def present_ateam(sources: Sequence[AteamSource], snr: np.ndarray, wcs: WCS, *, radius_px: float, sigma: float,
+             label: str) -> tuple[AteamSource, ...]:
+    """The A-team sources the deep I holds: S/N >= `sigma` within `radius_px` of the position."""
+    ny, nx = snr.shape
+    yy, xx = np.ogrid[0:ny, 0:nx]
+    kept = []
+    for src in sources:
+        x, y = wcs.all_world2pix([[src.ra_deg, src.dec_deg]], 0)[0]
+        if not (np.isfinite(x) and np.isfinite(y)) or not (-radius_px <= x < nx + radius_px
+                                                             and -radius_px <= y < ny + radius_px):
+            continue  # off the image: its cap cannot reach far in
+        values = snr[(yy - y) ** 2 + (xx - x) ** 2 <= radius_px ** 2]
+        values = values[np.isfinite(values)]
+        peak = float(values.max()) if values.size else 0.0
+        if peak >= sigma:
+            kept.append(src)
+        else:
+            log.info("%s: %s not in the deep I (peak %.0fσ within %.1f px < %g): no A-team cap", label, src.name,
+                     peak, radius_px, sigma)
+    return tuple(kept)
