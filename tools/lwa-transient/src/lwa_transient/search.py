@@ -36,7 +36,7 @@ import io
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -1083,6 +1083,7 @@ class _Search:
         if reference is not None:
             log.info("%s V: each 10 min V image is searched minus %s", label, reference.describe())
         per_interval: list[Candidate] = []
+        residuals: dict[str, np.ndarray] = {}  # for the trend rule
         for interval, img in tens.items():
             beam = self._beam(img, deep)
             data = img.data - reference(interval) if reference is not None else img.data
@@ -1090,6 +1091,8 @@ class _Search:
             if difference and deep_sources:
                 here = mask | _steady_v_mask(deep_sources, data, p.v_source_mask_beams * beam, p.steady_ratio)
             outcome = _search_one(data, params=p, mask=here, threshold=p.v_sigma, signs=(1, -1), beam_px=beam)
+            if difference:
+                residuals[interval] = outcome.residual
             ref = group.ten_i.get(interval) or group.deep_i
             found = _candidates(outcome, img, stokes="V", interval=interval, beam_px=beam,
                                 reference=str(ref.path) if ref else "")
@@ -1114,28 +1117,20 @@ class _Search:
             n_echo = _mark_echoes(per_interval, reference)
             if n_echo:
                 log.info("%s V: %d echo(es) of bursts of other intervals (in the reference)", label, n_echo)
-            self._trends(per_interval, group.ten_v, reference, f"{label} V")
+            self._trends(per_interval, residuals, f"{label} V")
         return out + per_interval
 
-    def _trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: Callable[[str], np.ndarray],
-                label: str) -> None:
-        """The trend rule (`_mark_trends`) on the candidates of the 10 min − `ref(interval)` differences of
-        `images`: each difference is made again (minus its background) only when a candidate is
-        left to test, and sampled at the candidates' pixels."""
+    def _trends(self, cands: list[Candidate], residuals: dict[str, np.ndarray], label: str) -> None:
+        """The trend rule (`_mark_trends`) on the candidates of the 10 min − reference differences
+        whose background-subtracted images (`_SearchOutcome.residual`, by interval) the search kept:
+        each is sampled at the candidates' pixels (no difference or background made a second time)."""
         p = self.params
         if p.trend_fraction <= 0 or all(c.klass == "artefact" for c in cands):
             return
         ny, nx = self.grid.data.shape
         ys = np.clip(np.rint([c.y for c in cands]).astype(int), 0, ny - 1)
         xs = np.clip(np.rint([c.x for c in cands]).astype(int), 0, nx - 1)
-        samples = {}
-        for interval in sorted(images):
-            img = self._load(images[interval])
-            if img is None:
-                continue
-            data = img.data - ref(interval)
-            bg, _ = local_background_rms(data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
-            samples[interval] = data[ys, xs] - bg[ys, xs]
+        samples = {interval: residuals[interval][ys, xs] for interval in sorted(residuals)}
         n = _mark_trends(cands, sorted(samples), samples, p.trend_fraction)
         if n:
             log.info("%s: %d candidate(s) predicted by the other intervals' differences (trend)", label, n)
@@ -1143,7 +1138,7 @@ class _Search:
     def _search_i(self, group: SubbandImages, deep_i: _Image | None, masks: _IMasks | None,
                   label: str) -> list[Candidate]:
         p = self.params
-        out = []
+        out, residuals = [], {}  # residuals by interval: for the trend rule
         if deep_i is None or masks is None:
             if group.ten_i:
                 log.warning("%s: 10 min I images but no usable deep I: no difference search", label)
@@ -1156,12 +1151,13 @@ class _Search:
             mask = masks.for_interval(diff, p.steady_ratio, label=f"{label} I {interval}", wcs=img.wcs)
             beam = self._beam(img, deep_i)
             outcome = _search_one(diff, params=p, mask=mask, threshold=p.i_sigma, signs=(1,), beam_px=beam)
+            residuals[interval] = outcome.residual
             found = _candidates(outcome, img, stokes="I", interval=interval, beam_px=beam,
                                 reference=str(deep_i.info.path))
             log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                      p.i_sigma, 100 * mask.mean())
             out += found
-        self._trends(out, group.ten_i, lambda _: deep_i.data, f"{label} I")
+        self._trends(out, residuals, f"{label} I")
         return out
 
     # ------------------------------------------------------------------ products
