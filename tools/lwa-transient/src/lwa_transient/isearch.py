@@ -61,6 +61,7 @@ def search_i(run: SubbandSearch, group: SubbandImages, deep_i: SearchImage | Non
     """Each 10 min I image minus the deep I, positive peaks; the trend rule on what is found."""
     t = run.settings
     out: list[Candidate] = []
+    residuals: dict[str, np.ndarray] = {}  # by interval, for the trend rule
     if deep_i is None or masks is None:
         if group.ten_i:
             log.warning("%s: 10 min I images but no usable deep I: no difference search", label)
@@ -74,10 +75,11 @@ def search_i(run: SubbandSearch, group: SubbandImages, deep_i: SearchImage | Non
         beam = run.beam(img, deep_i)
         outcome = search_one(diff, box=t.rms_box_px, smooth=t.rms_smooth_boxes, rule=bilobe_rule(t, run.options),
                              mask=mask, threshold=t.i_sigma, signs=(1,), beam_px=beam)
+        residuals[interval] = outcome.residual
         found = candidates_from(outcome, img, stokes="I", interval=interval, beam_px=beam,
                                 reference=str(deep_i.info.path))
         log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
                  t.i_sigma, 100 * mask.mean())
         out += found
-    run.trends(out, group.ten_i, lambda _: deep_i.data, f"{label} I")
+    run.trends(out, residuals, f"{label} I")
     return out

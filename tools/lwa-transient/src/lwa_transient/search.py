@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -213,25 +213,17 @@ class SubbandSearch:
         whose header has one: dirty images made without a fitted PSF have none."""
         return restoring_beam_px([im for im in (*images, self.grid) if im is not None])
 
-    def trends(self, cands: list[Candidate], images: dict[str, ImageInfo], ref: Callable[[str], np.ndarray],
-               label: str) -> None:
-        """The trend rule (`mark_trends`) on the candidates of the 10 min − `ref(interval)` differences of
-        `images`: each difference is made again (minus its background) only when a candidate is
-        left to test, and sampled at the candidates' pixels."""
+    def trends(self, cands: list[Candidate], residuals: dict[str, np.ndarray], label: str) -> None:
+        """The trend rule (`mark_trends`) on the candidates of the 10 min − reference differences
+        whose background-subtracted images (`SearchOutcome.residual`, by interval) the search kept:
+        each is sampled at the candidates' pixels (no difference or background made a second time)."""
         p = self.settings
         if p.trend_fraction <= 0 or all(c.klass == "artefact" for c in cands):
             return
         ny, nx = self.grid.data.shape
         ys = np.clip(np.rint([c.y for c in cands]).astype(int), 0, ny - 1)
         xs = np.clip(np.rint([c.x for c in cands]).astype(int), 0, nx - 1)
-        samples = {}
-        for interval in sorted(images):
-            img = self.load(images[interval])
-            if img is None:
-                continue
-            data = img.data - ref(interval)
-            bg, _ = local_background_rms(data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
-            samples[interval] = data[ys, xs] - bg[ys, xs]
+        samples = {interval: residuals[interval][ys, xs] for interval in sorted(residuals)}
         n = mark_trends(cands, sorted(samples), samples, p.trend_fraction)
         if n:
             log.info("%s: %d candidate(s) predicted by the other intervals' differences (trend)", label, n)

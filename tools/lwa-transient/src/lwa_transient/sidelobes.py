@@ -58,15 +58,24 @@ class Envelope:
     def __init__(self, residual: np.ndarray, source: Peak, beam_px: float):
         self.source, self.beam_px = source, beam_px
         ny, nx = residual.shape
-        yy, xx = np.mgrid[0:ny, 0:nx]
-        r = np.hypot(yy - source.y_sub, xx - source.x_sub) / beam_px
+        r = np.hypot((np.arange(ny) - source.y_sub)[:, None], (np.arange(nx) - source.x_sub)[None, :]) / beam_px
         finite = np.isfinite(residual)
         self.rings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for lo, hi in zip(SIDELOBE_EDGES_BEAMS[:-1], SIDELOBE_EDGES_BEAMS[1:], strict=True):
-            ys, xs = np.nonzero((r >= lo) & (r < hi) & finite)
+            box = self._box(source, hi * beam_px, ny, nx)  # a bounded ring is looked for in its box only
+            ys, xs = np.nonzero((r[box] >= lo) & (r[box] < hi) & finite[box])
+            ys, xs = ys + box[0].start, xs + box[1].start  # row-major order, as over the whole image
             step = max(1, -(-ys.size // self.MAX_RING_PIXELS))
             ys, xs = ys[::step], xs[::step]
             self.rings.append((np.abs(residual[ys, xs]).astype(np.float64), ys, xs))
+
+    @staticmethod
+    def _box(source: Peak, radius_px: float, ny: int, nx: int) -> tuple[slice, slice]:
+        """The pixels within `radius_px` of `source` lie in these (row, column) slices."""
+        if not math.isfinite(radius_px):
+            return slice(0, ny), slice(0, nx)
+        return (slice(max(0, math.floor(source.y_sub - radius_px)), min(ny, math.ceil(source.y_sub + radius_px) + 1)),
+                slice(max(0, math.floor(source.x_sub - radius_px)), min(nx, math.ceil(source.x_sub + radius_px) + 1)))
 
     def fraction_at(self, x: float, y: float) -> float:
         dist = math.hypot(x - self.source.x_sub, y - self.source.y_sub) / self.beam_px

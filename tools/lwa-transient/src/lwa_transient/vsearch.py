@@ -80,8 +80,9 @@ def _search_deep_v(run: SubbandSearch, group: SubbandImages, deep: SearchImage, 
 def _search_ten_v(run: SubbandSearch, group: SubbandImages, interval: str, img: SearchImage, *,
                   deep: SearchImage | None,
                   reference: VReference | None, deep_sources: list[Peak], mask: np.ndarray,
-                  label: str) -> list[Candidate]:
-    """One 10 min V image, minus its reference when there is one (`v_difference`)."""
+                  label: str) -> tuple[list[Candidate], np.ndarray]:
+    """One 10 min V image, minus its reference when there is one (`v_difference`): its candidates
+    and its background-subtracted image (which the trend rule samples)."""
     t = run.settings
     difference = reference is not None
     beam = run.beam(img, deep)
@@ -103,7 +104,7 @@ def _search_ten_v(run: SubbandSearch, group: SubbandImages, interval: str, img: 
     n_faint = mark_fainter(found, deep_sources, beam) if difference else 0
     log.info("%s V %s%s: %d candidate(s) at |S/N| >= %g (%d sidelobe(s), %d deep-V source(s) fainter)",
              label, interval, " − reference" if difference else "", len(found), t.v_sigma, n_side, n_faint)
-    return found
+    return found, outcome.residual
 
 
 def search_v(run: SubbandSearch, group: SubbandImages, mask: np.ndarray | None, label: str) -> list[Candidate]:
@@ -124,13 +125,15 @@ def search_v(run: SubbandSearch, group: SubbandImages, mask: np.ndarray | None, 
     if reference is not None:
         log.info("%s V: each 10 min V image is searched minus %s", label, reference.describe())
     per_interval: list[Candidate] = []
+    residuals: dict[str, np.ndarray] = {}  # by interval, for the trend rule
     for interval, img in tens.items():
-        per_interval += _search_ten_v(run, group, interval, img, deep=deep, reference=reference,
-                                      deep_sources=deep_sources, mask=mask, label=label)
+        found, residuals[interval] = _search_ten_v(run, group, interval, img, deep=deep, reference=reference,
+                                                   deep_sources=deep_sources, mask=mask, label=label)
+        per_interval += found
     if difference:
         n_echo = mark_echoes(per_interval, reference)
         if n_echo:
             log.info("%s V: %d echo(es) of bursts of other intervals (in the reference)", label, n_echo)
-        run.trends(per_interval, group.ten_v, reference, f"{label} V")
+        run.trends(per_interval, residuals, f"{label} V")
     return out + per_interval
 
