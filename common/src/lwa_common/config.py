@@ -89,6 +89,8 @@ class HotBaselines:
     antenna_fraction: float = 0.25
     min_uv_lambda: float = 4.0
     dead_fraction: float = 0.1
+    # processes reading the MS side by side (lwa_common.parallel); 0 = one per CPU of the job
+    processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class SnapshotQA:
     movie_fps: float = 10.0
     movie_max_frames: int = 150
     movie_max_size_px: int = 1024
+    # processes reading the snapshots side by side (lwa-flag integrations); 0 = one per CPU of the job
+    processes: int = 0
 
 
 @dataclass(frozen=True)
