@@ -149,6 +149,9 @@ class Step:
     iterations: int = 0  # CLEAN iterations of all its wsclean runs
     capped: int = 0  # runs that stopped on the iteration cap, not the threshold
     wsclean_runs: int = 0
+    n_int: int = 0  # integrations it was measured on, when not the run's (a step re-measured on its own)
+    fixed_cpu_s: float = 0.0  # CPU that does not grow with the data (start-up, plots): measured on 1 integration
+    processes: bool = False  # its growing part runs side by side in processes over the job's cores
 
 
 PASS_MARKERS = (" == Constructing PSF ==", " == Constructing image ==", " == Converting model image to visibilities ==")
@@ -408,12 +411,14 @@ def extrapolate(steps: list[Step], *, n_int: int, n_channels: int, rate: dict, h
     `science_factor` scales the measured science step to all configurations ("passes", "iterations":
     all / measured), `n_images`/`hour_images` the per-image steps.
     """
-    f_int = HOUR_INTEGRATIONS / n_int
     f_ch = hour_channels / n_channels
     out = []
     for st in steps:
+        f_int = HOUR_INTEGRATIONS / (st.n_int or n_int)
         row = {"step": st.name, "scope": st.scope, "wall_s": st.wall_s, "cpu_s": st.cpu_s, "max_rss_gb": st.max_rss_gb,
-               "passes": st.passes, "iterations": st.iterations, "capped": st.capped, "threaded": st.name in THREADED}
+               "passes": st.passes, "iterations": st.iterations, "capped": st.capped,
+               "threaded": st.name in THREADED or st.processes, "n_int": st.n_int or n_int,
+               "processes": st.processes}
         share = st.cpu_s / max(st.wall_s, 1e-9)  # CPU the step got per wall second (here: a shared machine)
         if st.passes:
             deconv_cpu = min(st.deconvolution_s * share, st.cpu_s)
@@ -428,11 +433,9 @@ def extrapolate(steps: list[Step], *, n_int: int, n_channels: int, rate: dict, h
                 clean_cpu = deconv_cpu * science_factor.get("iterations", 1.0)
             row.update(kind="wsclean", fixed_cpu_s=fixed_cpu, data_cpu_s=data_cpu, deconvolution_cpu_s=deconv_cpu,
                        hour_threaded_cpu_s=grid_cpu, hour_serial_cpu_s=clean_cpu)
-        elif st.name in VIS_STEPS:
-            cpu = st.cpu_s * f_int * f_ch
-            row.update(kind="per-integration", **_split(st.name, cpu))
-        elif st.name in IMAGE_PER_INTEGRATION:
-            row.update(kind="per-integration", **_split(st.name, st.cpu_s * f_int))
+        elif st.name in VIS_STEPS or st.name in IMAGE_PER_INTEGRATION:
+            grows = (st.cpu_s - st.fixed_cpu_s) * f_int * (f_ch if st.name in VIS_STEPS else 1.0)
+            row.update(kind="per-integration", **_split(st.name, grows, fixed=st.fixed_cpu_s, processes=st.processes))
         else:
             cpu = st.cpu_s * (1.0 if st.name in ONCE_PER_HOUR else hour_images / n_images)
             row.update(kind="per-image", **_split(st.name, cpu))
@@ -441,9 +444,10 @@ def extrapolate(steps: list[Step], *, n_int: int, n_channels: int, rate: dict, h
     return out
 
 
-def _split(name: str, cpu: float) -> dict[str, float]:
-    return {"hour_threaded_cpu_s": cpu if name in THREADED else 0.0,
-            "hour_serial_cpu_s": 0.0 if name in THREADED else cpu}
+def _split(name: str, cpu: float, *, fixed: float = 0.0, processes: bool = False) -> dict[str, float]:
+    """A step's hour CPU as threaded (over the node's cores) and serial; `fixed` (start-up) is serial."""
+    parallel = name in THREADED or processes
+    return {"hour_threaded_cpu_s": cpu if parallel else 0.0, "hour_serial_cpu_s": fixed + (0.0 if parallel else cpu)}
 
 
 def clean_wall_units(slots: int) -> float:
@@ -574,10 +578,12 @@ def write_doc(path: Path, result: dict, *, cores: int, efficiency: float) -> Non
                   "| step | kind | measured wall s | CPU s | CPU s per integration (image) | peak RSS GB "
                   "| 2-core efficiency | hour CPU s | hour wall s |", "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            per = r["cpu_s"] / n_int if r["kind"] != "per-image" else r["cpu_s"]
+            per = r["cpu_s"] / (r.get("n_int") or n_int) if r["kind"] != "per-image" else r["cpu_s"]
             wall = r["hour_threaded_cpu_s"] / (cores * efficiency) + r["hour_serial_cpu_s"]
             eff = r["cpu_s"] / max(r["wall_s"] * result["machine_cores"], 1e-9)
             extra = f" ({r['passes']} passes, {r['iterations']} CLEAN it.)" if r.get("passes") else ""
+            if r.get("n_int", n_int) != n_int:  # re-measured on its own (the levers work)
+                extra += f" (re-measured on {r['n_int']} integrations{', in processes' if r.get('processes') else ''})"
             lines.append(f"| {r['step']}{extra} | {r['kind']} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} | "
                          f"{per:.2f} | {r['max_rss_gb']:.2f} | {eff:.2f} | {_fmt(r['hour_cpu_s'])} | {_fmt(wall)} |")
         for a in result.get(f"assumed_{ch}ch", []):  # stages not measured by this run, with their source
@@ -614,8 +620,7 @@ LEVERS = """\
 
 **Outside the budget** (totals above). The largest terms now: CLEAN (its 10 units of ~1,015 CPU s,
 2 on the critical path), the science gridding passes (0.34 CPU us per gridded visibility per pass,
-about 60 full-data passes for the 7 configurations), the snapshots' fixed cost per integration and
-the serial per-integration Python steps.
+about 60 full-data passes for the 7 configurations) and the snapshots' cost per integration.
 
 In the pipeline now (science unchanged):
 - **Every wsclean run side by side** (`imaging.parallel_configurations`, 0 = one per 4 CPUs of the
@@ -631,6 +636,19 @@ In the pipeline now (science unchanged):
   of #23's 266 (the peel rows).
 - **Per-job Slurm resources** (`[cluster] jobs`, `peel_tasks`), wsclean threads and memory from the
   job, AOFlagger's read mode from the job (below).
+- **flag-hot and flag-integrations side by side** (the `levers` work; `hot_baselines.processes`,
+  `snapshot_qa.processes`, 0 = one process per CPU of the job): the MS in fixed 256 MB row blocks
+  added in block order, the snapshots one per process; the same flags to the bit whatever the
+  process count (lwa-flag test; at real size the flags and CSVs equal main's). Re-measured at real
+  size (48 channels) on 1 and 8 integrations: each step is ~2.4-2.5 CPU s of start-up and plots
+  (the first run's rows scaled that x 60 as if it grew with the data) plus 0.18 (flag-hot) and 1.2
+  (flag-integrations, 4096^2 snapshots) CPU s per integration; 48-channel hour wall: flag-hot 229
+  -> 6.5 s (66 s serially), flag-integrations 467 -> 30 s (443 s serially). Not in processes: the
+  integration QA's test of a high frame (its neighbours' median image, ~2.5 CPU s per frame at
+  4096^2), here two of eight frames (the demo sky's bursts), which the model counts as parallel.
+- **Snapshots** re-measured at 4096^2 on 8 integrations (the `levers` work, 2026-12-07 15:20, load
+  ~9): 10.2 CPU s per integration with the wgridder, against 21.4 in the first run at load 20-40:
+  the snapshot row's fall (482 -> 230 s wall at 48 channels) is the machine, not the code.
 
 Left (not done; the estimated gain on the 48-channel hour):
 - **CLEAN's cost per unit** (the probe below): the slow sub-minor loop that `-local-rms` forces in
@@ -642,14 +660,17 @@ Left (not done; the estimated gain on the 48-channel hour):
   measured with the wgridder on two of the three skies where it could hurt (every goal as on main,
   flux median 0.7 % and 1.0 % against 0.6 %; "Cause and fix" above); `ateam_peel` was not run.
   Fewer multiscale scales gain nothing.
-- **Concatenation without the copy** (0.74 CPU s per 48-channel integration, serial): rephase each
-  working copy in place as array tasks and concatenate virtually (casacore ConcatTable): ~ -250 s.
-- **flag-hot and flag-integrations** run serially over the hour (0.64 and 1.3 CPU s per integration):
-  chunks in parallel, ~ -650 s.
-- **Snapshots** cost two 4096^2 inversions per integration whatever the data (21 CPU s per
-  integration with the wgridder): the bad-integration QA needs only their RMS, so 2048^2 at 3.75'
-  would cost a quarter, ~ -350 s (a QA and movie change the demo-size scenario suite cannot check:
-  its snapshots are 512^2).
+- **Concatenation without the copy** (re-measured with main's code on 1 and 8 real-size
+  integrations: 1.6 CPU s of start-up and 0.44 per 48-channel integration, serial: ~160 s of the
+  48-channel hour, the most this can gain): rephase each working copy in place as array tasks and
+  concatenate virtually (casacore ConcatTable); AOFlagger (flag-rfi over the hour) and wsclean
+  would then read a virtual table. Not done.
+- **Snapshots at half the pixels** (`[snapshot_qa] size = 2048`, `scale_arcmin = 3.75`: the same
+  field) serve the QA as well (8 real-size integrations: frame RMS within 0.2 % of 4096^2's, the
+  same bursts kept) and pay only with the wgridder: 53.0 against 81.8 CPU s (6.6 against 10.2 per
+  integration; ~ -80 s wall on the 48-channel hour, and flag-integrations reads a quarter of the
+  pixels: 3.7 against 12.2 CPU s). With w-stacking 160.3 against 127.7 CPU s (one integration
+  19.4 against 15.0, the same 37 w-layers), so the default stays 4096^2: set it with the wgridder.
 - **The wgridder** (`imaging.gridder = "wgridder"`): half the gridding CPU (the "gridder wgridder"
   totals above: 48 channels 6,560 s instead of 8,484 s side by side) and ~0.6 GB instead of ~2 GB at
   2048^2 (~10 GB at 4096^2) per wsclean run; the cleaned deep I of the CLEAN probe (below) costs 69.9
@@ -754,15 +775,17 @@ MEMORY = """\
 
 Peak RSS per step at real image size (GNU time, the step and its children; 6 integrations of 352
 antennas, 48 channels, 4096^2): concat 0.39 GB, flag-hot 0.34 GB, flag-rfi 1.54 GB (AOFlagger read
-the whole MS into memory), flag-integrations 1.74 GB, snapshots 0.39 GB and the dirty deep V 0.87
-GB with the wgridder, the cleaned deep I above 1.7 GB when stopped; lwa-sim 1.25 GB per 192-channel
+the whole MS into memory), flag-integrations 1.74 GB, snapshots 0.39 GB (both at 4096^2; with
+2048^2 snapshots 0.38 and 0.20 GB on 8 integrations) and the dirty deep V 0.87 GB with the wgridder, the cleaned deep I above 1.7 GB when stopped; lwa-sim 1.25 GB per 192-channel
 integration; w-stacking: 10.0-10.8 GB per 4096^2 wsclean whatever the data (#23). How they grow with
 the hour: wsclean's images are fixed and its visibility buffers are bounded by `-abs-mem`, which
 lwa-image now sets from the job (`imaging.slurm_mem_fraction` x `--mem`, shared among the
 configurations run at once); AOFlagger's automatic mode would read the whole hour (55 GB at 48
 channels, 210 GB at 192) into memory because in a job it sees the whole node, so lwa-flag rfi asks
 for `-indirect-read` inside a job whose memory the MS does not fit twice; concat and flag-hot work
-per MS / per chunk. Requests (`[cluster] jobs`, with margin over the peaks): setup 2 CPUs 4 GB (one
+per MS / per chunk (flag-hot and flag-integrations in one process per CPU of the job, each holding
+one block's 16 MB buffers or one snapshot: 0.43 and 2.0 GB for the largest process with 2 at 4096^2,
+where the neighbours' median image of a burst's frame dominates). Requests (`[cluster] jobs`, with margin over the peaks): setup 2 CPUs 4 GB (one
 MS at a time), peel 2 CPUs 8 GB (DDECal 5.0 GB per MS, #23) x 16 tasks, image 32 CPUs 96 GB (8
 wsclean runs side by side: ~1-2 GB each with the wgridder, still room for 8 w-stacking runs at ~10.8
 GB = 86 GB), aggregate 4 CPUs 16 GB.

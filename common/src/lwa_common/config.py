@@ -89,6 +89,8 @@ class HotBaselines:
     antenna_fraction: float = 0.25
     min_uv_lambda: float = 4.0
     dead_fraction: float = 0.1
+    # processes reading the MS side by side (lwa_common.parallel); 0 = one per CPU of the job
+    processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ class Rfi:
 class SnapshotQA:
     """Pilot snapshots and bad-integration detection."""
 
+    # The science grid. Half the pixels over the same field (2048 at 3.75') serve the QA as well
+    # (real size, 48 channels: frame RMS within 0.2 %, the same bursts kept) and cost 35 % less CPU
+    # with the wgridder (6.6 against 10.2 CPU s per integration), but 25 % more with w-stacking (the
+    # default gridder: 20.0 against 15.9, the same 37 w-layers); use it with imaging.gridder = wgridder.
     size: int = 4096
     scale_arcmin: float = 1.875
     sigma: float = 5.0
@@ -128,6 +134,8 @@ class SnapshotQA:
     movie_fps: float = 10.0
     movie_max_frames: int = 150
     movie_max_size_px: int = 1024
+    # processes reading the snapshots side by side (lwa-flag integrations); 0 = one per CPU of the job
+    processes: int = 0
 
 
 @dataclass(frozen=True)

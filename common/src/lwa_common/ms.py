@@ -334,20 +334,22 @@ def ms_output(ms: str | Path, output: str | Path | None = None, *, in_place: boo
         yield tmp
 
 
-def flag_chunks(ms: str | Path, *, columns: Sequence[str] = (),
-                chunk_bytes: int = FLAG_CHUNK_BYTES) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+def flag_chunks(ms: str | Path, *, columns: Sequence[str] = (), chunk_bytes: int = FLAG_CHUNK_BYTES,
+                rows: tuple[int, int] | None = None) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """FLAG of `ms` (rows x channels x correlations) in row chunks, each with the same rows of `columns`.
 
     The one reading of "what is flagged" behind every tool's flag statistics: FLAG_ROW, when the MS
     has it, is folded in (a flagged row counts as flagged in every channel and correlation). A chunk
     holds about `chunk_bytes` FLAG elements, so an MS of any size is read in bounded memory.
+    `rows`: only the rows start..stop-1 (one block of a reader working side by side).
     """
     with open_table(ms) as t:
         n = t.nrows()
+        first, n = rows if rows is not None else (0, n)
         has_flag_row = "FLAG_ROW" in t.colnames()
-        per_row = int(np.asarray(t.getcell("FLAG", 0)).size) if n else 1
+        per_row = int(np.asarray(t.getcell("FLAG", first)).size) if n > first else 1
         step = max(1024, chunk_bytes // max(1, per_row))
-        for start in range(0, n, step):
+        for start in range(first, n, step):
             nrow = min(step, n - start)
             flags = t.getcol("FLAG", startrow=start, nrow=nrow)
             if has_flag_row:

@@ -209,3 +209,31 @@ def test_rolling_median_edges_follow_the_trend():
     assert sig[:5].min() > 0.5 and sig[-5:].min() > 0.5  # no near-zero sigma at the ends
     med, _ = rolling_median_sigma(np.array([1.0, 2.0, 30.0]), 101)  # fewer samples than the window
     assert np.all(med == 2.0)
+
+
+def test_processes_give_the_serial_result_to_the_bit(hot_sim, tmp_path, monkeypatch):
+    """baseline_stats and the flag counts cut the rows into blocks that do not depend on the process
+    count: two processes give exactly the one-process numbers (and the flags)."""
+    from lwa_flag import _ms
+    from lwa_flag.hot import baseline_stats
+
+    files, _ = hot_sim
+    ms = concat_ms(files, tmp_path / "cat.ms")
+    small = {"chunk_mb": 0.001, "block_mb": 0.002}  # 256-row chunks, 512-row blocks: ~18 blocks
+    one, two = (baseline_stats(ms, processes=n, **small) for n in (1, 2))
+    for key in ("ant1", "ant2", "uv_lambda", "n_good"):
+        np.testing.assert_array_equal(getattr(one, key), getattr(two, key))
+    for p in one.amp:
+        np.testing.assert_array_equal(one.amp[p], two.amp[p])
+        np.testing.assert_array_equal(one.amp_sq[p], two.amp_sq[p])
+    whole = baseline_stats(ms, processes=1)  # one block: the sums in another order, to rounding
+    np.testing.assert_allclose(whole.amp["XY"], one.amp["XY"], rtol=1e-12)
+    flags = [detect_hot_baselines(s).baseline_is_flagged() for s in (whole, one, two)]
+    assert flags[0].sum() > 10 and (flags[0] == flags[1]).all() and (flags[1] == flags[2]).all()
+    with table(str(ms), readonly=False, ack=False) as t:  # some flags to count
+        f = t.getcol("FLAG")
+        f[::7, ::3] = True
+        t.putcol("FLAG", f)
+        expected = f.mean()
+    monkeypatch.setattr(_ms, "FLAG_BLOCK_BYTES", 4096)  # ~200-row blocks
+    assert _ms.flagged_fraction(ms, processes=2) == _ms.flagged_fraction(ms, processes=1) == pytest.approx(expected)

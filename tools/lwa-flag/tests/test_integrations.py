@@ -79,6 +79,16 @@ def test_per_integration_ms_list(small_sim, tmp_path, digest, flags_of):
     assert (out / "flag-integrations.json").exists()
 
 
+def test_frames_read_side_by_side_as_one_by_one(tmp_path):
+    """read_frames in two processes gives the frames of one process (same order, times, RMS)."""
+    from lwa_flag.integrations import read_frames
+
+    snaps = _snapshots(tmp_path, [5.0e9 + 10.0 * k for k in range(8)], ours=True)
+    one, two = (read_frames(snaps[::-1], processes=n) for n in (1, 2))
+    assert [(f.path, f.mjd, f.rms, f.time_source) for f in one] == [(f.path, f.mjd, f.rms, f.time_source) for f in two]
+    assert [f.path for f in two] == list(map(str, snaps))  # sorted by time
+
+
 def test_concatenated_ms_wsclean_headers(small_sim, tmp_path, flags_of):
     files, _ = small_sim
     times = _ms_times(files)

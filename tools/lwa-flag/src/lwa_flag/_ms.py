@@ -19,6 +19,7 @@ import numpy as np
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.ms import LINEAR_POLS, check_ms, flag_chunks, ms_output, open_table
+from lwa_common.parallel import map_ordered, row_blocks
 from lwa_common.provenance import command_line, stamp_ms, tool_version
 
 __all__ = [
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 TOOL = "lwa-flag"
 # Rows per chunk are chosen so that one chunk of visibilities stays near this many bytes.
 CHUNK_BYTES = 128 * 1024**2
+# FLAG elements per process task of `flagged_fraction` (an hour at 48 channels: ~65 blocks)
+FLAG_BLOCK_BYTES = 64 * 1024**2
 
 
 def validate_ms(path: str | Path, *, need_data: bool = True) -> Path:
@@ -84,14 +87,29 @@ def chunk_rows(path: Path, *, n_chan: int | None = None, n_pol: int = 4, itemsiz
     return max(1024, CHUNK_BYTES // max(1, n_chan * n_pol * itemsize))
 
 
-def flagged_fraction(path: Path) -> float:
-    """Fraction of FLAG elements set (all rows, channels, polarisations); FLAG_ROW counts too."""
-    flagged = 0
-    total = 0
-    for f, _ in flag_chunks(path):
+def flagged_fraction(path: Path, *, processes: int = 0) -> float:
+    """Fraction of FLAG elements set (all rows, channels, polarisations); FLAG_ROW counts too.
+
+    Blocks of FLAG_BLOCK_BYTES are counted side by side in `processes` processes (0: one per CPU
+    of the job); integer counts, so the same fraction whatever the number of processes.
+    """
+    with open_table(path) as t:
+        n = t.nrows()
+        per_row = int(np.asarray(t.getcell("FLAG", 0)).size) if n else 1
+    blocks = row_blocks(n, max(1024, FLAG_BLOCK_BYTES // max(1, per_row)))
+    counts = map_ordered(_count_flags, [(str(path), b) for b in blocks], processes=processes)
+    flagged, total = (sum(c[k] for c in counts) for k in (0, 1))
+    return flagged / total if total else 0.0
+
+
+def _count_flags(task: tuple[str, tuple[int, int]]) -> tuple[int, int]:
+    """(flagged, all) FLAG elements of one block of rows (a process's task of `flagged_fraction`)."""
+    path, rows = task
+    flagged = total = 0
+    for f, _ in flag_chunks(path, rows=rows):
         flagged += int(np.count_nonzero(f))
         total += f.size
-    return flagged / total if total else 0.0
+    return flagged, total
 
 
 _NAME_RE = re.compile(r"^\s*(?:LWA)?[-_ ]?0*(\d+)([AB])?\s*$", re.IGNORECASE)

@@ -77,14 +77,17 @@ def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
         check_output(p, overwrite=overwrite)
 
 
-def _flag(ms: Path, target: Target, action: Callable[[Path], tuple[Any, str]]) -> tuple[float, float, Any]:
-    """Flag-fraction before; `action` on the copy (or the MS in place), stamped; fraction after."""
-    before = _ms.flagged_fraction(ms)
+def _flag(ms: Path, target: Target, action: Callable[[Path], tuple[Any, str]], *,
+          processes: int = 0) -> tuple[float, float, Any]:
+    """Flag-fraction before; `action` on the copy (or the MS in place), stamped; fraction after.
+
+    `processes`: the flag counts' side-by-side readers (0: one per CPU of the job)."""
+    before = _ms.flagged_fraction(ms, processes=processes)
     with _ms.flag_target(ms, output=target.output, in_place=target.in_place, overwrite=target.overwrite) as where:
         done, message = action(where)
         if message:
             _ms.stamp(where, message)
-        after = _ms.flagged_fraction(where)
+        after = _ms.flagged_fraction(where, processes=processes)
     return before, after, done
 
 
@@ -192,12 +195,13 @@ def flag_hot_baselines(ms: str | Path, *, target: Target, settings: HotBaselines
 
     result = find_hot_baselines(ms, column=column, settings=settings, uv_pass=uv_pass, crosspol_pass=crosspol_pass)
     if dry_run:
-        before = after = _ms.flagged_fraction(ms)
+        before = after = _ms.flagged_fraction(ms, processes=settings.processes)
         rows = 0
     else:
         before, after, rows = _flag(ms, target, lambda where: (
             apply_hot_flags(where, result), f"lwa-flag hot-baselines: {int(result.flag_baseline.sum())} "
-                                            f"baselines, {len(result.flagged_antennas)} antennas"))
+                                            f"baselines, {len(result.flagged_antennas)} antennas"),
+            processes=settings.processes)
     title = f"{ms.name} ({result.stats.column}, {result.stats.freq_hz / 1e6:.2f} MHz)"
     plot_amp_vs_uv(result, qa["amp_vs_uv"], title=f"amplitude vs uv: {title}")
     plot_heatmap(result, qa["heatmap"], wiring=wiring, title=f"cross-pol heatmap: {title}")
@@ -250,18 +254,19 @@ def _flag_times(where: Path, *, times: list[float], message: str) -> tuple[int, 
 
 
 def _flag_times_each(ms_paths: list[Path], finals: list[Path], per_ms: dict[Path, list[float]],
-                     target: Target) -> tuple[float, float, list[dict]]:
+                     target: Target, processes: int = 0) -> tuple[float, float, list[dict]]:
     """Flag the bad times in each MS (a copy, or in place); mean flagged fractions before and after."""
     total_before = total_after = 0.0
     flagged_ms = []
     for src, final in zip(ms_paths, finals):
         times = per_ms[src]
         if target.in_place and not times:
-            before = after = _ms.flagged_fraction(src)
+            before = after = _ms.flagged_fraction(src, processes=processes)
         else:
             one = dataclasses.replace(target, output=None if target.in_place else final)
             message = f"lwa-flag integrations: {len(times)} integrations from V snapshot RMS" if times else ""
-            before, after, rows = _flag(src, one, functools.partial(_flag_times, times=times, message=message))
+            before, after, rows = _flag(src, one, functools.partial(_flag_times, times=times, message=message),
+                                        processes=processes)
             flagged_ms.append({"ms": str(final), "times_mjd": [t / 86400.0 for t in times], "rows_flagged": rows})
         total_before += before / len(ms_paths)
         total_after += after / len(ms_paths)
@@ -292,10 +297,10 @@ def flag_integrations(snapshots: Sequence[str | Path], *, ms: Sequence[str | Pat
     qa = {"plot": qa_dir / "snapshot_rms.png", "csv": qa_dir / "bad_integrations.csv"}
     _check_outputs([summary, *qa.values(), *([] if target.in_place else finals)], overwrite=target.overwrite)
 
-    frames = read_frames(list(snapshots))
+    frames = read_frames(list(snapshots), processes=settings.processes)
     result = find_bad_integrations(frames, settings=settings)
     per_ms, unmatched = _bad_times(frames, [f.mjd for f in result.bad_frames], ms_paths)
-    before, after, flagged_ms = _flag_times_each(ms_paths, finals, per_ms, target)
+    before, after, flagged_ms = _flag_times_each(ms_paths, finals, per_ms, target, settings.processes)
     plot_snapshot_rms(result, qa["plot"])
     write_frames_csv(qa["csv"], result)
     flagged = {**result.summary(), "unmatched_frames": [f.path for f in unmatched], "ms": flagged_ms,

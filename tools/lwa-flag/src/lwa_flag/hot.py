@@ -40,6 +40,7 @@ from lwa_common.config import HotBaselines
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.ms import data_column, open_table
+from lwa_common.parallel import imap_ordered, row_blocks
 from lwa_common.products import FLAGGED_BASELINES
 from lwa_flag._ms import antenna_names, flag_rows
 from lwa_flag._stats import robust_median_sigma, rolling_median, rolling_median_sigma
@@ -58,6 +59,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 C_M_S = 299_792_458.0
+BLOCK_MB = 256.0  # rows of about this many MB of visibilities per process task (fixed: results do not depend on
+# the process count); an hour at 48 channels (34 GB) is ~130 blocks
 _POL_CODES = {"XX": 9, "XY": 10, "YX": 11, "YY": 12}
 _STATS = ("XX", "XY", "YX", "YY", "QU")  # the four products, then the sky-free Q/U residual
 
@@ -172,64 +175,39 @@ def _pol_index(ms: Path) -> dict[str, int]:
     return {p: corr.index(code) for p, code in _POL_CODES.items()}
 
 
-def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float = 16.0) -> BaselineStats:
+def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float = 16.0, processes: int = 0,
+                   block_mb: float = BLOCK_MB) -> BaselineStats:
     """One chunked pass over the main table: per-baseline mean |V| per polarisation and uv length.
 
     `column`: None picks CORRECTED_DATA when present, else DATA (with a warning). Chunks of about
     `chunk_mb` MB of visibilities are read into reused buffers (`getcolnp`), so memory stays flat
-    and the reduction runs on cache-warm data.
+    and the reduction runs on cache-warm data. The rows are cut into blocks of about `block_mb` MB
+    of visibilities, summed side by side in `processes` processes (0: one per CPU of the job,
+    `lwa_common.parallel`) and added in block order: the same sums, to the bit, whatever the
+    number of processes.
     """
     ms = Path(ms)
     column = column or data_column(ms, "CORRECTED_DATA")
     pol = _pol_index(ms)
-    order = [pol[p] for p in ("XX", "XY", "YX", "YY")]
     with open_table(ms / "SPECTRAL_WINDOW") as sw:
         freqs = np.concatenate([np.asarray(sw.getcell("CHAN_FREQ", i)).ravel() for i in range(sw.nrows())])
     freq_hz = float(np.mean(freqs))
     with open_table(ms / "ANTENNA") as at:
         n_ant = at.nrows()
-    n_key = n_ant * n_ant
-    sums = np.zeros((len(_STATS), n_key))
-    sq_sums = np.zeros((len(_STATS), n_key))
-    counts = np.zeros((len(_STATS), n_key))
-    uv_sum = np.zeros(n_key)
-    uv_n = np.zeros(n_key)
     with open_table(ms) as t:
         if column not in t.colnames():
             raise LwaError(f"{ms}: no column {column}")
         n = t.nrows()
-        has_flag_row = "FLAG_ROW" in t.colnames()
         cell = np.asarray(t.getcell(column, 0))
-        if cell.ndim != 2 or cell.shape[1] <= max(order):
-            raise LwaError(f"{ms}: {column} cells have shape {cell.shape}, expected (channels, 4 pols)")
-        step = int(max(256, chunk_mb * 1e6 // max(1, cell.nbytes)))
-        data_buf = np.empty((min(step, n),) + cell.shape, dtype=cell.dtype)
-        flag_buf = np.empty((min(step, n),) + cell.shape, dtype=bool)
-        amp_buf = np.empty((min(step, n),) + cell.shape, dtype=np.abs(cell[:1, :1]).dtype)
-        for start in range(0, n, step):
-            nrow = min(step, n - start)
-            a1 = t.getcol("ANTENNA1", startrow=start, nrow=nrow)
-            a2 = t.getcol("ANTENNA2", startrow=start, nrow=nrow)
-            uvw = t.getcol("UVW", startrow=start, nrow=nrow)
-            data, flags, amp = data_buf[:nrow], flag_buf[:nrow], amp_buf[:nrow]
-            t.getcolnp(column, data, startrow=start, nrow=nrow)
-            t.getcolnp("FLAG", flags, startrow=start, nrow=nrow)
-            if has_flag_row:
-                flag_row = t.getcol("FLAG_ROW", startrow=start, nrow=nrow)
-                if flag_row.any():
-                    flags[flag_row] = True
-            cross = a1 != a2
-            key = (np.minimum(a1, a2).astype(np.int64) * n_ant + np.maximum(a1, a2))[cross]
-            qu, qu_flags = _qu_residual(data, flags, pol)
-            s, c, q = _reduce_channels(data, flags, amp)
-            s, c, q = (np.concatenate([x, y], axis=1)[cross]
-                       for x, y in zip((s, c, q), _reduce_channels(qu, qu_flags)))
-            for j, i in enumerate(order + [data.shape[2]]):  # QU after the products
-                sums[j] += np.bincount(key, weights=s[:, i], minlength=n_key)
-                sq_sums[j] += np.bincount(key, weights=q[:, i], minlength=n_key)
-                counts[j] += np.bincount(key, weights=c[:, i], minlength=n_key)
-            uv_sum += np.bincount(key, weights=np.hypot(uvw[cross, 0], uvw[cross, 1]), minlength=n_key)
-            uv_n += np.bincount(key, minlength=n_key)
+    if cell.ndim != 2 or cell.shape[1] <= max(pol.values()):
+        raise LwaError(f"{ms}: {column} cells have shape {cell.shape}, expected (channels, 4 pols)")
+    step = int(max(256, chunk_mb * 1e6 // max(1, cell.nbytes)))
+    block = step * max(1, int(round(block_mb / chunk_mb)))
+    tasks = [_Block(str(ms), column, pol, n_ant, start, stop, step) for start, stop in row_blocks(n, block)]
+    totals = None
+    for part in imap_ordered(_block_sums, tasks, processes=processes):  # added in block order
+        totals = part if totals is None else [t + p for t, p in zip(totals, part)]
+    sums, sq_sums, counts, uv_sum, uv_n = totals
     present = np.flatnonzero(uv_n > 0)
     if present.size == 0:
         raise LwaError(f"{ms}: no cross-correlation rows")
@@ -241,6 +219,59 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
         ant1=ant1, ant2=ant2, uv_lambda=uv_sum[present] / uv_n[present] * freq_hz / C_M_S, amp=amp, amp_sq=amp_sq,
         n_good=counts[:4, present].sum(axis=0), n_antennas=n_ant, freq_hz=freq_hz, column=column,
     )
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One block of rows of `baseline_stats`, read in chunks of `step` rows (picklable: a process's task)."""
+
+    ms: str
+    column: str
+    pol: dict[str, int]
+    n_ant: int
+    start: int
+    stop: int
+    step: int
+
+
+def _block_sums(b: _Block) -> tuple[np.ndarray, ...]:
+    """Per-baseline sums of |V|, |V|^2, unflagged samples (each _STATS x n_ant^2), uv length and rows."""
+    order = [b.pol[p] for p in ("XX", "XY", "YX", "YY")]
+    n_key = b.n_ant * b.n_ant
+    sums, sq_sums, counts = (np.zeros((len(_STATS), n_key)) for _ in range(3))
+    uv_sum, uv_n = np.zeros(n_key), np.zeros(n_key)
+    with open_table(Path(b.ms)) as t:
+        has_flag_row = "FLAG_ROW" in t.colnames()
+        cell = np.asarray(t.getcell(b.column, b.start))
+        rows = min(b.step, b.stop - b.start)
+        data_buf = np.empty((rows,) + cell.shape, dtype=cell.dtype)
+        flag_buf = np.empty((rows,) + cell.shape, dtype=bool)
+        amp_buf = np.empty((rows,) + cell.shape, dtype=np.abs(cell[:1, :1]).dtype)
+        for start in range(b.start, b.stop, b.step):
+            nrow = min(b.step, b.stop - start)
+            a1 = t.getcol("ANTENNA1", startrow=start, nrow=nrow)
+            a2 = t.getcol("ANTENNA2", startrow=start, nrow=nrow)
+            uvw = t.getcol("UVW", startrow=start, nrow=nrow)
+            data, flags, amp = data_buf[:nrow], flag_buf[:nrow], amp_buf[:nrow]
+            t.getcolnp(b.column, data, startrow=start, nrow=nrow)
+            t.getcolnp("FLAG", flags, startrow=start, nrow=nrow)
+            if has_flag_row:
+                flag_row = t.getcol("FLAG_ROW", startrow=start, nrow=nrow)
+                if flag_row.any():
+                    flags[flag_row] = True
+            cross = a1 != a2
+            key = (np.minimum(a1, a2).astype(np.int64) * b.n_ant + np.maximum(a1, a2))[cross]
+            qu, qu_flags = _qu_residual(data, flags, b.pol)
+            s, c, q = _reduce_channels(data, flags, amp)
+            s, c, q = (np.concatenate([x, y], axis=1)[cross]
+                       for x, y in zip((s, c, q), _reduce_channels(qu, qu_flags)))
+            for j, i in enumerate(order + [data.shape[2]]):  # QU after the products
+                sums[j] += np.bincount(key, weights=s[:, i], minlength=n_key)
+                sq_sums[j] += np.bincount(key, weights=q[:, i], minlength=n_key)
+                counts[j] += np.bincount(key, weights=c[:, i], minlength=n_key)
+            uv_sum += np.bincount(key, weights=np.hypot(uvw[cross, 0], uvw[cross, 1]), minlength=n_key)
+            uv_n += np.bincount(key, minlength=n_key)
+    return sums, sq_sums, counts, uv_sum, uv_n
 
 
 def _qu_residual(data: np.ndarray, flags: np.ndarray, pol: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -476,7 +507,7 @@ def find_hot_baselines(
 ) -> HotBaselineResult:
     """Read `ms` once and run both passes; nothing is written (see `apply_hot_flags`)."""
     ms = Path(ms)
-    stats = baseline_stats(ms, column=column)
+    stats = baseline_stats(ms, column=column, processes=settings.processes)
     return detect_hot_baselines(stats, antenna_names=antenna_names(ms), settings=settings, uv_pass=uv_pass,
                                 crosspol_pass=crosspol_pass)
 

@@ -35,6 +35,7 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.io import atomic_path
 from lwa_common.ms import open_table
+from lwa_common.parallel import imap_ordered
 from lwa_common.products import BAD_INTEGRATIONS
 from lwa_flag._ms import flag_rows
 from lwa_flag._stats import rolling_median
@@ -113,32 +114,42 @@ def frame_rms(image: np.ndarray) -> float:
     return float(mad_std(v))
 
 
-def read_frames(paths: list[str | Path], *, require_stokes_v: bool = True) -> list[Frame]:
-    """RMS and time of every snapshot, sorted by time. Non-V images (STOKES=I) are an error."""
-    frames = []
-    for p in paths:
-        data, header = read_image(p, require_finite=False)  # an all-NaN snapshot is judged below
-        stokes = str(header.get("STOKES", "")).strip().upper()
-        if not stokes:  # wsclean's own header: the STOKES axis
-            for i in range(1, int(header.get("NAXIS", 0)) + 1):
-                if str(header.get(f"CTYPE{i}", "")).upper() == "STOKES":
-                    stokes = {1: "I", 2: "Q", 3: "U", 4: "V"}.get(int(round(header.get(f"CRVAL{i}", 0))), "")
-        if require_stokes_v and stokes and stokes != "V":
-            raise LwaError(f"{p}: a Stokes {stokes} image; the integration QA needs Stokes V snapshots")
-        cat = str(header.get("IMGCAT", "")).strip()
-        if cat and cat != "snapshot":
-            log.warning("%s: IMGCAT=%s, not snapshot", p, cat)
-        mjd, source = frame_time(header, p)
-        rms = frame_rms(image_plane(data))
-        if not np.isfinite(rms):
-            raise LwaError(f"{p}: image has no finite pixels")
-        frames.append(Frame(path=str(p), mjd=mjd, rms=rms, time_source=source))
+def read_frames(paths: list[str | Path], *, require_stokes_v: bool = True, processes: int = 0) -> list[Frame]:
+    """RMS and time of every snapshot, sorted by time. Non-V images (STOKES=I) are an error.
+
+    The snapshots are read side by side in `processes` processes (0: one per CPU of the job,
+    `lwa_common.parallel`); each frame's numbers do not depend on it.
+    """
+    tasks = [(str(p), require_stokes_v) for p in paths]
+    frames = [Frame(path=p, mjd=mjd, rms=rms, time_source=source)
+              for p, mjd, source, rms in imap_ordered(_read_frame, tasks, processes=processes)]
     frames.sort(key=lambda f: f.mjd)
     times = np.array([f.mjd for f in frames])
     dup = np.flatnonzero(np.diff(times) * 86400.0 < 1e-3)
     if dup.size:
         raise LwaError(f"{frames[dup[0]].path} and {frames[dup[0] + 1].path} have the same time")
     return frames
+
+
+def _read_frame(task: tuple[str, bool]) -> tuple[str, float, str, float]:
+    """(path, MJD, time keyword, robust RMS) of one snapshot (a process's task of `read_frames`)."""
+    p, require_stokes_v = task
+    data, header = read_image(p, require_finite=False)  # an all-NaN snapshot is judged below
+    stokes = str(header.get("STOKES", "")).strip().upper()
+    if not stokes:  # wsclean's own header: the STOKES axis
+        for i in range(1, int(header.get("NAXIS", 0)) + 1):
+            if str(header.get(f"CTYPE{i}", "")).upper() == "STOKES":
+                stokes = {1: "I", 2: "Q", 3: "U", 4: "V"}.get(int(round(header.get(f"CRVAL{i}", 0))), "")
+    if require_stokes_v and stokes and stokes != "V":
+        raise LwaError(f"{p}: a Stokes {stokes} image; the integration QA needs Stokes V snapshots")
+    cat = str(header.get("IMGCAT", "")).strip()
+    if cat and cat != "snapshot":
+        log.warning("%s: IMGCAT=%s, not snapshot", p, cat)
+    mjd, source = frame_time(header, p)
+    rms = frame_rms(image_plane(data))
+    if not np.isfinite(rms):
+        raise LwaError(f"{p}: image has no finite pixels")
+    return p, mjd, source, rms
 
 
 def _window_indices(i: int, n: int, w: int) -> range:
@@ -163,7 +174,7 @@ def compactness(frames: list[Frame], i: int, window: int) -> tuple[float, float]
     # the quieter half: a transient in the neighbours (high RMS through its sidelobes) stays out
     neighbours = sorted(neighbours, key=lambda j: frames[j].rms)[:max(2, (len(neighbours) + 1) // 2)]
     image = image_plane(read_image(frames[i].path)[0]).astype(np.float64)
-    ref = np.nanmedian(np.stack([image_plane(read_image(frames[j].path)[0]) for j in neighbours]), axis=0)
+    ref = np.nanmedian(np.stack([image_plane(read_image(frames[j].path)[0]) for j in neighbours]))
     diff = (image - ref)[np.isfinite(image) & np.isfinite(ref)]
     if diff.size == 0:
         return float("nan"), float("nan")
