@@ -177,7 +177,8 @@ class Imaging:
     # RMS (false): in wsclean 3.1 -local-rms forces the slow multiscale sub-minor loop (the fast one
     # crashes with it), 3-4x the deconvolution CPU. false kept every scenario goal on five skies, but
     # the fast loop's CLEAN changes with wsclean's thread count (-j 1 vs 2: 0.83 of the image's MAD,
-    # 0.06 with -local-rms), so side by side is not one at a time: docs/performance.md
+    # 0.06 with -local-rms) and, past the demo's 2 % iteration cap, diverged on pol_vbursts' tapered
+    # deep I at 16-18 deg elevation (with -local-rms it converges): docs/performance.md
     local_rms: bool = True
     taper_inner_tukey_lambda: float = 30.0
     intervals_out: int = 6
