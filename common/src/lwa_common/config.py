@@ -181,6 +181,12 @@ class Imaging:
     multiscale_scale_bias: float = 0.8
     auto_threshold: float = 0.5
     auto_mask: float = 3.0
+    # CLEAN's auto-mask and auto-threshold against a local RMS map (-local-rms) or the image's global
+    # RMS (false): in wsclean 3.1 -local-rms forces the slow multiscale sub-minor loop (the fast one
+    # crashes with it), 3-4x the deconvolution CPU. false kept every scenario goal on five skies, but
+    # the fast loop's CLEAN changes with wsclean's thread count (-j 1 vs 2: 0.83 of the image's MAD,
+    # 0.06 with -local-rms) and, past the demo's 2 % iteration cap, diverged on pol_vbursts' tapered
+    # deep I at 16-18 deg elevation (with -local-rms it converges): docs/performance.md
     local_rms: bool = True
     taper_inner_tukey_lambda: float = 30.0
     intervals_out: int = 6
@@ -190,7 +196,8 @@ class Imaging:
     # phase centre) or "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to 70 deg,
     # ~0.5 GB, 2x faster; its multiscale CLEAN diverged at 13 deg elevation on pol_vbursts unless
     # clean_horizon_deg = 15, and with that ateam_peel had 2 false V candidates in 12 images instead
-    # of 1): docs/performance.md
+    # of 1 (noise peaks: the same data's noise, which w-stacking's w-layers smooth far out) and
+    # ateam_bursts' ateam_rms read 1.61x, the goal is 1.5x): docs/performance.md
     gridder: str = "wstack"
     slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
     # Configurations imaged at once (their CLEAN minor loops are single-threaded): 0 = one per

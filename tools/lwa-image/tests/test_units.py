@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -89,8 +91,15 @@ def test_configurations_and_wsclean_arguments():
     clean_mask = f"-horizon-mask {max(imaging.clean_horizon_deg, imaging.horizon_mask_deg):g}deg"
     for part in ("-size 4096 4096", "-scale 0.03125deg", "-weight briggs 0", "-pol I", clean_mask,
                  "-taper-inner-tukey 30", "-intervals-out 6", "-niter 50000", "-multiscale-scale-bias 0.8",
-                 "-auto-threshold 0.5", "-auto-mask 3", "-local-rms", "-data-column CORRECTED_DATA"):
+                 "-auto-threshold 0.5", "-auto-mask 3", "-data-column CORRECTED_DATA"):
         assert part in text, part
+    # -local-rms only when asked for (imaging.local_rms), and then with wsclean 3.1's slow multiscale loop
+    assert ("-local-rms" in text) == imaging.local_rms
+    assert ("-no-multiscale-fast-subminor" in text) == imaging.local_rms
+    text = " ".join(wsclean_science_args(by_name["I-Taper-10min"], replace(imaging, local_rms=not imaging.local_rms),
+                                         size=512, scale_deg=0.25, niter=50, intervals_out=6, data_column="DATA"))
+    assert ("-local-rms" in text) == (not imaging.local_rms)
+    assert ("-no-multiscale-fast-subminor" in text) == (not imaging.local_rms)
     text = " ".join(wsclean_science_args(by_name["V-Taper-Deep"], imaging, size=4096, scale_deg=0.03125, niter=0,
                                          intervals_out=6, data_column="DATA"))
     assert "-pol V" in text and "-niter 0" in text and "-multiscale" not in text and "-intervals-out" not in text
@@ -103,8 +112,6 @@ def test_configurations_and_wsclean_arguments():
 def test_clean_is_kept_above_clean_horizon_deg():
     """imaging.clean_horizon_deg is the -horizon-mask of a cleaned configuration only, never below
     horizon_mask_deg (0: that one); a dirty configuration keeps horizon_mask_deg."""
-    from dataclasses import replace
-
     from lwa_image.science import clean_horizon_deg
 
     imaging = Config().imaging
@@ -230,8 +237,6 @@ def test_beam_reference_order_and_fallbacks(tmp_path, caplog):
 
 
 def test_gridder_threads_and_memory_follow_the_config_and_the_slurm_job():
-    from dataclasses import replace
-
     from lwa_image._wsclean import gridder_args
 
     imaging = Config().imaging
