@@ -122,8 +122,8 @@ def test_driver_on_the_archive_tree_pins_subbands_to_nodes(archive, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     graph = [line.split("\t") for line in (work / "jobs" / "graph.tsv").read_text().splitlines()]
     names = [g[0] for g in graph]
-    assert names == ["setup-10h-55MHz", "peel-10h-55MHz", "image-10h-55MHz", "setup-10h-73MHz", "peel-10h-73MHz",
-                     "image-10h-73MHz", "aggregate-10h"]
+    assert names == ["setup-10h-55MHz", "refine-10h-55MHz", "peel-10h-55MHz", "image-10h-55MHz",
+                     "setup-10h-73MHz", "refine-10h-73MHz", "peel-10h-73MHz", "image-10h-73MHz", "aggregate-10h"]
     for name, _, options in graph:
         sb = name.split("-")[-1]
         want = {"55MHz": "--nodelist=lwacalim05", "73MHz": "--nodelist=lwacalim08"}.get(sb)
@@ -133,7 +133,9 @@ def test_driver_on_the_archive_tree_pins_subbands_to_nodes(archive, tmp_path):
     assert "nothing submitted" in res.stderr  # the graph is printed too, each job with its resources
     assert all(f"  {name}\t" in res.stderr for name in names)
     ids = {g[0]: g[1] for g in graph}
-    assert f"--dependency=afterok:{ids['setup-10h-55MHz']}" in dict((g[0], g[2]) for g in graph)["peel-10h-55MHz"]
+    options = dict((g[0], g[2]) for g in graph)
+    assert f"--dependency=afterok:{ids['setup-10h-55MHz']}" in options["refine-10h-55MHz"]
+    assert f"--dependency=afterok:{ids['refine-10h-55MHz']}" in options["peel-10h-55MHz"]
     # a remap of a subband not run is refused before anything
     bad = _driver([*args, "--slurm", "--dry-run", "--remap", "64=lwacalim01"])
     assert bad.returncode == 1 and "--remap 64=lwacalim01" in bad.stderr

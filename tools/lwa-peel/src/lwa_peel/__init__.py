@@ -6,6 +6,7 @@ corrupted model. `peel_ms` is the whole step for one MS, callable without click;
 refines the sources' models once from a few MS of a subband-hour for every MS's peel.
 """
 
+from lwa_peel.hourmodel import RefinedModel, refine_model
 from lwa_peel.model import (
     Component,
     Direction,
@@ -17,7 +18,6 @@ from lwa_peel.model import (
     skymodel_text,
     write_skymodel,
 )
-from lwa_peel.hourmodel import RefinedModel, refine_model
 from lwa_peel.peel import PeelResult, ms_info, peel_ms, product_paths
 
 __all__ = [
