@@ -757,7 +757,7 @@ later (Cyg A and Cas A elsewhere in the beam):
 |---|---|---|---|---|---|
 | `refine-model` on the 01:00 MS (two rounds; once per subband-hour) | 2, 14 each | 295 | 4.3 GB | | |
 | 01:45, refined once at 01:00, no round | 2, 14 each | 205 | 4.3 GB | 4.7e-6 | 0.30 % / 0.63 % |
-| 01:45, the shipped model, no round (not measured yet) | | | | | |
+| 01:45, the shipped model, no round | 2, 14 each | 181 | 4.3 GB | 1.6e-5 | 0.63 % / 1.21 % |
 
 The peel rows above use it: 205 CPU s per 192-channel MS (349 with the rounds in every MS) plus
 295 once before the Peel array (on the critical path): x 360 MS, ~74,100 CPU s and ~2,600 s wall
