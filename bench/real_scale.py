@@ -758,8 +758,11 @@ later (Cyg A and Cas A elsewhere in the beam):
 | `refine-model` on the 01:00 MS (two rounds; once per subband-hour) | 2, 14 each | 295 | 4.3 GB | | |
 | 01:45, refined once at 01:00, no round | 2, 14 each | 205 | 4.3 GB | 4.7e-6 | 0.30 % / 0.63 % |
 | 01:45, the shipped model, no round | 2, 14 each | 181 | 4.3 GB | 1.6e-5 | 0.63 % / 1.21 % |
+| 01:45, the shipped model, two rounds in the MS (as before) | 3, 14 each | 320 | 4.3 GB | 4.8e-6 | 0.21 % / 0.59 % |
 
-The peel rows above use it: 205 CPU s per 192-channel MS (349 with the rounds in every MS) plus
+The model refined 45 minutes earlier peels as well as two rounds in that MS itself. CPU seconds
+moved with the machine's load by ~10 % (the 01:45 runs of the shipped model ran at load ~4, the
+others at ~10-20). The peel rows above use it: 205 CPU s per 192-channel MS (349 with the rounds in every MS) plus
 295 once before the Peel array (on the critical path): x 360 MS, ~74,100 CPU s and ~2,600 s wall
 per 192-channel hour on 32 cores (was ~126,000 and ~3,900). Lever left (not measured): fit the
 field positions once per hour too (the per-MS peel would be one pass, ~65 CPU s), if the
