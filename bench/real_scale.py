@@ -756,6 +756,7 @@ later (Cyg A and Cas A elsewhere in the beam):
 | run | DDECal passes, iterations | CPU s (user + sys) | peak RSS | A-team power left | field within 12 deg, median / max |
 |---|---|---|---|---|---|
 | `refine-model` on the 01:00 MS (two rounds; once per subband-hour) | 2, 14 each | 295 | 4.3 GB | | |
+| 01:00 (the refining MS), refined once, no round | 2, 14 each | 188 | 4.3 GB | 6.0e-6 | 0.38 % / 0.80 % |
 | 01:45, refined once at 01:00, no round | 2, 14 each | 205 | 4.3 GB | 4.7e-6 | 0.30 % / 0.63 % |
 | 01:45, the shipped model, no round | 2, 14 each | 181 | 4.3 GB | 1.6e-5 | 0.63 % / 1.21 % |
 | 01:45, the shipped model, two rounds in the MS (as before) | 3, 14 each | 320 | 4.3 GB | 4.8e-6 | 0.21 % / 0.59 % |
