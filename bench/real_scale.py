@@ -693,7 +693,7 @@ Left (not done; the estimated gain on the 48-channel hour):
   pixels: 3.7 against 12.2 CPU s). With w-stacking 160.3 against 127.7 CPU s (one integration
   19.4 against 15.0, the same 37 w-layers), so the default stays 4096^2: set it with the wgridder.
 - **The wgridder** (`imaging.gridder = "wgridder"`): half the gridding CPU (the "gridder wgridder"
-  totals above: 48 channels 5,542 s instead of 7,213 s side by side) and ~0.6 GB instead of ~2 GB at
+  totals above: 48 channels 5,210 s instead of 6,881 s side by side) and ~0.6 GB instead of ~2 GB at
   2048^2 (~10 GB at 4096^2) per wsclean run; the cleaned deep I of the CLEAN probe (below) costs 69.9
   CPU s instead of 128.9. Its CLEAN divergence near the horizon is understood and fixed by
   `imaging.clean_horizon_deg = 15` (above: "Cause and fix"), but it fails two goals: `ateam_peel`'s
@@ -789,9 +789,30 @@ The goal (1e-5) is met with two rounds. A round's imaging costs ~12 CPU s per MS
 DP3 pass writing a 16-channel rephased residual and a 64^2 wsclean); the second round's cost is its
 DDECal pass and a second field fit. The peel rows above use it: with the field fit and two rounds
 it is 349 CPU s per 192-channel MS, 5.5x one pass (x 360 MS: ~126,000 CPU s per 192-channel hour,
-~3,900 s wall as 32 array tasks; ~1/4 of that at 48 channels if linear, not measured). Levers (not measured): refine once per subband-hour from a few MS into a
-beam-divided model that the per-MS peels use with one round or none; fit the field positions on
-the first pass only (~-45 CPU s)."""
+~3,900 s wall as 32 array tasks; ~1/4 of that at 48 channels if linear, not measured).
+
+Now the model is refined once per subband-hour (`lwa-peel refine-model`, `peel.model_refine_once`,
+lwa-peel README): the two rounds run on one MS (the middle one of the hour), the clean components
+are divided by the beam at that time and stored intrinsic, and every MS's peel uses that model
+with no round (its field fit and final pass: 2 DDECal passes). The same sky at real size, one
+core, GNU time; the model refined from the 01:00 integration and used on one simulated 45 minutes
+later (Cyg A and Cas A elsewhere in the beam):
+
+| run | DDECal passes, iterations | CPU s (user + sys) | peak RSS | A-team power left | field within 12 deg, median / max |
+|---|---|---|---|---|---|
+| `refine-model` on the 01:00 MS (two rounds; once per subband-hour) | 2, 14 each | 295 | 4.3 GB | | |
+| 01:00 (the refining MS), refined once, no round | 2, 14 each | 188 | 4.3 GB | 6.0e-6 | 0.38 % / 0.80 % |
+| 01:45, refined once at 01:00, no round | 2, 14 each | 205 | 4.3 GB | 4.7e-6 | 0.30 % / 0.63 % |
+| 01:45, the shipped model, no round | 2, 14 each | 181 | 4.3 GB | 1.6e-5 | 0.63 % / 1.21 % |
+| 01:45, the shipped model, two rounds in the MS (as before) | 3, 14 each | 320 | 4.3 GB | 4.8e-6 | 0.21 % / 0.59 % |
+
+The model refined 45 minutes earlier peels as well as two rounds in that MS itself. CPU seconds
+moved with the machine's load by ~10 % (the 01:45 runs of the shipped model ran at load ~4, the
+others at ~10-20). The peel rows above use it: 205 CPU s per 192-channel MS (349 with the rounds in every MS) plus
+295 once before the Peel array (on the critical path): x 360 MS, ~74,100 CPU s and ~2,600 s wall
+per 192-channel hour on 32 cores (was ~126,000 and ~3,900). Lever left (not measured): fit the
+field positions once per hour too (the per-MS peel would be one pass, ~65 CPU s), if the
+ionosphere holds still long enough."""
 
 
 MEMORY = """\

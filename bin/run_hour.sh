@@ -14,6 +14,10 @@
 #
 # --peel-sky peels the sources of a TTCal sources.json from every MS (lwa-peel sky); with --catalog
 # the catalogue's sources are kept fixed in that solve (lwa-peel sky --field), so it cannot eat them.
+# The sky model is refined from the data once per subband-hour first (config peel.model_refine_once:
+# lwa-peel refine-model on peel.model_refine_ms of the hour's MS -> <hour>/<sb>/peel-sky-model.json),
+# and every MS's peel uses it with --model-refine-rounds 0 (peel.model_refine_once = false: each MS
+# refines its own).
 # --data is a flat folder of MS, or the observatory's archive <root>/<XXMHz>/<YYYY-MM-DD>/<HH>/
 # holding YYYYMMDD_HHMMSS_XXMHz[_averaged].ms[.tar] (any depth works). The archive is only read:
 # tars are unpacked into the work folder, MS copied there. --local-workdir (config
@@ -28,9 +32,9 @@
 # size, docs/performance.md) under config cluster.account; --cpus/--mem/--time/--account (or
 # LWA_CPUS/LWA_MEM/LWA_TIME/LWA_ACCOUNT) override them for every job.
 #
-# Local mode runs Setup -> Peel -> Image+science per subband, then the aggregation, each stage as
-# its own process of this script. With --slurm it submits per subband a Setup job, a Peel array
-# job (one task per MS, config cluster.peel_tasks at once) and an Image job chained with afterok; the Image job ids
+# Local mode runs Setup -> (Refine) -> Peel -> Image+science per subband, then the aggregation, each stage as
+# its own process of this script. With --slurm it submits per subband a Setup job, a Refine job
+# (the peel model, when refined once per hour), a Peel array job (one task per MS, config cluster.peel_tasks at once) and an Image job chained with afterok; the Image job ids
 # go to <workdir>/<hour>/image_jobs.dep and one aggregation job per hour waits on all of them with
 # afterany (a failed subband does not block the aggregation of the others; it is reported).
 # A pre-flight audit (lwa-common audit) lists everything missing and exits 1 before any work.
@@ -288,16 +292,35 @@ stage_setup() {  # HOUR SB: calibrated (or plain) working copies of the hour's M
     note_state "subbands.$tag.setup=done"
 }
 
+refine_once() {  # the sky peel's model is refined once per subband-hour (config peel.model_refine_once)
+    [ -n "$peel_sky" ] && [ "$(plan_value peel_refine_once)" = 1 ]
+}
+
+stage_refine() {  # HOUR SB: the sky peel's model refined from the hour's working MS (lwa-peel refine-model)
+    subband_dirs "$1" "$2"
+    refine_once || return 0
+    mapfile -t files < <(ms_list "$1" "$2")
+    local f name present=()
+    for f in "${files[@]}"; do
+        name=$(basename "$f"); name=${name%.tar}
+        have "$work/ms/$name" && present+=("$work/ms/$name")
+    done
+    [ ${#present[@]} -gt 0 ] || { echo "run_hour: [$tag] no working MS to refine the peel model from" >&2; return 1; }
+    step peel-model lwa-peel refine-model "${present[@]}" --sources "$peel_sky" ${catalog:+--field "$catalog"} \
+        -o "$dir/peel-sky-model.json" --overwrite "${cfg_opt[@]}"
+}
+
 stage_peel() {  # HOUR SB [INDEX]: peel one working MS (array task) or all of them
     subband_dirs "$1" "$2"
     mapfile -t files < <(ms_list "$1" "$2")
-    local idx=${3:-${SLURM_ARRAY_TASK_ID:-all}} i
+    local idx=${3:-${SLURM_ARRAY_TASK_ID:-all}} i sky_model=("$peel_sky")
+    refine_once && sky_model=("$dir/peel-sky-model.json" --model-refine-rounds 0)  # refined by stage_refine
     for i in "${!files[@]}"; do
         [ "$idx" = all ] || [ "$idx" = "$i" ] || continue
         local name; name=$(basename "${files[$i]}"); name=${name%.tar}
         local ms="$work/ms/$name"
         have "$ms" || continue  # an unusable input (reported by Setup)
-        [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "$peel_sky" ${catalog:+--field "$catalog"} \
+        [ -n "$peel_sky" ] && step "peel-sky-$i" lwa-peel sky "$ms" --sources "${sky_model[@]}" ${catalog:+--field "$catalog"} \
             --in-place "${cfg_opt[@]}"
         [ -n "$peel_rfi" ] && step "peel-rfi-$i" lwa-peel rfi "$ms" --sources "$peel_rfi" --in-place "${cfg_opt[@]}"
     done
@@ -389,6 +412,7 @@ stage_aggregate() {  # HOUR: after all subbands: flux scale, wideband stacks, co
 if [ -n "$stage" ]; then
     case "$stage" in
         setup) stage_setup "$stage_hour" "$stage_sb" ;;
+        refine) stage_refine "$stage_hour" "$stage_sb" ;;
         peel) stage_peel "$stage_hour" "$stage_sb" ;;
         image) stage_image "$stage_hour" "$stage_sb" ;;
         aggregate) stage_aggregate "$stage_hour" ;;
@@ -421,7 +445,7 @@ if [ "$local_dry" -eq 1 ]; then
     for hour in "${hours[@]}"; do
         for sb in "${subband_list[@]}"; do
             [ -n "$(ms_list "$hour" "$sb")" ] || continue
-            [ "$resume" -eq 1 ] || { stage_setup "$hour" "$sb"; stage_peel "$hour" "$sb" all; }
+            [ "$resume" -eq 1 ] || { stage_setup "$hour" "$sb"; stage_refine "$hour" "$sb"; stage_peel "$hour" "$sb" all; }
             stage_image "$hour" "$sb"
         done
         stage_aggregate "$hour"
@@ -437,6 +461,7 @@ if [ "$slurm" -eq 0 ]; then
         if [ "$resume" -eq 0 ]; then
             "$me" "${self_args[@]}" --stage setup "$1" "$2" || return 1
             if [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; then
+                "$me" "${self_args[@]}" --stage refine "$1" "$2" || return 1
                 "$me" "${self_args[@]}" --stage peel "$1" "$2" || return 1
             fi
         fi
@@ -508,6 +533,10 @@ for hour in "${hours[@]}"; do
         pin=$(placement "$sb")  # every job of the subband on its node: its working data stay there
         if [ "$resume" -eq 0 ]; then
             last=$(submit "setup-$hour-$sb" ${pin:+"$pin"} "$(job_script "setup-$hour-$sb" setup "$hour" "$sb")")
+            if refine_once; then  # the peel model refined once, before the Peel array
+                last=$(submit "refine-$hour-$sb" ${pin:+"$pin"} --dependency="afterok:$last" \
+                    "$(job_script "refine-$hour-$sb" refine "$hour" "$sb")")
+            fi
             if [ -n "$peel_sky" ] || [ -n "$peel_rfi" ]; then
                 last=$(submit "peel-$hour-$sb" ${pin:+"$pin"} --array="0-$((n - 1))%${peel_tasks:-4}" --dependency="afterok:$last" \
                     "$(job_script "peel-$hour-$sb" peel "$hour" "$sb")")

@@ -122,8 +122,8 @@ def test_driver_on_the_archive_tree_pins_subbands_to_nodes(archive, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     graph = [line.split("\t") for line in (work / "jobs" / "graph.tsv").read_text().splitlines()]
     names = [g[0] for g in graph]
-    assert names == ["setup-10h-55MHz", "peel-10h-55MHz", "image-10h-55MHz", "setup-10h-73MHz", "peel-10h-73MHz",
-                     "image-10h-73MHz", "aggregate-10h"]
+    assert names == ["setup-10h-55MHz", "refine-10h-55MHz", "peel-10h-55MHz", "image-10h-55MHz",
+                     "setup-10h-73MHz", "refine-10h-73MHz", "peel-10h-73MHz", "image-10h-73MHz", "aggregate-10h"]
     for name, _, options in graph:
         sb = name.split("-")[-1]
         want = {"55MHz": "--nodelist=lwacalim05", "73MHz": "--nodelist=lwacalim08"}.get(sb)
@@ -133,7 +133,9 @@ def test_driver_on_the_archive_tree_pins_subbands_to_nodes(archive, tmp_path):
     assert "nothing submitted" in res.stderr  # the graph is printed too, each job with its resources
     assert all(f"  {name}\t" in res.stderr for name in names)
     ids = {g[0]: g[1] for g in graph}
-    assert f"--dependency=afterok:{ids['setup-10h-55MHz']}" in dict((g[0], g[2]) for g in graph)["peel-10h-55MHz"]
+    options = dict((g[0], g[2]) for g in graph)
+    assert f"--dependency=afterok:{ids['setup-10h-55MHz']}" in options["refine-10h-55MHz"]
+    assert f"--dependency=afterok:{ids['refine-10h-55MHz']}" in options["peel-10h-55MHz"]
     # a remap of a subband not run is refused before anything
     bad = _driver([*args, "--slurm", "--dry-run", "--remap", "64=lwacalim01"])
     assert bad.returncode == 1 and "--remap 64=lwacalim01" in bad.stderr
@@ -187,7 +189,13 @@ def test_slurm_job_graph_carries_each_job_types_resources(archive, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     want = job_resources(Config().cluster.jobs)
     graph = _graph_options(tmp_path / "default")
-    assert sorted(graph) == ["aggregate-10h", "image-10h-55MHz", "peel-10h-55MHz", "setup-10h-55MHz"]
+    # the sky peel's model refined once per subband-hour: a Refine job between Setup and the Peel array
+    assert sorted(graph) == ["aggregate-10h", "image-10h-55MHz", "peel-10h-55MHz", "refine-10h-55MHz",
+                             "setup-10h-55MHz"]
+    ids = {row.split("\t")[0]: row.split("\t")[1]
+           for row in (tmp_path / "default" / "jobs" / "graph.tsv").read_text().splitlines()}
+    assert f"--dependency=afterok:{ids['setup-10h-55MHz']}" in graph["refine-10h-55MHz"]
+    assert f"--dependency=afterok:{ids['refine-10h-55MHz']}" in graph["peel-10h-55MHz"]
     for name, options in graph.items():
         job = want[name.split("-")[0]]
         assert f"--cpus-per-task={job['cpus']}" in options and f"--mem={job['mem']}" in options, (name, options)
@@ -209,6 +217,11 @@ def test_slurm_job_graph_carries_each_job_types_resources(archive, tmp_path):
     for options in _graph_options(tmp_path / "cli").values():
         assert "--mem=5G" in options and not [o for o in options if o.startswith("--mem=") and o != "--mem=5G"]
         assert "--time=1-00:00:00" in options and "--account=other" in options
+    config.write_text('[peel]\nmodel_refine_once = false\n')  # each MS refines its own model: no Refine job
+    res = _driver([*base, "--workdir", str(tmp_path / "per-ms"), "--config", str(config)])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert sorted(_graph_options(tmp_path / "per-ms")) == ["aggregate-10h", "image-10h-55MHz", "peel-10h-55MHz",
+                                                           "setup-10h-55MHz"]
     config.write_text('[cluster]\njobs = ["imaging=16:48G"]\n')
     bad = _driver([*base, "--workdir", str(tmp_path / "bad"), "--config", str(config)])
     assert bad.returncode == 1 and "cluster.jobs entry 'imaging=16:48G'" in bad.stderr

@@ -173,6 +173,7 @@ MS_COMMANDS = [
     "lwa-image snapshots {ms} -o {out}",
     "lwa-image science {ms} -o {out}",
     "lwa-peel sky {ms} --sources {good_json} -o {out}/peeled.ms",
+    "lwa-peel refine-model {ms} --sources {good_json} -o {out}/model.json",
 ]
 FITS_COMMANDS = [
     "lwa-image pbcor {fits} -o {out}",
@@ -225,6 +226,10 @@ TEXT_CASES = {
     "spec-a-list": (SIM_TEXT, "s.yaml", "- 1\n- 2\n"),
     "peel-sources-garbage": ("lwa-peel sky {good_ms} --sources {text} -o {out}/p.ms", "s.json", "{no"),
     "peel-sources-empty-list": ("lwa-peel sky {good_ms} --sources {text} -o {out}/p.ms", "s.json", "[]"),
+    "peel-model-sources-garbage": ("lwa-peel refine-model {good_ms} --sources {text} -o {out}/m.json", "s.json",
+                                   "{no"),
+    "peel-model-sources-empty-list": ("lwa-peel refine-model {good_ms} --sources {text} -o {out}/m.json", "s.json",
+                                      "[]"),
     "skymodel-garbage": ("lwa-cutout flux-check --images {good_fits} --skymodel {text} -o {out}", "m.skymodel",
                          "garbage\n"),
 }

@@ -92,6 +92,7 @@ def audit(data, subbands, lst_range, date, workdir, bp_table, xy_table, files, t
                        + "; ".join(f"{p.what} {p.where}: {p.detail}" for p in plan.problems))
     plan.placement, plan.local_workdir = placement, cfg.cluster.local_workdir
     plan.jobs, plan.peel_tasks, plan.account = jobs, cfg.cluster.peel_tasks, cfg.cluster.account
+    plan.peel_refine_once = cfg.peel.model_refine_once and cfg.peel.model_refine_rounds > 0
     write_plan(plan, output)
     click.echo(str(output))
 

@@ -405,6 +405,12 @@ class Peel:
     model_refine_radius_arcmin: float = 20.0
     model_refine_clean_iterations: int = 2000
     model_refine_channels: int = 4  # wsclean output channels the components' spectra are fitted on
+    # where the model is refined: once per subband-hour (run_hour.sh runs `lwa-peel refine-model` on
+    # model_refine_ms of the hour's MS spread over it, the model is stored intrinsic, and every
+    # per-MS peel uses it with no refinement round: 349 -> 205 CPU s per 192-channel MS plus 295
+    # once, lwa-peel README), or false: in every MS's own peel
+    model_refine_once: bool = True
+    model_refine_ms: int = 1
     field_reference_freq_mhz: float = 73.8  # catalogue fluxes without their own frequency (VLSSr)
     field_spectral_index: float = -0.8  # catalogue sources without their own spectral index
 
@@ -439,13 +445,13 @@ class Cluster:
 
     nodes: tuple[str, ...] = ()
     local_workdir: str = ""
-    # Slurm request per job type, "JOB=CPUS:MEMORY@TIME" (JOB: setup, peel, image, aggregate; TIME
+    # Slurm request per job type, "JOB=CPUS:MEMORY@TIME" (JOB: setup, refine, peel, image, aggregate; TIME
     # optional, a Slurm time limit), sized from the peaks and times measured at real size with margin
     # (docs/performance.md: the image job's extrapolated 7,700 s per subband-hour); run_hour.sh
     # --cpus/--mem/--time override every job. peel_tasks: Peel array tasks (one MS each) running at
     # once. account: the Slurm account of every job ("": the user's default; --account overrides).
-    jobs: tuple[str, ...] = ("setup=2:4G@2:00:00", "peel=2:8G@0:30:00", "image=32:96G@12:00:00",
-                             "aggregate=4:16G@4:00:00")
+    jobs: tuple[str, ...] = ("setup=2:4G@2:00:00", "refine=2:8G@1:00:00", "peel=2:8G@0:30:00",
+                             "image=32:96G@12:00:00", "aggregate=4:16G@4:00:00")
     peel_tasks: int = 16
     account: str = ""
 

@@ -50,6 +50,7 @@ class Plan:
     unusable: dict[str, str] = field(default_factory=dict)  # MS path -> why it was left out
     jobs: dict[str, dict[str, str]] = field(default_factory=dict)  # job type -> {"cpus", "mem", "time"} (Slurm)
     peel_tasks: int = 4
+    peel_refine_once: bool = False  # refine the peel model once per subband-hour (a Refine job before Peel)
     account: str = ""  # Slurm account of every job ("" = the user's default)
 
     def as_dict(self) -> dict:
@@ -60,6 +61,7 @@ class Plan:
             "local_workdir": self.local_workdir,
             "jobs": self.jobs,
             "peel_tasks": self.peel_tasks,
+            "peel_refine_once": int(self.peel_refine_once),
             "account": self.account,
             "problems": [p.__dict__ for p in self.problems],
             "unusable": self.unusable,
@@ -96,7 +98,7 @@ def subband_placement(entries: Iterable[str], remaps: Iterable[str], subbands: I
     return {label: out[label] for label in sorted(out)}
 
 
-JOB_TYPES = ("setup", "peel", "image", "aggregate")
+JOB_TYPES = ("setup", "refine", "peel", "image", "aggregate")
 
 
 def job_resources(entries: Iterable[str]) -> dict[str, dict[str, str]]:

@@ -246,3 +246,34 @@ def test_clean_components_keep_their_ordinary_polynomial_spectrum(tmp_path):
     assert back["CygA_r1_0"].spectral_law == "linear" and back["CygA"].spectral_law == "log"
     for c in comps:
         assert back[c.name].flux_at(60e6) == pytest.approx(c.flux_at(60e6), rel=1e-8)
+
+
+def test_refined_components_are_stored_intrinsic_and_come_back_apparent():
+    """A clean component (apparent at one time, ordinary-polynomial spectrum, negative flux) written
+    by refine-model divided by the beam there, read back and multiplied by the same beam at the same
+    time, is the component again; at another az/el it scales with the beam."""
+    from lwa_common.beam import load_beam
+    from lwa_common.catalogs.ttcal import _ttcal_entry
+    from lwa_peel.hourmodel import _entry, _with_components, spread
+    from lwa_peel.model import Component, sky_directions
+
+    beam = load_beam(None)
+    freqs = np.linspace(53e6, 57e6, 8)
+    time, location = Time("2024-12-20T01:00:00"), EarthLocation(lat=37.24 * u.deg, lon=-118.28 * u.deg)
+    shipped = {"name": "Cyg A", "ra": "19h59m28.36s", "dec": "+40d44m02.1s", "I": 16000.0, "freq": 1e6,
+               "index": [0.085, -0.178]}
+    base = sky_directions([_ttcal_entry(shipped, "test", "ttcal")], time=time, location=location, freqs_hz=freqs,
+                          beam=beam)[0][0]
+    clean = Component("CygA_r1_0", 299.87, 40.75, -3.0, 55e6, (1.5, -0.4), log_si=False)
+    gain = np.asarray(beam.stokes_i(freqs, base.az_deg, base.el_deg), dtype=float)
+    entry = _with_components(shipped, [_entry(clean, freqs, gain, 1.0)], {"rounds": 1})
+    for when in (time, time + 40 * u.min):
+        (d,), _ = sky_directions([_ttcal_entry(entry, "test", "ttcal")], time=when, location=location,
+                                 freqs_hz=freqs, beam=beam)
+        got = d.components[-1]
+        assert not got.log_si
+        g_now = np.asarray(beam.stokes_i(freqs, d.az_deg, d.el_deg), dtype=float)
+        np.testing.assert_allclose(got.flux_at(freqs), clean.flux_at(freqs) / gain * g_now, rtol=1e-4)  # the fit's
+    assert np.all(np.abs(g_now / gain - 1) > 0.01)  # the beam changed by far more than that in 40 min
+    assert spread(list(range(36)), 1) == [18] and spread(list(range(36)), 3) == [6, 18, 30]
+    assert spread([1, 2], 5) == [1, 2]

@@ -223,3 +223,48 @@ def test_model_refinement_takes_out_the_missing_structure(sim_cache, tmp_path, s
                 assert not {"LWA_PEEL_PASS1", "LWA_PEEL_REFINE"} & set(t.colnames())  # scratch removed
         left[rounds] = _power_left(ms, full_ms, field_ms)
     assert left[1] < 0.5 * left[0], left
+
+
+@pytest.mark.slow
+def test_model_refined_once_serves_an_ms_forty_minutes_later(sim_cache, tmp_path, shared_data):
+    """`lwa-peel refine-model` on one MS writes an intrinsic (beam-divided) model that another MS,
+    40 minutes later (the A-team elsewhere in the beam), peels with no refinement round: it leaves
+    at most 0.6 x what the shipped model leaves there. The refining MS is not modified."""
+    seed = 1
+    shipped_path = shared_data / "sky" / "ateam_sources.json"
+    rng = np.random.default_rng(seed)
+    truth = tmp_path / "ateam_truth.json"
+    truth.write_text(json.dumps(_mismatched_ateam(json.loads(shipped_path.read_text()), rng)))
+    field = _field(rng)
+    _catalogue(field, tmp_path / "field.csv", rng)
+    sims = {}
+    for label, start in (("early", START), ("late", "2024-12-20T00:40:00")):
+        kw = {"n_int": 1, "n_antennas": 64, "n_channels": 8, "start": start, "seed": seed, "layout": "spread"}
+        full, _ = sim_cache(f"peel_once_full_{label}", {"sources": field, "ateam": str(truth),
+                                                        "noise": {"sigma_jy": 0}}, **kw)
+        only_field, _ = sim_cache(f"peel_once_field_{label}", {"sources": field, "noise": {"sigma_jy": 0}}, **kw)
+        sims[label] = (sorted(full.glob("*.ms"))[0], sorted(only_field.glob("*.ms"))[0])
+    early_ms = sims["early"][0]
+    before = _read(early_ms)[0]
+    model = tmp_path / "model.json"
+    proc = run_cli(["lwa-peel", "refine-model", str(early_ms), "--sources", str(shipped_path), "-o", str(model),
+                    "--field", str(tmp_path / "field.csv"), "--model-refine-rounds", "1", "--json", "-v"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["added"]["Cyg A"] > 0
+    refined = {e["name"]: e for e in json.loads(model.read_text())}
+    assert refined["Cyg A"]["lwa-refined"]["rounds"] == 1 and "lwa-refined" not in refined["Vir A"]
+    assert {c.get("spectral-law") for c in refined["Cyg A"]["components"]} == {None, "linear"}
+    with table(str(early_ms), ack=False) as t:
+        assert "LWA_PEEL_PASS1" not in t.colnames()
+    np.testing.assert_array_equal(_read(early_ms)[0], before)
+    left = {}
+    for label, sources in (("shipped", shipped_path), ("refined", model)):
+        ms = tmp_path / label / sims["late"][0].name
+        shutil.copytree(sims["late"][0], ms)
+        proc = run_cli(["lwa-peel", "sky", str(ms), "--sources", str(sources), "--in-place", "-v",
+                        "--field", str(tmp_path / "field.csv"), "--model-refine-rounds", "0"])
+        assert proc.returncode == 0, proc.stderr
+        left[label] = _power_left(ms, *sims["late"])
+    assert left["refined"] < 0.6 * left["shipped"], left
+    again = run_cli(["lwa-peel", "refine-model", str(early_ms), "--sources", str(shipped_path), "-o", str(model)])
+    assert again.returncode == 1 and "exists" in again.stderr

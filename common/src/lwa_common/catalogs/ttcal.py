@@ -72,6 +72,9 @@ def _ttcal_sky(entry: dict[str, Any], name: str, catalog: str) -> CatalogSource:
         missing = [k for k in gauss_keys if k not in entry]
         raise LwaError(f"a Gaussian needs {', '.join(gauss_keys)}; missing {', '.join(missing)}")
     gaussian = len(present) == 3
+    law = str(entry.get("spectral-law", "log"))
+    if law not in ("log", "linear"):
+        raise LwaError(f"'spectral-law' must be log or linear, got {law!r}")
     return CatalogSource(
         name=name,
         ra_deg=ra,
@@ -86,6 +89,7 @@ def _ttcal_sky(entry: dict[str, Any], name: str, catalog: str) -> CatalogSource:
         u_jy=_number(entry.get("U", 0.0), "U"),
         v_jy=_number(entry.get("V", 0.0), "V"),
         shape="gaussian" if gaussian else "point",
+        spectral_law=law,
         catalog=catalog,
     )
 
@@ -179,7 +183,9 @@ def read_ttcal_sources(path: str | Path) -> list[CatalogSource | RfiSource]:
 
     Keys: name, ra, dec (sexagesimal strings, e.g. "19h59m29.990s" "+40d43m57.53s"), I, Q, U, V
     (Jy) at freq (Hz), index (log-polynomial coefficients); a Gaussian adds major-fwhm, minor-fwhm
-    (arcsec) and position-angle (deg); "components" groups several under one name. RFI sources
+    (arcsec) and position-angle (deg); "components" groups several under one name. Our own
+    optional key "spectral-law": "linear" makes `index` ordinary polynomial coefficients in
+    nu/freq - 1 (fluxes may be negative: `lwa-peel refine-model`'s clean components). RFI sources
     give sys, lat, long, el and rfi-frequencies with rfi-I (rfi-Q/U/V optional); out-of-order
     frequencies are dropped with a warning.
     """

@@ -18,6 +18,7 @@ from lwa_common.cli import (
     section_option,
 )
 from lwa_common.config import default_text, section_with
+from lwa_peel.hourmodel import refine_model
 from lwa_peel.peel import MODES, peel_ms
 
 __all__ = ["cli", "main"]
@@ -173,6 +174,47 @@ def rfi_cmd(ms: Path, sources: Path, output: Path | None, in_place: bool, as_jso
       lwa-peel rfi 20241220_120000_55MHz.ms --sources rfi_sources.json --in-place -v
     """
     _run("rfi", ms, sources, output, in_place, as_json, cfg, **settings)
+
+
+@cli.command("refine-model")
+@click.argument("ms", nargs=-1, required=True, type=ExistingPath)
+@click.option("--sources", "sources", type=ExistingPath, required=True, help="TTCal-format sources.json to refine.")
+@click.option("-o", "--output", type=NewPath, required=True, help="The refined sources.json to write.")
+@click.option("--field", type=ExistingPath, default=None,
+              help="Reference catalogue of the field, kept fixed in the passes (as for `sky`).")
+@section_option("peel", "model_refine_rounds", type=click.IntRange(min=1),
+                help="Passes per MS whose residual around each source is imaged and CLEANed into its model.")
+@section_option("peel", "model_refine_ms", type=click.IntRange(min=1),
+                help="Refine from this many of the MS given, spread evenly over them (sorted by name).")
+@section_option("peel", "field_refine", help="With --field: fit the field sources' positions on each pass.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@json_option
+@common_options
+def refine_model_cmd(ms: tuple[Path, ...], sources: Path, output: Path, field: Path | None,
+                     model_refine_rounds: int | None, model_refine_ms: int | None, field_refine: bool | None,
+                     overwrite: bool, as_json: bool, cfg) -> None:
+    """Refine the sky sources' models once from one or a few MS of a subband-hour.
+
+    The MS chosen (--model-refine-ms of those given, spread over them: one is the middle one) are
+    peeled on scratch copies as `sky` does with --model-refine-rounds (a pass, the field fit, each
+    source's residual imaged with wsclean and its clean components added to its model, per round).
+    The components added are divided by the primary beam at the source at that MS's time and
+    written as intrinsic components (ordinary-polynomial spectra, "spectral-law": "linear") into a
+    copy of --sources: every per-MS `lwa-peel sky --sources OUTPUT --model-refine-rounds 0` then
+    multiplies them by the beam at its own time and peels with no refinement round. Several MS:
+    each one's components weighted 1/N (their mean). Prints the model written (or a JSON summary).
+
+    \b
+    Example:
+      lwa-peel refine-model ms/*.ms --sources ateam_sources.json --field catalog.csv \\
+          -o peel-sky-model.json -v
+      lwa-peel sky ms/20241220_120000_55MHz.ms --sources peel-sky-model.json --field catalog.csv \\
+          --model-refine-rounds 0 --in-place
+    """
+    config = section_with(cfg, peel=section_with(cfg.peel, field_refine=field_refine))
+    result = refine_model(ms, sources, output=output, field=field, overwrite=overwrite, config=config,
+                          n_ms=model_refine_ms, rounds=model_refine_rounds)
+    emit(result.as_dict() if as_json else [result.output], as_json=as_json)
 
 
 def main() -> None:

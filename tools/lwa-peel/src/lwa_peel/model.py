@@ -50,6 +50,7 @@ __all__ = [
     "rfi_azel",
     "altaz_to_icrs",
     "fit_log_spectrum",
+    "fit_linear_spectrum",
     "patch_name",
     "skymodel_text",
     "write_skymodel",
@@ -197,6 +198,23 @@ def fit_log_spectrum(
     return float(10.0 ** coeffs[0]), terms
 
 
+def fit_linear_spectrum(
+    freqs_hz: np.ndarray, flux_jy: np.ndarray, ref_freq_hz: float
+) -> tuple[float, tuple[float, ...]]:
+    """(S0, terms) with S = S0 + sum terms[n] (nu/ref - 1)^(n+1), least squares, order
+    min(3, channels - 1): DP3's `LogarithmicSI=false` law, for fluxes that may be negative."""
+    x = np.asarray(freqs_hz, dtype=float) / ref_freq_hz - 1.0
+    flux = np.asarray(flux_jy, dtype=float)
+    if np.any(~np.isfinite(flux)):
+        raise LwaError("cannot fit a polynomial spectrum to non-finite fluxes")
+    order = min(_MAX_ORDER, len(np.unique(x)) - 1)
+    if order <= 0:
+        return float(np.mean(flux)), ()
+    scale = max(float(np.max(np.abs(x))), 1e-12)  # fit in a well-conditioned variable
+    coeffs = np.polynomial.polynomial.polyfit(x / scale, flux, order)
+    return float(coeffs[0]), tuple(float(c / scale**n) for n, c in enumerate(coeffs) if n > 0)
+
+
 def _leaves(source: CatalogSource) -> list[CatalogSource]:
     if not source.components:
         return [source]
@@ -215,7 +233,8 @@ def _component(
     ra_dec: tuple[float, float] | None = None,
 ) -> Component:
     flux = np.asarray(leaf.flux_at(freqs_hz), dtype=float) * gain
-    s0, terms = fit_log_spectrum(freqs_hz, flux, ref_hz)
+    linear = leaf.spectral_law == "linear"  # a refined model's clean components (lwa_peel.hourmodel)
+    s0, terms = (fit_linear_spectrum if linear else fit_log_spectrum)(freqs_hz, flux, ref_hz)
     g0 = float(np.interp(ref_hz, freqs_hz, gain))
     ra, dec = ra_dec if ra_dec is not None else (leaf.ra_deg, leaf.dec_deg)
     return Component(
@@ -231,6 +250,7 @@ def _component(
         major_arcsec=leaf.major_arcsec if leaf.shape == "gaussian" else 0.0,
         minor_arcsec=(leaf.minor_arcsec or leaf.major_arcsec) if leaf.shape == "gaussian" else 0.0,
         pa_deg=leaf.pa_deg if leaf.shape == "gaussian" else 0.0,
+        log_si=not linear,
     )
 
 
