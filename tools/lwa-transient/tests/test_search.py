@@ -366,17 +366,21 @@ def _pair(amp_c, amp_p, sep_px, *, size=64):
     return res.astype(np.float32), np.ones_like(res, dtype=np.float32), peak
 
 
+# the rule these cases test (wider ratios than `[transient]`'s bilobe_ratio, to reach both ends)
+RULE = BilobeRule(radius_beams=2.0, ratio_min=0.2, ratio_max=5.0, partner_sigma=3.0, candidate_sigma=4.0)
+
+
 @pytest.mark.parametrize(("amp_c", "amp_p", "sep_px", "rule", "expected"), [  # beam 3 px: 2 beams = 6 px
-    (12.0, -8.0, 3.5, BilobeRule(), True),  # comparable opposite-sign lobe within 2 beams
-    (-12.0, 8.0, 3.5, BilobeRule(), True),  # the same for a negative V candidate
-    (12.0, -8.0, 8.0, BilobeRule(), False),  # 2.7 beams away: beyond 2 (its flank inside does not count)
-    (12.0, -8.0, 8.0, BilobeRule(radius_beams=3.0), True),
-    (30.0, -4.0, 3.5, BilobeRule(), False),  # ratio 7.5 > 5: a weak dip near a bright source
-    (6.0, -40.0, 3.5, BilobeRule(), False),  # ratio 0.13 < 0.2: the candidate is the other's sidelobe
-    (6.0, -40.0, 3.5, BilobeRule(ratio_min=0.1), True),
-    (3.6, -3.4, 3.5, BilobeRule(), False),  # candidate below 4σ: not tested
-    (12.0, -2.5, 3.5, BilobeRule(), False),  # partner below 3σ
-    (12.0, 8.0, 3.5, BilobeRule(), False),  # same sign: no partner
+    (12.0, -8.0, 3.5, RULE, True),  # comparable opposite-sign lobe within 2 beams
+    (-12.0, 8.0, 3.5, RULE, True),  # the same for a negative V candidate
+    (12.0, -8.0, 8.0, RULE, False),  # 2.7 beams away: beyond 2 (its flank inside does not count)
+    (12.0, -8.0, 8.0, replace(RULE, radius_beams=3.0), True),
+    (30.0, -4.0, 3.5, RULE, False),  # ratio 7.5 > 5: a weak dip near a bright source
+    (6.0, -40.0, 3.5, RULE, False),  # ratio 0.13 < 0.2: the candidate is the other's sidelobe
+    (6.0, -40.0, 3.5, replace(RULE, ratio_min=0.1), True),
+    (3.6, -3.4, 3.5, RULE, False),  # candidate below 4σ: not tested
+    (12.0, -2.5, 3.5, RULE, False),  # partner below 3σ
+    (12.0, 8.0, 3.5, RULE, False),  # same sign: no partner
 ])
 def test_bilobe_rule(amp_c, amp_p, sep_px, rule, expected):
     res, rms, peak = _pair(amp_c, amp_p, sep_px)

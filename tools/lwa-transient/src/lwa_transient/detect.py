@@ -89,13 +89,14 @@ class Peak:
 
 @dataclass(frozen=True)
 class BilobeRule:
-    """The partner test; see the module docstring."""
+    """The partner test; see the module docstring. Its values come from `[transient]` (`bilobe_*`,
+    `lwa_transient.settings.bilobe_rule`): no defaults of its own."""
 
-    radius_beams: float = 2.0
-    ratio_min: float = 0.2
-    ratio_max: float = 5.0
-    partner_sigma: float = 3.0
-    candidate_sigma: float = 4.0
+    radius_beams: float
+    ratio_min: float
+    ratio_max: float
+    partner_sigma: float
+    candidate_sigma: float
 
 
 @dataclass(frozen=True)
