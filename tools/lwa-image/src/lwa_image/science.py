@@ -347,7 +347,7 @@ def _image_unit(unit: _Unit, *, ms: Path, outdir: Path, imaging: Imaging, produc
                     keep_log=outdir / f"{info.subband}-{unit.label}-wsclean-failed.log")
         command = rerun_command(args, prefix=outdir.resolve() / prefix.name, ms=ms.resolve())
         horizon = {"HORIZON": (imaging.horizon_mask_deg if imaging.blank_below_horizon else 0.0,
-                               "[deg] pixels below this elevation are NaN (0: none)")}
+                               "[deg] pixels below it are NaN (0: none)")}
         for product in mine:
             if unit.interval is None:
                 src = wsclean_output(prefix, product.interval, intervals_out)
