@@ -339,9 +339,9 @@ class Stack:
         ("Blue", 64.0, 85.0),
     )
     stretch_percentiles: tuple[float, float] = (0.5, 99.8)
-    # Thermal noise of an image (lwa-stack noise / wideband weights): the sigma-clipped mad_std of
-    # the central box covering this fraction of each axis (all-sky images are noisiest and most
-    # distorted towards the horizon), clipped at this many sigmas.
+    # Thermal noise of an image (lwa-stack noise / wideband weights): the standard deviation of the
+    # central box covering this fraction of each axis (all-sky images are noisiest and most distorted
+    # towards the horizon) after clipping at this many mad_std about the median.
     noise_inner_fraction: float = 0.5
     noise_clip_sigma: float = 3.0
 

@@ -3,10 +3,11 @@
 The RMS is measured in the inner part of the image (a centred box covering `inner_fraction` of each
 axis: the all-sky images are noisiest and most distorted towards the horizon), over finite pixels only
 (NaN-aware: wsclean's horizon mask and the primary-beam cut are NaN), with iterative sigma clipping so
-that sources and their sidelobes drop out: astropy's `sigma_clipped_stats` with the MAD-based standard
-deviation (`mad_std`), which is unbiased for Gaussian noise and ignores the few bright pixels the
-clipping leaves behind. The clipping runs on a regular lattice of at most ~`MAX_SAMPLES` pixels of
-the box (statistical error ~0.3 %).
+that sources and their sidelobes drop out: astropy's `SigmaClip` about the median with the MAD-based
+standard deviation (`mad_std`) as the clipping width, robust to the bright pixels; the RMS is the
+standard deviation of the pixels the clipping keeps (what `sigma_clipped_stats` returns). The
+clipping runs on a regular lattice of at most ~`MAX_SAMPLES` pixels of the box (statistical error
+~0.3 %).
 
 `thermal_noise.csv` has one row per image (columns `NOISE_COLUMNS`); `rms_jy` is the measured noise.
 `size_bytes` and `mtime_ns` let a later run reuse a row only while the file is unchanged.
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import SigmaClip
 
 from lwa_common.config import Stack
 from lwa_common.errors import LwaError
@@ -73,8 +74,11 @@ def robust_rms(data: np.ndarray, *, inner_fraction: float = Stack.noise_inner_fr
     good = sample[np.isfinite(sample)]
     if good.size < 16:
         good = np.asarray(box[np.isfinite(box)], dtype=np.float64)
-    _, _, std = sigma_clipped_stats(good, sigma=sigma, maxiters=max_iter, stdfunc="mad_std")
-    return float(std), n_finite
+    # = sigma_clipped_stats(good, ..., stdfunc="mad_std")[2] (the std of the clipped sample), without
+    # its unused mean and median; axis=0 on the 1-D sample selects astropy's compiled clipping loop
+    # (the same median / MAD-std iteration as axis=None, equal to 2e-16; ~2.6x faster on 65k samples)
+    clipped = SigmaClip(sigma=sigma, maxiters=max_iter, stdfunc="mad_std")(good, axis=0, masked=False)
+    return float(np.nanstd(clipped)), n_finite
 
 
 @dataclass(frozen=True)
