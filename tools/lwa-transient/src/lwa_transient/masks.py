@@ -304,14 +304,17 @@ def present_ateam(sources: Sequence[AteamSource], snr: np.ndarray, wcs: WCS, *, 
              label: str) -> tuple[AteamSource, ...]:
     """The A-team sources the deep I holds: S/N >= `sigma` within `radius_px` of the position."""
     ny, nx = snr.shape
-    yy, xx = np.ogrid[0:ny, 0:nx]
     kept = []
     for src in sources:
         x, y = wcs.all_world2pix([[src.ra_deg, src.dec_deg]], 0)[0]
         if not (np.isfinite(x) and np.isfinite(y)) or not (-radius_px <= x < nx + radius_px
                                                              and -radius_px <= y < ny + radius_px):
             continue  # off the image: its cap cannot reach far in
-        values = snr[(yy - y) ** 2 + (xx - x) ** 2 <= radius_px ** 2]
+        # the disk's bounding box only (the same pixels as over the whole image, at a fraction of the cost)
+        y0, y1 = max(int(math.floor(y - radius_px)), 0), min(int(math.ceil(y + radius_px)) + 1, ny)
+        x0, x1 = max(int(math.floor(x - radius_px)), 0), min(int(math.ceil(x + radius_px)) + 1, nx)
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        values = snr[y0:y1, x0:x1][(yy - y) ** 2 + (xx - x) ** 2 <= radius_px ** 2]
         values = values[np.isfinite(values)]
         peak = float(values.max()) if values.size else 0.0
         if peak >= sigma:
