@@ -57,7 +57,7 @@ from lwa_transient.candidates import Candidate, Catalog, SearchResult, write_csv
 from lwa_transient.isearch import IMasks, search_i
 from lwa_transient.masks import ateam_mask, ateam_sources, bright_source_mask, bright_sources, present_ateam
 from lwa_transient.planes import SearchImage, align, is_empty, load_image, restoring_beam_px
-from lwa_transient.rms import local_residual_rms
+from lwa_transient.rms import local_residual_noise
 from lwa_transient.rules import mark_trends
 from lwa_transient.select import SubbandImages, select_images
 from lwa_transient.settings import SearchOptions, check_settings, mirror
@@ -167,9 +167,8 @@ class SubbandSearch:
         """The V mask and the I masks of the subband, from its deep I image."""
         p, o = self.settings, self.options
         beam = restoring_beam_px([deep_i])
-        residual, rms = local_residual_rms(deep_i.data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
-        # the median over the sky of the RMS map (no NaN there: the map is filled; the values are a copy)
-        sigma = float(np.median(rms[np.isfinite(deep_i.data)], overwrite_input=True))
+        # σ from the block RMS grid: the deep I's RMS is wanted as one number, not as a map
+        residual, sigma = local_residual_noise(deep_i.data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
         snr = residual / sigma
         b2, b1 = p.mask_beams
         v_bright, v_src = bright_source_mask(snr, beam_px=beam, levels=((p.v_mask_high_sigma, b2), (p.v_mask_low_sigma, b1)))
