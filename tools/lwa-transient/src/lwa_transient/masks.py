@@ -3,8 +3,9 @@
 Bright sources (DESIGN.md): the local maxima of the deep Stokes I image whose peak exceeds a
 high threshold are masked to `2 beams` radius, those above a low threshold to `1 beam` (V: 500σ /
 100σ; I difference: 100σ / 30σ). σ is the typical noise of the deep I image (the median of its
-local RMS map), and a beam is the restoring-beam FWHM (BMAJ): the PSF of a SIN all-sky image has
-a constant size in pixels, so the disks are drawn in pixels.
+block RMS grid, `lwa_transient.rms.local_residual_noise`), and a beam is the restoring-beam FWHM
+(BMAJ): the PSF of a SIN all-sky image has a constant size in pixels, so the disks are drawn in
+pixels.
 
 A-team zones are spherical caps: 3°/5° (V) or 10°/15° (I) around Vir A / Tau A and around the
 brightest two, Cyg A / Cas A (J2000 positions below; a TTCal sources.json may replace them).
