@@ -3,8 +3,9 @@
 Bright sources (DESIGN.md): the local maxima of the deep Stokes I image whose peak exceeds a
 high threshold are masked to `2 beams` radius, those above a low threshold to `1 beam` (V: 500σ /
 100σ; I difference: 100σ / 30σ). σ is the typical noise of the deep I image (the median of its
-local RMS map), and a beam is the restoring-beam FWHM (BMAJ): the PSF of a SIN all-sky image has
-a constant size in pixels, so the disks are drawn in pixels.
+block RMS grid, `lwa_transient.rms.local_residual_noise`), and a beam is the restoring-beam FWHM
+(BMAJ): the PSF of a SIN all-sky image has a constant size in pixels, so the disks are drawn in
+pixels.
 
 A-team zones are spherical caps: 3°/5° (V) or 10°/15° (I) around Vir A / Tau A and around the
 brightest two, Cyg A / Cas A (J2000 positions below; a TTCal sources.json may replace them).
@@ -304,14 +305,17 @@ def present_ateam(sources: Sequence[AteamSource], snr: np.ndarray, wcs: WCS, *, 
              label: str) -> tuple[AteamSource, ...]:
     """The A-team sources the deep I holds: S/N >= `sigma` within `radius_px` of the position."""
     ny, nx = snr.shape
-    yy, xx = np.ogrid[0:ny, 0:nx]
     kept = []
     for src in sources:
         x, y = wcs.all_world2pix([[src.ra_deg, src.dec_deg]], 0)[0]
         if not (np.isfinite(x) and np.isfinite(y)) or not (-radius_px <= x < nx + radius_px
                                                              and -radius_px <= y < ny + radius_px):
             continue  # off the image: its cap cannot reach far in
-        values = snr[(yy - y) ** 2 + (xx - x) ** 2 <= radius_px ** 2]
+        # the disk's bounding box only (the same pixels as over the whole image, at a fraction of the cost)
+        y0, y1 = max(int(math.floor(y - radius_px)), 0), min(int(math.ceil(y + radius_px)) + 1, ny)
+        x0, x1 = max(int(math.floor(x - radius_px)), 0), min(int(math.ceil(x + radius_px)) + 1, nx)
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        values = snr[y0:y1, x0:x1][(yy - y) ** 2 + (xx - x) ** 2 <= radius_px ** 2]
         values = values[np.isfinite(values)]
         peak = float(values.max()) if values.size else 0.0
         if peak >= sigma:

@@ -29,7 +29,7 @@ from lwa_common.images import ImageInfo, regrid_onto, same_grid
 from lwa_common.naming import jname, jname_short
 from lwa_transient.candidates import Candidate
 from lwa_transient.detect import BilobeRule, Peak, bilobe_partner, find_peaks
-from lwa_transient.rms import local_background_rms
+from lwa_transient.rms import local_residual_rms
 
 __all__ = ["SearchImage", "load_image", "is_empty", "align", "pixel_arcmin", "restoring_beam_px", "SearchOutcome",
            "search_one", "candidates_from"]
@@ -59,8 +59,7 @@ def load_image(info: ImageInfo) -> SearchImage:
 
 def is_empty(data: np.ndarray) -> bool:
     """Whether an image holds no finite non-zero pixel (skipped, not fatal)."""
-    finite = np.isfinite(data)
-    return data.size == 0 or not finite.any() or not np.any(data[finite] != 0)
+    return data.size == 0 or not np.any(np.isfinite(data) & (data != 0))  # no copy of the finite values
 
 
 def align(img: SearchImage, ref: SearchImage, *, warn: bool = True) -> SearchImage:
@@ -107,8 +106,7 @@ def search_one(image: np.ndarray, *, box: int, smooth: int, rule: BilobeRule | N
     """Peaks of `image` minus its local background at |S/N| >= `threshold` (local RMS in blocks of
     `box` px, median over `smooth` × `smooth` blocks), of the `signs` asked for, outside `mask`;
     each with its bi-lobe partner under `rule` (None: no test)."""
-    bg, rms = local_background_rms(image, box=box, smooth=smooth)
-    residual = image - bg
+    residual, rms = local_residual_rms(image, box=box, smooth=smooth)
     peaks = []
     for sign in signs:
         for peak in find_peaks(residual, rms, threshold=threshold, sign=sign, mask=mask):

@@ -57,7 +57,7 @@ from lwa_transient.candidates import Candidate, Catalog, SearchResult, write_csv
 from lwa_transient.isearch import IMasks, search_i
 from lwa_transient.masks import ateam_mask, ateam_sources, bright_source_mask, bright_sources, present_ateam
 from lwa_transient.planes import SearchImage, align, is_empty, load_image, restoring_beam_px
-from lwa_transient.rms import local_background_rms
+from lwa_transient.rms import local_residual_noise
 from lwa_transient.rules import mark_trends
 from lwa_transient.select import SubbandImages, select_images
 from lwa_transient.settings import SearchOptions, check_settings, mirror
@@ -167,9 +167,9 @@ class SubbandSearch:
         """The V mask and the I masks of the subband, from its deep I image."""
         p, o = self.settings, self.options
         beam = restoring_beam_px([deep_i])
-        bg, rms = local_background_rms(deep_i.data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
-        sigma = float(np.nanmedian(rms[np.isfinite(deep_i.data)]))
-        snr = (deep_i.data - bg) / sigma
+        # σ from the block RMS grid: the deep I's RMS is wanted as one number, not as a map
+        residual, sigma = local_residual_noise(deep_i.data, box=p.rms_box_px, smooth=p.rms_smooth_boxes)
+        snr = residual / sigma
         b2, b1 = p.mask_beams
         v_bright, v_src = bright_source_mask(snr, beam_px=beam, levels=((p.v_mask_high_sigma, b2), (p.v_mask_low_sigma, b1)))
         i_src, i_islands = bright_sources(snr, beam_px=beam, levels=((p.i_mask_high_sigma, b2), (p.i_mask_low_sigma, b1)))
@@ -179,7 +179,7 @@ class SubbandSearch:
         v_zone, v_names = ateam_mask(deep_i.wcs, deep_i.data.shape, ateam, p.v_ateam_radius_deg)
         i_zone, i_names = ateam_mask(deep_i.wcs, deep_i.data.shape, ateam, p.i_ateam_radius_deg)
         v_mask = v_bright | v_zone
-        i_masks = IMasks(i_src, i_islands, i_zone, deep_i.data - bg)
+        i_masks = IMasks(i_src, i_islands, i_zone, residual)
         log.info("%s: deep I σ = %.4g Jy/beam, beam %.2f px; V masks: %d bright source(s), A-team %s (%.1f%% "
                  "masked); I masks: %d bright source(s), A-team %s", label, sigma, beam, len(v_src),
                  ", ".join(v_names) or "none", 100 * v_mask.mean(), len(i_src), ", ".join(i_names) or "none")
