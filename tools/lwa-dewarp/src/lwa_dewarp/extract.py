@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs
 from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian
 
-__all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "find_compact_sources", "DETECTION_COLUMNS"]
+__all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "estimate_rms", "find_compact_sources", "DETECTION_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,21 @@ def estimate_background(plane: np.ndarray, *, box_px: int) -> tuple[np.ndarray, 
 
     NaN pixels are excluded (coverage mask). Returns (background, rms, method).
     """
+    background, rms, method = _local_rms(plane, box_px)
+    return background(), rms, method
+
+
+def estimate_rms(plane: np.ndarray, *, box_px: int) -> tuple[np.ndarray, str]:
+    """The RMS map of `estimate_background` alone (the same values): the full-size background
+    map is then never interpolated, which is a third of the time (the rigid patches need only
+    the RMS). Returns (rms, method)."""
+    _, rms, method = _local_rms(plane, box_px)
+    return rms, method
+
+
+def _local_rms(plane: np.ndarray, box_px: int) -> tuple[Callable[[], np.ndarray], np.ndarray, str]:
+    """(background map on demand, RMS map, method): Background2D in boxes of `box_px` when every
+    finite pixel gets a positive RMS, else the global sigma-clipped median and RMS."""
     from photutils.background import Background2D, MADStdBackgroundRMS, MedianBackground
 
     finite = np.isfinite(plane)
@@ -100,17 +116,16 @@ def estimate_background(plane: np.ndarray, *, box_px: int) -> tuple[np.ndarray, 
                 sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=MedianBackground(),
                 bkg_rms_estimator=MADStdBackgroundRMS(), exclude_percentile=50.0,
             )
-            background = np.asarray(bkg.background, dtype=float)
             rms = np.asarray(bkg.background_rms, dtype=float)
             good = np.isfinite(rms) & (rms > 0)
             if good[finite].all():
-                return background, rms, f"Background2D box {box} px"
+                return lambda: np.asarray(bkg.background, dtype=float), rms, f"Background2D box {box} px"
         except ValueError as err:  # too few unmasked boxes
             log.info("Background2D failed (%s); using global sigma-clipped statistics", err)
     _, median, std = sigma_clipped_stats(plane[finite], sigma=3.0, maxiters=10)
     if not std > 0:
         raise LwaError("image noise is zero: cannot set a detection threshold")
-    return np.full(plane.shape, float(median)), np.full(plane.shape, float(std)), "global sigma-clipped"
+    return lambda: np.full(plane.shape, float(median)), np.full(plane.shape, float(std)), "global sigma-clipped"
 
 
 def _fit_one(plane: np.ndarray, xp: int, yp: int, beam: Beam, half: int) -> GaussianFit2D | None:

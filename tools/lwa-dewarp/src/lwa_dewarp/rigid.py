@@ -105,9 +105,9 @@ def _taper(r: np.ndarray, radius: float, taper: float) -> np.ndarray:
 
 def _peaks(planes: np.ndarray, *, snr: float, beam_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y, |value| / local RMS) of the local maxima of |planes| (the largest over planes) above
-    `snr` local RMS (`extract.estimate_background`: boxes of `BACKGROUND_BOX_BEAMS`, so the
+    `snr` local RMS (`extract.estimate_rms`: boxes of `BACKGROUND_BOX_BEAMS`, so the
     noise that primary-beam correction raises towards the horizon does not pass for sources)."""
-    from lwa_dewarp.extract import estimate_background
+    from lwa_dewarp.extract import estimate_rms
 
     level = np.abs(planes[0]) if planes.ndim == 3 else np.abs(planes)
     for other in planes[1:] if planes.ndim == 3 else ():
@@ -118,8 +118,8 @@ def _peaks(planes: np.ndarray, *, snr: float, beam_px: float) -> tuple[np.ndarra
         return none
     plane0 = planes[0] if planes.ndim == 3 else planes
     try:
-        _, rms, _ = estimate_background(np.where(finite, plane0, np.nan),
-                                        box_px=max(16, int(round(BACKGROUND_BOX_BEAMS * beam_px))))
+        rms, _ = estimate_rms(np.where(finite, plane0, np.nan),
+                             box_px=max(16, int(round(BACKGROUND_BOX_BEAMS * beam_px))))
     except LwaError:
         return none
     filled = np.where(finite, level, 0.0)
