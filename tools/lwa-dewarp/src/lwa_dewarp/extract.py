@@ -31,7 +31,7 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs
 from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian
 
-__all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "estimate_rms", "local_rms_at", "find_compact_sources", "DETECTION_COLUMNS"]
+__all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "local_rms_at", "find_compact_sources", "DETECTION_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +92,8 @@ def estimate_background(plane: np.ndarray, *, box_px: int) -> tuple[np.ndarray, 
     return background(), rms, method
 
 
-def estimate_rms(plane: np.ndarray, *, box_px: int) -> tuple[np.ndarray, str]:
-    """The RMS map of `estimate_background` alone (the same values): the full-size background
-    map is then never interpolated, which is a third of the time (the rigid patches need only
-    the RMS). Returns (rms, method)."""
-    _, rms, method = _local_rms(plane, *_background2d(plane, box_px))
-    return rms, method
-
-
 def local_rms_at(plane: np.ndarray, *, box_px: int) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], float, str]:
-    """The RMS of `estimate_rms` at chosen pixels, without the full-size map: (rms_at(y, x) for
+    """The RMS map of `estimate_background` at chosen pixels, without the full-size map: (rms_at(y, x) for
     integer pixel arrays, a lower bound of the RMS over the finite pixels, method).
 
     The full map is photutils' cubic spline zoom of the box mesh (samples at box centres, mode
