@@ -570,3 +570,24 @@ def test_the_screen_header_names_its_model_without_truncation(warped_sky, tmp_pa
     header = fits.getheader(tmp_path / "screen.fits")
     assert header["DWMODEL"] == res.summary["screen_model_card"] and "eps=" in header["DWMODEL"]
     assert not [w for w in recwarn if "truncated" in str(w.message)]
+
+
+def test_the_rms_at_chosen_pixels_is_the_background2d_rms_map():
+    """`local_rms_at` samples photutils' mesh spline at points instead of zooming it to the full
+    image: the values must be those of the full map (noise rising towards the horizon, NaN beyond
+    it), and its lower bound must hold over every finite pixel."""
+    from lwa_dewarp.extract import estimate_background, local_rms_at
+
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:300, :340]
+    r = np.hypot(yy - 150, xx - 170) / 150
+    plane = rng.normal(0.0, 1.0 + 3.0 * r**4, r.shape)
+    plane[r > 1] = np.nan
+    _, full, method = estimate_background(plane, box_px=24)
+    rms_at, floor, method_at = local_rms_at(plane, box_px=24)
+    finite = np.isfinite(plane)
+    y, x = np.nonzero(finite)
+    assert method_at == method and method.startswith("Background2D")
+    np.testing.assert_allclose(rms_at(y, x), full[y, x], rtol=1e-12)
+    assert floor <= full[finite].min() * (1 + 1e-12)
+    assert full[finite].max() > 2 * floor  # the map does vary: the test can tell a wrong sampling
