@@ -119,8 +119,8 @@ def _peaks(planes: np.ndarray, *, snr: float, beam_px: float) -> tuple[np.ndarra
     if finite.sum() < 16:
         return none
     plane0 = planes[0] if planes.ndim == 3 else planes
-    # float64: photutils/astropy take bottleneck's nanmedian only for float64 (numpy's float32
-    # path is ~40 % slower); the RMS differs from a float32 estimate by float32 rounding (< 2e-7)
+    # float64: photutils/astropy take bottleneck's nanmedian (when it is installed) only for float64;
+    # the RMS differs from a float32 estimate by float32 rounding (< 2e-7)
     try:
         rms_at, rms_floor, _ = local_rms_at(np.where(finite, plane0, np.nan).astype(float, copy=False),
                                             box_px=max(16, int(round(BACKGROUND_BOX_BEAMS * beam_px))))
