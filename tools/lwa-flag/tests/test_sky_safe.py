@@ -91,9 +91,10 @@ def test_rfi_flagged_clean_kept(sim_cache, tmp_path_factory, seed):
     assert flagged[~rfi].mean() < 0.06, f"{flagged[~rfi].mean():.2%} of clean samples flagged"
 
 
-def _frames(tmp_path, burst: dict[int, float], noisy: dict[int, float]):
+def _frames(tmp_path, burst: dict[int, float], noisy: dict[int, float], steady: float = 0.0):
     """Synthetic V snapshots: noise, plus in `burst` frames a compact source of that peak (in units
-    of the noise) with dirty-beam-like ripples at 3 % of it, and in `noisy` frames more noise."""
+    of the noise) with dirty-beam-like ripples at 3 % of it, in `noisy` frames more noise, and in
+    every frame a steady compact source of peak `steady` elsewhere."""
     from astropy.io import fits
     from astropy.time import Time
 
@@ -111,6 +112,7 @@ def _frames(tmp_path, burst: dict[int, float], noisy: dict[int, float]):
         data = rng.standard_normal((128, 128)) * noisy.get(k, 1.0)
         peak = burst.get(k, 0.0)
         data += peak * (np.exp(-0.5 * (r / 1.5) ** 2) + 0.03 * np.cos(2 * np.pi * r / 9.0) * np.exp(-r / 150))
+        data += steady * np.exp(-0.5 * (np.hypot(xx - 30, yy - 90) / 1.5) ** 2)
         path = tmp_path / f"snap-{k:04d}-V-image.fits"
         fits.writeto(path, data.astype(np.float32), header)
         paths.append(path)
@@ -127,6 +129,17 @@ def test_integration_qa_keeps_bursts_flags_damage(tmp_path):
     kept = [frames.index(f) for f in frames if f.transient]
     assert 3 in kept, [(f.rms, f.score) for f in frames]
     assert "compact source" in frames[3].transient and not frames[12].bad
+
+
+def test_integration_qa_judges_a_frame_against_its_neighbours_images(tmp_path):
+    """A steady source in every frame is in the neighbours' median image too: the noisy frame's
+    difference is noise-like, so it is flagged, not kept as a compact source."""
+    from lwa_flag import find_bad_integrations
+
+    frames = _frames(tmp_path, burst={}, noisy={6: 3.0}, steady=200.0)
+    result = find_bad_integrations(frames)
+    assert [frames.index(f) for f in result.bad_frames] == [6], [(f.rms, f.transient) for f in frames]
+    assert not frames[6].transient
 
 
 # hot baselines on a 64-antenna array (indices < 64), none touching the dead antenna

@@ -174,7 +174,7 @@ def compactness(frames: list[Frame], i: int, window: int) -> tuple[float, float]
     # the quieter half: a transient in the neighbours (high RMS through its sidelobes) stays out
     neighbours = sorted(neighbours, key=lambda j: frames[j].rms)[:max(2, (len(neighbours) + 1) // 2)]
     image = image_plane(read_image(frames[i].path)[0]).astype(np.float64)
-    ref = np.nanmedian(np.stack([image_plane(read_image(frames[j].path)[0]) for j in neighbours]))
+    ref = np.nanmedian(np.stack([image_plane(read_image(frames[j].path)[0]) for j in neighbours]), axis=0)
     diff = (image - ref)[np.isfinite(image) & np.isfinite(ref)]
     if diff.size == 0:
         return float("nan"), float("nan")
