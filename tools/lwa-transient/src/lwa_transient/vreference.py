@@ -16,7 +16,7 @@ import numpy as np
 from lwa_common.config import Transient
 from lwa_transient.candidates import Candidate, candidate_pixel, sep_deg
 from lwa_transient.planes import SearchImage
-from lwa_transient.rms import local_background_rms
+from lwa_transient.rms import local_background_rms, local_residual_rms
 
 __all__ = ["V_REFERENCE_MIN_OTHERS", "VReference", "mark_echoes"]
 
@@ -68,12 +68,12 @@ class VReference:
             return
         box = {"box": settings.rms_box_px, "smooth": settings.rms_smooth_boxes}
         for k, img in images.items():
-            bg, rms = local_background_rms(img.data, **box)
+            own, rms = local_residual_rms(img.data, **box)
             with np.errstate(divide="ignore", invalid="ignore"):
                 w = 1.0 / rms.astype(np.float64) ** 2
             w[~np.isfinite(w) | ~np.isfinite(img.data)] = 0.0
             self.weights[k] = w
-            self.own[k] = img.data - bg
+            self.own[k] = own
             self.noise[k] = _median_finite(rms)
         self.deep_noise = _median_finite(local_background_rms(deep.data, **box)[1])
         self.combined = 1.0 / math.sqrt(sum(1.0 / n**2 for n in self.noise.values() if n > 0) or math.inf)
