@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,6 +35,7 @@ from lwa_common.config import Config, ImageConfiguration, Imaging, load_config
 from lwa_common.errors import LwaError
 from lwa_common.ms import MsInfo, TimeRange, interval_bounds, ms_info
 from lwa_common.ms import data_column as pick_data_column
+from lwa_common.parallel import job_cpus
 from lwa_image._wsclean import (
     Timings,
     below_elevation,
@@ -290,16 +290,10 @@ def _check_beam_applied(src: Path, beam: RestoringBeam) -> None:
         raise LwaError(f"wsclean restored {src.name} with BMAJ/BMIN/BPA {got}, not the -beam-shape {want}")
 
 
-def _cores() -> int:
-    """CPUs this process may use: the Slurm job's, else the machine's."""
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    return int(slurm) if slurm.isdigit() and int(slurm) > 0 else len(os.sched_getaffinity(0))
-
-
 def parallel_configurations(imaging: Imaging, n_configurations: int) -> int:
     """How many configurations wsclean images at once: ``imaging.parallel_configurations``, or with
     0 one per `imaging.cores_per_configuration` CPUs (one at a time on a small machine)."""
-    n = imaging.parallel_configurations or _cores() // imaging.cores_per_configuration
+    n = imaging.parallel_configurations or job_cpus() // imaging.cores_per_configuration
     return max(1, min(n, n_configurations))
 
 
@@ -427,7 +421,7 @@ def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None
              scale_deg)
     at_once = parallel_configurations(imaging, len(_units(confs, info, intervals_out, split=True)))
     units = _units(confs, info, intervals_out, split=at_once > 1)
-    threads = max(1, _cores() // at_once) if at_once > 1 and imaging.threads == 0 else imaging.threads
+    threads = max(1, job_cpus() // at_once) if at_once > 1 and imaging.threads == 0 else imaging.threads
     log.info("%d wsclean run(s) at a time%s: %d run(s)", at_once,
              f", {threads} wsclean threads each" if at_once > 1 else "", len(units))
     job = partial(_image_unit, ms=ms, outdir=outdir, imaging=replace(imaging, threads=threads), share=at_once,
