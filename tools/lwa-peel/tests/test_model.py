@@ -266,7 +266,7 @@ def test_refined_components_are_stored_intrinsic_and_come_back_apparent():
                           beam=beam)[0][0]
     clean = Component("CygA_r1_0", 299.87, 40.75, -3.0, 55e6, (1.5, -0.4), log_si=False)
     gain = np.asarray(beam.stokes_i(freqs, base.az_deg, base.el_deg), dtype=float)
-    entry = _with_components(shipped, [_entry(clean, freqs, gain, 1.0)], {"rounds": 1})
+    entry = _with_components(shipped, [_entry(clean, freqs, gain)], {"rounds": 1})
     for when in (time, time + 40 * u.min):
         (d,), _ = sky_directions([_ttcal_entry(entry, "test", "ttcal")], time=when, location=location,
                                  freqs_hz=freqs, beam=beam)

@@ -36,7 +36,7 @@ import numpy as np
 
 from lwa_common.config import Config, load_config
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path
+from lwa_common.io import atomic_path, check_output
 from lwa_common.ms import check_ms
 from lwa_peel.model import Component, Direction, fit_linear_spectrum
 from lwa_peel.peel import (
@@ -82,13 +82,13 @@ def spread(items: Sequence, n: int) -> list:
     return [items[int((k + 0.5) * len(items) / n)] for k in range(n)]
 
 
-def _entry(component: Component, freqs_hz: np.ndarray, gain: np.ndarray, weight: float) -> dict:
+def _entry(component: Component, freqs_hz: np.ndarray, gain: np.ndarray) -> dict:
     """A TTCal component (intrinsic, linear spectrum) of one apparent clean component."""
     ref = float(np.mean(freqs_hz))
     s0, terms = fit_linear_spectrum(freqs_hz, np.asarray(component.flux_at(freqs_hz)) / gain, ref)
     out = {"name": component.name, "ra": _angle(component.ra_deg, hours=True),
-           "dec": _angle(component.dec_deg, hours=False), "I": s0 * weight, "freq": ref,
-           "index": [t * weight for t in terms], "spectral-law": "linear"}
+           "dec": _angle(component.dec_deg, hours=False), "I": s0, "freq": ref,
+           "index": list(terms), "spectral-law": "linear"}
     if component.is_gaussian:
         out.update({"major-fwhm": component.major_arcsec, "minor-fwhm": component.minor_arcsec,
                     "position-angle": component.pa_deg})
@@ -128,7 +128,7 @@ def _intrinsic_additions(ms_list: Sequence[Path], chosen: list, field_sources, s
             gain = (np.asarray(beam.stokes_i(freqs, given.az_deg, given.el_deg), dtype=float)
                     if beam is not None else np.ones_like(freqs))
             extra = refined.components[len(given.components):]
-            added.setdefault(given.name, []).append([_entry(c, freqs, gain, 1.0) for c in extra])
+            added.setdefault(given.name, []).append([_entry(c, freqs, gain) for c in extra])
         log.info("refine-model: %s refined %s", ms, ", ".join(d.name for d in before) or "nothing (no source up)")
     return added
 
@@ -154,16 +154,6 @@ def _with_components(entry: dict, extra: list[dict], note: dict) -> dict:
     return {**head, REFINED_KEY: note, "components": [*parts, *extra]}
 
 
-def _raw_entries(path: Path) -> list:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise LwaError(f"{path}: cannot read it as JSON ({err})") from None
-    if not isinstance(data, list):
-        raise LwaError(f"{path}: expected a JSON list of sources")
-    return data
-
-
 def refine_model(ms_list: Sequence[str | Path], sources: str | Path, *, output: str | Path,
                  field: str | Path | None = None, overwrite: bool = False, config: Config | None = None,
                  n_ms: int | None = None, rounds: int | None = None) -> RefinedModel:
@@ -176,16 +166,15 @@ def refine_model(ms_list: Sequence[str | Path], sources: str | Path, *, output: 
     n_ms = int(n_ms if n_ms is not None else cfg.peel.model_refine_ms)
     if n_ms < 1 or int(settings["model_refine_rounds"]) < 1:
         raise LwaError("refine-model needs at least one MS and one refinement round")
-    output, sources = Path(output), Path(sources)
-    if output.exists() and not overwrite:
-        raise LwaError(f"{output} exists; give --overwrite to replace it")
+    output = check_output(output, overwrite=overwrite)
+    sources = Path(sources)
     paths = sorted({Path(m) for m in ms_list}, key=lambda p: p.name)
     if not paths:
         raise LwaError("no MS given")
     for m in paths:
         check_ms(m)
-    raw = _raw_entries(sources)
-    chosen, _ = _load_sources(sources, "sky")
+    chosen, _ = _load_sources(sources, "sky")  # read and checked (lwa_common.catalogs.read_ttcal_sources)
+    raw = json.loads(sources.read_text())  # the same entries as written: the refined ones are rewritten
     field_sources = _load_field(field, cfg)
     picked = spread(paths, n_ms)
     log.info("refine-model: %d of %d MS (%s), %d round(s) each", len(picked), len(paths),
