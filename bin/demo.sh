@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh — simulate a short OVRO-LWA subband-hour with a known truth, then run the whole chain on it.
 #
-#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--control] [--targets FILE]
-#               [--config FILE] [--score]
+#   bin/demo.sh WORKDIR [--truth SPEC] [--seed N] [--start UTC] [--peel-sky FILE] [--control [--control-run]]
+#               [--targets FILE] [--config FILE] [--score]
 #
 #   --truth SPEC      lwa-sim truth spec (YAML/JSON; default docs/examples/demo_truth.yaml)
 #   --seed N          noise/RFI seed of the simulation (default 0)
@@ -11,6 +11,9 @@
 #   --peel-sky FILE   TTCal sources.json peeled from every MS (run_hour.sh --peel-sky)
 #   --control         also simulate the same sky without its A-team (same seed: the same noise) into
 #                     WORKDIR/control; --score then scores the peel against it (lwa-sim score --control)
+#   --control-run     also run the chain (same options, nothing peeled) on that control into
+#                     WORKDIR/control_run; --score then measures the image RMS near the A-team against
+#                     the control's own images (lwa-sim score --control-run) instead of estimating it
 #   --targets FILE    target list for the photometry (default: docs/examples/demo_targets.csv for the
 #                     demo sky; for another --truth, the sky's circularly polarised steady sources)
 #   --config FILE     lwa-pipe config TOML given to every tool of the chain (run_hour.sh --config), e.g.
@@ -29,7 +32,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 work="" spec="$here/docs/examples/demo_truth.yaml" seed=0 start=2024-12-20T11:55:00 peel_sky="" score=0 targets=""
 config=""
-control=0
+control=0 control_run=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --truth) spec=$2; shift 2 ;;
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
         --config) config=$2; shift 2 ;;
         --score) score=1; shift ;;
         --control) control=1; shift ;;
+        --control-run) control=1 control_run=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
         *) [ -z "$work" ] || { echo "demo: one WORKDIR only (see --help)" >&2; exit 2; }; work=$1; shift ;;
@@ -82,6 +86,7 @@ if [ "$control" -eq 1 ] && [ ! -f "$work/control/truth.json" ]; then
 fi
 control_opt=()
 [ "$control" -eq 1 ] && control_opt=(--control "$work/control")
+[ "$control_run" -eq 1 ] && control_opt+=(--control-run "$work/control_run")
 if [ -z "$targets" ] && [ "$spec" -ef "$here/docs/examples/demo_truth.yaml" ]; then
     targets="$here/docs/examples/demo_targets.csv"
 elif [ -z "$targets" ]; then  # the sky's polarised steady sources, as a star list would name them
@@ -116,10 +121,15 @@ fi
 [ -f "$work/sim/rfi_sources.json" ] && site_opt+=(--peel-rfi "$work/sim/rfi_sources.json")
 echo "demo: simulated $(wc -l < "$work/sim_files.txt") integrations in $work/sim (truth: $work/sim/truth.json); LST $range on $date" >&2
 # The whole chain, locally, at demo size.
-"$here/bin/run_hour.sh" --range "$range" --date "$date" --subbands 55 --data "$work/sim" \
-    --workdir "$work/run" ${targets:+--targets "$targets"} --catalog "$work/sim/catalog.csv" \
-    --hot-baselines --image-size 512 --image-scale-deg 0.25 --niter-scale 0.02 \
-    ${peel_sky:+--peel-sky "$peel_sky"} ${config:+--config "$config"} "${site_opt[@]}"
+chain_opt=(--range "$range" --date "$date" --subbands 55 ${targets:+--targets "$targets"}
+    --catalog "$work/sim/catalog.csv" --hot-baselines --image-size 512 --image-scale-deg 0.25
+    --niter-scale 0.02 ${config:+--config "$config"} "${site_opt[@]}")
+"$here/bin/run_hour.sh" "${chain_opt[@]}" --data "$work/sim" --workdir "$work/run" ${peel_sky:+--peel-sky "$peel_sky"}
+# The control sky through the same chain with nothing to peel: the noise the peel is judged against.
+if [ "$control_run" -eq 1 ]; then
+    echo "demo: the control (the sky without its A-team) through the same chain into $work/control_run" >&2
+    "$here/bin/run_hour.sh" "${chain_opt[@]}" --data "$work/control" --workdir "$work/control_run"
+fi
 if [ "$score" -eq 1 ]; then
     lwa-sim score "$work/run" --truth "$work/sim/truth.json" -o "$work/score.json" --overwrite "${control_opt[@]}"
 fi

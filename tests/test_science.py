@@ -68,8 +68,8 @@ def scored(tmp_path_factory):
             if entry.get("peel_sky"):  # a path in the reference data; the sky without its A-team is the control
                 from lwa_common.testing import shared_data_dir
 
-                cmd += ["--peel-sky", str(shared_data_dir() / entry["peel_sky"]), "--control"]
-                control = ["--control", str(work / "control")]
+                cmd += ["--peel-sky", str(shared_data_dir() / entry["peel_sky"]), "--control-run"]
+                control = ["--control", str(work / "control"), "--control-run", str(work / "control_run")]
             res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=2400, check=False)
             assert res.returncode == 0, res.stderr[-3000:]
             score = subprocess.run(["lwa-sim", "score", str(work / "run"), "--truth", str(work / "sim" / "truth.json"),
