@@ -54,17 +54,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import astropy.units as u
 import numpy as np
-from astropy.coordinates import AltAz, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
+from lwa_common.altaz import icrs_to_altaz, user_cache_dir
 from lwa_common.config import Site
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
-from lwa_common.site import ovro_location
 
 __all__ = [
     "FIT_FREQ_RANGE_HZ",
@@ -256,11 +254,6 @@ def write_analytic_beam_h5(
     return path
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lwa-pipe"
-
-
 def _packaged_beam_path() -> Path:
     return Path(__file__).resolve().parent / "data" / DEFAULT_BEAM_NAME
 
@@ -270,7 +263,7 @@ def default_beam_path() -> Path:
     packaged = _packaged_beam_path()
     if packaged.is_file():
         return packaged
-    cached = _cache_dir() / DEFAULT_BEAM_NAME
+    cached = user_cache_dir() / DEFAULT_BEAM_NAME
     if cached.is_file():
         return cached
     log.warning("default beam %s missing from the package; regenerating it in %s", packaged, cached)
@@ -548,7 +541,8 @@ def _unit_vectors(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
 def _icrs_to_enu(time: Time, site: Site | None) -> np.ndarray:
     """3x3 rotation taking ICRS unit vectors to local (east, north, up) at `time`.
 
-    Fitted (Kabsch) to a full astropy ICRS -> AltAz transform of 96 directions spread over the
+    Fitted (Kabsch) to the exact ICRS -> az/el (`lwa_common.altaz.icrs_to_altaz`: astropy's AltAz
+    astrometry through erfa, without astropy's IERS parse) of 96 directions spread over the
     sphere, so it carries precession, nutation, polar motion and the apparent sidereal time.
     What a rotation cannot hold is the direction-dependent part of annual aberration (<= 20.5
     arcsec); refraction is not modelled (AltAz pressure 0).
@@ -557,9 +551,7 @@ def _icrs_to_enu(time: Time, site: Site | None) -> np.ndarray:
     k = np.arange(n) + 0.5
     lat = np.degrees(np.arcsin(1.0 - 2.0 * k / n))
     lon = np.degrees(np.mod(k * np.pi * (3.0 - np.sqrt(5.0)), 2 * np.pi))
-    sky = SkyCoord(ra=lon * u.deg, dec=lat * u.deg, frame="icrs")
-    hor = sky.transform_to(AltAz(obstime=time, location=ovro_location(site)))
-    alt, az = np.radians(hor.alt.deg), np.radians(hor.az.deg)
+    az, alt = (np.radians(a) for a in icrs_to_altaz(lon, lat, time=time, location=site))
     enu = np.stack([np.cos(alt) * np.sin(az), np.cos(alt) * np.cos(az), np.sin(alt)], axis=-1)
     src = _unit_vectors(lon, lat)
     u_, _, vt = np.linalg.svd(src.T @ enu)

@@ -19,7 +19,9 @@ def lazy_exports(package: str, exports: Mapping[str, Iterable[str]]
                  ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """`__getattr__`, `__dir__` and `__all__` for `package`, whose `exports` maps module -> names.
 
-    A name is imported from `package.module` on first use and then kept in the package namespace.
+    A name is imported from `package.module` (or from `module` itself when it is a dotted, absolute
+    name such as "lwa_common.msconcat": a re-export) on first use and then kept in the package
+    namespace.
     """
     where = {name: module for module, names in exports.items() for name in names}
     names = sorted(where)
@@ -28,7 +30,7 @@ def lazy_exports(package: str, exports: Mapping[str, Iterable[str]]
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        value = getattr(importlib.import_module(module if "." in module else f"{package}.{module}"), name)
         setattr(sys.modules[package], name, value)
         return value
 

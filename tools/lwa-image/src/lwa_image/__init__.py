@@ -10,27 +10,18 @@ keyword-only past its inputs and usable without the CLI::
     pbcor_images(images, outdir="images/")
 """
 
-from lwa_common.msconcat import ConcatResult, concat_ms
-from lwa_common.phasing import lst_hour_centre, parse_centre, resolve_centre
-from lwa_image._wsclean import Timings
-from lwa_image.movie import make_movies
-from lwa_image.pbcor import pbcor_image, pbcor_images
-from lwa_image.rephase import rephase_ms
-from lwa_image.science import run_science, select_configurations
-from lwa_image.snapshots import run_snapshots
+from __future__ import annotations
 
-__all__ = [
-    "ConcatResult",
-    "Timings",
-    "concat_ms",
-    "lst_hour_centre",
-    "make_movies",
-    "parse_centre",
-    "pbcor_image",
-    "pbcor_images",
-    "rephase_ms",
-    "resolve_centre",
-    "run_science",
-    "run_snapshots",
-    "select_configurations",
-]
+from lwa_common.lazy import lazy_exports
+
+_EXPORTS = {  # names are imported on first use (PEP 562): `lwa-image pbcor` starts without the MS modules
+    "lwa_common.msconcat": ("ConcatResult", "concat_ms"),
+    "lwa_common.phasing": ("lst_hour_centre", "parse_centre", "resolve_centre"),
+    "_wsclean": ("Timings",),
+    "movie": ("make_movies",),
+    "pbcor": ("pbcor_image", "pbcor_images"),
+    "rephase": ("rephase_ms",),
+    "science": ("run_science", "select_configurations"),
+    "snapshots": ("run_snapshots",),
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -20,13 +20,6 @@ from lwa_common.cli import (
 )
 from lwa_common.config import Config, section_with
 from lwa_common.images import image_hint_options
-from lwa_common.msconcat import concat_ms
-from lwa_common.phasing import resolve_centre
-from lwa_image.movie import make_movies
-from lwa_image.pbcor import pbcor_images
-from lwa_image.rephase import rephase_ms
-from lwa_image.science import run_science
-from lwa_image.snapshots import run_snapshots
 
 __all__ = ["cli", "main"]
 
@@ -74,6 +67,8 @@ def concat_cmd(inputs: tuple[Path, ...], output: Path, centre: str | None, lst_h
     Example:
       lwa-image concat night/20241220_10*_55MHz.ms -o work/55MHz-10h.ms --lst-hour 10
     """
+    from lwa_common.msconcat import concat_ms
+
     result = concat_ms(list(inputs), output, centre=centre, lst_hour=lst_hour, site=cfg.site,
                        overwrite=overwrite, delete_inputs=delete_inputs)
     emit(result.as_dict() if as_json else result.output, as_json=as_json)
@@ -99,6 +94,9 @@ def rephase_cmd(ms: Path, output: Path | None, in_place: bool, centre: str | Non
     Example:
       lwa-image rephase work/55MHz-10h.ms -o work/55MHz-10h-lst.ms --centre "10h30m00s +37d12m57s"
     """
+    from lwa_common.phasing import resolve_centre
+    from lwa_image.rephase import rephase_ms
+
     if in_place == (output is not None):
         raise click.UsageError("give exactly one of -o/--output or --in-place")
     target = resolve_centre(centre=centre, lst_hour=lst_hour, ms_paths=[ms], site=cfg.site)
@@ -132,6 +130,8 @@ def snapshots_cmd(ms: Path, output: Path, size: int | None, scale_deg: float | N
     if scale_deg is not None:
         scale_arcmin = scale_deg * 60
     cfg = section_with(cfg, snapshot_qa=section_with(cfg.snapshot_qa, size=size, scale_arcmin=scale_arcmin))
+    from lwa_image.snapshots import run_snapshots
+
     paths = run_snapshots(ms, output, cfg=cfg, data_column=data_column, subband=subband, overwrite=overwrite)
     emit([str(p) for p in paths], as_json=as_json)
 
@@ -167,6 +167,8 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
     """
     cfg = section_with(cfg, imaging=section_with(cfg.imaging, size=size, scale_deg=scale_deg,
                                                  intervals_out=intervals_out))
+    from lwa_image.science import run_science
+
     paths = run_science(ms, output, cfg=cfg, only=list(only), niter_scale=niter_scale, data_column=data_column,
                         subband=subband, overwrite=overwrite,
                         exact_intervals=intervals_out is not None)  # given: fewer time steps is an error
@@ -200,6 +202,8 @@ def pbcor_cmd(images: tuple[Path, ...], output: Path | None, beam_file: Path | N
     cfg = section_with(cfg, primary_beam=section_with(
         cfg.primary_beam, beam_file=str(beam_file) if beam_file else None, min_elevation_deg=min_elevation_deg,
         min_response=min_response))
+    from lwa_image.pbcor import pbcor_images
+
     paths = pbcor_images(list(images), outdir=output, cfg=cfg, overwrite=overwrite, hints=hints)
     emit([str(p) for p in paths], as_json=as_json)
 
@@ -227,6 +231,8 @@ def movie_cmd(inputs: tuple[Path, ...], output: Path, fps: float | None, max_fra
       lwa-image movie work/snapshots/ -o qa/
     """
     qa = section_with(cfg.snapshot_qa, movie_fps=fps, movie_max_frames=max_frames, movie_max_size_px=max_size_px)
+    from lwa_image.movie import make_movies
+
     paths = make_movies(list(inputs), output, fps=qa.movie_fps, max_frames=qa.movie_max_frames,
                         max_size_px=qa.movie_max_size_px, overwrite=overwrite)
     emit([str(p) for p in paths], as_json=as_json)

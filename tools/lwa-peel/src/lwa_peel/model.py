@@ -35,6 +35,7 @@ import numpy as np
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_body
 from astropy.time import Time
 
+from lwa_common.altaz import icrs_to_altaz
 from lwa_common.catalogs import CatalogSource, RfiSource, linear_polynomial_flux, log_polynomial_flux
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
@@ -141,9 +142,11 @@ def altaz_to_icrs(az_deg: float, el_deg: float, *, time: Time, location: EarthLo
     return SkyCoord(az=az_deg * u.deg, alt=el_deg * u.deg, frame=frame).icrs
 
 
-def _altaz(coord: SkyCoord, time: Time, location: EarthLocation) -> tuple[float, float]:
-    hor = coord.transform_to(AltAz(obstime=time, location=location))
-    return float(hor.az.deg), float(hor.alt.deg)
+def _altaz(ra_deg: float, dec_deg: float, time: Time, location: EarthLocation) -> tuple[float, float]:
+    """Azimuth and elevation [deg] of an ICRS direction: astropy's AltAz astrometry through erfa,
+    without a per-process parse of the IERS tables (`lwa_common.altaz`)."""
+    az, el = icrs_to_altaz(ra_deg, dec_deg, time=time, location=location)
+    return float(az), float(el)
 
 
 def _position(source: CatalogSource, time: Time, location: EarthLocation) -> tuple[float, float]:
@@ -278,7 +281,7 @@ def sky_directions(
     skipped: list[Skipped] = []
     for source in sources:
         ra, dec = _position(source, time, location)
-        az, el = _altaz(SkyCoord(ra * u.deg, dec * u.deg, frame="icrs"), time, location)
+        az, el = _altaz(ra, dec, time, location)
         if el < min_elevation_deg:
             reason = f"elevation {el:.1f} deg is below {min_elevation_deg:g} deg"
             log.info("skipping %s: %s at %s (az %.1f deg)", source.name, reason, time.isot, az)
@@ -358,7 +361,7 @@ def field_direction(
     bright, _, peak = max(chosen, key=lambda c: c[2])
     log.info("field model: %d catalogue source(s) >= %g Jy apparent (brightest %s, %.1f Jy), kept fixed",
              len(chosen), min_flux_jy, bright.name, peak)
-    b_az, b_el = _altaz(SkyCoord(bright.ra_deg * u.deg, bright.dec_deg * u.deg), time, location)
+    b_az, b_el = _altaz(bright.ra_deg, bright.dec_deg, time, location)
     return Direction("field", "field", bright.ra_deg, bright.dec_deg, b_az, b_el, tuple(comps), kind="field")
 
 
