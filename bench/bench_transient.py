@@ -30,7 +30,6 @@ import argparse
 import logging
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from astropy.stats import mad_std
 from astropy.wcs import WCS, FITSFixedWarning
 from scipy import ndimage
 
-from lwa_common.testing import allsky_header, bench_line, best_of
+from lwa_common.testing import allsky_header, bench_line, best_of, cpu_timed
 from lwa_transient import SearchOptions, search_images
 from lwa_transient.rms import block_statistics
 
@@ -77,15 +76,6 @@ def _block_threshold(image: np.ndarray, nsigma: float, box: int = 32) -> np.ndar
     blocks = image.reshape(ny // box, box, nx // box, box)
     with np.errstate(invalid="ignore"):
         return ((blocks - median[:, None, :, None]) >= nsigma * rms[:, None, :, None]).reshape(ny, nx)
-
-
-def _timed(fn, cpu: list[float]):
-    """`fn` that also appends its CPU (process) time to `cpu`."""
-    def call() -> None:
-        c0 = time.process_time()
-        fn()
-        cpu.append(time.process_time() - c0)
-    return call
 
 
 def main() -> None:
@@ -134,7 +124,8 @@ def main() -> None:
         plane = v[0, 0]
         search(idiff, "i")  # warm-up: imports, page cache
         cpu: dict[str, list[float]] = {"search": [], "floor": []}
-        best = best_of({"search": _timed(lambda: search(idiff, "i"), cpu["search"]), "floor": _timed(floor, cpu["floor"]),
+        best = best_of({"search": cpu_timed(lambda: search(idiff, "i"), cpu["search"]),
+                        "floor": cpu_timed(floor, cpu["floor"]),
                         "v": lambda: search(vdir, "v"), "mad": lambda: mad_std(plane, ignore_nan=True)}, args.repeat)
         print(f"images {n}x{n} float32, {np.isfinite(plane).mean():.0%} on the sky; best of {args.repeat}")
         print(f"I-difference search (10 min I - deep I) {best['search']:8.3f} s   ({count['i']} candidates, "
