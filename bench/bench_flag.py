@@ -10,9 +10,10 @@ integrations concatenated into one MS), then times, interleaved, best of --repea
   rolling and robust statistics, dead antennas) vs its floor, a subset of that work done the
   fewest-operations way: the same chunked reads (`getcolnp` into reused 16 MB buffers; a
   whole-column `getcol` is several times slower), |V| of every sample and the Q/U residual, their
-  sums over the unflagged channels (one matrix product each), their per-baseline sums
-  (`np.bincount`) and one rolling median over the uv-sorted baselines (no squares, counts,
-  cross-pol or dead-antenna statistics: a lower bound of the pass). Goal <= 1.3.
+  sums and sums of squares over the unflagged channels (one matrix product each: the pass's means
+  and its per-sample spread), their per-baseline sums (`np.bincount`) and one rolling median over
+  the uv-sorted baselines (no counts, cross-pol or dead-antenna statistics, one rolling median of
+  the pass's six: a lower bound of the pass). Goal <= 1.3.
 * RFI: the `lwa-flag rfi --in-place` CLI (process start-up, checks, summary) vs the `aoflagger`
   process it runs, same strategy and column, on the same MS. Goal <= 1.1.
 
@@ -88,7 +89,8 @@ def main() -> None:
                 fbuf = np.empty(buf.shape, bool)
                 amp = np.empty(buf.shape, np.float32)
                 ones = np.ones(cell.shape[0], np.float32)
-                sums = np.zeros((5, args.antennas ** 2))
+                piece = max(1, (1 << 20) // buf[0].nbytes)
+                sums, squares = np.zeros((5, args.antennas ** 2)), np.zeros((5, args.antennas ** 2))
                 for start in range(0, nrows, step):
                     n = min(step, nrows - start)
                     a1, a2 = t.getcol("ANTENNA1", start, n), t.getcol("ANTENNA2", start, n)
@@ -96,13 +98,21 @@ def main() -> None:
                     t.getcolnp(column, buf[:n], startrow=start, nrow=n)
                     t.getcolnp("FLAG", fbuf[:n], startrow=start, nrow=n)
                     data, flags = buf[:n], fbuf[:n]
-                    d1, d2 = data[..., 0] - data[..., 3], data[..., 1] + data[..., 2]
-                    qu = np.sqrt(d1.real ** 2 + d1.imag ** 2 + d2.real ** 2 + d2.imag ** 2)[..., None]
-                    np.putmask(np.abs(data, out=amp[:n]), flags, 0.0)
-                    per_row = np.concatenate([np.matmul(ones, amp[:n]), np.matmul(ones, qu)], axis=1)
+                    per_row, per_row_sq = np.empty((n, 5)), np.empty((n, 5))
+                    for lo in range(0, n, piece):  # cache-sized pieces, as the pass (faster than whole chunks)
+                        rows = slice(lo, min(lo + piece, n))
+                        d = data[rows]
+                        d1, d2 = d[..., 0] - d[..., 3], d[..., 1] + d[..., 2]
+                        qu = np.sqrt(d1.real ** 2 + d1.imag ** 2 + d2.real ** 2 + d2.imag ** 2)[..., None]
+                        a = np.abs(d, out=amp[rows])
+                        np.putmask(a, flags[rows], 0.0)
+                        per_row[rows, :4], per_row[rows, 4:] = np.matmul(ones, a), np.matmul(ones, qu)
+                        per_row_sq[rows, :4] = np.matmul(ones, np.square(a, out=a))
+                        per_row_sq[rows, 4:] = np.matmul(ones, np.square(qu, out=qu))
                     key = a1.astype(np.int64) * args.antennas + a2
                     for j in range(5):
                         sums[j] += np.bincount(key, weights=per_row[:, j], minlength=sums.shape[1])
+                        squares[j] += np.bincount(key, weights=per_row_sq[:, j], minlength=sums.shape[1])
                     np.bincount(key, weights=np.hypot(uvw[:, 0], uvw[:, 1]), minlength=sums.shape[1])
             order = np.argsort(sums[4], kind="stable")  # stands for the uv order
             median_filter(sums[0][order], size=101, mode="nearest")
@@ -128,7 +138,7 @@ def main() -> None:
                        args.repeat)
         result = find_hot_baselines(ms, column=column)
         print(f"best of {args.repeat}: find_hot_baselines {best['hot']:.3f} s | floor (reads, |V|, channel and "
-              f"baseline sums, a rolling median) {best['floor']:.3f} s")
+              f"baseline sums and squares, a rolling median) {best['floor']:.3f} s")
         print(f"CPU: find_hot_baselines {min(cpu['hot']):.3f} s, floor {min(cpu['floor']):.3f} s, "
               f"ratio {min(cpu['hot']) / min(cpu['floor']):.2f}")
         print(f"best of {args.repeat}: lwa-flag rfi --in-place {best['rfi']:.3f} s | aoflagger {best['aoflagger']:.3f} s")
