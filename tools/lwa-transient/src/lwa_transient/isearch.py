@@ -79,7 +79,7 @@ def search_i(run: SubbandSearch, group: SubbandImages, deep_i: SearchImage | Non
         found = candidates_from(outcome, img, stokes="I", interval=interval, beam_px=beam,
                                 reference=str(deep_i.info.path))
         log.info("%s I %s − deep: %d candidate(s) at S/N >= %g (%.1f%% masked)", label, interval, len(found),
-                 t.i_sigma, 100 * mask.mean())
+                 t.i_sigma, 100 * np.count_nonzero(mask) / mask.size)
         out += found
     run.trends(out, residuals, f"{label} I")
     return out

@@ -182,7 +182,7 @@ class SubbandSearch:
         i_masks = IMasks(i_src, i_islands, i_zone, residual)
         log.info("%s: deep I σ = %.4g Jy/beam, beam %.2f px; V masks: %d bright source(s), A-team %s (%.1f%% "
                  "masked); I masks: %d bright source(s), A-team %s", label, sigma, beam, len(v_src),
-                 ", ".join(v_names) or "none", 100 * v_mask.mean(), len(i_src), ", ".join(i_names) or "none")
+                 ", ".join(v_names) or "none", 100 * np.count_nonzero(v_mask) / v_mask.size, len(i_src), ", ".join(i_names) or "none")
         return v_mask, i_masks
 
     def screen(self, img: SearchImage) -> np.ndarray | None:

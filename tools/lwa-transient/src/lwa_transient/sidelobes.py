@@ -63,10 +63,15 @@ class Envelope:
         self.rings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for lo, hi in zip(SIDELOBE_EDGES_BEAMS[:-1], SIDELOBE_EDGES_BEAMS[1:], strict=True):
             box = self._box(source, hi * beam_px, ny, nx)  # a bounded ring is looked for in its box only
-            ys, xs = np.nonzero((r[box] >= lo) & (r[box] < hi) & finite[box])
-            ys, xs = ys + box[0].start, xs + box[1].start  # row-major order, as over the whole image
-            step = max(1, -(-ys.size // self.MAX_RING_PIXELS))
-            ys, xs = ys[::step], xs[::step]
+            ring = r[box] >= lo
+            ring &= r[box] < hi
+            ring &= finite[box]
+            # flat indices in row-major order (as np.nonzero), subsampled before they become (y, x):
+            # the outer ring holds most of the image, and its full coordinate arrays cost ~0.3 s
+            flat = np.flatnonzero(ring)
+            flat = flat[::max(1, -(-flat.size // self.MAX_RING_PIXELS))]
+            ys, xs = np.divmod(flat, ring.shape[1])
+            ys, xs = ys + box[0].start, xs + box[1].start
             self.rings.append((np.abs(residual[ys, xs]).astype(np.float64), ys, xs))
 
     @staticmethod
