@@ -75,7 +75,7 @@ def read_image(path: str | Path, *, require_finite: bool = True) -> tuple[np.nda
             warnings.simplefilter("always", AstropyUserWarning)
             with fits.open(path, memmap=False) as hdul:
                 data = hdul[0].data
-                header = hdul[0].header.copy()
+                header = hdul[0].header  # the file is closed below: nothing else holds this header
     except (OSError, ValueError, TypeError) as err:
         raise LwaError(f"cannot read FITS image {path}: {err}") from None
     truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
@@ -125,11 +125,10 @@ def write_image(
     path = Path(path)
     if path.exists() and not overwrite:
         raise LwaError(f"output exists: {path} (use --overwrite to replace it)")
-    header = header.copy()
-    update_keywords(header, keywords or {})
-    header["LWAVER"] = (tool_version("lwa-common"), IMAGE_KEYWORDS["LWAVER"])
-    stamp_header(header, tool=tool, argv=argv, extra=extra_history)
-    hdu = fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32), header=header)
+    hdu = fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32), header=header)  # a copy of `header`
+    update_keywords(hdu.header, keywords or {})
+    hdu.header["LWAVER"] = (tool_version("lwa-common"), IMAGE_KEYWORDS["LWAVER"])
+    stamp_header(hdu.header, tool=tool, argv=argv, extra=extra_history)
     with atomic_path(path) as tmp:
         hdu.writeto(tmp, output_verify="silentfix")
     return path

@@ -14,16 +14,19 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import EarthLocation
 from astropy.time import Time
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
 from lwa_common.naming import subband_label
 from lwa_common.subbands import subband_of_freq
+
+if TYPE_CHECKING:  # astropy.coordinates (0.1-0.2 s) is imported by array_centre, the one user here
+    from astropy.coordinates import EarthLocation
 
 __all__ = [
     "open_table",
@@ -193,6 +196,8 @@ class MsInfo:
         centre_xyz = pos.mean(axis=0)
         if np.linalg.norm(centre_xyz) < 6.0e6:
             raise LwaError(f"{self.path}: antenna positions are not geocentric ITRF (|mean| < 6000 km)")
+        from astropy.coordinates import EarthLocation
+
         return EarthLocation.from_geocentric(*centre_xyz, unit=u.m)
 
     def range_of(self, first: int, stop: int) -> TimeRange:

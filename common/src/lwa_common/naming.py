@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from astropy.coordinates import SkyCoord
 from astropy.time import Time
 
 from lwa_common.errors import LwaError
+
+if TYPE_CHECKING:  # annotations only: importing astropy.coordinates costs a CLI 0.1-0.2 s at start
+    from astropy.coordinates import SkyCoord
 
 __all__ = ["MsName", "MS_NAME_FORMS", "parse_ms_name", "format_ms_name", "jname", "jname_short", "subband_label"]
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from casacore.tables import table
 
+import lwa_calib.apply as apply_mod
 from lwa_calib import apply_tables, read_caltable, read_true_gains
+from lwa_calib.caltables import update_caltable
 from lwa_common import LwaError
 from lwa_common.testing import run_cli
 
@@ -230,3 +234,27 @@ def test_averaged_ms_gets_the_mean_of_finer_solutions(sim_gains, sim_model, true
     res = apply_tables([data_avg], bp_table=near / "near.B", xy_table=near / "near.Xf", outdir=tmp_path / "cal_near")
     err_near = np.abs(_cross(res.succeeded[0], "CORRECTED_DATA") - model).max() / np.abs(model).max()
     assert err_mean < 0.2 * err_near and err_mean < 0.05, (err_mean, err_near)
+
+
+@pytest.mark.slow
+def test_table_on_the_ms_grid_is_applied_as_it_is(sim_gains, true_tables, tmp_path, monkeypatch, helpers):
+    """A table on the MS's channels is not rewritten, and calibrates exactly as its regridded copy
+    (flagged solutions keep their values in the table: applycal flags those data whatever they are)."""
+    out, _ = sim_gains
+    bp, xy, _, _ = true_tables
+    flagged = tmp_path / "flagged.B"
+    shutil.copytree(bp, flagged)
+    b = read_caltable(flagged, expect="B")
+    flags = b.flags.copy()
+    flags[3, 2:5, :], flags[7, :, 1] = True, True
+    update_caltable(flagged, values=b.values, flags=flags)
+    ms = helpers.ms_files(out)[0]
+    tables = [read_caltable(flagged, expect="B"), read_caltable(xy, expect="Xf")]
+    assert apply_mod._tables_on_ms_grid(ms, tables, tmp_path) == [flagged, xy]
+    direct = apply_tables([ms], bp_table=flagged, xy_table=xy, outdir=tmp_path / "direct").succeeded[0]
+    monkeypatch.setattr(apply_mod, "_on_ms_grid", lambda *args: False)
+    regridded = apply_tables([ms], bp_table=flagged, xy_table=xy, outdir=tmp_path / "regridded").succeeded[0]
+    for column in ("CORRECTED_DATA", "FLAG"):
+        got, want = _cross(direct, column), _cross(regridded, column)
+        assert np.array_equal(got, want, equal_nan=True), column
+    assert _cross(direct, "FLAG").any()

@@ -14,7 +14,9 @@ MS's channel grid: a channel of the MS (e.g. one of 48 frequency-averaged channe
 the unflagged solutions of the table channels whose centres lie in it (4 of a 192-channel table),
 never the nearest one; an MS channel holding no table channel centre (a coarser table) takes the
 table channel it lies in. For Xf tables the mean is normalised to unit modulus (a pure phase).
-The resampled one-window tables are written next to the work and applied with applycal.
+The resampled one-window tables are written next to the work and applied with applycal; a table
+already on the MS's grid (one row per antenna, in window 0 whose channels are the MS's, unchanged by
+the resampling) is applied as it is, since writing it again costs more than applycal itself.
 
 applycal assumes the canonical correlation order XX,XY,YX,YY: on an MS written in another order
 (XX,YY,XY,YX from some correlators) it applies the Y gains to the wrong products. Such an MS has its
@@ -121,8 +123,31 @@ def check_tables_cover(ms: str | Path, tables: list[CalTable]) -> list[CalWindow
     return chosen
 
 
+def _on_ms_grid(tab: CalTable, sub: CalTable, window: CalWindow, values: np.ndarray, flags: np.ndarray,
+                freqs: np.ndarray, n_ant: int) -> bool:
+    """Whether applying `tab` itself gives the data what its regridded copy (`values`, `flags`) would.
+
+    True when the table is already the one-window table `_tables_on_ms_grid` would write: one
+    solution row per antenna of the MS, all in spectral window 0 whose channels are the MS's, and
+    the regridding changes no unflagged solution nor any flag. Values under flagged solutions may
+    differ (regridding zeroes them): applycal flags those data whatever the value (measured).
+    """
+    if window.spw != 0 or not np.array_equal(window.freqs_hz, freqs) or not np.array_equal(sub.antennas,
+                                                                                            np.arange(n_ant)):
+        return False
+    with open_table(tab.path) as t:
+        if t.nrows() != n_ant or np.any(t.getcol("SPECTRAL_WINDOW_ID") != 0):
+            return False
+    good = ~flags
+    return bool(np.array_equal(flags, sub.flags) and np.array_equal(values[good], sub.values[good]))
+
+
 def _tables_on_ms_grid(ms: Path, tables: list[CalTable], workdir: Path) -> list[Path]:
-    """One-window tables holding each table's solutions on `ms`'s channels (written into `workdir`)."""
+    """Each table, or a one-window table holding its solutions on `ms`'s channels (written into `workdir`).
+
+    A table already on the MS's grid (`_on_ms_grid`) is applied as it is: writing the same table
+    again costs more than the applycal itself.
+    """
     windows = check_tables_cover(ms, tables)
     freqs, widths = _ms_window(ms)
     with open_table(ms / "ANTENNA") as at:
@@ -132,6 +157,10 @@ def _tables_on_ms_grid(ms: Path, tables: list[CalTable], workdir: Path) -> list[
         kind = "Xf" if tab.viscal.startswith("Xf") else "B"
         sub = read_caltable(tab.path, expect=kind, spw=window.spw)
         values, flags = resample_solutions(sub, freqs, widths, phase_only=kind == "Xf")
+        if _on_ms_grid(tab, sub, window, values, flags, freqs, n_ant):
+            log.info("%s: %s is on its channel grid, applied as it is", ms.name, tab.path.name)
+            out.append(tab.path)
+            continue
         full_v = np.zeros((n_ant, freqs.size, values.shape[2]), dtype=values.dtype)
         full_f = np.ones(full_v.shape, dtype=bool)
         full_v[sub.antennas], full_f[sub.antennas] = values, flags

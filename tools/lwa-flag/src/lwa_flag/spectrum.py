@@ -38,20 +38,40 @@ log = logging.getLogger(__name__)
 MIN_CHANNELS = 3  # a median spectrum of fewer channels says nothing about one of them
 
 
-def _stokes_i_amplitude(t, column: str, start: int, nrow: int) -> tuple[np.ndarray, np.ndarray]:
-    """|XX + YY| / 2 of the cross-correlations in rows [start, start + nrow) (NaN where flagged), their TIME."""
-    a1 = t.getcol("ANTENNA1", startrow=start, nrow=nrow)
-    a2 = t.getcol("ANTENNA2", startrow=start, nrow=nrow)
-    times = t.getcol("TIME", startrow=start, nrow=nrow)
-    cross = a1 != a2
-    # XX and YY only (polarisations 0 and 3 of XX XY YX YY): half the read of the whole column
-    data = t.getcolslice(column, [-1, 0], [-1, 3], [1, 3], startrow=start, nrow=nrow)[cross]
-    flags = t.getcolslice("FLAG", [-1, 0], [-1, 3], [1, 3], startrow=start, nrow=nrow)[cross]
-    if "FLAG_ROW" in t.colnames():
-        flags |= t.getcol("FLAG_ROW", startrow=start, nrow=nrow)[cross][:, None, None]
-    amp = (0.5 * np.abs(data[..., 0] + data[..., 1])).astype(np.float32)
-    amp[flags.any(axis=2)] = np.nan
-    return amp, times[cross]
+class _ChunkReader:
+    """|XX + YY| / 2 of the cross-correlations, chunk by chunk, read into buffers reused for every chunk.
+
+    Whole cells are read (`getcolnp`, a copy into the buffer) and XX, YY taken from them: on the
+    bench MS (256 antennas, 48 channels) that costs 0.01-0.02 s of CPU against 0.07-0.17 s for a
+    `getcolslice` of the two polarisations, a strided read.
+    """
+
+    def __init__(self, t, column: str, step: int) -> None:
+        self.t, self.column = t, column
+        cell = np.asarray(t.getcell(column, 0)) if t.nrows() else np.zeros((0, 4), np.complex64)
+        self.pols = (0, cell.shape[-1] - 1)  # XX and YY of XX XY YX YY
+        rows = min(step, t.nrows())
+        self.data = np.empty((rows, *cell.shape), dtype=cell.dtype)
+        self.flags = np.empty(self.data.shape, dtype=bool)
+        self.flag_row = "FLAG_ROW" in t.colnames()
+
+    def read(self, start: int, nrow: int) -> tuple[np.ndarray, np.ndarray]:
+        """Amplitudes (NaN where flagged) of the cross-correlations in rows [start, start + nrow), their TIME."""
+        t = self.t
+        a1 = t.getcol("ANTENNA1", startrow=start, nrow=nrow)
+        a2 = t.getcol("ANTENNA2", startrow=start, nrow=nrow)
+        times = t.getcol("TIME", startrow=start, nrow=nrow)
+        cross = a1 != a2
+        data, flags = self.data[:nrow], self.flags[:nrow]
+        t.getcolnp(self.column, data, startrow=start, nrow=nrow)
+        t.getcolnp("FLAG", flags, startrow=start, nrow=nrow)
+        xx, yy = self.pols
+        amp = (0.5 * np.abs(data[cross, :, xx] + data[cross, :, yy])).astype(np.float32)
+        bad = flags[cross, :, xx] | flags[cross, :, yy]
+        if self.flag_row:
+            bad |= t.getcol("FLAG_ROW", startrow=start, nrow=nrow)[cross][:, None]
+        amp[bad] = np.nan
+        return amp, times[cross]
 
 
 def array_spectrum(ms: str | Path, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +93,10 @@ def array_spectrum(ms: str | Path, column: str) -> tuple[np.ndarray, np.ndarray]
 
     with open_table(ms) as t:
         n = t.nrows()
-        step = chunk_rows(ms, n_pol=2)
+        step = chunk_rows(ms)
+        reader = _ChunkReader(t, column, step)
         for start in range(0, n, step):
-            amp, times = _stokes_i_amplitude(t, column, start, min(step, n - start))
+            amp, times = reader.read(start, min(step, n - start))
             for tv in np.unique(times):
                 pending.setdefault(float(tv), []).append(amp[times == tv])
             if times.size:
