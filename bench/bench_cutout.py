@@ -96,7 +96,7 @@ def main() -> None:
     print(f"lwa-cutout targets (no PNG) on {sizes['big']}^2 images   {best['big']:8.2f} s")
     print(f"lwa-cutout targets (no PNG) on {sizes['small']}^2 images   {best['small']:8.2f} s")
     print(f"read every {sizes['big']}^2 image                         {best['read']:8.2f} s")
-    print(f"CPU time (this process)  big {cpu['big']:.2f} s | small {cpu['small']:.2f} s | "
+    print(f"CPU time                  big {cpu['big']:.2f} s | small {cpu['small']:.2f} s | "
           f"ratio {cpu['big'] / cpu['small']:.3f}")
     if measured:
         print(f"per target per image ({sizes['small']}^2)                 "

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lwa_common.testing import bench_line, best_of, cpu_timed, run_cli
+from lwa_common.testing import bench_line, best_of, run_cli
 
 GOAL_HOT = 1.3
 GOAL_RFI = 1.1
@@ -132,15 +132,15 @@ def main() -> None:
 
         hot_pass()  # warm-up (imports, page cache)
         rfi_cli()
-        cpu: dict[str, list[float]] = {"hot": [], "floor": []}
-        best = best_of({"hot": cpu_timed(hot_pass, cpu["hot"]), "floor": cpu_timed(hot_floor, cpu["floor"]),
-                        "rfi": rfi_cli, "aoflagger": rfi_floor},
-                       args.repeat)
+        cpu: dict[str, float] = {}
+        best = best_of({"hot": hot_pass, "floor": hot_floor, "rfi": rfi_cli, "aoflagger": rfi_floor},
+                       args.repeat, cpu=cpu)
         result = find_hot_baselines(ms, column=column)
         print(f"best of {args.repeat}: find_hot_baselines {best['hot']:.3f} s | floor (reads, |V|, channel and "
               f"baseline sums and squares, a rolling median) {best['floor']:.3f} s")
-        print(f"CPU: find_hot_baselines {min(cpu['hot']):.3f} s, floor {min(cpu['floor']):.3f} s, "
-              f"ratio {min(cpu['hot']) / min(cpu['floor']):.2f}")
+        print(f"CPU: find_hot_baselines {cpu['hot']:.3f} s, floor {cpu['floor']:.3f} s, "
+              f"ratio {cpu['hot'] / cpu['floor']:.2f}; lwa-flag rfi {cpu['rfi']:.3f} s, aoflagger "
+              f"{cpu['aoflagger']:.3f} s, ratio {cpu['rfi'] / cpu['aoflagger']:.2f}")
         print(f"best of {args.repeat}: lwa-flag rfi --in-place {best['rfi']:.3f} s | aoflagger {best['aoflagger']:.3f} s")
         print(f"found: {len(result.flagged_pairs())} hot baselines, dead antennas {sorted(result.dead)}")
         bench_line(f"flag-hot-baselines-{args.antennas}ant", best["hot"] / best["floor"], GOAL_HOT)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -116,19 +115,6 @@ def build(folder: Path, size: int, intervals: int) -> list[Path]:
     return paths
 
 
-def _cpu_timed(fn, record: list[float]):
-    """`fn`, recording the CPU seconds (user + system, this process and its children) of each call."""
-    def used() -> float:
-        return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                                       resource.getrusage(resource.RUSAGE_CHILDREN)))
-
-    def timed() -> None:
-        before = used()
-        fn()
-        record.append(used() - before)
-    return timed
-
-
 def _check_floor(image: Path, floor_out: Path, tool_out: Path) -> None:
     """The floor does the tool's work: its beam agrees with the tool's (median relative difference
     < 1e-3 where both are finite; they differ most in the cells the tool refines along the cuts)."""
@@ -182,10 +168,9 @@ def main() -> None:
 
         floor()
         _check_floor(deep[0], out / f"floor-{deep[0].name}", out / pbcor_name(deep[0]).name)
-        cpu: dict[str, list[float]] = {}
-        best = best_of({name: _cpu_timed(fn, cpu.setdefault(name, [])) for name, fn in
-                        {"ours": ours, "floor": floor, "cli": cli, "cli_floor": cli_floor}.items()}, args.repeat)
-    cpu_best = {name: min(times) for name, times in cpu.items()}
+        cpu_best: dict[str, float] = {}
+        best = best_of({"ours": ours, "floor": floor, "cli": cli, "cli_floor": cli_floor}, args.repeat,
+                       cpu=cpu_best)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{len(paths)} images of {args.size}^2 (deep I, V and {args.intervals} x 10 min I, V), "
           f"{beam_mod._PIXEL_BEAM_STEP} px beam grid; best of {args.repeat}")

@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = [
     "shared_data_dir", "system_cfg_path", "run_cli", "fit_point_source", "allsky_header", "synthetic_image",
-    "best_of", "bench_line", "cpu_timed",
+    "best_of", "bench_line",
 ]
 
 
@@ -48,36 +48,29 @@ def best_of(fn, repeat: int, *, cpu: dict | None = None):
     `fn` is one callable (returns its best time in seconds) or a mapping name -> callable: then
     the callables run interleaved (a, b, c, a, b, c, ...), so that a change of machine load
     touches every figure alike, and the best time of each is returned under its name. `cpu`, a
-    dict, receives the best CPU time of this process (`time.process_time`; child processes not
-    counted) under the same names: on a loaded machine it shows the work without the waiting.
+    dict, receives the best CPU time (user + system, this process and the children it waited for:
+    a CLI's too) under the same names: on a loaded machine it shows the work without the waiting.
     """
+    import resource
     import time
+
+    def cpu_used() -> float:
+        return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                       resource.getrusage(resource.RUSAGE_CHILDREN)))
 
     fns = fn if isinstance(fn, dict) else {None: fn}
     times: dict = {name: [] for name in fns}
     cpus: dict = {name: [] for name in fns}
     for _ in range(max(repeat, 1)):
         for name, call in fns.items():
-            c0, t0 = time.process_time(), time.perf_counter()
+            c0, t0 = cpu_used(), time.perf_counter()
             call()
             times[name].append(time.perf_counter() - t0)
-            cpus[name].append(time.process_time() - c0)
+            cpus[name].append(cpu_used() - c0)
     if cpu is not None:
         cpu.update({name: min(t) for name, t in cpus.items()})
     best = {name: min(t) for name, t in times.items()}
     return best if isinstance(fn, dict) else best[None]
-
-
-def cpu_timed(fn, cpu: list[float]):
-    """`fn` that also appends its CPU (process) time to `cpu`: for `best_of`, whose wall times a loaded
-    machine stretches; the benches print the CPU ratio beside the wall one."""
-    import time
-
-    def call() -> None:
-        c0 = time.process_time()
-        fn()
-        cpu.append(time.process_time() - c0)
-    return call
 
 
 def bench_line(name: str, ratio: float, goal: float) -> str:
