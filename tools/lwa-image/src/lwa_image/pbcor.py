@@ -19,7 +19,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from lwa_common.beam import BeamModel, beam_for_image, load_beam
-from lwa_common.config import Config, PrimaryBeam, load_config
+from lwa_common.config import PrimaryBeam
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
 from lwa_common.images import ImageHints, image_info, info_from_header
@@ -82,16 +82,15 @@ def _keep_imaging_stamp(header: fits.Header) -> None:
         header.add_history(IMAGING_TAG + text[len(own):] if text.startswith(own) else text)
 
 
-def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = None, beam_file: str | Path | None = None,
-                 cfg: Config | None = None, min_elevation_deg: float | None = None,
-                 min_response: float | None = None, overwrite: bool = False,
+def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = None,
+                 settings: PrimaryBeam | None = None, overwrite: bool = False,
                  hints: ImageHints | None = None) -> list[Path]:
-    """Primary-beam correct several images with one beam model; returns the outputs."""
-    cfg = cfg or load_config()
-    pb = cfg.primary_beam
-    min_el = pb.min_elevation_deg if min_elevation_deg is None else min_elevation_deg
-    min_resp = pb.min_response if min_response is None else min_response
-    beam_file = beam_file if beam_file not in (None, "") else (pb.beam_file or None)
+    """Primary-beam correct several images with one beam model; returns the outputs.
+
+    `settings`: the `[primary_beam]` section (None: the defaults): `beam_file` (empty: the analytic
+    dipole), `min_elevation_deg` and `min_response` (NaN below either)."""
+    pb = settings if settings is not None else PrimaryBeam()
+    min_el, min_resp, beam_file = pb.min_elevation_deg, pb.min_response, pb.beam_file or None
     outputs = [pbcor_name(p, outdir) for p in images]
     existing = [o for o in outputs if o.exists()]
     if existing and not overwrite:
