@@ -20,12 +20,14 @@ import argparse
 import math
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from scipy.ndimage import map_coordinates
 
+from lwa_common.config import Dewarp
 from lwa_common.fitsio import image_plane
 from lwa_common.testing import allsky_header, bench_line, best_of, synthetic_image
 from lwa_dewarp import apply_screen, dewarp_images, fit_screen, write_fit_products
@@ -99,7 +101,8 @@ def main() -> None:
     apply_screen(image, header, screen)  # warm-up
     fns = {}
     for order, label in ((3, "cubic"), (1, "bilinear")):
-        fns[f"apply {label}"] = lambda o=order: apply_screen(image, header, screen, order=o)
+        fns[f"apply {label}"] = lambda o=order: apply_screen(image, header, screen,
+                                                               settings=replace(Dewarp(), interp_order=o))
         fns[f"floor {label}"] = lambda o=order: map_coordinates(filled, coords, order=o, mode="nearest")
     best = best_of(fns, args.repeat)
     for label in ("cubic", "bilinear"):

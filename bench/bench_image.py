@@ -66,10 +66,11 @@ def main() -> None:
         snap = Timings()
         grid = {"snapshot_qa": {"size": args.snapshot_size, "scale_arcmin": 1.875 * 4096 / args.snapshot_size},
                 "imaging": {"size": args.size, "scale_deg": 0.03125 * 4096 / args.size}}
-        run_snapshots(ms, tmp / "snap", cfg=load_config(overrides=grid), timings=snap)
+        run_snapshots(ms, tmp / "snap", settings=load_config(overrides=grid).snapshot_qa,
+                      imaging=load_config(overrides=grid).imaging, timings=snap)
         rows.append((f"snapshots {args.snapshot_size}^2 x {2 * args.n_int}", snap))
         sci = Timings()
-        run_science(ms, tmp / "sci", cfg=load_config(overrides=grid), niter_scale=args.niter_scale, timings=sci)
+        run_science(ms, tmp / "sci", imaging=load_config(overrides=grid).imaging, niter_scale=args.niter_scale, timings=sci)
         rows.append((f"science {args.size}^2, 7 configurations", sci))
 
     print(f"{'step':38s} {'wsclean s':>10s} {'own s':>8s} {'own/wsclean':>12s}")

@@ -371,11 +371,14 @@ class Peel:
     # the whole band (0), because the model's spectrum and structure are off (measured in lwa-peel's
     # test_peel_mismatch.py); field sources near the A-team change less at worst (12 % vs 30-110 %)
     channels_per_solution: int = 1
-    rfi_channels_per_solution: int = 1  # rfi: per channel; the gains absorb the ragged spectra
+    # rfi: unset (None) = the rule: from one channel per solution (the gains absorb the ragged
+    # spectra), grown until the gains absorb at most rfi_max_absorption of the sky; an integer is
+    # taken as it is (0 = the whole band), as `lwa-peel rfi --channels-per-solution` is
+    rfi_channels_per_solution: int | None = None
     # rfi: the emitter's model is alone in the solve, so its gains also absorb ~2/((N_ant - 1) x
     # channels per solution) of the unmodelled sky (3 % per channel at 64 antennas: the demo's fluxes
-    # came out 3.5 % low and the emitter's residue 4.7x the noise); solutions span as many channels
-    # as keep that below this fraction (1 channel at 352 antennas is 0.6 %: 2 channels)
+    # came out 3.5 % low and the emitter's residue 4.7x the noise); the rule's solutions span as many
+    # channels as keep that below this fraction (1 channel at 352 antennas is 0.6 %: 2 channels)
     rfi_max_absorption: float = 0.005
     # DDECal's smoothness constraint: per-channel solutions smoothed along frequency by a Gaussian
     # kernel of this FWHM (MHz), so the gains follow the model's spectral error without the
@@ -542,8 +545,17 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     return value
 
 
+def _optional(value: Any, kind: str, where: str) -> Any:
+    """A value for a field that is unset (None) by default, `kind` its annotation ("int | None"):
+    TOML has no null, so a value given is one of the type (an integer for `int | None`)."""
+    if kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, int)):
+        raise LwaError(f"config: '{where}' must be an integer, got {value!r}")
+    return value
+
+
 def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
     names = [f.name for f in dataclasses.fields(obj)]
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(obj)}
     changes = {}
     for key, value in overrides.items():
         if key not in names:
@@ -555,6 +567,8 @@ def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
             changes[key] = _apply(current, value, f"{where}{key}.")
         elif key == "configurations":
             changes[key] = tuple(ImageConfiguration(**c) for c in value)
+        elif current is None:
+            changes[key] = _optional(value, kinds[key], f"{where}{key}")
         else:
             changes[key] = _coerce(value, current, f"{where}{key}")
     return dataclasses.replace(obj, **changes)

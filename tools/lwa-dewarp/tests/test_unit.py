@@ -9,6 +9,7 @@ import pytest
 from astropy.io import fits
 
 from lwa_common.catalogs import CatalogSource
+from lwa_common.config import Dewarp, section_with
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane
 from lwa_common.testing import allsky_header, fit_point_source, synthetic_image
@@ -28,6 +29,11 @@ from lwa_dewarp.extract import celestial_wcs
 from lwa_dewarp.match import expected_flux
 
 RADIUS = 3.4  # beams: the synthetic offsets are 1-2.5 beams of 90'
+
+
+def dewarp(**given) -> Dewarp:
+    """The `[dewarp]` section with `given` values (as the CLI builds it)."""
+    return section_with(Dewarp(), **given)
 
 
 def _hull_points(sky, step=4):
@@ -69,7 +75,7 @@ def test_extended_sources_are_not_compact():
 
 
 def test_fit_recovers_the_analytic_warp(warped_sky):
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     assert res.status == "ok"
     s = res.summary
     assert s["n_anchors"] == len(warped_sky.catalog) == 30
@@ -86,7 +92,7 @@ def test_fit_recovers_the_analytic_warp(warped_sky):
 def test_each_anchor_held_out_is_predicted_by_the_screen_fitted_without_it(warped_sky):
     """anchors.csv's held-out columns: the whole fit without the anchor; compared with the truth
     (where the warp put the source), close but no better than the screen fitted with it."""
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     a = res.anchors
     assert a["heldout_ra_deg"].notna().all() and a["heldout_arcmin"].notna().all()
     idx = [int(n[3:]) for n in a["name"]]
@@ -105,7 +111,8 @@ def test_each_anchor_held_out_is_predicted_by_the_screen_fitted_without_it(warpe
 def test_dewarp_puts_held_out_sources_back_and_keeps_flux(warped_sky):
     """Fit on half of the catalogue, judge on the other half (sources the screen never saw)."""
     fit_half = warped_sky.catalog[0::2]
-    res = fit_screen((warped_sky.image, warped_sky.header), fit_half, match_radius_beams=RADIUS, min_anchors=6)
+    res = fit_screen((warped_sky.image, warped_sky.header), fit_half,
+                     settings=dewarp(match_radius_beams=RADIUS, min_anchors=6))
     assert res.status == "ok"
     out = apply_screen(warped_sky.image, warped_sky.header, res.screen)
     assert out.shape == warped_sky.image.shape
@@ -129,7 +136,7 @@ def test_no_ionosphere_gives_an_identity_screen_and_unchanged_images(make_sky, t
     anchors, so the fit says so (status, header) and apply copies the pixels unchanged."""
     noise = np.random.default_rng(11).normal(0.0, 0.05, size=(2, 30))  # 0.05 px: 1/60 beam, as CLEAN leaves
     sky = make_sky(warp=lambda x, y: (noise[0][: np.size(x)], noise[1][: np.size(y)]), seed=11)
-    res = fit_screen((sky.image, sky.header), sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((sky.image, sky.header), sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     assert res.status == "identity" and res.summary["n_anchors"] >= 25
     assert not res.summary["screen_beats_identity"]
     assert res.summary["rms_offset_after_cv_beams"] > 0.9 * res.summary["rms_offset_before_beams"]
@@ -146,7 +153,7 @@ def test_no_ionosphere_gives_an_identity_screen_and_unchanged_images(make_sky, t
 
 
 def test_a_real_warp_is_applied_with_status_screen(warped_sky, tmp_path):
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     assert res.status == "ok" and res.summary["screen_beats_identity"]
     assert res.summary["rms_offset_after_cv_beams"] < 0.1 * res.summary["rms_offset_before_beams"]
     write_fit_products(res, screen_path=tmp_path / "s.fits", qa_dir=tmp_path / "qa", plots=False)
@@ -154,17 +161,17 @@ def test_a_real_warp_is_applied_with_status_screen(warped_sky, tmp_path):
 
 
 def test_too_few_anchors_gives_no_screen(warped_sky):
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog[:4], match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog[:4], settings=dewarp(match_radius_beams=RADIUS))
     assert res.status == "too_few_anchors" and res.screen is None
     assert res.summary["n_anchors"] == 4 and res.summary["screen"] is None
 
 
 def test_too_few_anchors_removes_a_stale_screen(warped_sky, tmp_path):
     screen = tmp_path / "s.fits"
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     write_fit_products(res, screen_path=screen, qa_dir=tmp_path / "qa", plots=False)
     assert screen.exists()
-    few = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog[:3], match_radius_beams=RADIUS)
+    few = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog[:3], settings=dewarp(match_radius_beams=RADIUS))
     write_fit_products(few, screen_path=screen, qa_dir=tmp_path / "qa", plots=False, overwrite=True)
     assert not screen.exists()
 
@@ -178,7 +185,7 @@ def test_wrong_matches_are_rejected_and_do_not_bend_the_screen(make_sky):
         s = bad[k]
         bad[k] = CatalogSource(name=s.name, ra_deg=s.ra_deg, dec_deg=s.dec_deg + shift, flux_jy=s.flux_jy,
                                ref_freq_hz=s.ref_freq_hz)
-    res = fit_screen((sky.image, sky.header), bad, match_radius_beams=RADIUS)
+    res = fit_screen((sky.image, sky.header), bad, settings=dewarp(match_radius_beams=RADIUS))
     a = res.anchors
     assert sorted(a.loc[~a["used"], "name"]) == ["src09", "src17"] and "src05" not in set(a["name"])
     assert res.summary["n_rejected_outliers"] == 2 and res.summary["n_anchors"] == 27
@@ -193,14 +200,14 @@ def test_flux_check_rejects_a_wrong_counterpart(warped_sky):
     s = cat[0]
     cat[0] = CatalogSource(name=s.name, ra_deg=s.ra_deg, dec_deg=s.dec_deg, flux_jy=s.flux_jy * 20,
                            ref_freq_hz=s.ref_freq_hz)
-    res = fit_screen((warped_sky.image, warped_sky.header), cat, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), cat, settings=dewarp(match_radius_beams=RADIUS))
     assert res.summary["n_rejected_flux"] == 1 and s.name not in set(res.anchors["name"])
 
 
 def test_screen_extrapolates_a_uniform_shift_beyond_the_anchors(make_sky):
     """Anchors only near the centre; a uniform shift on the sky must continue to the horizon, not fall to 0."""
     sky = make_sky(field=lambda x, y: (3.0, -2.0), max_radius=0.4, n=12, min_sep_px=10.0, seed=5)
-    res = fit_screen((sky.image, sky.header), sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((sky.image, sky.header), sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     far = np.array([[30.0, 127.5], [225.0, 127.5], [127.5, 30.0], [127.5, 225.0]])  # 59 deg from the zenith
     dx, dy = res.screen.offsets_at(far[:, 0], far[:, 1])
     tdx, tdy = sky.warp(far[:, 0], far[:, 1])
@@ -211,7 +218,7 @@ def test_screen_extrapolates_a_uniform_shift_beyond_the_anchors(make_sky):
 def test_extrapolation_is_capped_at_the_largest_anchor_offset(make_sky):
     sky = make_sky(field=lambda x, y: (0.05 * (np.asarray(x) - 128.0), 0.0), max_radius=0.3, n=10, min_sep_px=8.0,
                    seed=6)
-    res = fit_screen((sky.image, sky.header), sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((sky.image, sky.header), sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     a = res.anchors[res.anchors["used"]]
     biggest = float(np.hypot(a["dra_arcmin"], a["ddec_arcmin"]).max()) / (abs(sky.header["CDELT2"]) * 60)
     length = np.hypot(res.screen.dx, res.screen.dy)
@@ -226,7 +233,7 @@ def test_folds_above_the_leave_one_out_limit_reuse_the_full_fits_model(warped_sk
     from lwa_dewarp import fit as fit_mod
 
     monkeypatch.setattr(fit_mod, "MAX_HELDOUT_FITS", 6)
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     a = res.anchors
     assert len(a) > 12 and a["heldout_ra_deg"].notna().all()
     idx = [int(n[3:]) for n in a["name"]]
@@ -360,9 +367,10 @@ def test_flux_preserved_cubic_peak_and_bilinear_integral():
 
 
 def test_screen_fits_roundtrip_and_coarse_grid(warped_sky, tmp_path):
-    full = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
-    coarse = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS,
-                        max_grid_px=64)
+    full = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog,
+                      settings=dewarp(match_radius_beams=RADIUS))
+    coarse = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog,
+                        settings=dewarp(match_radius_beams=RADIUS, max_grid_px=64))
     assert full.screen.factor == 1 and coarse.screen.factor == 4
     write_fit_products(coarse, screen_path=tmp_path / "c.fits", qa_dir=tmp_path / "qa", argv=["lwa-dewarp", "x"])
     back = read_screen(tmp_path / "c.fits")
@@ -390,7 +398,7 @@ def test_screen_fits_roundtrip_and_coarse_grid(warped_sky, tmp_path):
 
 def test_other_grid_goes_through_the_sky(warped_sky):
     """A coarser image of the same sky on another grid: sources still land on their true positions."""
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     other = allsky_header(size=200, scale_deg=0.65, bmaj_deg=1.5, ra_deg=152.0, dec_deg=36.5,
                           keywords={"FREQMHZ": 56.0})
     wcs_main, wcs_other = celestial_wcs(warped_sky.header), celestial_wcs(other)
@@ -446,16 +454,16 @@ def test_fit_refuses_unsuitable_images(warped_sky, change, message):
 
 def test_fit_rejects_bad_settings(warped_sky):
     with pytest.raises(LwaError, match="snr"):
-        fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, snr=0)
+        fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(snr=0))
     with pytest.raises(LwaError, match="min anchors"):
-        fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, min_anchors=2)
+        fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(min_anchors=2))
 
 
 def test_fit_reads_a_vlssr_text_catalogue(warped_sky, tmp_path, write_vlssr):
     """The distributed VLSSr text format (73.8 MHz, scaled with alpha = -0.8) gives the same anchors."""
     path = tmp_path / "FullVLSSCatalog.text"
     write_vlssr(path, warped_sky.catalog)
-    res = fit_screen((warped_sky.image, warped_sky.header), path, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), path, settings=dewarp(match_radius_beams=RADIUS))
     assert res.status == "ok" and res.summary["n_anchors"] == 30
     assert res.anchors["flux_ratio"].to_numpy() == pytest.approx(1.0, abs=0.1)
     assert res.anchors["name"].str.startswith("VLSSr J").all()
@@ -470,7 +478,7 @@ def test_collinear_anchors_are_too_few_not_a_crash():
     img = synthetic_image(header, list(zip(ora, odec, np.full(7, 20.0), strict=True)), noise=0.1)
     cat = [CatalogSource(name=f"c{i}", ra_deg=float(ra[i]), dec_deg=float(dec[i]), flux_jy=20.0 * (73.8 / 56) ** -0.8,
                          ref_freq_hz=73.8e6) for i in range(7)]
-    res = fit_screen((img, header), cat, match_radius_beams=RADIUS)
+    res = fit_screen((img, header), cat, settings=dewarp(match_radius_beams=RADIUS))
     assert res.status == "too_few_anchors" and res.screen is None and res.summary["n_anchors"] == 7
 
 
@@ -488,9 +496,6 @@ def test_a_stretching_screen_keeps_the_integrated_flux_of_compact_sources(rigid)
     """A screen that varies across the image stretches what it resamples by its Jacobian (here
     1.06 x 1.04): compact sources moved rigidly keep peak, shape and integrated flux; resampled
     with the smooth screen only, their fitted integral falls by 1 / det J."""
-    from dataclasses import replace
-
-    from lwa_common.config import Dewarp
     from lwa_common.fitting import FWHM_PER_SIGMA, fit_gaussian
 
     header = allsky_header(size=200, scale_deg=0.5, bmaj_deg=2.0, dec_deg=60.0)
@@ -499,8 +504,8 @@ def test_a_stretching_screen_keeps_the_integrated_flux_of_compact_sources(rigid)
     ra, dec = wcs.pixel_to_world_values(xy_obs[:, 0], xy_obs[:, 1])
     image = synthetic_image(header, [(r, d, 10.0) for r, d in zip(ra, dec, strict=True)], noise=0.02, seed=3)
     ax, ay = 0.06, 0.04
-    cfg = replace(Dewarp(), rigid_snr=5.0 if rigid else 0.0)
-    out = image_plane(apply_screen(image, header, _stretch_screen(header, ax, ay), cfg=cfg))
+    settings = dewarp(rigid_snr=5.0 if rigid else 0.0)
+    out = image_plane(apply_screen(image, header, _stretch_screen(header, ax, ay), settings=settings))
     sigma = 2.0 / 0.5 / FWHM_PER_SIGMA
     c = (200 - 1) / 2
     ratios, offsets = [], []
@@ -520,22 +525,14 @@ def test_a_stretching_screen_keeps_the_integrated_flux_of_compact_sources(rigid)
 def test_a_second_pass_finds_offsets_beyond_the_first_match_radius(warped_sky):
     """The first pass matches within 1.5 beams and so misses the larger offsets; the second looks
     for every catalogue source within a beam of where the first screen puts it."""
-    one = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=1.5,
-                     cfg=replace_dewarp(rematch_radius_beams=0.0))
-    two = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=1.5)
+    one = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog,
+                     settings=dewarp(match_radius_beams=1.5, rematch_radius_beams=0.0))
+    two = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=1.5))
     assert one.status == two.status == "ok"
     assert one.summary["n_anchors"] < 25
     assert two.summary["n_anchors"] == len(warped_sky.catalog) == 30
     assert two.summary["median_offset_after_cv_beams"] <= one.summary["median_offset_after_cv_beams"]
     assert two.anchors["sep_arcmin"].max() > 1.5 * warped_sky.header["BMAJ"] * 60  # offsets > 1.5 beams kept
-
-
-def replace_dewarp(**changes):
-    from dataclasses import replace
-
-    from lwa_common.config import Dewarp
-
-    return replace(Dewarp(), **changes)
 
 
 def test_the_screen_model_is_chosen_by_leave_one_out():
@@ -565,7 +562,7 @@ def test_the_screen_model_is_chosen_by_leave_one_out():
 
 
 def test_the_screen_header_names_its_model_without_truncation(warped_sky, tmp_path, recwarn):
-    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, match_radius_beams=RADIUS)
+    res = fit_screen((warped_sky.image, warped_sky.header), warped_sky.catalog, settings=dewarp(match_radius_beams=RADIUS))
     write_fit_products(res, screen_path=tmp_path / "screen.fits", qa_dir=tmp_path / "qa", plots=False)
     header = fits.getheader(tmp_path / "screen.fits")
     assert header["DWMODEL"] == res.summary["screen_model_card"] and "eps=" in header["DWMODEL"]

@@ -75,7 +75,7 @@ def science_run(hour_ms, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("science")
     timings = Timings()
-    paths = run_science(hour_ms, out, cfg=_grid(), niter_scale=0.01, timings=timings)
+    paths = run_science(hour_ms, out, imaging=_grid().imaging, niter_scale=0.01, timings=timings)
     return paths, timings
 
 
@@ -84,7 +84,7 @@ def snapshot_run(hour_ms, tmp_path_factory) -> list[Path]:
     from lwa_image import run_snapshots
 
     out = tmp_path_factory.mktemp("snapshots")
-    return run_snapshots(hour_ms, out, cfg=_grid())
+    return run_snapshots(hour_ms, out, settings=_grid().snapshot_qa, imaging=_grid().imaging)
 
 
 def load(path: Path) -> tuple[np.ndarray, fits.Header, WCS]:

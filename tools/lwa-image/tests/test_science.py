@@ -261,7 +261,7 @@ def test_10min_i_reads_the_beam_of_an_existing_deep_image(science_run, hour_ms, 
     (tmp_path / deep.name).write_bytes(deep.read_bytes())
     dh = fits.getheader(deep)
     with caplog.at_level("INFO"):
-        made = run_science(hour_ms, tmp_path, cfg=grid(128, 0.07), only=["I-Taper-10min"], niter_scale=0.001)
+        made = run_science(hour_ms, tmp_path, imaging=grid(128, 0.07).imaging, only=["I-Taper-10min"], niter_scale=0.001)
     assert len(made) == 6 and not [r for r in caplog.records if r.levelname == "WARNING" and "beam" in r.message]
     for p in made:
         h = fits.getheader(p)
@@ -285,7 +285,7 @@ def test_configurations_side_by_side_make_the_same_images(science_run, hour_ms, 
     header = fits.getheader(paths[0])  # the fixture's grid
     cfg = grid(header["NAXIS1"], abs(header["CDELT2"]), parallel_configurations=3)
     with caplog.at_level("INFO", logger="lwa_image.science"):
-        again = run_science(hour_ms, tmp_path, cfg=cfg, niter_scale=0.01)
+        again = run_science(hour_ms, tmp_path, imaging=cfg.imaging, niter_scale=0.01)
     assert "3 wsclean run(s) at a time" in caplog.text
     assert "17 run(s)" in caplog.text  # side by side, each 10-min interval is its own wsclean run (-interval)
     assert [p.name for p in again] == [p.name for p in paths]  # same products, same order
@@ -305,7 +305,7 @@ def test_pixels_below_the_horizon_mask_are_nan(hour_ms, tmp_path, grid):
 
     cfg = grid(128, 1.0, blank_below_horizon=True, clean_horizon_deg=20.0)
     horizon = cfg.imaging.horizon_mask_deg
-    paths = run_science(hour_ms, tmp_path, cfg=cfg, only=["V-Taper-Deep", "I-Deep-Taper-Robust-0"],
+    paths = run_science(hour_ms, tmp_path, imaging=cfg.imaging, only=["V-Taper-Deep", "I-Deep-Taper-Robust-0"],
                         niter_scale=0.001)
     assert len(paths) == 2
     for path in paths:

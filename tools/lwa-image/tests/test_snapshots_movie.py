@@ -51,7 +51,7 @@ def test_snapshots_one_i_and_v_per_integration_with_its_time(snapshot_run, main_
 def test_snapshots_refuse_existing_outputs(snapshot_run, hour_ms, grid):
     out = snapshot_run[0].parent
     with pytest.raises(LwaError, match="output exists"):
-        run_snapshots(hour_ms, out, cfg=grid(64, 10 / 60))
+        run_snapshots(hour_ms, out, settings=grid(64, 10 / 60).snapshot_qa, imaging=grid(64, 10 / 60).imaging)
 
 
 @pytest.mark.slow

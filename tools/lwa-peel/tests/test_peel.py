@@ -13,6 +13,7 @@ import pytest
 from casacore.tables import table
 
 from lwa_common.catalogs import read_ttcal_sources
+from lwa_common.config import Peel, section_with
 from lwa_common.testing import run_cli
 from lwa_peel import ms_info, peel_ms, rfi_azel, sky_directions, write_skymodel
 from lwa_peel.dp3 import run_dp3, write_parset
@@ -130,7 +131,7 @@ def test_dd_peel_removes_bright_sources_and_keeps_faint_field(dd_field, tmp_path
     before = _read(ms)[0].copy()
     out = tmp_path / "peeled.ms"
     # 50 DDECal iterations: DP3 needs ~15 to converge from 30 deg gain errors (see the README)
-    result = peel_ms(ms, dd_field["sources"], output=out, max_iterations=50)
+    result = peel_ms(ms, dd_field["sources"], output=out, settings=section_with(Peel(), max_iterations=50))
     assert [d.name for d in result.peeled] == ["Bright A", "Bright B"]
     assert [s.name for s in result.skipped] == ["Cyg A"]
     assert result.input_column == "DATA" and result.column == "CORRECTED_DATA"

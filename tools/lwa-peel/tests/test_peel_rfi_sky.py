@@ -76,6 +76,19 @@ def test_explicit_channels_per_solution_reaches_the_rfi_solve(sim_cache, tmp_pat
     assert "ddecal.nchan=1" in parset.splitlines()
 
 
+def test_dp3_threads_are_the_slurm_jobs_cpus(sim_cache, tmp_path):
+    """Under Slurm (task/none: the affinity mask is the whole node) DP3 gets the job's CPUs."""
+    kw = {"n_int": 1, "n_antennas": 64, "n_channels": 8, "start": START, "seed": 31, "layout": "core"}
+    out, _ = sim_cache("peel_rfi_sky_emitter", {**SKY, "rfi": [EMITTER]}, **kw)
+    (src,) = sorted(out.glob("*.ms"))
+    peeled = tmp_path / src.name
+    proc = run_cli(["lwa-peel", "rfi", str(src), "--sources", str(out / "rfi_sources.json"), "-o", str(peeled)],
+                   env={"SLURM_CPUS_PER_TASK": "3"})
+    assert proc.returncode == 0, proc.stderr
+    parset = peeled.with_name(peeled.name[:-3] + ".peel-rfi.parset").read_text()
+    assert "numthreads=3" in parset.splitlines()
+
+
 @pytest.mark.slow
 def test_rfi_peel_field_fit_survives_a_strong_ionosphere(sim_cache, tmp_path):
     """emitter_iono's ionosphere moves sources by ~1 beam, beyond the field fit's search: its

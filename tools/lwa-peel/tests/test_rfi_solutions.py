@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from lwa_common.config import load_config
-from lwa_peel.peel import resolve_settings, rfi_solution_channels
+from lwa_common.config import load_config, section_with
+from lwa_common.errors import LwaError
+from lwa_peel.steps import applied_settings, rfi_solution_channels
 
 
 @pytest.mark.parametrize(("n_channels", "n_antennas", "configured", "expected"), [
@@ -26,7 +27,18 @@ def test_rfi_solution_channels(n_channels, n_antennas, configured, expected):
 
 def test_explicit_channels_per_solution_is_kept():
     cfg = load_config(None)
-    assert resolve_settings(cfg, kind="rfi")["rfi_max_absorption"] == cfg.peel.rfi_max_absorption
-    given = resolve_settings(cfg, kind="rfi", channels_per_solution=1)
+    assert applied_settings(cfg.peel, kind="rfi")["rfi_max_absorption"] == cfg.peel.rfi_max_absorption
+    given = applied_settings(section_with(cfg.peel, rfi_channels_per_solution=1), kind="rfi")
     assert given["rfi_max_absorption"] == 0.0
     assert rfi_solution_channels(8, 64, given["channels_per_solution"], given["rfi_max_absorption"]) == 1
+
+
+def test_rfi_channels_per_solution_in_a_config_file(tmp_path):
+    """Unset is the rule; an integer in the TOML is taken as it is, as the option's; else one line."""
+    path = tmp_path / "peel.toml"
+    path.write_text("[peel]\nrfi_channels_per_solution = 4\n")
+    given = applied_settings(load_config(path).peel, kind="rfi")
+    assert given["channels_per_solution"] == 4 and given["rfi_max_absorption"] == 0.0
+    path.write_text("[peel]\nrfi_channels_per_solution = 2.5\n")
+    with pytest.raises(LwaError, match="rfi_channels_per_solution"):
+        load_config(path)

@@ -23,7 +23,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import FK4, SkyCoord
 
-from lwa_common.catalogs.model import CatalogSource, _check_spectrum, _coeffs, _read_text
+from lwa_common.catalogs.model import CatalogSource, check_spectrum, read_catalog_text, spectral_coeffs
 from lwa_common.errors import LwaError
 
 __all__ = ["C3C_FREQ_HZ", "C4C_FREQ_HZ", "read_3c", "read_4c", "is_3c", "is_4c", "precess_b1950"]
@@ -91,10 +91,10 @@ def _row(kind: str, line: str) -> tuple[str, float, float, float, str]:
     return prefix + _field(line, name), ra, dec, value, alias
 
 
-def _parse(kind: str, text: str, path: Path, *, spectral_index: Sequence[float]) -> list[CatalogSource]:
+def parse_cambridge(kind: str, text: str, path: Path, *, spectral_index: Sequence[float]) -> list[CatalogSource]:
     ref = C3C_FREQ_HZ if kind == "3c" else C4C_FREQ_HZ
     coeffs = tuple(spectral_index)
-    _check_spectrum(ref, coeffs)
+    check_spectrum(ref, coeffs)
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -114,7 +114,7 @@ def _parse(kind: str, text: str, path: Path, *, spectral_index: Sequence[float])
 def read_3c(path: str | Path, *, spectral_index: float | Sequence[float] | None = None) -> list[CatalogSource]:
     """Sources of LSL's 3c.dat (159 MHz fluxes, positions precessed B1950 -> ICRS)."""
     path = Path(path)
-    sources = _parse("3c", _read_text(path, "3C catalogue"), path, spectral_index=_coeffs(spectral_index))
+    sources = parse_cambridge("3c", read_catalog_text(path, "3C catalogue"), path, spectral_index=spectral_coeffs(spectral_index))
     log.info("read %d 3C sources from %s", len(sources), path)
     return sources
 
@@ -122,6 +122,6 @@ def read_3c(path: str | Path, *, spectral_index: float | Sequence[float] | None 
 def read_4c(path: str | Path, *, spectral_index: float | Sequence[float] | None = None) -> list[CatalogSource]:
     """Sources of LSL's 4c.dat (178 MHz fluxes, positions precessed B1950 -> ICRS)."""
     path = Path(path)
-    sources = _parse("4c", _read_text(path, "4C catalogue"), path, spectral_index=_coeffs(spectral_index))
+    sources = parse_cambridge("4c", read_catalog_text(path, "4C catalogue"), path, spectral_index=spectral_coeffs(spectral_index))
     log.info("read %d 4C sources from %s", len(sources), path)
     return sources

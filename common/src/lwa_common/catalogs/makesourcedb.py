@@ -8,14 +8,20 @@ import re
 from pathlib import Path
 
 from lwa_common.catalogs.angles import parse_dec_deg, parse_ra_deg
-from lwa_common.catalogs.model import CatalogSource, _check_spectrum, _composite, _float_text, _read_text
+from lwa_common.catalogs.model import (
+    CatalogSource,
+    check_spectrum,
+    composite_source,
+    float_of_text,
+    read_catalog_text,
+)
 from lwa_common.errors import LwaError
 
 __all__ = ["read_makesourcedb"]
 
 log = logging.getLogger(__name__)
 
-_FORMAT_RE = re.compile(r"#?\s*(?:\((?P<paren>.*)\)\s*=\s*format|format\s*=\s*(?P<plain>.*))", re.IGNORECASE)
+FORMAT_RE = re.compile(r"#?\s*(?:\((?P<paren>.*)\)\s*=\s*format|format\s*=\s*(?P<plain>.*))", re.IGNORECASE)
 _MSDB_FIELDS = {
     "name": "name",
     "type": "type",
@@ -91,7 +97,7 @@ def _spectral_index(text: str) -> tuple[float, ...]:
             raise LwaError(f"SpectralIndex '{text}' has no closing ']'")
         body = body[1:-1]
     parts = [p.strip() for p in body.split(",")] if body.strip() else []
-    return tuple(_float_text(p, "SpectralIndex value") for p in parts)
+    return tuple(float_of_text(p, "SpectralIndex value") for p in parts)
 
 
 def _msdb_source(values: dict[str, str]) -> CatalogSource:
@@ -103,13 +109,13 @@ def _msdb_source(values: dict[str, str]) -> CatalogSource:
         if not values.get(needed):
             raise LwaError(f"source '{name}': no {label} value")
     coeffs = _spectral_index(values.get("si", ""))
-    ref = _float_text(values["ref"], "ReferenceFrequency") if values.get("ref") else math.nan
-    _check_spectrum(ref, coeffs)
+    ref = float_of_text(values["ref"], "ReferenceFrequency") if values.get("ref") else math.nan
+    check_spectrum(ref, coeffs)
     logsi = values.get("logsi", "true").strip().lower() or "true"
     if logsi not in ("true", "false", "1", "0", "t", "f"):
         raise LwaError(f"LogarithmicSI '{values['logsi']}' is not true or false")
     optional = {
-        key: _float_text(values[key], label) if values.get(key) else 0.0
+        key: float_of_text(values[key], label) if values.get(key) else 0.0
         for key, label in (
             ("q", "Q"),
             ("u", "U"),
@@ -123,7 +129,7 @@ def _msdb_source(values: dict[str, str]) -> CatalogSource:
         name=name,
         ra_deg=parse_ra_deg(values["ra"]),
         dec_deg=parse_dec_deg(values["dec"]),
-        flux_jy=_float_text(values["i"], "I"),
+        flux_jy=float_of_text(values["i"], "I"),
         ref_freq_hz=ref,
         spectral_index=coeffs,
         major_arcsec=optional["major"] if shape == "gaussian" else 0.0,
@@ -139,7 +145,7 @@ def _msdb_source(values: dict[str, str]) -> CatalogSource:
     )
 
 
-def _parse_makesourcedb(text: str, path: Path, *, group_patches: bool) -> list[CatalogSource]:
+def parse_makesourcedb(text: str, path: Path, *, group_patches: bool) -> list[CatalogSource]:
     columns: list[str] | None = None
     defaults: dict[str, str] = {}
     sources: list[CatalogSource] = []
@@ -148,7 +154,7 @@ def _parse_makesourcedb(text: str, path: Path, *, group_patches: bool) -> list[C
         line = raw.strip()
         if not line:
             continue
-        fmt = _FORMAT_RE.fullmatch(line)
+        fmt = FORMAT_RE.fullmatch(line)
         if fmt and columns is None:
             try:
                 columns, defaults = _format_columns(fmt.group("paren") or fmt.group("plain") or "")
@@ -201,7 +207,7 @@ def _parse_makesourcedb(text: str, path: Path, *, group_patches: bool) -> list[C
             grouped.append(item)
         else:
             grouped.append(
-                _composite(
+                composite_source(
                     item,
                     members[item],
                     catalog="makesourcedb",
@@ -222,6 +228,6 @@ def read_makesourcedb(path: str | Path, *, group_patches: bool = False) -> list[
     sources; `group_patches=True` returns one composite source per patch (at the patch position).
     """
     path = Path(path)
-    sources = _parse_makesourcedb(_read_text(path, "sky model"), path, group_patches=group_patches)
+    sources = parse_makesourcedb(read_catalog_text(path, "sky model"), path, group_patches=group_patches)
     log.info("read %d sources from %s", len(sources), path)
     return sources

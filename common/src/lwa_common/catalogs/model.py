@@ -31,7 +31,7 @@ from lwa_common.errors import LwaError
 __all__ = ["CatalogSource", "RfiSource", "log_polynomial_flux", "linear_polynomial_flux", "source_coords",
            "fluxes_at"]
 
-_STOKES = ("I", "Q", "U", "V")
+STOKES = ("I", "Q", "U", "V")
 
 
 def _evaluate(result: np.ndarray) -> float | np.ndarray:
@@ -131,7 +131,7 @@ class CatalogSource:
     def flux_at(self, freq_hz: float | np.ndarray, *, stokes: str = "I") -> float | np.ndarray:
         """Flux density (Jy) at `freq_hz` by this format's spectral law; arrays broadcast."""
         key = stokes.upper()
-        if key not in _STOKES:
+        if key not in STOKES:
             raise LwaError(f"unknown Stokes parameter '{stokes}' (expected one of I, Q, U, V)")
         if self.components:
             total: float | np.ndarray = 0.0
@@ -178,7 +178,7 @@ class RfiSource:
     def flux_at(self, freq_hz: float | np.ndarray, *, stokes: str = "I") -> float | np.ndarray:
         """Linear interpolation of the tabulated spectrum; 0 Jy outside the tabulated band."""
         key = stokes.upper()
-        if key not in _STOKES:
+        if key not in STOKES:
             raise LwaError(f"unknown Stokes parameter '{stokes}' (expected one of I, Q, U, V)")
         values = {"I": self.i_jy, "Q": self.q_jy, "U": self.u_jy, "V": self.v_jy}[key]
         freq = _check_freq(freq_hz)
@@ -187,7 +187,7 @@ class RfiSource:
         return _evaluate(np.interp(freq, self.freqs_hz, values, left=0.0, right=0.0))
 
 
-def _composite(
+def composite_source(
     name: str,
     components: Sequence[CatalogSource],
     *,
@@ -198,9 +198,9 @@ def _composite(
     """One source made of `components`: fluxes summed at the first component's frequency."""
     ref = components[0].ref_freq_hz
     if math.isfinite(ref) and ref > 0:
-        stokes = {k: sum(float(c.flux_at(ref, stokes=k)) for c in components) for k in _STOKES}
+        stokes = {k: sum(float(c.flux_at(ref, stokes=k)) for c in components) for k in STOKES}
     else:
-        stokes = {k: sum(c.stokes[k] for c in components) for k in _STOKES}
+        stokes = {k: sum(c.stokes[k] for c in components) for k in STOKES}
     if position is None:
         placed = [c for c in components if c.has_position]
         if placed:
@@ -249,7 +249,7 @@ def fluxes_at(sources: Sequence[CatalogSource], freq_hz: float, *, stokes: str =
 # --------------------------------------------------------------------------- shared helpers of the readers
 
 
-def _read_text(path: Path, what: str, *, binary_ok: bool = False) -> str | None:
+def read_catalog_text(path: Path, what: str, *, binary_ok: bool = False) -> str | None:
     """The file as text; a binary file is an error, or None with `binary_ok` (a FITS table ...)."""
     try:
         return path.read_text(encoding="utf-8-sig")
@@ -265,7 +265,7 @@ def _read_text(path: Path, what: str, *, binary_ok: bool = False) -> str | None:
         raise LwaError(f"cannot read {what} {path}: {err.strerror}") from None
 
 
-def _number(value: Any, what: str) -> float:
+def checked_number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise LwaError(f"'{what}' must be a number, got {value!r}")
     if not math.isfinite(value):
@@ -273,7 +273,7 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def _float_text(text: str, what: str) -> float:
+def float_of_text(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -283,12 +283,12 @@ def _float_text(text: str, what: str) -> float:
     return value
 
 
-def _check_spectrum(ref_hz: float, coeffs: Sequence[float]) -> None:
+def check_spectrum(ref_hz: float, coeffs: Sequence[float]) -> None:
     if coeffs and not (math.isfinite(ref_hz) and ref_hz > 0):
         raise LwaError(f"spectral index {list(coeffs)} needs a positive reference frequency, got {ref_hz}")
 
 
-def _coeffs(spectral_index: float | Sequence[float] | None) -> tuple[float, ...]:
+def spectral_coeffs(spectral_index: float | Sequence[float] | None) -> tuple[float, ...]:
     if spectral_index is None:
         return ()
     if isinstance(spectral_index, (int, float)):

@@ -7,13 +7,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from lwa_common.catalogs.cambridge import _parse as _parse_cambridge
-from lwa_common.catalogs.cambridge import is_3c, is_4c
-from lwa_common.catalogs.makesourcedb import _FORMAT_RE, _parse_makesourcedb
-from lwa_common.catalogs.model import CatalogSource, _coeffs, _read_text
-from lwa_common.catalogs.table import _find_columns, _parse_reference_csv, read_astropy_table
-from lwa_common.catalogs.ttcal import _parse_ttcal
-from lwa_common.catalogs.vlssr import _VLSSR_RE, VLSSR_FREQ_HZ, _parse_vlssr
+from lwa_common.catalogs.cambridge import is_3c, is_4c, parse_cambridge
+from lwa_common.catalogs.makesourcedb import FORMAT_RE, parse_makesourcedb
+from lwa_common.catalogs.model import CatalogSource, read_catalog_text, spectral_coeffs
+from lwa_common.catalogs.table import find_columns, parse_reference_csv, read_astropy_table
+from lwa_common.catalogs.ttcal import parse_ttcal
+from lwa_common.catalogs.vlssr import VLSSR_FREQ_HZ, VLSSR_RE, parse_vlssr
 from lwa_common.errors import LwaError
 
 __all__ = ["ACCEPTED_FORMATS", "read_reference_catalog"]
@@ -36,7 +35,7 @@ def _looks_like_csv(lines: Iterable[str]) -> bool:
             continue
         if "," not in line:
             return False
-        cols = _find_columns(next(csv.reader([line])))
+        cols = find_columns(next(csv.reader([line])))
         return "ra" in cols and "dec" in cols
     return False
 
@@ -56,25 +55,25 @@ def read_reference_catalog(
     `spectral_index` apply where the file gives none (3C/4C: 159 / 178 MHz).
     """
     path = Path(path)
-    text = _read_text(path, "reference catalogue", binary_ok=True)
-    coeffs = _coeffs(spectral_index)
+    text = read_catalog_text(path, "reference catalogue", binary_ok=True)
+    coeffs = spectral_coeffs(spectral_index)
     lines = text.splitlines() if text is not None else []
     if text is None:
         kind, sources = "table", _astropy_or_unknown(path, ref_freq_hz, coeffs)
     elif text.lstrip().startswith("["):
         kind = "ttcal"
-        sources = [s for s in _parse_ttcal(text, path) if isinstance(s, CatalogSource)]
-    elif any(_FORMAT_RE.fullmatch(line.strip()) for line in lines[:200]):
-        kind, sources = "makesourcedb", _parse_makesourcedb(text, path, group_patches=False)
+        sources = [s for s in parse_ttcal(text, path) if isinstance(s, CatalogSource)]
+    elif any(FORMAT_RE.fullmatch(line.strip()) for line in lines[:200]):
+        kind, sources = "makesourcedb", parse_makesourcedb(text, path, group_patches=False)
     elif _looks_like_csv(lines):
         kind = "csv"
-        sources = _parse_reference_csv(text, path, ref_freq_hz=ref_freq_hz, spectral_index=coeffs)
+        sources = parse_reference_csv(text, path, ref_freq_hz=ref_freq_hz, spectral_index=coeffs)
     elif is_3c(lines) or is_4c(lines):
         kind = "3c" if is_3c(lines) else "4c"
-        sources = _parse_cambridge(kind, text, path, spectral_index=coeffs)
-    elif any(_VLSSR_RE.match(line) for line in lines):
+        sources = parse_cambridge(kind, text, path, spectral_index=coeffs)
+    elif any(VLSSR_RE.match(line) for line in lines):
         kind = "vlssr"
-        sources = _parse_vlssr(text, path, ref_freq_hz=VLSSR_FREQ_HZ if ref_freq_hz is None else ref_freq_hz,
+        sources = parse_vlssr(text, path, ref_freq_hz=VLSSR_FREQ_HZ if ref_freq_hz is None else ref_freq_hz,
                                spectral_index=coeffs)
     else:
         kind, sources = "table", _astropy_or_unknown(path, ref_freq_hz, coeffs)

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lwa_common.catalogs.angles import parse_dec_deg, parse_ra_deg
-from lwa_common.catalogs.model import CatalogSource, _check_spectrum, _coeffs, _float_text, _read_text
+from lwa_common.catalogs.model import (
+    CatalogSource,
+    check_spectrum,
+    float_of_text,
+    read_catalog_text,
+    spectral_coeffs,
+)
 from lwa_common.errors import LwaError
 
 __all__ = ["read_reference_csv", "read_astropy_table"]
@@ -31,7 +37,7 @@ _CSV_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _find_columns(header: Sequence[str]) -> dict[str, int]:
+def find_columns(header: Sequence[str]) -> dict[str, int]:
     lowered = [h.strip().lower() for h in header]
     found: dict[str, int] = {}
     for key, aliases in _CSV_COLUMNS.items():
@@ -42,7 +48,7 @@ def _find_columns(header: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def _parse_reference_csv(
+def parse_reference_csv(
     text: str, path: Path, *, ref_freq_hz: float | None, spectral_index: Sequence[float]
 ) -> list[CatalogSource]:
     lines = text.splitlines()
@@ -55,7 +61,7 @@ def _parse_reference_csv(
         raise LwaError(f"{path}: empty CSV (no header)")
     header_line, header_text = rows[0]
     header = next(csv.reader([header_text]))
-    cols = _find_columns(header)
+    cols = find_columns(header)
     missing = [k for k in ("ra", "dec") if k not in cols]
     if "flux" not in cols and "flux_mjy" not in cols:
         missing.append("flux")
@@ -77,20 +83,20 @@ def _parse_reference_csv(
         try:
             ra, dec = parse_ra_deg(cell("ra")), parse_dec_deg(cell("dec"))
             if "flux" in cols:
-                flux = _float_text(cell("flux"), f"flux ({header[cols['flux']].strip()})")
+                flux = float_of_text(cell("flux"), f"flux ({header[cols['flux']].strip()})")
             else:
-                flux = _float_text(cell("flux_mjy"), "flux_mjy") / 1000.0
+                flux = float_of_text(cell("flux_mjy"), "flux_mjy") / 1000.0
             if cell("freq_hz"):
-                ref = _float_text(cell("freq_hz"), "reference frequency")
+                ref = float_of_text(cell("freq_hz"), "reference frequency")
             elif cell("freq_mhz"):
-                ref = _float_text(cell("freq_mhz"), "reference frequency (MHz)") * 1e6
+                ref = float_of_text(cell("freq_mhz"), "reference frequency (MHz)") * 1e6
             else:
                 ref = float(ref_freq_hz) if ref_freq_hz is not None else math.nan
-            coeffs = (_float_text(cell("alpha"), "alpha"),) if cell("alpha") else tuple(spectral_index)
-            _check_spectrum(ref, coeffs)
-            major = _float_text(cell("major"), "major") if cell("major") else 0.0
-            minor = _float_text(cell("minor"), "minor") if cell("minor") else 0.0
-            pa = _float_text(cell("pa"), "pa") if cell("pa") else 0.0
+            coeffs = (float_of_text(cell("alpha"), "alpha"),) if cell("alpha") else tuple(spectral_index)
+            check_spectrum(ref, coeffs)
+            major = float_of_text(cell("major"), "major") if cell("major") else 0.0
+            minor = float_of_text(cell("minor"), "minor") if cell("minor") else 0.0
+            pa = float_of_text(cell("pa"), "pa") if cell("pa") else 0.0
         except LwaError as err:
             raise LwaError(f"{path}:{lineno}: {err}") from None
         sources.append(
@@ -126,9 +132,9 @@ def read_reference_csv(
     starting with '#' are comments; a malformed row is an error naming its line.
     """
     path = Path(path)
-    coeffs = _coeffs(spectral_index)
-    sources = _parse_reference_csv(
-        _read_text(path, "reference catalogue"), path, ref_freq_hz=ref_freq_hz, spectral_index=coeffs
+    coeffs = spectral_coeffs(spectral_index)
+    sources = parse_reference_csv(
+        read_catalog_text(path, "reference catalogue"), path, ref_freq_hz=ref_freq_hz, spectral_index=coeffs
     )
     log.info("read %d sources from %s", len(sources), path)
     return sources
@@ -167,19 +173,19 @@ def read_astropy_table(
     except Exception as err:  # astropy raises many types for "not a table I know"
         raise LwaError(f"astropy cannot read {path} as a table: {str(err).splitlines()[0] if str(err) else err}"
                        ) from None
-    cols = {k: table.colnames[i] for k, i in _find_columns(table.colnames).items()}
+    cols = {k: table.colnames[i] for k, i in find_columns(table.colnames).items()}
     flux_key = "flux" if "flux" in cols else "flux_mjy" if "flux_mjy" in cols else None
     if "ra" not in cols or "dec" not in cols or flux_key is None:
         raise LwaError(f"{path}: table has no RA / Dec / flux columns (columns: {', '.join(table.colnames)})")
     ra = _column_values(table, cols["ra"], "RA", parse_ra_deg, u.deg)
     dec = _column_values(table, cols["dec"], "Dec", parse_dec_deg, u.deg)
-    flux = _column_values(table, cols[flux_key], "flux", lambda v: _float_text(str(v), "flux"),
+    flux = _column_values(table, cols[flux_key], "flux", lambda v: float_of_text(str(v), "flux"),
                           u.mJy if flux_key == "flux_mjy" else u.Jy)
     if flux_key == "flux_mjy":  # read in mJy (converted when the column has a unit)
         flux = [f / 1000.0 for f in flux]
-    coeffs = _coeffs(spectral_index)
+    coeffs = spectral_coeffs(spectral_index)
     ref = float(ref_freq_hz) if ref_freq_hz is not None else math.nan
-    _check_spectrum(ref, coeffs)
+    check_spectrum(ref, coeffs)
     names = [str(v) for v in table[cols["name"]]] if "name" in cols else [f"{path.stem}:{i + 1}" for i in range(len(table))]
     sources = []
     for i, name in enumerate(names):

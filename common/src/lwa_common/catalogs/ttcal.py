@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from lwa_common.catalogs.angles import parse_dec_deg, parse_ra_deg
-from lwa_common.catalogs.model import _STOKES, CatalogSource, RfiSource, _composite, _number, _read_text
+from lwa_common.catalogs.model import (
+    STOKES,
+    CatalogSource,
+    RfiSource,
+    checked_number,
+    composite_source,
+    read_catalog_text,
+)
 from lwa_common.errors import LwaError
 
 __all__ = ["read_ttcal_sources"]
@@ -37,7 +44,7 @@ def _ttcal_entry(entry: Any, label: str, catalog: str) -> CatalogSource | RfiSou
                 if isinstance(component, RfiSource):
                     raise LwaError(f"{sub}: an RFI source cannot be a component")
                 components.append(component)
-            return _composite(name, components, catalog=catalog)
+            return composite_source(name, components, catalog=catalog)
         if "rfi-frequencies" in entry or "rfi-I" in entry:
             return _ttcal_rfi(entry, name)
         return _ttcal_sky(entry, name, catalog)
@@ -62,8 +69,8 @@ def _ttcal_sky(entry: dict[str, Any], name: str, catalog: str) -> CatalogSource:
         index = [index]
     if not isinstance(index, list):
         raise LwaError(f"'index' must be a list of numbers, got {index!r}")
-    coeffs = tuple(_number(c, "index") for c in index)
-    freq = _number(entry["freq"], "freq")
+    coeffs = tuple(checked_number(c, "index") for c in index)
+    freq = checked_number(entry["freq"], "freq")
     if freq <= 0:
         raise LwaError(f"'freq' must be positive, got {freq}")
     gauss_keys = ("major-fwhm", "minor-fwhm", "position-angle")
@@ -79,15 +86,15 @@ def _ttcal_sky(entry: dict[str, Any], name: str, catalog: str) -> CatalogSource:
         name=name,
         ra_deg=ra,
         dec_deg=dec,
-        flux_jy=_number(entry["I"], "I"),
+        flux_jy=checked_number(entry["I"], "I"),
         ref_freq_hz=freq,
         spectral_index=coeffs,
-        major_arcsec=_number(entry["major-fwhm"], "major-fwhm") if gaussian else 0.0,
-        minor_arcsec=_number(entry["minor-fwhm"], "minor-fwhm") if gaussian else 0.0,
-        pa_deg=_number(entry["position-angle"], "position-angle") if gaussian else 0.0,
-        q_jy=_number(entry.get("Q", 0.0), "Q"),
-        u_jy=_number(entry.get("U", 0.0), "U"),
-        v_jy=_number(entry.get("V", 0.0), "V"),
+        major_arcsec=checked_number(entry["major-fwhm"], "major-fwhm") if gaussian else 0.0,
+        minor_arcsec=checked_number(entry["minor-fwhm"], "minor-fwhm") if gaussian else 0.0,
+        pa_deg=checked_number(entry["position-angle"], "position-angle") if gaussian else 0.0,
+        q_jy=checked_number(entry.get("Q", 0.0), "Q"),
+        u_jy=checked_number(entry.get("U", 0.0), "U"),
+        v_jy=checked_number(entry.get("V", 0.0), "V"),
         shape="gaussian" if gaussian else "point",
         spectral_law=law,
         catalog=catalog,
@@ -129,9 +136,9 @@ def _ttcal_rfi(entry: dict[str, Any], name: str) -> RfiSource:
     freqs = entry["rfi-frequencies"]
     if not isinstance(freqs, list) or not freqs:
         raise LwaError("'rfi-frequencies' must be a non-empty list")
-    freqs = [_number(f, "rfi-frequencies") for f in freqs]
+    freqs = [checked_number(f, "rfi-frequencies") for f in freqs]
     stokes: dict[str, list[float]] = {}
-    for key in _STOKES:
+    for key in STOKES:
         values = entry.get(f"rfi-{key}")
         if values is None:
             continue
@@ -140,20 +147,20 @@ def _ttcal_rfi(entry: dict[str, Any], name: str) -> RfiSource:
             raise LwaError(
                 f"'rfi-{key}' must be a list as long as 'rfi-frequencies' ({len(freqs)}), got {got}"
             )
-        stokes[key] = [_number(v, f"rfi-{key}") for v in values]
+        stokes[key] = [checked_number(v, f"rfi-{key}") for v in values]
     keep = _increasing_subsequence(freqs)
     if len(keep) < len(freqs):
         dropped = sorted(set(range(len(freqs))) - set(keep))
         shown = ", ".join(f"#{i} ({freqs[i]:g} Hz)" for i in dropped[:5])
         log.warning("RFI source '%s': ignoring %d out-of-order frequencies: %s", name, len(dropped), shown)
-    lat = _number(entry["lat"], "lat")
+    lat = checked_number(entry["lat"], "lat")
     if not -90.0 <= lat <= 90.0:
         raise LwaError(f"'lat' must be within [-90, 90], got {lat}")
     return RfiSource(
         name=name,
         lat_deg=lat,
-        lon_deg=_number(entry["long"], "long"),
-        height_m=_number(entry["el"], "el"),
+        lon_deg=checked_number(entry["long"], "long"),
+        height_m=checked_number(entry["el"], "el"),
         freqs_hz=tuple(freqs[i] for i in keep),
         i_jy=tuple(stokes["I"][i] for i in keep),
         q_jy=tuple(stokes["Q"][i] for i in keep) if "Q" in stokes else (),
@@ -163,7 +170,7 @@ def _ttcal_rfi(entry: dict[str, Any], name: str) -> RfiSource:
     )
 
 
-def _parse_ttcal(text: str, path: Path) -> list[CatalogSource | RfiSource]:
+def parse_ttcal(text: str, path: Path) -> list[CatalogSource | RfiSource]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -190,7 +197,7 @@ def read_ttcal_sources(path: str | Path) -> list[CatalogSource | RfiSource]:
     frequencies are dropped with a warning.
     """
     path = Path(path)
-    sources = _parse_ttcal(_read_text(path, "TTCal sources file"), path)
+    sources = parse_ttcal(read_catalog_text(path, "TTCal sources file"), path)
     n_rfi = sum(isinstance(s, RfiSource) for s in sources)
     log.info("read %d sky and %d RFI sources from %s", len(sources) - n_rfi, n_rfi, path)
     return sources

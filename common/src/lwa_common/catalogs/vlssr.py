@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lwa_common.catalogs.model import CatalogSource, _check_spectrum, _coeffs, _read_text
+from lwa_common.catalogs.model import CatalogSource, check_spectrum, read_catalog_text, spectral_coeffs
 from lwa_common.errors import LwaError
 
 __all__ = ["VLSSR_FREQ_HZ", "read_vlssr"]
@@ -27,7 +27,7 @@ VLSSR_FREQ_HZ = 73.8e6
 # major [36:42], minor [42:48], PA [48:54].
 _FIXED_COLUMNS = ((23, 29), (29, 36), (36, 42), (42, 48), (48, 54))
 _GLUED_RE = re.compile(r"<?[-+]?\d*\.\d+[-+]?\d*\.\d*\S*")
-_VLSSR_RE = re.compile(
+VLSSR_RE = re.compile(
     r"\s*(\d{1,2})\s+(\d{1,2})\s+(\d{1,2}(?:\.\d*)?)\s+([+-]?\d{1,2})\s+(\d{1,2})\s+(\d{1,2}(?:\.\d*)?)(?=\s|$)(.*)"
 )
 _TOKEN_RE = re.compile(r"(<\s*)?([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?=\s|$)|\S+")
@@ -102,11 +102,11 @@ def _error_under(line: str, span: tuple[int, int]) -> float:
     return math.nan
 
 
-def _parse_vlssr(
+def parse_vlssr(
     text: str, path: Path, *, ref_freq_hz: float, spectral_index: Sequence[float]
 ) -> list[CatalogSource]:
     coeffs = tuple(float(c) for c in spectral_index)
-    _check_spectrum(ref_freq_hz, coeffs)
+    check_spectrum(ref_freq_hz, coeffs)
     sources: list[CatalogSource] = []
     pending: tuple[dict[str, Any], tuple[int, int]] | None = None
     skipped = 0
@@ -119,7 +119,7 @@ def _parse_vlssr(
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        match = _VLSSR_RE.match(line)
+        match = VLSSR_RE.match(line)
         if match:
             if pending is not None:
                 finish()
@@ -159,11 +159,11 @@ def read_vlssr(
     `spectral_index` (e.g. -0.8) gives `flux_at` a power law, else it is flat.
     """
     path = Path(path)
-    sources = _parse_vlssr(
-        _read_text(path, "VLSSr catalogue"),
+    sources = parse_vlssr(
+        read_catalog_text(path, "VLSSr catalogue"),
         path,
         ref_freq_hz=ref_freq_hz,
-        spectral_index=_coeffs(spectral_index),
+        spectral_index=spectral_coeffs(spectral_index),
     )
     log.info("read %d VLSSr sources from %s", len(sources), path)
     return sources

@@ -40,13 +40,13 @@ import numpy as np
 from astropy.io import fits
 from scipy.ndimage import map_coordinates, spline_filter
 
-from lwa_common.config import Config, Dewarp
+from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
 from lwa_common.images import ImageHints, image_info, same_grid
 from lwa_common.io import check_output
 from lwa_dewarp.extract import beam_from_header, celestial_wcs
-from lwa_dewarp.fit import _settings, image_freq_mhz
+from lwa_dewarp.fit import image_freq_mhz
 from lwa_dewarp.rigid import Patches, find_patches
 from lwa_dewarp.screen import Screen, read_screen
 
@@ -279,17 +279,14 @@ def apply_screen(
     header: fits.Header,
     screen: Screen | str | Path,
     *,
-    order: int | None = None,
-    freq_scaling: bool | None = None,
-    cfg: Config | Dewarp | None = None,
+    settings: Dewarp | None = None,
 ) -> np.ndarray:
     """The dewarped image (float32): `data` (any leading axes, last two y, x) resampled with the
     inverse warp of `screen` (a `Screen` or a screen FITS path), compact sources moved rigidly
-    (`lwa_dewarp.rigid`; `cfg.dewarp.rigid_*`). Unset `order` / `freq_scaling` come from
-    `cfg.dewarp` (`interp_order`, `freq_scaling`)."""
-    d = _settings(cfg)
-    order = d.interp_order if order is None else order
-    freq_scaling = d.freq_scaling if freq_scaling is None else freq_scaling
+    (`lwa_dewarp.rigid`). `settings`: the `[dewarp]` section (None: the defaults) gives the
+    interpolation (`interp_order`), `freq_scaling` and `rigid_*`."""
+    d = settings if settings is not None else Dewarp()
+    order, freq_scaling = d.interp_order, d.freq_scaling
     _check_order(order)
     if not isinstance(screen, Screen):
         screen = read_screen(screen)
@@ -355,18 +352,16 @@ def dewarp_images(
     screen: str | Path,
     output_dir: str | Path | None = None,
     overwrite: bool = False,
-    order: int | None = None,
-    freq_scaling: bool | None = None,
     argv: list[str] | None = None,
-    cfg: Config | Dewarp | None = None,
+    settings: Dewarp | None = None,
     hints: ImageHints | None = None,
 ) -> list[DewarpedImage]:
     """Dewarp every image in `paths` with the screen FITS `screen`; writes `*_dewarped.fits`
     (DEWARPED = T, DWSCREEN = screen file name, provenance). Every input and output is checked
-    before the first image is resampled. Unset `order` / `freq_scaling` come from `cfg.dewarp`."""
-    d = _settings(cfg)
-    order = d.interp_order if order is None else order
-    freq_scaling = d.freq_scaling if freq_scaling is None else freq_scaling
+    before the first image is resampled. `settings`: the `[dewarp]` section (None: the defaults;
+    `interp_order`, `freq_scaling`, `rigid_*`)."""
+    d = settings if settings is not None else Dewarp()
+    order, freq_scaling = d.interp_order, d.freq_scaling
     _check_order(order)
     screen_path = Path(screen)
     scr = read_screen(screen_path)

@@ -101,7 +101,7 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
                             spectral_index=spectral_index, reference_freq_mhz=reference_freq_mhz,
                             flux_ratio_max=flux_ratio_max, smoothing=smoothing, max_size_beams=max_size_beams,
                             max_grid_px=max_grid_px, cv_gain=cv_gain)
-    result = fit_screen(image, catalog, cfg=settings, hints=hints)
+    result = fit_screen(image, catalog, settings=settings, hints=hints)
     write_fit_products(result, screen_path=output, qa_dir=qa, overwrite=overwrite, plots=plots)
     if as_json:
         emit(result.summary, as_json=True)
@@ -140,7 +140,7 @@ def apply_cmd(images: tuple[Path, ...], screen: Path, output_dir: Path | None, o
 
     settings = section_with(cfg.dewarp, interp_order=int(order) if order is not None else None,
                             freq_scaling=freq_scaling)
-    results = dewarp_images(images, screen=screen, output_dir=output_dir, overwrite=overwrite, cfg=settings,
+    results = dewarp_images(images, screen=screen, output_dir=output_dir, overwrite=overwrite, settings=settings,
                             hints=hints)
     if as_json:
         emit({"screen": str(screen), "images": [dataclasses.asdict(r) for r in results]}, as_json=True)

@@ -20,7 +20,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from lwa_common.catalogs import CatalogSource, read_reference_catalog
-from lwa_common.config import Config, Dewarp
+from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
 from lwa_common.images import ImageHints, info_from_header
@@ -73,12 +73,6 @@ def image_freq_mhz(header: fits.Header, hints: ImageHints | None = None) -> floa
     return info_from_header("image", header, hints).freq_mhz
 
 
-def _settings(cfg: Config | Dewarp | None) -> Dewarp:
-    if cfg is None:
-        return Dewarp()
-    return cfg.dewarp if isinstance(cfg, Config) else cfg
-
-
 def _load_image(image: str | Path | tuple[np.ndarray, fits.Header]) -> tuple[np.ndarray, fits.Header, str]:
     if isinstance(image, (str, Path)):
         data, header = read_image(image)
@@ -129,9 +123,10 @@ class _Inputs:
         return math.sqrt(self.beam.bmaj_px * self.beam.bmin_px)
 
 
-def _resolve(cfg: Config | Dewarp | None, overrides: dict[str, Any]) -> Dewarp:
-    """The dewarp settings: `cfg.dewarp` with the given (not None) keyword values, validated."""
-    d = dataclasses.replace(_settings(cfg), **{k: v for k, v in overrides.items() if v is not None})
+def _checked_settings(settings: Dewarp | None) -> Dewarp:
+    """`settings` (the `[dewarp]` section; None: the defaults), validated: a one-line `LwaError`
+    naming the value out of range."""
+    d = settings if settings is not None else Dewarp()
     for name, low in (("snr", 0.0), ("match_radius_beams", 0.0), ("flux_ratio_max", 1.0),
                       ("reference_freq_mhz", 0.0), ("max_size_beams", 0.0), ("clip_sigma", 0.0),
                       ("cv_gain", 0.0), ("background_box_beams", 0.0), ("fit_box_beams", 0.0)):
@@ -378,34 +373,20 @@ def fit_screen(
     image: str | Path | tuple[np.ndarray, fits.Header],
     catalog: str | Path | Sequence[CatalogSource],
     *,
-    cfg: Config | Dewarp | None = None,
-    snr: float | None = None,
-    match_radius_beams: float | None = None,
-    min_anchors: int | None = None,
-    spectral_index: float | None = None,
-    reference_freq_mhz: float | None = None,
-    flux_ratio_max: float | None = None,
-    smoothing: float | None = None,
-    max_size_beams: float | None = None,
-    max_grid_px: int | None = None,
-    clip_sigma: float | None = None,
-    cv_gain: float | None = None,
+    settings: Dewarp | None = None,
     hints: ImageHints | None = None,
 ) -> FitResult:
     """Fit an offset screen on a (deep, Stokes I) image against a reference catalogue.
 
     `image` is a FITS path or (data, header); `catalog` a catalogue path (VLSSr text, CSV with
-    ra/dec/flux, makesourcedb, TTCal JSON) or `CatalogSource`s. Unset keyword values come from
-    `cfg.dewarp` (lwa_common.config.Dewarp); every radius is in beams of the image's header.
+    ra/dec/flux, makesourcedb, TTCal JSON) or `CatalogSource`s. `settings` is the `[dewarp]` section (None: the defaults; a caller
+    changes values with `lwa_common.config.section_with`); every radius is in beams of the image's header.
     With fewer than `min_anchors` anchors the result has `status == "too_few_anchors"` and no
     screen; when the screen's cross-validated residual does not beat the identity's (the raw
     offsets) by `cv_gain`, `status == "identity"` and the screen is zero (the images stay as
     they are). Neither is an error: the pipeline continues undewarped.
     """
-    d = _resolve(cfg, {"snr": snr, "match_radius_beams": match_radius_beams, "min_anchors": min_anchors,
-                       "spectral_index": spectral_index, "reference_freq_mhz": reference_freq_mhz,
-                       "flux_ratio_max": flux_ratio_max, "smoothing": smoothing, "max_size_beams": max_size_beams,
-                       "max_grid_px": max_grid_px, "clip_sigma": clip_sigma, "cv_gain": cv_gain})
+    d = _checked_settings(settings)
     inp = _read_inputs(image, catalog, d, hints)
     _log_start(inp, d)
     detections, compact, anchors, counts = _find_anchors(inp, d)

@@ -129,10 +129,11 @@ def snapshots_cmd(ms: Path, output: Path, size: int | None, scale_deg: float | N
     """
     if scale_deg is not None:
         scale_arcmin = scale_deg * 60
-    cfg = section_with(cfg, snapshot_qa=section_with(cfg.snapshot_qa, size=size, scale_arcmin=scale_arcmin))
+    settings = section_with(cfg.snapshot_qa, size=size, scale_arcmin=scale_arcmin)
     from lwa_image.snapshots import run_snapshots
 
-    paths = run_snapshots(ms, output, cfg=cfg, data_column=data_column, subband=subband, overwrite=overwrite)
+    paths = run_snapshots(ms, output, settings=settings, imaging=cfg.imaging, data_column=data_column,
+                          subband=subband, overwrite=overwrite)
     emit([str(p) for p in paths], as_json=as_json)
 
 
@@ -165,11 +166,10 @@ def science_cmd(ms: Path, output: Path, only: tuple[str, ...], size: int | None,
     Example:
       lwa-image science work/55MHz-10h.ms -o images/ --only I-Deep-Taper-Robust-0 --only V-Taper-Deep
     """
-    cfg = section_with(cfg, imaging=section_with(cfg.imaging, size=size, scale_deg=scale_deg,
-                                                 intervals_out=intervals_out))
+    imaging = section_with(cfg.imaging, size=size, scale_deg=scale_deg, intervals_out=intervals_out)
     from lwa_image.science import run_science
 
-    paths = run_science(ms, output, cfg=cfg, only=list(only), niter_scale=niter_scale, data_column=data_column,
+    paths = run_science(ms, output, imaging=imaging, only=list(only), niter_scale=niter_scale, data_column=data_column,
                         subband=subband, overwrite=overwrite,
                         exact_intervals=intervals_out is not None)  # given: fewer time steps is an error
     emit([str(p) for p in paths], as_json=as_json)
@@ -199,12 +199,11 @@ def pbcor_cmd(images: tuple[Path, ...], output: Path | None, beam_file: Path | N
       lwa-image pbcor images/55MHz-I-Deep-Taper-Robust-0-image.fits --beam-file OVRO-LWA_MROsoil_updatedheight.h5
       lwa-image pbcor wsclean-image.fits -o pbcor/       # a plain WSClean image
     """
-    cfg = section_with(cfg, primary_beam=section_with(
-        cfg.primary_beam, beam_file=str(beam_file) if beam_file else None, min_elevation_deg=min_elevation_deg,
-        min_response=min_response))
+    settings = section_with(cfg.primary_beam, beam_file=str(beam_file) if beam_file else None,
+                            min_elevation_deg=min_elevation_deg, min_response=min_response)
     from lwa_image.pbcor import pbcor_images
 
-    paths = pbcor_images(list(images), outdir=output, cfg=cfg, overwrite=overwrite, hints=hints)
+    paths = pbcor_images(list(images), outdir=output, settings=settings, overwrite=overwrite, hints=hints)
     emit([str(p) for p in paths], as_json=as_json)
 
 

@@ -19,7 +19,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from lwa_common.beam import BeamModel, beam_for_image, load_beam
-from lwa_common.config import Config, PrimaryBeam, load_config
+from lwa_common.config import PrimaryBeam
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image, write_image
 from lwa_common.images import ImageHints, image_info, info_from_header
@@ -39,10 +39,15 @@ def pbcor_name(path: str | Path, outdir: str | Path | None = None) -> Path:
 
 
 def pbcor_image(image: str | Path, output: str | Path | None = None, *, beam: BeamModel | None = None,
-                min_elevation_deg: float = PrimaryBeam.min_elevation_deg,
-                min_response: float = PrimaryBeam.min_response, overwrite: bool = False,
+                settings: PrimaryBeam | None = None, overwrite: bool = False,
                 beam_label: str = "", hints: ImageHints | None = None) -> Path:
-    """Divide `image` by the primary beam; writes `output` (default `<image>-pbcorr.fits`)."""
+    """Divide `image` by the primary beam; writes `output` (default `<image>-pbcorr.fits`).
+
+    `settings`: the `[primary_beam]` section (None: the defaults): NaN below `min_elevation_deg`
+    or where the response is below `min_response`; `beam` (already loaded, as `pbcor_images`
+    shares one) else the model of its `beam_file` (empty: the analytic dipole)."""
+    pb = settings if settings is not None else PrimaryBeam()
+    min_elevation_deg, min_response = pb.min_elevation_deg, pb.min_response
     image = Path(image)
     output = Path(output) if output is not None else pbcor_name(image)
     if output.exists() and not overwrite:
@@ -53,7 +58,7 @@ def pbcor_image(image: str | Path, output: str | Path | None = None, *, beam: Be
         raise LwaError(f"{image} is already primary-beam corrected (PBCOR = T)")
     _keep_imaging_stamp(header)
     plane = image_plane(data)
-    beam = beam if beam is not None else load_beam()
+    beam = beam if beam is not None else load_beam(pb.beam_file or None)
     response = beam_for_image(header, beam=beam, min_elevation_deg=min_elevation_deg, min_response=min_response,
                               shape=plane.shape, freq_hz=info.freq_mhz * 1e6,
                               time=Time(info.mjd_mid, format="mjd", scale="utc"))
@@ -82,16 +87,15 @@ def _keep_imaging_stamp(header: fits.Header) -> None:
         header.add_history(IMAGING_TAG + text[len(own):] if text.startswith(own) else text)
 
 
-def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = None, beam_file: str | Path | None = None,
-                 cfg: Config | None = None, min_elevation_deg: float | None = None,
-                 min_response: float | None = None, overwrite: bool = False,
+def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = None,
+                 settings: PrimaryBeam | None = None, overwrite: bool = False,
                  hints: ImageHints | None = None) -> list[Path]:
-    """Primary-beam correct several images with one beam model; returns the outputs."""
-    cfg = cfg or load_config()
-    pb = cfg.primary_beam
-    min_el = pb.min_elevation_deg if min_elevation_deg is None else min_elevation_deg
-    min_resp = pb.min_response if min_response is None else min_response
-    beam_file = beam_file if beam_file not in (None, "") else (pb.beam_file or None)
+    """Primary-beam correct several images with one beam model; returns the outputs.
+
+    `settings`: the `[primary_beam]` section (None: the defaults): `beam_file` (empty: the analytic
+    dipole), `min_elevation_deg` and `min_response` (NaN below either)."""
+    pb = settings if settings is not None else PrimaryBeam()
+    beam_file = pb.beam_file or None
     outputs = [pbcor_name(p, outdir) for p in images]
     existing = [o for o in outputs if o.exists()]
     if existing and not overwrite:
@@ -106,6 +110,6 @@ def pbcor_images(images: Sequence[str | Path], *, outdir: str | Path | None = No
              beam.freqs_hz[0] / 1e6, beam.freqs_hz[-1] / 1e6)
     if outdir is not None:
         make_dirs(Path(outdir))
-    return [pbcor_image(img, out, beam=beam, min_elevation_deg=min_el, min_response=min_resp, overwrite=True,
+    return [pbcor_image(img, out, beam=beam, settings=pb, overwrite=True,
                         beam_label=str(beam_file or beam.source), hints=hints)
             for img, out in zip(images, outputs)]

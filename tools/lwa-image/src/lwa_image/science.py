@@ -1,7 +1,7 @@
 """The science images: the 7 configurations of DESIGN.md (17 images: 5 deep, 2 x 6 intervals) with wsclean.
 
-Every parameter comes from `lwa_common.config.Imaging` (``cfg.imaging``); the configurations
-themselves are ``cfg.imaging.configurations``. Each configuration is one wsclean run; its products
+Every parameter comes from `lwa_common.config.Imaging` (the `[imaging]` section); the configurations
+themselves are its ``configurations``. Each configuration is one wsclean run; its products
 are rewritten as self-describing images (STOKES, IMGCAT, INTERVAL, NINTERVL, CONFIG, ROBUST, TAPER,
 PBCOR, DEWARPED, SUBBAND, FREQMHZ, BEAMREF and the time range of the data in each image).
 
@@ -31,7 +31,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.time import Time
 
-from lwa_common.config import Config, ImageConfiguration, Imaging, load_config
+from lwa_common.config import ImageConfiguration, Imaging
 from lwa_common.errors import LwaError
 from lwa_common.ms import MsInfo, TimeRange, interval_bounds, ms_info
 from lwa_common.ms import data_column as pick_data_column
@@ -386,21 +386,21 @@ def _run_units(units: list[_Unit], job: Callable[..., list[Path]], *, imaging: I
         return [futures[k].result() for k in range(len(units))]
 
 
-def run_science(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None,
+def run_science(ms: str | Path, outdir: str | Path, *, imaging: Imaging | None = None,
                 only: Sequence[str] | None = None, niter_scale: float = 1.0, data_column: str | None = None,
                 subband: str | None = None, overwrite: bool = False, exact_intervals: bool = False,
                 timings: Timings | None = None) -> list[Path]:
     """Image `ms` in the science configurations; returns the FITS written (in `outdir`).
 
-    Grid and intervals are ``cfg.imaging``'s `size`, `scale_deg` and `intervals_out` (a CLI builds
+    `imaging` is the `[imaging]` section (None: the defaults); grid and intervals are its `size`,
+    `scale_deg` and `intervals_out` (a CLI builds
     it with `lwa_common.config.section_with`). An MS with fewer time steps than `intervals_out`
     gets one interval per step, with a warning, unless `exact_intervals` (the intervals were asked
     for: then it is an error). `niter_scale` multiplies every configuration's CLEAN iteration limit
     (tests use small values); `data_column` defaults to CORRECTED_DATA when present, else DATA.
     """
     t_start = time.perf_counter()
-    cfg = cfg or load_config()
-    imaging = cfg.imaging
+    imaging = imaging if imaging is not None else Imaging()
     ms, outdir = Path(ms), Path(outdir)
     confs = _order_references_first(select_configurations(imaging, only), imaging)
     size, scale_deg, intervals_out = int(imaging.size), float(imaging.scale_deg), int(imaging.intervals_out)

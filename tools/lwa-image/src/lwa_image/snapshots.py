@@ -12,7 +12,7 @@ import logging
 import time
 from pathlib import Path
 
-from lwa_common.config import Config, load_config
+from lwa_common.config import Imaging, SnapshotQA
 from lwa_common.errors import LwaError
 from lwa_common.ms import data_column as pick_data_column
 from lwa_common.ms import ms_info
@@ -36,7 +36,8 @@ SNAPSHOT_CONFIGS = {"I": "I-Snapshot", "V": "V-Snapshot"}
 """CONFIG keyword (and file-name part) of the snapshot images per Stokes."""
 
 
-def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = None, robust: float = 0.0,
+def run_snapshots(ms: str | Path, outdir: str | Path, *, settings: SnapshotQA | None = None,
+                  imaging: Imaging | None = None, robust: float = 0.0,
                   data_column: str | None = None, subband: str | None = None, overwrite: bool = False,
                   timings: Timings | None = None) -> list[Path]:
     """Dirty I and V per time step of `ms`; returns the FITS written (I and V of t0001, t0002, ...).
@@ -44,9 +45,10 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = No
     Grid: ``cfg.snapshot_qa``'s `size` and `scale_arcmin` (a CLI builds it with
     `lwa_common.config.section_with`)."""
     t_start = time.perf_counter()
-    cfg = cfg or load_config()
+    settings = settings if settings is not None else SnapshotQA()
+    imaging = imaging if imaging is not None else Imaging()
     ms, outdir = Path(ms), Path(outdir)
-    size, scale_arcmin = int(cfg.snapshot_qa.size), float(cfg.snapshot_qa.scale_arcmin)
+    size, scale_arcmin = int(settings.size), float(settings.scale_arcmin)
     if size < 16 or scale_arcmin <= 0:
         raise LwaError(f"bad snapshot size/scale: {size} px, {scale_arcmin} arcmin")
     info = ms_info(ms, subband=subband)
@@ -61,7 +63,7 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, cfg: Config | None = No
     log.info("snapshots of %s: %d time steps, %d px at %g arcmin, column %s", ms, n, size, scale_arcmin, column)
     args = ["-size", str(size), str(size), "-scale", f"{scale_arcmin:g}amin", "-weight", "briggs", f"{robust:g}",
             "-pol", "I,V", "-niter", "0", "-intervals-out", str(n), "-data-column", column,
-            "-no-update-model-required", "-no-dirty", *gridder_args(cfg.imaging)]
+            "-no-update-model-required", "-no-dirty", *gridder_args(imaging)]
     written: list[Path] = []
     with scratch_dir(outdir, "snapshots") as tmp:
         prefix = tmp / f"{info.subband}-snapshot"

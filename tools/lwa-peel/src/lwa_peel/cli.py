@@ -19,7 +19,8 @@ from lwa_common.cli import (
 )
 from lwa_common.config import default_text, section_with
 from lwa_peel.hourmodel import refine_model
-from lwa_peel.peel import MODES, peel_ms
+from lwa_peel.peel import peel_ms
+from lwa_peel.steps import MODES
 
 __all__ = ["cli", "main"]
 
@@ -47,9 +48,10 @@ def _shared(func):
         section_option("peel", "step_size", type=click.FloatRange(min=0, max=1, min_open=True),
                        help="DDECal step size."),
         click.option("--channels-per-solution", type=click.IntRange(min=0), default=None,
-                     help="Channels per gain solution; 0 = the whole band  [sky: "
-                          f"{default_text('peel', 'channels_per_solution')}; rfi: "
-                          f"{default_text('peel', 'rfi_channels_per_solution')}]."),
+                     help="Channels per gain solution, taken as given; 0 = the whole band  [sky: "
+                          f"{default_text('peel', 'channels_per_solution')}; rfi: from one channel, as many as keep "
+                          "the sky the emitter's gains absorb below peel.rfi_max_absorption (config "
+                          "peel.rfi_channels_per_solution: unset = this rule)]."),
         section_option("peel", "mode", type=click.Choice(MODES), help="DDECal solution type."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output MS and its side products."),
         json_option,
@@ -66,11 +68,11 @@ def _run(kind: str, ms: Path, sources: Path, output: Path | None, in_place: bool
     if (output is None) == (not in_place):
         raise click.UsageError("give either -o/--output OUT.ms or --in-place (not both)")
     per_channel = "rfi_channels_per_solution" if kind == "rfi" else "channels_per_solution"
-    config = section_with(cfg, peel=section_with(cfg.peel, **given, **{per_channel: channels_per_solution}),
-                          primary_beam=section_with(cfg.primary_beam, beam_file=str(beam_file) if beam_file else None))
+    settings = section_with(cfg.peel, **given, **{per_channel: channels_per_solution})
+    primary_beam = section_with(cfg.primary_beam, beam_file=str(beam_file) if beam_file else None)
     result = peel_ms(ms, sources, kind=kind, output=output, in_place=in_place, column=column,
-                     input_column=input_column, overwrite=overwrite, field=field, config=config,
-                     channels_per_solution=channels_per_solution)
+                     input_column=input_column, overwrite=overwrite, field=field, settings=settings,
+                     primary_beam=primary_beam)
     if as_json:
         emit(result.as_dict(), as_json=True)
     else:
@@ -211,9 +213,10 @@ def refine_model_cmd(ms: tuple[Path, ...], sources: Path, output: Path, field: P
       lwa-peel sky ms/20241220_120000_55MHz.ms --sources peel-sky-model.json --field catalog.csv \\
           --model-refine-rounds 0 --in-place
     """
-    config = section_with(cfg, peel=section_with(cfg.peel, field_refine=field_refine))
-    result = refine_model(ms, sources, output=output, field=field, overwrite=overwrite, config=config,
-                          n_ms=model_refine_ms, rounds=model_refine_rounds)
+    settings = section_with(cfg.peel, field_refine=field_refine, model_refine_ms=model_refine_ms,
+                            model_refine_rounds=model_refine_rounds)
+    result = refine_model(ms, sources, output=output, field=field, overwrite=overwrite, settings=settings,
+                          primary_beam=cfg.primary_beam)
     emit(result.as_dict() if as_json else [result.output], as_json=as_json)
 
 

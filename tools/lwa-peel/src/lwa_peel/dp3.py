@@ -38,7 +38,6 @@ __all__ = [
     "parset_text",
     "write_parset",
     "run_dp3",
-    "thread_count",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,14 +100,6 @@ def casarc_path() -> Path:
     except OSError as err:
         raise LwaError(f"cannot write the casarc for DP3 at {path}: {err.strerror}") from None
     return path
-
-
-def thread_count() -> int:
-    """CPUs this process may use (respects Slurm / taskset affinity)."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return max(os.cpu_count() or 1, 1)
 
 
 def dp3_env() -> dict[str, str]:

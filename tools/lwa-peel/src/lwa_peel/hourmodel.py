@@ -19,7 +19,7 @@ as it does the shipped components. With several MS the components of each are ke
 1 / (the number of MS that refined that source): the mean of their models.
 
 Own code only for that bookkeeping: the passes, the field fit and the imaging are the peel's
-(`lwa_peel.peel._first_pass`, DP3, wsclean); the fit is numpy's polynomial least squares.
+(`lwa_peel.steps.first_pass`, DP3, wsclean); the fit is numpy's polynomial least squares.
 """
 
 from __future__ import annotations
@@ -34,25 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lwa_common.config import Config, load_config
+from lwa_common.config import Peel, PrimaryBeam
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
 from lwa_common.ms import check_ms
+from lwa_peel import steps
 from lwa_peel.model import Component, Direction, fit_linear_spectrum
-from lwa_peel.peel import (
-    _beam_model,
-    _directions,
-    _field,
-    _first_pass,
-    _input_column,
-    _load_field,
-    _load_sources,
-    _write_dp3_inputs,
-    ms_info,
-    product_paths,
-    resolve_settings,
-)
-from lwa_peel.selfcal import _angle
+from lwa_peel.selfcal import sexagesimal
 
 __all__ = ["RefinedModel", "refine_model", "spread"]
 
@@ -86,8 +74,8 @@ def _entry(component: Component, freqs_hz: np.ndarray, gain: np.ndarray) -> dict
     """A TTCal component (intrinsic, linear spectrum) of one apparent clean component."""
     ref = float(np.mean(freqs_hz))
     s0, terms = fit_linear_spectrum(freqs_hz, np.asarray(component.flux_at(freqs_hz)) / gain, ref)
-    out = {"name": component.name, "ra": _angle(component.ra_deg, hours=True),
-           "dec": _angle(component.dec_deg, hours=False), "I": s0, "freq": ref,
+    out = {"name": component.name, "ra": sexagesimal(component.ra_deg, hours=True),
+           "dec": sexagesimal(component.dec_deg, hours=False), "I": s0, "freq": ref,
            "index": list(terms), "spectral-law": "linear"}
     if component.is_gaussian:
         out.update({"major-fwhm": component.major_arcsec, "minor-fwhm": component.minor_arcsec,
@@ -99,19 +87,19 @@ def _refine_one(ms: Path, chosen: list, field_sources, settings: dict, workdir: 
                 ) -> tuple[list[Direction], list[Direction], np.ndarray]:
     """The directions of `ms` as given and as refined (`model_refine_rounds` passes on a scratch copy
     of it, so the input is never touched), and its channel frequencies."""
-    info = ms_info(ms)
+    info = steps.ms_info(ms)
     copy = workdir / ms.name
     shutil.copytree(ms, copy, symlinks=True)
-    in_col = _input_column(copy, info, None)
-    directions, _ = _directions(chosen, "sky", info, settings, ms=copy, in_col=in_col, already=False)
+    in_col = steps.input_column(copy, info, None)
+    directions, _ = steps.peel_directions(chosen, "sky", info, settings)
     directions = [d for d in directions if np.isfinite(d.ra_deg) and d.name not in ("Sun", "Moon", "Jupiter")]
     if not directions:
         return [], [], info.freqs_hz
-    fixed = _field(field_sources, directions, info, settings)
-    paths = product_paths(copy, "sky")
-    _write_dp3_inputs("sky", copy, in_col, in_col, directions, fixed, paths, settings, info)
+    fixed = steps.field_patch(field_sources, directions, info, settings)
+    paths = steps.product_paths(copy, "sky")
+    steps.write_dp3_inputs("sky", copy, in_col, in_col, directions, fixed, paths, settings, info)
     refined: dict[str, object] = {}
-    _first_pass(copy, kind="sky", parset=paths["parset"], fixed=fixed, directions=directions,
+    steps.first_pass(copy, kind="sky", parset=paths["parset"], fixed=fixed, directions=directions,
                 skymodel=paths["skymodel"], settings=settings, refined=refined, comment=f"lwa-peel refine-model for {ms} at {info.time_mid.isot}")
     shutil.rmtree(copy, ignore_errors=True)
     return directions, list(refined["directions"]), np.asarray(info.freqs_hz, dtype=float)
@@ -120,7 +108,7 @@ def _refine_one(ms: Path, chosen: list, field_sources, settings: dict, workdir: 
 def _intrinsic_additions(ms_list: Sequence[Path], chosen: list, field_sources, settings: dict, workdir: Path
                          ) -> dict[str, list[list[dict]]]:
     """source name -> per MS that refined it, the clean components it added, made intrinsic."""
-    beam = _beam_model(settings)
+    beam = steps.beam_model(settings)
     added: dict[str, list[list[dict]]] = {}
     for ms in ms_list:
         before, after, freqs = _refine_one(ms, chosen, field_sources, settings, workdir)
@@ -155,16 +143,17 @@ def _with_components(entry: dict, extra: list[dict], note: dict) -> dict:
 
 
 def refine_model(ms_list: Sequence[str | Path], sources: str | Path, *, output: str | Path,
-                 field: str | Path | None = None, overwrite: bool = False, config: Config | None = None,
-                 n_ms: int | None = None, rounds: int | None = None) -> RefinedModel:
-    """Refine the sky sources of `sources` (TTCal sources.json) from `n_ms` of `ms_list` (config
-    `peel.model_refine_ms`; spread over the list sorted by name, i.e. time) with `rounds` passes
-    each (`peel.model_refine_rounds`), and write the intrinsic model to `output` (same format;
-    module docstring). Inputs are never modified; raises `LwaError` (one line) on bad input."""
-    cfg = config or load_config(None)
-    settings = resolve_settings(cfg, kind="sky", model_refine_rounds=rounds)
-    n_ms = int(n_ms if n_ms is not None else cfg.peel.model_refine_ms)
-    if n_ms < 1 or int(settings["model_refine_rounds"]) < 1:
+                 field: str | Path | None = None, overwrite: bool = False, settings: Peel | None = None,
+                 primary_beam: PrimaryBeam | None = None) -> RefinedModel:
+    """Refine the sky sources of `sources` (TTCal sources.json) from `settings.model_refine_ms` of
+    `ms_list` (spread over the list sorted by name, i.e. time) with `settings.model_refine_rounds`
+    passes each, and write the intrinsic model to `output` (same format; module docstring).
+    `settings`: the `[peel]` section, `primary_beam` the `[primary_beam]` one (None: the defaults).
+    Inputs are never modified; raises `LwaError` (one line) on bad input."""
+    peel = settings if settings is not None else Peel()
+    applied = steps.applied_settings(peel, kind="sky", beam_file=(primary_beam or PrimaryBeam()).beam_file)
+    n_ms = int(peel.model_refine_ms)
+    if n_ms < 1 or int(applied["model_refine_rounds"]) < 1:
         raise LwaError("refine-model needs at least one MS and one refinement round")
     output = check_output(output, overwrite=overwrite)
     sources = Path(sources)
@@ -173,15 +162,15 @@ def refine_model(ms_list: Sequence[str | Path], sources: str | Path, *, output: 
         raise LwaError("no MS given")
     for m in paths:
         check_ms(m)
-    chosen, _ = _load_sources(sources, "sky")  # read and checked (lwa_common.catalogs.read_ttcal_sources)
+    chosen, _ = steps.load_sources(sources, "sky")  # read and checked (lwa_common.catalogs.read_ttcal_sources)
     raw = json.loads(sources.read_text())  # the same entries as written: the refined ones are rewritten
-    field_sources = _load_field(field, cfg)
+    field_sources = steps.load_field(field, peel)
     picked = spread(paths, n_ms)
     log.info("refine-model: %d of %d MS (%s), %d round(s) each", len(picked), len(paths),
-             ", ".join(p.name for p in picked), int(settings["model_refine_rounds"]))
+             ", ".join(p.name for p in picked), int(applied["model_refine_rounds"]))
     with tempfile.TemporaryDirectory(prefix=".refine-model-", dir=output.absolute().parent) as tmp:
-        added = _intrinsic_additions(picked, chosen, field_sources, settings, Path(tmp))
-    note = {"ms": [p.name for p in picked], "rounds": int(settings["model_refine_rounds"])}
+        added = _intrinsic_additions(picked, chosen, field_sources, applied, Path(tmp))
+    note = {"ms": [p.name for p in picked], "rounds": int(applied["model_refine_rounds"])}
     entries = [_with_components(e, _weighted(added[e.get("name")]), {**note, "from_ms": len(added[e.get("name")])})
                if isinstance(e, dict) and e.get("name") in added else e for e in raw]
     with atomic_path(output) as tmp_out:
@@ -189,4 +178,4 @@ def refine_model(ms_list: Sequence[str | Path], sources: str | Path, *, output: 
     counts = {name: sum(len(x) for x in per_ms) for name, per_ms in added.items()}
     for name, n in counts.items():
         log.info("refine-model: %s gets %d intrinsic component(s) from %d MS", name, n, len(added[name]))
-    return RefinedModel(output=output, ms=tuple(picked), rounds=int(settings["model_refine_rounds"]), added=counts)
+    return RefinedModel(output=output, ms=tuple(picked), rounds=int(applied["model_refine_rounds"]), added=counts)

@@ -47,11 +47,12 @@ from astropy.io import fits
 from lwa_common.catalogs import read_makesourcedb
 from lwa_common.errors import LwaError
 from lwa_common.ms import open_table
+from lwa_common.parallel import job_cpus
 from lwa_common.provenance import keep_tool_output
-from lwa_peel.dp3 import run_dp3, thread_count, write_parset
+from lwa_peel.dp3 import run_dp3, write_parset
 from lwa_peel.model import Component, Direction
 
-__all__ = ["ImageGeometry", "image_geometry", "refine_directions"]
+__all__ = ["ImageGeometry", "image_geometry", "refine_directions", "sexagesimal"]
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,11 @@ def _residual_in_model_frame(ms: Path, column: str, direction: Direction, *, h5p
                              field_patch: str | None, out: Path, freq_step: int) -> Path:
     """A new MS `out`: `column` less the fixed field, corrected by `direction`'s inverted gains,
     phase-shifted to it and averaged over `freq_step` channels."""
-    centre = [_angle(direction.ra_deg, hours=True), _angle(direction.dec_deg, hours=False)]
+    centre = [sexagesimal(direction.ra_deg, hours=True), sexagesimal(direction.dec_deg, hours=False)]
     steps = (["fieldsub"] if field_patch else []) + ["applycal", "shift"] + (["average"] if freq_step > 1 else [])
     params: dict[str, object] = {
         "msin": str(ms.absolute()), "msin.datacolumn": column, "msout": str(out.absolute()),
-        "msout.overwrite": True, "numthreads": thread_count(), "steps": steps,
+        "msout.overwrite": True, "numthreads": job_cpus(), "steps": steps,
         "applycal.type": "applycal", "applycal.parmdb": str(h5parm.absolute()),
         "applycal.steps": ["amplitude", "phase"], "applycal.amplitude.correction": "amplitude000",
         "applycal.phase.correction": "phase000", "applycal.direction": f"[{direction.patch}]",
@@ -124,7 +125,7 @@ def _residual_in_model_frame(ms: Path, column: str, direction: Direction, *, h5p
     return out
 
 
-def _angle(deg: float, *, hours: bool) -> str:
+def sexagesimal(deg: float, *, hours: bool) -> str:
     """RA as 19h59m28.3566s, Dec as +40d44m02.097s (what DP3 and wsclean parse)."""
     if hours:
         return Angle(deg, u.deg).to_string(unit=u.hour, sep="hms", precision=4)
@@ -137,7 +138,7 @@ def _wsclean_args(ms: Path, geometry: ImageGeometry, *, prefix: Path, mask: Path
             "-scale", f"{geometry.scale_arcmin / 60:.8f}", "-pol", "I", "-weight", "briggs", "0",
             "-niter", str(clean_iterations), "-mgain", "0.8", "-auto-threshold", "0.3",
             "-fits-mask", str(mask.absolute()), "-save-source-list", "-no-update-model-required",
-            "-j", str(thread_count()), "-temp-dir", str(prefix.parent.absolute())]
+            "-j", str(job_cpus()), "-temp-dir", str(prefix.parent.absolute())]
     if geometry.channels > 1:
         args += ["-channels-out", str(geometry.channels), "-join-channels", "-fit-spectral-pol",
                  str(min(geometry.channels, 3))]

@@ -117,12 +117,12 @@ def _pixels(diff: np.ndarray, uvw: np.ndarray, ms: Path, radec_deg: np.ndarray) 
 
 def _image_ring_rms(images: list, truth: dict, centres: dict[str, tuple[float, float]]) -> float | None:
     """Robust RMS of the deep I image in the 3-10 deg annuli, steady sources masked (2 beams)."""
-    from lwa_sim.score import _load, _pick, _robust_rms
+    from lwa_sim.score import load_plane, pick_image, robust_rms
 
-    im = _pick(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=False, DEWARPED=False)
+    im = pick_image(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=False, DEWARPED=False)
     if im is None:
         return None
-    img, wcs = _load(im)
+    img, wcs = load_plane(im)
     yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
     sky = wcs.pixel_to_world(xx.ravel(), yy.ravel())
     ok = np.isfinite(sky.ra.deg)
@@ -135,7 +135,7 @@ def _image_ring_rms(images: list, truth: dict, centres: dict[str, tuple[float, f
         if s.get("kind") != "ateam" and not s.get("transient"):
             pos = SkyCoord(s["apparent_ra_deg"], s["apparent_dec_deg"], unit="deg")
             ring &= sky.separation(pos).deg > 2 * im.bmaj_deg
-    return _robust_rms(img.ravel()[ring & ok])
+    return robust_rms(img.ravel()[ring & ok])
 
 
 def _convergence(folder: Path) -> dict[str, Any]:
@@ -235,19 +235,19 @@ def score_peel(folder: Path, truth: dict, sim_dir: Path, control: Path, subband:
 
 def peel_goals(res: dict | None) -> dict[str, dict]:
     """The three peel goals of one subband ('n/a' without an A-team section)."""
-    from lwa_sim.score import _goal
+    from lwa_sim.score import goal_verdict
 
     if not res or res.get("status") != "scored":
         why = (res or {}).get("status", "no control simulation given (--control)")
-        return {k: _goal(None, why) for k in PEEL_GOALS}
+        return {k: goal_verdict(None, why) for k in PEEL_GOALS}
     p, fmax, ratio = res["power_left"], res["field_max_abs_change"], res["rms_ratio"]
     return {
-        "ateam_power": _goal(p is not None and p <= POWER_MAX, f"{p:.2e} of the A-team's power left"
+        "ateam_power": goal_verdict(p is not None and p <= POWER_MAX, f"{p:.2e} of the A-team's power left"
                              + ("" if res["peeled"] else " (not peeled)")),
-        "ateam_field": _goal(None if fmax is None else fmax <= FIELD_MAX,
+        "ateam_field": goal_verdict(None if fmax is None else fmax <= FIELD_MAX,
                              f"{len(res['field'])} sources within {FIELD_RADIUS_DEG:g}°: median "
                              f"{100 * (res['field_median_abs_change'] or 0):.2f} %, max {100 * (fmax or 0):.2f} %"),
-        "ateam_rms": _goal(None if ratio is None else ratio <= RMS_MAX, _rms_detail(res)),
+        "ateam_rms": goal_verdict(None if ratio is None else ratio <= RMS_MAX, _rms_detail(res)),
     }
 
 

@@ -96,7 +96,7 @@ def _images(folder: Path) -> list[Image]:
     return out
 
 
-def _pick(images: list[Image], **want: Any) -> Image | None:
+def pick_image(images: list[Image], **want: Any) -> Image | None:
     """The image whose header has every wanted value; a dewarped one when `DEWARPED` is asked."""
     for im in images:
         if all(_same(im.key(k), v) for k, v in want.items()):
@@ -112,12 +112,14 @@ def _same(value: Any, want: Any) -> bool:
     return str(value) == str(want)
 
 
-def _load(im: Image) -> tuple[np.ndarray, Any]:
+def load_plane(im: Image) -> tuple[np.ndarray, Any]:
+    """The image's sky plane (float) and its celestial WCS."""
     data, header = read_image(im.path)
     return image_plane(data).astype(float), celestial_wcs(header)
 
 
-def _robust_rms(values: np.ndarray) -> float:
+def robust_rms(values: np.ndarray) -> float:
+    """Robust RMS of the finite values (NaN with fewer than 10)."""
     v = values[np.isfinite(values)]
     if v.size < 10:
         return float("nan")
@@ -131,7 +133,7 @@ def _local_rms(img: np.ndarray, x: float, y: float, radius_px: float) -> float:
     cut = img[max(yi - r, 0): yi + r + 1, max(xi - r, 0): xi + r + 1]
     yy, xx = np.mgrid[max(yi - r, 0): max(yi - r, 0) + cut.shape[0], max(xi - r, 0): max(xi - r, 0) + cut.shape[1]]
     outer = np.hypot(xx - x, yy - y) > r / 3
-    return _robust_rms(cut[outer])
+    return robust_rms(cut[outer])
 
 
 def _fit_source(img: np.ndarray, x: float, y: float, beam_px: float, header: fits.Header) -> dict[str, Any]:
@@ -233,11 +235,11 @@ def _isolated(i: int, steady: list[dict], where: np.ndarray, radius_px: float) -
 
 def _photometry(images: list[Image], steady: list[dict], st: ScoreSettings) -> dict[str, Any]:
     """Deep I, Robust 0, untapered, PB-corrected (dewarped when it exists): peak and fitted flux."""
-    im = (_pick(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=True, DEWARPED=True)
-          or _pick(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=True))
+    im = (pick_image(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=True, DEWARPED=True)
+          or pick_image(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, TAPER=0.0, PBCOR=True))
     if im is None:
         return {"image": None, "sources": []}
-    img, wcs = _load(im)
+    img, wcs = load_plane(im)
     beam_px = im.bmaj_deg / im.pixel_deg
     where = _pixels(steady, wcs, bool(im.key("DEWARPED")))
     rows = []
@@ -272,11 +274,11 @@ def _astrometry(images: list[Image], steady: list[dict], anchors_used: dict[str,
     dewarp, and the held-out errors after (`_heldout`; `screen_applied`: the fit's status is ok)."""
     out: dict[str, Any] = {}
     for label, dewarped in (("before", False), ("after", True)):
-        im = _pick(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, PBCOR=False, CONFIG="I-Deep-Taper-Robust-0",
+        im = pick_image(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, PBCOR=False, CONFIG="I-Deep-Taper-Robust-0",
                    DEWARPED=dewarped)
         if im is None:
             continue
-        img, wcs = _load(im)
+        img, wcs = load_plane(im)
         beam_px = im.bmaj_deg / im.pixel_deg
         where = _pixels(steady, wcs, dewarped)
         rows = []
@@ -380,7 +382,7 @@ def _event(s: dict, interval: str, duty: float, im: Image | None, *, subband: st
     if im is None:
         ev["expected_snr"] = None
         return ev
-    img, wcs = _load(im)
+    img, wcs = load_plane(im)
     beam_px = im.bmaj_deg / im.pixel_deg
     x, y = wcs.all_world2pix([_position(s, im.key("DEWARPED"))], 0)[0]
     rms = _local_rms(img, x, y, 6 * beam_px) if np.isfinite(x) else float("nan")
@@ -725,7 +727,8 @@ def _native(value: Any) -> Any:
     return value
 
 
-def _goal(ok: bool | None, detail: str) -> dict[str, Any]:
+def goal_verdict(ok: bool | None, detail: str) -> dict[str, Any]:
+    """A goal's entry in the score: pass / fail, or n/a when it could not be judged (None)."""
     return {"status": "n/a" if ok is None else ("pass" if ok else "fail"), "detail": detail}
 
 
@@ -734,24 +737,24 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
     ev = [e for e in res["transients"]["events"] if (e.get("expected_snr") or 0) >= st.transient_sigma]
     if ev:
         frac = sum(e["found"] for e in ev) / len(ev)
-        g["transient_recall"] = _goal(frac >= 0.95, f"{sum(e['found'] for e in ev)}/{len(ev)} found")
+        g["transient_recall"] = goal_verdict(frac >= 0.95, f"{sum(e['found'] for e in ev)}/{len(ev)} found")
     else:
-        g["transient_recall"] = _goal(None, "no injected event ≥ 8σ")
+        g["transient_recall"] = goal_verdict(None, "no injected event ≥ 8σ")
     per10 = res["transients"]["false_not_artefact_per_10_images"]
-    g["transient_false"] = _goal(None if per10 is None else per10 <= 1.0,
+    g["transient_false"] = goal_verdict(None if per10 is None else per10 <= 1.0,
                                  f"{res['transients']['false_not_artefact']} in "
                                  f"{res['transients']['n_images_searched']} images ({per10 if per10 is None else round(per10, 2)} per 10)")
     fl = res["flagging"]
     if fl.get("ms") is None:
-        g["flag_recall"] = _goal(None, "no concatenated MS")
-        g["flag_false"] = _goal(None, "no concatenated MS")
+        g["flag_recall"] = goal_verdict(None, "no concatenated MS")
+        g["flag_false"] = goal_verdict(None, "no concatenated MS")
     else:
         rec = {k: fl[f"{k}_recall"] for k in ("rfi", "hot") if f"{k}_recall" in fl}
-        g["flag_recall"] = _goal(min(rec.values()) >= 0.95 if rec else None,
+        g["flag_recall"] = goal_verdict(min(rec.values()) >= 0.95 if rec else None,
                                  ", ".join(f"{k} {100 * v:.1f} % flagged" for k, v in rec.items())
                                  or "no RFI or hot baseline injected")
         f = fl["false_flag_fraction"]
-        g["flag_false"] = _goal(None if f is None else f < 0.02,
+        g["flag_false"] = goal_verdict(None if f is None else f < 0.02,
                                 "no clean data (every visibility holds an injected fault)" if f is None
                                 else f"{100 * f:.2f} % of clean data flagged")
     ast = res["astrometry"]
@@ -762,26 +765,26 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
     eng = res["dewarp"]["engaged"]
     what = f"{'engaged' if eng else 'not engaged'}; {n_anchor_able} isolated sources ≥ " \
            f"{st.min_snr_astrometry:g}σ, median offset {med_off:.2f} beam"
-    g["dewarp_engaged"] = _goal(eng if n_anchor_able >= 6 and med_off >= 0.5 else None, what)
+    g["dewarp_engaged"] = goal_verdict(eng if n_anchor_able >= 6 and med_off >= 0.5 else None, what)
     after = ast.get("after")
     far = [n for n, o in offs.items() if o >= 1.0]
     if len(far) < 3:
-        g["dewarp_residual"] = _goal(None, f"{len(far)} sources offset ≥ 1 beam")
+        g["dewarp_residual"] = goal_verdict(None, f"{len(far)} sources offset ≥ 1 beam")
     elif not after:
-        g["dewarp_residual"] = _goal(False, f"not dewarped; {len(far)} sources offset ≥ 1 beam")
+        g["dewarp_residual"] = goal_verdict(False, f"not dewarped; {len(far)} sources offset ≥ 1 beam")
     else:
         held = [r for r in ast.get("heldout", []) if r["name"] in far]
         frac = float(np.mean([r["error_beams"] <= 0.2 for r in held])) if held else None
         n_refit = sum(r["heldout_by"] == "refit" for r in held)
-        g["dewarp_residual"] = _goal(None if frac is None else frac >= 0.95,
+        g["dewarp_residual"] = goal_verdict(None if frac is None else frac >= 0.95,
                                      f"{0 if frac is None else 100 * frac:.0f} % of {len(held)} held-out sources "
                                      f"offset ≥ 1 beam are ≤ 0.2 beam after ({n_refit} anchors by the screen "
                                      f"fitted without them, {len(held) - n_refit} outside the fit)")
     if after and before.get("median_error_beams") is not None and after.get("median_error_beams") is not None:
         b, a = before["median_error_beams"], after["median_error_beams"]
-        g["dewarp_no_harm"] = _goal(a <= max(1.1 * b, b + 0.02), f"median {b:.3f} → {a:.3f} beam")
+        g["dewarp_no_harm"] = goal_verdict(a <= max(1.1 * b, b + 0.02), f"median {b:.3f} → {a:.3f} beam")
     else:
-        g["dewarp_no_harm"] = _goal(None if not eng else False, "not dewarped" if not eng else "no astrometry")
+        g["dewarp_no_harm"] = goal_verdict(None if not eng else False, "not dewarped" if not eng else "no astrometry")
     scored = [r for r in res["photometry"]["sources"] if r["scored"]]
     if scored:
         # A point source's flux is the amplitude of the restoring beam fitted to it (the matched filter,
@@ -794,19 +797,19 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
         free = np.abs([r["integrated_err"] for r in scored if r.get("converged")])
         free_txt = f"; free fit: {100 * np.mean(free <= 0.05):.0f} % within 5 %, median {100 * np.median(free):.1f} %" \
             if len(free) else ""
-        g["flux"] = _goal(within >= 0.95 and med <= 0.02,
+        g["flux"] = goal_verdict(within >= 0.95 and med <= 0.02,
                           f"{100 * within:.0f} % of {len(scored)} within 5 %, median error {100 * med:.1f} % "
                           f"(point-source fit, absolute{free_txt})")
     else:
-        g["flux"] = _goal(None, "no isolated source ≥ 20σ")
+        g["flux"] = goal_verdict(None, "no isolated source ≥ 20σ")
     tv = [t for t in res["targets"] if t["stokes"] == "V"]
-    g["target_v"] = _goal(
+    g["target_v"] = goal_verdict(
         all(abs(t["peak_err"]) <= 0.05 and (t["fitted_err"] is None or abs(t["fitted_err"]) <= 0.05) for t in tv)
         if tv else None,
         ", ".join(f"{t['target']} peak {_pct(t['peak_err'])}, fitted {_pct(t['fitted_err'])}" for t in tv)
         or "no V target")
     ppb = [v["pixels_per_bmaj"] for v in res["psf"].values()]
-    g["psf_sampling"] = _goal(min(ppb) >= 3 if ppb else None, f"min {min(ppb) if ppb else float('nan'):.1f} px/BMAJ")
+    g["psf_sampling"] = goal_verdict(min(ppb) >= 3 if ppb else None, f"min {min(ppb) if ppb else float('nan'):.1f} px/BMAJ")
     g.update(peel_goals(res.get("ateam")))
     return g
 
