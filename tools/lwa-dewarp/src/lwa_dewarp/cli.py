@@ -49,8 +49,9 @@ def cli() -> None:
 @click.option("--reference-freq-mhz", type=click.FloatRange(min=0, min_open=True), default=None,
               help=f"Catalogue frequency when the file has none ({_default('reference_freq_mhz')}).")
 @click.option("--flux-ratio-max", type=click.FloatRange(min=1), default=None,
-              help=f"Measured/expected flux must lie within this factor ({_default('flux_ratio_max')}); "
-                   "loose by default because the deep image is not primary-beam corrected.")
+              help=f"Measured/expected flux must lie within this factor ({_default('flux_ratio_max')}, loose: "
+                   "the beam attenuates an image without PB correction; on a PB-corrected image, PBCOR = T, "
+                   f"{_default('flux_ratio_max_pbcor')}).")
 @click.option("--smoothing", type=click.FloatRange(min=0), default=None,
               help="Thin-plate spline smoothing, a noise-to-signal weight: 0 interpolates the anchors, "
                    f"larger is stiffer ({_default('smoothing')}).")
