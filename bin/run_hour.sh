@@ -356,7 +356,7 @@ stage_image() {  # HOUR SB: concat at the LST-hour meridian, flag, QA, science i
 science_steps() {  # HOUR SB: everything after imaging (rerun by --resume-science)
     local img="$dir/images"
     step pbcor lwa-image pbcor "$img"/*-image.fits --overwrite "${cfg_opt[@]}"
-    local deep="$img/$2-I-Deep-Taper-Robust-0-image.fits"
+    local deep="$img/$2-I-Deep-Taper-Robust-0-image-pbcorr.fits"  # PB-corrected: a tight flux test (dewarp.flux_ratio_max_pbcor)
     if [ -n "$catalog" ] && have "$deep"; then
         step dewarp-fit lwa-dewarp fit "$deep" --catalog "$catalog" -o "$dir/dewarp/screen.fits" --overwrite "${cfg_opt[@]}"
         if have "$dir/dewarp/screen.fits"; then

@@ -231,7 +231,10 @@ class Dewarp:
     min_anchors: int = 6
     reference_freq_mhz: float = 73.8
     spectral_index: float = -0.8
-    flux_ratio_max: float = 5.0
+    flux_ratio_max: float = 5.0  # measured / catalogue flux on an image without PB correction (beam ≈ 0.2 at 20°)
+    # ... on a PB-corrected image (PBCOR = T, what run_hour.sh fits): the tight test rejects the wrong
+    # matches that a beam-blind factor 5 lets through on a confused sky (real_density_iono)
+    flux_ratio_max_pbcor: float = 2.0
     smoothing: float = 1.0
     max_size_beams: float = 1.5  # compact: fitted FWHM major axis <= this many restoring beams (BMAJ)
     max_grid_px: int = 512  # screen grid side; bigger images get an integer coarsening factor

@@ -204,6 +204,25 @@ def test_flux_check_rejects_a_wrong_counterpart(warped_sky):
     assert res.summary["n_rejected_flux"] == 1 and s.name not in set(res.anchors["name"])
 
 
+def test_a_pb_corrected_image_gets_the_tight_flux_check(warped_sky):
+    """A counterpart 3x too bright in the catalogue passes the beam-blind factor 5 on a plain image,
+    is rejected on a PB-corrected one (PBCOR = T: `flux_ratio_max_pbcor` = 2), and a looser
+    `flux_ratio_max_pbcor` (what the CLI's --flux-ratio-max sets) lets it through there."""
+    cat = list(warped_sky.catalog)
+    s = cat[0]
+    cat[0] = CatalogSource(name=s.name, ra_deg=s.ra_deg, dec_deg=s.dec_deg, flux_jy=s.flux_jy * 3,
+                           ref_freq_hz=s.ref_freq_hz)
+    pb = warped_sky.header.copy()
+    pb["PBCOR"] = True
+    plain = fit_screen((warped_sky.image, warped_sky.header), cat, settings=dewarp(match_radius_beams=RADIUS))
+    tight = fit_screen((warped_sky.image, pb), cat, settings=dewarp(match_radius_beams=RADIUS))
+    loose = fit_screen((warped_sky.image, pb), cat,
+                       settings=dewarp(match_radius_beams=RADIUS, flux_ratio_max_pbcor=5.0))
+    assert s.name in set(plain.anchors["name"]) and s.name in set(loose.anchors["name"])
+    assert tight.summary["n_rejected_flux"] == 1 and s.name not in set(tight.anchors["name"])
+    assert tight.summary["settings"]["flux_ratio_max"] == 2.0
+
+
 def test_screen_extrapolates_a_uniform_shift_beyond_the_anchors(make_sky):
     """Anchors only near the centre; a uniform shift on the sky must continue to the horizon, not fall to 0."""
     sky = make_sky(field=lambda x, y: (3.0, -2.0), max_radius=0.4, n=12, min_sep_px=10.0, seed=5)

@@ -209,3 +209,21 @@ def test_isolation_is_counted_in_beams_of_the_image_grid():
     assert _isolated(4, steady, where, radius_px) is False  # its 10x brighter neighbour counts for it
     steady[3]["_fb"]["apparent_jy"] = 1.9  # < 20 % of source 2
     assert _isolated(2, steady, where, radius_px) and not _isolated(3, steady, where, radius_px)
+
+
+def test_a_source_not_where_it_should_be_is_a_miss_not_a_nan(tmp_path):
+    """A beam fit that runs out of its 1.5-beam box (the dewarped image left the source far from its
+    true position) or off the sky is a lost source: inf (JSON null), counted above every threshold,
+    never a NaN that makes the median NaN; the table reads the JSON nulls as inf."""
+    from lwa_common.fitsio import celestial_wcs
+    from lwa_sim.score import Image, _errors, _fit_error_beams
+
+    h = allsky_header(size=512, scale_deg=PIXEL_DEG, bmaj_deg=BEAM_DEG, ra_deg=151.0, dec_deg=37.24)
+    wcs, im = celestial_wcs(h), Image(tmp_path / "x.fits", h)
+    src = {"ra_deg": 151.0, "dec_deg": 37.24}
+    x, y = wcs.world_to_pixel_values(151.0, 37.24)
+    assert _fit_error_beams({"x": x, "y": y + 2.0}, (x, y), wcs, src, im) == pytest.approx(0.5, rel=1e-2)
+    assert _fit_error_beams({"x": x, "y": y + 7.0}, (x, y), wcs, src, im) == np.inf  # 1.75 beams: left the box
+    assert _fit_error_beams({"x": 2.0, "y": 2.0}, (2.5, 2.5), wcs, src, im) == np.inf  # off the sky: NaN position
+    errs = _errors([{"error_beams": 0.1}, {"error_beams": None}, {"error_beams": 0.05}])
+    assert np.median(errs) == pytest.approx(0.1) and np.mean(errs <= 0.2) == pytest.approx(2 / 3)

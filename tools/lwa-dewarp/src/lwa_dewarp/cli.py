@@ -49,8 +49,9 @@ def cli() -> None:
 @click.option("--reference-freq-mhz", type=click.FloatRange(min=0, min_open=True), default=None,
               help=f"Catalogue frequency when the file has none ({_default('reference_freq_mhz')}).")
 @click.option("--flux-ratio-max", type=click.FloatRange(min=1), default=None,
-              help=f"Measured/expected flux must lie within this factor ({_default('flux_ratio_max')}); "
-                   "loose by default because the deep image is not primary-beam corrected.")
+              help=f"Measured/expected flux must lie within this factor ({_default('flux_ratio_max')}, loose: "
+                   "the beam attenuates an image without PB correction; on a PB-corrected image, PBCOR = T, "
+                   f"{_default('flux_ratio_max_pbcor')}).")
 @click.option("--smoothing", type=click.FloatRange(min=0), default=None,
               help="Thin-plate spline smoothing, a noise-to-signal weight: 0 interpolates the anchors, "
                    f"larger is stiffer ({_default('smoothing')}).")
@@ -99,7 +100,8 @@ def fit_cmd(image: Path, catalog: Path, output: Path, qa_dir: Path | None, snr: 
 
     settings = section_with(cfg.dewarp, snr=snr, match_radius_beams=match_radius_beams, min_anchors=min_anchors,
                             spectral_index=spectral_index, reference_freq_mhz=reference_freq_mhz,
-                            flux_ratio_max=flux_ratio_max, smoothing=smoothing, max_size_beams=max_size_beams,
+                            flux_ratio_max=flux_ratio_max, flux_ratio_max_pbcor=flux_ratio_max,  # given: on either image
+                            smoothing=smoothing, max_size_beams=max_size_beams,
                             max_grid_px=max_grid_px, cv_gain=cv_gain)
     result = fit_screen(image, catalog, settings=settings, hints=hints)
     write_fit_products(result, screen_path=output, qa_dir=qa, overwrite=overwrite, plots=plots)

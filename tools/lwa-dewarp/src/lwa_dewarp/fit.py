@@ -117,6 +117,7 @@ class _Inputs:
     freq_mhz: float
     sources: list[CatalogSource]
     catalog_name: str
+    pbcor: bool = False  # PBCOR = T: fluxes comparable with the catalogue's (`flux_ratio_max_pbcor`)
 
     @property
     def beam_px(self) -> float:
@@ -127,7 +128,7 @@ def _checked_settings(settings: Dewarp | None) -> Dewarp:
     """`settings` (the `[dewarp]` section; None: the defaults), validated: a one-line `LwaError`
     naming the value out of range."""
     d = settings if settings is not None else Dewarp()
-    for name, low in (("snr", 0.0), ("match_radius_beams", 0.0), ("flux_ratio_max", 1.0),
+    for name, low in (("snr", 0.0), ("match_radius_beams", 0.0), ("flux_ratio_max", 1.0), ("flux_ratio_max_pbcor", 1.0),
                       ("reference_freq_mhz", 0.0), ("max_size_beams", 0.0), ("clip_sigma", 0.0),
                       ("cv_gain", 0.0), ("background_box_beams", 0.0), ("fit_box_beams", 0.0)):
         value = getattr(d, name)
@@ -163,7 +164,7 @@ def _read_inputs(image: str | Path | tuple[np.ndarray, fits.Header],
     if not wcs.has_celestial:
         raise LwaError(f"{image_name} has no celestial WCS")
     sources, catalog_name = _load_catalog(catalog, ref_freq_hz=d.reference_freq_mhz * 1e6, alpha=d.spectral_index)
-    return _Inputs(plane, header, image_name, beam, wcs, freq_mhz, sources, catalog_name)
+    return _Inputs(plane, header, image_name, beam, wcs, freq_mhz, sources, catalog_name, pbcor=info.pbcor)
 
 
 def _find_anchors(inp: _Inputs, d: Dewarp) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
@@ -388,6 +389,8 @@ def fit_screen(
     """
     d = _checked_settings(settings)
     inp = _read_inputs(image, catalog, d, hints)
+    if inp.pbcor:  # the measured flux is intrinsic: the flux test can be tight
+        d = dataclasses.replace(d, flux_ratio_max=d.flux_ratio_max_pbcor)
     _log_start(inp, d)
     detections, compact, anchors, counts = _find_anchors(inp, d)
     summary = _base_summary(inp, d, detections, compact, anchors, counts)

@@ -295,8 +295,7 @@ def _astrometry(images: list[Image], steady: list[dict], anchors_used: dict[str,
             fit = _fit_source(img, x, y, beam_px, im.header)
             if "x" not in fit:
                 continue
-            ra_f, dec_f = wcs.all_pix2world([[fit["x"], fit["y"]]], 0)[0]
-            err = float(_sep_deg(ra_f, dec_f, s["ra_deg"], s["dec_deg"])) / im.bmaj_deg
+            err = _fit_error_beams(fit, (x, y), wcs, s, im)
             true_off = float(_sep_deg(s["apparent_ra_deg"], s["apparent_dec_deg"], s["ra_deg"], s["dec_deg"]))
             rows.append({"name": s["name"], "error_beams": err, "true_offset_beams": true_off / im.bmaj_deg,
                          "anchor": s["name"] in anchors_used, "snr": snr})
@@ -305,6 +304,24 @@ def _astrometry(images: list[Image], steady: list[dict], anchors_used: dict[str,
         if dewarped:
             out["heldout"] = _heldout(out[label], steady, anchors_used, screen_applied, im.bmaj_deg)
     return out
+
+
+def _fit_error_beams(fit: dict, guess: tuple[float, float], wcs, src: dict, im: Image) -> float:
+    """Beams from a source's true position to where the beam fit put it; inf (a miss, JSON null) when
+    the fit left its 1.5-beam box around the guess or the sky: the source is not where it should be
+    (real_density_iono: a source the screen left 4.5 beams off, whose fit ran off the horizon and
+    gave NaN, which every comparison passed over and which made the median NaN)."""
+    if math.hypot(fit["x"] - guess[0], fit["y"] - guess[1]) > 1.5 * im.bmaj_deg / im.pixel_deg:
+        return math.inf
+    ra_f, dec_f = wcs.all_pix2world([[fit["x"], fit["y"]]], 0)[0]
+    if not (math.isfinite(ra_f) and math.isfinite(dec_f)):
+        return math.inf
+    return float(_sep_deg(ra_f, dec_f, src["ra_deg"], src["dec_deg"])) / im.bmaj_deg
+
+
+def _errors(rows: list[dict]) -> np.ndarray:
+    """The rows' `error_beams` as an array, a lost source (None in JSON) as inf."""
+    return np.array([math.inf if r["error_beams"] is None else r["error_beams"] for r in rows], dtype=float)
 
 
 def _anchors_used(folder: Path) -> tuple[dict[str, tuple[float, float]], dict | None]:
@@ -842,13 +859,13 @@ def format_table(result: dict) -> str:
                          f"{100 * np.median(it):.1f} %, ≤5 %: {int((it <= 0.05).sum())}/{len(ph)}")
         for label in ("before", "after"):
             a = sb["astrometry"].get(label)
-            if a and a["median_error_beams"] is not None:
-                errs = np.array([r["error_beams"] for r in a["sources"]])
-                lines.append(f"astrometry {label} dewarp: {len(errs)} sources, median {a['median_error_beams']:.3f} "
+            if a and a["sources"]:
+                errs = _errors(a["sources"])
+                lines.append(f"astrometry {label} dewarp: {len(errs)} sources, median {np.median(errs):.3f} "
                              f"beam, ≤0.2 beam {100 * np.mean(errs <= 0.2):.0f} % (BMAJ {a['bmaj_arcmin']:.1f}′)")
         held = sb["astrometry"].get("heldout")
         if held:
-            errs = np.array([r["error_beams"] for r in held])
+            errs = _errors(held)
             lines.append(f"astrometry held out after dewarp: {len(errs)} sources "
                          f"({sum(r['heldout_by'] == 'refit' for r in held)} anchors refitted without them), median "
                          f"{np.median(errs):.3f} beam, ≤0.2 beam {100 * np.mean(errs <= 0.2):.0f} %")

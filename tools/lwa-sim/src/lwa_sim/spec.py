@@ -7,6 +7,7 @@ A YAML or JSON mapping; every section is optional::
          spectral_index: -0.7, v_frac: 0.2, major_arcsec: 0, minor_arcsec: 0, pa_deg: 0,
          offset_arcmin: [0.5, -0.3]}           # ionospheric offset (RA*cos Dec, Dec), arcmin
     random_sources: {count: 30, flux_jy: [5, 50], min_elevation_deg: 30, seed: 1}
+                                   # + flux_slope: 1.85 for N(>S) ∝ S^-1.85 (else log-uniform)
     ateam: ateam.json              # a TTCal sources.json (relative: beside the spec file)
     transients:
       - {name: burst, ra: 83.6, dec: 35.0, flux_jy: 30, stokes: V, intervals: [2]}
@@ -185,6 +186,18 @@ def _int_list(value: Any, where: str) -> tuple[int, ...] | None:
         raise LwaError(f"spec: {where} must be a list of integers or 'all'") from None
 
 
+def _check_flux_slope(slope: Any) -> None:
+    """`random_sources.flux_slope`, the integral source-count slope γ of N(>S) ∝ S^-γ: a positive number."""
+    if slope is None:
+        return
+    try:
+        ok = float(slope) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise LwaError(f"spec: random_sources.flux_slope must be a positive number (N(>S) ∝ S^-slope), got {slope!r}")
+
+
 def parse_spec(data: dict[str, Any]) -> TruthSpec:
     """The truth spec of `data` (the YAML's mapping); LwaError naming what is wrong."""
     if data is None:
@@ -242,7 +255,9 @@ def _parse_spec(data: dict[str, Any]) -> TruthSpec:
     _check_keys(noise, {"sefd_jy", "sigma_jy"}, "noise")
     rnd = data.get("random_sources")
     if rnd is not None:
-        _check_keys(rnd, {"count", "flux_jy", "min_elevation_deg", "seed", "spectral_index"}, "random_sources")
+        _check_keys(rnd, {"count", "flux_jy", "min_elevation_deg", "seed", "spectral_index", "flux_slope"},
+                    "random_sources")
+        _check_flux_slope(rnd.get("flux_slope"))
     iono = data.get("ionosphere")
     if iono is not None:
         _check_keys(iono, {"amplitude_arcmin", "scale_deg", "seed"}, "ionosphere")
