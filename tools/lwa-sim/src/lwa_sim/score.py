@@ -10,6 +10,10 @@ The goals (issue 15, item 5) are evaluated as stated in `GOALS`; each is `pass`,
 sources are all the scored ones: those outside the fit by their position in the dewarped image,
 the anchors by where the screen fitted without them (anchors.csv `heldout_ra_deg`/`_dec_deg`,
 lwa-dewarp's refit) puts them against where the ionosphere truly put them.
+
+The scorer measures fluxes and positions with its own astropy Gaussian fits (`_fit_source`), not
+with the pipeline's fitter (`lwa_common.fitting`), on purpose: it judges the pipeline's
+measurements, so a defect in the pipeline's fitter must show in the score, not cancel out.
 """
 
 from __future__ import annotations
