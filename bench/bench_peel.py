@@ -28,12 +28,11 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from astropy.time import Time
 
-from lwa_common.config import Peel
+from lwa_common.config import Peel, section_with
 from lwa_common.testing import bench_line, best_of, run_cli, shared_data_dir, system_cfg_path
 from lwa_peel import peel_ms
 from lwa_peel.dp3 import run_dp3
@@ -95,7 +94,7 @@ def main() -> None:
 
         def in_process() -> None:
             peel_ms(work, ateam, in_place=True, input_column="DATA", column="PEELED_DATA",
-                    settings=replace(Peel(), max_iterations=args.max_iterations))
+                    settings=section_with(Peel(), max_iterations=args.max_iterations))
 
         runs = {"one pass": lambda: cli("--model-refine-rounds", "0"), "floor": floor, "default": cli_default,
                 "in process": in_process}
