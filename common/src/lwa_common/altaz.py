@@ -16,7 +16,6 @@ astropy's ``SkyCoord.transform_to(AltAz)`` to well under a milliarcsecond (tests
 from __future__ import annotations
 
 import functools
-import os
 import time as _clock
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,11 @@ import erfa
 import numpy as np
 
 from lwa_common.config import Site
+from lwa_common.io import atomic_path, user_cache_dir
 
-__all__ = ["icrs_to_altaz", "earth_orientation", "user_cache_dir"]
+__all__ = ["icrs_to_altaz", "earth_orientation"]
 
 _ARCSEC = np.pi / (180.0 * 3600.0)
-
-
-def user_cache_dir() -> Path:
-    """The pipeline's folder in the user cache ($XDG_CACHE_HOME or ~/.cache, then lwa-pipe)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lwa-pipe"
 
 
 def _eop_cache_path() -> Path:
@@ -46,8 +40,6 @@ def _eop_cache_path() -> Path:
 def _build_eop_cache(path: Path) -> dict[str, np.ndarray]:
     """MJD, UT1-UTC [s] and polar motion [arcsec] of every complete row of astropy's table, saved."""
     from astropy.utils import iers
-
-    from lwa_common.io import atomic_path
 
     table = iers.earth_orientation_table.get()
     cols = {name: np.ma.getdata(table[col].value).astype(float)

@@ -59,10 +59,10 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
-from lwa_common.altaz import icrs_to_altaz, user_cache_dir
+from lwa_common.altaz import icrs_to_altaz
 from lwa_common.config import Site
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path
+from lwa_common.io import atomic_path, user_cache_dir
 
 __all__ = [
     "FIT_FREQ_RANGE_HZ",

@@ -16,9 +16,16 @@ from pathlib import Path
 from lwa_common.errors import LwaError
 
 __all__ = ["atomic_path", "check_output", "make_dirs", "remove_created", "forget_created",
-           "check_writable_folder"]
+           "check_writable_folder", "user_cache_dir"]
 
 _created: list[Path] = []  # folders make_dirs created in this run, top-most first
+
+
+def user_cache_dir() -> Path:
+    """The pipeline's folder in the user cache ($XDG_CACHE_HOME or ~/.cache, then lwa-pipe): the
+    beam file, the casarc of DP3, the Earth-orientation table (`lwa_common.altaz`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lwa-pipe"
 
 
 def check_output(path: str | Path, *, overwrite: bool) -> Path:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lwa_common.errors import LwaError
-from lwa_common.io import atomic_path
+from lwa_common.io import atomic_path, user_cache_dir
 from lwa_common.provenance import keep_tool_output
 
 __all__ = [
@@ -82,16 +82,11 @@ def measures_dir() -> Path:
     )
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lwa-pipe"
-
-
 def casarc_path() -> Path:
     """A casarc naming the measures data (written once into the user cache, atomically)."""
     data = measures_dir()
     text = f"measures.directory: {data}\n"
-    path = _cache_dir() / "casarc"
+    path = user_cache_dir() / "casarc"
     try:
         if path.is_file() and path.read_text() == text:
             return path
