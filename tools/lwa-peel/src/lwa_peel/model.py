@@ -191,14 +191,11 @@ def fit_log_spectrum(
     flux = np.asarray(flux_jy, dtype=float)
     if np.any(~np.isfinite(flux)) or np.any(flux <= 0):
         raise LwaError("cannot fit a log-polynomial spectrum to non-positive fluxes")
-    x = np.log10(freqs / ref_freq_hz)
     order = min(_MAX_ORDER, len(np.unique(freqs)) - 1)
     if order <= 0:
         return float(np.exp(np.mean(np.log(flux)))), ()
-    scale = max(float(np.max(np.abs(x))), 1e-12)  # fit in a well-conditioned variable
-    coeffs = np.polynomial.polynomial.polyfit(x / scale, np.log10(flux), order)
-    terms = tuple(float(c / scale**n) for n, c in enumerate(coeffs) if n > 0)
-    return float(10.0 ** coeffs[0]), terms
+    c0, terms = _polynomial(np.log10(freqs / ref_freq_hz), np.log10(flux), order)
+    return float(10.0 ** c0), terms
 
 
 def fit_linear_spectrum(
@@ -213,8 +210,14 @@ def fit_linear_spectrum(
     order = min(_MAX_ORDER, len(np.unique(x)) - 1)
     if order <= 0:
         return float(np.mean(flux)), ()
-    scale = max(float(np.max(np.abs(x))), 1e-12)  # fit in a well-conditioned variable
-    coeffs = np.polynomial.polynomial.polyfit(x / scale, flux, order)
+    return _polynomial(x, flux, order)
+
+
+def _polynomial(x: np.ndarray, y: np.ndarray, order: int) -> tuple[float, tuple[float, ...]]:
+    """Least-squares polynomial y = c0 + sum terms[n] x^(n+1) of `order`, fitted in x scaled to
+    [-1, 1] (a well-conditioned variable) and returned in x: (c0, terms)."""
+    scale = max(float(np.max(np.abs(x))), 1e-12)
+    coeffs = np.polynomial.polynomial.polyfit(x / scale, y, order)
     return float(coeffs[0]), tuple(float(c / scale**n) for n, c in enumerate(coeffs) if n > 0)
 
 
