@@ -79,15 +79,20 @@ def floor_beam(header, shape, cache):
         nodes = np.where(keep, response, np.nan).astype(np.float32)[None]
         cache[key] = beam_mod._bilinear_upsample(nodes, step)[0, :ny, :nx]
     return cache[key]
+
+
+def floor_files(pairs):
+    from astropy.io import fits
+
+    cache = {}
+    for src, dst in pairs:
+        with fits.open(src, memmap=False) as hdul:
+            data, header = hdul[0].data, hdul[0].header
+        fits.writeto(dst, data / floor_beam(header, data.shape[-2:], cache), header, overwrite=True)
 """
 FLOOR = FLOOR_BEAM + """
 import sys
-from astropy.io import fits
-cache = {}
-for src, dst in zip(sys.argv[1::2], sys.argv[2::2]):
-    with fits.open(src, memmap=False) as hdul:
-        data, header = hdul[0].data, hdul[0].header
-    fits.writeto(dst, data / floor_beam(header, data.shape[-2:], cache), header, overwrite=True)
+floor_files(zip(sys.argv[1::2], sys.argv[2::2]))
 """
 
 
@@ -143,19 +148,14 @@ def main() -> None:
         pbcor_images(deep, outdir=out, overwrite=True)  # warm-up: imports, IERS tables, the beam file
         scope: dict = {}
         exec(FLOOR_BEAM, scope)  # noqa: S102 - the floor's own code, shared with its CLI process
-        floor_beam = scope["floor_beam"]
+        floor_files = scope["floor_files"]
 
         def ours() -> None:
             beam_mod._PIXEL_BEAMS.clear()
             pbcor_images(deep, outdir=out, overwrite=True)
 
         def floor() -> None:
-            cache: dict = {}
-            for path in deep:
-                with fits.open(path, memmap=False) as hdul:
-                    data, header = hdul[0].data, hdul[0].header
-                fits.writeto(out / f"floor-{path.name}", data / floor_beam(header, data.shape[-2:], cache), header,
-                             overwrite=True)
+            floor_files((path, out / f"floor-{path.name}") for path in deep)
 
         def cli() -> None:
             result = run_cli(["lwa-image", "pbcor", *map(str, paths), "--output", str(out), "--overwrite"])
