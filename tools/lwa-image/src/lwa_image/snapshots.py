@@ -42,7 +42,8 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, settings: SnapshotQA | 
                   timings: Timings | None = None) -> list[Path]:
     """Dirty I and V per time step of `ms`; returns the FITS written (I and V of t0001, t0002, ...).
 
-    Grid: ``cfg.snapshot_qa``'s `size` and `scale_arcmin` (a CLI builds it with
+    Grid: `settings` (the `[snapshot_qa]` section)'s `size` and `scale_arcmin`; the gridder:
+    `imaging` (the `[imaging]` section); None: the defaults (a CLI builds them with
     `lwa_common.config.section_with`)."""
     t_start = time.perf_counter()
     settings = settings if settings is not None else SnapshotQA()

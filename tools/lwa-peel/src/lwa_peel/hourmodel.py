@@ -100,7 +100,8 @@ def _refine_one(ms: Path, chosen: list, field_sources, settings: dict, workdir: 
     steps.write_dp3_inputs("sky", copy, in_col, in_col, directions, fixed, paths, settings, info)
     refined: dict[str, object] = {}
     steps.first_pass(copy, kind="sky", parset=paths["parset"], fixed=fixed, directions=directions,
-                skymodel=paths["skymodel"], settings=settings, refined=refined, comment=f"lwa-peel refine-model for {ms} at {info.time_mid.isot}")
+                     skymodel=paths["skymodel"], settings=settings, refined=refined,
+                     comment=f"lwa-peel refine-model for {ms} at {info.time_mid.isot}")
     shutil.rmtree(copy, ignore_errors=True)
     return directions, list(refined["directions"]), np.asarray(info.freqs_hz, dtype=float)
 

@@ -154,7 +154,7 @@ def rfi_solution_channels(n_channels: int, n_antennas: int, configured: int, max
 
 
 def write_dp3_inputs(kind: str, target: Path, in_col: str, column: str, directions: list[Direction],
-                      fixed: Direction | None, paths: dict[str, Path], settings: dict, info: MsInfo) -> bool:
+                     fixed: Direction | None, paths: dict[str, Path], settings: dict, info: MsInfo) -> bool:
     """Write the sky model and the parset DP3 runs; returns whether DP3 runs at all (a peel, or a
     copy of the data into another column)."""
     same_column = in_col == column
@@ -212,7 +212,7 @@ def load_field(field, settings: Peel) -> list[CatalogSource] | None:
 
 
 def field_patch(sources: list[CatalogSource] | None, directions: Sequence[Direction], info: MsInfo, settings: dict
-           ) -> Direction | None:
+                ) -> Direction | None:
     """The fixed field patch for this MS (None without a catalogue or without directions to peel)."""
     if not sources or not directions:
         return None
@@ -247,7 +247,7 @@ def _rerun_comment(kind: str, target: Path, directions: Sequence[Direction], pat
 
 
 def first_pass(ms_path: Path, *, kind: str, parset: Path, fixed: Direction | None, directions: Sequence[Direction],
-                skymodel: Path, settings: dict, refined: dict, comment: str) -> None:
+               skymodel: Path, settings: dict, refined: dict, comment: str) -> None:
     """The passes before the final one, each into a scratch column: on its output the field's
     positions are fitted (`lwa_peel.refine`, with a field catalogue and `field_refine`) and the
     peeled sources' models get the clean components of their residuals (`lwa_peel.selfcal`,

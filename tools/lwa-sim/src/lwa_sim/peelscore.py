@@ -243,10 +243,10 @@ def peel_goals(res: dict | None) -> dict[str, dict]:
     p, fmax, ratio = res["power_left"], res["field_max_abs_change"], res["rms_ratio"]
     return {
         "ateam_power": goal_verdict(p is not None and p <= POWER_MAX, f"{p:.2e} of the A-team's power left"
-                             + ("" if res["peeled"] else " (not peeled)")),
+                                    + ("" if res["peeled"] else " (not peeled)")),
         "ateam_field": goal_verdict(None if fmax is None else fmax <= FIELD_MAX,
-                             f"{len(res['field'])} sources within {FIELD_RADIUS_DEG:g}°: median "
-                             f"{100 * (res['field_median_abs_change'] or 0):.2f} %, max {100 * (fmax or 0):.2f} %"),
+                                    f"{len(res['field'])} sources within {FIELD_RADIUS_DEG:g}°: median "
+                                    f"{100 * (res['field_median_abs_change'] or 0):.2f} %, max {100 * (fmax or 0):.2f} %"),
         "ateam_rms": goal_verdict(None if ratio is None else ratio <= RMS_MAX, _rms_detail(res)),
     }
 

@@ -279,7 +279,7 @@ def _astrometry(images: list[Image], steady: list[dict], anchors_used: dict[str,
     out: dict[str, Any] = {}
     for label, dewarped in (("before", False), ("after", True)):
         im = pick_image(images, STOKES="I", IMGCAT="deep", ROBUST=0.0, PBCOR=False, CONFIG="I-Deep-Taper-Robust-0",
-                   DEWARPED=dewarped)
+                        DEWARPED=dewarped)
         if im is None:
             continue
         img, wcs = load_plane(im)
@@ -763,8 +763,8 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
         g["transient_recall"] = goal_verdict(None, "no injected event ≥ 8σ")
     per10 = res["transients"]["false_not_artefact_per_10_images"]
     g["transient_false"] = goal_verdict(None if per10 is None else per10 <= 1.0,
-                                 f"{res['transients']['false_not_artefact']} in "
-                                 f"{res['transients']['n_images_searched']} images ({per10 if per10 is None else round(per10, 2)} per 10)")
+                                        f"{res['transients']['false_not_artefact']} in "
+                                        f"{res['transients']['n_images_searched']} images ({per10 if per10 is None else round(per10, 2)} per 10)")
     fl = res["flagging"]
     if fl.get("ms") is None:
         g["flag_recall"] = goal_verdict(None, "no concatenated MS")
@@ -772,12 +772,12 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
     else:
         rec = {k: fl[f"{k}_recall"] for k in ("rfi", "hot") if f"{k}_recall" in fl}
         g["flag_recall"] = goal_verdict(min(rec.values()) >= 0.95 if rec else None,
-                                 ", ".join(f"{k} {100 * v:.1f} % flagged" for k, v in rec.items())
-                                 or "no RFI or hot baseline injected")
+                                        ", ".join(f"{k} {100 * v:.1f} % flagged" for k, v in rec.items())
+                                        or "no RFI or hot baseline injected")
         f = fl["false_flag_fraction"]
         g["flag_false"] = goal_verdict(None if f is None else f < 0.02,
-                                "no clean data (every visibility holds an injected fault)" if f is None
-                                else f"{100 * f:.2f} % of clean data flagged")
+                                       "no clean data (every visibility holds an injected fault)" if f is None
+                                       else f"{100 * f:.2f} % of clean data flagged")
     ast = res["astrometry"]
     before = ast.get("before", {})
     n_anchor_able = len(before.get("sources", []))
@@ -798,9 +798,9 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
         frac = float(np.mean([r["error_beams"] <= 0.2 for r in held])) if held else None
         n_refit = sum(r["heldout_by"] == "refit" for r in held)
         g["dewarp_residual"] = goal_verdict(None if frac is None else frac >= 0.95,
-                                     f"{0 if frac is None else 100 * frac:.0f} % of {len(held)} held-out sources "
-                                     f"offset ≥ 1 beam are ≤ 0.2 beam after ({n_refit} anchors by the screen "
-                                     f"fitted without them, {len(held) - n_refit} outside the fit)")
+                                            f"{0 if frac is None else 100 * frac:.0f} % of {len(held)} held-out sources "
+                                            f"offset ≥ 1 beam are ≤ 0.2 beam after ({n_refit} anchors by the screen "
+                                            f"fitted without them, {len(held) - n_refit} outside the fit)")
     if after and before.get("median_error_beams") is not None and after.get("median_error_beams") is not None:
         b, a = before["median_error_beams"], after["median_error_beams"]
         g["dewarp_no_harm"] = goal_verdict(a <= max(1.1 * b, b + 0.02), f"median {b:.3f} → {a:.3f} beam")
@@ -819,8 +819,8 @@ def _goals(res: dict, steady: list[dict], st: ScoreSettings) -> dict[str, dict]:
         free_txt = f"; free fit: {100 * np.mean(free <= 0.05):.0f} % within 5 %, median {100 * np.median(free):.1f} %" \
             if len(free) else ""
         g["flux"] = goal_verdict(within >= 0.95 and med <= 0.02,
-                          f"{100 * within:.0f} % of {len(scored)} within 5 %, median error {100 * med:.1f} % "
-                          f"(point-source fit, absolute{free_txt})")
+                                 f"{100 * within:.0f} % of {len(scored)} within 5 %, median error {100 * med:.1f} % "
+                                 f"(point-source fit, absolute{free_txt})")
     else:
         g["flux"] = goal_verdict(None, "no isolated source ≥ 20σ")
     tv = [t for t in res["targets"] if t["stokes"] == "V"]
