@@ -16,7 +16,7 @@ import numpy as np
 from lwa_common.config import Transient
 from lwa_transient.candidates import Candidate, candidate_pixel, sep_deg
 from lwa_transient.planes import SearchImage
-from lwa_transient.rms import local_background_rms, local_residual_rms
+from lwa_transient.rms import local_residual_rms
 
 __all__ = ["V_REFERENCE_MIN_OTHERS", "VReference", "mark_echoes"]
 
@@ -75,7 +75,7 @@ class VReference:
             self.weights[k] = w
             self.own[k] = own
             self.noise[k] = _median_finite(rms)
-        self.deep_noise = _median_finite(local_background_rms(deep.data, **box)[1])
+        self.deep_noise = _median_finite(local_residual_rms(deep.data, **box)[1])  # the same RMS map, no background copy
         self.combined = 1.0 / math.sqrt(sum(1.0 / n**2 for n in self.noise.values() if n > 0) or math.inf)
         if self.deep_noise > settings.v_deep_noise_ratio * self.combined:
             self.mean = {k for k, noise in self.noise.items() if noise < self.deep_noise}
