@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import click
@@ -89,6 +91,43 @@ def test_atomic_path_keeps_old_on_failure(tmp_path):
     assert target.read_text() == "new"
     with pytest.raises(LwaError, match="--overwrite"):
         check_output(target, overwrite=False)
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _raise(signum, frame):
+    raise _Terminated
+
+
+@pytest.mark.parametrize("moment", ["temporary made", "product swapped in"])
+def test_atomic_path_signal_at_a_seam_leaves_no_temporary(tmp_path, monkeypatch, moment):
+    """SIGTERM the instant the temporary folder exists, or the instant the product is renamed into
+    place (the CI failure: a scancel between mkdtemp and the cleanup left `.NAME.xxxx.tmp`)."""
+    import tempfile
+
+    import lwa_common.io as io
+
+    def signalled(real):
+        def call(*args, **kwargs):
+            out = real(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler at its next instruction
+            return out
+        return call
+
+    if moment == "temporary made":
+        monkeypatch.setattr(tempfile, "mkdtemp", signalled(tempfile.mkdtemp))
+    else:
+        monkeypatch.setattr(io.os, "replace", signalled(os.replace))
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        with pytest.raises(_Terminated), atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("whole")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ([] if moment == "temporary made" else ["out.txt"]), left
 
 
 @click.group()

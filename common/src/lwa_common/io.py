@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,21 +86,44 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
     path = Path(path)
     make_dirs(path.parent)
     suffix = "".join(path.suffixes) or ""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent))
-    target = tmp / f"out{suffix}" if not directory else tmp / path.name
+    tmp = None
     try:
+        with _interrupts_held():  # a signal here would leave the folder made but not yet ours to remove
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent))
+        target = tmp / f"out{suffix}" if not directory else tmp / path.name
         yield target
         if not target.exists():
             raise LwaError(f"nothing was written for {path}")
-        if path.exists() or path.is_symlink():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old) if old.is_dir() else old.unlink()
-            os.replace(path, old)
-            os.replace(target, path)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.replace(target, path)
+        with _interrupts_held():
+            _replace(target, path)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            with _interrupts_held():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace(new: Path, path: Path) -> None:
+    """Put `new` at `path`; an existing `path` (file or folder) is removed only once `new` is in place."""
+    if not (path.exists() or path.is_symlink()):
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.old")
+    if old.exists():
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for a few file-system calls that must finish together (make the
+    temporary and remember it, swap the product in, remove the temporary); a signal that arrives
+    meanwhile is delivered, and its exception raised, as soon as they are done."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
