@@ -17,11 +17,11 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from lwa_common.errors import LwaError
+from lwa_common.io import temporary_folder
 from lwa_common.naming import MsName, parse_ms_name
 
 __all__ = ["find_ms", "unpack_ms_tar", "local_copies"]
@@ -105,8 +105,7 @@ def unpack_ms_tar(tar: str | Path, workdir: str | Path) -> Path:
         log.info("%s: unpacked before, reused %s", tar, dest)
         return dest
     workdir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{parsed.ms_name}.", suffix=".tmp", dir=workdir))
-    try:
+    with temporary_folder(workdir, prefix=f".{parsed.ms_name}.", suffix=".tmp") as tmp:
         try:
             with tarfile.open(tar, "r:*") as tf:
                 tf.extractall(tmp, filter="data")
@@ -118,8 +117,6 @@ def unpack_ms_tar(tar: str | Path, workdir: str | Path) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(ms, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("unpacked %s -> %s", tar, dest)
     return dest
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lwa_common.errors import LwaError
 
-__all__ = ["atomic_path", "check_output", "make_dirs", "remove_created", "forget_created",
+__all__ = ["atomic_path", "temporary_folder", "check_output", "make_dirs", "remove_created", "forget_created",
            "check_writable_folder", "user_cache_dir"]
 
 _created: list[Path] = []  # folders make_dirs created in this run, top-most first
@@ -86,16 +86,27 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
     path = Path(path)
     make_dirs(path.parent)
     suffix = "".join(path.suffixes) or ""
-    tmp = None
-    try:
-        with _interrupts_held():  # a signal here would leave the folder made but not yet ours to remove
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent))
+    with temporary_folder(path.parent, prefix=f".{path.stem}.", suffix=".tmp") as tmp:
         target = tmp / f"out{suffix}" if not directory else tmp / path.name
         yield target
         if not target.exists():
             raise LwaError(f"nothing was written for {path}")
         with _interrupts_held():
             _replace(target, path)
+
+
+@contextlib.contextmanager
+def temporary_folder(parent: str | Path, *, prefix: str, suffix: str = "") -> Iterator[Path]:
+    """A new private folder in `parent` (`tempfile.mkdtemp`), removed with what is in it on exit.
+
+    SIGINT and SIGTERM are held while it is made and while it is removed, so an interrupt (Ctrl-C,
+    scancel) can never land between the folder existing and the cleanup that owns it.
+    """
+    tmp = None
+    try:
+        with _interrupts_held():
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+        yield tmp
     finally:
         if tmp is not None:
             with _interrupts_held():

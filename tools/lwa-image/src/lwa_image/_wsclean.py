@@ -18,7 +18,6 @@ import shlex
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from astropy.io import fits
 from lwa_common.config import Imaging
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
-from lwa_common.io import make_dirs
+from lwa_common.io import make_dirs, temporary_folder
 from lwa_common.provenance import keep_tool_output
 
 __all__ = ["Timings", "wsclean_exe", "run_wsclean", "gridder_args", "rerun_command", "scratch_dir", "finalize_product",
@@ -124,11 +123,8 @@ def scratch_dir(outdir: Path, label: str) -> Iterator[Path]:
     make_dirs(outdir)
     _remove_dead_scratch(outdir)
     tag = f"{socket.gethostname()}-{os.getpid()}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".wsclean-{label}-{tag}-", dir=outdir)).resolve()
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with temporary_folder(outdir, prefix=f".wsclean-{label}-{tag}-") as tmp:
+        yield tmp.resolve()
 
 
 def _remove_dead_scratch(outdir: Path) -> None:

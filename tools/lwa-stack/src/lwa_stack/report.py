@@ -32,7 +32,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from astropy.io import fits
 
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
+from lwa_common.io import atomic_path
 from lwa_common.products import CANDIDATES, DETECTIONS_SUMMARY, PHOTOMETRY, THERMAL_NOISE
 from lwa_common.provenance import git_hash, tool_version
 from lwa_stack import qa as qa_mod
@@ -298,22 +298,10 @@ def build_weblog(rundir: str | Path, *, output: str | Path, cfg: Config, overwri
     run = collect_run(root, cfg=cfg)
     summary = gather([root])
     title = title or f"lwa-pipe weblog: {root.parent.name}/{root.name}"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a weblog is meant to be served and shared
-    try:
+    with atomic_path(output, directory=True) as tmp:
+        tmp.mkdir()
+        tmp.chmod(0o755)  # a weblog is meant to be served and shared
         _write(run, summary, tmp, output, cfg, title, db_url)
-        if output.exists():
-            trash = output.with_name(f".{output.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            output.rename(trash)
-            tmp.rename(output)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %s: %d pages, overall QA %s, %d red items", output / "index.html",
              len(list(output.rglob("*.html"))), _fmt(run.overall), sum(len(s.items) for s in run.scores))
     return output / "index.html", run, summary
