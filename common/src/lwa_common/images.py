@@ -45,6 +45,7 @@ from lwa_common.errors import LwaError
 from lwa_common.subbands import subband_of_freq
 
 __all__ = [
+    "header_stokes",
     "ImageHints",
     "ImageInfo",
     "image_info",
@@ -220,16 +221,20 @@ def _axis(header: fits.Header, prefix: str) -> int | None:
     return None
 
 
-def _stokes(header: fits.Header, hints: ImageHints) -> str:
+def header_stokes(header: fits.Header) -> str:
+    """The image's Stokes parameter ("I", "V", "XX"...): our STOKES keyword, else wsclean's STOKES
+    axis; "" when the header names neither."""
     value = str(header.get("STOKES", "") or "").strip().upper()
     if value:
         return value
     axis = _axis(header, "STOKES")
-    if axis is not None:
-        code = int(round(float(header.get(f"CRVAL{axis}", 0))))
-        if code in _STOKES_AXIS:
-            return _STOKES_AXIS[code]
-    return (hints.stokes or "").strip().upper()
+    if axis is None:
+        return ""
+    return _STOKES_AXIS.get(int(round(float(header.get(f"CRVAL{axis}", 0)))), "")
+
+
+def _stokes(header: fits.Header, hints: ImageHints) -> str:
+    return header_stokes(header) or (hints.stokes or "").strip().upper()
 
 
 def _freq_mhz(header: fits.Header, hints: ImageHints) -> float:

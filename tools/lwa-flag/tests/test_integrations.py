@@ -120,16 +120,22 @@ def test_core_running_median_edges_and_errors():
         assert not few.bad_frames and few.skipped
 
 
-def test_stokes_i_snapshot_is_refused(small_sim, tmp_path, digest):
+@pytest.mark.parametrize(("keywords", "axis_code", "named"),
+                         [({"STOKES": "I", "IMGCAT": "snapshot"}, None, "Stokes I"),
+                          ({}, -5, "Stokes XX")],  # a bare wsclean XX image: only its STOKES axis says so
+                         ids=["keyword-I", "wsclean-axis-XX"])
+def test_non_v_snapshot_is_refused(small_sim, tmp_path, digest, keywords, axis_code, named):
     files, _ = small_sim
-    header = allsky_header(size=32, scale_deg=6.0, keywords={"STOKES": "I", "IMGCAT": "snapshot"})
+    header = allsky_header(size=32, scale_deg=6.0, keywords=keywords)
+    if axis_code is not None:
+        header["CRVAL4"] = axis_code
     path = tmp_path / "i.fits"
     fits.writeto(path, synthetic_image(header, [], noise=1.0), header)
     before = digest(files[0])
     res = run_cli(["lwa-flag", "integrations", str(path), str(path), str(path), "--ms", str(files[0]),
                    "-o", str(tmp_path / "o.ms")])
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
-    assert "Stokes I" in res.stderr and not (tmp_path / "o.ms").exists()
+    assert named in res.stderr and not (tmp_path / "o.ms").exists()
     assert digest(files[0]) == before
 
 

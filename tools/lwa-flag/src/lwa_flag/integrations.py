@@ -33,6 +33,7 @@ from astropy.time import Time
 from lwa_common.config import SnapshotQA
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import image_plane, read_image
+from lwa_common.images import header_stokes
 from lwa_common.io import atomic_path
 from lwa_common.ms import open_table
 from lwa_common.parallel import imap_ordered
@@ -135,11 +136,7 @@ def _read_frame(task: tuple[str, bool]) -> tuple[str, float, str, float]:
     """(path, MJD, time keyword, robust RMS) of one snapshot (a process's task of `read_frames`)."""
     p, require_stokes_v = task
     data, header = read_image(p, require_finite=False)  # an all-NaN snapshot is judged below
-    stokes = str(header.get("STOKES", "")).strip().upper()
-    if not stokes:  # wsclean's own header: the STOKES axis
-        for i in range(1, int(header.get("NAXIS", 0)) + 1):
-            if str(header.get(f"CTYPE{i}", "")).upper() == "STOKES":
-                stokes = {1: "I", 2: "Q", 3: "U", 4: "V"}.get(int(round(header.get(f"CRVAL{i}", 0))), "")
+    stokes = header_stokes(header)
     if require_stokes_v and stokes and stokes != "V":
         raise LwaError(f"{p}: a Stokes {stokes} image; the integration QA needs Stokes V snapshots")
     cat = str(header.get("IMGCAT", "")).strip()
