@@ -73,6 +73,36 @@ def test_cli_aoflagger_flags_injected_rfi(rfi_cat, tmp_path, digest, flags_of):
     assert disk["flagged"]["aoflagger"]["command"] == command
 
 
+def test_strong_short_burst_flags_its_integration_not_its_channel(sim_cache, tmp_path, flags_of):
+    """A strong narrow-band burst lasting one integration, at the band edge and inside the band.
+
+    AOFlagger 3.1's masked SumThreshold, run on data whose mask already holds such a burst (flagged
+    by the Q pass before the U pass, or by an earlier run), flagged the burst's channels at every
+    later time: 25 % of an RFI-free 8-channel hour (a sky written after the suite). The strategy
+    now detects with plain SumThreshold (flags kept out of the noise level only), and a rerun on the
+    flagged output adds nothing."""
+    spec = {**SKY, "rfi": [{"channels": [0, 1], "integrations": [3], "amplitude_jy": 3000},
+                           {"channels": [9], "integrations": [7], "amplitude_jy": 3000}]}
+    out, truth = sim_cache("flag_rfi_strong", spec, n_int=12, n_antennas=24, n_channels=16)
+    ms = concat_ms(sorted(out.glob("*.ms")), tmp_path / "cat.ms")
+    bursts = truth["rfi"]["bursts"]
+    res = run_cli(["lwa-flag", "rfi", str(ms), "--in-place"])
+    assert res.returncode == 0, res.stderr
+    flags, a1, a2, times = flags_of(ms)
+    cross = a1 != a2
+    f = flags.any(axis=2)[cross]
+    burst = _truth_mask(flags.shape, times, bursts)[cross]
+    assert f[burst].mean() >= 0.95, f"strong bursts flagged {f[burst].mean():.1%}"
+    for chan in (0, 1, 9):
+        clean = ~burst[:, chan]
+        assert f[clean, chan].mean() < 0.1, f"channel {chan}: {f[clean, chan].mean():.1%} of its clean times flagged"
+    first = flags.copy()
+    res = run_cli(["lwa-flag", "rfi", str(ms), "--in-place", "--overwrite"])
+    assert res.returncode == 0, res.stderr
+    again, *_ = flags_of(ms)
+    assert again.sum() - first.sum() <= 0.001 * first.size, "a rerun on flagged data flagged more"
+
+
 def test_single_integration_frequency_direction(sim_cache, tmp_path, flags_of):
     """One 10 s integration: AOFlagger can only look along frequency; narrow-band RFI is found."""
     spec = {**SKY, "rfi": [{"channels": [10, 11], "integrations": [0], "amplitude_jy": 300},

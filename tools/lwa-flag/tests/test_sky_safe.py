@@ -86,9 +86,9 @@ def test_rfi_flagged_clean_kept(sim_cache, tmp_path_factory, seed):
     # clean samples of the integrations that RFI does not touch, and of all integrations
     untouched = ~np.isin(k, [5, 6, 12, 18])
     assert flagged[untouched[:, None] & ~rfi].mean() < 0.005
-    # with 8 channels, SumThreshold also takes some clean channels of an integration where 3 of 8
-    # are RFI at 170 x the noise; the collateral stays inside those integrations
-    assert flagged[~rfi].mean() < 0.06, f"{flagged[~rfi].mean():.2%} of clean samples flagged"
+    # the collateral of 2 % of clean samples (< 6 % allowed here) was AOFlagger 3.1's masked
+    # SumThreshold carrying a flagged burst along its channel; with plain SumThreshold it is 0.00 %
+    assert flagged[~rfi].mean() < 0.005, f"{flagged[~rfi].mean():.2%} of clean samples flagged"
 
 
 def _frames(tmp_path, burst: dict[int, float], noisy: dict[int, float], steady: float = 0.0):

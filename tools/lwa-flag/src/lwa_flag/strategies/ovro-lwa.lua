@@ -64,12 +64,18 @@ local cfg = {
 
 -- SumThreshold on one polarisation's amplitudes, along frequency and (with enough time steps)
 -- along time, from a high level down to `level`. Returns the data carrying the mask.
+-- The samples flagged so far (existing flags, earlier passes) are left out of the noise level
+-- (AOFlagger estimates it from the unmasked samples of its input), but the detection itself is
+-- plain SumThreshold: AOFlagger 3.1's `sumthreshold_masked` adds a masked sample that sits at the
+-- right end of its first window to the running sum and never takes it out, so one strong short
+-- burst, once flagged, flagged its channel at every later time (measured: 3000 Jy in two channels
+-- for one integration took 25 % of an RFI-free 8-channel hour; a 300 Jy burst 2 % of clean data).
 local function detect(input, pol, level, freq_level, use_time)
   local observed = input:convert_to_polarization(pol):convert_to_complex("amplitude")
   for i = cfg.iterations, 1, -1 do
     local step = cfg.threshold_step ^ (i - 1)
     local work = observed:copy()
-    aoflagger.sumthreshold_masked(work, observed, level * step, freq_level * step, use_time, true)
+    aoflagger.sumthreshold(work, level * step, freq_level * step, use_time, true)
     observed:join_mask(work)
   end
   return observed
