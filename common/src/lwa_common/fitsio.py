@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
-from astropy.wcs import WCS
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.provenance import stamp_header, tool_version
+
+if TYPE_CHECKING:  # astropy.wcs (with astropy.coordinates and table, ~80 ms) loads where a WCS is made
+    from astropy.wcs import WCS
 
 __all__ = [
     "IMAGE_KEYWORDS",
@@ -162,7 +164,7 @@ def image_plane(data: np.ndarray) -> np.ndarray:
 
 def celestial_wcs(header: fits.Header) -> WCS:
     """The RA/Dec part of an image's WCS (astropy's 'datfix' notes about MJD cards silenced)."""
-    from astropy.wcs import FITSFixedWarning
+    from astropy.wcs import WCS, FITSFixedWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
