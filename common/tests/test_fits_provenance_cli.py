@@ -69,6 +69,56 @@ def test_stamp_keeps_other_tools(tmp_path):
     assert sum("cmd: lwa-dewarp apply" in c for c in hist) == 1
 
 
+def test_stamp_appends_or_moves_history_as_a_restamp_would():
+    """A first stamp on a header whose HISTORY closes it (wsclean's) is only appended; HISTORY
+    followed by other cards is gathered at the end, as the remove-and-re-add of a restamp does."""
+    closing = fits.Header([("BMAJ", 0.0), ("HISTORY", "wsclean -size 4096"), ("HISTORY", "-name x")])
+    stamp_header(closing, tool="lwa-image", argv=["lwa-image"], extra=["ms: a.ms"])
+    keys = list(closing.keys())
+    assert keys[:3] == ["BMAJ", "HISTORY", "HISTORY"] and set(keys[3:]) == {"HISTORY"}
+    assert [str(c) for c in closing["HISTORY"]][:2] == ["wsclean -size 4096", "-name x"]
+    inside = fits.Header([("HISTORY", "old"), ("COMMENT", "after it"), ("BMAJ", 0.0)])
+    stamp_header(inside, tool="lwa-image", argv=["lwa-image"])
+    assert list(inside.keys())[:3] == ["COMMENT", "BMAJ", "HISTORY"]  # moved behind the other cards
+    assert str(inside["HISTORY"][0]) == "old" and read_stamp(inside, "lwa-image")[1] == "cmd: lwa-image"
+
+
+def test_atomic_path_through_a_scratch_folder(tmp_path):
+    """With `scratch`, the temporary is written in the caller's folder: none is made beside the
+    product; a failed write keeps the old product and leaves its partial file in the scratch."""
+    scratch = tmp_path / ".scratch"
+    scratch.mkdir()
+    target = tmp_path / "out" / "a.fits"
+    with atomic_path(target, scratch=scratch) as tmp:
+        assert tmp.parent == scratch
+        tmp.write_text("first")
+    assert target.read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["a.fits"]
+    with pytest.raises(RuntimeError), atomic_path(target, scratch=scratch) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert target.read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["a.fits"]
+    with pytest.raises(LwaError, match="nothing was written"), atomic_path(tmp_path / "b.txt", scratch=scratch):
+        pass
+
+
+def test_big_endian_pixels_pass_through_unchanged(tmp_path):
+    """read_image(native=False) keeps the file's byte order, and write_image writes such pixels as
+    they are: the same bytes as the native round trip, NaN and the sign of zero included."""
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(1, 1, 5, 7)).astype(np.float32)
+    data[0, 0, 1, 2], data[0, 0, 3, 4] = np.nan, -0.0
+    src = tmp_path / "src.fits"
+    fits.PrimaryHDU(data, header=_header()).writeto(src)
+    passed, header = read_image(src, native=False)
+    assert passed.dtype == np.dtype(">f4")
+    native, _ = read_image(src)
+    assert native.dtype == np.dtype("float32") and native.dtype.isnative
+    write_image(tmp_path / "a.fits", passed, header, tool="t", argv=["t"])
+    write_image(tmp_path / "b.fits", native, header, tool="t", argv=["t"])
+    a, b = (fits.getdata(tmp_path / n).tobytes() for n in ("a.fits", "b.fits"))
+    assert a == b == fits.getdata(src).tobytes()
+
+
 def test_read_image_errors(tmp_path):
     with pytest.raises(LwaError, match="not found"):
         read_image(tmp_path / "none.fits")

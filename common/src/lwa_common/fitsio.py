@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
-from astropy.wcs import WCS
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path
 from lwa_common.provenance import stamp_header, tool_version
+
+if TYPE_CHECKING:  # astropy.wcs (with astropy.coordinates and table, ~80 ms) loads where a WCS is made
+    from astropy.wcs import WCS
 
 __all__ = [
     "IMAGE_KEYWORDS",
@@ -62,9 +64,15 @@ IMAGE_KEYWORDS: dict[str, str] = {
 }
 
 
-def read_image(path: str | Path, *, require_finite: bool = True) -> tuple[np.ndarray, fits.Header]:
+def read_image(path: str | Path, *, require_finite: bool = True,
+               native: bool = True) -> tuple[np.ndarray, fits.Header]:
     """Primary HDU data (as float) and header; one-line error when unreadable or truncated, and
-    (unless `require_finite` is false) when no pixel is finite: an all-NaN image is never science."""
+    (unless `require_finite` is false) when no pixel is finite: an all-NaN image is never science.
+
+    `native` false: float pixels stay in the file's (big-endian) byte order, for an image that is
+    only passed on to `write_image` (which then writes them as they are instead of swapping their
+    bytes to native here and back and forth again in astropy's write: three passes over the image).
+    """
     path = Path(path)
     if not path.exists():
         raise LwaError(f"image not found: {path}")
@@ -87,6 +95,8 @@ def read_image(path: str | Path, *, require_finite: bool = True) -> tuple[np.nda
         raise LwaError(f"FITS file {path} has no image data in its primary HDU")
     if require_finite and data.size and not _any_finite(data):
         raise LwaError(f"FITS image {path} has no finite pixel (all NaN/inf): nothing to measure")
+    if not native and data.dtype.kind == "f":
+        return data, header
     if data.dtype.kind == "f" and not data.dtype.isnative and data.flags.writeable:
         data = data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))  # FITS is big-endian: no copy
     return np.asarray(data, dtype=np.float32 if data.dtype.itemsize <= 4 else np.float64), header
@@ -98,6 +108,10 @@ def _any_finite(data: np.ndarray) -> bool:
     flat = data.reshape(-1)
     mid, half = flat.size // 2, 1 << 15
     return bool(np.isfinite(flat[max(mid - half, 0): mid + half]).any() or np.isfinite(flat).any())
+
+
+_FITS_FLOAT32 = np.dtype(">f4")
+"""FITS's own 32-bit float (BITPIX -32): astropy writes an array of it without converting it."""
 
 
 def update_keywords(header: fits.Header, keywords: dict[str, Any]) -> fits.Header:
@@ -120,16 +134,20 @@ def write_image(
     argv: list[str] | None = None,
     extra_history: list[str] | None = None,
     overwrite: bool = True,
+    scratch: Path | None = None,
 ) -> Path:
-    """Write `data` with `header` + `keywords` + provenance, atomically."""
+    """Write `data` with `header` + `keywords` + provenance, atomically (through `scratch`, a
+    temporary folder the caller holds, when given: `lwa_common.io.atomic_path`)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise LwaError(f"output exists: {path} (use --overwrite to replace it)")
-    hdu = fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32), header=header)  # a copy of `header`
+    if np.asarray(data).dtype != _FITS_FLOAT32:  # big-endian float32 (read_image(native=False)) as it is
+        data = np.asarray(data, dtype=np.float32)
+    hdu = fits.PrimaryHDU(data=data, header=header)  # a copy of `header`
     update_keywords(hdu.header, keywords or {})
     hdu.header["LWAVER"] = (tool_version("lwa-common"), IMAGE_KEYWORDS["LWAVER"])
     stamp_header(hdu.header, tool=tool, argv=argv, extra=extra_history)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, scratch=scratch) as tmp:
         hdu.writeto(tmp, output_verify="silentfix")
     return path
 
@@ -146,7 +164,7 @@ def image_plane(data: np.ndarray) -> np.ndarray:
 
 def celestial_wcs(header: fits.Header) -> WCS:
     """The RA/Dec part of an image's WCS (astropy's 'datfix' notes about MJD cards silenced)."""
-    from astropy.wcs import FITSFixedWarning
+    from astropy.wcs import WCS, FITSFixedWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)

@@ -34,15 +34,17 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
 from astropy.time import Time
-from astropy.wcs import WCS
 
 from lwa_common.errors import LwaError
 from lwa_common.subbands import subband_of_freq
+
+if TYPE_CHECKING:  # astropy.wcs (with astropy.coordinates and table, ~80 ms) loads where a grid is compared
+    from astropy.wcs import WCS
 
 __all__ = [
     "header_stokes",
@@ -487,6 +489,8 @@ def scan_images(inputs: Iterable[str | Path], hints: ImageHints | None = None, *
 
 
 def _grid(item: Any) -> tuple[WCS, tuple[int, int]]:
+    from astropy.wcs import WCS
+
     from lwa_common.fitsio import celestial_wcs
 
     if isinstance(item, ImageInfo):

@@ -77,22 +77,33 @@ def forget_created() -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, directory: bool = False, scratch: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it to `path`.
 
     Works for files and for directories (an MS). An existing `path` is replaced only after the new
-    one is complete.
+    one is complete. `scratch`: a private temporary folder the caller already holds (made with
+    `temporary_folder` in `path`'s folder, so on the same file system, and removed by its owner
+    with whatever a failed write left in it; each product name once per scratch folder); the
+    temporary is written there instead of in a folder made and removed for this one product. A run that writes many products (24 pilot
+    snapshots out of wsclean's scratch folder) so saves a mkdir and an rmtree per product.
     """
     path = Path(path)
     make_dirs(path.parent)
+    if scratch is not None:
+        yield from _swap_in(scratch / f".part.{path.name}", path)
+        return
     suffix = "".join(path.suffixes) or ""
     with temporary_folder(path.parent, prefix=f".{path.stem}.", suffix=".tmp") as tmp:
-        target = tmp / f"out{suffix}" if not directory else tmp / path.name
-        yield target
-        if not target.exists():
-            raise LwaError(f"nothing was written for {path}")
-        with _interrupts_held():
-            _replace(target, path)
+        yield from _swap_in(tmp / f"out{suffix}" if not directory else tmp / path.name, path)
+
+
+def _swap_in(target: Path, path: Path) -> Iterator[Path]:
+    """Yield `target` to be written; then put it at `path` (interrupts held)."""
+    yield target
+    if not target.exists():
+        raise LwaError(f"nothing was written for {path}")
+    with _interrupts_held():
+        _replace(target, path)
 
 
 @contextlib.contextmanager

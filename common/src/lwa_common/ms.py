@@ -129,11 +129,15 @@ class TimeRange:
         return self.start + (self.end - self.start) / 2
 
     def keywords(self) -> dict[str, object]:
-        return {
-            "DATE-OBS": self.start.utc.isot,
-            "DATE-END": self.end.utc.isot,
-            "MJD-MID": float(self.mid.utc.mjd),
-        }
+        return _time_keywords(self.start, self.end)[0]
+
+
+def _time_keywords(start: Time, end: Time) -> list[dict[str, object]]:
+    """DATE-OBS, DATE-END and MJD-MID of each range `start`..`end` (Times, one value or arrays)."""
+    mid = start + (end - start) / 2
+    return [{"DATE-OBS": str(a), "DATE-END": str(b), "MJD-MID": float(m)}
+            for a, b, m in zip(np.atleast_1d(start.utc.isot), np.atleast_1d(end.utc.isot),
+                               np.atleast_1d(mid.utc.mjd), strict=True)]
 
 
 @dataclass(frozen=True)
@@ -215,8 +219,16 @@ class MsInfo:
         """The time range of each of wsclean's `count` intervals (`interval_bounds`)."""
         return [self.range_of(a, b) for a, b in interval_bounds(self.n_times, count)]
 
+    def interval_keywords(self, count: int) -> list[dict[str, object]]:
+        """`TimeRange.keywords` of each of `intervals(count)`, computed on arrays in one go: astropy
+        Time costs ~0.4 ms per scalar range, paid once per snapshot run instead of per interval."""
+        bounds = np.array(interval_bounds(self.n_times, count))
+        first, last = bounds[:, 0], bounds[:, 1] - 1
+        return _time_keywords(_time(self.times_s[first] - self.exposure_s[first] / 2),
+                              _time(self.times_s[last] + self.exposure_s[last] / 2))
 
-def _time(mjd_s: float) -> Time:
+
+def _time(mjd_s: float | np.ndarray) -> Time:
     return Time(mjd_s / 86400.0, format="mjd", scale="utc")
 
 

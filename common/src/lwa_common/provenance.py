@@ -83,15 +83,27 @@ def stamp_header(
     tool's own previous cards go: writing the same product twice leaves one stamp per tool.
     """
     tag = _tag(tool)
-    kept = [str(card) for card in header.get("HISTORY", []) if not str(card).startswith(tag)]
-    while "HISTORY" in header:
-        del header["HISTORY"]
-    for text in kept:
-        header.add_history(text)
+    history = [str(card) for card in header.get("HISTORY", [])]
+    if not _at_end_unstamped(header, history, tag):
+        kept = [text for text in history if not text.startswith(tag)]
+        while "HISTORY" in header:
+            del header["HISTORY"]
+        for text in kept:
+            header.add_history(text)
     for line in _stamp_lines(tool, argv, extra):
         for piece in _pieces(line, 72 - len(tag) - 1):
             header.add_history(tag + piece)
     return header
+
+
+def _at_end_unstamped(header: fits.Header, history: list[str], tag: str) -> bool:
+    """Whether `header`'s HISTORY cards (`history`) close it and none is from `tag`: then removing
+    them and adding them back, as a restamp does, would leave them where they are, so the new stamp
+    is only appended (a wsclean product's header: 4 deletions and re-additions saved per image)."""
+    if any(text.startswith(tag) for text in history):
+        return False
+    keys = list(header.keys())
+    return all(key == "HISTORY" for key in keys[len(keys) - len(history):])
 
 
 def _pieces(line: str, width: int) -> list[str]:

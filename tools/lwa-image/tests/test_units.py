@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from astropy.wcs import WCS
 from lwa_common.beam import load_beam, radec_to_azel
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
-from lwa_common.ms import interval_bounds
+from lwa_common.ms import MsInfo, interval_bounds
 from lwa_common.phasing import C_M_S, lst_hour_centre, parse_centre, rephase_visibilities, uvw_frame
 from lwa_common.testing import allsky_header, run_cli, synthetic_image
 from lwa_image.movie import choose_frames
@@ -34,6 +35,16 @@ def test_interval_bounds_follow_wsclean_split():
     assert interval_bounds(360, 6)[-1] == (300, 360)
     with pytest.raises(LwaError, match="fewer than the 6 intervals"):
         interval_bounds(5, 6)
+
+
+def test_interval_keywords_equal_each_ranges_keywords():
+    """MsInfo.interval_keywords (arrays in one go) gives exactly TimeRange.keywords of each interval."""
+    times = 5.2e9 + 0.3 + np.arange(37) * 10.031  # an awkward start and step (MJD seconds)
+    info = MsInfo(path=Path("x.ms"), times_s=times, exposure_s=np.full(37, 10.031), freqs_hz=np.array([5.5e7]),
+                  columns=())
+    for count in (37, 6, 1):
+        assert info.interval_keywords(count) == [r.keywords() for r in info.intervals(count)]
+    assert isinstance(info.interval_keywords(2)[0]["DATE-OBS"], str)
 
 
 def _vis(uvw: np.ndarray, centre: tuple[float, float], src: tuple[float, float], freqs: np.ndarray) -> np.ndarray:

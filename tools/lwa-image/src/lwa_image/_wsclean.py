@@ -191,18 +191,19 @@ def rerun_command(args: Sequence[str], *, prefix: Path, ms: Path) -> str:
 
 def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command: str,
                      extra_history: Sequence[str] = (), cards: dict[str, tuple[Any, str]] | None = None,
-                     blank: np.ndarray | None = None) -> Path:
+                     blank: np.ndarray | None = None, scratch: Path | None = None) -> Path:
     """Rewrite wsclean's `src` as `dst` with our keywords (wsclean's BMAJ/BMIN/BPA kept unless in `cards`).
 
     `command` (the rerunnable one, `rerun_command`) is recorded as ``wsclean: <command>``, followed
     by ``wsclean product: <src name> (renamed <dst name>)``, the file that command writes; wsclean's
     own HISTORY (the command as run, in the scratch folder) stays above it. `cards` are extra
     header cards (value, comment) set before the keywords. `blank`: pixels (the image's last two
-    axes) set to NaN.
+    axes) set to NaN. `scratch`: the run's scratch folder (`scratch_dir`), where `dst` is written
+    before it is renamed into place (none: a temporary folder of its own).
     """
     if not src.exists():
         raise LwaError(f"wsclean did not write the expected product {src.name}")
-    data, header = read_image(src)
+    data, header = read_image(src, native=False)  # only passed on: written in the file's byte order
     if blank is not None:
         data = np.array(data, copy=True)
         data[..., blank] = np.nan
@@ -210,7 +211,8 @@ def finalize_product(src: Path, dst: Path, *, keywords: dict[str, Any], command:
         header[key] = card
     renamed = f" (renamed {dst.name})" if src.name != dst.name else ""
     history = [f"wsclean: {command}", f"wsclean product: {src.name}{renamed}", *extra_history]
-    write_image(dst, data, header, tool=TOOL, keywords=keywords, extra_history=history, overwrite=True)
+    write_image(dst, data, header, tool=TOOL, keywords=keywords, extra_history=history, overwrite=True,
+                scratch=scratch)
     log.info("wrote %s", dst)
     return dst
 

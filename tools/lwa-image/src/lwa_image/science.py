@@ -357,7 +357,7 @@ def _image_unit(unit: _Unit, *, ms: Path, outdir: Path, imaging: Imaging, produc
             blank = below_elevation(src, imaging.horizon_mask_deg) if imaging.blank_below_horizon else None
             written.append(finalize_product(src, product.path, keywords=keywords, command=command,
                                             extra_history=[f"ms: {ms.resolve()}"], cards={**cards, **horizon},
-                                            blank=blank))
+                                            blank=blank, scratch=tmp))
     return written
 
 

@@ -54,7 +54,7 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, settings: SnapshotQA | 
         raise LwaError(f"bad snapshot size/scale: {size} px, {scale_arcmin} arcmin")
     info = ms_info(ms, subband=subband)
     n = info.n_times
-    ranges = info.intervals(n)
+    times = info.interval_keywords(n)  # DATE-OBS/DATE-END/MJD-MID, once for I and V
     planned = [(outdir / product_name(info.subband, SNAPSHOT_CONFIGS[s], i), s, i)
                for i in range(1, n + 1) for s in ("I", "V")]
     check_products([p for p, _, _ in planned], overwrite=overwrite)
@@ -78,10 +78,10 @@ def run_snapshots(ms: str | Path, outdir: str | Path, *, settings: SnapshotQA | 
                 "STOKES": stokes, "IMGCAT": "snapshot", "INTERVAL": f"t{i:04d}", "NINTERVL": n,
                 "CONFIG": SNAPSHOT_CONFIGS[stokes], "ROBUST": float(robust), "TAPER": 0.0,
                 "PBCOR": False, "DEWARPED": False, "SUBBAND": info.subband,
-                "FREQMHZ": round(info.freq_mhz, 6), **ranges[i - 1].keywords(),
+                "FREQMHZ": round(info.freq_mhz, 6), **times[i - 1],
             }
             written.append(finalize_product(src, path, keywords=keywords, command=command,
-                                            extra_history=[f"ms: {ms.resolve()}"]))
+                                            extra_history=[f"ms: {ms.resolve()}"], scratch=tmp))
     if timings is not None:
         timings.total_s += time.perf_counter() - t_start
     log.info("snapshots: %d images in %s", len(written), outdir)
