@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import click
@@ -154,7 +155,8 @@ def _raise(signum, frame):
 @pytest.mark.parametrize("moment", ["temporary made", "product swapped in"])
 def test_atomic_path_signal_at_a_seam_leaves_no_temporary(tmp_path, monkeypatch, moment):
     """SIGTERM the instant the temporary folder exists, or the instant the product is renamed into
-    place (the CI failure: a scancel between mkdtemp and the cleanup left `.NAME.xxxx.tmp`)."""
+    place (the CI failure: a scancel between mkdtemp and the cleanup left `.NAME.xxxx.tmp`), with a
+    second thread alive (a mask on the main thread alone does not hold a signal then)."""
     import tempfile
 
     import lwa_common.io as io
@@ -171,11 +173,16 @@ def test_atomic_path_signal_at_a_seam_leaves_no_temporary(tmp_path, monkeypatch,
     else:
         monkeypatch.setattr(io.os, "replace", signalled(os.replace))
     previous = signal.signal(signal.SIGTERM, _raise)
+    done = threading.Event()  # another thread, as BLAS or casacore start: it may receive the signal
+    other = threading.Thread(target=done.wait)
+    other.start()
     try:
         with pytest.raises(_Terminated), atomic_path(tmp_path / "out.txt") as tmp:
             tmp.write_text("whole")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        done.set()
+        other.join()
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ([] if moment == "temporary made" else ["out.txt"]), left
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,8 +85,9 @@ def atomic_path(path: str | Path, *, directory: bool = False, scratch: Path | No
     one is complete. `scratch`: a private temporary folder the caller already holds (made with
     `temporary_folder` in `path`'s folder, so on the same file system, and removed by its owner
     with whatever a failed write left in it; each product name once per scratch folder); the
-    temporary is written there instead of in a folder made and removed for this one product. A run that writes many products (24 pilot
-    snapshots out of wsclean's scratch folder) so saves a mkdir and an rmtree per product.
+    temporary is written there instead of in a folder made and removed for this one product. A
+    run that writes many products (24 pilot snapshots out of wsclean's scratch folder) so saves a
+    mkdir and an rmtree per product.
     """
     path = Path(path)
     make_dirs(path.parent)
@@ -141,11 +143,32 @@ def _replace(new: Path, path: Path) -> None:
 def _interrupts_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM for a few file-system calls that must finish together (make the
     temporary and remember it, swap the product in, remove the temporary); a signal that arrives
-    meanwhile is delivered, and its exception raised, as soon as they are done."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    meanwhile is handled, with the handler it would have met, as soon as they are done.
+
+    Held in Python, not with `pthread_sigmask`: a process with other threads (BLAS, casacore, a
+    thread pool) gets a signal on any thread that does not block it, and Python then runs its
+    handler in the main thread at once, mask or not. Only the main thread handles signals, so
+    elsewhere this holds nothing and needs to.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: pending.append(signum)) for sig in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in pending[:1]:  # the first is enough: it ends the run
+            _deliver(sig, previous[sig])
+
+
+def _deliver(sig: int, handler) -> None:
+    """Handle a held signal now, as it would have been handled when it came."""
+    if callable(handler):
+        handler(sig, None)  # a Python handler (run_main's raises): its exception is raised here
+    elif handler in (signal.SIG_DFL, None):
+        signal.raise_signal(sig)  # the default action (ends the process)
 
