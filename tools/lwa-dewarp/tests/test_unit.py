@@ -666,3 +666,23 @@ def test_mesh_median_filter_is_generic_filter_nanmedian():
         mine = mesh_median_filter(mesh)
         assert mine.dtype == ref.dtype and np.isnan(ref[1, 1])
         np.testing.assert_array_equal(mine, ref)
+
+
+@pytest.mark.parametrize("horizon", [True, False])
+def test_spline_coefficients_in_a_padded_buffer_are_spline_filter(horizon):
+    """The cubic coefficients are written to a buffer with padded rows (cache sets): they must be
+    scipy's `spline_filter` of the NaN-filled plane bitwise, with and without NaN pixels."""
+    from scipy.ndimage import spline_filter
+
+    from lwa_dewarp.apply import _fill_band, _Prepared
+
+    rng = np.random.default_rng(3)
+    plane = rng.normal(size=(128, 256))
+    if horizon:
+        yy, xx = np.mgrid[:128, :256]
+        plane[np.hypot(yy - 64, (xx - 128) / 2) > 60] = np.nan
+    valid = np.isfinite(plane)
+    filled = _fill_band(plane, valid, 3) if horizon else plane
+    coeffs = _Prepared(plane, 3).coeffs
+    assert coeffs.strides[0] > coeffs.shape[1] * coeffs.itemsize  # the padded buffer is in use
+    np.testing.assert_array_equal(coeffs, spline_filter(filled, order=3, output=np.float64, mode="nearest"))

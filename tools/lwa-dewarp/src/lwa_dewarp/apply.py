@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 TOOL = "lwa-dewarp"
 FILL_BAND_PX = 3
 BLOCK_PIXELS = 1 << 20  # output pixels per block of rows
+SPLINE_ROW_PAD = 8  # float64 values added to each row of the spline coefficients' buffer (cache sets)
 MAX_HOURS_APART = 1.0
 
 
@@ -203,6 +204,17 @@ def _touches_invalid(bad: np.ndarray, near_bad: np.ndarray, coords: np.ndarray) 
     return out
 
 
+def _spline_coefficients(filled: np.ndarray) -> np.ndarray:
+    """Cubic B-spline coefficients of `filled` (`spline_filter`, mode 'nearest') in a buffer whose rows
+    are `SPLINE_ROW_PAD` values longer than the image's. The filter also runs down the columns, and
+    a row stride of a power of two bytes (2048 or 4096 float64) puts a column's pixels in the same
+    few cache sets: the same numbers bitwise, in 282 instead of 468 ms at 4096^2 (71 vs 91 ms at
+    2048^2; `_fill_band`'s output, read in place, has a padded stride too)."""
+    ny, nx = filled.shape
+    out = np.empty((ny, nx + SPLINE_ROW_PAD))[:, :nx]
+    return spline_filter(filled, order=3, output=out, mode="nearest")
+
+
 class _Prepared:
     """One image plane ready for resampling: NaN-filled and (cubic) spline-prefiltered once."""
 
@@ -220,7 +232,7 @@ class _Prepared:
         else:
             filled = _fill_band(plane, valid, FILL_BAND_PX)
         self.near_bad = None if self.bad is None else _dilate3(self.bad)
-        self.coeffs = spline_filter(filled, order=3, output=np.float64, mode="nearest") if order == 3 else filled
+        self.coeffs = _spline_coefficients(filled) if order == 3 else filled
 
     def sample(self, coords: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         ny, nx = self.shape
