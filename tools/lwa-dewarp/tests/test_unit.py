@@ -686,3 +686,47 @@ def test_spline_coefficients_in_a_padded_buffer_are_spline_filter(horizon):
     coeffs = _Prepared(plane, 3).coeffs
     assert coeffs.strides[0] > coeffs.shape[1] * coeffs.itemsize  # the padded buffer is in use
     np.testing.assert_array_equal(coeffs, spline_filter(filled, order=3, output=np.float64, mode="nearest"))
+
+
+def _fill_band_by_dilation(plane, valid, width):
+    """Reference for `_fill_band`: every ring found by dilating the whole known mask (scipy), each
+    ring pixel the mean of its known 8-neighbours, neighbours summed in the same order."""
+    from scipy.ndimage import binary_dilation
+
+    values = np.pad(np.where(valid, plane, 0.0), 1)
+    known = np.pad(valid, 1)
+    frame = np.pad(np.ones(valid.shape, dtype=bool), 1)
+    for _ in range(width):
+        iy, ix = np.nonzero(~known & binary_dilation(known, np.ones((3, 3), dtype=bool)) & frame)
+        total, count = np.zeros(len(iy)), np.zeros(len(iy))
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy or dx:
+                    k = known[iy + dy, ix + dx]
+                    total += np.where(k, values[iy + dy, ix + dx], 0.0)
+                    count += k
+        values[iy, ix] = total / count
+        known[iy, ix] = True
+    return values[1:-1, 1:-1]
+
+
+@pytest.mark.parametrize("kind", ["horizon", "holes", "half", "none"])
+def test_fill_band_rings_grown_from_the_last_ring_are_those_of_a_full_dilation(kind):
+    """`_fill_band` grows each ring from the last one instead of dilating the whole mask: the
+    filled values must be bitwise those of the whole-mask dilation, for a horizon, scattered
+    holes, NaN reaching the image edges, and no NaN."""
+    from lwa_dewarp.apply import _fill_band
+
+    rng = np.random.default_rng(4)
+    plane = rng.normal(size=(90, 131))
+    yy, xx = np.mgrid[:90, :131]
+    if kind == "horizon":
+        plane[np.hypot(yy - 45, xx - 65) > 40] = np.nan
+    elif kind == "holes":
+        plane[rng.uniform(size=plane.shape) < 0.3] = np.nan
+    elif kind == "half":
+        plane[:, :60] = np.nan
+        plane[:2] = np.nan
+    valid = np.isfinite(plane)
+    for width in (1, 3, 4):
+        np.testing.assert_array_equal(_fill_band(plane, valid, width), _fill_band_by_dilation(plane, valid, width))

@@ -155,28 +155,42 @@ def _dilate3(mask: np.ndarray) -> np.ndarray:
 def _fill_band(plane: np.ndarray, valid: np.ndarray, width: int) -> np.ndarray:
     """NaNs replaced: `width` rings of pixels next to valid data by the mean of their already
     known 8-neighbours, zeros beyond (so the cubic spline prefilter sees no step at the edge of
-    the data). Only the ring pixels are computed, so the cost is set by the NaN boundary length."""
+    the data). Only the first ring takes a pass over the image; each further ring is the unknown
+    neighbours of the last one, so the cost beyond that pass is set by the NaN boundary length."""
     ny, nx = plane.shape
     values = np.zeros((ny + 2, nx + 2))
     known = np.zeros((ny + 2, nx + 2), dtype=bool)
     values[1:-1, 1:-1] = np.where(valid, plane, 0.0)
     known[1:-1, 1:-1] = valid
-    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-    for _ in range(width):
-        ring = ~known & _dilate3(known)
-        ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = False
-        iy, ix = np.nonzero(ring)
-        if not len(iy):
+    ring = ~known & _dilate3(known)
+    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = False
+    ring = np.flatnonzero(ring)  # flat indices into the padded frame, row-major
+    flat_values, flat_known = values.reshape(-1), known.reshape(-1)
+    stride = nx + 2
+    offsets = np.array([dy * stride + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    for step in range(width):
+        if not len(ring):
             break
-        total = np.zeros(len(iy))
-        count = np.zeros(len(iy))
-        for dy, dx in offsets:
-            k = known[iy + dy, ix + dx]
-            total += np.where(k, values[iy + dy, ix + dx], 0.0)
+        total = np.zeros(len(ring))
+        count = np.zeros(len(ring))
+        for offset in offsets:
+            k = flat_known[ring + offset]
+            total += np.where(k, flat_values[ring + offset], 0.0)
             count += k
-        values[iy, ix] = total / count
-        known[iy, ix] = True
+        flat_values[ring] = total / count
+        flat_known[ring] = True
+        if step + 1 < width:
+            ring = _next_ring(ring, offsets, flat_known, ny, nx)
     return values[1:-1, 1:-1]
+
+
+def _next_ring(ring: np.ndarray, offsets: np.ndarray, flat_known: np.ndarray, ny: int, nx: int) -> np.ndarray:
+    """The unknown pixels next to `ring` (flat indices into the (ny + 2, nx + 2) padded frame,
+    sorted), inside the image: those that `~known & dilate(known)` would give once `ring` is known."""
+    around = np.unique((ring[:, None] + offsets[None, :]).ravel())
+    row, col = np.divmod(around, nx + 2)
+    inside = (row >= 1) & (row <= ny) & (col >= 1) & (col <= nx)
+    return around[inside & ~flat_known[around]]
 
 
 def _touches_invalid(bad: np.ndarray, near_bad: np.ndarray, coords: np.ndarray) -> np.ndarray:
