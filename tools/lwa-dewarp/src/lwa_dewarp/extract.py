@@ -137,10 +137,10 @@ class SortedMADStd:
     sigma_clip = None
 
     def __call__(self, data: np.ndarray, axis: int | None = None, masked: bool = False) -> np.ndarray:
-        ordered, count = _sorted_last(data, axis)
-        deviation = np.abs(ordered - _ranked_median(ordered, count)[..., None])
-        ordered = np.sort(deviation, axis=-1)  # NaN stays last: the counts hold
-        return _ranked_median(ordered, count) * MAD_TO_STD
+        ordered, count = _sorted_last(data, axis)  # a copy of our own: |x - median| is made in it
+        deviation = np.abs(np.subtract(ordered, _ranked_median(ordered, count)[..., None], out=ordered), out=ordered)
+        deviation.sort(axis=-1)  # NaN stays last: the counts hold
+        return _ranked_median(deviation, count) * MAD_TO_STD
 
 
 def mesh_median_filter(mesh: np.ndarray, size: int = MESH_FILTER_SIZE) -> np.ndarray:
