@@ -104,10 +104,13 @@ def main() -> None:
         fns[f"apply {label}"] = lambda o=order: apply_screen(image, header, screen,
                                                                settings=replace(Dewarp(), interp_order=o))
         fns[f"floor {label}"] = lambda o=order: map_coordinates(filled, coords, order=o, mode="nearest")
-    best = best_of(fns, args.repeat)
+    cpu: dict = {}
+    best = best_of(fns, args.repeat, cpu=cpu)
     for label in ("cubic", "bilinear"):
         print(f"{label:8s}: apply_screen {best['apply ' + label]:.3f} s | one map_coordinates "
-              f"{best['floor ' + label]:.3f} s | ratio {best['apply ' + label] / best['floor ' + label]:.2f}")
+              f"{best['floor ' + label]:.3f} s | ratio {best['apply ' + label] / best['floor ' + label]:.2f} "
+              f"(CPU {cpu['apply ' + label]:.3f} / {cpu['floor ' + label]:.3f} s: "
+              f"{cpu['apply ' + label] / cpu['floor ' + label]:.2f})")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         path = tmp / "img.fits"

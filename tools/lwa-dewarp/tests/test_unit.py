@@ -607,3 +607,126 @@ def test_the_rms_at_chosen_pixels_is_the_background2d_rms_map():
     np.testing.assert_allclose(rms_at(y, x), full[y, x], rtol=1e-12)
     assert floor <= full[finite].min() * (1 + 1e-12)
     assert full[finite].max() > 2 * floor  # the map does vary: the test can tell a wrong sampling
+
+
+@pytest.mark.parametrize(("shape", "box", "dtype"), [((300, 340), 24, np.float64), ((130, 97), 30, np.float64),
+                                                     ((160, 150), 16, np.float32)])
+def test_sorted_box_statistics_are_photutils_median_and_mad_std(shape, box, dtype):
+    """`SortedMedian` / `SortedMADStd` replace photutils' `MedianBackground` / `MADStdBackgroundRMS`
+    in Background2D for speed: every box statistic (core boxes of 900 px, above numpy's 600-element
+    switch of nanmedian, and of 256 or 576; partial edge and corner boxes; boxes emptied by the
+    horizon) must be bitwise the same, and so must the filtered meshes and full maps."""
+    import warnings
+
+    from astropy.stats import SigmaClip
+    from photutils.background import Background2D, MADStdBackgroundRMS, MedianBackground
+
+    from lwa_dewarp.extract import SortedMADStd, SortedMedian
+
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    r = np.hypot(yy - shape[0] / 2, xx - shape[1] / 2) / (0.45 * max(shape))
+    plane = rng.normal(0.3, 1.0 + 2.0 * r**2, shape).astype(dtype)
+    plane[rng.uniform(size=shape) < 0.01] = 40.0  # outliers for the sigma clipping
+    plane[r > 1] = np.nan
+    finite = np.isfinite(plane)
+
+    def background(median, rms):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Background2D(np.where(finite, plane, 0.0), box, coverage_mask=~finite, filter_size=3,
+                                sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=median,
+                                bkg_rms_estimator=rms, exclude_percentile=50.0)
+
+    ours, theirs = background(SortedMedian(), SortedMADStd()), background(MedianBackground(), MADStdBackgroundRMS())
+    assert np.isnan(theirs.background_rms_mesh).sum() == 0 and np.ptp(theirs.background_rms_mesh) > 0
+    for name in ("background_mesh", "background_rms_mesh", "background", "background_rms"):
+        mine, ref = getattr(ours, name), getattr(theirs, name)
+        assert mine.dtype == ref.dtype, name
+        np.testing.assert_array_equal(mine, ref, err_msg=name)
+
+
+def test_mesh_median_filter_is_generic_filter_nanmedian():
+    """`mesh_median_filter` is Background2D's mesh filter (generic_filter of nanmedian, NaN beyond
+    the edges) without a Python call per mesh point: bitwise equal, NaN points and dtype included."""
+    import warnings
+
+    from scipy.ndimage import generic_filter
+
+    from lwa_dewarp.extract import mesh_median_filter
+
+    rng = np.random.default_rng(5)
+    for dtype in (np.float64, np.float32):
+        mesh = rng.normal(1.0, 0.2, (23, 31)).astype(dtype)
+        mesh[rng.uniform(size=mesh.shape) < 0.2] = np.nan
+        mesh[:4, :4] = np.nan  # a point whose neighbours are all NaN stays NaN
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = generic_filter(mesh, np.nanmedian, size=3, mode="constant", cval=np.nan)
+        mine = mesh_median_filter(mesh)
+        assert mine.dtype == ref.dtype and np.isnan(ref[1, 1])
+        np.testing.assert_array_equal(mine, ref)
+
+
+@pytest.mark.parametrize("horizon", [True, False])
+def test_spline_coefficients_in_a_padded_buffer_are_spline_filter(horizon):
+    """The cubic coefficients are written to a buffer with padded rows (cache sets): they must be
+    scipy's `spline_filter` of the NaN-filled plane bitwise, with and without NaN pixels."""
+    from scipy.ndimage import spline_filter
+
+    from lwa_dewarp.apply import _fill_band, _Prepared
+
+    rng = np.random.default_rng(3)
+    plane = rng.normal(size=(128, 256))
+    if horizon:
+        yy, xx = np.mgrid[:128, :256]
+        plane[np.hypot(yy - 64, (xx - 128) / 2) > 60] = np.nan
+    valid = np.isfinite(plane)
+    filled = _fill_band(plane, valid, 3) if horizon else plane
+    coeffs = _Prepared(plane, 3).coeffs
+    assert coeffs.strides[0] > coeffs.shape[1] * coeffs.itemsize  # the padded buffer is in use
+    np.testing.assert_array_equal(coeffs, spline_filter(filled, order=3, output=np.float64, mode="nearest"))
+
+
+def _fill_band_by_dilation(plane, valid, width):
+    """Reference for `_fill_band`: every ring found by dilating the whole known mask (scipy), each
+    ring pixel the mean of its known 8-neighbours, neighbours summed in the same order."""
+    from scipy.ndimage import binary_dilation
+
+    values = np.pad(np.where(valid, plane, 0.0), 1)
+    known = np.pad(valid, 1)
+    frame = np.pad(np.ones(valid.shape, dtype=bool), 1)
+    for _ in range(width):
+        iy, ix = np.nonzero(~known & binary_dilation(known, np.ones((3, 3), dtype=bool)) & frame)
+        total, count = np.zeros(len(iy)), np.zeros(len(iy))
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy or dx:
+                    k = known[iy + dy, ix + dx]
+                    total += np.where(k, values[iy + dy, ix + dx], 0.0)
+                    count += k
+        values[iy, ix] = total / count
+        known[iy, ix] = True
+    return values[1:-1, 1:-1]
+
+
+@pytest.mark.parametrize("kind", ["horizon", "holes", "half", "none"])
+def test_fill_band_rings_grown_from_the_last_ring_are_those_of_a_full_dilation(kind):
+    """`_fill_band` grows each ring from the last one instead of dilating the whole mask: the
+    filled values must be bitwise those of the whole-mask dilation, for a horizon, scattered
+    holes, NaN reaching the image edges, and no NaN."""
+    from lwa_dewarp.apply import _fill_band
+
+    rng = np.random.default_rng(4)
+    plane = rng.normal(size=(90, 131))
+    yy, xx = np.mgrid[:90, :131]
+    if kind == "horizon":
+        plane[np.hypot(yy - 45, xx - 65) > 40] = np.nan
+    elif kind == "holes":
+        plane[rng.uniform(size=plane.shape) < 0.3] = np.nan
+    elif kind == "half":
+        plane[:, :60] = np.nan
+        plane[:2] = np.nan
+    valid = np.isfinite(plane)
+    for width in (1, 3, 4):
+        np.testing.assert_array_equal(_fill_band(plane, valid, width), _fill_band_by_dilation(plane, valid, width))

@@ -5,6 +5,17 @@ MAD-based RMS in boxes of `background_box_beams` (8) beams, with the NaN pixels 
 a global sigma-clipped estimate when the image is too small for boxes) and the local maxima above
 `snr` times the local RMS from `find_peaks`.
 
+The box statistics are Background2D's own (sigma clipping included), but its median and MAD-std
+estimators are replaced by `SortedMedian` / `SortedMADStd`: the same numbers (numpy's median of
+the finite values, astropy's `mad_std`; bitwise on the bench images and on a dense run's 34
+products), taken from one vectorised `np.sort` of every box instead of `np.nanmedian`, which runs
+`np.apply_along_axis` over the boxes (boxes of >= 600 pixels) and dominated `lwa-dewarp apply`'s
+time (bench/bench_dewarp.py). The 3 x 3 median filter of the RMS mesh (photutils'
+`generic_filter` with a Python `nanmedian` per mesh point) is the same sort over the nine
+neighbours (`mesh_median_filter`). No library gives this: bottleneck (photutils' own fast path)
+changes astropy's NaN statistics at float rounding in every tool, and lwa_transient's block
+statistics are another estimator (no sigma clipping, no IDW fill).
+
 Positions and sizes come from a least-squares fit of an elliptical Gaussian plus a constant in a
 box of 2 x `fit_box_beams` (1.2) beams around each peak (the project's one fitter,
 `lwa_common.fitting.fit_gaussian`; a fit that did not converge is no detection), not from a segment
@@ -31,10 +42,13 @@ from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs
 from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian
 
-__all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "local_rms_at", "find_compact_sources", "DETECTION_COLUMNS"]
+__all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "local_rms_at", "find_compact_sources",
+           "mesh_median_filter", "SortedMedian", "SortedMADStd", "DETECTION_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
+MAD_TO_STD = 1.482602218505602  # astropy.stats.mad_std's factor, 1 / Phi^-1(3/4)
+MESH_FILTER_SIZE = 3  # Background2D's median filter over the box mesh
 SIGMA_RANGE = (0.15, 6.0)  # free sigmas: 0.15 x the beam's minor .. 6 x its major sigma
 MAX_PEAKS = 20000
 
@@ -83,6 +97,67 @@ def beam_from_header(header: fits.Header, *, where: str = "image") -> Beam:
     return Beam(bmaj, bmin, float(header.get("BPA", 0.0)), pixel)
 
 
+def _sorted_last(data: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(values sorted along the last axis, NaN last; finite count of each row) of `data` reduced
+    over `axis` (None: all of it), the dtype kept (numpy's median is float32 for float32)."""
+    values = np.asarray(data)
+    values = values.reshape(-1) if axis is None else np.moveaxis(values, axis, -1)
+    ordered = np.sort(values, axis=-1)
+    return ordered, np.count_nonzero(~np.isnan(ordered), axis=-1)
+
+
+def _ranked_median(ordered: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of the finite values of each sorted row (NaN when it has none), computed as numpy's
+    median is: the middle value, or the sum of the two middle values divided by 2. Rows may be
+    empty (Background2D's sigma clipping without an axis returns the kept values alone)."""
+    if ordered.shape[-1] == 0:
+        return np.full(count.shape, np.nan, dtype=ordered.dtype)
+    lo = np.maximum((count - 1) // 2, 0)[..., None]
+    hi = np.maximum(count // 2, 0)[..., None]
+    low = np.take_along_axis(ordered, lo, axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, hi, axis=-1)[..., 0]
+    median = (low + high) / 2
+    return np.where(count > 0, median, np.nan).astype(ordered.dtype, copy=False)
+
+
+class SortedMedian:
+    """photutils background estimator: `MedianBackground` (np.nanmedian of each box) from one sort
+    of every box; the sigma clipping is Background2D's."""
+
+    sigma_clip = None
+
+    def __call__(self, data: np.ndarray, axis: int | None = None, masked: bool = False) -> np.ndarray:
+        return _ranked_median(*_sorted_last(data, axis))
+
+
+class SortedMADStd:
+    """photutils RMS estimator: `MADStdBackgroundRMS` (astropy `mad_std` with NaN ignored: 1.4826 x
+    the median of |x - median|) from two sorts of every box."""
+
+    sigma_clip = None
+
+    def __call__(self, data: np.ndarray, axis: int | None = None, masked: bool = False) -> np.ndarray:
+        ordered, count = _sorted_last(data, axis)  # a copy of our own: |x - median| is made in it
+        deviation = np.abs(np.subtract(ordered, _ranked_median(ordered, count)[..., None], out=ordered), out=ordered)
+        deviation.sort(axis=-1)  # NaN stays last: the counts hold
+        return _ranked_median(deviation, count) * MAD_TO_STD
+
+
+def mesh_median_filter(mesh: np.ndarray, size: int = MESH_FILTER_SIZE) -> np.ndarray:
+    """Background2D's median filter of a box mesh: the median of the finite values among each
+    point's `size` x `size` neighbours, NaN beyond the edges (`generic_filter(mesh, nanmedian,
+    mode='constant', cval=nan)`), from one sort of the stacked neighbours; computed in float64
+    and returned in the mesh's dtype, as generic_filter does."""
+    mesh = np.asarray(mesh)
+    if size <= 1:
+        return mesh
+    half = size // 2
+    ny, nx = mesh.shape
+    padded = np.pad(mesh.astype(float), half, constant_values=np.nan)
+    stack = np.stack([padded[dy:dy + ny, dx:dx + nx] for dy in range(size) for dx in range(size)], axis=-1)
+    return _ranked_median(*_sorted_last(stack, -1)).astype(mesh.dtype, copy=False)
+
+
 def estimate_background(plane: np.ndarray, *, box_px: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Local background and RMS maps (photutils `Background2D`), or global sigma-clipped values.
 
@@ -102,11 +177,12 @@ def local_rms_at(plane: np.ndarray, *, box_px: int) -> tuple[Callable[[np.ndarra
     and the clip makes the mesh minimum a lower bound, so that pixels below `snr` x that bound
     need no RMS at all. Any other case (a mesh value <= 0, the global fallback) uses the full map.
     """
-    bkg, box = _background2d(plane, box_px)
+    bkg, box = _background2d(plane, box_px, filter_size=1)  # the mesh filter is ours: same values, vectorised
     if bkg is not None:
-        mesh = np.asarray(bkg.background_rms_mesh, dtype=float)
+        mesh = np.asarray(mesh_median_filter(bkg.background_rms_mesh), dtype=float)
         if np.isfinite(mesh).all() and mesh.min() > 0:
             return _mesh_spline(mesh, np.broadcast_to(bkg.box_size, 2)), float(mesh.min()), f"Background2D box {box} px"
+        bkg, box = _background2d(plane, box_px)  # the full map: photutils' own filter and zoom
     _, rms, method = _local_rms(plane, bkg, box)
     finite = np.isfinite(plane)
     return (lambda y, x: rms[y, x]), float(np.min(rms[finite])), method
@@ -127,10 +203,11 @@ def _mesh_spline(mesh: np.ndarray, box_size: np.ndarray) -> Callable[[np.ndarray
     return rms_at
 
 
-def _background2d(plane: np.ndarray, box_px: int):
+def _background2d(plane: np.ndarray, box_px: int, *, filter_size: int = MESH_FILTER_SIZE):
     """(photutils Background2D in boxes of `box_px` or None when the image is too small for boxes
-    or has too few unmasked ones, the box size); LwaError without finite pixels."""
-    from photutils.background import Background2D, MADStdBackgroundRMS, MedianBackground
+    or has too few unmasked ones, the box size); LwaError without finite pixels. Its meshes are
+    median-filtered over `filter_size` boxes (1: not filtered)."""
+    from photutils.background import Background2D
 
     finite = np.isfinite(plane)
     if not finite.any():
@@ -141,9 +218,9 @@ def _background2d(plane: np.ndarray, box_px: int):
         return None, box
     try:
         return Background2D(
-            np.where(finite, plane, 0.0), box, coverage_mask=~finite, filter_size=3,
-            sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=MedianBackground(),
-            bkg_rms_estimator=MADStdBackgroundRMS(), exclude_percentile=50.0,
+            np.where(finite, plane, 0.0), box, coverage_mask=~finite, filter_size=filter_size,
+            sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=SortedMedian(),
+            bkg_rms_estimator=SortedMADStd(), exclude_percentile=50.0,
         ), box
     except ValueError as err:  # too few unmasked boxes
         log.info("Background2D failed (%s); using global sigma-clipped statistics", err)

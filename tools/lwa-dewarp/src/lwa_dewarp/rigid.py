@@ -12,9 +12,10 @@ emission follows the screen. Where patches overlap their shifts are averaged wit
 S/N, so a faint peak beside a bright source does not drag the bright one's shift.
 
 The peaks are the local maxima of |image| (Stokes V: either sign) above `snr` local RMS
-(photutils `Background2D` in boxes of 8 beams, as `fit` finds sources; its RMS is sampled at the
-pixels above `snr` x its minimum only, `extract.local_rms_at`), one per beam; a peak's shift delta_k solves
-p_k + d(p_k) = q_k (q_k the observed peak, a few fixed-point steps: |grad d| << 1).
+(photutils `Background2D` in boxes of 8 beams with `extract`'s sort-based box statistics, as `fit`
+finds sources; its RMS is sampled at the pixels above `snr` x its minimum only,
+`extract.local_rms_at`), one per beam; a peak's shift delta_k solves p_k + d(p_k) = q_k (q_k the
+observed peak, a few fixed-point steps: |grad d| << 1).
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ def _peaks(planes: np.ndarray, *, snr: float, beam_px: float) -> tuple[np.ndarra
     if finite.sum() < 16:
         return none
     plane0 = planes[0] if planes.ndim == 3 else planes
-    # float64: photutils/astropy take bottleneck's nanmedian (when it is installed) only for float64;
-    # the RMS differs from a float32 estimate by float32 rounding (< 2e-7)
+    # float64: the box statistics keep the image's dtype, and the RMS of a float32 image differs
+    # from the float64 one by float32 rounding (< 2e-7)
     try:
         rms_at, rms_floor, _ = local_rms_at(np.where(finite, plane0, np.nan).astype(float, copy=False),
                                             box_px=max(16, int(round(BACKGROUND_BOX_BEAMS * beam_px))))
