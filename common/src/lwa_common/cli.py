@@ -245,7 +245,15 @@ def _add_version_option(group: click.Command) -> None:
         return
     module = getattr(group.callback, "__module__", None) or "lwa_common"
     distribution = module.split(".")[0].replace("_", "-")
-    click.version_option(message=version_string(distribution), help="Print the version and exit.")(group)
+
+    def show(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        # the version and git hash are looked up only when asked (`git rev-parse` is a process)
+        if value and not ctx.resilient_parsing:
+            click.echo(version_string(distribution))
+            ctx.exit()
+
+    click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=show,
+                 help="Print the version and exit.")(group)
 
 
 class Terminated(BaseException):

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import astropy.units as u
 import numpy as np
-from astropy.time import Time
 
 from lwa_common.errors import LwaError
 from lwa_common.io import atomic_path, check_output
 from lwa_common.naming import subband_label
 from lwa_common.subbands import subband_of_freq
 
-if TYPE_CHECKING:  # astropy.coordinates (0.1-0.2 s) is imported by array_centre, the one user here
+if TYPE_CHECKING:  # astropy (0.15-0.3 s) is imported where a Time or a location is made: a tool that only
+    # reads and flags an MS (lwa-flag rfi) starts without it
     from astropy.coordinates import EarthLocation
+    from astropy.time import Time
 
 __all__ = [
     "open_table",
@@ -200,6 +200,7 @@ class MsInfo:
         centre_xyz = pos.mean(axis=0)
         if np.linalg.norm(centre_xyz) < 6.0e6:
             raise LwaError(f"{self.path}: antenna positions are not geocentric ITRF (|mean| < 6000 km)")
+        import astropy.units as u
         from astropy.coordinates import EarthLocation
 
         return EarthLocation.from_geocentric(*centre_xyz, unit=u.m)
@@ -228,7 +229,10 @@ class MsInfo:
                               _time(self.times_s[last] + self.exposure_s[last] / 2))
 
 
+
 def _time(mjd_s: float | np.ndarray) -> Time:
+    from astropy.time import Time
+
     return Time(mjd_s / 86400.0, format="mjd", scale="utc")
 
 
@@ -254,7 +258,7 @@ def ms_time_range(path: str | Path) -> tuple[Time, Time]:
         raise LwaError(f"{path}: MS has no rows")
     start = (times - interval / 2).min()
     end = (times + interval / 2).max()
-    return Time(start / 86400.0, format="mjd", scale="utc"), Time(end / 86400.0, format="mjd", scale="utc")
+    return _time(start), _time(end)
 
 
 def ms_info(path: str | Path, *, subband: str | None = None, check: bool = True) -> MsInfo:

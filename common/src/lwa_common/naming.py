@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from astropy.time import Time
-
 from lwa_common.errors import LwaError
 
-if TYPE_CHECKING:  # annotations only: importing astropy.coordinates costs a CLI 0.1-0.2 s at start
+if TYPE_CHECKING:  # annotations only: importing astropy.coordinates costs a CLI 0.1-0.2 s at start, astropy.time
+    # (and astropy.units) 0.2 s: parse_ms_name imports it when it makes a Time
     from astropy.coordinates import SkyCoord
+    from astropy.time import Time
 
 __all__ = ["MsName", "MS_NAME_FORMS", "parse_ms_name", "format_ms_name", "jname", "jname_short", "subband_label"]
 
@@ -52,6 +52,8 @@ def parse_ms_name(name: str) -> MsName:
         stamp = None
     if stamp is None:
         raise LwaError(f"'{base}' is not an OVRO-LWA MS name ({MS_NAME_FORMS})")
+    from astropy.time import Time
+
     return MsName(Time(stamp, scale="utc"), int(match.group(3)), averaged=bool(match.group(4)),
                   tarred=bool(match.group(5)))
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from casacore.tables import table
 
 from lwa_common.testing import run_cli
 from lwa_flag import concat_ms, default_strategy, run_aoflagger
+from lwa_flag.rfi import flag_profile
 
 pytestmark = pytest.mark.slow
 
@@ -168,3 +170,30 @@ def test_slurm_job_reads_an_ms_too_big_for_its_memory_indirectly(tmp_path):
     assert slurm_read_mode(ms, {}) == []  # outside Slurm: AOFlagger's own choice
     assert slurm_read_mode(ms, {"SLURM_MEM_PER_NODE": "5"}) == ["-indirect-read"]  # 2 x 3 MB > 5 MB
     assert slurm_read_mode(ms, {"SLURM_MEM_PER_NODE": "7"}) == []
+
+
+def test_flag_profile_matches_its_definition(rfi_cat, tmp_path):
+    """flag_profile (pol planes OR-ed, per-row byte counts) against its definition written plainly:
+    per channel the share of cross-correlation rows with any polarisation flagged, per time the mean
+    flagged fraction of the rows; random flags, a few whole rows by FLAG_ROW, autocorrelations left out."""
+    ms = tmp_path / "random_flags.ms"
+    shutil.copytree(rfi_cat[0], ms)
+    rng = np.random.default_rng(11)
+    with table(str(ms), readonly=False, ack=False) as t:
+        flags = rng.random(t.getcol("FLAG").shape) < 0.05
+        flags[:, 7] = (rng.random(len(flags)) < 0.5)[:, None]  # one channel flagged in half the rows
+        flag_row = rng.random(t.nrows()) < 0.01
+        t.putcol("FLAG", flags)
+        t.putcol("FLAG_ROW", flag_row)
+        a1, a2, times = t.getcol("ANTENNA1"), t.getcol("ANTENNA2"), t.getcol("TIME")
+    flags = flags | flag_row[:, None, None]
+    cross = a1 != a2
+    f, tm = flags[cross], times[cross]
+    per_chan = f.any(axis=2).sum(axis=0)
+    row_frac = f.mean(axis=(1, 2))
+    per_time = [[tv, row_frac[tm == tv].sum() / (tm == tv).sum()] for tv in np.unique(tm)]
+    got = flag_profile(ms)
+    assert got["per_channel_percent"] == [round(100.0 * c / cross.sum(), 3) for c in per_chan]
+    assert got["per_time_percent"] == [[round(tv, 3), round(100.0 * fr, 3)] for tv, fr in per_time]
+    # 5 % per product: 1 - 0.95^4 of the rows have a channel flagged, 1 % more by FLAG_ROW
+    assert 40 < got["per_channel_percent"][7] < 60 and 15 < got["per_channel_percent"][0] < 25

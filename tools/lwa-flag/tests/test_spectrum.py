@@ -12,7 +12,7 @@ from casacore.tables import table
 from lwa_common.config import Rfi
 from lwa_common.testing import run_cli
 from lwa_flag import concat_ms
-from lwa_flag.spectrum import array_spectrum, flag_spectral_rfi, spectral_outliers
+from lwa_flag.spectrum import _mad_std, array_spectrum, flag_spectral_rfi, spectral_outliers
 
 
 def _spectra(n_time: int = 30, n_chan: int = 8, seed: int = 3) -> np.ndarray:
@@ -38,6 +38,17 @@ def test_smooth_spectra_keep_every_cell_and_a_jump_is_found(n_chan):
     want[:, [1, n_chan // 2]] = True
     want[12, n_chan - 2] = True
     assert np.array_equal(cells, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 2, 7, 96, 1000])
+def test_mad_std_is_astropys_to_the_bit(size, dtype):
+    """The pass's robust scatter is astropy's mad_std without importing astropy (0.15-0.2 s at start)."""
+    from astropy.stats import mad_std
+
+    r = (np.random.default_rng(size).standard_t(3, size) * 0.02).astype(dtype)
+    ours, theirs = _mad_std(r.copy()), mad_std(r.copy())
+    assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
 
 
 def test_pass_off_or_too_few_channels():

@@ -210,16 +210,20 @@ def baseline_stats(ms: str | Path, *, column: str | None = None, chunk_mb: float
     for part in imap_ordered(_block_sums, tasks, processes=processes):  # added in block order
         totals = part if totals is None else [t + p for t, p in zip(totals, part)]
     sums, sq_sums, counts, uv_sum, uv_n = totals
+    first, second = np.triu_indices(n_ant)  # the antennas of each key (_baseline_key)
+    uv_n[first == second] = 0  # the autocorrelations' keys: not baselines
     present = np.flatnonzero(uv_n > 0)
     if present.size == 0:
         raise LwaError(f"{ms}: no cross-correlation rows")
-    ant1, ant2 = np.divmod(present, n_ant)
+    ant1, ant2 = first[present], second[present]
+    good = np.take(counts, present, axis=1)  # np.take: ~6x faster than [:, present] here
     with np.errstate(invalid="ignore", divide="ignore"):
-        amp = {p: sums[j, present] / counts[j, present] for j, p in enumerate(_STATS)}
-        amp_sq = {p: sq_sums[j, present] / counts[j, present] for j, p in enumerate(_STATS)}
+        mean, mean_sq = np.take(sums, present, axis=1) / good, np.take(sq_sums, present, axis=1) / good
+    amp = {p: mean[j] for j, p in enumerate(_STATS)}
+    amp_sq = {p: mean_sq[j] for j, p in enumerate(_STATS)}
     return BaselineStats(
         ant1=ant1, ant2=ant2, uv_lambda=uv_sum[present] / uv_n[present] * freq_hz / C_M_S, amp=amp, amp_sq=amp_sq,
-        n_good=counts[:4, present].sum(axis=0), n_antennas=n_ant, freq_hz=freq_hz, column=column,
+        n_good=good[:4].sum(axis=0), n_antennas=n_ant, freq_hz=freq_hz, column=column,
     )
 
 
@@ -237,9 +241,10 @@ class _Block:
 
 
 def _block_sums(b: _Block) -> tuple[np.ndarray, ...]:
-    """Per-baseline sums of |V|, |V|^2, unflagged samples (each _STATS x n_ant^2), uv length and rows."""
+    """Per-baseline sums of |V|, |V|^2, unflagged samples (each _STATS x keys), uv length and rows; one
+    key per antenna pair with itself included (`_baseline_key`), n_ant (n_ant + 1) / 2 of them."""
     order = [b.pol[p] for p in ("XX", "XY", "YX", "YY")]
-    n_key = b.n_ant * b.n_ant
+    n_key = b.n_ant * (b.n_ant + 1) // 2
     sums, sq_sums, counts = (np.zeros((len(_STATS), n_key)) for _ in range(3))
     uv_sum, uv_n = np.zeros(n_key), np.zeros(n_key)
     with open_table(Path(b.ms)) as t:
@@ -261,39 +266,57 @@ def _block_sums(b: _Block) -> tuple[np.ndarray, ...]:
                 flag_row = t.getcol("FLAG_ROW", startrow=start, nrow=nrow)
                 if flag_row.any():
                     flags[flag_row] = True
-            cross = a1 != a2
-            key = (np.minimum(a1, a2).astype(np.int64) * b.n_ant + np.maximum(a1, a2))[cross]
-            s, c, q = (x[cross] for x in _row_sums(data, flags, b.pol, amp))
+            # autocorrelations land on the diagonal keys, which baseline_stats drops; the chunk's keys span
+            # [lo, hi): its bincounts cover that range only (bins outside it would only add +0.0)
+            key = _baseline_key(a1, a2, b.n_ant)
+            lo, hi = int(key.min()), int(key.max()) + 1
+            key -= lo
+            s, c, q = _row_sums(data, flags, b.pol, amp)
+            rows_per_key = np.bincount(key, minlength=hi - lo)
+            every_channel = (c == data.shape[1]).all(axis=1)  # statistics with no sample left out in the chunk
             for j, i in enumerate(order + [data.shape[2]]):  # QU after the products
-                sums[j] += np.bincount(key, weights=s[:, i], minlength=n_key)
-                sq_sums[j] += np.bincount(key, weights=q[:, i], minlength=n_key)
-                counts[j] += np.bincount(key, weights=c[:, i], minlength=n_key)
-            uv_sum += np.bincount(key, weights=np.hypot(uvw[cross, 0], uvw[cross, 1]), minlength=n_key)
-            uv_n += np.bincount(key, minlength=n_key)
+                sums[j, lo:hi] += np.bincount(key, weights=s[i], minlength=hi - lo)
+                sq_sums[j, lo:hi] += np.bincount(key, weights=q[i], minlength=hi - lo)
+                # all rows count every channel: rows x channels, the integer sum the bincount would make
+                counts[j, lo:hi] += (rows_per_key * float(data.shape[1]) if every_channel[i]
+                                     else np.bincount(key, weights=c[i], minlength=hi - lo))
+            uv_sum[lo:hi] += np.bincount(key, weights=np.hypot(uvw[:, 0], uvw[:, 1]), minlength=hi - lo)
+            uv_n[lo:hi] += rows_per_key
     return sums, sq_sums, counts, uv_sum, uv_n
+
+
+def _baseline_key(a1: np.ndarray, a2: np.ndarray, n_ant: int) -> np.ndarray:
+    """Row-major index of (min, max) of the antenna pair in the upper triangle, diagonal included
+    (`np.triu_indices(n_ant)` order, the order of a1 * n_ant + a2): half the bins of that key."""
+    lo, hi = np.minimum(a1, a2).astype(np.int64), np.maximum(a1, a2).astype(np.int64)
+    return lo * (2 * n_ant - lo + 1) // 2 + (hi - lo)
 
 
 def _row_sums(data: np.ndarray, flags: np.ndarray, pol: dict[str, int], amp: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row, the sums of |V| and |V|^2 over unflagged channels and their number, for each product
-    then the Q/U residual: (nrow, npol + 1) each. Worked in pieces of about PIECE_BYTES of
-    visibilities, so that the per-sample arithmetic (~10 passes) runs on cache-warm data instead of
-    streaming the 16 MB chunk from memory each pass; every value is its row's own: the same bits."""
+    then the Q/U residual: (npol + 1, nrow) each (a row per statistic: contiguous bincount weights).
+    Worked in pieces of about PIECE_BYTES of visibilities, so that the per-sample arithmetic (~10
+    passes) runs on cache-warm data instead of streaming the 16 MB chunk from memory each pass; every
+    value is its row's own: the same bits. A piece with nothing flagged skips the masking passes."""
     nrow, _, npol = data.shape
-    out = np.empty((3, nrow, npol + 1))
+    out = np.empty((3, npol + 1, nrow))
     step = max(1, PIECE_BYTES // max(1, data[:1].nbytes))
     for lo in range(0, nrow, step):
         rows = slice(lo, min(lo + step, nrow))
-        products = _reduce_channels(data[rows], flags[rows], amp[rows])
-        residual = _reduce_channels(*_qu_residual(data[rows], flags[rows], pol))
+        piece_flags = flags[rows] if flags[rows].any() else None  # None: nothing flagged, no masking passes
+        products = _reduce_channels(data[rows], piece_flags, amp[rows])
+        residual = _reduce_channels(*_qu_residual(data[rows], piece_flags, pol), amplitudes=True)
         for k, (x, y) in enumerate(zip(products, residual)):
-            out[k, rows, :npol] = x
-            out[k, rows, npol:] = y
+            out[k, :npol, rows] = x.T
+            out[k, npol:, rows] = y.T
     return out[0], out[1], out[2]
 
 
-def _qu_residual(data: np.ndarray, flags: np.ndarray, pol: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample (|XX - YY|^2 + |XY + YX|^2)^(1/2) / 2, shape (nrow, nchan, 1), and its flags.
+def _qu_residual(data: np.ndarray, flags: np.ndarray | None, pol: dict[str, int]
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per sample (|XX - YY|^2 + |XY + YX|^2)^(1/2) / 2, shape (nrow, nchan, 1), and its flags (None
+    when `flags` is None: nothing flagged).
 
     The sky's Stokes I cancels in XX - YY and its Stokes V in XY + YX (XY = U + iV, YX = U - iV),
     so an unpolarised or circularly polarised sky, bright sources and bursts included, leaves only
@@ -309,6 +332,8 @@ def _qu_residual(data: np.ndarray, flags: np.ndarray, pol: dict[str, int]) -> tu
     power += np.square(d2.imag, out=d1.real)
     np.sqrt(power, out=power)
     power *= 0.5
+    if flags is None:
+        return power[..., None], None
     # any flagged product: an OR of the pol planes (numpy's any over a 4-long last axis is ~100x slower)
     flagged = flags[..., 0].copy()
     for k in range(1, flags.shape[2]):
@@ -316,18 +341,22 @@ def _qu_residual(data: np.ndarray, flags: np.ndarray, pol: dict[str, int]) -> tu
     return power[..., None], flagged[..., None]
 
 
-def _reduce_channels(data: np.ndarray, flags: np.ndarray, amp: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _reduce_channels(data: np.ndarray, flags: np.ndarray | None, amp: np.ndarray | None = None, *,
+                     amplitudes: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sums of |V| and |V|^2 over unflagged channels and the number of them: (nrow, npol) each.
 
     np.abs (into `amp` when given) then a BLAS matrix-vector product over the channel axis: ~10x
     faster than `amp.sum(axis=1)` on the (row, chan, pol) layout. Non-finite samples count as
-    flagged.
+    flagged, as do `flags` (None: nothing flagged). `amplitudes`: `data` holds amplitudes already
+    (the Q/U residual, >= 0) and is scratch: worked in place, with no |.| pass.
     """
     n_chan = data.shape[1]
-    amp = np.abs(data, out=amp) if amp is not None else np.abs(data)
+    if amplitudes:
+        amp = data
+    else:
+        amp = np.abs(data, out=amp) if amp is not None else np.abs(data)
     ones = np.ones(n_chan, dtype=amp.dtype)
-    if flags.any():
+    if flags is not None and flags.any():
         np.putmask(amp, flags, 0.0)
         good = np.matmul(ones, (~flags).astype(amp.dtype))
     else:
@@ -337,7 +366,7 @@ def _reduce_channels(data: np.ndarray, flags: np.ndarray, amp: np.ndarray | None
     rows = np.flatnonzero(bad.any(axis=1)) if bad.any() else None
     if rows is not None:  # rare: NaN/inf samples; redo those rows excluding them
         sub = amp[rows]
-        ok = np.isfinite(sub) & ~flags[rows]
+        ok = np.isfinite(sub) if flags is None else np.isfinite(sub) & ~flags[rows]
         sub = np.where(ok, sub, 0.0)
         total[rows] = sub.sum(axis=1)
         good[rows] = ok.sum(axis=1)

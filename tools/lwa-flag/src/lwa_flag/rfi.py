@@ -130,18 +130,23 @@ def run_aoflagger(ms: str | Path, *, strategy: str | Path | None = None, column:
 
 
 def flag_profile(ms: str | Path, *, cross_only: bool = True) -> dict:
-    """Flagged fraction per channel and per time step (cross-correlations by default)."""
+    """Flagged fraction per channel and per time step (cross-correlations by default).
+
+    Per chunk, a channel counts as flagged in a row when any polarisation is: an OR of the
+    polarisation planes (numpy's `any` over the short last axis is ~8x slower); a row's flagged
+    fraction is its count of flags (an integer sum of the bytes) over its size, as `mean` gives it.
+    """
     ms = Path(ms)
     per_chan = None
     n_chan_rows = 0
     times: dict[float, list[float]] = {}
     for f, cols in flag_chunks(ms, columns=("ANTENNA1", "ANTENNA2", "TIME")):
         sel = cols["ANTENNA1"] != cols["ANTENNA2"] if cross_only else np.ones(len(f), bool)
-        f, tm = f[sel], cols["TIME"][sel]
-        frac_row = f.mean(axis=(1, 2)) if f.size else np.zeros(0)
-        chan = f.any(axis=2).sum(axis=0)
+        tm = cols["TIME"][sel]
+        frac_row = _row_counts(f)[sel] / f[0].size if f.size else np.zeros(0)
+        chan = np.count_nonzero(_any_pol(f)[sel], axis=0)
         per_chan = chan if per_chan is None else per_chan + chan
-        n_chan_rows += f.shape[0]
+        n_chan_rows += tm.size
         for tv in np.unique(tm):
             m = tm == tv
             acc = times.setdefault(float(tv), [0.0, 0.0])
@@ -152,3 +157,18 @@ def flag_profile(ms: str | Path, *, cross_only: bool = True) -> dict:
         "per_channel_percent": [round(100.0 * c / max(n_chan_rows, 1), 3) for c in (per_chan if per_chan is not None else [])],
         "per_time_percent": [[round(tv, 3), round(100.0 * fr, 3)] for tv, fr in per_time],
     }
+
+
+def _any_pol(flags: np.ndarray) -> np.ndarray:
+    """(row, channel): any polarisation flagged, as an OR of the polarisation planes."""
+    out = flags[..., 0].copy()
+    for k in range(1, flags.shape[2]):
+        out |= flags[..., k]
+    return out
+
+
+def _row_counts(flags: np.ndarray) -> np.ndarray:
+    """Flags set per row: a sum of the rows' bytes (uint16 while a row has fewer than 65536 elements)."""
+    per_row = flags.reshape(len(flags), -1)
+    dtype = np.uint16 if per_row.shape[1] < 2**16 else np.int64
+    return np.add.reduce(per_row.view(np.uint8), axis=1, dtype=dtype)
