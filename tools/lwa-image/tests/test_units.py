@@ -251,11 +251,12 @@ def test_gridder_threads_and_memory_follow_the_config_and_the_slurm_job():
     from lwa_image._wsclean import gridder_args
 
     imaging = Config().imaging
-    assert gridder_args(imaging, {}) == []  # the default: wsclean's w-stacking
-    assert gridder_args(replace(imaging, gridder="wgridder", threads=3), {}) == ["-use-wgridder", "-j", "3"]
+    assert gridder_args(imaging, {}) == ["-use-wgridder"]  # the default
+    assert gridder_args(replace(imaging, gridder="wstack"), {}) == []  # wsclean's own w-stacking
+    assert gridder_args(replace(imaging, threads=3), {}) == ["-use-wgridder", "-j", "3"]
     # in a Slurm job wsclean sees the whole node: threads and memory come from the job's request
     args = gridder_args(imaging, {"SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "20480"})
-    assert args == ["-j", "8", "-abs-mem", f"{20 * imaging.slurm_mem_fraction:.1f}"]
+    assert args == ["-use-wgridder", "-j", "8", "-abs-mem", f"{20 * imaging.slurm_mem_fraction:.1f}"]
     shared = gridder_args(imaging, {"SLURM_MEM_PER_NODE": "20480"}, share=4)  # four configurations at once
     assert shared[-1] == f"{20 * imaging.slurm_mem_fraction / 4:.1f}"
     with pytest.raises(LwaError, match="imaging.gridder must be one of wgridder, wstack"):
