@@ -228,6 +228,8 @@ def damage_run(run: Path, damage: str) -> None:
         cands.write_text("\n".join([*lines, lines[-1].rsplit(",", 5)[0]]) + "\n")
     elif damage == "writing":
         (sb / "images" / ".55MHz-I-Deep.abc123.tmp").mkdir()
+    elif damage == "imaging":  # lwa-image's scratch: snapshots are renamed out of it as they finish
+        (sb / "snapshots" / ".wsclean-snapshots-node1-4242-x1y2").mkdir(parents=True)
     elif damage == "missing_image":
         next((sb / "images").glob("*V-10min*t0002*.fits")).unlink()
     elif damage == "no_keyword":
@@ -243,6 +245,7 @@ DAMAGES = {
     "bad_csv": "lacks column(s) peak_jy",
     "short_csv_row": "wrong number of cells",
     "writing": "unfinished atomic write",
+    "imaging": "unfinished atomic write",
     "missing_image": "not found (partial run?)",
     "no_keyword": "lacks header keyword(s) MJD-MID",
 }

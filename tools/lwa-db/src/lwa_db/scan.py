@@ -16,8 +16,8 @@ What is read, by content and never by file name alone:
 
 A run is refused (LwaError, nothing written) when a FITS file is unreadable or truncated, a
 product lacks a keyword the database needs, a CSV cannot be parsed or lacks a needed column, a
-candidate's image is missing, an atomic write is still in progress (`.*.tmp` folders), or the
-folder holds no product at all.
+candidate's image is missing, an atomic write is still in progress (`.*.tmp` or `.wsclean-*`
+folders), or the folder holds no product at all.
 """
 
 from __future__ import annotations
@@ -101,10 +101,11 @@ def _walk(root: Path, suffix: str) -> list[Path]:
 
 
 def _unfinished(root: Path) -> Path | None:
-    """A `.<name>.<random>.tmp` folder of lwa_common.io.atomic_path: a write still in progress."""
+    """A write still in progress: a `.<name>.<random>.tmp` folder of lwa_common.io.atomic_path, or a
+    `.wsclean-*` scratch folder of lwa-image, whose products are renamed out of it as they finish."""
     for dirpath, dirnames, _ in os.walk(root):
         for d in dirnames:
-            if d.startswith(".") and d.endswith(".tmp"):
+            if d.startswith(".") and (d.endswith(".tmp") or d.startswith(".wsclean-")):
                 return Path(dirpath) / d
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and not d.endswith(".ms")]
     return None
