@@ -34,11 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FWHM_PER_SIGMA", "GaussianFit2D", "fit_gaussian", "gaussian_area", "gaussian_peak_3x3"]
+__all__ = ["FWHM_PER_SIGMA", "MAD_TO_SIGMA", "GaussianFit2D", "fit_gaussian", "gaussian_area", "gaussian_peak_3x3"]
 
 log = logging.getLogger(__name__)
 
 FWHM_PER_SIGMA = math.sqrt(8.0 * math.log(2.0))
+# a normal distribution's sigma per unit of median absolute deviation, 1 / Phi^-1(3/4): astropy
+# `mad_std`'s factor, for the vectorised MADs that cannot call it (lwa-dewarp, lwa-flag)
+MAD_TO_SIGMA = 1.482602218505602
 MIN_PIXELS = 7
 _BOUND_TOL = 1e-3  # relative distance to a bound that counts as "on the bound"
 

@@ -148,7 +148,7 @@ def _interrupts_held() -> Iterator[None]:
     Held in Python, not with `pthread_sigmask`: a process with other threads (BLAS, casacore, a
     thread pool) gets a signal on any thread that does not block it, and Python then runs its
     handler in the main thread at once, mask or not. Only the main thread handles signals, so
-    elsewhere this holds nothing and needs to.
+    elsewhere this holds nothing and need not.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

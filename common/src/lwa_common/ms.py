@@ -229,7 +229,6 @@ class MsInfo:
                               _time(self.times_s[last] + self.exposure_s[last] / 2))
 
 
-
 def _time(mjd_s: float | np.ndarray) -> Time:
     from astropy.time import Time
 

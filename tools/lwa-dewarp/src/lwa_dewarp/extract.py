@@ -40,14 +40,13 @@ from scipy.ndimage import map_coordinates, spline_filter
 from lwa_common.config import Dewarp
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs
-from lwa_common.fitting import FWHM_PER_SIGMA, GaussianFit2D, fit_gaussian
+from lwa_common.fitting import FWHM_PER_SIGMA, MAD_TO_SIGMA, GaussianFit2D, fit_gaussian
 
 __all__ = ["Beam", "beam_from_header", "celestial_wcs", "estimate_background", "local_rms_at", "find_compact_sources",
            "mesh_median_filter", "SortedMedian", "SortedMADStd", "DETECTION_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
-MAD_TO_STD = 1.482602218505602  # astropy.stats.mad_std's factor, 1 / Phi^-1(3/4)
 MESH_FILTER_SIZE = 3  # Background2D's median filter over the box mesh
 SIGMA_RANGE = (0.15, 6.0)  # free sigmas: 0.15 x the beam's minor .. 6 x its major sigma
 MAX_PEAKS = 20000
@@ -140,7 +139,7 @@ class SortedMADStd:
         ordered, count = _sorted_last(data, axis)  # a copy of our own: |x - median| is made in it
         deviation = np.abs(np.subtract(ordered, _ranked_median(ordered, count)[..., None], out=ordered), out=ordered)
         deviation.sort(axis=-1)  # NaN stays last: the counts hold
-        return _ranked_median(deviation, count) * MAD_TO_STD
+        return _ranked_median(deviation, count) * MAD_TO_SIGMA
 
 
 def mesh_median_filter(mesh: np.ndarray, size: int = MESH_FILTER_SIZE) -> np.ndarray:

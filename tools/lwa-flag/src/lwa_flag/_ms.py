@@ -24,6 +24,7 @@ from lwa_common.provenance import command_line, stamp_ms, tool_version
 
 __all__ = [
     "TOOL",
+    "any_polarization",
     "validate_ms",
     "flag_target",
     "flagged_fraction",
@@ -204,3 +205,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def any_polarization(flags: np.ndarray) -> np.ndarray:
+    """(row, channel) of a (row, channel, polarization) FLAG block: flagged in any polarization, as an
+    OR of the polarization planes (numpy's `any` over the short last axis is ~8-100x slower)."""
+    out = flags[..., 0].copy()
+    for k in range(1, flags.shape[2]):
+        out |= flags[..., k]
+    return out

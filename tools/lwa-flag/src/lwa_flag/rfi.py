@@ -25,6 +25,7 @@ import numpy as np
 from lwa_common.errors import LwaError
 from lwa_common.ms import flag_chunks, open_table
 from lwa_common.provenance import keep_tool_output
+from lwa_flag._ms import any_polarization
 
 __all__ = ["default_strategy", "aoflagger_command", "run_aoflagger", "flag_profile", "pick_rfi_column"]
 
@@ -144,7 +145,7 @@ def flag_profile(ms: str | Path, *, cross_only: bool = True) -> dict:
         sel = cols["ANTENNA1"] != cols["ANTENNA2"] if cross_only else np.ones(len(f), bool)
         tm = cols["TIME"][sel]
         frac_row = _row_counts(f)[sel] / f[0].size if f.size else np.zeros(0)
-        chan = np.count_nonzero(_any_pol(f)[sel], axis=0)
+        chan = np.count_nonzero(any_polarization(f)[sel], axis=0)
         per_chan = chan if per_chan is None else per_chan + chan
         n_chan_rows += tm.size
         for tv in np.unique(tm):
@@ -157,14 +158,6 @@ def flag_profile(ms: str | Path, *, cross_only: bool = True) -> dict:
         "per_channel_percent": [round(100.0 * c / max(n_chan_rows, 1), 3) for c in (per_chan if per_chan is not None else [])],
         "per_time_percent": [[round(tv, 3), round(100.0 * fr, 3)] for tv, fr in per_time],
     }
-
-
-def _any_pol(flags: np.ndarray) -> np.ndarray:
-    """(row, channel): any polarisation flagged, as an OR of the polarisation planes."""
-    out = flags[..., 0].copy()
-    for k in range(1, flags.shape[2]):
-        out |= flags[..., k]
-    return out
 
 
 def _row_counts(flags: np.ndarray) -> np.ndarray:

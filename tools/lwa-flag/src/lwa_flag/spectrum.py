@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from lwa_common.config import Rfi
+from lwa_common.fitting import MAD_TO_SIGMA
 from lwa_common.ms import open_table
 from lwa_flag._ms import chunk_rows
 
@@ -39,7 +40,6 @@ __all__ = ["array_spectrum", "spectral_outliers", "flag_spectral_rfi"]
 log = logging.getLogger(__name__)
 
 MIN_CHANNELS = 3  # a median spectrum of fewer channels says nothing about one of them
-MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): the robust sigma of a normal distribution per unit MAD
 
 
 def _mad_std(values: np.ndarray) -> np.floating:
