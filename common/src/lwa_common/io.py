@@ -17,10 +17,18 @@ from pathlib import Path
 
 from lwa_common.errors import LwaError
 
-__all__ = ["atomic_path", "temporary_folder", "check_output", "make_dirs", "remove_created", "forget_created",
+__all__ = ["atomic_path", "temporary_folder", "write_in_progress", "WSCLEAN_SCRATCH_PREFIX", "check_output", "make_dirs", "remove_created", "forget_created",
            "check_writable_folder", "user_cache_dir"]
 
 _created: list[Path] = []  # folders make_dirs created in this run, top-most first
+# lwa-image's scratch folders in a product folder (wsclean's files; products renamed out as they finish)
+WSCLEAN_SCRATCH_PREFIX = ".wsclean-"
+
+
+def write_in_progress(name: str) -> bool:
+    """Whether a folder named `name` holds a write still in progress: `atomic_path`'s
+    `.<name>.<random>.tmp` or lwa-image's `.wsclean-*` scratch (a reader of a run waits for both)."""
+    return name.startswith(".") and (name.endswith(".tmp") or name.startswith(WSCLEAN_SCRATCH_PREFIX))
 
 
 def user_cache_dir() -> Path:

@@ -41,6 +41,7 @@ from astropy.stats import mad_std
 from lwa_common.config import Config
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import celestial_wcs, image_plane
+from lwa_common.io import write_in_progress
 from lwa_common.products import CANDIDATES, DETECTIONS_SUMMARY, FLUX_CHECK, PHOTOMETRY
 
 __all__ = ["RunRecords", "scan_run", "run_folders", "truthy", "PHOTOMETRY_NEEDS", "CANDIDATE_NEEDS"]
@@ -101,11 +102,10 @@ def _walk(root: Path, suffix: str) -> list[Path]:
 
 
 def _unfinished(root: Path) -> Path | None:
-    """A write still in progress: a `.<name>.<random>.tmp` folder of lwa_common.io.atomic_path, or a
-    `.wsclean-*` scratch folder of lwa-image, whose products are renamed out of it as they finish."""
+    """A folder of a write still in progress (`lwa_common.io.write_in_progress`)."""
     for dirpath, dirnames, _ in os.walk(root):
         for d in dirnames:
-            if d.startswith(".") and (d.endswith(".tmp") or d.startswith(".wsclean-")):
+            if write_in_progress(d):
                 return Path(dirpath) / d
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and not d.endswith(".ms")]
     return None

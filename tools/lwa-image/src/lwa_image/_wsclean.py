@@ -31,7 +31,7 @@ from astropy.io import fits
 from lwa_common.config import Imaging
 from lwa_common.errors import LwaError
 from lwa_common.fitsio import read_image, write_image
-from lwa_common.io import make_dirs, temporary_folder
+from lwa_common.io import WSCLEAN_SCRATCH_PREFIX, make_dirs, temporary_folder
 from lwa_common.provenance import keep_tool_output
 
 __all__ = ["Timings", "wsclean_exe", "run_wsclean", "gridder_args", "rerun_command", "scratch_dir", "finalize_product",
@@ -123,13 +123,13 @@ def scratch_dir(outdir: Path, label: str) -> Iterator[Path]:
     make_dirs(outdir)
     _remove_dead_scratch(outdir)
     tag = f"{socket.gethostname()}-{os.getpid()}"
-    with temporary_folder(outdir, prefix=f".wsclean-{label}-{tag}-") as tmp:
+    with temporary_folder(outdir, prefix=f"{WSCLEAN_SCRATCH_PREFIX}{label}-{tag}-") as tmp:
         yield tmp.resolve()
 
 
 def _remove_dead_scratch(outdir: Path) -> None:
     host = socket.gethostname()
-    for old in outdir.glob(f".wsclean-*-{host}-*-*"):
+    for old in outdir.glob(f"{WSCLEAN_SCRATCH_PREFIX}*-{host}-*-*"):
         match = re.search(rf"-{re.escape(host)}-(\d+)-[^-]+$", old.name)
         if not (match and old.is_dir()):
             continue
